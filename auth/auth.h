@@ -1,0 +1,86 @@
+/*
+ * auth/auth.h — login, the token store and token refresh.
+ *
+ * An account is one file, $XDG_CONFIG_HOME/jottafs/<account>.json (directory
+ * 0700, file 0600), holding the OAuth tokens, the token endpoint and client
+ * id, the internal username and the API endpoints used at login. Writes are
+ * atomic: temp file, fsync, rename, fsync of the directory.
+ *
+ * Refresh tokens rotate and a reused one kills the whole token family, so a
+ * refresh is:
+ *   single-flight inside the process (one mutex; other threads wait for it),
+ *   serialised across processes (flock(LOCK_EX) on the account file),
+ *   preceded by a re-read of the file (another process may have rotated),
+ *   followed by an atomic write of the new tokens BEFORE they are used.
+ * Access tokens are refreshed 60 s before they expire.
+ *
+ * Secrets (login token, access/refresh tokens) never reach a log.
+ */
+#ifndef JOTTAFS_AUTH_H
+#define JOTTAFS_AUTH_H
+
+#include <stdbool.h>
+
+struct http_client;
+struct http_token_provider;
+struct auth;
+
+/* Endpoints to use; NULL members take the defaults (the real service). */
+struct auth_endpoints {
+	const char *api_url;     /* default https://api.jottacloud.com */
+	const char *jfs_url;     /* default https://jfs.jottacloud.com/jfs */
+	const char *token_url;   /* overrides the discovered token endpoint */
+};
+
+/*
+ * Directory of the account files: $XDG_CONFIG_HOME/jottafs, else
+ * $HOME/.config/jottafs. *out is malloc'd.
+ */
+int auth_config_dir(char **out);
+
+/*
+ * Validate an account name (letters, digits, '-', '_', '.', not starting
+ * with '.'; at most 64 bytes). 0 or -EINVAL.
+ */
+int auth_account_name_valid(const char *account);
+
+/*
+ * Trade a personal login token for OAuth tokens and store the account
+ * (standard flow: decode the unpadded base64url JSON, GET the discovery
+ * document, password grant with client "jottacli" and scope
+ * "openid offline_access", then the customer API for the username).
+ * On failure *errmsg (malloc'd, may be NULL) is a one-line message for the
+ * user: what failed, why, and what to do next. Returns 0 or -errno
+ * (-EINVAL malformed token, -EKEYREJECTED token refused or already used,
+ * -EHOSTUNREACH/-ECONNREFUSED/-ETIMEDOUT unreachable, -EPROTO TLS failure).
+ */
+int auth_login(struct http_client *http, const char *config_dir, const char *account,
+	       const char *login_token, const struct auth_endpoints *ep, char **errmsg);
+
+/* Remove the account file. -ENOENT when there was none. */
+int auth_logout(const char *config_dir, const char *account);
+
+/*
+ * Open a stored account. -ENOENT when not logged in (errmsg says to run
+ * 'jottafs login'). @ep members that are not NULL override the stored
+ * endpoints for this process (not persisted).
+ */
+int auth_open(struct http_client *http, const char *config_dir, const char *account,
+	      const struct auth_endpoints *ep, struct auth **out, char **errmsg);
+void auth_free(struct auth *a);
+
+/* Stored values; valid while @a lives. */
+const char *auth_username(const struct auth *a);
+const char *auth_api_url(const struct auth *a);
+const char *auth_jfs_url(const struct auth *a);
+
+/* The token provider for net/http, backed by @a (which must outlive the client's use). */
+void auth_token_provider(struct auth *a, struct http_token_provider *out);
+
+/*
+ * True once the service refused the refresh token (invalid_grant): the user
+ * must log in again; the mount serves what it has cached, read-only.
+ */
+bool auth_is_dead(struct auth *a);
+
+#endif

@@ -1,0 +1,60 @@
+/*
+ * fs/options.h — the mount's configuration, filled from the command line by
+ * a fuse_opt table (options_parse) and read by fs/mount.c. Subcommands
+ * (login, logout, about, devices) are dispatched in fs/main.c before this.
+ *
+ * Usage (sshfs style):
+ *   jottafs [options] [REMOTE] MOUNTPOINT
+ *   REMOTE = [DEVICE/MOUNTPOINT][:/sub/path]   (default Jotta/Archive)
+ */
+#ifndef JOTTAFS_FS_OPTIONS_H
+#define JOTTAFS_FS_OPTIONS_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+struct fuse_args;
+
+struct mount_options {
+	/* remote */
+	char *account;          /* -o account=NAME (default "default") */
+	char *device;           /* -o device= or REMOTE (default "Jotta") */
+	char *mountpoint;       /* -o mountpoint= or REMOTE (default "Archive") */
+	char *subpath;          /* REMOTE ":/sub/path", POSIX names, no leading/trailing '/'; "" = root */
+	char *local_mountpoint; /* the directory to mount on (absolute path) */
+	/* endpoints (override what the account file stores) */
+	char *api_url;
+	char *jfs_url;
+	char *token_url;
+	char *cafile;
+	/* cache */
+	char *cache_dir;        /* default $XDG_CACHE_HOME/jottafs/<account>/<device>/<mountpoint> */
+	double dir_cache_time;  /* seconds metadata is fresh (default 60) */
+	uint64_t cache_max_size;/* bytes (default 10G) */
+	bool prefetch;          /* list whole subtrees with liststream eagerly */
+	/* permissions */
+	uid_t uid;
+	gid_t gid;
+	mode_t umask;           /* default 022 */
+	bool ro;
+	bool allow_other;
+	/* write path */
+	unsigned transfers;     /* upload workers (default 4) */
+	unsigned unmount_wait;  /* seconds to wait for pending uploads at unmount (default 300) */
+	bool hard_delete;       /* unlink/rmdir skip the trash */
+	/* process */
+	bool foreground;        /* -f */
+	bool debug;             /* -d: foreground + debug log */
+	unsigned max_threads;   /* FUSE worker threads (default 10) */
+};
+
+/*
+ * Parse @args (argv of the mount form) into @o, leaving in @args only what
+ * libfuse itself must see. Prints a one-line error and returns -EINVAL on bad
+ * input; returns 1 when -h/-V was handled (exit 0).
+ */
+int options_parse(struct fuse_args *args, struct mount_options *o);
+void options_release(struct mount_options *o);
+
+#endif

@@ -1,0 +1,120 @@
+/*
+ * net/http.h — the HTTP client every network call goes through.
+ *
+ * A pool of libcurl easy handles (keep-alive, HTTP/1.1 and HTTP/2 over TLS),
+ * with a CURLSH sharing DNS, TLS sessions and connections under real locks.
+ * This module is the only place that:
+ *   - retries: capped exponential backoff with jitter on 429, 5xx and
+ *     transport errors, for idempotent requests only; Retry-After honoured;
+ *   - refreshes on 401: once per request, through the token provider;
+ *   - maps HTTP statuses and curl errors to negative errno (http_status_errno);
+ *   - traces requests at debug level, with Authorization and token-bearing
+ *     bodies redacted.
+ *
+ * Threads: an http_client is shared by all threads; each request checks a
+ * handle out of the pool for its duration. No lock is held across I/O.
+ * curl_global_init() is done by http_client_new(); create the client before
+ * starting threads.
+ */
+#ifndef JOTTAFS_NET_HTTP_H
+#define JOTTAFS_NET_HTTP_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+struct http_client;
+
+/*
+ * Supplies bearer tokens. get_token() stores a malloc'd access token in
+ * *token (caller frees). @force is true after the server refused the last
+ * token with 401: the provider must refresh rather than hand out the cached
+ * one. Returns 0 or -errno; -EKEYREJECTED means the login is dead (refresh
+ * token refused, invalid_grant) and the user must log in again.
+ */
+struct http_token_provider {
+	int (*get_token)(void *ctx, bool force, char **token);
+	void *ctx;
+};
+
+struct http_config {
+	const char *cafile;        /* extra CA bundle (PEM) trusted besides the system's, or NULL */
+	const char *user_agent;    /* NULL: "jottafs/<version>" */
+	long connect_timeout_s;    /* 0: 20 s */
+	long low_speed_time_s;     /* abort a transfer slower than 1 byte/s for this long; 0: 60 s */
+	int max_retries;           /* retries of an idempotent request; 0: 8; <0: none */
+	long backoff_max_ms;       /* backoff cap; 0: 16000 ms */
+	long backoff_min_ms;       /* first backoff; 0: 100 ms */
+};
+
+/*
+ * Receives a 2xx response body as it arrives (streaming). write() returns 0,
+ * or -errno to abort the transfer (that error is returned by the request).
+ * reset(), when not NULL, is called before a retry of a request that already
+ * delivered bytes to write(), so the sink can start over (e.g. restart an XML
+ * parser); when NULL, such a request is not retried and the transport error
+ * is returned (the caller knows how many bytes it got).
+ */
+struct http_sink {
+	int (*write)(void *ctx, const void *data, size_t len);
+	int (*reset)(void *ctx);
+	void *ctx;
+};
+
+struct http_request {
+	const char *method;              /* "GET", "POST", ... */
+	const char *url;                 /* absolute, already escaped */
+	const char *const *headers;      /* extra "Name: value" lines, NULL-terminated, or NULL */
+	const char *content_type;        /* NULL: no Content-Type header */
+	const void *body;                /* request body in memory, or NULL */
+	size_t body_len;
+	int body_fd;                     /* or: body read from this fd (pread), -1: none */
+	off_t body_fd_off;               /*     from this offset */
+	off_t body_fd_len;               /*     this many bytes */
+	int64_t range_first;             /* >= 0: send "Range: bytes=first-last" */
+	int64_t range_last;
+	bool idempotent;                 /* may be retried on transport errors, 429 and 5xx */
+	bool no_auth;                    /* do not ask the token provider / send Authorization */
+	bool secret_body;                /* never trace the request or response body */
+	const struct http_sink *sink;    /* 2xx body goes here; NULL: buffered in the response */
+	size_t max_body;                 /* cap of a buffered body; 0: 4 MiB; larger: -EIO */
+};
+
+/* Set up a request with the defaults (GET, no body, no range, body_fd -1). */
+void http_request_init(struct http_request *req, const char *method, const char *url);
+
+struct http_response {
+	long status;          /* final HTTP status; 0 when no response was received */
+	char *body;           /* buffered body, NUL-terminated (error bodies are always buffered, capped) */
+	size_t body_len;
+	long retry_after_s;   /* Retry-After of the final response, or -1 */
+	int64_t bytes_received; /* body bytes delivered to the sink */
+};
+
+/*
+ * Perform @req. Returns 0 when the final status is 2xx; otherwise -errno
+ * (http_status_errno() of the status, or the mapped transport error). @resp
+ * (may be NULL) is filled in either case and must be released with
+ * http_response_release().
+ */
+int http_request_do(struct http_client *c, const struct http_request *req,
+		    struct http_response *resp);
+void http_response_release(struct http_response *resp);
+
+int http_client_new(const struct http_config *cfg, struct http_client **out);
+/* The provider is copied; set it before requests that need auth. */
+void http_client_set_token_provider(struct http_client *c, const struct http_token_provider *tp);
+void http_client_free(struct http_client *c);
+
+/* The one place HTTP statuses become errno (404 -ENOENT, 401/403 -EACCES, ...). */
+int http_status_errno(long status);
+
+/*
+ * Percent-encode @len bytes of @s for use in a URL path segment or a query
+ * value: every byte outside A-Za-z0-9-._~ becomes %XX (so '+', ';', '%', '/'
+ * are always escaped). Returns a malloc'd string, or NULL on ENOMEM.
+ */
+char *http_escape(const char *s, size_t len);
+
+#endif

@@ -1,0 +1,176 @@
+/*
+ * net/jfs.h — the Jottacloud client: JFS XML API (listings, metadata,
+ * downloads, commands) and the JSON API (customer, allocate, upload,
+ * purge trash). Protocol: shared/docs/jottacloud-api.md.
+ *
+ * Paths: a "path" argument is relative to the mountpoint root and made of
+ * exact SERVER names (already encoded by net/names, or taken verbatim from a
+ * listing) joined by '/', without leading or trailing '/'. "" is the
+ * mountpoint root. This module URL-escapes each segment itself (every byte
+ * outside A-Za-z0-9-._~, so '+', ';' and '%' never go out raw). It does not
+ * encode names.
+ *
+ * Errors: 0 or -errno. -ENOENT for a missing path (XML <code>404</code>),
+ * -ENOTDIR/-EISDIR when the path is the other kind, -EACCES for refused
+ * credentials, -EKEYREJECTED when the login is dead, -EIO for malformed,
+ * truncated, hostile or oversized responses (logged once), -ENOSPC when the
+ * quota is exceeded, -ENAMETOOLONG when the service refuses a name as too
+ * long, -EINVAL when it refuses a name or path as invalid.
+ *
+ * Listings are parsed with expat as the bytes arrive: a listing of a million
+ * entries is never held in memory; each entry is handed to a callback.
+ *
+ * Thread-safe: a struct jfs is immutable after jfs_new() and may be used from
+ * any number of threads at once.
+ */
+#ifndef JOTTAFS_NET_JFS_H
+#define JOTTAFS_NET_JFS_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <time.h>
+
+struct http_client;
+struct http_sink;
+struct jfs;
+
+struct jfs_config {
+	const char *jfs_url;      /* e.g. "https://jfs.jottacloud.com/jfs" (no trailing '/') */
+	const char *api_url;      /* e.g. "https://api.jottacloud.com" (no trailing '/') */
+	const char *username;     /* internal user name (from the customer API) */
+	const char *device;       /* "Jotta" */
+	const char *mountpoint;   /* "Archive" */
+};
+
+/* Copies every string of @cfg. The http client must outlive the jfs. */
+int jfs_new(struct http_client *http, const struct jfs_config *cfg, struct jfs **out);
+void jfs_free(struct jfs *j);
+
+/*
+ * One directory entry, one file's metadata or one liststream item. Strings
+ * are owned by the caller of the callback and valid only during the call
+ * (copy what you keep), except for jfs_stat() where they are owned by the
+ * entry until jfs_entry_release().
+ */
+struct jfs_entry {
+	const char *name;        /* exact server name (never NULL) */
+	const char *parent;      /* liststream only: parent path relative to the listed
+				    folder, server names joined by '/', "" for the folder itself */
+	bool is_dir;
+	bool deleted;            /* carries deleted="…" (a trash tombstone) */
+	bool completed;          /* file: has a COMPLETED currentRevision */
+	int64_t size;            /* file: bytes of the current revision */
+	char md5[33];            /* file: lower-case hex, "" when unknown */
+	int64_t revision;        /* file: current revision number, 0 when unknown */
+	time_t created;          /* 0 when unknown */
+	time_t modified;         /* 0 when unknown */
+	time_t updated;          /* 0 when unknown */
+	const char *mime;        /* may be NULL */
+	/* file: a newer, not completed revision exists (an upload in progress) */
+	bool has_latest;
+	char latest_md5[33];
+	int64_t latest_size;     /* bytes received so far, -1 when unknown */
+	const char *latest_state;/* "INCOMPLETE", "CORRUPT", ... or NULL */
+};
+
+/*
+ * Called once per entry. Return 0 to go on, or -errno to stop (returned by
+ * the listing call). Entries that rclone hides are NOT filtered here:
+ * callers decide (deleted, !completed); jfs_list() flags them.
+ */
+typedef int (*jfs_entry_cb)(void *ctx, const struct jfs_entry *e);
+
+/*
+ * List the direct children of folder @path (folder GET). -ENOENT if it is
+ * missing or trashed, -ENOTDIR if it is a file.
+ */
+int jfs_list(struct jfs *j, const char *path, jfs_entry_cb cb, void *ctx);
+
+/*
+ * Recursive listing of the live subtree under @path (mode=liststream): every
+ * folder (the listed one included, parent "" and name "") and every live
+ * COMPLETED file, each with e->parent set. Checks the <stats> counts: a
+ * mismatch or a truncated stream is -EIO.
+ */
+int jfs_liststream(struct jfs *j, const char *path, jfs_entry_cb cb, void *ctx);
+
+/* Metadata of one file or folder (GET). -ENOENT when missing. */
+int jfs_stat(struct jfs *j, const char *path, struct jfs_entry *out);
+void jfs_entry_release(struct jfs_entry *e);
+
+/*
+ * Download bytes [first, last] (inclusive) of the current revision of @path
+ * (mode=bin + Range) into @sink; last == -1 means "to the end". A response
+ * that is not 206 with the requested Content-Range (or 200 for a whole-file
+ * request) is -EIO, never silently wrong data. @got (may be NULL) receives
+ * the number of bytes delivered, also on error, so the caller can continue.
+ */
+int jfs_download(struct jfs *j, const char *path, int64_t first, int64_t last,
+		 const struct http_sink *sink, int64_t *got);
+
+/* Quota and usage (user document). capacity < 0 means unlimited. */
+struct jfs_quota {
+	int64_t usage;
+	int64_t capacity;
+	char account_type[64];
+};
+int jfs_quota(struct jfs *j, struct jfs_quota *out);
+
+/* Devices with their mountpoints (user + device documents), for `jottafs devices`. */
+struct jfs_device_info {
+	const char *name;
+	const char *type;
+	int64_t size;
+	const char *const *mountpoints; /* NULL-terminated */
+};
+typedef int (*jfs_device_cb)(void *ctx, const struct jfs_device_info *d);
+int jfs_devices(struct jfs *j, jfs_device_cb cb, void *ctx);
+/* Checks that the configured device and mountpoint exist; -ENOENT otherwise. */
+int jfs_check_mountpoint(struct jfs *j);
+
+/*
+ * Customer API: the internal user name that every JFS path starts with.
+ * Needs no struct jfs (called at login, before the username is known).
+ * *username is malloc'd.
+ */
+int jfs_customer_username(struct http_client *http, const char *api_url, char **username);
+
+/* Commands (POST with an empty body and no Content-Type). */
+int jfs_mkdir(struct jfs *j, const char *path);                 /* mkdir -p, idempotent */
+int jfs_delete(struct jfs *j, const char *path, bool is_dir, bool hard); /* dl/rm, dlDir/rmDir */
+int jfs_move(struct jfs *j, const char *from, const char *to, bool is_dir); /* mv / mvDir */
+/* Set times of existing content, restore from trash or dedup-create (cphash).
+ * -ENOENT when the service would need an upload. */
+int jfs_cphash(struct jfs *j, const char *path, int64_t size, const char *md5,
+	       time_t created, time_t modified);
+
+/* Upload, step 1: allocate (JSON API). */
+struct jfs_alloc_req {
+	const char *path;        /* server path under the mountpoint */
+	int64_t size;
+	const char *md5;         /* 32 lower-case hex */
+	time_t created;
+	time_t modified;
+};
+struct jfs_alloc {
+	bool completed;          /* state COMPLETED: nothing to send (instant upload) */
+	char *upload_url;        /* malloc'd; NULL when completed */
+	int64_t resume_pos;      /* send bytes from here */
+	char state[16];
+};
+int jfs_allocate(struct jfs *j, const struct jfs_alloc_req *req, struct jfs_alloc *out);
+void jfs_alloc_release(struct jfs_alloc *a);
+
+/*
+ * Upload, step 2: POST bytes [resume_pos, size) of @fd to @upload_url. The
+ * service's answer is checked: its total bytes and MD5 must equal @size and
+ * @md5, else -EIO. Not retried here (the caller re-allocates to learn the
+ * new resume_pos). @out_modified (may be NULL) gets the server mtime.
+ */
+int jfs_upload(struct jfs *j, const char *upload_url, int fd, int64_t resume_pos,
+	       int64_t size, const char *md5, time_t *out_modified);
+
+/* Empty the trash (JSON API). */
+int jfs_purge_trash(struct jfs *j);
+
+#endif

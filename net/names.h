@@ -1,0 +1,49 @@
+/*
+ * net/names.h — POSIX name <-> Jottacloud server name, exactly as rclone's
+ * jottacloud encoder (shared/docs/jottacloud-api.md §11, the HEAD set:
+ * Slash,LtGt,DoubleQuote,Colon,Question,Asterisk,Pipe,Percent,Del,Ctl,
+ * InvalidUtf8,Dot, plus Zero).
+ *
+ * Pure functions: no I/O, no global state, thread-safe.
+ *
+ * names_decode(names_encode(x)) == x for every byte string x. A server name
+ * made by another client may be non-canonical; callers keep the exact server
+ * name from the listing and reuse it, and use names_encode() only for names
+ * the user types (create, mkdir, rename targets).
+ */
+#ifndef JOTTAFS_NET_NAMES_H
+#define JOTTAFS_NET_NAMES_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+/* The service's per-name limit, counted in UTF-16 code units. */
+#define NAMES_MAX_UNITS 255
+
+/*
+ * Encode @len bytes of POSIX name @posix (one path segment) to the server
+ * form. *out is malloc'd and NUL-terminated. Returns 0, -ENOMEM, or
+ * -ENAMETOOLONG when the encoded name exceeds NAMES_MAX_UNITS.
+ */
+int names_encode(const char *posix, size_t len, char **out);
+
+/*
+ * Encode with the rclone 1.60.1 set (no Percent: '%' stays '%'). Used only
+ * to look up names that an older rclone wrote. Same contract as names_encode.
+ */
+int names_encode_legacy(const char *posix, size_t len, char **out);
+
+/*
+ * Decode server name @server (NUL-terminated, as listed) to the name shown
+ * in the mount. What POSIX cannot hold is shown as rclone's local backend
+ * shows it: '/' -> U+FF0F, NUL -> U+2400, whole names "." and ".." ->
+ * U+FF0E / U+FF0E U+FF0E. An empty server name gives -EINVAL. *out is
+ * malloc'd. Returns 0, -EINVAL or -ENOMEM. The result never contains '/' or
+ * NUL and is never "", "." or "..".
+ */
+int names_decode(const char *server, char **out);
+
+/* Length of UTF-8 string @s in UTF-16 code units (invalid bytes count 1). */
+size_t names_utf16_units(const char *s, size_t len);
+
+#endif
