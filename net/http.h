@@ -60,6 +60,17 @@ struct http_sink {
 	int (*write)(void *ctx, const void *data, size_t len);
 	int (*reset)(void *ctx);
 	void *ctx;
+	/*
+	 * Added for net/jfs (ranged downloads). Optional (NULL: not called).
+	 * Called once per attempt when the final response is a 2xx, after its
+	 * headers and BEFORE the first write() (for an empty body: before the
+	 * request returns). @status is the HTTP status, @content_range the
+	 * Content-Range header value or NULL (valid during the call only).
+	 * Return 0, or -errno to abort the transfer (that error is returned by
+	 * the request). Lets a ranged download refuse a 200 or a wrong range
+	 * before a single wrong byte reaches write().
+	 */
+	int (*begin)(void *ctx, long status, const char *content_range);
 };
 
 struct http_request {
