@@ -101,6 +101,11 @@ struct http_response {
 	size_t body_len;
 	long retry_after_s;   /* Retry-After of the final response, or -1 */
 	int64_t bytes_received; /* body bytes delivered to the sink */
+	/* Added (net/http owner): */
+	char *content_range;  /* Content-Range header of the final response (malloc'd), or NULL */
+	char *transport_error;/* curl's one-line reason when no HTTP status was received
+				 (e.g. "Connection refused"), malloc'd, or NULL */
+	int attempts;         /* HTTP exchanges made (retries and the 401 refresh included) */
 };
 
 /*
@@ -120,6 +125,31 @@ void http_client_free(struct http_client *c);
 
 /* The one place HTTP statuses become errno (404 -ENOENT, 401/403 -EACCES, ...). */
 int http_status_errno(long status);
+
+/*
+ * The one place curl transport errors (a CURLcode, passed as int so this
+ * header needs no curl include) become errno: resolve/connect failures
+ * -EHOSTUNREACH/-ECONNREFUSED, timeouts -ETIMEDOUT, TLS failures -EPROTO,
+ * truncated or broken transfers -EIO.
+ */
+int http_transport_errno(int curl_code);
+
+/*
+ * Backoff before retry number @attempt (0 = first retry): a uniformly random
+ * delay in [0, min(max_ms, min_ms * 2^attempt)] ("full jitter") drawn from
+ * @rnd. Pure; exposed for tests.
+ */
+long http_backoff_ms(long min_ms, long max_ms, unsigned attempt, uint64_t rnd);
+
+/*
+ * Trust the PEM certificates of @cafile in addition to the system bundle for
+ * connections made from now on (NULL: the system bundle only). Certificates
+ * are always verified. Call before requests run on other threads. 0,
+ * -ENOENT/-EACCES (cannot read), -EINVAL (no PEM certificate in it), -ENOMEM.
+ */
+int http_client_set_cafile(struct http_client *c, const char *cafile);
+/* The extra CA file in use, or NULL. Valid until the next set_cafile/free. */
+const char *http_client_cafile(const struct http_client *c);
 
 /*
  * Percent-encode @len bytes of @s for use in a URL path segment or a query
