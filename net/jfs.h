@@ -26,6 +26,7 @@
 #ifndef JOTTAFS_NET_JFS_H
 #define JOTTAFS_NET_JFS_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <time.h>
@@ -169,6 +170,19 @@ void jfs_alloc_release(struct jfs_alloc *a);
  */
 int jfs_upload(struct jfs *j, const char *upload_url, int fd, int64_t resume_pos,
 	       int64_t size, const char *md5, time_t *out_modified);
+
+/*
+ * Added for cache/upload (unlink or rename of a file being uploaded, and
+ * unmount): jfs_upload() that another thread can abort. @cancel (may be
+ * NULL) is polled while the request runs (curl progress callback, so at
+ * least about once a second); once it reads true the transfer is aborted and
+ * -ECANCELED returned. The service keeps the bytes it got (the next allocate
+ * of the same path, size and md5 reports them as resume_pos).
+ * jfs_upload(...) is jfs_upload_cancellable(..., NULL, ...).
+ */
+int jfs_upload_cancellable(struct jfs *j, const char *upload_url, int fd,
+			   int64_t resume_pos, int64_t size, const char *md5,
+			   const atomic_bool *cancel, time_t *out_modified);
 
 /* Empty the trash (JSON API). */
 int jfs_purge_trash(struct jfs *j);
