@@ -135,6 +135,13 @@ class Knobs:
                     self.rng.seed(v)
         return self.snapshot()
 
+    def reset(self):
+        """All knobs back to their defaults."""
+        with self.lock:
+            self.values = {k: spec[1] for k, spec in KNOBS.items()}
+            self.window = None
+        return self.snapshot()
+
     def snapshot(self):
         with self.lock:
             d = dict(self.values)

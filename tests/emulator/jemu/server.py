@@ -228,6 +228,7 @@ class Handler(BaseHTTPRequestHandler):
     def send_error(self, code, message=None, explain=None):
         """Malformed requests seen by http.server itself: an XML error, then close."""
         self.close_connection = True
+        self.request_version = "HTTP/1.1"  # always answer with a status line
         body = xmldoc.error_xml(code, E_ILLEGAL_ARG, message or reason(code))
         try:
             self.send_response(code, reason(code))
@@ -1259,6 +1260,8 @@ class Handler(BaseHTTPRequestHandler):
                         raise ValueError("knobs wants a JSON object")
                     return self.send_json(200, srv.knobs.update(arg))
                 return self.send_json(200, srv.knobs.snapshot())
+            if sub == "/knobs/reset" and m == "POST":
+                return self.send_json(200, srv.knobs.reset())
             if sub == "/stats":
                 return self.send_json(200, srv.stats.snapshot())
             if sub == "/stats/reset" and m == "POST":

@@ -201,23 +201,28 @@ class Store:
             self.x("DELETE FROM access_tokens WHERE expires < ?", (time.time() - 3600,))
 
     def use_refresh_token(self, token, client_id):
-        """Rotate: returns (family row) or raises ValueError(description)."""
+        """Rotate: returns the family row, or raises ValueError(description).
+
+        Reuse of a spent token kills the whole family (committed before raising)."""
+        fam, problem = None, None
         with self.tx():
             rt = self.q1("SELECT * FROM refresh_tokens WHERE token=?", (token,))
+            fam = rt and self.q1("SELECT * FROM families WHERE id=?", (rt["family"],))
             if not rt:
-                raise ValueError("Invalid refresh token")
-            fam = self.q1("SELECT * FROM families WHERE id=?", (rt["family"],))
-            if not fam or not fam["alive"]:
-                raise ValueError("Session doesn't have required client")
-            if rt["used"]:
-                # Reuse detected: the whole family dies (Keycloak reuse detection).
+                problem = "Invalid refresh token"
+            elif not fam or not fam["alive"]:
+                problem = "Session doesn't have required client"
+            elif rt["used"]:
+                # Reuse detected (Keycloak refresh token rotation).
                 self._kill_family(fam["id"])
-                raise ValueError("Session doesn't have required client")
-            if fam["client_id"] != client_id:
-                raise ValueError("Invalid refresh token. Token client and authorized "
-                                 "client don't match")
-            self.x("UPDATE refresh_tokens SET used=1 WHERE token=?", (token,))
-            return fam
+                problem = "Session doesn't have required client"
+            elif fam["client_id"] != client_id:
+                problem = "Invalid refresh token. Token client and authorized client don't match"
+            else:
+                self.x("UPDATE refresh_tokens SET used=1 WHERE token=?", (token,))
+        if problem:
+            raise ValueError(problem)
+        return fam
 
     def _kill_family(self, fid):
         self.x("UPDATE families SET alive=0 WHERE id=?", (fid,))
