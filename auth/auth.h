@@ -30,6 +30,10 @@ struct auth_endpoints {
 	const char *api_url;     /* default https://api.jottacloud.com */
 	const char *jfs_url;     /* default https://jfs.jottacloud.com/jfs */
 	const char *token_url;   /* overrides the discovered token endpoint */
+	/* Added (auth owner): an extra CA (PEM) trusted besides the system's.
+	 * auth_login stores it; auth_open applies the stored one to the http
+	 * client when the client has none (see auth_open). */
+	const char *cafile;
 };
 
 /*
@@ -57,13 +61,32 @@ int auth_account_name_valid(const char *account);
 int auth_login(struct http_client *http, const char *config_dir, const char *account,
 	       const char *login_token, const struct auth_endpoints *ep, char **errmsg);
 
+/*
+ * Added (auth owner). A personal login token, decoded: unpadded base64url
+ * (alphabet A-Za-z0-9-_, no '=') of a JSON object with string fields
+ * username, realm (optional), well_known_link (or wellKnownLink) and
+ * auth_token. Surrounding whitespace is ignored. On -EINVAL *why (malloc'd,
+ * may be NULL) says what is wrong, in a few words, without the token.
+ */
+struct auth_login_token {
+	char *username;
+	char *realm;             /* "" when absent */
+	char *well_known_link;
+	char *auth_token;        /* the single-use secret */
+};
+int auth_login_token_decode(const char *text, struct auth_login_token *out, char **why);
+/* Wipe and free the fields. */
+void auth_login_token_release(struct auth_login_token *t);
+
 /* Remove the account file. -ENOENT when there was none. */
 int auth_logout(const char *config_dir, const char *account);
 
 /*
  * Open a stored account. -ENOENT when not logged in (errmsg says to run
  * 'jottafs login'). @ep members that are not NULL override the stored
- * endpoints for this process (not persisted).
+ * endpoints for this process (not persisted). The extra CA: @ep->cafile if
+ * set, else the stored one; when @http has no extra CA yet
+ * (http_client_cafile() == NULL) this one is installed on it.
  */
 int auth_open(struct http_client *http, const char *config_dir, const char *account,
 	      const struct auth_endpoints *ep, struct auth **out, char **errmsg);
@@ -73,6 +96,10 @@ void auth_free(struct auth *a);
 const char *auth_username(const struct auth *a);
 const char *auth_api_url(const struct auth *a);
 const char *auth_jfs_url(const struct auth *a);
+/* Added: the extra CA file in effect (NULL: none), and the login name from
+ * the login token (e-mail; "" when unknown). */
+const char *auth_cafile(const struct auth *a);
+const char *auth_login_user(const struct auth *a);
 
 /* The token provider for net/http, backed by @a (which must outlive the client's use). */
 void auth_token_provider(struct auth *a, struct http_token_provider *out);

@@ -1,8 +1,8 @@
 /*
  * tests/unit/test_http.c — net/http: the pure mappings (status and curl
  * errors to errno, escaping, backoff bounds) and real requests against a
- * scripted HTTP/1.1 server running on a thread of this test (one request per
- * connection, answers taken in order from a script, requests recorded).
+ * scripted HTTP/1.1 server (testsrv.h) running on a thread of this test
+ * (answers taken in order from a script, requests recorded).
  */
 #include "net/http.h"
 
@@ -28,8 +28,10 @@
 
 #include <cmocka.h>
 
+#include "testsrv.h"
+
 /* ---------------------------------------------------------------------- */
-/* The scripted server                                                    */
+/* The scripted server: answers taken in order, requests recorded          */
 
 struct canned {
 	int status;
@@ -52,9 +54,8 @@ struct recorded {
 };
 
 struct server {
-	int lfd;
+	struct testsrv *srv;
 	int port;
-	pthread_t thr;
 	const struct canned *script;
 	int n_script;
 	int served;
@@ -62,83 +63,22 @@ struct server {
 	char url[128];
 };
 
-static ssize_t read_some(int fd, void *buf, size_t n)
+static void script_handler(void *ctx, const struct testsrv_req *rq, struct testsrv_resp *rs)
 {
-	ssize_t r;
-	do
-		r = read(fd, buf, n);
-	while (r < 0 && errno == EINTR);
-	return r;
-}
-
-static void write_all(int fd, const void *buf, size_t n)
-{
-	const char *p = buf;
-	while (n) {
-		ssize_t w = write(fd, p, n);
-		if (w <= 0)
-			return;
-		p += w;
-		n -= (size_t)w;
-	}
-}
-
-/* Serve one request on @fd with the next canned answer. */
-static void serve_one(struct server *s, int fd)
-{
+	struct server *s = ctx;
 	struct recorded *r = &s->req[s->served < MAX_REQ ? s->served : MAX_REQ - 1];
-	size_t len = 0;
-	char *end = NULL;
-	memset(r->head, 0, sizeof(r->head));
-	while (!end && len < sizeof(r->head) - 1) {
-		ssize_t n = read_some(fd, r->head + len, sizeof(r->head) - 1 - len);
-		if (n <= 0)
-			return;
-		len += (size_t)n;
-		end = strstr(r->head, "\r\n\r\n");
-	}
-	if (!end)
-		return;
-	size_t hlen = (size_t)(end - r->head) + 4;
-	size_t clen = 0;
-	const char *cl = strcasestr(r->head, "\r\nContent-Length:");
-	if (cl && cl < end)
-		clen = strtoul(cl + 17, NULL, 10);
-	r->body = calloc(1, clen + 1);
-	size_t have = len - hlen;
-	memcpy(r->body, r->head + hlen, have);
-	while (have < clen) {
-		ssize_t n = read_some(fd, r->body + have, clen - have);
-		if (n <= 0)
-			break;
-		have += (size_t)n;
-	}
-	r->body_len = have;
-	r->head[hlen] = '\0';
-
+	memcpy(r->head, rq->head, sizeof(r->head));
+	free(r->body);
+	r->body = malloc(rq->body_len + 1);
+	memcpy(r->body, rq->body, rq->body_len + 1);
+	r->body_len = rq->body_len;
 	const struct canned *c = &s->script[s->served < s->n_script ? s->served : s->n_script - 1];
 	s->served++;
-	size_t blen = c->body_len ? c->body_len : (c->body ? strlen(c->body) : 0);
-	char head[1024];
-	int hn = snprintf(head, sizeof(head),
-			  "HTTP/1.1 %d X\r\nContent-Length: %zu\r\nConnection: close\r\n%s\r\n",
-			  c->status, blen, c->headers ? c->headers : "");
-	write_all(fd, head, (size_t)hn);
-	if (blen)
-		write_all(fd, c->body, c->send_only ? c->send_only : blen);
-}
-
-static void *server_main(void *arg)
-{
-	struct server *s = arg;
-	for (;;) {
-		int fd = accept(s->lfd, NULL, NULL);
-		if (fd < 0)
-			return NULL;
-		serve_one(s, fd);
-		shutdown(fd, SHUT_RDWR);
-		close(fd);
-	}
+	rs->status = c->status;
+	snprintf(rs->headers, sizeof(rs->headers), "%s", c->headers ? c->headers : "");
+	rs->body = c->body;
+	rs->body_len = c->body_len;
+	rs->send_only = c->send_only;
 }
 
 static struct server *server_start(const struct canned *script, int n)
@@ -146,23 +86,16 @@ static struct server *server_start(const struct canned *script, int n)
 	struct server *s = calloc(1, sizeof(*s));
 	s->script = script;
 	s->n_script = n;
-	s->lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
-	assert_int_equal(bind(s->lfd, (struct sockaddr *)&a, sizeof(a)), 0);
-	assert_int_equal(listen(s->lfd, 16), 0);
-	socklen_t al = sizeof(a);
-	getsockname(s->lfd, (struct sockaddr *)&a, &al);
-	s->port = ntohs(a.sin_port);
-	snprintf(s->url, sizeof(s->url), "http://127.0.0.1:%d/x", s->port);
-	pthread_create(&s->thr, NULL, server_main, s);
+	s->srv = testsrv_start(script_handler, s);
+	assert_non_null(s->srv);
+	s->port = s->srv->port;
+	snprintf(s->url, sizeof(s->url), "%s/x", s->srv->url);
 	return s;
 }
 
 static void server_stop(struct server *s)
 {
-	shutdown(s->lfd, SHUT_RDWR);
-	close(s->lfd);
-	pthread_join(s->thr, NULL);
+	testsrv_stop(s->srv);
 	for (int i = 0; i < MAX_REQ; i++)
 		free(s->req[i].body);
 	free(s);
@@ -672,15 +605,8 @@ static void test_body_from_fd_and_range(void **state)
 
 static void test_connection_refused(void **state)
 {
-	/* a port that was just free */
-	int fd = socket(AF_INET, SOCK_STREAM, 0);
-	struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
-	bind(fd, (struct sockaddr *)&a, sizeof(a));
-	socklen_t al = sizeof(a);
-	getsockname(fd, (struct sockaddr *)&a, &al);
 	char url[64];
-	snprintf(url, sizeof(url), "http://127.0.0.1:%d/", ntohs(a.sin_port));
-	close(fd);
+	snprintf(url, sizeof(url), "http://127.0.0.1:%d/", testsrv_dead_port());
 
 	struct http_client *c = fast_client();
 	struct http_request req;

@@ -1,0 +1,1389 @@
+/*
+ * auth/auth.c — see auth.h.
+ *
+ * The account file (JSON, mode 0600, in a 0700 directory):
+ *   { "version": 1, "login_user": "...", "username": "<internal>",
+ *     "api_url": "...", "jfs_url": "...", "token_url": "...", "cafile": "...",
+ *     "client_id": "jottacli", "client_auth": "body" | "basic",
+ *     "token_type": "Bearer", "access_token": "...", "refresh_token": "...",
+ *     "expiry": <unix seconds>, "lifetime": <expires_in seconds at issue> }
+ * Unknown members are kept when tokens are rewritten.
+ *
+ * Threading model and lock order
+ * ------------------------------
+ * struct auth is shared by every thread of a process. a->lock protects the
+ * token state (access/refresh token, expiry, generation, refreshing, dead).
+ * It is never held across I/O. A refresh runs with a->refreshing set (single
+ * flight): other threads that need a new token wait on a->cond and take the
+ * result. The refresh itself holds, across processes, flock(LOCK_EX) on the
+ * account file — taken by lock_account_file(), which re-checks after locking
+ * that the path still names the locked inode (the atomic rename of a writer
+ * replaces it) and retries otherwise. Lock order: flock, then a->lock
+ * (briefly, to publish the result); a->lock is never held while waiting for
+ * the flock.
+ *
+ * Refresh (refresh_tokens):
+ *   1. flock the account file; 2. re-read it: if another process rotated the
+ *   refresh token, adopt its tokens, and when its access token is usable
+ *   (and, for a forced refresh, differs from the refused one) stop there;
+ *   3. POST grant_type=refresh_token (client_id in the body; HTTP Basic if
+ *   the server says unauthorized_client); 4. write the new tokens atomically
+ *   (temp + fsync + rename + fsync dir) BEFORE releasing the flock and before
+ *   anyone uses them; 5. invalid_grant: the login is dead (logged once).
+ *
+ * Secrets (login token, tokens, request bodies that carry them) are never
+ * logged and are wiped from memory when freed.
+ */
+#include "auth/auth.h"
+
+#include "lib/log.h"
+#include "net/http.h"
+
+#include <cjson/cJSON.h>
+#include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <openssl/evp.h>
+#include <pthread.h>
+#include <pwd.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#define AUTH_DEFAULT_API_URL   "https://api.jottacloud.com"
+#define AUTH_DEFAULT_JFS_URL   "https://jfs.jottacloud.com/jfs"
+#define AUTH_DEFAULT_TOKEN_URL \
+	"https://id.jottacloud.com/auth/realms/jottacloud/protocol/openid-connect/token"
+#define AUTH_CLIENT_ID         "jottacli"
+#define AUTH_SCOPE             "openid offline_access"
+#define AUTH_REFRESH_MARGIN_S  60       /* refresh this long before expiry */
+#define AUTH_LOGIN_TOKEN_MAX   16384    /* bytes of a login token we accept */
+#define AUTH_FILE_MAX          (1u << 20)
+#define AUTH_ACCOUNT_MAX       64
+
+struct auth {
+	struct http_client *http;
+	/* immutable after auth_open() */
+	char *path;              /* the account file */
+	char *account;
+	char *username;
+	char *login_user;
+	char *api_url;
+	char *jfs_url;
+	char *token_url;
+	char *cafile;
+	char *client_id;
+
+	pthread_mutex_t lock;
+	pthread_cond_t cond;     /* signalled when a refresh ends */
+	/* protected by lock: */
+	char *access_token;
+	char *refresh_token;
+	time_t expiry;
+	long lifetime;
+	bool basic_auth;         /* client auth with HTTP Basic (else body client_id) */
+	bool refreshing;
+	uint64_t generation;     /* bumped whenever the tokens change */
+	bool dead;
+	bool dead_logged;
+};
+
+/* Tokens from a token endpoint response or from the account file. */
+struct tokens {
+	char *access;
+	char *refresh;
+	time_t expiry;
+	long lifetime;
+};
+
+/* ---------------------------------------------------------------------- */
+/* Small helpers                                                          */
+
+static void free_secret(char *s)
+{
+	if (s) {
+		explicit_bzero(s, strlen(s));
+		free(s);
+	}
+}
+
+static void tokens_release(struct tokens *t)
+{
+	free_secret(t->access);
+	free_secret(t->refresh);
+	memset(t, 0, sizeof(*t));
+}
+
+static char *xasprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static char *xasprintf(const char *fmt, ...)
+{
+	va_list ap;
+	char *s = NULL;
+	va_start(ap, fmt);
+	if (vasprintf(&s, fmt, ap) < 0)
+		s = NULL;
+	va_end(ap);
+	return s;
+}
+
+static void set_errmsg(char **errmsg, char *msg)
+{
+	if (errmsg) {
+		free(*errmsg);
+		*errmsg = msg;
+	} else {
+		free(msg);
+	}
+}
+
+/* strdup of a JSON string member, or NULL when absent / not a string / "". */
+static char *json_str(const cJSON *obj, const char *name)
+{
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, name);
+	if (!cJSON_IsString(v) || !v->valuestring || !*v->valuestring)
+		return NULL;
+	return strdup(v->valuestring);
+}
+
+/* "scheme://host[:port]" of @url (user info dropped), for messages. malloc'd. */
+static char *url_origin(const char *url)
+{
+	const char *sep = strstr(url, "://");
+	size_t scheme_len = sep ? (size_t)(sep + 3 - url) : 0;
+	const char *host = url + scheme_len;
+	size_t n = strcspn(host, "/?#");
+	const char *at = memchr(host, '@', n);
+	if (at) {
+		n -= (size_t)(at + 1 - host);
+		host = at + 1;
+	}
+	return xasprintf("%.*s%.*s", (int)scheme_len, url, (int)n, host);
+}
+
+/* Wipe the token strings inside an account/token JSON tree before it is freed. */
+static void json_wipe_secrets(cJSON *j)
+{
+	static const char *const keys[] = { "access_token", "refresh_token", "id_token",
+					    "auth_token", NULL };
+	for (unsigned i = 0; j && keys[i]; i++) {
+		cJSON *v = cJSON_GetObjectItemCaseSensitive(j, keys[i]);
+		if (cJSON_IsString(v) && v->valuestring)
+			explicit_bzero(v->valuestring, strlen(v->valuestring));
+	}
+}
+
+/* Strip trailing '/' characters of a malloc'd URL in place. */
+static void strip_slashes(char *url)
+{
+	size_t n = strlen(url);
+	while (n > 0 && url[n - 1] == '/')
+		url[--n] = '\0';
+}
+
+/* Margin before expiry at which the access token is refreshed: 60 s, or a
+ * quarter of the token's lifetime when that is short. */
+static long refresh_margin(long lifetime)
+{
+	if (lifetime <= 0 || lifetime >= 4 * AUTH_REFRESH_MARGIN_S)
+		return AUTH_REFRESH_MARGIN_S;
+	return lifetime / 4;
+}
+
+static bool token_fresh(const char *access, time_t expiry, long lifetime, time_t now)
+{
+	return access && now + refresh_margin(lifetime) < expiry;
+}
+
+/* ---------------------------------------------------------------------- */
+/* Paths and names                                                        */
+
+int auth_config_dir(char **out)
+{
+	const char *xdg = getenv("XDG_CONFIG_HOME");
+	char *dir;
+	if (xdg && xdg[0] == '/') {
+		dir = xasprintf("%s/jottafs", xdg);
+	} else {
+		const char *home = getenv("HOME");
+		if (!home || home[0] != '/') {
+			struct passwd pw, *res = NULL;
+			char buf[4096];
+			if (getpwuid_r(getuid(), &pw, buf, sizeof(buf), &res) != 0 || !res)
+				return -ENOENT;
+			home = res->pw_dir;
+			dir = xasprintf("%s/.config/jottafs", home);
+		} else {
+			dir = xasprintf("%s/.config/jottafs", home);
+		}
+	}
+	if (!dir)
+		return -ENOMEM;
+	*out = dir;
+	return 0;
+}
+
+int auth_account_name_valid(const char *account)
+{
+	if (!account || !*account || account[0] == '.')
+		return -EINVAL;
+	size_t n = 0;
+	for (const char *p = account; *p; p++, n++) {
+		unsigned char ch = (unsigned char)*p;
+		if (n >= AUTH_ACCOUNT_MAX)
+			return -EINVAL;
+		if (!(isascii(ch) && (isalnum(ch) || ch == '-' || ch == '_' || ch == '.')))
+			return -EINVAL;
+	}
+	return 0;
+}
+
+static char *account_path(const char *config_dir, const char *account)
+{
+	return xasprintf("%s/%s.json", config_dir, account);
+}
+
+/* mkdir -p @dir; the last component (ours) is made or tightened to 0700. */
+static int make_config_dir(const char *dir)
+{
+	char *tmp = strdup(dir);
+	if (!tmp)
+		return -ENOMEM;
+	for (char *p = tmp + 1; *p; p++) {
+		if (*p != '/')
+			continue;
+		*p = '\0';
+		if (mkdir(tmp, 0700) < 0 && errno != EEXIST) {
+			int err = -errno;
+			free(tmp);
+			return err;
+		}
+		*p = '/';
+	}
+	free(tmp);
+	if (mkdir(dir, 0700) < 0 && errno != EEXIST)
+		return -errno;
+	struct stat st;
+	if (stat(dir, &st) < 0)
+		return -errno;
+	if (!S_ISDIR(st.st_mode))
+		return -ENOTDIR;
+	if ((st.st_mode & 077) && st.st_uid == getuid() && chmod(dir, 0700) < 0)
+		return -errno;
+	return 0;
+}
+
+/* ---------------------------------------------------------------------- */
+/* The account file                                                       */
+
+/*
+ * Open and flock(LOCK_EX) the account file at @path. A writer replaces the
+ * file by rename while holding the lock, so after locking, check that @path
+ * still names the locked inode; if not, try again on the new file. Returns
+ * the locked fd or -errno (-ENOENT: no such account).
+ */
+static int lock_account_file(const char *path)
+{
+	for (int tries = 0; tries < 1000; tries++) {
+		int fd = open(path, O_RDONLY | O_CLOEXEC);
+		if (fd < 0)
+			return -errno;
+		while (flock(fd, LOCK_EX) < 0) {
+			if (errno != EINTR) {
+				int err = -errno;
+				close(fd);
+				return err;
+			}
+		}
+		struct stat a, b;
+		if (fstat(fd, &a) == 0 && stat(path, &b) == 0 && a.st_dev == b.st_dev &&
+		    a.st_ino == b.st_ino)
+			return fd;
+		close(fd); /* replaced (or removed) while we waited */
+	}
+	return -EAGAIN;
+}
+
+static void unlock_account_file(int fd)
+{
+	if (fd >= 0)
+		close(fd); /* releases the flock */
+}
+
+/* Read and parse the account file through @fd (or @path when fd < 0). */
+static int read_account_json(const char *path, int fd, cJSON **out)
+{
+	int own = fd < 0;
+	if (own) {
+		fd = open(path, O_RDONLY | O_CLOEXEC);
+		if (fd < 0)
+			return -errno;
+	}
+	struct stat st;
+	int err = 0;
+	if (fstat(fd, &st) < 0)
+		err = -errno;
+	else if (st.st_size > (off_t)AUTH_FILE_MAX)
+		err = -EFBIG;
+	if (err) {
+		if (own)
+			close(fd);
+		return err;
+	}
+	char *buf = malloc((size_t)st.st_size + 1);
+	if (!buf) {
+		if (own)
+			close(fd);
+		return -ENOMEM;
+	}
+	size_t got = 0;
+	while (got < (size_t)st.st_size) {
+		ssize_t n = pread(fd, buf + got, (size_t)st.st_size - got, (off_t)got);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			break;
+		got += (size_t)n;
+	}
+	buf[got] = '\0';
+	if (own)
+		close(fd);
+	cJSON *j = cJSON_ParseWithLength(buf, got);
+	explicit_bzero(buf, got);
+	/* (the caller wipes the tree's secrets with json_wipe_secrets) */
+	free(buf);
+	if (!j || !cJSON_IsObject(j)) {
+		cJSON_Delete(j);
+		return -EINVAL;
+	}
+	*out = j;
+	return 0;
+}
+
+/* Write @data to @path atomically: a temp file in the same directory
+ * (O_EXCL, 0600), fsync, rename over @path, fsync of the directory. */
+static int write_file_atomic(const char *path, const char *data, size_t len)
+{
+	char *tmp = xasprintf("%s.tmp-XXXXXX", path);
+	if (!tmp)
+		return -ENOMEM;
+	char *slash = strrchr(tmp, '/');
+	char *dir = slash ? strndup(tmp, (size_t)(slash - tmp)) : strdup(".");
+	if (!dir) {
+		free(tmp);
+		return -ENOMEM;
+	}
+	int err = 0;
+	int fd = mkostemp(tmp, O_CLOEXEC); /* O_CREAT|O_EXCL, mode 0600 */
+	if (fd < 0) {
+		err = -errno;
+		goto out;
+	}
+	if (fchmod(fd, 0600) < 0)
+		err = -errno;
+	for (size_t off = 0; !err && off < len;) {
+		ssize_t n = write(fd, data + off, len - off);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			err = -errno;
+		else
+			off += (size_t)n;
+	}
+	if (!err && fsync(fd) < 0)
+		err = -errno;
+	if (close(fd) < 0 && !err)
+		err = -errno;
+	if (!err && rename(tmp, path) < 0)
+		err = -errno;
+	if (err) {
+		unlink(tmp);
+		goto out;
+	}
+	int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dfd >= 0) {
+		if (fsync(dfd) < 0)
+			err = -errno;
+		close(dfd);
+	}
+out:
+	free(tmp);
+	free(dir);
+	return err;
+}
+
+/* Serialise @j and write it atomically to @path. */
+static int write_account_json(const char *path, const cJSON *j)
+{
+	char *text = cJSON_Print(j);
+	if (!text)
+		return -ENOMEM;
+	size_t len = strlen(text);
+	char *withnl = malloc(len + 2);
+	int err = -ENOMEM;
+	if (withnl) {
+		memcpy(withnl, text, len);
+		withnl[len] = '\n';
+		withnl[len + 1] = '\0';
+		err = write_file_atomic(path, withnl, len + 1);
+		explicit_bzero(withnl, len + 1);
+		free(withnl);
+	}
+	explicit_bzero(text, len);
+	free(text);
+	return err;
+}
+
+/* Set (replace) string member @name of @j; NULL removes it. */
+static int json_set_str(cJSON *j, const char *name, const char *value)
+{
+	cJSON *old = cJSON_GetObjectItemCaseSensitive(j, name);
+	if (cJSON_IsString(old) && old->valuestring) /* may be a token: wipe it */
+		explicit_bzero(old->valuestring, strlen(old->valuestring));
+	cJSON_DeleteItemFromObjectCaseSensitive(j, name);
+	if (!value)
+		return 0;
+	return cJSON_AddStringToObject(j, name, value) ? 0 : -ENOMEM;
+}
+
+static int json_set_num(cJSON *j, const char *name, double value)
+{
+	cJSON_DeleteItemFromObjectCaseSensitive(j, name);
+	return cJSON_AddNumberToObject(j, name, value) ? 0 : -ENOMEM;
+}
+
+/* Put @t (and the client auth style) into the account JSON @j. */
+static int json_set_tokens(cJSON *j, const struct tokens *t, bool basic_auth)
+{
+	int err = json_set_str(j, "access_token", t->access);
+	if (!err)
+		err = json_set_str(j, "refresh_token", t->refresh);
+	if (!err)
+		err = json_set_str(j, "token_type", "Bearer");
+	if (!err)
+		err = json_set_num(j, "expiry", (double)t->expiry);
+	if (!err)
+		err = json_set_num(j, "lifetime", (double)t->lifetime);
+	if (!err)
+		err = json_set_str(j, "client_auth", basic_auth ? "basic" : "body");
+	return err;
+}
+
+/* Tokens stored in the account JSON. -EINVAL when the refresh token is missing. */
+static int json_get_tokens(const cJSON *j, struct tokens *t)
+{
+	memset(t, 0, sizeof(*t));
+	t->refresh = json_str(j, "refresh_token");
+	if (!t->refresh)
+		return -EINVAL;
+	t->access = json_str(j, "access_token");
+	const cJSON *e = cJSON_GetObjectItemCaseSensitive(j, "expiry");
+	const cJSON *l = cJSON_GetObjectItemCaseSensitive(j, "lifetime");
+	t->expiry = cJSON_IsNumber(e) ? (time_t)e->valuedouble : 0;
+	t->lifetime = cJSON_IsNumber(l) ? (long)l->valuedouble : 0;
+	return 0;
+}
+
+/* ---------------------------------------------------------------------- */
+/* Login token                                                            */
+
+void auth_login_token_release(struct auth_login_token *t)
+{
+	if (!t)
+		return;
+	free(t->username);
+	free(t->realm);
+	free(t->well_known_link);
+	free_secret(t->auth_token);
+	memset(t, 0, sizeof(*t));
+}
+
+int auth_login_token_decode(const char *text, struct auth_login_token *out, char **why)
+{
+	memset(out, 0, sizeof(*out));
+	if (why)
+		*why = NULL;
+#define FAIL(...)                                          \
+	do {                                               \
+		if (why)                                   \
+			*why = xasprintf(__VA_ARGS__);     \
+		goto fail;                                 \
+	} while (0)
+	char *b64 = NULL;
+	unsigned char *raw = NULL;
+	size_t rawcap = 0;
+	cJSON *j = NULL;
+
+	while (*text && isspace((unsigned char)*text))
+		text++;
+	size_t n = strlen(text);
+	while (n > 0 && isspace((unsigned char)text[n - 1]))
+		n--;
+	if (n == 0)
+		FAIL("it is empty");
+	if (n > AUTH_LOGIN_TOKEN_MAX)
+		FAIL("it is too long (%zu characters)", n);
+	for (size_t i = 0; i < n; i++) {
+		unsigned char ch = (unsigned char)text[i];
+		if (isascii(ch) && (isalnum(ch) || ch == '-' || ch == '_'))
+			continue;
+		if (ch == '=')
+			FAIL("it has '=' padding, which a personal login token never has");
+		if (ch == '+' || ch == '/')
+			FAIL("it uses the base64 character '%c' instead of base64url", ch);
+		if (isspace(ch))
+			FAIL("it contains white space (was it cut in pieces?)");
+		FAIL("it contains a character that is not base64url (byte %u at offset %zu)",
+		     (unsigned)ch, i);
+	}
+	if (n % 4 == 1)
+		FAIL("its length (%zu characters) is impossible for base64url (truncated?)", n);
+
+	/* Translate to the standard alphabet with padding for EVP_DecodeBlock. */
+	size_t pad = (4 - n % 4) % 4;
+	b64 = malloc(n + pad + 1);
+	rawcap = (n + pad) / 4 * 3 + 1;
+	raw = malloc(rawcap);
+	if (!b64 || !raw)
+		FAIL("out of memory");
+	for (size_t i = 0; i < n; i++)
+		b64[i] = text[i] == '-' ? '+' : text[i] == '_' ? '/' : text[i];
+	memset(b64 + n, '=', pad);
+	b64[n + pad] = '\0';
+	int len = EVP_DecodeBlock(raw, (const unsigned char *)b64, (int)(n + pad));
+	if (len < 0)
+		FAIL("it is not valid base64url");
+	len -= (int)pad; /* EVP_DecodeBlock counts the padding as zero bytes */
+	j = cJSON_ParseWithLength((const char *)raw, (size_t)len);
+	if (!j || !cJSON_IsObject(j))
+		FAIL("it does not decode to a JSON object");
+	out->username = json_str(j, "username");
+	out->auth_token = json_str(j, "auth_token");
+	out->well_known_link = json_str(j, "well_known_link");
+	if (!out->well_known_link)
+		out->well_known_link = json_str(j, "wellKnownLink");
+	out->realm = json_str(j, "realm");
+	if (!out->realm)
+		out->realm = strdup("");
+	if (!out->username)
+		FAIL("the field 'username' is missing");
+	if (!out->auth_token)
+		FAIL("the field 'auth_token' is missing");
+	if (!out->well_known_link)
+		FAIL("the field 'well_known_link' is missing");
+	if (strncmp(out->well_known_link, "https://", 8) && strncmp(out->well_known_link, "http://", 7))
+		FAIL("the field 'well_known_link' is not an http(s) URL");
+	if (!out->realm)
+		FAIL("out of memory");
+	json_wipe_secrets(j);
+	cJSON_Delete(j);
+	explicit_bzero(raw, rawcap);
+	explicit_bzero(b64, n + pad);
+	free(raw);
+	free(b64);
+	return 0;
+fail:
+	json_wipe_secrets(j);
+	cJSON_Delete(j);
+	if (raw)
+		explicit_bzero(raw, rawcap);
+	if (b64)
+		explicit_bzero(b64, strlen(b64));
+	free(raw);
+	free(b64);
+	auth_login_token_release(out);
+	return -EINVAL;
+#undef FAIL
+}
+
+/* ---------------------------------------------------------------------- */
+/* Token endpoint                                                          */
+
+/* Parse a token endpoint's success JSON. @old_refresh is kept when the
+ * response carries none. 0 or -EIO (no access token / not JSON). */
+static int parse_token_response(const char *body, size_t len, const char *old_refresh,
+				struct tokens *t)
+{
+	memset(t, 0, sizeof(*t));
+	cJSON *j = body ? cJSON_ParseWithLength(body, len) : NULL;
+	if (!j || !cJSON_IsObject(j)) {
+		cJSON_Delete(j);
+		return -EIO;
+	}
+	t->access = json_str(j, "access_token");
+	t->refresh = json_str(j, "refresh_token");
+	if (!t->refresh && old_refresh)
+		t->refresh = strdup(old_refresh);
+	long expires_in = 3600;
+	const cJSON *e = cJSON_GetObjectItemCaseSensitive(j, "expires_in");
+	if (cJSON_IsNumber(e) && e->valuedouble > 0 && e->valuedouble < 1e9)
+		expires_in = (long)e->valuedouble;
+	else if (cJSON_IsString(e) && e->valuestring && atol(e->valuestring) > 0)
+		expires_in = atol(e->valuestring);
+	const cJSON *tt = cJSON_GetObjectItemCaseSensitive(j, "token_type");
+	if (cJSON_IsString(tt) && tt->valuestring && strcasecmp(tt->valuestring, "bearer"))
+		log_warn("token endpoint returned token_type '%.32s'; using it as Bearer",
+			 tt->valuestring);
+	json_wipe_secrets(j);
+	cJSON_Delete(j);
+	if (!t->access || !t->refresh) {
+		tokens_release(t);
+		return -EIO;
+	}
+	t->lifetime = expires_in;
+	t->expiry = time(NULL) + expires_in;
+	return 0;
+}
+
+/* The OAuth "error" (and "error_description") of an error response body,
+ * copied into @err / @desc (empty when absent). */
+static void parse_oauth_error(const struct http_response *r, char *err, size_t errsz,
+			      char *desc, size_t descsz)
+{
+	err[0] = desc[0] = '\0';
+	cJSON *j = r->body ? cJSON_ParseWithLength(r->body, r->body_len) : NULL;
+	if (j && cJSON_IsObject(j)) {
+		const cJSON *e = cJSON_GetObjectItemCaseSensitive(j, "error");
+		const cJSON *d = cJSON_GetObjectItemCaseSensitive(j, "error_description");
+		if (cJSON_IsString(e) && e->valuestring)
+			snprintf(err, errsz, "%s", e->valuestring);
+		if (cJSON_IsString(d) && d->valuestring)
+			snprintf(desc, descsz, "%s", d->valuestring);
+	}
+	cJSON_Delete(j);
+	/* the text goes into user-facing messages: keep it printable */
+	for (char *p = err; *p; p++)
+		if (!isprint((unsigned char)*p))
+			*p = '?';
+	for (char *p = desc; *p; p++)
+		if (!isprint((unsigned char)*p))
+			*p = '?';
+}
+
+/*
+ * POST a form to the token endpoint. @form must not contain client_id: it is
+ * added to the body, or sent as HTTP Basic ("<id>:") when @basic. Returns
+ * http_request_do()'s result with @resp filled in.
+ */
+static int token_post(struct http_client *http, const char *token_url, const char *client_id,
+		      bool basic, const char *form, struct http_response *resp)
+{
+	char *body = NULL, *hdr = NULL;
+	const char *headers[2] = { NULL, NULL };
+	char *eid = http_escape(client_id, strlen(client_id));
+	if (!eid)
+		return -ENOMEM;
+	if (basic) {
+		/* x/oauth2 style: base64(url-escaped id ":" url-escaped empty secret) */
+		char *cred = xasprintf("%s:", eid);
+		unsigned char b64[512];
+		if (cred && strlen(cred) < 300) {
+			EVP_EncodeBlock(b64, (const unsigned char *)cred, (int)strlen(cred));
+			hdr = xasprintf("Authorization: Basic %s", b64);
+		}
+		free(cred);
+		body = strdup(form);
+		headers[0] = hdr;
+	} else {
+		body = xasprintf("client_id=%s&%s", eid, form);
+	}
+	free(eid);
+	if (!body || (basic && !hdr)) {
+		free_secret(body);
+		free(hdr);
+		return -ENOMEM;
+	}
+	struct http_request req;
+	http_request_init(&req, "POST", token_url);
+	req.headers = basic ? headers : NULL;
+	req.content_type = "application/x-www-form-urlencoded";
+	req.body = body;
+	req.body_len = strlen(body);
+	req.no_auth = true;
+	req.secret_body = true;
+	req.idempotent = false; /* a refresh rotates the token: never re-send blindly */
+	int err = http_request_do(http, &req, resp);
+	free_secret(body);
+	free(hdr);
+	return err;
+}
+
+/* Whether a token endpoint refused the client authentication style. */
+static bool client_auth_refused(const struct http_response *r)
+{
+	char e[64], d[16];
+	if (r->status != 400 && r->status != 401)
+		return false;
+	parse_oauth_error(r, e, sizeof(e), d, sizeof(d));
+	return !strcmp(e, "unauthorized_client") || !strcmp(e, "invalid_client");
+}
+
+/* ---------------------------------------------------------------------- */
+/* User-facing failure messages                                           */
+
+/*
+ * One line for a failed request to @url: what failed (@what), why, what to
+ * do next. @err and @r come from http_request_do().
+ */
+static char *describe_http_failure(const char *what, const char *url, int err,
+				   const struct http_response *r)
+{
+	char *origin = url_origin(url);
+	const char *host = origin ? origin : url;
+	const char *why = r && r->transport_error ? r->transport_error : strerror(-err);
+	char *msg;
+	switch (err) {
+	case -ECONNREFUSED:
+	case -EHOSTUNREACH:
+	case -ETIMEDOUT:
+	case -ENETUNREACH:
+		msg = xasprintf("%s: cannot reach %s (%s): check the network connection, "
+				"the endpoint options (api_url, jfs_url, token_url) and HTTPS_PROXY",
+				what, host, why);
+		break;
+	case -EPROTO:
+		msg = xasprintf("%s: the TLS connection to %s failed (%s): the server's "
+				"certificate is not trusted or the handshake failed; "
+				"to trust a private CA, pass -o cafile=FILE",
+				what, host, why);
+		break;
+	default:
+		if (r && r->status)
+			msg = xasprintf("%s: %s answered HTTP %ld: try again later; if it "
+					"persists, run 'jottafs login' again",
+					what, host, r->status);
+		else
+			msg = xasprintf("%s: request to %s failed (%s)", what, host, why);
+	}
+	free(origin);
+	return msg;
+}
+
+/* ---------------------------------------------------------------------- */
+/* Login                                                                  */
+
+/* GET the OIDC discovery document; *token_endpoint is malloc'd. */
+static int discover(struct http_client *http, const char *link, char **token_endpoint,
+		    char **errmsg)
+{
+	struct http_request req;
+	struct http_response resp;
+	http_request_init(&req, "GET", link);
+	req.no_auth = true;
+	req.idempotent = true;
+	req.max_body = 256 << 10;
+	int err = http_request_do(http, &req, &resp);
+	if (err < 0) {
+		if (resp.status == 404)
+			set_errmsg(errmsg, xasprintf("cannot fetch the login service's configuration: "
+						     "%s does not exist (HTTP 404): is the login "
+						     "token from this service?", link));
+		else
+			set_errmsg(errmsg, describe_http_failure("cannot fetch the login service's "
+								 "configuration", link, err, &resp));
+		http_response_release(&resp);
+		return err;
+	}
+	cJSON *j = cJSON_ParseWithLength(resp.body ? resp.body : "", resp.body_len);
+	char *te = j ? json_str(j, "token_endpoint") : NULL;
+	cJSON_Delete(j);
+	http_response_release(&resp);
+	if (!te || (strncmp(te, "https://", 8) && strncmp(te, "http://", 7))) {
+		free(te);
+		set_errmsg(errmsg, xasprintf("the login service's configuration at %s has no "
+					     "usable token_endpoint: the service may have changed; "
+					     "pass -o token_url=URL", link));
+		return -EIO;
+	}
+	*token_endpoint = te;
+	return 0;
+}
+
+/* Customer API: the internal user name (every JFS path starts with it). */
+static int customer_username(struct http_client *http, const char *api_url,
+			     const char *access_token, char **username, char **errmsg)
+{
+	char *url = xasprintf("%s/account/v1/customer", api_url);
+	char *auth = xasprintf("Authorization: Bearer %s", access_token);
+	if (!url || !auth) {
+		free(url);
+		free_secret(auth);
+		return -ENOMEM;
+	}
+	const char *headers[] = { auth, NULL };
+	struct http_request req;
+	struct http_response resp;
+	http_request_init(&req, "GET", url);
+	req.headers = headers;
+	req.no_auth = true; /* the token is ours, not the provider's */
+	req.idempotent = true;
+	req.max_body = 1 << 20;
+	int err = http_request_do(http, &req, &resp);
+	free_secret(auth);
+	if (err < 0) {
+		set_errmsg(errmsg, describe_http_failure("cannot read the account's user name",
+							 url, err, &resp));
+		free(url);
+		http_response_release(&resp);
+		return err;
+	}
+	cJSON *j = cJSON_ParseWithLength(resp.body ? resp.body : "", resp.body_len);
+	char *u = j ? json_str(j, "username") : NULL;
+	cJSON_Delete(j);
+	http_response_release(&resp);
+	if (!u || strchr(u, '/') || !strcmp(u, ".") || !strcmp(u, "..")) {
+		free(u);
+		set_errmsg(errmsg, xasprintf("cannot read the account's user name: %s returned "
+					     "no usable 'username': check the api_url option", url));
+		free(url);
+		return -EIO;
+	}
+	free(url);
+	*username = u;
+	return 0;
+}
+
+int auth_login(struct http_client *http, const char *config_dir, const char *account,
+	       const char *login_token, const struct auth_endpoints *ep, char **errmsg)
+{
+	static const struct auth_endpoints none;
+	struct auth_login_token lt;
+	char *why = NULL, *token_url = NULL, *username = NULL, *form = NULL;
+	char *api_url = NULL, *jfs_url = NULL, *path = NULL;
+	struct tokens t = { 0 };
+	cJSON *j = NULL;
+	int err, lockfd = -1;
+
+	if (errmsg)
+		*errmsg = NULL;
+	if (!ep)
+		ep = &none;
+	if (auth_account_name_valid(account) < 0) {
+		set_errmsg(errmsg, xasprintf("invalid account name '%s': use letters, digits, "
+					     "'-', '_' and '.' (not first), at most %d",
+					     account, AUTH_ACCOUNT_MAX));
+		return -EINVAL;
+	}
+	err = auth_login_token_decode(login_token, &lt, &why);
+	if (err < 0) {
+		set_errmsg(errmsg, xasprintf("the login token is malformed: %s: copy the whole "
+					     "personal login token from Settings > Security in "
+					     "the web interface and run 'jottafs login' again",
+					     why ? why : "unreadable"));
+		free(why);
+		return err;
+	}
+	if (ep->cafile && !http_client_cafile(http)) {
+		err = http_client_set_cafile(http, ep->cafile);
+		if (err < 0) {
+			set_errmsg(errmsg, xasprintf("cannot use cafile '%s': %s", ep->cafile,
+						     err == -EINVAL ? "no PEM certificate in it"
+								    : strerror(-err)));
+			goto out;
+		}
+	}
+
+	/* 1. the token endpoint */
+	if (ep->token_url)
+		token_url = strdup(ep->token_url);
+	else if ((err = discover(http, lt.well_known_link, &token_url, errmsg)) < 0)
+		goto out;
+	if (!token_url) {
+		err = -ENOMEM;
+		goto out;
+	}
+
+	/* 2. password grant */
+	{
+		char *u = http_escape(lt.username, strlen(lt.username));
+		char *p = http_escape(lt.auth_token, strlen(lt.auth_token));
+		char *s = http_escape(AUTH_SCOPE, strlen(AUTH_SCOPE));
+		if (u && p && s)
+			form = xasprintf("grant_type=password&password=%s&scope=%s&username=%s",
+					 p, s, u);
+		free(u);
+		free_secret(p);
+		free(s);
+		if (!form) {
+			err = -ENOMEM;
+			goto out;
+		}
+	}
+	struct http_response resp;
+	err = token_post(http, token_url, AUTH_CLIENT_ID, false, form, &resp);
+	if (err < 0) {
+		char e[64], d[160];
+		parse_oauth_error(&resp, e, sizeof(e), d, sizeof(d));
+		if (!strcmp(e, "invalid_grant")) {
+			err = -EKEYREJECTED;
+			set_errmsg(errmsg, xasprintf(
+				"the login token was refused by the server (invalid_grant%s%s): "
+				"it has already been used or has expired; create a new personal "
+				"login token under Settings > Security and run 'jottafs login' again",
+				d[0] ? ": " : "", d));
+		} else if (resp.status == 400 || resp.status == 401) {
+			err = -EKEYREJECTED;
+			set_errmsg(errmsg, xasprintf(
+				"the server refused the login (HTTP %ld%s%s%s%s): create a new "
+				"personal login token under Settings > Security and run "
+				"'jottafs login' again", resp.status, e[0] ? ", " : "", e,
+				d[0] ? ": " : "", d));
+		} else {
+			set_errmsg(errmsg, describe_http_failure("cannot log in", token_url, err,
+								 &resp));
+		}
+		http_response_release(&resp);
+		goto out;
+	}
+	err = parse_token_response(resp.body, resp.body_len, NULL, &t);
+	http_response_release(&resp);
+	if (err < 0) {
+		set_errmsg(errmsg, xasprintf("cannot log in: the token endpoint %s returned no "
+					     "usable tokens", token_url));
+		goto out;
+	}
+
+	/* 3. the internal user name */
+	api_url = strdup(ep->api_url ? ep->api_url : AUTH_DEFAULT_API_URL);
+	jfs_url = strdup(ep->jfs_url ? ep->jfs_url : AUTH_DEFAULT_JFS_URL);
+	if (!api_url || !jfs_url) {
+		err = -ENOMEM;
+		goto out;
+	}
+	strip_slashes(api_url);
+	strip_slashes(jfs_url);
+	err = customer_username(http, api_url, t.access, &username, errmsg);
+	if (err < 0)
+		goto out;
+
+	/* 4. store the account */
+	j = cJSON_CreateObject();
+	if (!j) {
+		err = -ENOMEM;
+		goto out;
+	}
+	if (!cJSON_AddNumberToObject(j, "version", 1) ||
+	    json_set_str(j, "login_user", lt.username) ||
+	    json_set_str(j, "username", username) ||
+	    json_set_str(j, "api_url", api_url) ||
+	    json_set_str(j, "jfs_url", jfs_url) ||
+	    json_set_str(j, "token_url", token_url) ||
+	    json_set_str(j, "cafile", ep->cafile) ||
+	    json_set_str(j, "client_id", AUTH_CLIENT_ID) ||
+	    json_set_tokens(j, &t, false)) {
+		err = -ENOMEM;
+		goto out;
+	}
+	err = make_config_dir(config_dir);
+	if (err < 0) {
+		set_errmsg(errmsg, xasprintf("cannot create the directory '%s': %s", config_dir,
+					     strerror(-err)));
+		goto out;
+	}
+	path = account_path(config_dir, account);
+	if (!path) {
+		err = -ENOMEM;
+		goto out;
+	}
+	/* Replacing an existing login: hold its lock so that a running mount
+	 * does not refresh the old family into the new file meanwhile. */
+	lockfd = lock_account_file(path);
+	err = write_account_json(path, j);
+	if (err < 0)
+		set_errmsg(errmsg, xasprintf("cannot write the account file '%s': %s", path,
+					     strerror(-err)));
+	else
+		log_info("logged in as %s (account '%s')", lt.username, account);
+out:
+	unlock_account_file(lockfd);
+	json_wipe_secrets(j);
+	cJSON_Delete(j);
+	tokens_release(&t);
+	auth_login_token_release(&lt);
+	free_secret(form);
+	free(token_url);
+	free(username);
+	free(api_url);
+	free(jfs_url);
+	free(path);
+	if (err < 0 && errmsg && !*errmsg)
+		*errmsg = xasprintf("login failed: %s", strerror(-err));
+	return err;
+}
+
+int auth_logout(const char *config_dir, const char *account)
+{
+	if (auth_account_name_valid(account) < 0)
+		return -EINVAL;
+	char *path = account_path(config_dir, account);
+	if (!path)
+		return -ENOMEM;
+	int fd = lock_account_file(path);
+	int err = 0;
+	if (fd < 0) {
+		err = fd;
+	} else if (unlink(path) < 0) {
+		err = -errno;
+	} else {
+		int dfd = open(config_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		if (dfd >= 0) {
+			fsync(dfd);
+			close(dfd);
+		}
+	}
+	unlock_account_file(fd);
+	free(path);
+	return err;
+}
+
+/* ---------------------------------------------------------------------- */
+/* Open, accessors                                                        */
+
+int auth_open(struct http_client *http, const char *config_dir, const char *account,
+	      const struct auth_endpoints *ep, struct auth **out, char **errmsg)
+{
+	static const struct auth_endpoints none;
+	const char *named = strcmp(account, "default") ? account : NULL;
+	if (errmsg)
+		*errmsg = NULL;
+	if (!ep)
+		ep = &none;
+	if (auth_account_name_valid(account) < 0) {
+		set_errmsg(errmsg, xasprintf("invalid account name '%s'", account));
+		return -EINVAL;
+	}
+	char *path = account_path(config_dir, account);
+	if (!path)
+		return -ENOMEM;
+	cJSON *j = NULL;
+	int err = read_account_json(path, -1, &j);
+	if (err == -ENOENT) {
+		set_errmsg(errmsg, xasprintf("not logged in (no account '%s'): run 'jottafs login%s%s' "
+					     "first", account, named ? " --account " : "",
+					     named ? named : ""));
+		free(path);
+		return err;
+	}
+	if (err < 0) {
+		set_errmsg(errmsg, xasprintf("cannot read the account file '%s' (%s): run "
+					     "'jottafs login%s%s' again", path,
+					     err == -EINVAL ? "not valid JSON" : strerror(-err),
+					     named ? " --account " : "", named ? named : ""));
+		free(path);
+		return err;
+	}
+	struct stat st;
+	if (stat(path, &st) == 0 && (st.st_mode & 077))
+		log_warn("the account file '%s' is readable by others (mode %03o): chmod 600 it",
+			 path, (unsigned)(st.st_mode & 0777));
+
+	struct auth *a = calloc(1, sizeof(*a));
+	struct tokens t;
+	if (!a) {
+		cJSON_Delete(j);
+		free(path);
+		return -ENOMEM;
+	}
+	pthread_mutex_init(&a->lock, NULL);
+	pthread_cond_init(&a->cond, NULL);
+	a->http = http;
+	a->path = path;
+	a->account = strdup(account);
+	a->username = json_str(j, "username");
+	a->login_user = json_str(j, "login_user");
+	a->api_url = ep->api_url ? strdup(ep->api_url) : json_str(j, "api_url");
+	a->jfs_url = ep->jfs_url ? strdup(ep->jfs_url) : json_str(j, "jfs_url");
+	a->token_url = ep->token_url ? strdup(ep->token_url) : json_str(j, "token_url");
+	a->cafile = ep->cafile ? strdup(ep->cafile) : json_str(j, "cafile");
+	a->client_id = json_str(j, "client_id");
+	const cJSON *ca = cJSON_GetObjectItemCaseSensitive(j, "client_auth");
+	a->basic_auth = cJSON_IsString(ca) && ca->valuestring && !strcmp(ca->valuestring, "basic");
+	err = json_get_tokens(j, &t);
+	json_wipe_secrets(j);
+	cJSON_Delete(j);
+	if (!a->login_user)
+		a->login_user = strdup("");
+	if (!a->api_url)
+		a->api_url = strdup(AUTH_DEFAULT_API_URL);
+	if (!a->jfs_url)
+		a->jfs_url = strdup(AUTH_DEFAULT_JFS_URL);
+	if (!a->token_url)
+		a->token_url = strdup(AUTH_DEFAULT_TOKEN_URL);
+	if (!a->client_id)
+		a->client_id = strdup(AUTH_CLIENT_ID);
+	if (err < 0 || !a->username) {
+		set_errmsg(errmsg, xasprintf("the account file '%s' is incomplete (%s missing): run "
+					     "'jottafs login%s%s' again", path,
+					     err < 0 ? "refresh_token" : "username",
+					     named ? " --account " : "", named ? named : ""));
+		tokens_release(&t);
+		auth_free(a);
+		return -EINVAL;
+	}
+	if (!a->account || !a->login_user || !a->api_url || !a->jfs_url || !a->token_url ||
+	    !a->client_id) {
+		tokens_release(&t);
+		auth_free(a);
+		return -ENOMEM;
+	}
+	strip_slashes(a->api_url);
+	strip_slashes(a->jfs_url);
+	a->access_token = t.access;
+	a->refresh_token = t.refresh;
+	a->expiry = t.expiry;
+	a->lifetime = t.lifetime;
+	if (a->cafile && !http_client_cafile(http)) {
+		err = http_client_set_cafile(http, a->cafile);
+		if (err < 0) {
+			set_errmsg(errmsg, xasprintf("cannot use cafile '%s': %s", a->cafile,
+						     err == -EINVAL ? "no PEM certificate in it"
+								    : strerror(-err)));
+			auth_free(a);
+			return err;
+		}
+	}
+	*out = a;
+	return 0;
+}
+
+void auth_free(struct auth *a)
+{
+	if (!a)
+		return;
+	free_secret(a->access_token);
+	free_secret(a->refresh_token);
+	free(a->path);
+	free(a->account);
+	free(a->username);
+	free(a->login_user);
+	free(a->api_url);
+	free(a->jfs_url);
+	free(a->token_url);
+	free(a->cafile);
+	free(a->client_id);
+	pthread_cond_destroy(&a->cond);
+	pthread_mutex_destroy(&a->lock);
+	free(a);
+}
+
+const char *auth_username(const struct auth *a) { return a->username; }
+const char *auth_api_url(const struct auth *a) { return a->api_url; }
+const char *auth_jfs_url(const struct auth *a) { return a->jfs_url; }
+const char *auth_cafile(const struct auth *a) { return a->cafile; }
+const char *auth_login_user(const struct auth *a) { return a->login_user; }
+
+bool auth_is_dead(struct auth *a)
+{
+	pthread_mutex_lock(&a->lock);
+	bool dead = a->dead;
+	pthread_mutex_unlock(&a->lock);
+	return dead;
+}
+
+/* ---------------------------------------------------------------------- */
+/* Refresh                                                                */
+
+/*
+ * One refresh (see the top of the file). Runs with a->refreshing set and no
+ * mutex held. @cur: the tokens this process had when the refresh started;
+ * @refused_access: the access token the server refused (force), or NULL.
+ * On success *out holds the tokens to use; @basic_out the client auth style.
+ * Returns 0, -EKEYREJECTED (dead login), or another -errno (try later).
+ */
+static int refresh_tokens(struct auth *a, const struct tokens *cur, bool basic_in,
+			  const char *refused_access, struct tokens *out, bool *basic_out)
+{
+	struct tokens file = { 0 };
+	cJSON *j = NULL;
+	char *form = NULL;
+	bool basic = basic_in;
+	int err;
+
+	memset(out, 0, sizeof(*out));
+	*basic_out = basic_in;
+	int fd = lock_account_file(a->path);
+	if (fd < 0) {
+		if (fd == -ENOENT) {
+			log_err("the account file '%s' was removed (logged out): run 'jottafs login' "
+				"again", a->path);
+			return -EKEYREJECTED;
+		}
+		log_err("cannot lock the account file '%s': %s", a->path, strerror(-fd));
+		return fd;
+	}
+	err = read_account_json(a->path, fd, &j);
+	if (err == 0)
+		err = json_get_tokens(j, &file);
+	if (err < 0) {
+		log_err("cannot read the account file '%s' (%s): run 'jottafs login' again", a->path,
+			err == -EINVAL ? "damaged" : strerror(-err));
+		goto out;
+	}
+
+	/* Another process may have rotated the tokens already: theirs are newer. */
+	const char *rt = cur->refresh;
+	if (strcmp(file.refresh, cur->refresh)) {
+		time_t now = time(NULL);
+		bool usable = file.access && file.expiry > now &&
+			      (refused_access ? strcmp(file.access, refused_access) != 0
+					      : token_fresh(file.access, file.expiry, file.lifetime, now));
+		log_debug("auth: the account file has newer tokens (rotated by another process)%s",
+			  usable ? "; using them" : "; refreshing them");
+		if (usable) {
+			*out = file;
+			memset(&file, 0, sizeof(file));
+			err = 0;
+			goto out;
+		}
+		rt = file.refresh;
+	}
+
+	char *ert = http_escape(rt, strlen(rt));
+	if (ert)
+		form = xasprintf("grant_type=refresh_token&refresh_token=%s", ert);
+	free_secret(ert);
+	if (!form) {
+		err = -ENOMEM;
+		goto out;
+	}
+	struct http_response resp;
+	err = token_post(a->http, a->token_url, a->client_id, basic, form, &resp);
+	if (err < 0 && client_auth_refused(&resp)) {
+		/* The other client authentication style; the server refused the
+		 * client, not the token, so the token is still unused. */
+		http_response_release(&resp);
+		basic = !basic;
+		log_debug("auth: token endpoint refused %s client auth; trying %s",
+			  basic ? "body" : "basic", basic ? "basic" : "body");
+		err = token_post(a->http, a->token_url, a->client_id, basic, form, &resp);
+	}
+	if (err < 0) {
+		char e[64], d[160];
+		parse_oauth_error(&resp, e, sizeof(e), d, sizeof(d));
+		if (!strcmp(e, "invalid_grant")) {
+			err = -EKEYREJECTED;
+		} else if (resp.status) {
+			log_err("token refresh failed: %s answered HTTP %ld%s%s", a->token_url,
+				resp.status, e[0] ? ": " : "", e);
+		} else {
+			log_err("token refresh failed: cannot reach %s (%s)", a->token_url,
+				resp.transport_error ? resp.transport_error : strerror(-err));
+		}
+		http_response_release(&resp);
+		goto out;
+	}
+	err = parse_token_response(resp.body, resp.body_len, rt, out);
+	http_response_release(&resp);
+	if (err < 0) {
+		log_err("token refresh failed: %s returned no usable tokens", a->token_url);
+		goto out;
+	}
+	*basic_out = basic;
+
+	/* Persist before anyone uses the new tokens (the old refresh token is
+	 * dead now). If that fails this process still works with them. */
+	err = json_set_tokens(j, out, basic);
+	if (!err)
+		err = write_account_json(a->path, j);
+	if (err < 0)
+		log_err("cannot save the refreshed tokens to '%s' (%s): other jottafs processes of "
+			"this account will be logged out", a->path, strerror(-err));
+	err = 0;
+out:
+	unlock_account_file(fd);
+	json_wipe_secrets(j);
+	cJSON_Delete(j);
+	tokens_release(&file);
+	free_secret(form);
+	return err;
+}
+
+/*
+ * http_token_provider.get_token: the cached access token while it is fresh
+ * (and @force is false); otherwise one refresh for the whole process, which
+ * concurrent callers wait for and share.
+ */
+static int provider_get_token(void *ctx, bool force, char **token)
+{
+	struct auth *a = ctx;
+	int err = 0;
+
+	pthread_mutex_lock(&a->lock);
+	uint64_t gen0 = a->generation;
+	for (;;) {
+		if (a->dead) {
+			err = -EKEYREJECTED;
+			break;
+		}
+		time_t now = time(NULL);
+		bool fresh = token_fresh(a->access_token, a->expiry, a->lifetime, now);
+		/* A token that arrived after we were called is new enough even
+		 * when forced (it is not the one the server refused). */
+		bool newer = a->generation != gen0 && a->access_token && a->expiry > now;
+		if ((fresh && !force) || newer) {
+			*token = strdup(a->access_token);
+			err = *token ? 0 : -ENOMEM;
+			break;
+		}
+		if (a->refreshing) {
+			pthread_cond_wait(&a->cond, &a->lock);
+			continue;
+		}
+
+		/* This thread refreshes; the others wait for it. */
+		a->refreshing = true;
+		struct tokens cur = { .access = a->access_token ? strdup(a->access_token) : NULL,
+				      .refresh = strdup(a->refresh_token) };
+		bool basic = a->basic_auth, basic_out = basic;
+		pthread_mutex_unlock(&a->lock);
+
+		struct tokens fresh_tokens = { 0 };
+		if (!cur.refresh)
+			err = -ENOMEM;
+		else
+			err = refresh_tokens(a, &cur, basic, force ? cur.access : NULL,
+					     &fresh_tokens, &basic_out);
+
+		pthread_mutex_lock(&a->lock);
+		a->refreshing = false;
+		if (err == 0) {
+			free_secret(a->access_token);
+			free_secret(a->refresh_token);
+			a->access_token = fresh_tokens.access;
+			a->refresh_token = fresh_tokens.refresh;
+			a->expiry = fresh_tokens.expiry;
+			a->lifetime = fresh_tokens.lifetime;
+			a->basic_auth = basic_out;
+			a->generation++;
+			memset(&fresh_tokens, 0, sizeof(fresh_tokens));
+		} else if (err == -EKEYREJECTED) {
+			a->dead = true;
+			if (!a->dead_logged) {
+				a->dead_logged = true;
+				log_err("the login was revoked (invalid_grant): run 'jottafs login%s%s' "
+					"again", strcmp(a->account, "default") ? " --account " : "",
+					strcmp(a->account, "default") ? a->account : "");
+			}
+		}
+		pthread_cond_broadcast(&a->cond);
+		tokens_release(&cur);
+		tokens_release(&fresh_tokens);
+		if (err < 0)
+			break;
+		/* loop: hand out the new token (generation changed) */
+	}
+	pthread_mutex_unlock(&a->lock);
+	return err;
+}
+
+void auth_token_provider(struct auth *a, struct http_token_provider *out)
+{
+	out->get_token = provider_get_token;
+	out->ctx = a;
+}
