@@ -42,9 +42,10 @@ def run(args, env=None, input=None, timeout=60, check=True):
 class Account:
     """A jottafs account (config + cache homes) logged in to an emulator."""
 
-    def __init__(self, emu, tmp_path, name="default"):
+    def __init__(self, emu, tmp_path, name="default", user="testuser"):
         self.emu = emu
         self.name = name
+        self.user = user
         self.home = tmp_path / f"home-{name}"
         self.config_home = self.home / "config"
         self.cache_home = self.home / "cache"
@@ -65,8 +66,8 @@ class Account:
     def endpoint_opts(self):
         return f"api_url={self.emu.url},jfs_url={self.emu.url}/jfs"
 
-    def login(self, user=None):
-        token = self.emu.login_token(user) if user else self.emu.login_token()
+    def login(self):
+        token = self.emu.login_token(self.user)
         return run(["login", "--account", self.name, "-o", self.endpoint_opts()],
                    env=self.env, input=token + "\n")
 
