@@ -48,7 +48,7 @@ UNITSRC  := $(sort $(wildcard tests/unit/test_*.c))
 UNITBIN  := $(UNITSRC:tests/unit/%.c=$(BUILD)/tests/%)
 FUZZSRC  := $(sort $(wildcard tests/fuzz/fuzz_*.c))
 
-.PHONY: all check unit integration bench lint demo install uninstall clean deps fuzz
+.PHONY: all check unit integration bench lint demo demo-stop install uninstall clean deps fuzz
 .DELETE_ON_ERROR:
 
 all: $(BIN)
@@ -105,6 +105,9 @@ fuzz: $(LIBA)
 # The main job: the bundled emulator with sample files, a login, and a mount at ./demo-mnt.
 demo: $(BIN)
 	JOTTAFS_BIN=$(abspath $(BIN)) sh tests/demo.sh
+
+demo-stop:
+	sh tests/demo.sh stop
 
 install: $(BIN)
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/man/man1
