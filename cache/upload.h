@@ -23,11 +23,57 @@
  *
  * The journal lives in <cache_dir>/journal.db. Threads: all functions are
  * thread-safe; callbacks run on worker threads with no queue lock held.
+ *
+ * For the caller (fs/), in detail:
+ * - Content files belong to the cache. This module only reads them (opened
+ *   by name at every attempt) and, when giving up, hard-links them into
+ *   lost+found; it never writes, truncates or removes one. Keep a content
+ *   file until the done callback of its generation (or of a newer one) or
+ *   until upload_cancel() returned; a content file that disappears is given
+ *   up after 3 attempts. Rewriting it in place is fine when a new
+ *   generation is enqueued after the rewrite (a transfer of the older
+ *   generation reading that same file is aborted; one reading another inode
+ *   finishes). Before each attempt the file's inode, size and mtime are
+ *   compared with those at enqueue; only if they differ is it re-hashed:
+ *   same bytes -> uploaded; different and written to in the last 5 s ->
+ *   retried later; different and quiet (a crash while a writer had it open)
+ *   -> its current content is uploaded, with a warning.
+ * - Generations: enqueue with a strictly increasing @gen per id; an older
+ *   @gen than the journalled one is ignored (returns 0). The done callback
+ *   names the generation it confirms; a newer one may still be pending
+ *   (check upload_pending()).
+ * - Base: pass the server revision (md5, size) the local copy started from.
+ *   After a done callback with err 0 and server_path == item->path, that
+ *   content IS the server revision: use it as the base of later
+ *   generations. (Generations already queued are updated here.)
+ * - Write-back delay: an upload starts cfg->write_back_ms (default 2 s)
+ *   after its enqueue, so that rename/unlink/rewrite right after close()
+ *   costs no transfer; upload_wait() (fsync) and upload_drain() (unmount)
+ *   start it at once.
+ * - unlink: call upload_cancel(); it returns once no transfer of the file
+ *   is running. Then delete the server path as usual, even if the file was
+ *   never uploaded, when upload_pending() was true: a transfer may have
+ *   completed just before the cancel (dl=true on a missing path is fine).
+ * - rename of a file: call upload_rename() first; it aborts a transfer to
+ *   the old path and returns once none is running (the upload restarts at
+ *   the new path, from byte 0). Then move old -> new on the server as usual
+ *   if anything may be at the old path (the file existed there, or an
+ *   upload was pending), treating -ENOENT as success. A file that was new
+ *   (base_size -1) then replaces whatever is at the new path (POSIX rename
+ *   over a target, rsync's temp file + rename), without a conflict check.
+ *   Directories: upload_rename_dir(), then mvDir.
+ * - The done callback runs on a worker thread, after the job has freed its
+ *   slot and with no lock of this module held. It may call upload_enqueue,
+ *   _cancel, _rename*, _pending and _stats, but must not block on uploads
+ *   (no upload_wait/_drain/_close: it would hold a worker). upload_wait()
+ *   only returns once workers run: upload_start() before serving requests.
  */
 #ifndef JOTTAFS_CACHE_UPLOAD_H
 #define JOTTAFS_CACHE_UPLOAD_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <time.h>
 
@@ -53,6 +99,8 @@ struct upload_item {
 typedef void (*upload_done_cb)(void *ctx, uint64_t id, uint64_t gen, int err,
 			       const char *server_path);
 
+struct upload_ops;
+
 struct upload_config {
 	const char *cache_dir;    /* journal.db and lost+found/ live here */
 	struct jfs *jfs;          /* must outlive the queue */
@@ -60,6 +108,14 @@ struct upload_config {
 	unsigned max_attempts;    /* before giving up (default 10) */
 	upload_done_cb done;      /* may be NULL */
 	void *done_ctx;
+	/* Added (cache/upload owner); zero means the default for each. */
+	int write_back_ms;        /* an enqueued upload starts after this delay, so that a
+				     rename/unlink/rewrite right after close() costs nothing
+				     (default 2000; < 0: none). upload_wait() and upload_drain()
+				     skip the delay. */
+	unsigned backoff_min_ms;  /* first retry delay (default 1000) */
+	unsigned backoff_max_ms;  /* retry delay cap (default 300000) */
+	const struct upload_ops *ops; /* NULL: net/jfs through @jfs (tests substitute a fake) */
 };
 
 /* Open the journal (creating it). Does not start workers. */
@@ -86,5 +142,61 @@ void upload_stats(struct upload_queue *q, unsigned *files, int64_t *bytes);
 int upload_drain(struct upload_queue *q, unsigned timeout_s);
 /* Stop workers (running transfers are aborted, stay journalled) and close. */
 void upload_close(struct upload_queue *q);
+
+/* ---- Added by the cache/upload owner (additive). ---- */
+
+/*
+ * A directory was renamed: every pending upload under @old_dir (server
+ * path, no trailing '/') now goes under @new_dir. Running transfers under
+ * @old_dir are aborted first; returns when none is left. The caller moves
+ * the directory on the server (mvDir) as usual.
+ */
+int upload_rename_dir(struct upload_queue *q, const char *old_dir, const char *new_dir);
+
+/*
+ * The login was renewed: retry uploads paused by a dead login
+ * (-EKEYREJECTED) now instead of at the next probe.
+ */
+void upload_resume(struct upload_queue *q);
+
+/* Uploads given up (content in lost+found); their records stay in the journal. */
+unsigned upload_given_up(struct upload_queue *q);
+
+/*
+ * The conflict name of server path @path detected at @t (UTC):
+ * "dir/NAME (conflict YYYY-MM-DD hhmmss).EXT". EXT is the text after the
+ * last '.' of the last segment; there is none when that segment has no '.',
+ * when its only '.' is the first byte (".bashrc") or when it ends in '.'.
+ * So "archive.tar.gz" gives "archive.tar (conflict ...).gz". A name that
+ * would exceed NAMES_MAX_UNITS has its NAME shortened (at a character
+ * boundary). Returns 0, -ENAMETOOLONG (@len too small) or -EINVAL.
+ */
+int upload_conflict_name(const char *path, time_t t, char *buf, size_t len);
+
+/*
+ * Retry delay in ms after @attempt failed attempts (1, 2, ...): min_ms
+ * doubling per attempt up to max_ms, then "equal jitter" from @rnd: the
+ * result lies in [d/2, d] where d is the un-jittered delay.
+ */
+int64_t upload_backoff_ms(unsigned attempt, unsigned min_ms, unsigned max_ms, uint32_t rnd);
+
+/*
+ * The network calls the workers make. The default (cfg->ops NULL) calls
+ * net/jfs; unit tests pass a fake. Each returns 0 or -errno as the jfs_*
+ * function of the same name. upload() must return -ECANCELED soon after
+ * *cancel becomes true (a transfer aborted for unlink/rename/close).
+ */
+struct jfs_entry;
+struct jfs_alloc;
+struct jfs_alloc_req;
+struct upload_ops {
+	int (*stat)(void *ctx, const char *path, struct jfs_entry *out);
+	void (*entry_release)(void *ctx, struct jfs_entry *e);
+	int (*allocate)(void *ctx, const struct jfs_alloc_req *req, struct jfs_alloc *out);
+	void (*alloc_release)(void *ctx, struct jfs_alloc *a);
+	int (*upload)(void *ctx, const char *upload_url, int fd, int64_t resume_pos,
+		      int64_t size, const char *md5, const atomic_bool *cancel);
+	void *ctx;
+};
 
 #endif

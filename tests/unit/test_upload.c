@@ -1,0 +1,1391 @@
+/*
+ * tests/unit/test_upload.c — cache/upload against an in-process fake of the
+ * service (struct upload_ops): the journal's durability, supersede, cancel,
+ * rename, conflicts, retries and backoff, giving up to lost+found, resume,
+ * content changed underneath, drain, and the pure helpers.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+#include <openssl/evp.h>
+#include <sqlite3.h>
+
+#include "cache/upload.h"
+#include "lib/log.h"
+#include "net/jfs.h"
+
+/*
+ * Link seam: the unit test drives the workers through cfg->ops (the fake
+ * below), so the default net/jfs calls in cache/upload.o must never run.
+ * Defining them here keeps this program independent of net/jfs.o and all it
+ * pulls in (curl, the HTTP pool); the archive member is then never linked.
+ */
+int jfs_stat(struct jfs *j, const char *path, struct jfs_entry *out)
+{
+	fail_msg("jfs_stat called in a unit test");
+	return -ENOSYS;
+}
+
+void jfs_entry_release(struct jfs_entry *e)
+{
+	fail_msg("jfs_entry_release called in a unit test");
+}
+
+int jfs_allocate(struct jfs *j, const struct jfs_alloc_req *req, struct jfs_alloc *out)
+{
+	fail_msg("jfs_allocate called in a unit test");
+	return -ENOSYS;
+}
+
+void jfs_alloc_release(struct jfs_alloc *a)
+{
+	fail_msg("jfs_alloc_release called in a unit test");
+}
+
+int jfs_upload(struct jfs *j, const char *upload_url, int fd, int64_t resume_pos,
+	       int64_t size, const char *md5, time_t *out_modified)
+{
+	fail_msg("jfs_upload called in a unit test");
+	return -ENOSYS;
+}
+
+/* ---- helpers ---- */
+
+static void md5_hex(const void *data, size_t len, char out[33])
+{
+	unsigned char d[EVP_MAX_MD_SIZE];
+	unsigned int n = 0, i;
+	EVP_Digest(data, len, d, &n, EVP_md5(), NULL);
+	for (i = 0; i < 16; i++)
+		sprintf(out + 2 * i, "%02x", d[i]);
+}
+
+static int64_t mono_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void sleep_ms(int ms)
+{
+	struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000 };
+	nanosleep(&ts, NULL);
+}
+
+/* Write @len bytes to @path (replacing it in place when it exists) and fsync. */
+static void put_file(const char *path, const void *data, size_t len)
+{
+	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, data, len), (ssize_t)len);
+	assert_int_equal(fsync(fd), 0);
+	close(fd);
+}
+
+/* Set the mtime of @path @ago_s seconds into the past. */
+static void age_file(const char *path, int ago_s)
+{
+	struct timespec ts[2];
+	clock_gettime(CLOCK_REALTIME, &ts[0]);
+	ts[0].tv_sec -= ago_s;
+	ts[1] = ts[0];
+	assert_int_equal(utimensat(AT_FDCWD, path, ts, 0), 0);
+}
+
+static char *slurp(const char *path, size_t *len)
+{
+	FILE *f = fopen(path, "rb");
+	char *buf;
+	long n;
+	if (!f)
+		return NULL;
+	fseek(f, 0, SEEK_END);
+	n = ftell(f);
+	fseek(f, 0, SEEK_SET);
+	buf = malloc((size_t)n + 1);
+	assert_non_null(buf);
+	assert_int_equal(fread(buf, 1, (size_t)n, f), (size_t)n);
+	buf[n] = '\0';
+	fclose(f);
+	*len = (size_t)n;
+	return buf;
+}
+
+/* ---- the fake service ---- */
+
+#define MAXF 64
+#define MAXERR 64
+
+struct ffile {
+	char path[512];
+	char md5[33];
+	int64_t size;
+	bool is_dir;
+	/* an interrupted upload of (md5, size) to this path */
+	char *partial;
+	int64_t partial_len;
+	char partial_md5[33];
+	int64_t partial_size;
+	bool completed;
+};
+
+struct fake {
+	pthread_mutex_t m;
+	pthread_cond_t cv;
+	struct ffile f[MAXF];
+	int nf;
+	/* scripted errors: popped one per call */
+	int stat_err[MAXERR], n_stat_err;
+	int alloc_err[MAXERR], n_alloc_err;
+	int up_err[MAXERR], n_up_err;
+	bool cut_half;              /* the failing upload first stores half its bytes */
+	char refuse[64];            /* allocate of a path containing this: -EINVAL */
+	int refuse_err;
+	bool block;                 /* uploads wait until unblocked (or cancelled) */
+	int blocked;                /* uploads waiting now */
+	/* counters */
+	int n_stat, n_alloc, n_up, n_instant, n_cancelled;
+	int64_t bytes_in;
+	int64_t last_resume;
+};
+
+static struct fake F;
+
+static struct ffile *ff_find(const char *path)
+{
+	int i;
+	for (i = 0; i < F.nf; i++)
+		if (strcmp(F.f[i].path, path) == 0)
+			return &F.f[i];
+	return NULL;
+}
+
+static struct ffile *ff_get(const char *path)
+{
+	struct ffile *f = ff_find(path);
+	if (f)
+		return f;
+	assert_true(F.nf < MAXF);
+	f = &F.f[F.nf++];
+	memset(f, 0, sizeof(*f));
+	snprintf(f->path, sizeof(f->path), "%s", path);
+	return f;
+}
+
+/* Put a completed file on the fake server. */
+static void fake_put(const char *path, const char *content)
+{
+	pthread_mutex_lock(&F.m);
+	struct ffile *f = ff_get(path);
+	md5_hex(content, strlen(content), f->md5);
+	f->size = (int64_t)strlen(content);
+	f->completed = true;
+	pthread_mutex_unlock(&F.m);
+}
+
+/* md5 of the completed file at @path, or "" */
+static void fake_md5(const char *path, char out[33])
+{
+	pthread_mutex_lock(&F.m);
+	struct ffile *f = ff_find(path);
+	snprintf(out, 33, "%s", f && f->completed ? f->md5 : "");
+	pthread_mutex_unlock(&F.m);
+}
+
+static int pop(int *arr, int *n)
+{
+	int e;
+	if (*n == 0)
+		return 0;
+	e = arr[0];
+	memmove(arr, arr + 1, (size_t)(*n - 1) * sizeof(int));
+	(*n)--;
+	return e;
+}
+
+static void push(int *arr, int *n, int err, int times)
+{
+	pthread_mutex_lock(&F.m);
+	while (times-- > 0) {
+		assert_true(*n < MAXERR);
+		arr[(*n)++] = err;
+	}
+	pthread_mutex_unlock(&F.m);
+}
+
+static int f_stat(void *ctx, const char *path, struct jfs_entry *e)
+{
+	int err;
+	pthread_mutex_lock(&F.m);
+	F.n_stat++;
+	err = pop(F.stat_err, &F.n_stat_err);
+	struct ffile *f = ff_find(path);
+	if (!err && (!f || (!f->completed && !f->is_dir)))
+		err = -ENOENT;
+	if (!err) {
+		memset(e, 0, sizeof(*e));
+		e->name = "x";
+		e->is_dir = f->is_dir;
+		e->completed = f->completed;
+		e->size = f->size;
+		memcpy(e->md5, f->md5, 33);
+	}
+	pthread_mutex_unlock(&F.m);
+	return err;
+}
+
+static void f_entry_release(void *ctx, struct jfs_entry *e)
+{
+	(void)e;
+}
+
+static int f_allocate(void *ctx, const struct jfs_alloc_req *req, struct jfs_alloc *a)
+{
+	int err;
+	pthread_mutex_lock(&F.m);
+	F.n_alloc++;
+	err = pop(F.alloc_err, &F.n_alloc_err);
+	if (!err && F.refuse[0] && strstr(req->path, F.refuse))
+		err = F.refuse_err;
+	if (!err) {
+		struct ffile *f = ff_get(req->path);
+		memset(a, 0, sizeof(*a));
+		if (f->completed && f->size == req->size && strcmp(f->md5, req->md5) == 0) {
+			a->completed = true;
+			snprintf(a->state, sizeof(a->state), "COMPLETED");
+			F.n_instant++;
+		} else {
+			if (f->partial && (strcmp(f->partial_md5, req->md5) || f->partial_size != req->size)) {
+				free(f->partial);
+				f->partial = NULL;
+				f->partial_len = 0;
+			}
+			a->resume_pos = f->partial ? f->partial_len : 0;
+			snprintf(a->state, sizeof(a->state), "INCOMPLETE");
+			a->upload_url = malloc(strlen(req->path) + 6);
+			sprintf(a->upload_url, "fake:%s", req->path);
+		}
+	}
+	pthread_mutex_unlock(&F.m);
+	return err;
+}
+
+static void f_alloc_release(void *ctx, struct jfs_alloc *a)
+{
+	free(a->upload_url);
+	a->upload_url = NULL;
+}
+
+static int f_upload(void *ctx, const char *url, int fd, int64_t resume_pos, int64_t size,
+		    const char *md5, const atomic_bool *cancel)
+{
+	const char *path = url + 5;
+	int64_t n = size - resume_pos;
+	char *buf = malloc((size_t)size + 1);
+	char got[33];
+	int err;
+
+	assert_non_null(buf);
+	assert_int_equal(pread(fd, buf + resume_pos, (size_t)n, resume_pos), (ssize_t)n);
+	pthread_mutex_lock(&F.m);
+	F.n_up++;
+	F.last_resume = resume_pos;
+	struct ffile *f = ff_get(path);
+	if (f->partial)
+		memcpy(buf, f->partial, (size_t)resume_pos);
+	else
+		assert_int_equal(resume_pos, 0);
+	err = pop(F.up_err, &F.n_up_err);
+	if (err || F.block) {
+		/* store what "arrived" before the failure: half of the rest */
+		int64_t keep = resume_pos + (F.cut_half || F.block ? n / 2 : 0);
+		F.bytes_in += keep - resume_pos;
+		free(f->partial);
+		f->partial = malloc((size_t)keep + 1);
+		memcpy(f->partial, buf, (size_t)keep);
+		f->partial_len = keep;
+		memcpy(f->partial_md5, md5, 33);
+		f->partial_size = size;
+		if (!err) {
+			F.blocked++;
+			pthread_cond_broadcast(&F.cv);
+			while (F.block && !atomic_load(cancel)) {
+				struct timespec ts;
+				clock_gettime(CLOCK_REALTIME, &ts);
+				ts.tv_nsec += 2000000;
+				if (ts.tv_nsec >= 1000000000) {
+					ts.tv_sec++;
+					ts.tv_nsec -= 1000000000;
+				}
+				pthread_cond_timedwait(&F.cv, &F.m, &ts);
+			}
+			F.blocked--;
+			if (atomic_load(cancel)) {
+				F.n_cancelled++;
+				pthread_mutex_unlock(&F.m);
+				free(buf);
+				return -ECANCELED;
+			}
+			/* unblocked: the rest arrives */
+			n = size - keep;
+			resume_pos = keep;
+		} else {
+			pthread_mutex_unlock(&F.m);
+			free(buf);
+			return err;
+		}
+	}
+	F.bytes_in += n;
+	md5_hex(buf, (size_t)size, got);
+	free(f->partial);
+	f->partial = NULL;
+	f->partial_len = 0;
+	if (strcmp(got, md5) != 0) {
+		err = -EIO;             /* CORRUPT */
+	} else {
+		memcpy(f->md5, got, 33);
+		f->size = size;
+		f->completed = true;
+	}
+	pthread_mutex_unlock(&F.m);
+	free(buf);
+	return err;
+}
+
+static const struct upload_ops fake_ops = {
+	f_stat, f_entry_release, f_allocate, f_alloc_release, f_upload, NULL,
+};
+
+static void fake_reset(void)
+{
+	int i;
+	for (i = 0; i < F.nf; i++)
+		free(F.f[i].partial);
+	pthread_mutex_destroy(&F.m);
+	pthread_cond_destroy(&F.cv);
+	memset(&F, 0, sizeof(F));
+	pthread_mutex_init(&F.m, NULL);
+	pthread_cond_init(&F.cv, NULL);
+}
+
+static void fake_block(bool on)
+{
+	pthread_mutex_lock(&F.m);
+	F.block = on;
+	pthread_cond_broadcast(&F.cv);
+	pthread_mutex_unlock(&F.m);
+}
+
+/* Wait until @n uploads are blocked in the fake. */
+static void fake_wait_blocked(int n)
+{
+	int64_t end = mono_ms() + 5000;
+	pthread_mutex_lock(&F.m);
+	while (F.blocked < n) {
+		pthread_mutex_unlock(&F.m);
+		assert_true(mono_ms() < end);
+		sleep_ms(2);
+		pthread_mutex_lock(&F.m);
+	}
+	pthread_mutex_unlock(&F.m);
+}
+
+/* Read a counter of the fake under its lock. */
+#define FG(field) fake_get(&F.field)
+static int64_t fake_get(const void *field)
+{
+	int64_t v;
+	pthread_mutex_lock(&F.m);
+	if (field == &F.bytes_in || field == &F.last_resume)
+		v = *(const int64_t *)field;
+	else
+		v = *(const int *)field;
+	pthread_mutex_unlock(&F.m);
+	return v;
+}
+
+/* Refuse allocates of paths containing @part with @err ("" to stop). */
+static void fake_refuse(const char *part, int err)
+{
+	pthread_mutex_lock(&F.m);
+	snprintf(F.refuse, sizeof(F.refuse), "%s", part);
+	F.refuse_err = err;
+	pthread_mutex_unlock(&F.m);
+}
+
+/* ---- done callbacks ---- */
+
+struct event {
+	uint64_t id, gen;
+	int err;
+	char path[512];
+};
+
+static struct {
+	pthread_mutex_t m;
+	struct event ev[256];
+	int n;
+} D = { PTHREAD_MUTEX_INITIALIZER, { { 0 } }, 0 };
+
+static void on_done(void *ctx, uint64_t id, uint64_t gen, int err, const char *server_path)
+{
+	pthread_mutex_lock(&D.m);
+	if (D.n < 256) {
+		D.ev[D.n].id = id;
+		D.ev[D.n].gen = gen;
+		D.ev[D.n].err = err;
+		snprintf(D.ev[D.n].path, sizeof(D.ev[D.n].path), "%s", server_path);
+		D.n++;
+	}
+	pthread_mutex_unlock(&D.m);
+}
+
+static int events(void)
+{
+	int n;
+	pthread_mutex_lock(&D.m);
+	n = D.n;
+	pthread_mutex_unlock(&D.m);
+	return n;
+}
+
+static void wait_events(int n)
+{
+	int64_t end = mono_ms() + 10000;
+	while (events() < n) {
+		assert_true(mono_ms() < end);
+		sleep_ms(2);
+	}
+}
+
+/* ---- fixture ---- */
+
+static char dir[256];
+static struct upload_queue *Q;
+
+static void rm_rf(const char *path)
+{
+	char cmd[512];
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", path);
+	assert_int_equal(system(cmd), 0);
+}
+
+static int setup(void **state)
+{
+	snprintf(dir, sizeof(dir), "/tmp/test_upload.XXXXXX");
+	assert_non_null(mkdtemp(dir));
+	fake_reset();
+	pthread_mutex_lock(&D.m);
+	D.n = 0;
+	pthread_mutex_unlock(&D.m);
+	Q = NULL;
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	upload_close(Q);
+	Q = NULL;
+	rm_rf(dir);
+	return 0;
+}
+
+static struct upload_config cfg_default(void)
+{
+	struct upload_config c = {
+		.cache_dir = dir, .transfers = 4, .max_attempts = 10, .done = on_done,
+		.write_back_ms = -1, .backoff_min_ms = 5, .backoff_max_ms = 20, .ops = &fake_ops,
+	};
+	return c;
+}
+
+static void q_open(const struct upload_config *c)
+{
+	assert_int_equal(upload_open(c, &Q), 0);
+}
+
+/* A content file "<dir>/c<id>" holding @content, and an item for it. */
+struct itembuf {
+	struct upload_item it;
+	char file[300];
+	char path[300];
+};
+
+static struct upload_item *mk_item2(struct itembuf *b, uint64_t id, uint64_t gen, const char *path,
+				    const char *content, const char *suffix)
+{
+	memset(b, 0, sizeof(*b));
+	snprintf(b->file, sizeof(b->file), "%s/c%llu%s", dir, (unsigned long long)id, suffix);
+	snprintf(b->path, sizeof(b->path), "%s", path);
+	put_file(b->file, content, strlen(content));
+	b->it.id = id;
+	b->it.gen = gen;
+	b->it.path = b->path;
+	b->it.content_file = b->file;
+	b->it.size = (int64_t)strlen(content);
+	md5_hex(content, strlen(content), b->it.md5);
+	b->it.created = b->it.modified = 1700000000;
+	b->it.base_size = -1;
+	return &b->it;
+}
+
+static struct upload_item *mk_item(struct itembuf *b, uint64_t id, uint64_t gen, const char *path,
+				   const char *content)
+{
+	return mk_item2(b, id, gen, path, content, "");
+}
+
+/* Query one text value from the journal with the sqlite3 API (a second connection). */
+static char *journal_get(const char *sql)
+{
+	char file[300], *out = NULL;
+	sqlite3 *db;
+	sqlite3_stmt *st;
+	snprintf(file, sizeof(file), "%s/journal.db", dir);
+	assert_int_equal(sqlite3_open_v2(file, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+	assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &st, NULL), SQLITE_OK);
+	if (sqlite3_step(st) == SQLITE_ROW && sqlite3_column_text(st, 0))
+		out = strdup((const char *)sqlite3_column_text(st, 0));
+	sqlite3_finalize(st);
+	sqlite3_close(db);
+	return out;
+}
+
+/* ---- tests: pure helpers ---- */
+
+static void conflict_names(void **state)
+{
+	char b[600];
+	time_t t = 1795450500;  /* 2026-11-23 16:15:00 UTC */
+
+	assert_int_equal(upload_conflict_name("a.txt", t, b, sizeof(b)), 0);
+	assert_string_equal(b, "a (conflict 2026-11-23 161500).txt");
+	assert_int_equal(upload_conflict_name("dir/sub/a.txt", t, b, sizeof(b)), 0);
+	assert_string_equal(b, "dir/sub/a (conflict 2026-11-23 161500).txt");
+	assert_int_equal(upload_conflict_name("Makefile", t, b, sizeof(b)), 0);
+	assert_string_equal(b, "Makefile (conflict 2026-11-23 161500)");
+	assert_int_equal(upload_conflict_name("d/.bashrc", t, b, sizeof(b)), 0);
+	assert_string_equal(b, "d/.bashrc (conflict 2026-11-23 161500)");
+	assert_int_equal(upload_conflict_name("archive.tar.gz", t, b, sizeof(b)), 0);
+	assert_string_equal(b, "archive.tar (conflict 2026-11-23 161500).gz");
+	assert_int_equal(upload_conflict_name("trailing.", t, b, sizeof(b)), 0);
+	assert_string_equal(b, "trailing. (conflict 2026-11-23 161500)");
+	assert_int_equal(upload_conflict_name("d.x/noext", t, b, sizeof(b)), 0);
+	assert_string_equal(b, "d.x/noext (conflict 2026-11-23 161500)");
+	assert_int_equal(upload_conflict_name("", t, b, sizeof(b)), -EINVAL);
+	assert_int_equal(upload_conflict_name("dir/", t, b, sizeof(b)), -EINVAL);
+	assert_int_equal(upload_conflict_name("a.txt", t, b, 20), -ENAMETOOLONG);
+
+	/* a name near the 255 limit is shortened, at a character boundary, ext kept */
+	char name[400];
+	memset(name, 0, sizeof(name));
+	for (int i = 0; i < 125; i++)
+		strcat(name, "\xc3\xa6");       /* æ: 2 bytes, 1 unit */
+	strcat(name, ".txt");                   /* 129 units */
+	char path[420];
+	snprintf(path, sizeof(path), "d/%s", name);
+	assert_int_equal(upload_conflict_name(path, t, b, sizeof(b)), 0);
+	assert_string_equal(b + strlen(b) - 4, ".txt");
+	/* 255 units left: room for the tag (29) and ".txt" (4): 222 of the 125 kept */
+	char longname[800] = "";
+	for (int i = 0; i < 250; i++)
+		strcat(longname, "\xc3\xa6");
+	strcat(longname, ".txt");
+	assert_int_equal(upload_conflict_name(longname, t, b, sizeof(b)), 0);
+	const char *tag = strstr(b, " (conflict");
+	assert_non_null(tag);
+	size_t stem = (size_t)(tag - b);
+	assert_int_equal(stem % 2, 0);          /* whole characters only */
+	assert_int_equal(stem / 2 + strlen(" (conflict 2026-11-23 161500)") + 4, 255);
+}
+
+static void backoff_bounds(void **state)
+{
+	static const uint32_t rnds[] = { 0, 1, 12345, 0x7fffffff, 0xffffffff };
+	unsigned a;
+	size_t i;
+
+	for (a = 1; a <= 40; a++) {
+		int64_t d = 1000;
+		for (unsigned k = 1; k < a && d < 300000; k++)
+			d *= 2;
+		if (d > 300000)
+			d = 300000;
+		for (i = 0; i < sizeof(rnds) / sizeof(rnds[0]); i++) {
+			int64_t v = upload_backoff_ms(a, 1000, 300000, rnds[i]);
+			assert_true(v >= d / 2);
+			assert_true(v <= d);
+		}
+	}
+	assert_true(upload_backoff_ms(1, 1000, 300000, 0) >= 500);
+	assert_true(upload_backoff_ms(1, 1000, 300000, 0xffffffff) <= 1000);
+	assert_true(upload_backoff_ms(9, 1000, 300000, 0) == 128000);
+	assert_true(upload_backoff_ms(10, 1000, 300000, 0) == 150000);
+	assert_true(upload_backoff_ms(1000, 1000, 300000, 0xffffffff) <= 300000);
+	/* jitter really varies */
+	assert_true(upload_backoff_ms(5, 1000, 300000, 1) != upload_backoff_ms(5, 1000, 300000, 7777));
+}
+
+/* ---- tests: the journal ---- */
+
+static void journal_durable(void **state)
+{
+	struct upload_config c = cfg_default();
+	struct itembuf b;
+	unsigned files;
+	int64_t bytes;
+	char *s;
+
+	q_open(&c);
+	assert_int_equal(upload_enqueue(Q, mk_item(&b, 7, 1, "dir/a.txt", "hello world")), 0);
+	assert_true(upload_pending(Q, 7));
+	upload_close(Q);
+	Q = NULL;
+
+	s = journal_get("PRAGMA journal_mode");
+	assert_string_equal(s, "wal");
+	free(s);
+	s = journal_get("SELECT path || '|' || gen || '|' || size || '|' || state FROM upload WHERE id = 7");
+	assert_string_equal(s, "dir/a.txt|1|11|pending");
+	free(s);
+
+	q_open(&c);
+	assert_true(upload_pending(Q, 7));
+	upload_stats(Q, &files, &bytes);
+	assert_int_equal(files, 1);
+	assert_int_equal(bytes, 11);
+	assert_int_equal(upload_start(Q), 0);
+	assert_int_equal(upload_wait(Q, 7, 1), 0);
+	assert_false(upload_pending(Q, 7));
+	char m[33], want[33];
+	fake_md5("dir/a.txt", m);
+	md5_hex("hello world", 11, want);
+	assert_string_equal(m, want);
+	wait_events(1);
+	assert_int_equal(D.ev[0].err, 0);
+	assert_string_equal(D.ev[0].path, "dir/a.txt");
+	upload_close(Q);
+	Q = NULL;
+	s = journal_get("SELECT count(*) FROM upload");
+	assert_string_equal(s, "0");
+	free(s);
+}
+
+/* The record is on disk when upload_enqueue returns: a process killed right after still has it. */
+static void journal_survives_kill(void **state)
+{
+	pid_t pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		struct upload_config c = cfg_default();
+		struct upload_queue *q;
+		struct itembuf b;
+		if (upload_open(&c, &q) != 0)
+			_exit(2);
+		for (int i = 1; i <= 20; i++) {
+			char p[32];
+			snprintf(p, sizeof(p), "f%d", i);
+			if (upload_enqueue(q, mk_item(&b, (uint64_t)i, 1, p, "data")) != 0)
+				_exit(3);
+		}
+		raise(SIGKILL);
+		_exit(4);
+	}
+	int st;
+	assert_int_equal(waitpid(pid, &st, 0), pid);
+	assert_true(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL);
+	struct upload_config c = cfg_default();
+	unsigned files;
+	q_open(&c);
+	upload_stats(Q, &files, NULL);
+	assert_int_equal(files, 20);
+	assert_int_equal(upload_start(Q), 0);
+	assert_int_equal(upload_drain(Q, 10), 0);
+	wait_events(20);
+	assert_int_equal(FG(n_up), 20);
+}
+
+static void supersede(void **state)
+{
+	struct upload_config c = cfg_default();
+	struct itembuf b1, b2, b0;
+	char m[33];
+
+	c.write_back_ms = 60000;        /* hold the records until upload_wait */
+	q_open(&c);
+	assert_int_equal(upload_start(Q), 0);
+	assert_int_equal(upload_enqueue(Q, mk_item(&b1, 5, 1, "s.txt", "one")), 0);
+	assert_int_equal(upload_enqueue(Q, mk_item(&b2, 5, 2, "s.txt", "two!")), 0);
+	/* an older generation arriving late is ignored */
+	assert_int_equal(upload_enqueue(Q, mk_item(&b0, 5, 1, "s.txt", "two!")), 0);
+	unsigned files;
+	int64_t bytes;
+	upload_stats(Q, &files, &bytes);
+	assert_int_equal(files, 1);
+	assert_int_equal(bytes, 4);
+	char *s = journal_get("SELECT gen FROM upload WHERE id = 5");
+	assert_string_equal(s, "2");
+	free(s);
+	/* waiting for gen 1 is satisfied by gen 2 */
+	assert_int_equal(upload_wait(Q, 5, 1), 0);
+	fake_md5("s.txt", m);
+	assert_string_equal(m, b2.it.md5);
+	assert_int_equal(FG(n_up), 1);
+	wait_events(1);
+	assert_int_equal(D.ev[0].gen, 2);
+}
+
+/* A newer generation while the older one is being sent. */
+static void supersede_running(void **state)
+{
+	struct upload_config c = cfg_default();
+	struct itembuf b1, b2;
+	char m[33];
+
+	q_open(&c);
+	assert_int_equal(upload_start(Q), 0);
+	fake_block(true);
+	assert_int_equal(upload_enqueue(Q, mk_item(&b1, 9, 1, "r.txt", "first version")), 0);
+	fake_wait_blocked(1);
+	/* rewritten in place (same content file): the running transfer is doomed and aborted */
+	assert_int_equal(upload_enqueue(Q, mk_item(&b2, 9, 2, "r.txt", "second version, longer")), 0);
+	int64_t end = mono_ms() + 5000;
+	while (FG(n_cancelled) < 1 && mono_ms() < end)
+		sleep_ms(2);
+	assert_int_equal(FG(n_cancelled), 1);
+	fake_block(false);
+	assert_int_equal(upload_wait(Q, 9, 2), 0);
+	fake_md5("r.txt", m);
+	assert_string_equal(m, b2.it.md5);
+	wait_events(1);
+	assert_int_equal(events(), 1);
+	assert_int_equal(D.ev[0].gen, 2);
+
+	/* a new content file (another inode): the older transfer finishes, then the newer */
+	struct itembuf b3, b4;
+	mk_item(&b3, 10, 1, "n.txt", "aaa");
+	fake_block(true);
+	assert_int_equal(upload_enqueue(Q, &b3.it), 0);
+	fake_wait_blocked(1);
+	mk_item2(&b4, 10, 2, "n.txt", "bbbb", ".new");
+	assert_int_equal(upload_enqueue(Q, &b4.it), 0);
+	fake_block(false);
+	assert_int_equal(upload_wait(Q, 10, 2), 0);
+	fake_md5("n.txt", m);
+	assert_string_equal(m, b4.it.md5);
+	wait_events(3);
+	assert_int_equal(D.ev[1].id, 10);
+	assert_int_equal(D.ev[1].gen, 1);
+	assert_int_equal(D.ev[2].gen, 2);
+}
+
+/* gen 2, made from gen 1 while gen 1 was in flight, must not look like a conflict. */
+static void base_follows_own_upload(void **state)
+{
+	struct upload_config c = cfg_default();
+	struct itembuf b1, b2;
+	char m[33];
+
+	fake_put("doc.txt", "server base");
+	q_open(&c);
+	assert_int_equal(upload_start(Q), 0);
+	fake_block(true);
+	mk_item(&b1, 11, 1, "doc.txt", "edit one");
+	md5_hex("server base", 11, b1.it.base_md5);
+	b1.it.base_size = 11;
+	assert_int_equal(upload_enqueue(Q, &b1.it), 0);
+	fake_wait_blocked(1);
+	mk_item2(&b2, 11, 2, "doc.txt", "edit two", ".b");
+	memcpy(b2.it.base_md5, b1.it.base_md5, 33);
+	b2.it.base_size = 11;
+	assert_int_equal(upload_enqueue(Q, &b2.it), 0);
+	fake_block(false);
+	assert_int_equal(upload_wait(Q, 11, 2), 0);
+	fake_md5("doc.txt", m);
+	assert_string_equal(m, b2.it.md5);
+	wait_events(2);
+	assert_string_equal(D.ev[0].path, "doc.txt");
+	assert_string_equal(D.ev[1].path, "doc.txt");
+}
+
+static void *wait_thread(void *arg)
+{
+	uint64_t *id = arg;
+	return (void *)(intptr_t)upload_wait(Q, *id, 1);
+}
+
+static void cancel(void **state)
+{
+	struct upload_config c = cfg_default();
+	struct itembuf b;
+	pthread_t t;
+	uint64_t id = 3;
+	void *rv;
+	char m[33];
+
+	c.write_back_ms = 60000;
+	q_open(&c);
+	assert_int_equal(upload_enqueue(Q, mk_item(&b, 3, 1, "gone.txt", "bye")), 0);
+	assert_int_equal(upload_cancel(Q, 3), 0);
+	assert_false(upload_pending(Q, 3));
+	assert_int_equal(upload_wait(Q, 3, 1), 0);
+	assert_int_equal(upload_cancel(Q, 3), 0);       /* nothing pending: fine */
+	assert_int_equal(upload_start(Q), 0);
+	assert_int_equal(upload_drain(Q, 2), 0);
+	assert_int_equal(FG(n_alloc), 0);
+
+	/* cancel while the transfer runs: aborted, and the waiter hears -ENOENT */
+	upload_close(Q);
+	c.write_back_ms = -1;
+	q_open(&c);
+	assert_int_equal(upload_start(Q), 0);
+	fake_block(true);
+	assert_int_equal(upload_enqueue(Q, mk_item(&b, 3, 1, "gone.txt", "bye bye")), 0);
+	fake_wait_blocked(1);
+	assert_int_equal(pthread_create(&t, NULL, wait_thread, &id), 0);
+	sleep_ms(20);
+	assert_int_equal(upload_cancel(Q, 3), 0);
+	/* upload_cancel returned: the transfer has stopped */
+	assert_int_equal(FG(blocked), 0);
+	assert_int_equal(FG(n_cancelled), 1);
+	pthread_join(t, &rv);
+	assert_int_equal((int)(intptr_t)rv, -ENOENT);
+	fake_block(false);
+	sleep_ms(50);
+	fake_md5("gone.txt", m);
+	assert_string_equal(m, "");
+	assert_int_equal(events(), 0);
+	char *s = journal_get("SELECT count(*) FROM upload");
+	assert_string_equal(s, "0");
+	free(s);
+}
+
+static void rename_pending(void **state)
+{
+	struct upload_config c = cfg_default();
+	struct itembuf b, x, y;
+	char m[33], want[33];
+
+	c.write_back_ms = 60000;
+	q_open(&c);
+	assert_int_equal(upload_start(Q), 0);
+	assert_int_equal(upload_enqueue(Q, mk_item(&b, 4, 1, "old.txt", "content")), 0);
+	assert_int_equal(upload_rename(Q, 4, "new.txt"), 0);
+	assert_int_equal(upload_enqueue(Q, mk_item(&x, 20, 1, "d/x", "xx")), 0);
+	assert_int_equal(upload_enqueue(Q, mk_item(&y, 21, 1, "d/y", "yy")), 0);
+	assert_int_equal(upload_enqueue(Q, mk_item(&b, 22, 1, "dd/z", "zz")), 0);
+	assert_int_equal(upload_rename_dir(Q, "d", "e/f"), 0);
+	assert_int_equal(upload_rename(Q, 4, "bad/"), -EINVAL);
+	assert_int_equal(upload_drain(Q, 5), 0);
+	fake_md5("new.txt", m);
+	md5_hex("content", 7, want);
+	assert_string_equal(m, want);
+	fake_md5("old.txt", m);
+	assert_string_equal(m, "");
+	fake_md5("e/f/x", m);
+	assert_string_equal(m, x.it.md5);
+	fake_md5("e/f/y", m);
+	assert_string_equal(m, y.it.md5);
+	fake_md5("dd/z", m);                    /* "dd" is not under "d" */
+	assert_true(m[0]);
+	assert_int_equal(FG(n_alloc), 4);
+}
+
+static void rename_running(void **state)
+{
+	struct upload_config c = cfg_default();
+	struct itembuf b;
+	char m[33];
+
+	q_open(&c);
+	assert_int_equal(upload_start(Q), 0);
+	fake_block(true);
+	assert_int_equal(upload_enqueue(Q, mk_item(&b, 4, 1, "tmp.part", "renamed while sent")), 0);
+	fake_wait_blocked(1);
+	assert_int_equal(upload_rename(Q, 4, "final.txt"), 0);
+	assert_int_equal(FG(n_cancelled), 1);     /* aborted before upload_rename returned */
+	fake_block(false);
+	assert_int_equal(upload_wait(Q, 4, 1), 0);
+	fake_md5("final.txt", m);
+	assert_string_equal(m, b.it.md5);
+	fake_md5("tmp.part", m);
+	assert_string_equal(m, "");
+	wait_events(1);
+	assert_string_equal(D.ev[0].path, "final.txt");
+}
+
+/* A new file renamed over an existing server file replaces it (rsync's temp + rename). */
+static void rename_over_existing(void **state)
+{
+	struct upload_config c = cfg_default();
+	struct itembuf b;
+	char m[33];
+
+	fake_put("target.txt", "old server content");
+	c.write_back_ms = 60000;
+	q_open(&c);
+	assert_int_equal(upload_start(Q), 0);
+	assert_int_equal(upload_enqueue(Q, mk_item(&b, 8, 1, ".target.txt.XYZ", "new")), 0);
+	assert_int_equal(upload_rename(Q, 8, "target.txt"), 0);
+	assert_int_equal(upload_wait(Q, 8, 1), 0);
+	fake_md5("target.txt", m);
+	assert_string_equal(m, b.it.md5);
+	wait_events(1);
+	assert_string_equal(D.ev[0].path, "target.txt");
+}
+
+static void conflicts(void **state)
+{
+	struct upload_config c = cfg_default();
+	struct itembuf b1, b2, b3;
+	char m[33];
+
+	fake_put("c1.txt", "someone else's");      /* changed since our base */
+	fake_put("c2.txt", "our base");            /* unchanged */
+	fake_put("c3.txt", "local");               /* already our content */
+	q_open(&c);
+	assert_int_equal(upload_start(Q), 0);
+
+	mk_item(&b1, 1, 1, "c1.txt", "local");
+	md5_hex("base", 4, b1.it.base_md5);
+	b1.it.base_size = 4;
+	mk_item(&b2, 2, 1, "c2.txt", "local 2");
+	md5_hex("our base", 8, b2.it.base_md5);
+	b2.it.base_size = 8;
+	mk_item(&b3, 3, 1, "c3.txt", "local");
+	md5_hex("base", 4, b3.it.base_md5);
+	b3.it.base_size = 4;
+	assert_int_equal(upload_enqueue(Q, &b1.it), 0);
+	assert_int_equal(upload_enqueue(Q, &b2.it), 0);
+	assert_int_equal(upload_enqueue(Q, &b3.it), 0);
+	assert_int_equal(upload_drain(Q, 5), 0);
+	wait_events(3);
+
+	/* c1: the server copy is untouched, ours landed under a conflict name */
+	char want[33];
+	md5_hex("someone else's", 14, want);
+	fake_md5("c1.txt", m);
+	assert_string_equal(m, want);
+	const char *landed = NULL;
+	for (int i = 0; i < 3; i++)
+		if (D.ev[i].id == 1)
+			landed = D.ev[i].path;
+	assert_non_null(landed);
+	assert_true(strncmp(landed, "c1 (conflict 20", 15) == 0);
+	assert_string_equal(landed + strlen(landed) - 5, ").txt");
+	fake_md5(landed, m);
+	assert_string_equal(m, b1.it.md5);
+	/* c2: normal replacement */
+	fake_md5("c2.txt", m);
+	assert_string_equal(m, b2.it.md5);
+	/* c3: same content as ours: no conflict, instant */
+	assert_int_equal(FG(n_instant), 1);
+	for (int i = 0; i < 3; i++)
+		if (D.ev[i].id == 3)
+			assert_string_equal(D.ev[i].path, "c3.txt");
+}
+
+/* A conflict name, once chosen, is kept across retries. */
+static void conflict_name_sticks(void **state)
+{
+	struct upload_config c = cfg_default();
+	struct itembuf b;
+
+	fake_put("k.txt", "theirs");
+	q_open(&c);
+	mk_item(&b, 1, 1, "k.txt", "mine");
+	md5_hex("base", 4, b.it.base_md5);
+	b.it.base_size = 4;
+	push(F.up_err, &F.n_up_err, -ETIMEDOUT, 2);
+	assert_int_equal(upload_enqueue(Q, &b.it), 0);
+	assert_int_equal(upload_start(Q), 0);
+	assert_int_equal(upload_wait(Q, 1, 1), 0);
+	assert_int_equal(FG(n_stat), 1);          /* decided once */
+	assert_int_equal(FG(n_up), 3);
+	wait_events(1);
+	assert_non_null(strstr(D.ev[0].path, "k (conflict "));
+}
+
+static void retries_transient(void **state)
+{
+	struct upload_config c = cfg_default();
+	struct itembuf b;
+
+	c.max_attempts = 3;
+	q_open(&c);
+	assert_int_equal(upload_start(Q), 0);
+	/* an outage longer than max_attempts never gives up */
+	push(F.alloc_err, &F.n_alloc_err, -ECONNREFUSED, 4);
+	push(F.alloc_err, &F.n_alloc_err, -EHOSTUNREACH, 3);
+	push(F.stat_err, &F.n_stat_err, -ETIMEDOUT, 2);
+	push(F.up_err, &F.n_up_err, -EAGAIN, 3);
+	push(F.up_err, &F.n_up_err, -EACCES, 2);
+	int64_t t0 = mono_ms();
+	assert_int_equal(upload_enqueue(Q, mk_item(&b, 1, 1, "t.txt", "retry me")), 0);
+	assert_int_equal(upload_wait(Q, 1, 1), 0);
+	/* 14 failures with backoff >= 2.5 ms each on average */
+	assert_true(mono_ms() - t0 >= 14 * 2);
+	assert_int_equal(FG(n_up), 6);
+	wait_events(1);
+	assert_int_equal(D.ev[0].err, 0);
+	assert_int_equal(upload_given_up(Q), 0);
+}
+
+/* An interrupted transfer continues from the service's resume_pos. */
+static void resume_after_cut(void **state)
+{
+	struct upload_config c = cfg_default();
+	struct itembuf b;
+	char big[100001];
+	char m[33];
+
+	for (size_t i = 0; i < sizeof(big) - 1; i++)
+		big[i] = (char)('a' + (i * 7) % 26);
+	big[sizeof(big) - 1] = '\0';
+	q_open(&c);
+	assert_int_equal(upload_start(Q), 0);
+	pthread_mutex_lock(&F.m);
+	F.cut_half = true;
+	pthread_mutex_unlock(&F.m);
+	push(F.up_err, &F.n_up_err, -ECONNRESET, 1);
+	assert_int_equal(upload_enqueue(Q, mk_item(&b, 1, 1, "big.bin", big)), 0);
+	assert_int_equal(upload_wait(Q, 1, 1), 0);
+	fake_md5("big.bin", m);
+	assert_string_equal(m, b.it.md5);
+	assert_int_equal(FG(n_up), 2);
+	assert_int_equal(FG(last_resume), 50000);
+	assert_int_equal(FG(bytes_in), 100000);   /* every byte sent once */
+}
+
+/* Kill -9 in the middle of a transfer: the next run resumes from resume_pos. */
+static void resume_after_close_mid_transfer(void **state)
+{
+	struct upload_config c = cfg_default();
+	struct itembuf b;
+	char big[20001];
+
+	memset(big, 'q', sizeof(big) - 1);
+	big[sizeof(big) - 1] = '\0';
+	q_open(&c);
+	assert_int_equal(upload_start(Q), 0);
+	fake_block(true);
+	assert_int_equal(upload_enqueue(Q, mk_item(&b, 1, 1, "cut.bin", big)), 0);
+	fake_wait_blocked(1);
+	upload_close(Q);                        /* aborts the transfer, keeps the record */
+	Q = NULL;
+	fake_block(false);
+	assert_int_equal(FG(n_cancelled), 1);
+	q_open(&c);
+	assert_true(upload_pending(Q, 1));
+	assert_int_equal(upload_start(Q), 0);
+	assert_int_equal(upload_wait(Q, 1, 1), 0);
+	assert_int_equal(FG(last_resume), 10000);
+	assert_int_equal(FG(bytes_in), 20000);
+}
+
+static void give_up_refused_name(void **state)
+{
+	struct upload_config c = cfg_default();
+	struct itembuf b, b2;
+	char lf[512], *s;
+	size_t len;
+	struct stat sb;
+
+	q_open(&c);
+	assert_int_equal(upload_start(Q), 0);
+	fake_refuse("bad", -EINVAL);
+	assert_int_equal(upload_enqueue(Q, mk_item(&b, 1, 1, "x/y/bad.txt", "precious")), 0);
+	assert_int_equal(upload_wait(Q, 1, 1), -EIO);
+	assert_int_equal(FG(n_alloc), 3);         /* permanent refusals: 3 attempts */
+	assert_false(upload_pending(Q, 1));
+	assert_int_equal(upload_given_up(Q), 1);
+	wait_events(1);
+	assert_int_equal(D.ev[0].err, -EINVAL);
+	snprintf(lf, sizeof(lf), "%s/lost+found/x/y/bad.txt", dir);
+	s = slurp(lf, &len);
+	assert_non_null(s);
+	assert_string_equal(s, "precious");
+	free(s);
+	assert_int_equal(stat(lf, &sb), 0);
+	assert_int_equal(sb.st_nlink, 2);       /* a hard link of the content file */
+	s = journal_get("SELECT state || '|' || attempts || '|' || lost_path FROM upload WHERE id = 1");
+	assert_non_null(s);
+	assert_true(strncmp(s, "given-up|3|", 11) == 0);
+	assert_string_equal(strchr(s + 11, '/'), lf);
+	free(s);
+	s = journal_get("SELECT last_error FROM upload WHERE id = 1");
+	assert_non_null(strstr(s, "EINVAL"));
+	free(s);
+	/* still given up after a restart, and not retried */
+	upload_close(Q);
+	Q = NULL;
+	q_open(&c);
+	assert_int_equal(upload_given_up(Q), 1);
+	assert_int_equal(upload_wait(Q, 1, 1), -EIO);
+	/* a second loss of the same path does not overwrite the first */
+	assert_int_equal(upload_start(Q), 0);
+	assert_int_equal(upload_enqueue(Q, mk_item(&b2, 2, 1, "x/y/bad.txt", "second")), 0);
+	assert_int_equal(upload_wait(Q, 2, 1), -EIO);
+	snprintf(lf, sizeof(lf), "%s/lost+found/x/y/bad (1).txt", dir);
+	s = slurp(lf, &len);
+	assert_non_null(s);
+	assert_string_equal(s, "second");
+	free(s);
+	/* a new generation of a given-up file is tried again */
+	fake_refuse("", 0);
+	assert_int_equal(upload_enqueue(Q, mk_item(&b, 1, 2, "x/y/bad.txt", "precious 2")), 0);
+	assert_int_equal(upload_wait(Q, 1, 2), 0);
+	assert_int_equal(upload_given_up(Q), 1);
+}
+
+static void give_up_corrupt(void **state)
+{
+	struct upload_config c = cfg_default();
+	struct itembuf b;
+
+	c.max_attempts = 4;
+	q_open(&c);
+	assert_int_equal(upload_start(Q), 0);
+	/* the recorded md5 is not the content's: every upload ends CORRUPT (-EIO) */
+	mk_item(&b, 1, 1, "dir/.hidden", "the bytes");
+	md5_hex("other bytes", 11, b.it.md5);
+	assert_int_equal(upload_enqueue(Q, &b.it), 0);
+	assert_int_equal(upload_wait(Q, 1, 1), -EIO);
+	assert_int_equal(FG(n_up), 4);
+	char lf[512];
+	size_t len;
+	snprintf(lf, sizeof(lf), "%s/lost+found/dir/.hidden", dir);
+	char *s = slurp(lf, &len);
+	assert_non_null(s);
+	free(s);
+	wait_events(1);
+	assert_int_equal(D.ev[0].err, -EIO);
+}
+
+static void content_missing(void **state)
+{
+	struct upload_config c = cfg_default();
+	struct itembuf b;
+
+	q_open(&c);
+	assert_int_equal(upload_enqueue(Q, mk_item(&b, 1, 1, "m.txt", "soon gone")), 0);
+	assert_int_equal(unlink(b.file), 0);
+	assert_int_equal(upload_start(Q), 0);
+	assert_int_equal(upload_wait(Q, 1, 1), -EIO);
+	assert_int_equal(FG(n_alloc), 0);
+	wait_events(1);
+	assert_int_equal(D.ev[0].err, -ENOENT);
+}
+
+static void content_changed_underneath(void **state)
+{
+	struct upload_config c = cfg_default();
+	struct itembuf b1, b2, b3;
+	char m[33], want[33];
+
+	c.write_back_ms = 60000;
+	q_open(&c);
+	assert_int_equal(upload_start(Q), 0);
+	/* touched only: same bytes, new mtime: uploaded as recorded */
+	assert_int_equal(upload_enqueue(Q, mk_item(&b1, 1, 1, "t1", "same bytes")), 0);
+	age_file(b1.file, 100);
+	/* rewritten and quiet for long (as after a crash): the current content is adopted */
+	assert_int_equal(upload_enqueue(Q, mk_item(&b2, 2, 1, "t2", "recorded")), 0);
+	put_file(b2.file, "rewritten later", 15);
+	age_file(b2.file, 100);
+	assert_int_equal(upload_wait(Q, 1, 1), 0);
+	assert_int_equal(upload_wait(Q, 2, 1), 0);
+	fake_md5("t1", m);
+	assert_string_equal(m, b1.it.md5);
+	fake_md5("t2", m);
+	md5_hex("rewritten later", 15, want);
+	assert_string_equal(m, want);
+	/* rewritten just now (a writer is busy with it): not uploaded yet */
+	assert_int_equal(upload_enqueue(Q, mk_item(&b3, 3, 1, "t3", "recorded")), 0);
+	put_file(b3.file, "being written", 13);
+	struct timespec ts[2];
+	clock_gettime(CLOCK_REALTIME, &ts[0]);
+	ts[0].tv_sec += 1;
+	ts[1] = ts[0];
+	utimensat(AT_FDCWD, b3.file, ts, 0);   /* distinct from the recorded mtime */
+	assert_int_equal(upload_drain(Q, 1), -ETIMEDOUT);
+	fake_md5("t3", m);
+	assert_string_equal(m, "");
+	assert_true(upload_pending(Q, 3));
+}
+
+static void keyrejected_pauses(void **state)
+{
+	struct upload_config c = cfg_default();
+	struct itembuf b;
+
+	c.max_attempts = 1;
+	c.backoff_max_ms = 60000;               /* the pause lasts long... */
+	q_open(&c);
+	assert_int_equal(upload_start(Q), 0);
+	push(F.alloc_err, &F.n_alloc_err, -EKEYREJECTED, 1);
+	assert_int_equal(upload_enqueue(Q, mk_item(&b, 1, 1, "p.txt", "paused")), 0);
+	int64_t end = mono_ms() + 5000;
+	while (FG(n_alloc) < 1 && mono_ms() < end)
+		sleep_ms(2);
+	sleep_ms(100);
+	assert_int_equal(FG(n_alloc), 1);         /* nothing tried while paused */
+	assert_true(upload_pending(Q, 1));      /* and nothing given up */
+	assert_int_equal(upload_given_up(Q), 0);
+	upload_resume(Q);                       /* ...unless the login is renewed */
+	assert_int_equal(upload_wait(Q, 1, 1), 0);
+	assert_int_equal(FG(n_alloc), 2);
+}
+
+static void drain(void **state)
+{
+	struct upload_config c = cfg_default();
+	struct itembuf b;
+	unsigned files;
+	int64_t bytes;
+
+	c.write_back_ms = 60000;               /* drain starts delayed uploads at once */
+	q_open(&c);
+	assert_int_equal(upload_start(Q), 0);
+	fake_block(true);
+	assert_int_equal(upload_enqueue(Q, mk_item(&b, 1, 1, "d.bin", "0123456789")), 0);
+	int64_t t0 = mono_ms();
+	assert_int_equal(upload_drain(Q, 1), -ETIMEDOUT);
+	assert_true(mono_ms() - t0 >= 900);
+	upload_stats(Q, &files, &bytes);
+	assert_int_equal(files, 1);
+	assert_int_equal(bytes, 10);
+	fake_block(false);
+	assert_int_equal(upload_drain(Q, 5), 0);
+	upload_stats(Q, &files, &bytes);
+	assert_int_equal(files, 0);
+	assert_int_equal(bytes, 0);
+}
+
+static void many_parallel(void **state)
+{
+	struct upload_config c = cfg_default();
+	struct itembuf b;
+
+	c.transfers = 8;
+	q_open(&c);
+	assert_int_equal(upload_start(Q), 0);
+	push(F.up_err, &F.n_up_err, -EIO, 5);
+	for (int i = 1; i <= 60; i++) {
+		char p[32], content[32];
+		snprintf(p, sizeof(p), "many/f%02d", i);
+		snprintf(content, sizeof(content), "content %d", i);
+		assert_int_equal(upload_enqueue(Q, mk_item(&b, (uint64_t)i, 1, p, content)), 0);
+	}
+	assert_int_equal(upload_drain(Q, 20), 0);
+	wait_events(60);
+	for (int i = 1; i <= 60; i++) {
+		char p[32], m[33], want[33], content[32];
+		snprintf(p, sizeof(p), "many/f%02d", i);
+		snprintf(content, sizeof(content), "content %d", i);
+		md5_hex(content, strlen(content), want);
+		fake_md5(p, m);
+		assert_string_equal(m, want);
+	}
+	assert_int_equal(FG(n_up), 65);
+}
+
+static void malformed_row(void **state)
+{
+	struct upload_config c = cfg_default();
+	struct itembuf b;
+	char file[300], *s;
+	sqlite3 *db;
+
+	q_open(&c);
+	assert_int_equal(upload_enqueue(Q, mk_item(&b, 2, 1, "good.txt", "good")), 0);
+	upload_close(Q);
+	Q = NULL;
+	snprintf(file, sizeof(file), "%s/journal.db", dir);
+	assert_int_equal(sqlite3_open(file, &db), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(db, "INSERT INTO upload (id, gen, path, content_file, size,"
+				      " md5, created, modified, base_md5, base_size, file_ino,"
+				      " file_mtime_ns) VALUES (1, 1, '/abs', 'x', 1, 'short', 0, 0,"
+				      " '', -1, 0, 0)", NULL, NULL, NULL), SQLITE_OK);
+	sqlite3_close(db);
+	q_open(&c);
+	assert_int_equal(upload_start(Q), 0);
+	assert_int_equal(upload_wait(Q, 2, 1), 0);
+	assert_false(upload_pending(Q, 1));
+	s = journal_get("SELECT state FROM upload WHERE id = 1");
+	assert_string_equal(s, "given-up");
+	free(s);
+}
+
+static void bad_input(void **state)
+{
+	struct upload_config c = cfg_default();
+	struct itembuf b;
+
+	q_open(&c);
+	mk_item(&b, 1, 1, "ok", "x");
+	b.it.md5[3] = 'G';
+	assert_int_equal(upload_enqueue(Q, &b.it), -EINVAL);
+	mk_item(&b, 1, 1, "/abs", "x");
+	assert_int_equal(upload_enqueue(Q, &b.it), -EINVAL);
+	mk_item(&b, 1, 1, "ok", "x");
+	b.it.size = 2;                          /* not the content file's size */
+	assert_int_equal(upload_enqueue(Q, &b.it), -EINVAL);
+	mk_item(&b, 1, 1, "ok", "x");
+	b.it.content_file = "/nonexistent/file";
+	assert_int_equal(upload_enqueue(Q, &b.it), -ENOENT);
+	assert_false(upload_pending(Q, 1));
+
+	struct upload_config bad = c;
+	struct upload_queue *q2;
+	bad.cache_dir = "relative";
+	assert_int_equal(upload_open(&bad, &q2), -EINVAL);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(conflict_names),
+		cmocka_unit_test(backoff_bounds),
+		cmocka_unit_test_setup_teardown(journal_durable, setup, teardown),
+		cmocka_unit_test_setup_teardown(journal_survives_kill, setup, teardown),
+		cmocka_unit_test_setup_teardown(supersede, setup, teardown),
+		cmocka_unit_test_setup_teardown(supersede_running, setup, teardown),
+		cmocka_unit_test_setup_teardown(base_follows_own_upload, setup, teardown),
+		cmocka_unit_test_setup_teardown(cancel, setup, teardown),
+		cmocka_unit_test_setup_teardown(rename_pending, setup, teardown),
+		cmocka_unit_test_setup_teardown(rename_running, setup, teardown),
+		cmocka_unit_test_setup_teardown(rename_over_existing, setup, teardown),
+		cmocka_unit_test_setup_teardown(conflicts, setup, teardown),
+		cmocka_unit_test_setup_teardown(conflict_name_sticks, setup, teardown),
+		cmocka_unit_test_setup_teardown(retries_transient, setup, teardown),
+		cmocka_unit_test_setup_teardown(resume_after_cut, setup, teardown),
+		cmocka_unit_test_setup_teardown(resume_after_close_mid_transfer, setup, teardown),
+		cmocka_unit_test_setup_teardown(give_up_refused_name, setup, teardown),
+		cmocka_unit_test_setup_teardown(give_up_corrupt, setup, teardown),
+		cmocka_unit_test_setup_teardown(content_missing, setup, teardown),
+		cmocka_unit_test_setup_teardown(content_changed_underneath, setup, teardown),
+		cmocka_unit_test_setup_teardown(keyrejected_pauses, setup, teardown),
+		cmocka_unit_test_setup_teardown(drain, setup, teardown),
+		cmocka_unit_test_setup_teardown(many_parallel, setup, teardown),
+		cmocka_unit_test_setup_teardown(malformed_row, setup, teardown),
+		cmocka_unit_test_setup_teardown(bad_input, setup, teardown),
+	};
+
+	log_setup(getenv("UPLOAD_TEST_DEBUG") ? LOG_LVL_DEBUG : LOG_LVL_ERR, false);
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
