@@ -51,10 +51,26 @@ struct mount_options {
 
 /*
  * Parse @args (argv of the mount form) into @o, leaving in @args only what
- * libfuse itself must see. Prints a one-line error and returns -EINVAL on bad
- * input; returns 1 when -h/-V was handled (exit 0).
+ * libfuse itself must see (argv[0] and the -o options it knows: ro,
+ * allow_other, auto_unmount, fsname=, ...; no positional argument). Every
+ * member of @o is set: defaults filled in, cache_dir and local_mountpoint
+ * absolute, uid/gid default to the caller's. Prints a one-line error and
+ * returns -EINVAL on bad input (usage error), or -ENOENT/-ENOTDIR/-EACCES
+ * when MOUNTPOINT is unusable; returns 1 when -h/-V was handled (exit 0).
+ * @o must be released with options_release() in every case.
  */
 int options_parse(struct fuse_args *args, struct mount_options *o);
 void options_release(struct mount_options *o);
+
+/* Added (options owner), pure helpers exposed for tests: */
+/* "512M", "20G", "1T", "4096", "1GiB" (base 1024) -> bytes. 0, -EINVAL, -ERANGE. */
+int options_parse_size(const char *s, uint64_t *out);
+/*
+ * REMOTE "[DEVICE/MOUNTPOINT][:/sub/path]" -> *device and *mountpoint
+ * (malloc'd, NULL when not given) and *subpath (malloc'd; segments joined by
+ * '/', empty and "." segments dropped, "" for the root). "..", an empty
+ * device or mountpoint, or a DEVICE without "/MOUNTPOINT" give -EINVAL.
+ */
+int options_parse_remote(const char *remote, char **device, char **mountpoint, char **subpath);
 
 #endif

@@ -461,13 +461,11 @@ int http_client_set_cafile(struct http_client *c, const char *cafile)
 	} else {
 		char *extra = NULL, *sys = NULL;
 		size_t extra_len = 0, sys_len = 0;
+		/* Failures are reported by the caller (a one-line message). */
 		int err = read_small_file(cafile, HTTP_CA_BUNDLE_MAX, &extra, &extra_len);
-		if (err < 0) {
-			log_err("cannot read cafile '%s': %s", cafile, strerror(-err));
+		if (err < 0)
 			return err;
-		}
 		if (pem_cert_count(extra, extra_len) == 0) {
-			log_err("cafile '%s' holds no PEM certificate", cafile);
 			free(extra);
 			return -EINVAL;
 		}

@@ -1,0 +1,641 @@
+/*
+ * fs/options.c — the mount command line (see options.h).
+ *
+ * One fuse_opt table maps every option onto struct mount_options. Options
+ * that need validation (numbers, sizes, modes) are keys handled in
+ * opt_proc() so that a bad value gets our own one-line message. What the
+ * kernel or libfuse must see (ro, allow_other and the libfuse mount options
+ * in fuse_passthrough[]) stays in the argument vector; fstab noise is
+ * dropped; anything else is an error: "jottafs: unknown option 'x'".
+ *
+ * Positional arguments: [REMOTE] MOUNTPOINT, where REMOTE is
+ * [DEVICE/MOUNTPOINT][:/sub/path]. mount.fuse may pass the source as
+ * "jottafs#REMOTE", or a placeholder ("jottafs", "none") when fstab has no
+ * real source; both are understood.
+ *
+ * Single-threaded; no global state.
+ */
+#include "fs/options.h"
+
+#include "auth/auth.h"
+
+#include <errno.h>
+#include <fuse_lowlevel.h>
+#include <fuse_opt.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <math.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define DEFAULT_ACCOUNT        "default"
+#define DEFAULT_DEVICE         "Jotta"
+#define DEFAULT_MOUNTPOINT     "Archive"
+#define DEFAULT_DIR_CACHE_TIME 60.0
+#define DEFAULT_CACHE_MAX      (10ULL << 30)
+#define DEFAULT_UMASK          022
+#define DEFAULT_TRANSFERS      4
+#define DEFAULT_UNMOUNT_WAIT   300
+#define DEFAULT_MAX_THREADS    10
+
+enum {
+	KEY_HELP,
+	KEY_VERSION,
+	KEY_FOREGROUND,
+	KEY_DEBUG,
+	KEY_SINGLE,
+	KEY_RO,
+	KEY_ALLOW_OTHER,
+	KEY_PREFETCH,
+	KEY_HARD_DELETE,
+	KEY_DIR_CACHE_TIME,
+	KEY_CACHE_MAX_SIZE,
+	KEY_UID,
+	KEY_GID,
+	KEY_UMASK,
+	KEY_TRANSFERS,
+	KEY_UNMOUNT_WAIT,
+	KEY_MAX_THREADS,
+};
+
+/* Parsing state: the result plus what needs checking after the table. The
+ * options are embedded (not pointed to): fuse_opt stores "%s" values at
+ * offsets from the data pointer it is given, which is this struct. */
+struct parse_state {
+	struct mount_options opts;
+	struct mount_options *o;  /* == &opts */
+	char *positional[2];
+	int n_positional;
+	bool help;
+	bool version;
+	bool failed;
+	bool uid_set;
+	bool gid_set;
+};
+
+/* string options only ("%s" stores a malloc'd copy, freeing the previous one) */
+#define MOPT(t, field) { t, offsetof(struct parse_state, opts.field), 0 }
+
+static const struct fuse_opt mount_opts[] = {
+	MOPT("account=%s", account),
+	MOPT("device=%s", device),
+	MOPT("mountpoint=%s", mountpoint),
+	MOPT("cache_dir=%s", cache_dir),
+	MOPT("api_url=%s", api_url),
+	MOPT("jfs_url=%s", jfs_url),
+	MOPT("token_url=%s", token_url),
+	MOPT("cafile=%s", cafile),
+	/* flags are keys: fuse_opt would store an int into our bool fields */
+	FUSE_OPT_KEY("prefetch", KEY_PREFETCH),
+	FUSE_OPT_KEY("hard_delete", KEY_HARD_DELETE),
+	FUSE_OPT_KEY("dir_cache_time=", KEY_DIR_CACHE_TIME),
+	FUSE_OPT_KEY("cache_max_size=", KEY_CACHE_MAX_SIZE),
+	FUSE_OPT_KEY("uid=", KEY_UID),
+	FUSE_OPT_KEY("gid=", KEY_GID),
+	FUSE_OPT_KEY("umask=", KEY_UMASK),
+	FUSE_OPT_KEY("transfers=", KEY_TRANSFERS),
+	FUSE_OPT_KEY("unmount_wait=", KEY_UNMOUNT_WAIT),
+	FUSE_OPT_KEY("max_threads=", KEY_MAX_THREADS),
+	FUSE_OPT_KEY("ro", KEY_RO),
+	FUSE_OPT_KEY("allow_other", KEY_ALLOW_OTHER),
+	FUSE_OPT_KEY("-h", KEY_HELP),
+	FUSE_OPT_KEY("--help", KEY_HELP),
+	FUSE_OPT_KEY("-V", KEY_VERSION),
+	FUSE_OPT_KEY("--version", KEY_VERSION),
+	FUSE_OPT_KEY("-f", KEY_FOREGROUND),
+	FUSE_OPT_KEY("-d", KEY_DEBUG),
+	FUSE_OPT_KEY("--debug", KEY_DEBUG),
+	FUSE_OPT_KEY("-s", KEY_SINGLE),
+	/* fstab noise: accepted and ignored */
+	FUSE_OPT_KEY("_netdev", FUSE_OPT_KEY_DISCARD),
+	FUSE_OPT_KEY("noauto", FUSE_OPT_KEY_DISCARD),
+	FUSE_OPT_KEY("auto", FUSE_OPT_KEY_DISCARD),
+	FUSE_OPT_KEY("user", FUSE_OPT_KEY_DISCARD),
+	FUSE_OPT_KEY("users", FUSE_OPT_KEY_DISCARD),
+	FUSE_OPT_KEY("nouser", FUSE_OPT_KEY_DISCARD),
+	FUSE_OPT_KEY("nofail", FUSE_OPT_KEY_DISCARD),
+	FUSE_OPT_KEY("rw", FUSE_OPT_KEY_DISCARD),
+	FUSE_OPT_KEY("defaults", FUSE_OPT_KEY_DISCARD),
+	FUSE_OPT_KEY("comment=", FUSE_OPT_KEY_DISCARD),
+	FUSE_OPT_END
+};
+
+/* libfuse / kernel mount options handed through unchanged (prefix match
+ * when the entry ends in '='). */
+static const char *const fuse_passthrough[] = {
+	"allow_root", "auto_unmount", "default_permissions", "fsname=", "subtype=",
+	"max_read=", "blkdev", "blksize=", "context=", "fscontext=", "defcontext=",
+	"rootcontext=", "debug", "suid", "nosuid", "dev", "nodev", "exec", "noexec",
+	"async", "sync", "dirsync", "atime", "noatime", "nodiratime", "relatime",
+	"strictatime", "lazytime", NULL,
+};
+
+static int usage_error(struct parse_state *st, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+static int usage_error(struct parse_state *st, const char *fmt, ...)
+{
+	va_list ap;
+	fputs("jottafs: ", stderr);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+	st->failed = true;
+	return -1;
+}
+
+/* The value of "name=value" (the text after the first '='). */
+static const char *opt_value(const char *arg)
+{
+	const char *eq = strchr(arg, '=');
+	return eq ? eq + 1 : "";
+}
+
+/* Parse an unsigned decimal (base 8 when @octal) in [min, max]. */
+static int parse_uint(const char *s, bool octal, unsigned long long min,
+		      unsigned long long max, unsigned long long *out)
+{
+	if (!*s || *s == '-' || *s == '+' || *s == ' ')
+		return -EINVAL;
+	char *end;
+	errno = 0;
+	unsigned long long v = strtoull(s, &end, octal ? 8 : 10);
+	if (errno || *end || v < min || v > max)
+		return -EINVAL;
+	*out = v;
+	return 0;
+}
+
+int options_parse_size(const char *s, uint64_t *out)
+{
+	if (!*s || *s == '-' || *s == '+' || *s == ' ')
+		return -EINVAL;
+	char *end;
+	errno = 0;
+	unsigned long long v = strtoull(s, &end, 10);
+	if (errno || end == s)
+		return -EINVAL;
+	unsigned shift = 0;
+	if (*end) {
+		switch (*end) {
+		case 'k': case 'K': shift = 10; break;
+		case 'm': case 'M': shift = 20; break;
+		case 'g': case 'G': shift = 30; break;
+		case 't': case 'T': shift = 40; break;
+		default: return -EINVAL;
+		}
+		end++;
+		/* optional "B" or "iB" */
+		if (!strcmp(end, "iB") || !strcmp(end, "ib") || !strcmp(end, "B") || !strcmp(end, "b"))
+			end += strlen(end);
+		if (*end)
+			return -EINVAL;
+	}
+	uint64_t r;
+	if (shift && __builtin_mul_overflow((uint64_t)v, (uint64_t)1 << shift, &r))
+		return -ERANGE;
+	*out = shift ? r : v;
+	return 0;
+}
+
+/* Store a validated number into @o. */
+static int opt_number(struct parse_state *st, const char *arg, int key)
+{
+	struct mount_options *o = st->o;
+	const char *v = opt_value(arg);
+	unsigned long long n;
+	switch (key) {
+	case KEY_DIR_CACHE_TIME: {
+		char *end;
+		errno = 0;
+		double d = strtod(v, &end);
+		if (!*v || errno || *end || !isfinite(d) || d < 0 || d > 365.0 * 86400)
+			return usage_error(st, "bad value for option 'dir_cache_time': '%s' "
+					   "(expected seconds, e.g. 60 or 0.5)", v);
+		o->dir_cache_time = d;
+		return 0;
+	}
+	case KEY_CACHE_MAX_SIZE: {
+		uint64_t size;
+		if (options_parse_size(v, &size) < 0)
+			return usage_error(st, "bad value for option 'cache_max_size': '%s' "
+					   "(expected a size such as 512M, 20G or 1T)", v);
+		o->cache_max_size = size;
+		return 0;
+	}
+	case KEY_UID:
+	case KEY_GID:
+		if (parse_uint(v, false, 0, (uid_t)-2, &n) < 0)
+			return usage_error(st, "bad value for option '%s': '%s' (expected a "
+					   "numeric id)", key == KEY_UID ? "uid" : "gid", v);
+		if (key == KEY_UID) {
+			o->uid = (uid_t)n;
+			st->uid_set = true;
+		} else {
+			o->gid = (gid_t)n;
+			st->gid_set = true;
+		}
+		return 0;
+	case KEY_UMASK:
+		if (parse_uint(v, true, 0, 0777, &n) < 0)
+			return usage_error(st, "bad value for option 'umask': '%s' (expected an "
+					   "octal mode such as 022)", v);
+		o->umask = (mode_t)n;
+		return 0;
+	case KEY_TRANSFERS:
+		if (parse_uint(v, false, 1, 64, &n) < 0)
+			return usage_error(st, "bad value for option 'transfers': '%s' (expected "
+					   "a number from 1 to 64)", v);
+		o->transfers = (unsigned)n;
+		return 0;
+	case KEY_UNMOUNT_WAIT:
+		if (parse_uint(v, false, 0, 7 * 86400, &n) < 0)
+			return usage_error(st, "bad value for option 'unmount_wait': '%s' "
+					   "(expected seconds)", v);
+		o->unmount_wait = (unsigned)n;
+		return 0;
+	case KEY_MAX_THREADS:
+		if (parse_uint(v, false, 1, 1024, &n) < 0)
+			return usage_error(st, "bad value for option 'max_threads': '%s' "
+					   "(expected a number from 1 to 1024)", v);
+		o->max_threads = (unsigned)n;
+		return 0;
+	}
+	return -1;
+}
+
+/* Whether @arg (an -o item) is a libfuse/kernel option we pass through. */
+static bool is_passthrough(const char *arg)
+{
+	for (int i = 0; fuse_passthrough[i]; i++) {
+		const char *p = fuse_passthrough[i];
+		size_t n = strlen(p);
+		if (p[n - 1] == '=' ? !strncmp(arg, p, n) : !strcmp(arg, p))
+			return true;
+	}
+	return false;
+}
+
+/* fuse_opt callback: 0 drop, 1 keep for libfuse, -1 error. */
+static int opt_proc(void *data, const char *arg, int key, struct fuse_args *outargs)
+{
+	struct parse_state *st = data;
+	struct mount_options *o = st->o;
+	switch (key) {
+	case KEY_HELP:
+		st->help = true;
+		return 0;
+	case KEY_VERSION:
+		st->version = true;
+		return 0;
+	case KEY_FOREGROUND:
+		o->foreground = true;
+		return 0;
+	case KEY_DEBUG:
+		o->debug = true;
+		o->foreground = true;
+		return 0;
+	case KEY_SINGLE:
+		o->max_threads = 1;
+		return 0;
+	case KEY_RO:
+		o->ro = true;
+		return 1; /* the kernel mounts it read-only too */
+	case KEY_ALLOW_OTHER:
+		o->allow_other = true;
+		return 1;
+	case KEY_PREFETCH:
+		o->prefetch = true;
+		return 0;
+	case KEY_HARD_DELETE:
+		o->hard_delete = true;
+		return 0;
+	case KEY_DIR_CACHE_TIME:
+	case KEY_CACHE_MAX_SIZE:
+	case KEY_UID:
+	case KEY_GID:
+	case KEY_UMASK:
+	case KEY_TRANSFERS:
+	case KEY_UNMOUNT_WAIT:
+	case KEY_MAX_THREADS:
+		return opt_number(st, arg, key);
+	case FUSE_OPT_KEY_NONOPT:
+		if (st->n_positional >= 2)
+			return usage_error(st, "too many arguments: '%s' (usage: jottafs [options] "
+					   "[REMOTE] MOUNTPOINT)", arg);
+		st->positional[st->n_positional] = strdup(arg);
+		if (!st->positional[st->n_positional])
+			return usage_error(st, "out of memory");
+		st->n_positional++;
+		return 0;
+	case FUSE_OPT_KEY_OPT:
+		if (arg[0] == '-')
+			return usage_error(st, "unknown option '%s' (see 'jottafs -h')", arg);
+		if (!strncmp(arg, "x-systemd.", 10) || !strncmp(arg, "x-gvfs", 6))
+			return 0; /* fstab noise */
+		if (is_passthrough(arg))
+			return 1;
+		return usage_error(st, "unknown option '%s' (see 'jottafs -h')", arg);
+	}
+	return usage_error(st, "unknown option '%s'", arg);
+}
+
+/* A device or mountpoint name: non-empty, no '/', not "." or "..". */
+static bool remote_name_ok(const char *s)
+{
+	return *s && !strchr(s, '/') && strcmp(s, ".") && strcmp(s, "..");
+}
+
+/* Replace *field with a malloc'd copy of @len bytes of @s. */
+static int set_field(char **field, const char *s, size_t len)
+{
+	char *c = strndup(s, len);
+	if (!c)
+		return -ENOMEM;
+	free(*field);
+	*field = c;
+	return 0;
+}
+
+int options_parse_remote(const char *remote, char **device, char **mountpoint, char **subpath)
+{
+	*device = *mountpoint = *subpath = NULL;
+	const char *colon = strchr(remote, ':');
+	size_t left = colon ? (size_t)(colon - remote) : strlen(remote);
+	if (left) {
+		const char *slash = memchr(remote, '/', left);
+		if (!slash)
+			return -EINVAL;
+		size_t dlen = (size_t)(slash - remote);
+		if (set_field(device, remote, dlen) || set_field(mountpoint, slash + 1, left - dlen - 1))
+			goto nomem;
+		if (!remote_name_ok(*device) || !remote_name_ok(*mountpoint))
+			goto bad;
+	}
+	/* sub path: POSIX names between '/'; empty and "." segments dropped */
+	const char *p = colon ? colon + 1 : "";
+	char *sub = calloc(1, strlen(p) + 1);
+	if (!sub)
+		goto nomem;
+	*subpath = sub;
+	while (*p) {
+		size_t n = strcspn(p, "/");
+		if (n == 2 && !strncmp(p, "..", 2))
+			goto bad;
+		if (n && !(n == 1 && *p == '.')) {
+			if (*sub)
+				strcat(sub, "/");
+			strncat(sub, p, n);
+		}
+		p += n;
+		if (*p == '/')
+			p++;
+	}
+	return 0;
+bad:
+	free(*device);
+	free(*mountpoint);
+	free(*subpath);
+	*device = *mountpoint = *subpath = NULL;
+	return -EINVAL;
+nomem:
+	free(*device);
+	free(*mountpoint);
+	free(*subpath);
+	*device = *mountpoint = *subpath = NULL;
+	return -ENOMEM;
+}
+
+/* $XDG_CACHE_HOME/jottafs/<account>/<device>/<mountpoint>, else under ~/.cache. */
+static char *default_cache_dir(const struct mount_options *o)
+{
+	const char *xdg = getenv("XDG_CACHE_HOME");
+	const char *home = getenv("HOME");
+	char *dir = NULL;
+	int n;
+	if (xdg && xdg[0] == '/')
+		n = asprintf(&dir, "%s/jottafs/%s/%s/%s", xdg, o->account, o->device, o->mountpoint);
+	else if (home && home[0] == '/')
+		n = asprintf(&dir, "%s/.cache/jottafs/%s/%s/%s", home, o->account, o->device,
+			     o->mountpoint);
+	else
+		return NULL;
+	return n < 0 ? NULL : dir;
+}
+
+/* Print "jottafs: <message>" and return @err (for finish()). */
+static int finish_error(int err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static int finish_error(int err, const char *fmt, ...)
+{
+	va_list ap;
+	fputs("jottafs: ", stderr);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+	return err;
+}
+
+static void print_help(const char *prog)
+{
+	printf("usage: %s [options] [REMOTE] MOUNTPOINT\n"
+	       "       %s login [--account NAME] [-o api_url=URL,jfs_url=URL,token_url=URL,cafile=FILE]\n"
+	       "       %s logout [--account NAME]\n"
+	       "       %s about [--account NAME] [--json]\n"
+	       "       %s devices [--account NAME] [--json]\n"
+	       "\n"
+	       "REMOTE is [DEVICE/MOUNTPOINT][:/sub/path] (default Jotta/Archive).\n"
+	       "\n"
+	       "general options:\n"
+	       "    -h, --help             print this help and exit\n"
+	       "    -V, --version          print the version and exit\n"
+	       "    -f                     stay in the foreground\n"
+	       "    -d, --debug            foreground, with debug logging\n"
+	       "    -s                     serve requests on one thread\n"
+	       "\n"
+	       "jottafs options:\n"
+	       "    -o account=NAME        the login to use (default default)\n"
+	       "    -o device=DEVICE       remote device (default Jotta)\n"
+	       "    -o mountpoint=NAME     remote mountpoint (default Archive)\n"
+	       "    -o cache_dir=DIR       cache directory\n"
+	       "                           (default $XDG_CACHE_HOME/jottafs/ACCOUNT/DEVICE/MOUNTPOINT)\n"
+	       "    -o cache_max_size=SIZE bound on cached content, K/M/G/T suffix (default 10G)\n"
+	       "    -o dir_cache_time=SECS how long listings are trusted (default 60)\n"
+	       "    -o prefetch            list the whole tree with one request at mount\n"
+	       "    -o transfers=N         parallel uploads (default 4)\n"
+	       "    -o unmount_wait=SECS   how long unmount waits for uploads (default 300)\n"
+	       "    -o hard_delete         delete without the trash\n"
+	       "    -o uid=N,gid=N         owner shown for every file (default: yours)\n"
+	       "    -o umask=MODE          permission mask, octal (default 022)\n"
+	       "    -o ro                  read-only mount\n"
+	       "    -o allow_other         let other users in (needs user_allow_other)\n"
+	       "    -o max_threads=N       FUSE worker threads (default 10)\n"
+	       "    -o api_url=URL         JSON API endpoint (default https://api.jottacloud.com)\n"
+	       "    -o jfs_url=URL         JFS endpoint (default https://jfs.jottacloud.com/jfs)\n"
+	       "    -o token_url=URL       OAuth token endpoint (default: from the login)\n"
+	       "    -o cafile=FILE         trust an extra CA (certificates are always verified)\n"
+	       "\n"
+	       "fstab options _netdev, noauto, auto, user, users, nofail, rw, defaults and\n"
+	       "x-systemd.* are accepted and ignored.\n"
+	       "\n"
+	       "FUSE options:\n",
+	       prog, prog, prog, prog, prog);
+	fflush(stdout);
+	fuse_lowlevel_help();
+}
+
+/* Fill unset members with defaults; validate names and the mountpoint. */
+static int finish(const struct parse_state *st)
+{
+	struct mount_options *o = st->o;
+	char *remote = NULL, *local = NULL;
+
+	if (st->n_positional == 0)
+		return finish_error(-EINVAL, "missing MOUNTPOINT (usage: jottafs [options] [REMOTE] "
+				    "MOUNTPOINT; see 'jottafs -h')");
+	if (st->n_positional == 2) {
+		remote = st->positional[0];
+		local = st->positional[1];
+	} else {
+		local = st->positional[0];
+	}
+	if (remote && !strncmp(remote, "jottafs#", 8))
+		remote += 8;
+	if (remote && (!strcmp(remote, "jottafs") || !strcmp(remote, "none")))
+		remote = NULL;
+	if (remote) {
+		char *dev, *mp, *sub;
+		int err = options_parse_remote(remote, &dev, &mp, &sub);
+		if (err == -ENOMEM)
+			return finish_error(-ENOMEM, "out of memory");
+		if (err < 0)
+			return finish_error(-EINVAL, "bad REMOTE '%s': expected [DEVICE/MOUNTPOINT][:/sub/path], "
+					   "e.g. Jotta/Archive or Jotta/Sync:/photos", remote);
+		bool clash = (dev && o->device && strcmp(dev, o->device)) ||
+			     (mp && o->mountpoint && strcmp(mp, o->mountpoint));
+		if (clash) {
+			finish_error(-EINVAL, "REMOTE '%s' contradicts -o device=%s / mountpoint=%s",
+				     remote, o->device ? o->device : DEFAULT_DEVICE,
+				     o->mountpoint ? o->mountpoint : DEFAULT_MOUNTPOINT);
+			free(dev);
+			free(mp);
+			free(sub);
+			return -EINVAL;
+		}
+		if (dev) {
+			free(o->device);
+			o->device = dev;
+		}
+		if (mp) {
+			free(o->mountpoint);
+			o->mountpoint = mp;
+		}
+		free(o->subpath);
+		o->subpath = sub;
+	}
+	if ((!o->account && !(o->account = strdup(DEFAULT_ACCOUNT))) ||
+	    (!o->device && !(o->device = strdup(DEFAULT_DEVICE))) ||
+	    (!o->mountpoint && !(o->mountpoint = strdup(DEFAULT_MOUNTPOINT))) ||
+	    (!o->subpath && !(o->subpath = strdup(""))))
+		return finish_error(-ENOMEM, "out of memory");
+	if (auth_account_name_valid(o->account) < 0)
+		return finish_error(-EINVAL, "invalid account name '%s': use letters, digits, '-', '_' "
+				   "and '.' (not first), at most 64", o->account);
+	if (!remote_name_ok(o->device))
+		return finish_error(-EINVAL, "invalid device name '%s'", o->device);
+	if (!remote_name_ok(o->mountpoint))
+		return finish_error(-EINVAL, "invalid mountpoint name '%s'", o->mountpoint);
+	if (!o->cache_dir) {
+		o->cache_dir = default_cache_dir(o);
+		if (!o->cache_dir)
+			return finish_error(-EINVAL, "cannot find a cache directory (set HOME or "
+					   "XDG_CACHE_HOME, or pass -o cache_dir=DIR)");
+	} else if (o->cache_dir[0] != '/') {
+		char *abs = realpath(".", NULL);
+		char *joined = NULL;
+		if (!abs || asprintf(&joined, "%s/%s", abs, o->cache_dir) < 0)
+			joined = NULL;
+		free(abs);
+		if (!joined)
+			return finish_error(-ENOMEM, "out of memory");
+		free(o->cache_dir);
+		o->cache_dir = joined;
+	}
+
+	/* MOUNTPOINT: an existing directory, made absolute */
+	struct stat sb;
+	if (stat(local, &sb) < 0) {
+		int err = errno;
+		return finish_error(-err, "cannot use MOUNTPOINT '%s': %s", local, strerror(err));
+	}
+	if (!S_ISDIR(sb.st_mode))
+		return finish_error(-ENOTDIR, "MOUNTPOINT '%s' is not a directory", local);
+	free(o->local_mountpoint);
+	o->local_mountpoint = realpath(local, NULL);
+	if (!o->local_mountpoint) {
+		int err = errno;
+		return finish_error(-err, "cannot use MOUNTPOINT '%s': %s", local, strerror(err));
+	}
+	return 0;
+}
+
+int options_parse(struct fuse_args *args, struct mount_options *out)
+{
+	struct parse_state st = { .o = NULL };
+	struct mount_options *o = &st.opts;
+	st.o = o;
+	o->dir_cache_time = DEFAULT_DIR_CACHE_TIME;
+	o->cache_max_size = DEFAULT_CACHE_MAX;
+	o->umask = DEFAULT_UMASK;
+	o->transfers = DEFAULT_TRANSFERS;
+	o->unmount_wait = DEFAULT_UNMOUNT_WAIT;
+	o->max_threads = DEFAULT_MAX_THREADS;
+
+	int rc = fuse_opt_parse(args, &st, mount_opts, opt_proc);
+	int result = 0;
+	if (rc < 0 || st.failed) {
+		if (!st.failed)
+			fprintf(stderr, "jottafs: invalid arguments (see 'jottafs -h')\n");
+		result = -EINVAL;
+	} else if (st.help) {
+		print_help("jottafs");
+		result = 1;
+	} else if (st.version) {
+		printf("jottafs %s\nFUSE library version %s\n", JOTTAFS_VERSION, fuse_pkgversion());
+		fflush(stdout);
+		fuse_lowlevel_version();
+		result = 1;
+	} else {
+		result = finish(&st);
+		if (!st.uid_set)
+			o->uid = getuid();
+		if (!st.gid_set)
+			o->gid = getgid();
+	}
+	for (int i = 0; i < st.n_positional; i++)
+		free(st.positional[i]);
+	*out = st.opts;
+	return result;
+}
+
+void options_release(struct mount_options *o)
+{
+	if (!o)
+		return;
+	free(o->account);
+	free(o->device);
+	free(o->mountpoint);
+	free(o->subpath);
+	free(o->local_mountpoint);
+	free(o->api_url);
+	free(o->jfs_url);
+	free(o->token_url);
+	free(o->cafile);
+	free(o->cache_dir);
+	memset(o, 0, sizeof(*o));
+}
