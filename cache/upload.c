@@ -41,12 +41,18 @@
  *   MD5 -> go on; different and still being written -> wait (SETTLE_MS);
  *   different and quiet -> the current content is adopted and uploaded
  *   (after a crash nobody re-enqueues it), with a warning.
- * - Errors: transport trouble (timeouts, refused/reset connections, 429,
- *   -EACCES while auth recovers) is retried for ever with capped backoff:
- *   an outage never sends data to lost+found. -EIO (MD5 mismatch, CORRUPT,
- *   malformed answers) is given up after max_attempts, refusals that cannot
- *   change (-EINVAL, -ENAMETOOLONG, -ENOSPC, ...) after PERMANENT_ATTEMPTS.
- *   A dead login (-EKEYREJECTED) pauses every upload instead.
+ * - Errors: transport trouble (timeouts, refused connections, 429, -EACCES
+ *   while auth recovers) is retried for ever with capped, jittered backoff.
+ *   -EIO is ambiguous (net/http maps 5xx and connection resets to it, as
+ *   well as an MD5 mismatch): it counts toward max_attempts only when the
+ *   service answered the allocate of that attempt and the data POST then
+ *   failed without progress (resume_pos not beyond the previous attempt's).
+ *   So CORRUPT (the service drops the bytes: resume 0 again) is given up,
+ *   while an outage, a 5xx storm or a link that keeps cutting a big upload
+ *   (each cut resumes further) never sends data to lost+found. Refusals
+ *   that cannot change (-EINVAL, -ENAMETOOLONG, -ENOSPC, ...) are given up
+ *   after PERMANENT_ATTEMPTS. A dead login (-EKEYREJECTED) pauses every
+ *   upload instead.
  * - rename/unlink of a file being uploaded aborts the transfer and waits
  *   for it to stop, so that the caller's server move/delete that follows
  *   cannot be overtaken by an upload landing at the old path. An upload
@@ -113,21 +119,23 @@ static const char *const stmt_sql[ST__COUNT] = {
 		"  size = excluded.size, md5 = excluded.md5, created = excluded.created,"
 		"  modified = excluded.modified, base_md5 = excluded.base_md5,"
 		"  base_size = excluded.base_size, overwrite = 0, attempts = 0, hard_failures = 0,"
+		"  last_resume = -1,"
 		"  last_error = NULL, state = 'pending', file_ino = excluded.file_ino,"
 		"  file_mtime_ns = excluded.file_mtime_ns, lost_path = NULL"
 		" WHERE excluded.gen >= upload.gen",
 	[ST_PICK] =
 		"SELECT id, gen, path, content_file, size, md5, created, modified, base_md5,"
 		" base_size, overwrite, attempts, hard_failures, next_try, target, file_ino,"
-		" file_mtime_ns FROM upload WHERE state = 'pending' ORDER BY next_try, id LIMIT ?1",
+		" file_mtime_ns, last_resume FROM upload WHERE state = 'pending'"
+		" ORDER BY next_try, id LIMIT ?1",
 	[ST_DONE] = "DELETE FROM upload WHERE id = ?1 AND gen = ?2",
 	[ST_BASE] =
 		"UPDATE upload SET base_md5 = ?3, base_size = ?4, overwrite = 0"
 		" WHERE id = ?1 AND gen > ?2 AND path = ?5 AND base_md5 = ?6 AND base_size = ?7"
 		" AND overwrite = ?8",
 	[ST_FAIL] =
-		"UPDATE upload SET attempts = ?3, hard_failures = ?4, next_try = ?5, last_error = ?6"
-		" WHERE id = ?1 AND gen = ?2 AND state = 'pending'",
+		"UPDATE upload SET attempts = ?3, hard_failures = ?4, next_try = ?5, last_error = ?6,"
+		" last_resume = ?7 WHERE id = ?1 AND gen = ?2 AND state = 'pending'",
 	[ST_GIVEUP] =
 		"UPDATE upload SET state = 'given-up', attempts = ?3, hard_failures = ?4,"
 		" last_error = ?5, lost_path = ?6 WHERE id = ?1 AND gen = ?2 AND state = 'pending'",
@@ -171,6 +179,7 @@ static const char schema_sql[] =
 	" overwrite     INTEGER NOT NULL DEFAULT 0," /* 1: replace what is at path (no conflict check) */
 	" attempts      INTEGER NOT NULL DEFAULT 0," /* failed attempts (backoff) */
 	" hard_failures INTEGER NOT NULL DEFAULT 0," /* of those, failures that count toward giving up */
+	" last_resume   INTEGER NOT NULL DEFAULT -1," /* resume_pos of the last data POST, -1: none */
 	" next_try      INTEGER NOT NULL DEFAULT 0," /* unix milliseconds */
 	" last_error    TEXT,"
 	" state         TEXT NOT NULL DEFAULT 'pending' CHECK (state IN ('pending', 'given-up')),"
@@ -194,6 +203,7 @@ struct urec {
 	int64_t base_size;
 	bool overwrite;
 	unsigned attempts, hard_failures;
+	int64_t last_resume;
 	uint64_t ino;
 	int64_t mtime_ns;
 };
@@ -1159,6 +1169,7 @@ static int row_load(sqlite3_stmt *st, struct urec *r)
 	r->hard_failures = (unsigned)sqlite3_column_int(st, 12);
 	r->ino = i2u(sqlite3_column_int64(st, 15));
 	r->mtime_ns = sqlite3_column_int64(st, 16);
+	r->last_resume = sqlite3_column_int64(st, 17);
 	return r->size < 0 ? -EINVAL : 0;
 }
 
@@ -1473,7 +1484,10 @@ static int choose_target(struct upload_queue *q, struct upload_job *job, struct 
 	return *target ? 0 : -ENOMEM;
 }
 
-/* Allocate and, unless the service already has the content, send it. */
+/*
+ * Allocate and, unless the service already has the content, send it.
+ * *resumed is the resume_pos of the data POST, -1 when none was sent.
+ */
 static int transfer(struct upload_queue *q, struct upload_job *job, const struct urec *r,
 		    const char *target, int fd, bool *instant, int64_t *resumed)
 {
@@ -1484,6 +1498,7 @@ static int transfer(struct upload_queue *q, struct upload_job *job, const struct
 	struct jfs_alloc a;
 	int err;
 
+	*resumed = -1;
 	if (job_stop_now(q, job))
 		return -ECANCELED;
 	memset(&a, 0, sizeof(a));
@@ -1761,9 +1776,9 @@ static void finish_give_up(struct upload_queue *q, struct upload_job *job, const
 		q->done(q->done_ctx, r->id, r->gen, err, r->path);
 }
 
-/* Schedule the next attempt of @r at @next_try (ms) after error @err. */
+/* Schedule the next attempt of @r at @next_try (ms) after a failure. */
 static void finish_retry(struct upload_queue *q, struct upload_job *job, const struct urec *r,
-			 unsigned hard, int64_t next_try, const char *why)
+			 unsigned hard, int64_t next_try, const char *why, int64_t resumed)
 {
 	sqlite3_stmt *st = q->st[ST_FAIL];
 
@@ -1774,6 +1789,7 @@ static void finish_retry(struct upload_queue *q, struct upload_job *job, const s
 	sqlite3_bind_int(st, 4, (int)hard);
 	sqlite3_bind_int64(st, 5, next_try);
 	bind_text(st, 6, why);
+	sqlite3_bind_int64(st, 7, resumed >= 0 ? resumed : r->last_resume);
 	db_run(q, ST_FAIL, "record failure");
 	pthread_mutex_lock(&q->lock);
 	job_release(q, job);
@@ -1802,12 +1818,17 @@ static void finish_defer(struct upload_queue *q, struct upload_job *job, const s
 	finish_quiet(q, job);
 }
 
-/* An attempt failed with @err: retry later, pause, or give up. */
+/*
+ * An attempt failed with @err: retry later, pause, or give up. @resumed is
+ * the resume_pos of this attempt's data POST, -1 when it sent none.
+ */
 static void finish_failed(struct upload_queue *q, struct upload_job *job, const struct urec *r,
-			  const char *target, int fd, int err)
+			  const char *target, int fd, int err, int64_t resumed)
 {
 	enum fail_kind kind = err == JOB_NOCONTENT ? FAIL_PERMANENT : classify(err);
-	unsigned hard = r->hard_failures + (kind == FAIL_HARD || kind == FAIL_PERMANENT);
+	bool counts = kind == FAIL_PERMANENT ||
+		      (kind == FAIL_HARD && resumed >= 0 && resumed <= r->last_resume);
+	unsigned hard = r->hard_failures + counts;
 	unsigned limit = kind == FAIL_PERMANENT && PERMANENT_ATTEMPTS < q->max_attempts ?
 			 PERMANENT_ATTEMPTS : q->max_attempts;
 	char why[160], etext[96];
@@ -1837,19 +1858,19 @@ static void finish_failed(struct upload_queue *q, struct upload_job *job, const 
 		finish_quiet(q, job);
 		return;
 	}
-	if (kind != FAIL_TRANSIENT && hard >= limit) {
+	if (counts && hard >= limit) {
 		finish_give_up(q, job, r, fd, err, why);
 		return;
 	}
 	delay = upload_backoff_ms(r->attempts + 1, q->backoff_min_ms, q->backoff_max_ms,
 				  (uint32_t)rnd_next(&job->rnd));
-	if (r->attempts == 0 || kind != FAIL_TRANSIENT)
+	if (r->attempts == 0 || counts)
 		log_warn("upload of '%s' failed (attempt %u): %s; retrying in %.1f s",
 			 target ? target : r->path, r->attempts + 1, etext, (double)delay / 1000.0);
 	else
 		log_debug("upload of '%s' failed (attempt %u): %s; retrying in %.1f s",
 			  target ? target : r->path, r->attempts + 1, etext, (double)delay / 1000.0);
-	finish_retry(q, job, r, hard, now_ms() + delay, why);
+	finish_retry(q, job, r, hard, now_ms() + delay, why, resumed);
 }
 
 /* Run one claimed record to an outcome. */
@@ -1857,7 +1878,7 @@ static void job_run(struct upload_queue *q, struct upload_job *job, struct urec 
 {
 	char *target = NULL;
 	bool instant = false;
-	int64_t resumed = 0;
+	int64_t resumed = -1;
 	struct job_flags f;
 	int fd = -1, err;
 
@@ -1882,9 +1903,9 @@ static void job_run(struct upload_queue *q, struct upload_job *job, struct urec 
 	} else if (err == JOB_DEFER) {
 		finish_defer(q, job, r);
 	} else if (err == JOB_NOCONTENT) {
-		finish_failed(q, job, r, target, -1, err);
+		finish_failed(q, job, r, target, -1, err, -1);
 	} else {
-		finish_failed(q, job, r, target, fd, err);
+		finish_failed(q, job, r, target, fd, err, resumed);
 	}
 	if (fd >= 0)
 		close(fd);

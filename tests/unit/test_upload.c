@@ -1165,7 +1165,9 @@ static void give_up_corrupt(void **state)
 	md5_hex("other bytes", 11, b.it.md5);
 	assert_int_equal(upload_enqueue(Q, &b.it), 0);
 	assert_int_equal(upload_wait(Q, 1, 1), -EIO);
-	assert_int_equal(FG(n_up), 4);
+	/* the first -EIO has no earlier resume_pos to compare with (a cut, or
+	 * CORRUPT?); the next four restart at 0 (no progress) and count */
+	assert_int_equal(FG(n_up), 5);
 	char lf[512];
 	size_t len;
 	snprintf(lf, sizeof(lf), "%s/lost+found/dir/.hidden", dir);
@@ -1174,6 +1176,33 @@ static void give_up_corrupt(void **state)
 	free(s);
 	wait_events(1);
 	assert_int_equal(D.ev[0].err, -EIO);
+}
+
+/* -EIO on every data POST, but each resumes further: never given up. */
+static void eio_with_progress_never_gives_up(void **state)
+{
+	struct upload_config c = cfg_default();
+	struct itembuf b;
+	char big[4097], m[33];
+
+	memset(big, 'p', sizeof(big) - 1);
+	big[sizeof(big) - 1] = '\0';
+	c.max_attempts = 2;
+	q_open(&c);
+	assert_int_equal(upload_start(Q), 0);
+	pthread_mutex_lock(&F.m);
+	F.cut_half = true;
+	pthread_mutex_unlock(&F.m);
+	push(F.up_err, &F.n_up_err, -EIO, 8);
+	/* and -EIO before any byte is sent (5xx on allocate): never counted either */
+	push(F.alloc_err, &F.n_alloc_err, -EIO, 6);
+	assert_int_equal(upload_enqueue(Q, mk_item(&b, 1, 1, "cut.bin", big)), 0);
+	assert_int_equal(upload_wait(Q, 1, 1), 0);
+	assert_int_equal(FG(n_up), 9);
+	assert_int_equal(FG(bytes_in), 4096);
+	fake_md5("cut.bin", m);
+	assert_string_equal(m, b.it.md5);
+	assert_int_equal(upload_given_up(Q), 0);
 }
 
 static void content_missing(void **state)
@@ -1377,6 +1406,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(resume_after_close_mid_transfer, setup, teardown),
 		cmocka_unit_test_setup_teardown(give_up_refused_name, setup, teardown),
 		cmocka_unit_test_setup_teardown(give_up_corrupt, setup, teardown),
+		cmocka_unit_test_setup_teardown(eio_with_progress_never_gives_up, setup, teardown),
 		cmocka_unit_test_setup_teardown(content_missing, setup, teardown),
 		cmocka_unit_test_setup_teardown(content_changed_underneath, setup, teardown),
 		cmocka_unit_test_setup_teardown(keyrejected_pauses, setup, teardown),
