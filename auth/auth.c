@@ -30,6 +30,9 @@
  *   the server says unauthorized_client); 4. write the new tokens atomically
  *   (temp + fsync + rename + fsync dir) BEFORE releasing the flock and before
  *   anyone uses them; 5. invalid_grant: the login is dead (logged once).
+ *   A dead login comes back by itself when the user logs in again: every
+ *   few seconds a caller looks at the file, and adopts a new token family
+ *   found there (try_revive).
  *
  * Secrets (login token, tokens, request bodies that carry them) are never
  * logged and are wiped from memory when freed.
@@ -93,7 +96,10 @@ struct auth {
 	uint64_t generation;     /* bumped whenever the tokens change */
 	bool dead;
 	bool dead_logged;
+	time_t dead_checked;     /* last look for a new login in the file */
 };
+
+#define AUTH_REVIVE_CHECK_S 5     /* a dead login looks for a new one this often */
 
 /* Tokens from a token endpoint response or from the account file. */
 struct tokens {
@@ -1178,9 +1184,13 @@ const char *auth_jfs_url(const struct auth *a) { return a->jfs_url; }
 const char *auth_cafile(const struct auth *a) { return a->cafile; }
 const char *auth_login_user(const struct auth *a) { return a->login_user; }
 
+static void try_revive(struct auth *a);
+
 bool auth_is_dead(struct auth *a)
 {
 	pthread_mutex_lock(&a->lock);
+	if (a->dead)
+		try_revive(a);
 	bool dead = a->dead;
 	pthread_mutex_unlock(&a->lock);
 	return dead;
@@ -1305,6 +1315,41 @@ out:
 }
 
 /*
+ * Called with a->lock held on a dead login: if the account file now holds
+ * another token family (the user ran 'jottafs login' again), adopt it and
+ * bring the login back. The lock is dropped around the read (no flock:
+ * writers replace the file atomically). At most once per AUTH_REVIVE_CHECK_S.
+ */
+static void try_revive(struct auth *a)
+{
+	time_t now = time(NULL);
+	if (now - a->dead_checked < AUTH_REVIVE_CHECK_S)
+		return;
+	a->dead_checked = now;
+	pthread_mutex_unlock(&a->lock);
+	cJSON *j = NULL;
+	struct tokens t = { 0 };
+	bool got = read_account_json(a->path, -1, &j) == 0 && json_get_tokens(j, &t) == 0;
+	json_wipe_secrets(j);
+	cJSON_Delete(j);
+	pthread_mutex_lock(&a->lock);
+	if (got && a->dead && strcmp(t.refresh, a->refresh_token)) {
+		free_secret(a->access_token);
+		free_secret(a->refresh_token);
+		a->access_token = t.access;
+		a->refresh_token = t.refresh;
+		a->expiry = t.expiry;
+		a->lifetime = t.lifetime;
+		a->generation++;
+		a->dead = false;
+		a->dead_logged = false;
+		memset(&t, 0, sizeof(t));
+		log_info("a new login was found in '%s': using it", a->path);
+	}
+	tokens_release(&t);
+}
+
+/*
  * http_token_provider.get_token: the cached access token while it is fresh
  * (and @force is false); otherwise one refresh for the whole process, which
  * concurrent callers wait for and share.
@@ -1317,11 +1362,13 @@ static int provider_get_token(void *ctx, bool force, char **token)
 	pthread_mutex_lock(&a->lock);
 	uint64_t gen0 = a->generation;
 	for (;;) {
+		if (a->dead)
+			try_revive(a);
+		time_t now = time(NULL);
 		if (a->dead) {
 			err = -EKEYREJECTED;
 			break;
 		}
-		time_t now = time(NULL);
 		bool fresh = token_fresh(a->access_token, a->expiry, a->lifetime, now);
 		/* A token that arrived after we were called is new enough even
 		 * when forced (it is not the one the server refused). */
@@ -1364,6 +1411,7 @@ static int provider_get_token(void *ctx, bool force, char **token)
 			memset(&fresh_tokens, 0, sizeof(fresh_tokens));
 		} else if (err == -EKEYREJECTED) {
 			a->dead = true;
+			a->dead_checked = time(NULL);
 			if (!a->dead_logged) {
 				a->dead_logged = true;
 				log_err("the login was revoked (invalid_grant): run 'jottafs login%s%s' "

@@ -106,7 +106,9 @@ void auth_token_provider(struct auth *a, struct http_token_provider *out);
 
 /*
  * True once the service refused the refresh token (invalid_grant): the user
- * must log in again; the mount serves what it has cached, read-only.
+ * must log in again; the mount serves what it has cached, read-only. It
+ * turns false again by itself after the user logs in again (the account
+ * file is looked at every few seconds while dead).
  */
 bool auth_is_dead(struct auth *a);
 

@@ -314,7 +314,7 @@ static char *trace_url(const char *url, bool secret)
 		"client_secret", "token", "auth_token", "state", NULL,
 	};
 	size_t n = strlen(url);
-	char *out = malloc(n * 2 + 16);
+	char *out = malloc(n * 4 + 16); /* worst case: every "=" becomes "=***" */
 	if (!out)
 		return NULL;
 	const char *p = url;
@@ -776,6 +776,19 @@ static int seek_cb(void *ctx, curl_off_t offset, int origin)
 /* ---------------------------------------------------------------------- */
 /* One attempt                                                            */
 
+/* A bearer token must be a single header-safe word (RFC 6750 b64token and
+ * then some): printable ASCII, no space, so a hostile token endpoint cannot
+ * inject header lines. */
+static bool token_ok(const char *t)
+{
+	if (!*t)
+		return false;
+	for (; *t; t++)
+		if ((unsigned char)*t <= 0x20 || (unsigned char)*t >= 0x7f)
+			return false;
+	return true;
+}
+
 /* Build the header list of one attempt. NULL on ENOMEM. */
 static struct curl_slist *build_headers(const struct http_request *req, const char *token)
 {
@@ -864,6 +877,7 @@ static CURLcode setup_handle(struct http_client *c, CURL *h, struct xfer *x,
 	SET(CURLOPT_LOW_SPEED_LIMIT, 1L);
 	SET(CURLOPT_LOW_SPEED_TIME, c->low_speed_time_s);
 	SET(CURLOPT_TCP_KEEPALIVE, 1L);
+	SET(CURLOPT_SUPPRESS_CONNECT_HEADERS, 1L); /* a proxy's CONNECT answer is not ours */
 	SET(CURLOPT_HTTPHEADER, hdrs);
 	SET(CURLOPT_WRITEFUNCTION, write_cb);
 	SET(CURLOPT_WRITEDATA, x);
@@ -991,6 +1005,11 @@ int http_request_do(struct http_client *c, const struct http_request *req,
 			int err = tp.get_token(tp.ctx, refreshed, &token);
 			if (err < 0) {
 				result = err;
+				break;
+			}
+			if (!token_ok(token)) {
+				log_err("http: the token provider returned a malformed access token");
+				result = -EIO;
 				break;
 			}
 		}

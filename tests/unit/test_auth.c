@@ -686,6 +686,31 @@ static void test_invalid_grant_is_dead(void **state)
 	auth_free(a);
 }
 
+/* A dead login comes back when the user logs in again (new family in the file). */
+static void test_dead_login_revives_after_new_login(void **state)
+{
+	struct fixture *f = *state;
+	char tok[64];
+	struct auth *a = NULL;
+	do_login(f, "default");
+	assert_int_equal(auth_open(f->http, f->cfg, "default", NULL, &a, NULL), 0);
+	/* (one rotation first: the fake provider's new family restarts at R1) */
+	assert_int_equal(get(a, true, tok, sizeof(tok)), 0);
+	f->p.family_dead = true;
+	assert_int_equal(get(a, true, tok, sizeof(tok)), -EKEYREJECTED);
+	assert_true(auth_is_dead(a));
+	/* 'jottafs login' again, with a new login token */
+	snprintf(f->p.secret, sizeof(f->p.secret), "second-secret");
+	f->p.secret_used = false;
+	do_login(f, "default");
+	assert_true(auth_is_dead(a)); /* looked at most every 5 s */
+	sleep(6);
+	assert_false(auth_is_dead(a));
+	assert_int_equal(get(a, false, tok, sizeof(tok)), 0);
+	assert_string_equal(tok, "A1");
+	auth_free(a);
+}
+
 /* net/http + the provider: a 401 from the API refreshes once and retries. */
 static void test_http_401_refresh(void **state)
 {
@@ -818,6 +843,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_rotation_by_other_holder, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_basic_client_auth_fallback, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_invalid_grant_is_dead, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_dead_login_revives_after_new_login, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_http_401_refresh, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_threads_single_flight, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_processes_share_account, setup, teardown),

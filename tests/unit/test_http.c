@@ -282,6 +282,7 @@ struct fake_tp {
 	int calls;
 	int forced;
 	int fail_with;
+	const char *evil;        /* hand out this token instead */
 };
 
 static int fake_get_token(void *ctx, bool force, char **token)
@@ -292,6 +293,10 @@ static int fake_get_token(void *ctx, bool force, char **token)
 		t->forced++;
 	if (t->fail_with)
 		return t->fail_with;
+	if (t->evil) {
+		*token = strdup(t->evil);
+		return 0;
+	}
 	*token = strdup(t->forced ? "fresh-token" : "stale-token");
 	return 0;
 }
@@ -348,10 +353,15 @@ static void test_no_auth_and_dead_login(void **state)
 	/* the provider says the login is dead: nothing is sent */
 	assert_int_equal(http_request_do(c, &req, NULL), -EKEYREJECTED);
 	assert_int_equal(s->served, 0);
+	/* a token that would inject a header line is refused, nothing sent */
+	ft.fail_with = 0;
+	ft.evil = "abc\r\nX-Injected: 1";
+	assert_int_equal(http_request_do(c, &req, NULL), -EIO);
+	assert_int_equal(s->served, 0);
 	/* no_auth requests do not ask the provider */
 	req.no_auth = true;
 	assert_int_equal(http_request_do(c, &req, NULL), 0);
-	assert_int_equal(ft.calls, 1);
+	assert_int_equal(ft.calls, 2);
 	assert_null(strcasestr(s->req[0].head, "Authorization"));
 	http_client_free(c);
 	server_stop(s);
