@@ -1,20 +1,35 @@
 /*
- * fs/main.c — entry point: subcommands (login, logout, about, devices) or
- * the mount. Placeholder until the CLI lands.
+ * fs/main.c — entry point: a subcommand (login, logout, about, devices; see
+ * fs/cli.h), or the mount: options (fs/options.h), then mount_main().
+ *
+ * Exit status: 0 ok, 1 error, 2 usage error.
  */
-#include <stdio.h>
-#include <string.h>
+#include "fs/cli.h"
+#include "fs/mount.h"
+#include "fs/options.h"
+#include "lib/log.h"
+
+#include <errno.h>
+#include <fuse_lowlevel.h>
 
 int main(int argc, char **argv)
 {
-	if (argc > 1 && (!strcmp(argv[1], "-V") || !strcmp(argv[1], "--version"))) {
-		printf("jottafs %s\n", JOTTAFS_VERSION);
-		return 0;
+	if (argc > 1 && cli_is_subcommand(argv[1]))
+		return cli_main(argc, argv);
+
+	/* Until mount_main() sets the final sink (syslog once daemonized). */
+	log_setup(LOG_LVL_INFO, false);
+	struct fuse_args args = FUSE_ARGS_INIT(argc, argv);
+	struct mount_options o;
+	int rc = options_parse(&args, &o);
+	if (rc == 1) {
+		rc = 0;         /* -h / -V */
+	} else if (rc < 0) {
+		rc = rc == -EINVAL ? 2 : 1;
+	} else {
+		rc = mount_main(&o, &args);
 	}
-	if (argc > 1 && (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help"))) {
-		printf("usage: jottafs [options] [REMOTE] MOUNTPOINT\n");
-		return 0;
-	}
-	fprintf(stderr, "jottafs: not implemented yet\n");
-	return 1;
+	options_release(&o);
+	fuse_opt_free_args(&args);
+	return rc;
 }
