@@ -6,10 +6,13 @@
  *
  * Pure functions: no I/O, no global state, thread-safe.
  *
- * names_decode(names_encode(x)) == x for every byte string x. A server name
- * made by another client may be non-canonical; callers keep the exact server
- * name from the listing and reuse it, and use names_encode() only for names
- * the user types (create, mkdir, rename targets).
+ * names_decode(names_encode(x)) == x for every POSIX name x (non-empty, no
+ * '/' or NUL, not "." or ".."); names_decode_raw(names_encode(x)) == x for
+ * every non-empty byte string x. Decoding is not injective: a server name
+ * made by another client may be non-canonical ("a:b" and "a：b" both decode
+ * to "a:b"), so callers keep the exact server name from the listing and
+ * reuse it, and use names_encode() only for names the user types (create,
+ * mkdir, rename targets).
  */
 #ifndef JOTTAFS_NET_NAMES_H
 #define JOTTAFS_NET_NAMES_H
@@ -23,7 +26,8 @@
 /*
  * Encode @len bytes of POSIX name @posix (one path segment) to the server
  * form. *out is malloc'd and NUL-terminated. Returns 0, -ENOMEM, or
- * -ENAMETOOLONG when the encoded name exceeds NAMES_MAX_UNITS.
+ * -ENAMETOOLONG when the encoded name exceeds NAMES_MAX_UNITS; -EINVAL for
+ * an empty name (an empty segment would address the parent).
  */
 int names_encode(const char *posix, size_t len, char **out);
 
@@ -42,6 +46,15 @@ int names_encode_legacy(const char *posix, size_t len, char **out);
  * NUL and is never "", "." or "..".
  */
 int names_decode(const char *server, char **out);
+
+/*
+ * Decode exactly as rclone does, without the POSIX fix-ups of names_decode:
+ * the result may hold '/' and NUL bytes and may be "." or "..". *out is
+ * malloc'd and NUL-terminated; *out_len (if not NULL) gets its length in
+ * bytes. Returns 0, -EINVAL (empty name) or -ENOMEM. For tests and
+ * diagnostics; the mount shows names_decode() results.
+ */
+int names_decode_raw(const char *server, char **out, size_t *out_len);
 
 /* Length of UTF-8 string @s in UTF-16 code units (invalid bytes count 1). */
 size_t names_utf16_units(const char *s, size_t len);
