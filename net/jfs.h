@@ -77,7 +77,11 @@ struct jfs_entry {
 /*
  * Called once per entry. Return 0 to go on, or -errno to stop (returned by
  * the listing call). Entries that rclone hides are NOT filtered here:
- * callers decide (deleted, !completed); jfs_list() flags them.
+ * callers decide (deleted, !completed); jfs_list() flags them. To show what
+ * rclone shows, hide every entry with e->deleted (a trash tombstone) and
+ * every file without e->completed (never finished uploading); a completed
+ * file with has_latest shows its current revision (an upload of a newer
+ * one is in progress).
  */
 typedef int (*jfs_entry_cb)(void *ctx, const struct jfs_entry *e);
 
@@ -92,10 +96,16 @@ int jfs_list(struct jfs *j, const char *path, jfs_entry_cb cb, void *ctx);
  * folder (the listed one included, parent "" and name "") and every live
  * COMPLETED file, each with e->parent set. Checks the <stats> counts: a
  * mismatch or a truncated stream is -EIO.
+ * (Both listings: a transfer that breaks after entries were delivered is
+ * not retried — the callback would see them twice — and fails; the caller
+ * starts over.)
  */
 int jfs_liststream(struct jfs *j, const char *path, jfs_entry_cb cb, void *ctx);
 
-/* Metadata of one file or folder (GET). -ENOENT when missing. */
+/* Metadata of one file or folder (GET). -ENOENT when missing, and for a
+ * trashed item (as rclone). "" is the mountpoint itself (a folder). For a
+ * folder only its own attributes are read (the transfer of its listing is
+ * stopped early). */
 int jfs_stat(struct jfs *j, const char *path, struct jfs_entry *out);
 void jfs_entry_release(struct jfs_entry *e);
 
@@ -105,6 +115,9 @@ void jfs_entry_release(struct jfs_entry *e);
  * that is not 206 with the requested Content-Range (or 200 for a whole-file
  * request) is -EIO, never silently wrong data. @got (may be NULL) receives
  * the number of bytes delivered, also on error, so the caller can continue.
+ * When the file ends before @last, the server's shorter range ending at the
+ * end of the file is accepted (*got says how much). The sink's reset, when
+ * set, lets net/http retry a broken transfer from the start.
  */
 int jfs_download(struct jfs *j, const char *path, int64_t first, int64_t last,
 		 const struct http_sink *sink, int64_t *got);
