@@ -48,7 +48,7 @@ UNITSRC  := $(sort $(wildcard tests/unit/test_*.c))
 UNITBIN  := $(UNITSRC:tests/unit/%.c=$(BUILD)/tests/%)
 FUZZSRC  := $(sort $(wildcard tests/fuzz/fuzz_*.c))
 
-.PHONY: all check unit integration bench lint demo demo-stop install uninstall clean deps fuzz
+.PHONY: all check unit integration bench lint demo demo-stop install uninstall clean deps fuzz fuzz-targets
 .DELETE_ON_ERROR:
 
 all: $(BIN)
@@ -95,12 +95,19 @@ lint:
 	  --inline-suppr --std=c11 -I. -D_GNU_SOURCE --suppress=missingIncludeSystem \
 	  lib net auth cache fs
 
-# libFuzzer targets (clang): make fuzz CC=clang
-fuzz: $(LIBA)
+# libFuzzer targets: the library is built with coverage instrumentation in its
+# own object directory, then each tests/fuzz/fuzz_*.c is linked against it.
+FUZZBUILD ?= build-fuzz
+fuzz:
+	$(MAKE) --no-print-directory BUILD=$(FUZZBUILD) CC=clang \
+	  SANITIZE=fuzzer-no-link,address,undefined fuzz-targets
+
+fuzz-targets: $(LIBA)
 	@mkdir -p $(BUILD)/fuzz
 	@for f in $(FUZZSRC); do n=$$(basename $$f .c); \
 	  echo "$(CC) $$f -> $(BUILD)/fuzz/$$n"; \
-	  $(CC) $(ALL_CPPFLAGS) $(ALL_CFLAGS) -fsanitize=fuzzer,address -o $(BUILD)/fuzz/$$n $$f $(LIBA) $(LIBS) || exit 1; done
+	  $(CC) $(ALL_CPPFLAGS) $(ALL_CFLAGS) -fsanitize=fuzzer -o $(BUILD)/fuzz/$$n $$f \
+	    $(LIBA) $(ALL_LDFLAGS) $(LIBS) || exit 1; done
 
 # The main job: the bundled emulator with sample files, a login, and a mount at ./demo-mnt.
 demo: $(BIN)
