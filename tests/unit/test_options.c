@@ -253,7 +253,12 @@ static void test_errors(void **state)
 	assert_int_equal(parse(&o, &args, "/nonexistent/dir", NULL), -ENOENT);
 	options_release(&o);
 	fuse_opt_free_args(&args);
-	assert_int_equal(parse(&o, &args, "/etc/hostname", NULL), -ENOTDIR);
+	char file[] = "/tmp/jottafs-test-options-XXXXXX";
+	int fd = mkstemp(file);
+	assert_true(fd >= 0);
+	close(fd);
+	assert_int_equal(parse(&o, &args, file, NULL), -ENOTDIR);
+	unlink(file);
 	options_release(&o);
 	fuse_opt_free_args(&args);
 }
