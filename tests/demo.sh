@@ -50,6 +50,7 @@ echo "demo: emulator at $url (data in $data/emu)"
 
 "$bin" -o account=demo "$mnt"
 echo "demo: mounted Jotta/Archive of the demo account at $mnt"
-echo "demo: try: ls -la $mnt; find $mnt; jottafs about --account demo"
+echo "demo: try: ls -la $mnt; find $mnt; cat \"$mnt/README.txt\""
+echo "demo: the demo account lives in $XDG_CONFIG_HOME: XDG_CONFIG_HOME=$XDG_CONFIG_HOME $bin about --account demo"
 echo "demo: stop with: sh tests/demo.sh stop   (or: make demo-stop)"
 ls -la "$mnt"
