@@ -953,6 +953,100 @@ static bool status_retryable(long status)
 /* ---------------------------------------------------------------------- */
 /* The request loop                                                       */
 
+/* One debug line per attempt (the caller checked the level). The error
+ * body is shown only for requests without secrets, control bytes masked. */
+static void trace_attempt(const struct http_request *req, const char *turl,
+			  const struct xfer *x, CURLcode rc, bool http_done, long status,
+			  const char *errbuf, long ms, bool retry)
+{
+	int64_t in = x->to_sink ? x->sink_bytes : (int64_t)x->body.len;
+	if (http_done)
+		log_debug("http: %s %s -> %ld, %lld bytes in, %lld out, %ld ms%s", req->method,
+			  turl ? turl : "?", status, (long long)in, (long long)x->up_len, ms,
+			  retry ? " (retry)" : "");
+	else
+		log_debug("http: %s %s -> failed (%s), %lld bytes in, %ld ms%s", req->method,
+			  turl ? turl : "?", errbuf[0] ? errbuf : curl_easy_strerror(rc),
+			  (long long)in, ms, retry ? " (retry)" : "");
+	if (x->is_error_body && x->body.len && !req->secret_body) {
+		char shown[301];
+		size_t n = x->body.len < 300 ? x->body.len : 300;
+		for (size_t i = 0; i < n; i++) {
+			unsigned char ch = (unsigned char)x->body.data[i];
+			shown[i] = ch >= 0x20 && ch < 0x7f ? (char)ch : '.';
+		}
+		shown[n] = '\0';
+		log_debug("http: error body: %s", shown);
+	}
+}
+
+enum step { STEP_DONE, STEP_REFRESH, STEP_RETRY };
+
+/*
+ * What follows an attempt: done (*result set), a token refresh and re-send,
+ * or a retry after *delay_ms. Before a retry of a transfer that already fed
+ * the sink, the sink is reset (no reset hook: not retried).
+ */
+static enum step next_step(const struct http_client *c, const struct http_request *req,
+			   const struct xfer *x, CURLcode rc, bool http_done, long status,
+			   long retry_after_s, bool can_refresh, int retries, int *result,
+			   long *delay_ms)
+{
+	if (x->cb_err) {
+		/* The sink, the body cap or the body file stopped it. */
+		*result = x->cb_err;
+		return STEP_DONE;
+	}
+	if (http_done) {
+		*result = http_status_errno(status);
+		if (*result == 0)
+			return STEP_DONE;
+		if (status == 401 && can_refresh)
+			return STEP_REFRESH; /* error bodies never reach the sink */
+		/* 429 means the server did no work: safe to repeat any request */
+		if (!status_retryable(status) || !(req->idempotent || status == 429) ||
+		    retries >= c->max_retries)
+			return STEP_DONE;
+		*delay_ms = http_backoff_ms(c->backoff_min_ms, c->backoff_max_ms,
+					    (unsigned)retries, random_u64());
+		if (retry_after_s > 0) {
+			long ra_ms = retry_after_s > HTTP_RETRY_AFTER_MAX_MS / 1000
+					     ? HTTP_RETRY_AFTER_MAX_MS
+					     : retry_after_s * 1000;
+			if (ra_ms > *delay_ms)
+				*delay_ms = ra_ms;
+		}
+		return STEP_RETRY;
+	}
+	bool nothing_sent;
+	*result = http_transport_errno(rc);
+	if (!transport_retryable(rc, &nothing_sent) || !(req->idempotent || nothing_sent) ||
+	    retries >= c->max_retries)
+		return STEP_DONE;
+	if (x->sink_bytes > 0) {
+		if (!req->sink->reset)
+			return STEP_DONE; /* the caller knows how many bytes it got */
+		int err = req->sink->reset(req->sink->ctx);
+		if (err < 0) {
+			*result = err;
+			return STEP_DONE;
+		}
+	}
+	*delay_ms = http_backoff_ms(c->backoff_min_ms, c->backoff_max_ms, (unsigned)retries,
+				    random_u64());
+	return STEP_RETRY;
+}
+
+/* Wipe and free a token string. */
+static void drop_token(char **token)
+{
+	if (*token) {
+		explicit_bzero(*token, strlen(*token));
+		free(*token);
+		*token = NULL;
+	}
+}
+
 int http_request_do(struct http_client *c, const struct http_request *req,
 		    struct http_response *resp)
 {
@@ -963,9 +1057,9 @@ int http_request_do(struct http_client *c, const struct http_request *req,
 	resp->retry_after_s = -1;
 
 	int64_t body_len = 0;
-	if (req->body)
+	if (req->body) {
 		body_len = (int64_t)req->body_len;
-	else if (req->body_fd >= 0) {
+	} else if (req->body_fd >= 0) {
 		if (req->body_fd_off < 0 || req->body_fd_len < 0)
 			return -EINVAL;
 		body_len = req->body_fd_len;
@@ -998,15 +1092,11 @@ int http_request_do(struct http_client *c, const struct http_request *req,
 	for (;;) {
 		struct xfer x = { .h = h, .req = req, .up_len = body_len };
 		struct timespec t0;
-		long delay_ms = -1;
-		bool force = false;
 
 		if (use_auth && !token) {
-			int err = tp.get_token(tp.ctx, refreshed, &token);
-			if (err < 0) {
-				result = err;
+			result = tp.get_token(tp.ctx, refreshed, &token);
+			if (result < 0)
 				break;
-			}
 			if (!token_ok(token)) {
 				log_err("http: the token provider returned a malformed access token");
 				result = -EIO;
@@ -1031,20 +1121,13 @@ int http_request_do(struct http_client *c, const struct http_request *req,
 		curl_off_t ra = -1;
 		if (curl_easy_getinfo(h, CURLINFO_RETRY_AFTER, &ra) != CURLE_OK || ra <= 0)
 			ra = -1;
+		/* a deliberately cut error body still is a complete HTTP answer */
 		bool http_done = rc == CURLE_OK || (x.error_body_cut && status);
+		if (trace)
+			trace_attempt(req, turl, &x, rc, http_done, status, errbuf, elapsed_ms(&t0),
+				      retries || refreshed);
 
-		if (trace) {
-			log_debug("http: %s %s -> %ld%s%s, %lld bytes in, %lld out, %ld ms%s",
-				  req->method, turl ? turl : "?", status,
-				  http_done ? "" : " / ", http_done ? "" : curl_easy_strerror(rc),
-				  (long long)(x.to_sink ? x.sink_bytes : (int64_t)x.body.len),
-				  (long long)body_len, elapsed_ms(&t0),
-				  retries || refreshed ? " (retry)" : "");
-			if (x.is_error_body && x.body.len && !req->secret_body)
-				log_debug("http: error body: %.300s", x.body.data);
-		}
-
-		/* Hand this attempt's outcome to the response (the last one wins). */
+		/* This attempt's outcome goes to the response (the last one wins). */
 		free(resp->body);
 		free(resp->content_range);
 		free(resp->transport_error);
@@ -1054,65 +1137,19 @@ int http_request_do(struct http_client *c, const struct http_request *req,
 		resp->status = http_done ? status : 0;
 		resp->retry_after_s = (long)ra;
 		resp->bytes_received = x.sink_bytes;
-		resp->transport_error = NULL;
-		x.body.data = NULL;
+		resp->transport_error = http_done ? NULL
+						  : strdup(errbuf[0] ? errbuf : curl_easy_strerror(rc));
 
-		if (x.cb_err) {
-			/* The sink, the body cap or the body file stopped it. */
-			result = x.cb_err;
+		long delay_ms = 0;
+		enum step next = next_step(c, req, &x, rc, http_done, status, (long)ra,
+					   use_auth && !refreshed, retries, &result, &delay_ms);
+		if (next == STEP_DONE)
 			break;
-		}
-		if (http_done) {
-			if (status >= 200 && status < 300) {
-				result = 0;
-				break;
-			}
-			result = http_status_errno(status);
-			if (status == 401 && use_auth && !refreshed) {
-				refreshed = true;
-				force = true;
-			} else if (status_retryable(status) && (req->idempotent || status == 429) &&
-				   retries < c->max_retries) {
-				delay_ms = http_backoff_ms(c->backoff_min_ms, c->backoff_max_ms,
-							   (unsigned)retries, random_u64());
-				if (ra > 0) {
-					long ra_ms = ra > HTTP_RETRY_AFTER_MAX_MS / 1000
-							     ? HTTP_RETRY_AFTER_MAX_MS
-							     : (long)ra * 1000;
-					if (ra_ms > delay_ms)
-						delay_ms = ra_ms;
-				}
-			} else {
-				break;
-			}
-		} else {
-			bool nothing_sent;
-			result = http_transport_errno(rc);
-			resp->transport_error = strdup(errbuf[0] ? errbuf : curl_easy_strerror(rc));
-			if (!transport_retryable(rc, &nothing_sent) ||
-			    !(req->idempotent || nothing_sent) || retries >= c->max_retries)
-				break;
-			if (x.sink_bytes > 0) {
-				if (!req->sink->reset)
-					break;
-				int err = req->sink->reset(req->sink->ctx);
-				if (err < 0) {
-					result = err;
-					break;
-				}
-			}
-			delay_ms = http_backoff_ms(c->backoff_min_ms, c->backoff_max_ms,
-						   (unsigned)retries, random_u64());
-		}
-
-		if (force) {
-			/* 401: the token was refused; ask for a fresh one. Nothing
-			 * reached the sink (error bodies are buffered). */
-			if (token)
-				explicit_bzero(token, strlen(token));
-			free(token);
-			token = NULL;
+		if (next == STEP_REFRESH) {
+			/* 401: the token was refused; ask the provider for a new one */
 			log_debug("http: 401 from %s: refreshing the token", turl ? turl : "?");
+			refreshed = true;
+			drop_token(&token);
 			continue;
 		}
 		retries++;
@@ -1121,10 +1158,7 @@ int http_request_do(struct http_client *c, const struct http_request *req,
 		sleep_ms(delay_ms);
 	}
 
-	if (token) {
-		explicit_bzero(token, strlen(token));
-		free(token);
-	}
+	drop_token(&token);
 	/* Detach the per-request pointers before the handle idles in the pool. */
 	curl_easy_setopt(h, CURLOPT_HTTPHEADER, NULL);
 	curl_easy_setopt(h, CURLOPT_ERRORBUFFER, NULL);
