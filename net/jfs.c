@@ -22,8 +22,9 @@
  *
  * Retries (in net/http): GETs, mkDir, dl (trash a file) and cphash are
  * idempotent; mv, mvDir, rm, rmDir, dlDir, allocate, the data POST and
- * purge_trash are not. A streamed listing is restarted on a retry only if
- * no entry was handed out yet (the callback cannot take entries back).
+ * purge_trash are not. A listing broken in mid-transfer is replayed from
+ * the start and the entries already handed out are skipped once checked
+ * (struct replay).
  */
 #include "net/jfs.h"
 
@@ -297,11 +298,9 @@ static int map_failure(int rc, const struct http_response *resp, bool json)
 /* Streaming an XML body into a decoder (http_sink context). */
 struct xml_sink {
 	struct jfs_xml *x;
-	bool streaming;          /* entries handed out cannot be taken back */
 	bool done;               /* the decoder needs no more input */
-	bool reset_refused;
 	int err;                 /* the decoder's error */
-	void (*on_reset)(void *ctx);
+	void (*on_reset)(void *ctx);   /* before a retry (may be NULL) */
 	void *reset_ctx;
 };
 
@@ -318,15 +317,10 @@ static int xml_write(void *ctx, const void *data, size_t len)
 	return rc;
 }
 
-/* Before net/http retries: start the document over, unless entries have
- * already been handed out (they would come twice). */
+/* Before net/http retries: start the document over. */
 static int xml_reset(void *ctx)
 {
 	struct xml_sink *s = ctx;
-	if (s->streaming && jfs_xml_count(s->x) > 0) {
-		s->reset_refused = true;
-		return -EIO;
-	}
 	s->done = false;
 	s->err = 0;
 	if (s->on_reset)
@@ -359,9 +353,6 @@ static int xml_request(struct jfs *j, struct http_request *req, struct xml_sink 
 	}
 	if (s->err == -EIO && rc == -EIO)
 		log_err("jfs: %s '%s': bad response: %s", what, path, jfs_xml_errmsg(s->x));
-	else if (s->reset_refused)
-		log_err("jfs: %s '%s': transfer broken after %" PRIu64 " entries; not retried",
-			what, path, jfs_xml_count(s->x));
 	else if (rc < 0)
 		log_debug("jfs: %s '%s': %s", what, path, strerror(-rc));
 	http_response_release(&resp);
@@ -412,19 +403,108 @@ static int json_request(struct http_client *http, struct http_request *req,
 /* ---------------------------------------------------------------------- */
 /* Listings and metadata                                                  */
 
+/*
+ * Entries handed to the caller cannot be taken back, yet a listing broken
+ * in mid-transfer should be retried. So a retry replays the document and
+ * skips the entries already delivered, after checking that they came again
+ * exactly (a cumulative hash of every field: O(1) memory); a listing that
+ * changed in between is -EIO, never a silent mix of two listings.
+ */
+struct replay {
+	jfs_entry_cb cb;
+	void *ctx;
+	uint64_t delivered, delivered_hash;   /* handed to cb so far */
+	uint64_t seen, seen_hash;             /* decoded in this attempt */
+	bool changed;
+	const char *what, *path;
+};
+
+static uint64_t hash_bytes(uint64_t h, const void *p, size_t n)
+{
+	const unsigned char *s = p;
+	for (size_t i = 0; i < n; i++) {
+		h ^= s[i];
+		h *= 0x100000001b3ULL;
+	}
+	return h;
+}
+
+static uint64_t hash_str(uint64_t h, const char *s)
+{
+	return s ? hash_bytes(h, s, strlen(s) + 1) : hash_bytes(h, "\xff\xfe", 2);
+}
+
+/* Chain @h with every field of @e. */
+static uint64_t entry_hash(uint64_t h, const struct jfs_entry *e)
+{
+	h = hash_str(h, e->name);
+	h = hash_str(h, e->parent);
+	h = hash_str(h, e->mime);
+	h = hash_str(h, e->latest_state);
+	h = hash_str(h, e->md5);
+	h = hash_str(h, e->latest_md5);
+	const int64_t v[] = { e->is_dir, e->deleted, e->completed, e->has_latest, e->size,
+			      e->revision, e->latest_size, (int64_t)e->created,
+			      (int64_t)e->modified, (int64_t)e->updated };
+	return hash_bytes(h, v, sizeof(v));
+}
+
+static int replay_cb(void *ctx, const struct jfs_entry *e)
+{
+	struct replay *r = ctx;
+	r->seen_hash = entry_hash(r->seen_hash, e);
+	r->seen++;
+	if (r->seen < r->delivered)
+		return 0;
+	if (r->seen == r->delivered) {
+		if (r->seen_hash != r->delivered_hash) {
+			r->changed = true;
+			return -EIO;
+		}
+		return 0;
+	}
+	int rc = r->cb(r->ctx, e);
+	r->delivered = r->seen;
+	r->delivered_hash = r->seen_hash;
+	return rc;
+}
+
+static void replay_reset(void *ctx)
+{
+	struct replay *r = ctx;
+	r->seen = 0;
+	r->seen_hash = 0xcbf29ce484222325ULL;
+}
+
+/* After the listing request: a replay that ended before catching up with
+ * what was delivered is a changed listing too. */
+static int replay_end(struct replay *r, int rc)
+{
+	if (rc == 0 && r->seen < r->delivered)
+		r->changed = true;
+	if (r->changed) {
+		log_err("jfs: %s '%s': the listing changed while a broken transfer was retried",
+			r->what, r->path);
+		return -EIO;
+	}
+	return rc;
+}
+
 int jfs_list(struct jfs *j, const char *path, jfs_entry_cb cb, void *ctx)
 {
 	char *url;
 	int rc = path_url(j, path, "", NULL, &url);
 	if (rc)
 		return rc;
-	struct xml_sink s = { .streaming = true };
-	rc = jfs_xml_new_list(cb, ctx, &s.x);
+	struct replay r = { .cb = cb, .ctx = ctx, .what = "list", .path = path };
+	replay_reset(&r);
+	struct xml_sink s = { .on_reset = replay_reset, .reset_ctx = &r };
+	rc = jfs_xml_new_list(replay_cb, &r, &s.x);
 	if (!rc) {
 		struct http_request req;
 		http_request_init(&req, "GET", url);
 		req.idempotent = true;
-		rc = xml_request(j, &req, &s, "list", path);
+		rc = replay_end(&r, xml_request(j, &req, &s, "list", path));
 	}
 	jfs_xml_free(s.x);
 	free(url);
@@ -444,13 +524,15 @@ int jfs_liststream(struct jfs *j, const char *path, jfs_entry_cb cb, void *ctx)
 		sb_adds(&prefix, path);
 	}
 	char *pfx = sb_take(&prefix);
-	struct xml_sink s = { .streaming = true };
-	rc = pfx ? jfs_xml_new_liststream(pfx, cb, ctx, &s.x) : -ENOMEM;
+	struct replay r = { .cb = cb, .ctx = ctx, .what = "liststream", .path = path };
+	replay_reset(&r);
+	struct xml_sink s = { .on_reset = replay_reset, .reset_ctx = &r };
+	rc = pfx ? jfs_xml_new_liststream(pfx, replay_cb, &r, &s.x) : -ENOMEM;
 	if (!rc) {
 		struct http_request req;
 		http_request_init(&req, "GET", url);
 		req.idempotent = true;
-		rc = xml_request(j, &req, &s, "liststream", path);
+		rc = replay_end(&r, xml_request(j, &req, &s, "liststream", path));
 	}
 	jfs_xml_free(s.x);
 	free(pfx);

@@ -96,9 +96,10 @@ int jfs_list(struct jfs *j, const char *path, jfs_entry_cb cb, void *ctx);
  * folder (the listed one included, parent "" and name "") and every live
  * COMPLETED file, each with e->parent set. Checks the <stats> counts: a
  * mismatch or a truncated stream is -EIO.
- * (Both listings: a transfer that breaks after entries were delivered is
- * not retried — the callback would see them twice — and fails; the caller
- * starts over.)
+ * (Both listings: a transfer that breaks in the middle is retried from the
+ * start; entries the callback already had are skipped once they are seen
+ * to come again identically, so each entry is delivered once. A listing
+ * that changed in between is -EIO.)
  */
 int jfs_liststream(struct jfs *j, const char *path, jfs_entry_cb cb, void *ctx);
 

@@ -33,6 +33,9 @@ struct route {
 	const char *headers;      /* extra header lines ("X: y\r\n"), or NULL */
 	const char *body;
 	size_t send_only;
+	int cut_first;            /* the first N answers are cut after cut_at bytes */
+	size_t cut_at;
+	const char *body_after;   /* body once the cut answers are spent (NULL: body) */
 };
 
 #define MAX_ROUTES 8
@@ -70,6 +73,12 @@ static void handler(void *ctx, const struct testsrv_req *rq, struct testsrv_resp
 			snprintf(rs->headers, sizeof(rs->headers), "%s", r->headers);
 		rs->body = r->body;
 		rs->send_only = r->send_only;
+		if (sc->routes[i].cut_first > 0) {
+			sc->routes[i].cut_first--;
+			rs->send_only = r->cut_at;
+		} else if (r->body_after) {
+			rs->body = r->body_after;
+		}
 		return;
 	}
 	rs->status = 599;
@@ -232,6 +241,73 @@ static void test_list(void **state)
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
 		assert_int_equal(jfs_list(f->jfs, bad[i], collect, &nm), -EINVAL);
 	assert_int_equal(f->sc.seen, 0);
+}
+
+/* A listing cut in mid-transfer is retried; entries come exactly once. */
+static void test_list_retry(void **state)
+{
+	struct fixture *f = *state;
+	struct http_client *http;
+	struct http_config hc = { .max_retries = 3, .backoff_min_ms = 1, .backoff_max_ms = 2 };
+	assert_int_equal(http_client_new(&hc, &http), 0);
+	struct jfs_config cfg = {
+		.jfs_url = f->jfs_url, .api_url = f->srv->url, .username = "u+1",
+		.device = "Jotta", .mountpoint = "Archive",
+	};
+	struct jfs *j;
+	assert_int_equal(jfs_new(http, &cfg, &j), 0);
+	/* cut after the first two entries have been decoded */
+	size_t cut = (size_t)(strstr(folder_doc, "<files>") - folder_doc) + 10;
+
+	struct names nm = { 0 };
+	memset(&f->sc, 0, sizeof(f->sc));
+	f->sc.routes[0] = (struct route){ .status = 200, .body = folder_doc, .cut_first = 2,
+					  .cut_at = cut };
+	f->sc.nroutes = 1;
+	assert_int_equal(jfs_list(j, "d", collect, &nm), 0);
+	assert_int_equal(f->sc.seen, 3);
+	assert_int_equal(nm.n, 3);
+	assert_string_equal(nm.name[0], "sub");
+	assert_string_equal(nm.name[1], "gone");
+	assert_string_equal(nm.name[2], "a+b;c%d.txt");
+
+	/* the listing changed between the attempts: -EIO, no mix of the two */
+	static const char other[] =
+		"<folder name=\"d\"><folders><folder name=\"other\"/><folder name=\"gone\" "
+		"deleted=\"2024-03-01-T10:00:00Z\"/><folder name=\"x\"/></folders></folder>";
+	memset(&nm, 0, sizeof(nm));
+	memset(&f->sc, 0, sizeof(f->sc));
+	f->sc.routes[0] = (struct route){ .status = 200, .body = folder_doc, .cut_first = 1,
+					  .cut_at = cut, .body_after = other };
+	f->sc.nroutes = 1;
+	assert_int_equal(jfs_list(j, "d", collect, &nm), -EIO);
+	assert_int_equal(nm.n, 2);
+	/* ... or came back shorter than what was already delivered */
+	static const char shorter[] = "<folder name=\"d\"><folders><folder name=\"sub\"/></folders></folder>";
+	memset(&nm, 0, sizeof(nm));
+	memset(&f->sc, 0, sizeof(f->sc));
+	f->sc.routes[0] = (struct route){ .status = 200, .body = folder_doc, .cut_first = 1,
+					  .cut_at = cut, .body_after = shorter };
+	f->sc.nroutes = 1;
+	assert_int_equal(jfs_list(j, "d", collect, &nm), -EIO);
+	assert_int_equal(nm.n, 2);
+	/* liststream too */
+	static const char ls[] =
+		"<filestream><folder><path>/Archive</path></folder>"
+		"<file><path>/Archive/e</path><filename>f</filename><size>3</size></file>"
+		"<file><path>/Archive/e</path><filename>g</filename><size>4</size></file>"
+		"<stats><folders>2</folders><files>2</files></stats></filestream>";
+	memset(&nm, 0, sizeof(nm));
+	memset(&f->sc, 0, sizeof(f->sc));
+	f->sc.routes[0] = (struct route){ .status = 200, .body = ls, .cut_first = 1,
+					  .cut_at = (size_t)(strstr(ls, "<filename>g") - ls) };
+	f->sc.nroutes = 1;
+	assert_int_equal(jfs_liststream(j, "", collect, &nm), 0);
+	assert_int_equal(nm.n, 4);
+	assert_string_equal(nm.name[2], "e|f");
+	assert_string_equal(nm.name[3], "e|g");
+	jfs_free(j);
+	http_client_free(http);
 }
 
 static void test_liststream(void **state)
@@ -690,6 +766,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_list, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_list_retry, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_liststream, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_stat, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_download, setup, teardown),
