@@ -1,0 +1,1167 @@
+/*
+ * cache/data.c — see data.h.
+ *
+ * Objects
+ *   struct dcache   the cache: open files by id (hash), the fetch queue, the
+ *                   download workers, the byte count for the bound.
+ *   struct dfile    one open file's content: its cache file ("body"), the
+ *                   ranges present, the fetches in flight, the MD5 state.
+ *   struct dbody    a cache file descriptor with a reference count. A reset
+ *                   (new revision, MD5 mismatch) swaps in a new body; fetches
+ *                   and replies that still hold the old one finish on it.
+ *   struct fjob     one fetch: bytes [start, end) of one body; cur is the
+ *                   next byte to arrive ([start, cur) is present).
+ *
+ * Threading and lock order
+ *   f->lock  (per dfile)  ranges, jobs, body, epoch, md5 state, seq windows
+ *   dc->lock (per cache)  the open-file hash, f->refs, the job queue, counters
+ *   meta's lock           leaf, taken inside meta_* calls
+ * Order: f->lock -> dc->lock -> meta. Nothing blocks on the network or
+ * waits on a condition while holding dc->lock. Workers write into the body
+ * with pwrite() holding no lock (a job owns its byte range), then take
+ * f->lock to publish progress and wake readers (f->cond).
+ */
+#include "cache/data.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <openssl/evp.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cache/meta.h"
+#include "cache/ranges.h"
+#include "lib/log.h"
+#include "net/http.h"
+#include "net/jfs.h"
+
+#define DC_WINDOW_MIN   (128 * 1024)            /* first read-ahead window */
+#define DC_WINDOW_MAX   (16 * 1024 * 1024)      /* widest read-ahead window */
+#define DC_RETRIES      6                       /* resumes without progress */
+#define DC_HASH_CHUNK   (1024 * 1024)
+#define DC_MD5_EMPTY    "d41d8cd98f00b204e9800998ecf8427e"
+#define DC_PERSIST_STEP (8 * 1024 * 1024)       /* persist ranges at least this often */
+
+struct dbody {
+	int fd;
+	unsigned refs;                  /* protected by the dfile's lock */
+};
+
+struct fjob {
+	struct dfile *f;
+	struct dbody *body;             /* the body it writes into (ref held) */
+	uint64_t epoch;                 /* f->epoch when created */
+	int64_t start, cur, end;        /* protected by f->lock */
+	int err;                        /* final result, valid when done */
+	bool done;
+	unsigned refs;                  /* worker + waiting readers; f->lock */
+	struct fjob *next;              /* f->jobs list (f->lock) */
+	struct fjob *qnext;             /* dc->queue (dc->lock) */
+};
+
+struct dfile {
+	struct dcache *dc;
+	uint64_t id;
+	unsigned refs;                  /* opens + queued jobs; protected by dc->lock */
+	struct dfile *hnext;            /* hash chain; dc->lock */
+
+	pthread_mutex_t lock;           /* protects everything below */
+	pthread_cond_t cond;            /* progress of any job, resets */
+	struct dbody *body;
+	uint64_t epoch;                 /* bumped by every reset */
+	int64_t size;
+	char md5[33];
+	struct ranges present;
+	struct fjob *jobs;              /* in flight */
+	bool verified;                  /* every byte present and MD5 checked */
+	bool refetched;                 /* one mismatch already: the next is fatal */
+	int broken;                     /* -EIO after a second mismatch */
+	EVP_MD_CTX *md5ctx;             /* over [0, md5_pos) */
+	int64_t md5_pos;
+	bool hashing;                   /* a thread is extending md5_pos */
+	int64_t persisted_bytes;        /* bytes present when last persisted */
+	bool dirty_state;               /* ranges changed since persisted */
+};
+
+struct dcache {
+	struct dcache_config cfg;
+	char *dir;
+	int dirfd;
+
+	pthread_mutex_t lock;           /* protects the fields below */
+	pthread_cond_t qcond;           /* job queued, or stopping */
+	struct dfile **hash;
+	size_t nhash;                   /* power of two */
+	struct fjob *qhead, *qtail;
+	bool stop;
+	int64_t bytes;                  /* present bytes in all cache files */
+	struct dcache_stats stats;
+	bool evicting;
+
+	pthread_t *workers;
+	unsigned nworkers;
+};
+
+static void job_unref(struct dfile *f, struct fjob *j);
+
+/* ---- bodies ----------------------------------------------------------- */
+
+static void body_unref(struct dbody *b)
+{
+	if (b && --b->refs == 0) {
+		close(b->fd);
+		free(b);
+	}
+}
+
+/* Open (creating) the cache file of @id; @fresh truncates it first. */
+static int body_open(struct dcache *dc, uint64_t id, bool fresh, struct dbody **out)
+{
+	char name[32];
+	struct dbody *b = malloc(sizeof(*b));
+	int fd;
+
+	*out = NULL;
+	if (!b)
+		return -ENOMEM;
+	snprintf(name, sizeof(name), "%" PRIu64, id);
+	if (fresh)
+		unlinkat(dc->dirfd, name, 0);
+	fd = openat(dc->dirfd, name, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	if (fd < 0) {
+		int err = -errno;
+		log_err("cache: cannot open '%s/%s': %s", dc->dir, name, strerror(errno));
+		free(b);
+		return err;
+	}
+	b->fd = fd;
+	b->refs = 1;
+	*out = b;
+	return 0;
+}
+
+/* ---- hash of open files (dc->lock held) ------------------------------- */
+
+static struct dfile **hash_slot(struct dcache *dc, uint64_t id)
+{
+	struct dfile **p = &dc->hash[(id * 0x9e3779b97f4a7c15ULL) >> 32 & (dc->nhash - 1)];
+
+	while (*p && (*p)->id != id)
+		p = &(*p)->hnext;
+	return p;
+}
+
+static struct dfile *hash_find(struct dcache *dc, uint64_t id)
+{
+	return *hash_slot(dc, id);
+}
+
+/* ---- persistence -------------------------------------------------------- */
+
+/* Record @f's state in the index. f->lock held. */
+static void persist(struct dfile *f)
+{
+	struct meta_content c = { .size = f->size, .verified = f->verified,
+				  .atime = time(NULL), .bytes = ranges_bytes(&f->present) };
+	int err;
+
+	snprintf(c.md5, sizeof(c.md5), "%s", f->md5);
+	err = ranges_encode(&f->present, &c.ranges, &c.ranges_len);
+	if (!err)
+		err = meta_content_put(f->dc->cfg.meta, f->id, &c);
+	free(c.ranges);
+	if (err)
+		log_warn("cache: cannot record the content state of node %" PRIu64 ": %s",
+			 f->id, strerror(-err));
+	f->persisted_bytes = c.bytes;
+	f->dirty_state = false;
+}
+
+/* Adjust the global byte count by @delta. */
+static void account(struct dcache *dc, int64_t delta)
+{
+	pthread_mutex_lock(&dc->lock);
+	dc->bytes += delta;
+	dc->stats.cached_bytes = dc->bytes;
+	pthread_mutex_unlock(&dc->lock);
+}
+
+/*
+ * Start over with an empty cache file for revision (@size, @md5). f->lock
+ * held. Fetches in flight notice the new epoch and stop; readers wake up
+ * and re-evaluate.
+ */
+static int reset_locked(struct dfile *f, int64_t size, const char *md5)
+{
+	struct dbody *nb;
+	int64_t had = ranges_bytes(&f->present);
+	int err = body_open(f->dc, f->id, true, &nb);
+
+	if (err)
+		return err;
+	body_unref(f->body);
+	f->body = nb;
+	f->epoch++;
+	if (size != f->size || strcmp(md5, f->md5))
+		f->refetched = false;   /* a new revision gets its own second chance */
+	f->size = size;
+	snprintf(f->md5, sizeof(f->md5), "%s", md5);
+	ranges_clear(&f->present);
+	f->verified = size == 0;
+	f->md5_pos = 0;
+	EVP_DigestInit_ex(f->md5ctx, EVP_md5(), NULL);
+	f->broken = 0;
+	/* Jobs of the old epoch stay on the list until their worker ends them,
+	 * but no longer cover anything: readers start new ones. */
+	for (struct fjob *j = f->jobs; j; j = j->next)
+		if (j->epoch != f->epoch)
+			j->end = j->cur;
+	persist(f);
+	account(f->dc, -had);
+	pthread_cond_broadcast(&f->cond);
+	return 0;
+}
+
+/* ---- open / close ----------------------------------------------------- */
+
+static struct dfile *dfile_new(struct dcache *dc, uint64_t id)
+{
+	struct dfile *f = calloc(1, sizeof(*f));
+
+	if (!f)
+		return NULL;
+	f->md5ctx = EVP_MD_CTX_new();
+	if (!f->md5ctx) {
+		free(f);
+		return NULL;
+	}
+	f->dc = dc;
+	f->id = id;
+	f->refs = 1;
+	pthread_mutex_init(&f->lock, NULL);
+	pthread_cond_init(&f->cond, NULL);
+	ranges_init(&f->present);
+	return f;
+}
+
+static void dfile_free(struct dfile *f)
+{
+	body_unref(f->body);
+	ranges_release(&f->present);
+	EVP_MD_CTX_free(f->md5ctx);
+	pthread_cond_destroy(&f->cond);
+	pthread_mutex_destroy(&f->lock);
+	free(f);
+}
+
+/*
+ * Load the recorded state of @f for revision (@size, @md5), or start fresh.
+ * Called with dc->lock held, on a new dfile not yet visible to other threads
+ * (so the byte count is adjusted directly).
+ */
+static int dfile_load(struct dfile *f, int64_t size, const char *md5, bool *kept)
+{
+	struct dcache *dc = f->dc;
+	struct meta_content c;
+	int err = meta_content_get(dc->cfg.meta, f->id, &c);
+	bool same = !err && c.size == size && !strcmp(c.md5, md5);
+
+	f->size = size;
+	snprintf(f->md5, sizeof(f->md5), "%s", md5);
+	EVP_DigestInit_ex(f->md5ctx, EVP_md5(), NULL);
+	*kept = same || err == -ENOENT;
+	if (same && !ranges_decode(&f->present, c.ranges, c.ranges_len, size) &&
+	    !body_open(dc, f->id, false, &f->body)) {
+		struct stat st;
+		int64_t last = f->present.n ? f->present.v[f->present.n - 1].end : 0;
+		/* A cache file shorter than its ranges was damaged: distrust it. */
+		if (fstat(f->body->fd, &st) == 0 && st.st_size >= last) {
+			f->verified = c.verified;
+			f->persisted_bytes = ranges_bytes(&f->present);
+			meta_content_release(&c);
+			return 0;
+		}
+		log_warn("cache: content of node %" PRIu64 " is damaged; fetching it again", f->id);
+		body_unref(f->body);
+		f->body = NULL;
+	}
+	if (!err) {
+		dc->bytes -= c.bytes;
+		dc->stats.cached_bytes = dc->bytes;
+		meta_content_release(&c);
+	}
+	/* No usable content: an empty cache file. */
+	ranges_clear(&f->present);
+	f->verified = size == 0;
+	err = body_open(dc, f->id, true, &f->body);
+	if (!err)
+		persist(f);
+	return err;
+}
+
+int dcache_open(struct dcache *dc, uint64_t id, int64_t size, const char *md5,
+		struct dfile **out, bool *kept)
+{
+	struct dfile *f, **slot;
+	bool k = true;
+	int err;
+
+	*out = NULL;
+	pthread_mutex_lock(&dc->lock);
+	slot = hash_slot(dc, id);
+	f = *slot;
+	if (f) {
+		f->refs++;
+		pthread_mutex_unlock(&dc->lock);
+		pthread_mutex_lock(&f->lock);
+		if (f->size != size || strcmp(f->md5, md5)) {
+			k = false;
+			err = reset_locked(f, size, md5);
+			if (err) {
+				pthread_mutex_unlock(&f->lock);
+				dcache_close(f);
+				return err;
+			}
+		}
+		pthread_mutex_unlock(&f->lock);
+		if (kept)
+			*kept = k;
+		*out = f;
+		return 0;
+	}
+	f = dfile_new(dc, id);
+	if (!f) {
+		pthread_mutex_unlock(&dc->lock);
+		return -ENOMEM;
+	}
+	/* Loading under dc->lock keeps eviction and gc away from this id. */
+	err = dfile_load(f, size, md5, &k);
+	if (err) {
+		pthread_mutex_unlock(&dc->lock);
+		dfile_free(f);
+		return err;
+	}
+	*slot = f;
+	pthread_mutex_unlock(&dc->lock);
+	meta_content_touch(dc->cfg.meta, id, time(NULL));
+	if (kept)
+		*kept = k;
+	*out = f;
+	return 0;
+}
+
+static void maybe_evict(struct dcache *dc);
+
+/* Drop a reference to @f; the last one persists its state and frees it. */
+static void dfile_unref(struct dfile *f)
+{
+	struct dcache *dc = f->dc;
+
+	pthread_mutex_lock(&dc->lock);
+	if (--f->refs) {
+		pthread_mutex_unlock(&dc->lock);
+		return;
+	}
+	*hash_slot(dc, f->id) = f->hnext;
+	/* Persist under dc->lock so that a new open sees the final state. Taking
+	 * f->lock here inverts the lock order, but with no reference left no
+	 * other thread can hold or wait for it. */
+	pthread_mutex_lock(&f->lock);
+	if (f->dirty_state)
+		persist(f);
+	pthread_mutex_unlock(&f->lock);
+	bool over = dc->cfg.max_size && dc->bytes > (int64_t)dc->cfg.max_size;
+	pthread_mutex_unlock(&dc->lock);
+	dfile_free(f);
+	/* It may have been the one that kept the cache over its bound. */
+	if (over)
+		maybe_evict(dc);
+}
+
+void dcache_close(struct dfile *f)
+{
+	if (f)
+		dfile_unref(f);
+}
+
+int64_t dcache_size(struct dfile *f)
+{
+	int64_t s;
+
+	pthread_mutex_lock(&f->lock);
+	s = f->size;
+	pthread_mutex_unlock(&f->lock);
+	return s;
+}
+
+/* ---- fetching ------------------------------------------------------------ */
+
+/* Queue a fetch of [start, end) of @f. f->lock held. */
+static int job_start(struct dfile *f, int64_t start, int64_t end)
+{
+	struct dcache *dc = f->dc;
+	struct fjob *j = calloc(1, sizeof(*j));
+
+	if (!j)
+		return -ENOMEM;
+	j->f = f;
+	j->body = f->body;
+	f->body->refs++;
+	j->epoch = f->epoch;
+	j->start = j->cur = start;
+	j->end = end;
+	j->refs = 1;                    /* the worker's */
+	j->next = f->jobs;
+	f->jobs = j;
+	pthread_mutex_lock(&dc->lock);
+	f->refs++;                      /* released by the worker */
+	if (dc->qtail)
+		dc->qtail->qnext = j;
+	else
+		dc->qhead = j;
+	dc->qtail = j;
+	pthread_cond_signal(&dc->qcond);
+	pthread_mutex_unlock(&dc->lock);
+	return 0;
+}
+
+/* The job in flight that will deliver byte @pos, or NULL. f->lock held. */
+static struct fjob *job_covering(struct dfile *f, int64_t pos)
+{
+	for (struct fjob *j = f->jobs; j; j = j->next)
+		if (!j->done && j->epoch == f->epoch && j->cur <= pos && pos < j->end)
+			return j;
+	return NULL;
+}
+
+/* Where the next job in flight after @pos starts (or @limit). f->lock held. */
+static int64_t job_next_start(struct dfile *f, int64_t pos, int64_t limit)
+{
+	for (struct fjob *j = f->jobs; j; j = j->next)
+		if (!j->done && j->epoch == f->epoch && j->cur > pos && j->cur < limit)
+			limit = j->cur;
+	return limit;
+}
+
+/*
+ * Start fetches for every byte of [pos, end) that is neither present nor
+ * in flight, as few jobs as possible, none longer than DC_WINDOW_MAX.
+ * f->lock held.
+ */
+static int fetch_missing(struct dfile *f, int64_t pos, int64_t end)
+{
+	while (pos < end) {
+		struct fjob *j;
+		int64_t m = ranges_next_missing(&f->present, pos, end), stop;
+		int err;
+
+		if (m >= end)
+			return 0;
+		j = job_covering(f, m);
+		if (j) {
+			pos = j->end;
+			continue;
+		}
+		stop = ranges_next_present(&f->present, m, end);
+		stop = job_next_start(f, m, stop);
+		if (stop - m > DC_WINDOW_MAX)
+			stop = m + DC_WINDOW_MAX;
+		err = job_start(f, m, stop);
+		if (err)
+			return err;
+		pos = stop;
+	}
+	return 0;
+}
+
+/* End of the run of bytes after @pos that are present or in flight. f->lock held. */
+static int64_t covered_until(struct dfile *f, int64_t pos)
+{
+	for (;;) {
+		int64_t m = ranges_next_missing(&f->present, pos, f->size);
+		struct fjob *j;
+
+		if (m >= f->size)
+			return f->size;
+		j = job_covering(f, m);
+		if (!j)
+			return m;
+		pos = j->end;
+	}
+}
+
+/* Receives a job's body: write it into the cache file, then publish it. */
+struct job_sink {
+	struct fjob *j;
+	int64_t pos;                    /* where the next byte goes */
+	int64_t unpublished;            /* written but not yet in the ranges */
+	int64_t pub_from;
+};
+
+static int job_publish(struct job_sink *s)
+{
+	struct fjob *j = s->j;
+	struct dfile *f = j->f;
+	int ret = 0;
+
+	if (!s->unpublished)
+		return 0;
+	pthread_mutex_lock(&f->lock);
+	if (j->epoch != f->epoch) {
+		ret = -ECANCELED;
+	} else if (ranges_add(&f->present, s->pub_from, s->pos) == 0) {
+		j->cur = s->pos;
+		f->dirty_state = true;
+		pthread_cond_broadcast(&f->cond);
+	} else {
+		ret = -ENOMEM;
+	}
+	pthread_mutex_unlock(&f->lock);
+	if (!ret)
+		account(f->dc, s->unpublished);
+	s->pub_from = s->pos;
+	s->unpublished = 0;
+	return ret;
+}
+
+static int job_sink_write(void *ctx, const void *data, size_t len)
+{
+	struct job_sink *s = ctx;
+	struct fjob *j = s->j;
+	const char *p = data;
+	int64_t left;
+
+	/* Never take more than was asked for (a server ignoring Range). */
+	if (__builtin_sub_overflow(j->end, s->pos, &left) || (int64_t)len > left)
+		return -EIO;
+	while (len) {
+		ssize_t w = pwrite(j->body->fd, p, len, s->pos);
+		if (w < 0) {
+			if (errno == EINTR)
+				continue;
+			int err = -errno;
+			log_err("cache: cannot write the cache file of node %" PRIu64 ": %s",
+				j->f->id, strerror(errno));
+			return err;
+		}
+		p += w;
+		len -= (size_t)w;
+		s->pos += w;
+		s->unpublished += w;
+	}
+	/* Publish in steps of 64 KiB so that readers wake early. */
+	if (s->unpublished >= 64 * 1024)
+		return job_publish(s);
+	return 0;
+}
+
+/* Is @err worth trying again (the service or the network may recover)? */
+static bool retryable(int err)
+{
+	switch (err) {
+	case -ENOENT:
+	case -EACCES:
+	case -EKEYREJECTED:
+	case -ENOSPC:
+	case -ENOMEM:
+	case -ECANCELED:
+	case -EISDIR:
+	case -ENOTDIR:
+	case -EINVAL:
+		return false;
+	default:
+		return true;
+	}
+}
+
+static void hash_advance(struct dfile *f);
+
+/* Run one job to the end: download, resume after cuts, publish, finish. */
+static void job_run(struct dcache *dc, struct fjob *j)
+{
+	struct dfile *f = j->f;
+	struct job_sink s = { .j = j };
+	struct http_sink sink = { .write = job_sink_write, .ctx = &s };
+	unsigned failures = 0;
+	char *path = NULL;
+	int err;
+
+	pthread_mutex_lock(&f->lock);
+	s.pos = s.pub_from = j->cur;
+	int64_t end = j->end;
+	bool live = j->epoch == f->epoch;
+	pthread_mutex_unlock(&f->lock);
+	err = live ? meta_path(dc->cfg.meta, f->id, &path) : -ECANCELED;
+	while (!err && s.pos < end) {
+		int64_t got = 0;
+		int64_t from = s.pos;
+
+		pthread_mutex_lock(&dc->lock);
+		dc->stats.fetches++;
+		bool stop = dc->stop;
+		pthread_mutex_unlock(&dc->lock);
+		if (stop) {
+			err = -ECANCELED;
+			break;
+		}
+		err = jfs_download(dc->cfg.jfs, path, from, end - 1, &sink, &got);
+		int perr = job_publish(&s);
+		pthread_mutex_lock(&dc->lock);
+		dc->stats.fetched_bytes += (uint64_t)(s.pos - from);
+		pthread_mutex_unlock(&dc->lock);
+		if (perr && !err)
+			err = perr;
+		if (!err && s.pos < end) {
+			/* The service ended the body early without an error: resume. */
+			err = -EIO;
+		}
+		if (!err)
+			break;
+		if (err == -ECANCELED || !retryable(err))
+			break;
+		if (s.pos > from)
+			failures = 0;
+		else if (++failures > DC_RETRIES)
+			break;
+		log_debug("cache: download of node %" PRIu64 " cut at %" PRId64 " (%s), resuming",
+			  f->id, s.pos, strerror(-err));
+		/* Short pause before resuming: 100 ms, 200 ms, ... 3.2 s. */
+		struct timespec ts = { 0, 100000000L };
+		for (unsigned i = 0; i < failures && i < 5; i++) {
+			ts.tv_nsec *= 2;
+			if (ts.tv_nsec >= 1000000000L) {
+				ts.tv_sec += ts.tv_nsec / 1000000000L;
+				ts.tv_nsec %= 1000000000L;
+			}
+		}
+		nanosleep(&ts, NULL);
+		err = 0;
+		if (s.pos >= end)
+			break;
+	}
+	free(path);
+	if (err && err != -ECANCELED)
+		log_warn("cache: cannot download node %" PRIu64 " bytes %" PRId64 "-%" PRId64 ": %s",
+			 f->id, s.pos, end - 1, strerror(-err));
+
+	pthread_mutex_lock(&f->lock);
+	j->done = true;
+	j->err = err ? (err == -ENOSPC ? -ENOSPC : -EIO) : 0;
+	if (err == -ECANCELED && j->epoch != f->epoch)
+		j->err = -EAGAIN;       /* superseded: readers retry on the new body */
+	if (f->dirty_state && (ranges_bytes(&f->present) - f->persisted_bytes >= DC_PERSIST_STEP ||
+			       ranges_covers(&f->present, 0, f->size)))
+		persist(f);
+	pthread_cond_broadcast(&f->cond);
+	job_unref(f, j);
+	pthread_mutex_unlock(&f->lock);
+
+	hash_advance(f);
+	maybe_evict(dc);
+	dfile_unref(f);
+}
+
+/* Drop a reference to @j; the last unlinks and frees it. f->lock held. */
+static void job_unref(struct dfile *f, struct fjob *j)
+{
+	if (--j->refs)
+		return;
+	for (struct fjob **p = &f->jobs; *p; p = &(*p)->next) {
+		if (*p == j) {
+			*p = j->next;
+			break;
+		}
+	}
+	body_unref(j->body);
+	free(j);
+}
+
+static void *worker_main(void *arg)
+{
+	struct dcache *dc = arg;
+
+	pthread_mutex_lock(&dc->lock);
+	for (;;) {
+		struct fjob *j;
+
+		while (!dc->qhead && !dc->stop)
+			pthread_cond_wait(&dc->qcond, &dc->lock);
+		if (dc->stop && !dc->qhead)
+			break;
+		j = dc->qhead;
+		dc->qhead = j->qnext;
+		if (!dc->qhead)
+			dc->qtail = NULL;
+		pthread_mutex_unlock(&dc->lock);
+		job_run(dc, j);
+		pthread_mutex_lock(&dc->lock);
+	}
+	pthread_mutex_unlock(&dc->lock);
+	return NULL;
+}
+
+/* ---- verification -------------------------------------------------------- */
+
+/*
+ * Extend the MD5 over the present prefix; when it covers the whole file,
+ * compare with the server's. One thread hashes at a time; it reads the
+ * cache file without the lock (those bytes are present and never rewritten
+ * within an epoch).
+ */
+static void hash_advance(struct dfile *f)
+{
+	unsigned char *buf = NULL;
+	bool mismatch = false;
+
+	pthread_mutex_lock(&f->lock);
+	if (f->hashing || f->verified || f->broken) {
+		pthread_mutex_unlock(&f->lock);
+		return;
+	}
+	f->hashing = true;
+	for (;;) {
+		int64_t prefix = ranges_prefix(&f->present);
+		uint64_t epoch = f->epoch;
+		struct dbody *b = f->body;
+		int64_t pos = f->md5_pos;
+
+		if (prefix > f->size)
+			prefix = f->size;
+		if (pos < prefix) {
+			size_t n = prefix - pos > DC_HASH_CHUNK ? DC_HASH_CHUNK : (size_t)(prefix - pos);
+			ssize_t r;
+			if (!buf && !(buf = malloc(DC_HASH_CHUNK)))
+				break;
+			b->refs++;
+			pthread_mutex_unlock(&f->lock);
+			r = pread(b->fd, buf, n, pos);
+			pthread_mutex_lock(&f->lock);
+			body_unref(b);
+			if (epoch != f->epoch)
+				continue;       /* reset meanwhile: md5_pos is 0 again */
+			if (r != (ssize_t)n) {
+				log_err("cache: cannot read back the cache file of node %" PRIu64 ": %s",
+					f->id, r < 0 ? strerror(errno) : "short read");
+				break;
+			}
+			EVP_DigestUpdate(f->md5ctx, buf, n);
+			f->md5_pos += (int64_t)n;
+			continue;
+		}
+		if (pos < f->size || f->size == 0)
+			break;
+		/* Whole file hashed. */
+		unsigned char dig[EVP_MAX_MD_SIZE];
+		unsigned int dlen = 0;
+		char hex[33];
+		EVP_DigestFinal_ex(f->md5ctx, dig, &dlen);
+		for (unsigned i = 0; i < 16 && i < dlen; i++)
+			snprintf(hex + 2 * i, 3, "%02x", dig[i]);
+		hex[32] = '\0';
+		if (!f->md5[0] || !strcmp(hex, f->md5)) {
+			f->verified = true;
+			persist(f);
+			break;
+		}
+		mismatch = true;
+		pthread_mutex_lock(&f->dc->lock);
+		f->dc->stats.mismatches++;
+		pthread_mutex_unlock(&f->dc->lock);
+		if (f->refetched) {
+			log_err("cache: node %" PRIu64 " still does not match the server's MD5 "
+				"after fetching it again (got %s, want %s): reads fail with EIO",
+				f->id, hex, f->md5);
+			int64_t size = f->size;
+			char md5[33];
+			snprintf(md5, sizeof(md5), "%s", f->md5);
+			reset_locked(f, size, md5);
+			f->broken = -EIO;
+		} else {
+			log_warn("cache: node %" PRIu64 " does not match the server's MD5 (got %s, "
+				 "want %s): discarding it and fetching it again", f->id, hex, f->md5);
+			int64_t size = f->size;
+			char md5[33];
+			snprintf(md5, sizeof(md5), "%s", f->md5);
+			reset_locked(f, size, md5);
+			f->refetched = true;
+		}
+		break;
+	}
+	f->hashing = false;
+	pthread_mutex_unlock(&f->lock);
+	free(buf);
+	if (mismatch && f->dc->cfg.mismatch)
+		f->dc->cfg.mismatch(f->dc->cfg.mismatch_ctx, f->id);
+}
+
+/* ---- reading ---------------------------------------------------------- */
+
+int dcache_read(struct dfile *f, struct dcache_seq *seq, int64_t off, size_t len,
+		struct dcache_buf *buf)
+{
+	int64_t end, want;
+	int err = 0;
+
+	memset(buf, 0, sizeof(*buf));
+	buf->fd = -1;
+	if (off < 0)
+		return -EINVAL;
+	pthread_mutex_lock(&f->lock);
+	/* The read-ahead window: doubles on sequential reads, resets on a seek. */
+	if (seq->started && off == seq->next) {
+		if (seq->window < DC_WINDOW_MAX)
+			seq->window *= 2;
+	} else {
+		seq->window = DC_WINDOW_MIN;
+	}
+	seq->started = true;
+	seq->next = off + (int64_t)len;
+	for (;;) {
+		uint64_t epoch = f->epoch;
+		int64_t m;
+		struct fjob *j;
+
+		if (f->broken) {
+			err = f->broken;
+			break;
+		}
+		if (off >= f->size) {
+			end = off;
+			break;
+		}
+		if (__builtin_add_overflow(off, (int64_t)len, &end) || end > f->size)
+			end = f->size;
+		m = ranges_next_missing(&f->present, off, end);
+		if (m >= end)
+			break;
+		j = job_covering(f, m);
+		if (!j) {
+			/* Fetch the missing bytes and the window after them at once. */
+			want = off + seq->window;
+			if (want < end)
+				want = end;
+			if (want > f->size)
+				want = f->size;
+			err = fetch_missing(f, m, want);
+			if (err)
+				break;
+			continue;
+		}
+		j->refs++;
+		while (!j->done && j->cur <= m && epoch == f->epoch)
+			pthread_cond_wait(&f->cond, &f->lock);
+		int jerr = j->done && j->cur <= m ? j->err : 0;
+		job_unref(f, j);
+		if (jerr && jerr != -EAGAIN && epoch == f->epoch &&
+		    !ranges_covers(&f->present, m, m + 1)) {
+			err = jerr;
+			break;
+		}
+	}
+	if (!err && end > off) {
+		/* Sequential: keep the next window in flight. */
+		if (seq->window > DC_WINDOW_MIN) {
+			int64_t c = covered_until(f, end);
+			if (c < f->size && c - end < seq->window / 2) {
+				int64_t to = c + seq->window;
+				if (to > f->size)
+					to = f->size;
+				fetch_missing(f, c, to);
+			}
+		}
+		buf->fd = f->body->fd;
+		buf->off = off;
+		buf->len = (size_t)(end - off);
+		buf->body_ = f->body;
+		f->body->refs++;
+	}
+	pthread_mutex_unlock(&f->lock);
+	return err;
+}
+
+void dcache_buf_release(struct dfile *f, struct dcache_buf *buf)
+{
+	if (!buf->body_)
+		return;
+	pthread_mutex_lock(&f->lock);
+	body_unref(buf->body_);
+	pthread_mutex_unlock(&f->lock);
+	buf->body_ = NULL;
+	buf->fd = -1;
+}
+
+/* ---- invalidation, gc, eviction ------------------------------------------ */
+
+void dcache_invalidate(struct dcache *dc, uint64_t id, int64_t size, const char *md5)
+{
+	struct dfile *f;
+
+	pthread_mutex_lock(&dc->lock);
+	f = hash_find(dc, id);
+	if (f)
+		f->refs++;
+	pthread_mutex_unlock(&dc->lock);
+	if (!f) {
+		dcache_gc(dc);
+		return;
+	}
+	pthread_mutex_lock(&f->lock);
+	if (f->size != size || strcmp(f->md5, md5))
+		reset_locked(f, size, md5);
+	pthread_mutex_unlock(&f->lock);
+	dfile_unref(f);
+}
+
+/* Delete the cache file of @id unless it is open. dc->lock held. */
+static void unlink_content(struct dcache *dc, uint64_t id)
+{
+	char name[32];
+
+	snprintf(name, sizeof(name), "%" PRIu64, id);
+	if (unlinkat(dc->dirfd, name, 0) && errno != ENOENT)
+		log_warn("cache: cannot delete '%s/%s': %s", dc->dir, name, strerror(errno));
+}
+
+void dcache_gc(struct dcache *dc)
+{
+	uint64_t ids[256];
+	size_t n;
+
+	do {
+		if (meta_gc_take(dc->cfg.meta, ids, 256, &n))
+			return;
+		for (size_t i = 0; i < n; i++) {
+			struct meta_content c;
+			pthread_mutex_lock(&dc->lock);
+			/* Open files were reset by dcache_invalidate(); content
+			 * recorded again meanwhile (a new open) is alive. */
+			if (!hash_find(dc, ids[i]) &&
+			    meta_content_get(dc->cfg.meta, ids[i], &c) == -ENOENT)
+				unlink_content(dc, ids[i]);
+			else if (!hash_find(dc, ids[i]))
+				meta_content_release(&c);
+			pthread_mutex_unlock(&dc->lock);
+		}
+	} while (n == 256);
+	/* Recompute the byte count from the index (gc'd rows were deleted there). */
+	int64_t total, dirty;
+	if (!meta_content_usage(dc->cfg.meta, &total, &dirty)) {
+		pthread_mutex_lock(&dc->lock);
+		dc->bytes = total;
+		dc->stats.cached_bytes = total;
+		pthread_mutex_unlock(&dc->lock);
+	}
+}
+
+/* Evict least recently used clean content until under 90 % of the bound. */
+static void maybe_evict(struct dcache *dc)
+{
+	uint64_t max = dc->cfg.max_size;
+	uint64_t ids[64];
+	size_t n;
+
+	if (!max)
+		return;
+	pthread_mutex_lock(&dc->lock);
+	if (dc->evicting || dc->bytes <= (int64_t)max) {
+		pthread_mutex_unlock(&dc->lock);
+		return;
+	}
+	dc->evicting = true;
+	pthread_mutex_unlock(&dc->lock);
+	dcache_gc(dc);
+	for (unsigned round = 0; round < 64; round++) {
+		size_t evicted = 0;
+		pthread_mutex_lock(&dc->lock);
+		bool over = dc->bytes > (int64_t)(max / 10 * 9);
+		pthread_mutex_unlock(&dc->lock);
+		if (!over || meta_content_lru(dc->cfg.meta, ids, 64, &n) || !n)
+			break;
+		for (size_t i = 0; i < n; i++) {
+			struct meta_content c;
+			pthread_mutex_lock(&dc->lock);
+			if (!hash_find(dc, ids[i]) && !meta_content_get(dc->cfg.meta, ids[i], &c)) {
+				if (!c.dirty) {
+					unlink_content(dc, ids[i]);
+					meta_content_delete(dc->cfg.meta, ids[i]);
+					dc->bytes -= c.bytes;
+					dc->stats.cached_bytes = dc->bytes;
+					evicted++;
+				}
+				meta_content_release(&c);
+			}
+			bool done = dc->bytes <= (int64_t)(max / 10 * 9);
+			pthread_mutex_unlock(&dc->lock);
+			if (done)
+				break;
+		}
+		if (!evicted)
+			break;          /* everything left is open */
+	}
+	pthread_mutex_lock(&dc->lock);
+	dc->evicting = false;
+	pthread_mutex_unlock(&dc->lock);
+}
+
+/* After an unclean shutdown: delete cache files the index does not know. */
+static void sweep_orphans(struct dcache *dc)
+{
+	int fd = dup(dc->dirfd);
+	DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
+	struct dirent *de;
+
+	if (!d) {
+		if (fd >= 0)
+			close(fd);
+		return;
+	}
+	while ((de = readdir(d))) {
+		char *endp;
+		struct meta_content c;
+		unsigned long long id;
+
+		if (de->d_name[0] == '.')
+			continue;
+		errno = 0;
+		id = strtoull(de->d_name, &endp, 10);
+		if (errno || *endp || !id)
+			continue;
+		if (meta_content_get(dc->cfg.meta, id, &c) == -ENOENT)
+			unlinkat(dc->dirfd, de->d_name, 0);
+		else
+			meta_content_release(&c);
+	}
+	closedir(d);
+}
+
+/* ---- life cycle ------------------------------------------------------------ */
+
+int dcache_new(const struct dcache_config *cfg, struct dcache **out)
+{
+	struct dcache *dc = calloc(1, sizeof(*dc));
+	int64_t total = 0, dirty = 0;
+	int err;
+
+	*out = NULL;
+	if (!dc)
+		return -ENOMEM;
+	dc->cfg = *cfg;
+	dc->dirfd = -1;
+	if (!dc->cfg.fetch_threads)
+		dc->cfg.fetch_threads = 8;
+	dc->dir = strdup(cfg->dir);
+	dc->nhash = 1024;
+	dc->hash = calloc(dc->nhash, sizeof(*dc->hash));
+	if (!dc->dir || !dc->hash) {
+		err = -ENOMEM;
+		goto fail;
+	}
+	if (mkdir(dc->dir, 0700) && errno != EEXIST) {
+		err = -errno;
+		log_err("cache: cannot create '%s': %s", dc->dir, strerror(errno));
+		goto fail;
+	}
+	dc->dirfd = open(dc->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dc->dirfd < 0) {
+		err = -errno;
+		log_err("cache: cannot open '%s': %s", dc->dir, strerror(errno));
+		goto fail;
+	}
+	pthread_mutex_init(&dc->lock, NULL);
+	pthread_cond_init(&dc->qcond, NULL);
+	if (!meta_was_clean(cfg->meta)) {
+		/* Cache files may hold bytes that never reached the disk. */
+		err = meta_content_drop_clean(cfg->meta);
+		if (err) {
+			pthread_mutex_destroy(&dc->lock);
+			pthread_cond_destroy(&dc->qcond);
+			goto fail;
+		}
+	}
+	meta_content_usage(cfg->meta, &total, &dirty);
+	dc->bytes = total;
+	dc->stats.cached_bytes = total;
+	*out = dc;
+	return 0;
+fail:
+	if (dc->dirfd >= 0)
+		close(dc->dirfd);
+	free(dc->hash);
+	free(dc->dir);
+	free(dc);
+	return err;
+}
+
+int dcache_start(struct dcache *dc)
+{
+	bool was_clean = meta_was_clean(dc->cfg.meta);
+
+	dcache_gc(dc);
+	if (!was_clean)
+		sweep_orphans(dc);
+	dc->workers = calloc(dc->cfg.fetch_threads, sizeof(*dc->workers));
+	if (!dc->workers)
+		return -ENOMEM;
+	for (unsigned i = 0; i < dc->cfg.fetch_threads; i++) {
+		int rc = pthread_create(&dc->workers[i], NULL, worker_main, dc);
+		if (rc) {
+			log_err("cache: cannot start a download worker: %s", strerror(rc));
+			return -rc;
+		}
+		dc->nworkers++;
+	}
+	maybe_evict(dc);
+	return 0;
+}
+
+void dcache_stop(struct dcache *dc)
+{
+	pthread_mutex_lock(&dc->lock);
+	dc->stop = true;
+	pthread_cond_broadcast(&dc->qcond);
+	pthread_mutex_unlock(&dc->lock);
+	for (unsigned i = 0; i < dc->nworkers; i++)
+		pthread_join(dc->workers[i], NULL);
+	dc->nworkers = 0;
+	free(dc->workers);
+	dc->workers = NULL;
+}
+
+void dcache_free(struct dcache *dc)
+{
+	if (!dc)
+		return;
+	dcache_stop(dc);
+	/* Files still open here were leaked by the caller: persist and free them. */
+	for (size_t i = 0; i < dc->nhash; i++) {
+		while (dc->hash[i]) {
+			struct dfile *f = dc->hash[i];
+			dc->hash[i] = f->hnext;
+			log_warn("cache: node %" PRIu64 " still open at shutdown", f->id);
+			pthread_mutex_lock(&f->lock);
+			persist(f);
+			pthread_mutex_unlock(&f->lock);
+			dfile_free(f);
+		}
+	}
+	pthread_cond_destroy(&dc->qcond);
+	pthread_mutex_destroy(&dc->lock);
+	close(dc->dirfd);
+	free(dc->hash);
+	free(dc->dir);
+	free(dc);
+}
+
+void dcache_stats(struct dcache *dc, struct dcache_stats *out)
+{
+	pthread_mutex_lock(&dc->lock);
+	*out = dc->stats;
+	pthread_mutex_unlock(&dc->lock);
+}

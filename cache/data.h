@@ -1,0 +1,124 @@
+/*
+ * cache/data.h — the content cache: one sparse cache file per file node,
+ * <cache_dir>/data/<id>, plus the set of byte ranges present in it
+ * (cache/ranges.h), persisted in the index (meta_content_*).
+ *
+ * Reads. dcache_read() makes a byte range present and hands back the cache
+ * file's descriptor, so the caller replies straight from it
+ * (fuse_reply_data with FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK). Missing bytes
+ * are fetched by a pool of download workers with ranged GETs
+ * (jfs_download); a reader waits only until ITS bytes are present, not for
+ * the whole request. Sequential reads widen the window (128 KiB doubling to
+ * 16 MiB) and keep the next window in flight; a small probe stays small.
+ * Two readers of one missing range wait for one fetch. A fetch cut off
+ * mid-body resumes from the byte where it stopped; the service delivering
+ * fewer bytes than asked is -EIO, never zeros.
+ *
+ * Verification. When every byte of a file is present its MD5 (computed
+ * incrementally as the present prefix grows) is compared with the server's.
+ * On mismatch the content is discarded and fetched once more (logged); a
+ * second mismatch makes reads fail with -EIO.
+ *
+ * Revisions. Content belongs to one server revision (size, md5). Opening a
+ * file whose revision changed, or dcache_invalidate(), drops it; an open
+ * file is then reset in place (a fresh cache file; readers still replying
+ * from the old one finish on it).
+ *
+ * Bound. Clean content is evicted least recently used first once the total
+ * exceeds max_size; open files and dirty content are never evicted.
+ *
+ * Threads: all functions are thread-safe. Lock order: dfile lock, then the
+ * dcache lock, then the index's (leaf). No lock is held across network I/O;
+ * the download workers write into the cache file without a lock (each owns
+ * its byte range) and take the dfile lock only to publish progress.
+ */
+#ifndef JOTTAFS_CACHE_DATA_H
+#define JOTTAFS_CACHE_DATA_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+struct jfs;
+struct meta;
+struct dcache;
+struct dfile;
+
+struct dcache_config {
+	const char *dir;          /* content files live here (created, 0700) */
+	struct meta *meta;        /* must outlive the cache */
+	struct jfs *jfs;          /* must outlive the cache */
+	uint64_t max_size;        /* bound on clean cached bytes; 0: unbounded */
+	unsigned fetch_threads;   /* download workers; 0: 8 */
+	/* Called (from a worker, no lock held) when a fully fetched file did
+	 * not match the server's MD5: the caller may refresh its metadata. */
+	void (*mismatch)(void *ctx, uint64_t id);
+	void *mismatch_ctx;
+};
+
+/* Create the cache (no threads yet). After an unclean shutdown, clean
+ * content is dropped: its cache files may hold bytes that never reached disk. */
+int dcache_new(const struct dcache_config *cfg, struct dcache **out);
+/* Start the download workers and collect garbage. Call after fork(). */
+int dcache_start(struct dcache *dc);
+/* Stop the download workers (fetches in flight are cancelled); the cache
+ * stays usable for bookkeeping (invalidate, gc, close) but fetches no more. */
+void dcache_stop(struct dcache *dc);
+/* Stop (if not yet), persist the state of files still open, free. */
+void dcache_free(struct dcache *dc);
+
+/*
+ * Open the content of file @id whose server revision is (@size, @md5).
+ * Content recorded for another revision is dropped. *@kept (may be NULL)
+ * is true when the content (and so the kernel's page cache) still belongs
+ * to this revision. Every open is paired with dcache_close().
+ */
+int dcache_open(struct dcache *dc, uint64_t id, int64_t size, const char *md5,
+		struct dfile **out, bool *kept);
+void dcache_close(struct dfile *f);
+
+/* Sequential-read state of one open file handle (zero-initialise it). */
+struct dcache_seq {
+	int64_t next;             /* where a sequential read would start; 0 before any */
+	int64_t window;           /* current read-ahead window; 0 before any read */
+	bool started;
+};
+
+/* A byte range of a cache file to reply from; release with dcache_buf_release(). */
+struct dcache_buf {
+	int fd;
+	int64_t off;
+	size_t len;               /* 0 at end of file */
+	void *body_;              /* private */
+};
+
+/*
+ * Make bytes [off, off+len) of @f present (clamped to the file size),
+ * fetching what is missing, and describe where they are in *buf. 0, or
+ * -EIO (download failed, short body, MD5 mismatched twice), -EINTR never.
+ */
+int dcache_read(struct dfile *f, struct dcache_seq *seq, int64_t off, size_t len,
+		struct dcache_buf *buf);
+void dcache_buf_release(struct dfile *f, struct dcache_buf *buf);
+
+/* The size of the revision @f holds. */
+int64_t dcache_size(struct dfile *f);
+
+/* The server revision of @id is now (@size, @md5): drop content of another
+ * revision (open files are reset in place). */
+void dcache_invalidate(struct dcache *dc, uint64_t id, int64_t size, const char *md5);
+/* Delete the cache files queued by the index (removed nodes, dropped
+ * revisions), except those open. */
+void dcache_gc(struct dcache *dc);
+
+/* Counters for tests and reports. */
+struct dcache_stats {
+	uint64_t fetches;         /* ranged GETs sent */
+	uint64_t fetched_bytes;   /* bytes received */
+	uint64_t mismatches;      /* MD5 mismatches */
+	int64_t cached_bytes;     /* bytes present in cache files */
+};
+void dcache_stats(struct dcache *dc, struct dcache_stats *out);
+
+#endif

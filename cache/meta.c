@@ -1,0 +1,1541 @@
+/*
+ * cache/meta.c — see meta.h.
+ *
+ * Threading: one SQLite connection (opened with SQLITE_OPEN_NOMUTEX) and
+ * its prepared statements, all used under m->lock. m->lock is a leaf lock:
+ * nothing is called under it that could take another lock of ours, and no
+ * callback runs under it except meta_children()'s (documented there).
+ * Transactions begin and end within one call.
+ *
+ * Schema (version 1):
+ *   info(key, value)          schema version, remote identity, clean flag
+ *   nodes(...)                one row per node; see the CREATE below
+ *   content(id, ...)          cache-file state per file (data cache)
+ *   gc(id)                    cache files to delete
+ */
+#include "cache/meta.h"
+
+#include <errno.h>
+#include <locale.h>
+#include <pthread.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <wctype.h>
+
+#include "lib/log.h"
+
+#define META_SCHEMA_VERSION "1"
+#define META_STREAM_BATCH 2048
+
+static const char *const meta_schema =
+	"CREATE TABLE IF NOT EXISTS info(key TEXT PRIMARY KEY, value TEXT);"
+	"CREATE TABLE IF NOT EXISTS nodes("
+	" id INTEGER PRIMARY KEY AUTOINCREMENT,"
+	" parent INTEGER NOT NULL,"          /* 0 for the root */
+	" name BLOB NOT NULL,"               /* POSIX name: bytes, maybe not UTF-8 */
+	" sname TEXT NOT NULL,"              /* exact server name */
+	" fold TEXT NOT NULL,"               /* meta_fold(sname) */
+	" canonical INTEGER NOT NULL DEFAULT 1,"
+	" is_dir INTEGER NOT NULL,"
+	" size INTEGER NOT NULL DEFAULT 0,"
+	" mtime INTEGER NOT NULL DEFAULT 0,"
+	" created INTEGER NOT NULL DEFAULT 0,"
+	" updated INTEGER NOT NULL DEFAULT 0,"
+	" md5 TEXT NOT NULL DEFAULT '',"
+	" revision INTEGER NOT NULL DEFAULT 0,"
+	" listed_at INTEGER NOT NULL DEFAULT 0," /* dir: time of the last listing */
+	" listed_gen INTEGER NOT NULL DEFAULT 0," /* dir: generation of that listing */
+	" mod_gen INTEGER NOT NULL DEFAULT 0,"  /* dir: generation of the last local change */
+	" seen INTEGER NOT NULL DEFAULT 0,"     /* generation that last wrote the row */
+	" local INTEGER NOT NULL DEFAULT 0);"
+	"CREATE UNIQUE INDEX IF NOT EXISTS nodes_sname ON nodes(parent, sname);"
+	"CREATE INDEX IF NOT EXISTS nodes_name ON nodes(parent, name);"
+	"CREATE INDEX IF NOT EXISTS nodes_fold ON nodes(parent, fold);"
+	"CREATE TABLE IF NOT EXISTS content("
+	" id INTEGER PRIMARY KEY,"
+	" size INTEGER NOT NULL,"
+	" md5 TEXT NOT NULL,"
+	" verified INTEGER NOT NULL DEFAULT 0,"
+	" dirty INTEGER NOT NULL DEFAULT 0,"
+	" atime INTEGER NOT NULL DEFAULT 0,"
+	" bytes INTEGER NOT NULL DEFAULT 0,"
+	" ranges BLOB);"
+	"CREATE INDEX IF NOT EXISTS content_lru ON content(dirty, atime);"
+	"CREATE TABLE IF NOT EXISTS gc(id INTEGER PRIMARY KEY);"
+	"CREATE TEMP TABLE IF NOT EXISTS sub(id INTEGER PRIMARY KEY);";
+
+#define NODE_COLS "id, parent, is_dir, size, mtime, created, updated, md5, revision, " \
+		  "listed_at, local"
+
+/* The prepared statements, by index. */
+#define META_STMTS(X)                                                                   \
+	X(BEGIN, "BEGIN IMMEDIATE")                                                      \
+	X(COMMIT, "COMMIT")                                                              \
+	X(ROLLBACK, "ROLLBACK")                                                          \
+	X(GET, "SELECT " NODE_COLS " FROM nodes WHERE id = ?1")                          \
+	X(LOOKUP, "SELECT " NODE_COLS " FROM nodes WHERE parent = ?1 AND name = ?2"       \
+		  " ORDER BY canonical DESC, sname LIMIT 1")                              \
+	X(LOOKUP_FOLD, "SELECT id, sname FROM nodes WHERE parent = ?1 AND fold = ?2 LIMIT 1") \
+	X(CHILDREN, "SELECT " NODE_COLS ", name FROM nodes WHERE parent = ?1"            \
+		    " ORDER BY name, canonical DESC, sname")                             \
+	X(COUNT, "SELECT count(*), coalesce(sum(is_dir), 0) FROM nodes WHERE parent = ?1") \
+	X(PATH, "WITH RECURSIVE up(id, parent, sname, depth) AS ("                        \
+		" SELECT id, parent, sname, 0 FROM nodes WHERE id = ?1"                 \
+		" UNION ALL SELECT n.id, n.parent, n.sname, up.depth + 1"              \
+		" FROM nodes n JOIN up ON n.id = up.parent WHERE up.depth < 4096)"     \
+		" SELECT id, parent, sname FROM up ORDER BY depth DESC")               \
+	X(NAMES, "SELECT name, sname FROM nodes WHERE id = ?1")                          \
+	X(DIRSTATE, "SELECT is_dir, listed_at, listed_gen, mod_gen FROM nodes WHERE id = ?1") \
+	X(BY_SNAME, "SELECT id, is_dir, size, md5, mtime, created, updated, seen, local," \
+		    " name, canonical FROM nodes WHERE parent = ?1 AND sname = ?2")        \
+	X(INSERT, "INSERT INTO nodes(parent, name, sname, fold, canonical, is_dir, size," \
+		  " mtime, created, updated, md5, revision, seen)"                          \
+		  " VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)")          \
+	X(UPDATE, "UPDATE nodes SET name = ?2, canonical = ?3, size = ?4, mtime = ?5,"   \
+		  " created = ?6, updated = ?7, md5 = ?8,"                                \
+		  " revision = CASE WHEN ?9 >= 0 THEN ?9 ELSE revision END,"                \
+		  " seen = max(seen, ?10) WHERE id = ?1")                                   \
+	X(TOUCH_SEEN, "UPDATE nodes SET seen = max(seen, ?2) WHERE id = ?1")              \
+	X(SWEEP, "SELECT id, name FROM nodes WHERE parent = ?1 AND seen < ?2 AND local = 0") \
+	X(LISTED, "UPDATE nodes SET listed_at = ?2, listed_gen = max(listed_gen, ?3)"    \
+		  " WHERE id = ?1")                                                         \
+	X(STALE, "UPDATE nodes SET listed_at = 0 WHERE id = ?1 AND listed_at > 0")       \
+	X(SUB_CLEAR, "DELETE FROM temp.sub")                                             \
+	X(SUB_FILL, "INSERT INTO temp.sub(id) WITH RECURSIVE s(id) AS (SELECT ?1"         \
+		    " UNION ALL SELECT n.id FROM nodes n JOIN s ON n.parent = s.id)"      \
+		    " SELECT id FROM s")                                                   \
+	X(SUB_GC, "INSERT OR IGNORE INTO gc(id) SELECT id FROM content"                  \
+		  " WHERE dirty = 0 AND id IN (SELECT id FROM temp.sub)")                  \
+	X(SUB_CONTENT, "DELETE FROM content WHERE dirty = 0 AND id IN (SELECT id FROM temp.sub)") \
+	X(SUB_NODES, "DELETE FROM nodes WHERE id IN (SELECT id FROM temp.sub)")          \
+	X(CONTENT_DROP, "DELETE FROM content WHERE id = ?1 AND dirty = 0")               \
+	X(GC_ADD, "INSERT OR IGNORE INTO gc(id) VALUES(?1)")                              \
+	X(CGET, "SELECT size, md5, verified, dirty, atime, bytes, ranges FROM content"    \
+		" WHERE id = ?1")                                                           \
+	X(CPUT, "INSERT OR REPLACE INTO content(id, size, md5, verified, dirty, atime,"  \
+		" bytes, ranges) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)")                    \
+	X(CTOUCH, "UPDATE content SET atime = ?2 WHERE id = ?1")                          \
+	X(CDEL, "DELETE FROM content WHERE id = ?1")                                      \
+	X(CUSAGE, "SELECT coalesce(sum(bytes), 0), coalesce(sum(CASE WHEN dirty THEN bytes" \
+		  " ELSE 0 END), 0) FROM content")                                           \
+	X(CLRU, "SELECT id FROM content WHERE dirty = 0 ORDER BY atime LIMIT ?1")          \
+	X(GC_LIST, "SELECT id FROM gc LIMIT ?1")                                           \
+	X(GC_DEL, "DELETE FROM gc WHERE id = ?1")                                          \
+	X(CDROP_CLEAN, "INSERT OR IGNORE INTO gc(id) SELECT id FROM content WHERE dirty = 0") \
+	X(CDEL_CLEAN, "DELETE FROM content WHERE dirty = 0")                               \
+	X(INFO_GET, "SELECT value FROM info WHERE key = ?1")                               \
+	X(INFO_SET, "INSERT OR REPLACE INTO info(key, value) VALUES(?1, ?2)")
+
+enum meta_stmt_id {
+#define X(id, sql) ST_##id,
+	META_STMTS(X)
+#undef X
+	ST_COUNT_
+};
+
+static const char *const meta_sql[] = {
+#define X(id, sql) sql,
+	META_STMTS(X)
+#undef X
+};
+
+struct meta {
+	pthread_mutex_t lock;           /* protects everything below */
+	sqlite3 *db;
+	sqlite3_stmt *st[ST_COUNT_];
+	uint64_t gen;                   /* last generation handed out */
+	bool was_clean;                 /* set at open, read-only afterwards */
+};
+
+/* Log an SQLite failure once per call site and map it to -errno. */
+static int meta_fail(struct meta *m, int rc, const char *what)
+{
+	log_err("index: %s: %s", what, m->db ? sqlite3_errmsg(m->db) : sqlite3_errstr(rc));
+	switch (rc & 0xff) {
+	case SQLITE_FULL:
+		return -ENOSPC;
+	case SQLITE_NOMEM:
+		return -ENOMEM;
+	case SQLITE_BUSY:
+	case SQLITE_LOCKED:
+		return -EBUSY;
+	case SQLITE_READONLY:
+		return -EROFS;
+	default:
+		return -EIO;
+	}
+}
+
+/* A statement, reset and with its bindings cleared, ready to use. */
+static sqlite3_stmt *stmt(struct meta *m, enum meta_stmt_id id)
+{
+	sqlite3_stmt *s = m->st[id];
+
+	sqlite3_reset(s);
+	sqlite3_clear_bindings(s);
+	return s;
+}
+
+/* Run a statement that returns no rows. */
+static int exec_stmt(struct meta *m, sqlite3_stmt *s, const char *what)
+{
+	int rc = sqlite3_step(s);
+
+	sqlite3_reset(s);
+	if (rc != SQLITE_DONE && rc != SQLITE_ROW)
+		return meta_fail(m, rc, what);
+	return 0;
+}
+
+static int tx_begin(struct meta *m)
+{
+	return exec_stmt(m, stmt(m, ST_BEGIN), "begin");
+}
+
+static int tx_commit(struct meta *m)
+{
+	return exec_stmt(m, stmt(m, ST_COMMIT), "commit");
+}
+
+static void tx_rollback(struct meta *m)
+{
+	sqlite3_stmt *s = stmt(m, ST_ROLLBACK);
+
+	sqlite3_step(s);
+	sqlite3_reset(s);
+}
+
+static void bind_i64(sqlite3_stmt *s, int i, int64_t v)
+{
+	sqlite3_bind_int64(s, i, v);
+}
+
+static void bind_text(sqlite3_stmt *s, int i, const char *t)
+{
+	sqlite3_bind_text(s, i, t, -1, SQLITE_STATIC);
+}
+
+static void bind_name(sqlite3_stmt *s, int i, const char *name)
+{
+	/* A zero-length blob needs a non-NULL pointer to not become NULL. */
+	sqlite3_bind_blob(s, i, name, (int)strlen(name), SQLITE_STATIC);
+}
+
+/* Copy a text/blob column into a malloc'd NUL-terminated string. */
+static char *col_strdup(sqlite3_stmt *s, int i)
+{
+	const void *p = sqlite3_column_blob(s, i);
+	int n = sqlite3_column_bytes(s, i);
+	char *out = malloc((size_t)n + 1);
+
+	if (!out)
+		return NULL;
+	if (n)
+		memcpy(out, p, (size_t)n);
+	out[n] = '\0';
+	return out;
+}
+
+/* Fill @a from a row whose first columns are NODE_COLS. */
+static void row_attr(sqlite3_stmt *s, struct meta_attr *a)
+{
+	const unsigned char *md5;
+
+	memset(a, 0, sizeof(*a));
+	a->id = (uint64_t)sqlite3_column_int64(s, 0);
+	a->parent = (uint64_t)sqlite3_column_int64(s, 1);
+	a->is_dir = sqlite3_column_int(s, 2) != 0;
+	a->size = sqlite3_column_int64(s, 3);
+	a->mtime = (time_t)sqlite3_column_int64(s, 4);
+	a->created = (time_t)sqlite3_column_int64(s, 5);
+	a->updated = (time_t)sqlite3_column_int64(s, 6);
+	md5 = sqlite3_column_text(s, 7);
+	if (md5)
+		snprintf(a->md5, sizeof(a->md5), "%s", (const char *)md5);
+	a->revision = sqlite3_column_int64(s, 8);
+	a->listed_at = (time_t)sqlite3_column_int64(s, 9);
+	a->local = sqlite3_column_int(s, 10);
+}
+
+void meta_changes_release(struct meta_changes *c)
+{
+	if (!c)
+		return;
+	for (size_t i = 0; i < c->n; i++)
+		free(c->v[i].name);
+	free(c->v);
+	c->v = NULL;
+	c->n = c->cap = 0;
+}
+
+/* Append a change; on ENOMEM the change is dropped (invalidation is best effort). */
+static void change_add(struct meta_changes *c, enum meta_change_kind kind, uint64_t id,
+		       uint64_t parent, const char *name)
+{
+	if (!c)
+		return;
+	if (c->n == c->cap) {
+		size_t cap = c->cap ? c->cap * 2 : 16;
+		struct meta_change *v = reallocarray(c->v, cap, sizeof(*v));
+		if (!v)
+			return;
+		c->v = v;
+		c->cap = cap;
+	}
+	c->v[c->n].kind = kind;
+	c->v[c->n].id = id;
+	c->v[c->n].parent = parent;
+	c->v[c->n].name = name ? strdup(name) : NULL;
+	c->n++;
+}
+
+/* Decode one UTF-8 sequence (shortest form, scalar values only) at @s;
+ * its length, or 0 when the byte at @s does not start a valid sequence. */
+static size_t utf8_decode(const unsigned char *s, size_t len, uint32_t *cp)
+{
+	uint32_t c = s[0], min;
+	size_t n;
+
+	if (c < 0x80) {
+		*cp = c;
+		return 1;
+	} else if (c >= 0xc2 && c <= 0xdf) {
+		n = 2, c &= 0x1f, min = 0x80;
+	} else if (c >= 0xe0 && c <= 0xef) {
+		n = 3, c &= 0x0f, min = 0x800;
+	} else if (c >= 0xf0 && c <= 0xf4) {
+		n = 4, c &= 0x07, min = 0x10000;
+	} else {
+		return 0;
+	}
+	if (n > len)
+		return 0;
+	for (size_t i = 1; i < n; i++) {
+		if ((s[i] & 0xc0) != 0x80)
+			return 0;
+		c = (c << 6) | (s[i] & 0x3f);
+	}
+	if (c < min || c > 0x10ffff || (c >= 0xd800 && c <= 0xdfff))
+		return 0;
+	*cp = c;
+	return n;
+}
+
+static size_t utf8_encode(uint32_t c, char *out)
+{
+	if (c < 0x80) {
+		out[0] = (char)c;
+		return 1;
+	} else if (c < 0x800) {
+		out[0] = (char)(0xc0 | (c >> 6));
+		out[1] = (char)(0x80 | (c & 0x3f));
+		return 2;
+	} else if (c < 0x10000) {
+		out[0] = (char)(0xe0 | (c >> 12));
+		out[1] = (char)(0x80 | ((c >> 6) & 0x3f));
+		out[2] = (char)(0x80 | (c & 0x3f));
+		return 3;
+	}
+	out[0] = (char)(0xf0 | (c >> 18));
+	out[1] = (char)(0x80 | ((c >> 12) & 0x3f));
+	out[2] = (char)(0x80 | ((c >> 6) & 0x3f));
+	out[3] = (char)(0x80 | (c & 0x3f));
+	return 4;
+}
+
+static locale_t fold_locale;
+static pthread_once_t fold_once = PTHREAD_ONCE_INIT;
+
+static void fold_init(void)
+{
+	fold_locale = newlocale(LC_CTYPE_MASK, "C.UTF-8", (locale_t)0);
+}
+
+/*
+ * Case folding as the service compares names: the simple lower-case mapping
+ * of each code point (glibc's C.UTF-8 tables; ASCII only if that locale is
+ * missing). Bytes that are not valid UTF-8 are kept as they are.
+ */
+char *meta_fold(const char *sname)
+{
+	const unsigned char *s = (const unsigned char *)sname;
+	size_t len = strlen(sname), o = 0;
+	char *out;
+
+	pthread_once(&fold_once, fold_init);
+	/* A lower-case mapping never needs more than 4 bytes per input byte. */
+	out = malloc(len * 4 + 1);
+	if (!out)
+		return NULL;
+	for (size_t i = 0; i < len;) {
+		uint32_t cp;
+		size_t n = utf8_decode(s + i, len - i, &cp);
+		if (!n) {
+			out[o++] = (char)s[i++];
+			continue;
+		}
+		if (cp < 0x80)
+			cp = (cp >= 'A' && cp <= 'Z') ? cp + 32 : cp;
+		else if (fold_locale)
+			cp = (uint32_t)towlower_l((wint_t)cp, fold_locale);
+		o += utf8_encode(cp, out + o);
+		i += n;
+	}
+	out[o] = '\0';
+	return out;
+}
+
+/* info table accessors; called with m->lock held (or before threads). */
+static char *info_get(struct meta *m, const char *key)
+{
+	sqlite3_stmt *s = stmt(m, ST_INFO_GET);
+	char *v = NULL;
+
+	bind_text(s, 1, key);
+	if (sqlite3_step(s) == SQLITE_ROW)
+		v = col_strdup(s, 0);
+	sqlite3_reset(s);
+	return v;
+}
+
+static int info_set(struct meta *m, const char *key, const char *value)
+{
+	sqlite3_stmt *s = stmt(m, ST_INFO_SET);
+
+	bind_text(s, 1, key);
+	bind_text(s, 2, value);
+	return exec_stmt(m, s, "info");
+}
+
+static int meta_exec(struct meta *m, const char *sql)
+{
+	char *msg = NULL;
+	int rc = sqlite3_exec(m->db, sql, NULL, NULL, &msg);
+
+	if (rc != SQLITE_OK) {
+		log_err("index: %s", msg ? msg : sqlite3_errstr(rc));
+		sqlite3_free(msg);
+		return rc == SQLITE_FULL ? -ENOSPC : -EIO;
+	}
+	return 0;
+}
+
+/* Create the schema, check the version and identity, make the root row. */
+static int meta_setup(struct meta *m, const char *identity)
+{
+	char *ver, *id, *clean;
+	int err;
+
+	err = meta_exec(m, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;"
+			   " PRAGMA temp_store=MEMORY;");
+	if (err)
+		return err;
+	err = meta_exec(m, meta_schema);
+	if (err)
+		return err;
+	for (int i = 0; i < ST_COUNT_; i++) {
+		int rc = sqlite3_prepare_v3(m->db, meta_sql[i], -1, SQLITE_PREPARE_PERSISTENT,
+					    &m->st[i], NULL);
+		if (rc != SQLITE_OK) {
+			log_err("index: cannot prepare '%s': %s", meta_sql[i], sqlite3_errmsg(m->db));
+			return -EIO;
+		}
+	}
+	ver = info_get(m, "schema");
+	id = info_get(m, "identity");
+	clean = info_get(m, "clean");
+	m->was_clean = clean && !strcmp(clean, "1");
+	if ((ver && strcmp(ver, META_SCHEMA_VERSION)) || (id && strcmp(id, identity))) {
+		/* Another remote (or a future schema): start from scratch. The
+		 * content files are deleted by the data cache's gc. */
+		log_info("index: made for '%s', now '%s': starting afresh", id ? id : "?", identity);
+		err = meta_exec(m, "BEGIN; INSERT OR IGNORE INTO gc(id) SELECT id FROM content;"
+				   " DELETE FROM content; DELETE FROM nodes; COMMIT;");
+		m->was_clean = false;
+	}
+	free(ver);
+	free(id);
+	free(clean);
+	if (err)
+		return err;
+	err = meta_exec(m, "INSERT OR IGNORE INTO nodes(id, parent, name, sname, fold, is_dir, mtime)"
+			   " VALUES(1, 0, x'', '', '', 1, strftime('%s', 'now'));");
+	if (!err)
+		err = info_set(m, "schema", META_SCHEMA_VERSION);
+	if (!err)
+		err = info_set(m, "identity", identity);
+	if (!err)
+		err = info_set(m, "clean", "0");
+	if (!err) {
+		sqlite3_stmt *s;
+		if (sqlite3_prepare_v2(m->db, "SELECT max(max(seen), max(listed_gen), max(mod_gen))"
+				       " FROM nodes", -1, &s, NULL) == SQLITE_OK) {
+			if (sqlite3_step(s) == SQLITE_ROW)
+				m->gen = (uint64_t)sqlite3_column_int64(s, 0);
+			sqlite3_finalize(s);
+		}
+	}
+	return err;
+}
+
+int meta_open(const char *path, const char *identity, struct meta **out)
+{
+	struct meta *m = calloc(1, sizeof(*m));
+	int rc, err;
+
+	*out = NULL;
+	if (!m)
+		return -ENOMEM;
+	pthread_mutex_init(&m->lock, NULL);
+	rc = sqlite3_open_v2(path, &m->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
+			     SQLITE_OPEN_NOMUTEX, NULL);
+	if (rc != SQLITE_OK) {
+		log_err("index: cannot open '%s': %s", path,
+			m->db ? sqlite3_errmsg(m->db) : sqlite3_errstr(rc));
+		meta_close(m, false);
+		return rc == SQLITE_CANTOPEN ? -EACCES : -EIO;
+	}
+	sqlite3_busy_timeout(m->db, 5000);
+	sqlite3_extended_result_codes(m->db, 1);
+	err = meta_setup(m, identity);
+	if (err) {
+		meta_close(m, false);
+		return err;
+	}
+	*out = m;
+	return 0;
+}
+
+void meta_close(struct meta *m, bool clean)
+{
+	if (!m)
+		return;
+	if (clean && m->st[ST_INFO_SET])
+		info_set(m, "clean", "1");
+	for (int i = 0; i < ST_COUNT_; i++)
+		sqlite3_finalize(m->st[i]);
+	if (m->db && sqlite3_close(m->db) != SQLITE_OK)
+		log_warn("index: close: %s", sqlite3_errmsg(m->db));
+	pthread_mutex_destroy(&m->lock);
+	free(m);
+}
+
+bool meta_was_clean(const struct meta *m)
+{
+	return m->was_clean;
+}
+
+int meta_get(struct meta *m, uint64_t id, struct meta_attr *out)
+{
+	sqlite3_stmt *s;
+	int rc, err = 0;
+
+	pthread_mutex_lock(&m->lock);
+	s = stmt(m, ST_GET);
+	bind_i64(s, 1, (int64_t)id);
+	rc = sqlite3_step(s);
+	if (rc == SQLITE_ROW)
+		row_attr(s, out);
+	else
+		err = rc == SQLITE_DONE ? -ENOENT : meta_fail(m, rc, "get");
+	sqlite3_reset(s);
+	pthread_mutex_unlock(&m->lock);
+	return err;
+}
+
+int meta_lookup(struct meta *m, uint64_t parent, const char *name, struct meta_attr *out)
+{
+	sqlite3_stmt *s;
+	int rc, err = 0;
+
+	pthread_mutex_lock(&m->lock);
+	s = stmt(m, ST_LOOKUP);
+	bind_i64(s, 1, (int64_t)parent);
+	bind_name(s, 2, name);
+	rc = sqlite3_step(s);
+	if (rc == SQLITE_ROW)
+		row_attr(s, out);
+	else
+		err = rc == SQLITE_DONE ? -ENOENT : meta_fail(m, rc, "lookup");
+	sqlite3_reset(s);
+	pthread_mutex_unlock(&m->lock);
+	return err;
+}
+
+int meta_lookup_fold(struct meta *m, uint64_t parent, const char *sname, uint64_t *id,
+		     char **found_sname)
+{
+	char *fold = meta_fold(sname);
+	sqlite3_stmt *s;
+	int rc, err = 0;
+
+	*id = 0;
+	if (found_sname)
+		*found_sname = NULL;
+	if (!fold)
+		return -ENOMEM;
+	pthread_mutex_lock(&m->lock);
+	s = stmt(m, ST_LOOKUP_FOLD);
+	bind_i64(s, 1, (int64_t)parent);
+	bind_text(s, 2, fold);
+	rc = sqlite3_step(s);
+	if (rc == SQLITE_ROW) {
+		*id = (uint64_t)sqlite3_column_int64(s, 0);
+		if (found_sname && !(*found_sname = col_strdup(s, 1)))
+			err = -ENOMEM;
+	} else if (rc != SQLITE_DONE) {
+		err = meta_fail(m, rc, "lookup");
+	}
+	sqlite3_reset(s);
+	pthread_mutex_unlock(&m->lock);
+	free(fold);
+	return err;
+}
+
+int meta_path(struct meta *m, uint64_t id, char **path)
+{
+	sqlite3_stmt *s;
+	size_t len = 0, cap = 128;
+	char *buf = malloc(cap);
+	bool rooted = false, first = true;
+	int rc, err = 0;
+
+	*path = NULL;
+	if (!buf)
+		return -ENOMEM;
+	buf[0] = '\0';
+	pthread_mutex_lock(&m->lock);
+	s = stmt(m, ST_PATH);
+	bind_i64(s, 1, (int64_t)id);
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		uint64_t rid = (uint64_t)sqlite3_column_int64(s, 0);
+		const char *sn = (const char *)sqlite3_column_text(s, 2);
+		size_t n = (size_t)sqlite3_column_bytes(s, 2);
+		if (first) {
+			/* The topmost row must be the root, else the chain is broken. */
+			rooted = rid == META_ROOT_ID && sqlite3_column_int64(s, 1) == 0;
+			first = false;
+			continue;
+		}
+		if (len + n + 2 > cap) {
+			char *nb;
+			while (len + n + 2 > cap)
+				cap *= 2;
+			nb = realloc(buf, cap);
+			if (!nb) {
+				err = -ENOMEM;
+				break;
+			}
+			buf = nb;
+		}
+		if (len)
+			buf[len++] = '/';
+		memcpy(buf + len, sn ? sn : "", n);
+		len += n;
+		buf[len] = '\0';
+	}
+	if (!err && rc != SQLITE_DONE && rc != SQLITE_ROW)
+		err = meta_fail(m, rc, "path");
+	sqlite3_reset(s);
+	pthread_mutex_unlock(&m->lock);
+	if (!err && (first || !rooted))
+		err = -ENOENT;
+	if (err) {
+		free(buf);
+		return err;
+	}
+	*path = buf;
+	return 0;
+}
+
+int meta_names(struct meta *m, uint64_t id, char **name, char **sname)
+{
+	sqlite3_stmt *s;
+	int rc, err = 0;
+
+	if (name)
+		*name = NULL;
+	if (sname)
+		*sname = NULL;
+	pthread_mutex_lock(&m->lock);
+	s = stmt(m, ST_NAMES);
+	bind_i64(s, 1, (int64_t)id);
+	rc = sqlite3_step(s);
+	if (rc == SQLITE_ROW) {
+		if (name && !(*name = col_strdup(s, 0)))
+			err = -ENOMEM;
+		if (sname && !(*sname = col_strdup(s, 1)))
+			err = -ENOMEM;
+	} else {
+		err = rc == SQLITE_DONE ? -ENOENT : meta_fail(m, rc, "names");
+	}
+	sqlite3_reset(s);
+	pthread_mutex_unlock(&m->lock);
+	if (err) {
+		if (name) {
+			free(*name);
+			*name = NULL;
+		}
+		if (sname) {
+			free(*sname);
+			*sname = NULL;
+		}
+	}
+	return err;
+}
+
+int meta_children(struct meta *m, uint64_t parent, meta_child_cb cb, void *ctx)
+{
+	sqlite3_stmt *s;
+	struct meta_attr a;
+	char *prev = NULL;
+	size_t prev_len = 0;
+	int rc, ret = 0;
+
+	pthread_mutex_lock(&m->lock);
+	s = stmt(m, ST_CHILDREN);
+	bind_i64(s, 1, (int64_t)parent);
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		const char *name = sqlite3_column_blob(s, 11);
+		size_t len = (size_t)sqlite3_column_bytes(s, 11);
+		char *copy;
+		/* Rows come ordered by (name, canonical DESC, sname): the first
+		 * of a group of equal POSIX names is the visible one. */
+		if (prev && len == prev_len && !memcmp(prev, name, len))
+			continue;
+		copy = malloc(len + 1);
+		if (!copy) {
+			ret = -ENOMEM;
+			break;
+		}
+		memcpy(copy, name, len);
+		copy[len] = '\0';
+		free(prev);
+		prev = copy;
+		prev_len = len;
+		row_attr(s, &a);
+		ret = cb(ctx, &a, copy);
+		if (ret)
+			break;
+	}
+	if (!ret && rc != SQLITE_DONE)
+		ret = meta_fail(m, rc, "children");
+	sqlite3_reset(s);
+	pthread_mutex_unlock(&m->lock);
+	free(prev);
+	return ret;
+}
+
+int meta_count_children(struct meta *m, uint64_t parent, uint64_t *all, uint64_t *dirs)
+{
+	sqlite3_stmt *s;
+	int rc, err = 0;
+
+	pthread_mutex_lock(&m->lock);
+	s = stmt(m, ST_COUNT);
+	bind_i64(s, 1, (int64_t)parent);
+	rc = sqlite3_step(s);
+	if (rc == SQLITE_ROW) {
+		*all = (uint64_t)sqlite3_column_int64(s, 0);
+		*dirs = (uint64_t)sqlite3_column_int64(s, 1);
+	} else {
+		err = meta_fail(m, rc, "count");
+	}
+	sqlite3_reset(s);
+	pthread_mutex_unlock(&m->lock);
+	return err;
+}
+
+uint64_t meta_gen_next(struct meta *m)
+{
+	uint64_t g;
+
+	pthread_mutex_lock(&m->lock);
+	g = ++m->gen;
+	pthread_mutex_unlock(&m->lock);
+	return g;
+}
+
+/* Remove @id and its subtree; clean content is queued for gc. Lock held, in a transaction. */
+static int remove_subtree(struct meta *m, uint64_t id)
+{
+	sqlite3_stmt *s;
+	int err;
+
+	err = exec_stmt(m, stmt(m, ST_SUB_CLEAR), "remove");
+	if (err)
+		return err;
+	s = stmt(m, ST_SUB_FILL);
+	bind_i64(s, 1, (int64_t)id);
+	err = exec_stmt(m, s, "remove");
+	if (!err)
+		err = exec_stmt(m, stmt(m, ST_SUB_GC), "remove");
+	if (!err)
+		err = exec_stmt(m, stmt(m, ST_SUB_CONTENT), "remove");
+	if (!err)
+		err = exec_stmt(m, stmt(m, ST_SUB_NODES), "remove");
+	return err;
+}
+
+/* Drop the clean content of file @id (its revision changed). Lock held. */
+static int drop_content(struct meta *m, uint64_t id)
+{
+	sqlite3_stmt *s = stmt(m, ST_GC_ADD);
+	int err;
+
+	bind_i64(s, 1, (int64_t)id);
+	err = exec_stmt(m, s, "drop content");
+	if (err)
+		return err;
+	s = stmt(m, ST_CONTENT_DROP);
+	bind_i64(s, 1, (int64_t)id);
+	return exec_stmt(m, s, "drop content");
+}
+
+/*
+ * Insert or update child @e of @dir, written by generation @gen. @report_add:
+ * report a new entry as META_ADDED. Lock held, in a transaction. The new or
+ * existing id goes to *id (may be NULL).
+ */
+static int upsert(struct meta *m, uint64_t dir, uint64_t gen, const struct meta_entry *e,
+		  bool report_add, struct meta_changes *ch, uint64_t *idp)
+{
+	sqlite3_stmt *s = stmt(m, ST_BY_SNAME);
+	int rc, err;
+
+	bind_i64(s, 1, (int64_t)dir);
+	bind_text(s, 2, e->sname);
+	rc = sqlite3_step(s);
+	if (rc == SQLITE_ROW) {
+		uint64_t id = (uint64_t)sqlite3_column_int64(s, 0);
+		bool is_dir = sqlite3_column_int(s, 1) != 0;
+		int64_t size = sqlite3_column_int64(s, 2);
+		const char *md5 = (const char *)sqlite3_column_text(s, 3);
+		bool same_md5 = !strcmp(md5 ? md5 : "", e->md5);
+		time_t mtime = (time_t)sqlite3_column_int64(s, 4);
+		time_t created = (time_t)sqlite3_column_int64(s, 5);
+		time_t updated = (time_t)sqlite3_column_int64(s, 6);
+		uint64_t seen = (uint64_t)sqlite3_column_int64(s, 7);
+		int local = sqlite3_column_int(s, 8);
+		sqlite3_reset(s);
+		if (idp)
+			*idp = id;
+		if (local != META_LOCAL_NONE || seen > gen) {
+			/* Local changes win; a newer listing already wrote the row. */
+			s = stmt(m, ST_TOUCH_SEEN);
+			bind_i64(s, 1, (int64_t)id);
+			bind_i64(s, 2, (int64_t)gen);
+			return exec_stmt(m, s, "upsert");
+		}
+		if (is_dir != e->is_dir) {
+			/* Replaced by the other kind: a new node. */
+			change_add(ch, META_REMOVED, id, dir, e->name);
+			err = remove_subtree(m, id);
+			if (err)
+				return err;
+			goto insert;
+		}
+		if (!e->is_dir && (!same_md5 || size != e->size)) {
+			err = drop_content(m, id);
+			if (err)
+				return err;
+			change_add(ch, META_CONTENT, id, dir, NULL);
+		} else if (!e->is_dir && (mtime != e->mtime || created != e->created)) {
+			change_add(ch, META_ATTR, id, dir, NULL);
+		}
+		s = stmt(m, ST_UPDATE);
+		bind_i64(s, 1, (int64_t)id);
+		bind_name(s, 2, e->name);
+		bind_i64(s, 3, e->canonical);
+		bind_i64(s, 4, e->is_dir ? 0 : e->size);
+		bind_i64(s, 5, e->is_dir ? mtime : e->mtime);
+		bind_i64(s, 6, e->is_dir ? created : e->created);
+		bind_i64(s, 7, e->has_updated ? e->updated : updated);
+		bind_text(s, 8, e->is_dir ? "" : e->md5);
+		/* Revision: the listed number; unknown (0) for new content
+		 * listed without one; kept (-1) when the content is unchanged. */
+		bind_i64(s, 9, e->revision > 0 ? e->revision : (same_md5 && size == e->size ? -1 : 0));
+		bind_i64(s, 10, (int64_t)gen);
+		err = exec_stmt(m, s, "upsert");
+		return err;
+	}
+	sqlite3_reset(s);
+	if (rc != SQLITE_DONE)
+		return meta_fail(m, rc, "upsert");
+insert: {
+	char *fold = meta_fold(e->sname);
+	if (!fold)
+		return -ENOMEM;
+	s = stmt(m, ST_INSERT);
+	bind_i64(s, 1, (int64_t)dir);
+	bind_name(s, 2, e->name);
+	bind_text(s, 3, e->sname);
+	bind_text(s, 4, fold);
+	bind_i64(s, 5, e->canonical);
+	bind_i64(s, 6, e->is_dir);
+	bind_i64(s, 7, e->is_dir ? 0 : e->size);
+	bind_i64(s, 8, e->is_dir && !e->mtime ? time(NULL) : e->mtime);
+	bind_i64(s, 9, e->created);
+	bind_i64(s, 10, e->has_updated ? e->updated : 0);
+	bind_text(s, 11, e->is_dir ? "" : e->md5);
+	bind_i64(s, 12, e->revision > 0 ? e->revision : 0);
+	bind_i64(s, 13, (int64_t)gen);
+	err = exec_stmt(m, s, "insert");
+	free(fold);
+	if (err)
+		return err;
+	if (idp)
+		*idp = (uint64_t)sqlite3_last_insert_rowid(m->db);
+	if (report_add)
+		change_add(ch, META_ADDED, (uint64_t)sqlite3_last_insert_rowid(m->db), dir, e->name);
+	return 0;
+}
+}
+
+/* Remove the children of @dir not written by @gen or later (and not local). Lock held, in a tx. */
+static int sweep(struct meta *m, uint64_t dir, uint64_t gen, struct meta_changes *ch)
+{
+	sqlite3_stmt *s = stmt(m, ST_SWEEP);
+	uint64_t *ids = NULL;
+	size_t n = 0, cap = 0;
+	int rc, err = 0;
+
+	bind_i64(s, 1, (int64_t)dir);
+	bind_i64(s, 2, (int64_t)gen);
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		if (n == cap) {
+			size_t nc = cap ? cap * 2 : 16;
+			uint64_t *v = reallocarray(ids, nc, sizeof(*v));
+			if (!v) {
+				err = -ENOMEM;
+				break;
+			}
+			ids = v;
+			cap = nc;
+		}
+		ids[n] = (uint64_t)sqlite3_column_int64(s, 0);
+		if (ch) {
+			const char *name = sqlite3_column_blob(s, 1);
+			int len = sqlite3_column_bytes(s, 1);
+			char *copy = strndup(name ? name : "", (size_t)len);
+			if (copy) {
+				change_add(ch, META_REMOVED, ids[n], dir, copy);
+				free(copy);
+			}
+		}
+		n++;
+	}
+	if (!err && rc != SQLITE_DONE)
+		err = meta_fail(m, rc, "sweep");
+	sqlite3_reset(s);
+	for (size_t i = 0; !err && i < n; i++)
+		err = remove_subtree(m, ids[i]);
+	free(ids);
+	return err;
+}
+
+/* Check that @dir can take a listing of generation @gen. Lock held. 1: skip
+ * (a newer listing is applied already), 0: go, -errno. */
+static int dir_check(struct meta *m, uint64_t dir, uint64_t gen, time_t *listed_at)
+{
+	sqlite3_stmt *s = stmt(m, ST_DIRSTATE);
+	int rc, ret = 0;
+
+	bind_i64(s, 1, (int64_t)dir);
+	rc = sqlite3_step(s);
+	if (rc == SQLITE_ROW) {
+		bool is_dir = sqlite3_column_int(s, 0) != 0;
+		uint64_t lgen = (uint64_t)sqlite3_column_int64(s, 2);
+		uint64_t mgen = (uint64_t)sqlite3_column_int64(s, 3);
+		if (listed_at)
+			*listed_at = (time_t)sqlite3_column_int64(s, 1);
+		if (!is_dir)
+			ret = -ENOTDIR;
+		else if (mgen > gen)
+			ret = -EAGAIN;
+		else if (lgen > gen)
+			ret = 1;
+	} else {
+		ret = rc == SQLITE_DONE ? -ENOENT : meta_fail(m, rc, "dir state");
+	}
+	sqlite3_reset(s);
+	return ret;
+}
+
+int meta_apply_listing(struct meta *m, uint64_t dir, uint64_t gen,
+		       const struct meta_entry *v, size_t n, time_t now,
+		       struct meta_changes *ch)
+{
+	time_t listed_at = 0;
+	sqlite3_stmt *s;
+	int err;
+
+	pthread_mutex_lock(&m->lock);
+	err = tx_begin(m);
+	if (err)
+		goto out;
+	err = dir_check(m, dir, gen, &listed_at);
+	if (err) {
+		tx_rollback(m);
+		if (err == 1)
+			err = 0;
+		goto out;
+	}
+	for (size_t i = 0; !err && i < n; i++)
+		err = upsert(m, dir, gen, &v[i], listed_at != 0, ch, NULL);
+	if (!err)
+		err = sweep(m, dir, gen, ch);
+	if (!err) {
+		s = stmt(m, ST_LISTED);
+		bind_i64(s, 1, (int64_t)dir);
+		bind_i64(s, 2, now);
+		bind_i64(s, 3, (int64_t)gen);
+		err = exec_stmt(m, s, "listed");
+	}
+	if (!err)
+		err = tx_commit(m);
+	if (err)
+		tx_rollback(m);
+out:
+	pthread_mutex_unlock(&m->lock);
+	return err;
+}
+
+int meta_upsert_child(struct meta *m, uint64_t dir, uint64_t gen, const struct meta_entry *e,
+		      uint64_t *id)
+{
+	int err;
+
+	pthread_mutex_lock(&m->lock);
+	err = tx_begin(m);
+	if (!err) {
+		err = upsert(m, dir, gen, e, false, NULL, id);
+		if (!err)
+			err = tx_commit(m);
+		if (err)
+			tx_rollback(m);
+	}
+	pthread_mutex_unlock(&m->lock);
+	return err;
+}
+
+int meta_remove(struct meta *m, uint64_t id, struct meta_changes *ch)
+{
+	uint64_t parent = 0;
+	char *name = NULL;
+	sqlite3_stmt *s;
+	int err;
+
+	if (id == META_ROOT_ID)
+		return -EBUSY;
+	pthread_mutex_lock(&m->lock);
+	s = stmt(m, ST_GET);
+	bind_i64(s, 1, (int64_t)id);
+	if (sqlite3_step(s) == SQLITE_ROW)
+		parent = (uint64_t)sqlite3_column_int64(s, 1);
+	sqlite3_reset(s);
+	s = stmt(m, ST_NAMES);
+	bind_i64(s, 1, (int64_t)id);
+	if (sqlite3_step(s) == SQLITE_ROW)
+		name = col_strdup(s, 0);
+	sqlite3_reset(s);
+	if (!parent) {
+		pthread_mutex_unlock(&m->lock);
+		free(name);
+		return -ENOENT;
+	}
+	err = tx_begin(m);
+	if (!err) {
+		err = remove_subtree(m, id);
+		if (!err)
+			err = tx_commit(m);
+		if (err)
+			tx_rollback(m);
+	}
+	pthread_mutex_unlock(&m->lock);
+	if (!err)
+		change_add(ch, META_REMOVED, id, parent, name ? name : "");
+	free(name);
+	return err;
+}
+
+int meta_set_stale(struct meta *m, uint64_t dir)
+{
+	sqlite3_stmt *s;
+	int err;
+
+	pthread_mutex_lock(&m->lock);
+	s = stmt(m, ST_STALE);
+	bind_i64(s, 1, (int64_t)dir);
+	err = exec_stmt(m, s, "stale");
+	pthread_mutex_unlock(&m->lock);
+	return err;
+}
+
+/*
+ * Recursive listings. Folders seen in the stream are kept in an
+ * open-addressing hash from their server path (relative to the stream root)
+ * to their node id; entries are buffered and applied META_STREAM_BATCH at a
+ * time, each batch in one short transaction.
+ */
+struct stream_dir {
+	char *path;             /* server path relative to the stream root */
+	uint64_t id;
+	bool skip;              /* a newer listing or a local change owns it */
+	bool listed_before;     /* report new children as META_ADDED */
+};
+
+struct stream_item {
+	char *parent;
+	char *sname;
+	char *name;
+	struct meta_entry e;    /* e.sname/e.name point at the copies above */
+};
+
+struct meta_stream {
+	struct meta *m;
+	uint64_t root, gen;
+	struct stream_dir *dirs;
+	size_t ndirs, capdirs;
+	size_t *slots;          /* index + 1 into dirs, 0 = free */
+	size_t nslots;          /* power of two */
+	struct stream_item *batch;
+	size_t nbatch;
+	uint64_t count;
+	struct meta_changes *ch;
+	int err;                /* first error; the stream is then dead */
+};
+
+static uint64_t str_hash(const char *s)
+{
+	uint64_t h = 1469598103934665603ULL;
+
+	for (; *s; s++)
+		h = (h ^ (unsigned char)*s) * 1099511628211ULL;
+	return h;
+}
+
+static struct stream_dir *stream_find(struct meta_stream *st, const char *path)
+{
+	size_t mask = st->nslots - 1;
+
+	for (size_t i = str_hash(path) & mask;; i = (i + 1) & mask) {
+		size_t x = st->slots[i];
+		if (!x)
+			return NULL;
+		if (!strcmp(st->dirs[x - 1].path, path))
+			return &st->dirs[x - 1];
+	}
+}
+
+/* Add a folder; takes ownership of @path. */
+static int stream_add_dir(struct meta_stream *st, char *path, uint64_t id, bool skip,
+			  bool listed_before)
+{
+	size_t mask;
+
+	if (st->ndirs == st->capdirs) {
+		size_t cap = st->capdirs ? st->capdirs * 2 : 64;
+		struct stream_dir *v = reallocarray(st->dirs, cap, sizeof(*v));
+		if (!v) {
+			free(path);
+			return -ENOMEM;
+		}
+		st->dirs = v;
+		st->capdirs = cap;
+	}
+	if ((st->ndirs + 1) * 2 > st->nslots) {
+		size_t ns = st->nslots ? st->nslots * 2 : 128;
+		size_t *slots = calloc(ns, sizeof(*slots));
+		if (!slots) {
+			free(path);
+			return -ENOMEM;
+		}
+		free(st->slots);
+		st->slots = slots;
+		st->nslots = ns;
+		for (size_t d = 0; d < st->ndirs; d++) {
+			size_t i = str_hash(st->dirs[d].path) & (ns - 1);
+			while (slots[i])
+				i = (i + 1) & (ns - 1);
+			slots[i] = d + 1;
+		}
+	}
+	mask = st->nslots - 1;
+	size_t i = str_hash(path) & mask;
+	while (st->slots[i])
+		i = (i + 1) & mask;
+	st->dirs[st->ndirs] = (struct stream_dir){ path, id, skip, listed_before };
+	st->slots[i] = ++st->ndirs;
+	return 0;
+}
+
+int meta_stream_begin(struct meta *m, uint64_t root, uint64_t gen, struct meta_changes *ch,
+		      struct meta_stream **out)
+{
+	struct meta_stream *st = calloc(1, sizeof(*st));
+	time_t listed_at = 0;
+	char *path = strdup("");
+	int ret;
+
+	*out = NULL;
+	if (!st || !path) {
+		free(st);
+		free(path);
+		return -ENOMEM;
+	}
+	st->m = m;
+	st->root = root;
+	st->gen = gen;
+	st->ch = ch;
+	st->batch = calloc(META_STREAM_BATCH, sizeof(*st->batch));
+	if (!st->batch) {
+		free(path);
+		free(st);
+		return -ENOMEM;
+	}
+	pthread_mutex_lock(&m->lock);
+	ret = dir_check(m, root, gen, &listed_at);
+	pthread_mutex_unlock(&m->lock);
+	if (ret < 0 && ret != -EAGAIN) {
+		free(path);
+		free(st->batch);
+		free(st);
+		return ret;
+	}
+	ret = stream_add_dir(st, path, root, ret != 0, listed_at != 0);
+	if (ret) {
+		free(st->batch);
+		free(st);
+		return ret;
+	}
+	*out = st;
+	return 0;
+}
+
+static void stream_item_free(struct stream_item *it)
+{
+	free(it->parent);
+	free(it->sname);
+	free(it->name);
+	memset(it, 0, sizeof(*it));
+}
+
+/* Apply one buffered item. Lock held, in a transaction. */
+static int stream_apply(struct meta_stream *st, struct stream_item *it)
+{
+	struct meta *m = st->m;
+	struct stream_dir *d = stream_find(st, it->parent);
+	uint64_t id = 0;
+	char *path;
+	int err;
+
+	if (!d)
+		return 0;       /* its folder was skipped or never listed: ignore */
+	if (d->skip) {
+		sqlite3_stmt *s;
+		if (!it->e.is_dir)
+			return 0;
+		/* The folder's own listing is newer; follow existing sub-folders only. */
+		s = stmt(m, ST_BY_SNAME);
+		bind_i64(s, 1, (int64_t)d->id);
+		bind_text(s, 2, it->sname);
+		if (sqlite3_step(s) == SQLITE_ROW && sqlite3_column_int(s, 1))
+			id = (uint64_t)sqlite3_column_int64(s, 0);
+		sqlite3_reset(s);
+		if (!id)
+			return 0;
+	} else {
+		err = upsert(m, d->id, st->gen, &it->e, d->listed_before, st->ch, &id);
+		if (err)
+			return err;
+		if (!it->e.is_dir)
+			return 0;
+	}
+	/* A folder: remember it for its children. */
+	if (*it->parent) {
+		if (asprintf(&path, "%s/%s", it->parent, it->sname) < 0)
+			return -ENOMEM;
+	} else if (!(path = strdup(it->sname))) {
+		return -ENOMEM;
+	}
+	time_t listed_at = 0;
+	int r = dir_check(m, id, st->gen, &listed_at);
+	if (r < 0 && r != -EAGAIN) {
+		free(path);
+		return r == -ENOTDIR ? 0 : r;
+	}
+	return stream_add_dir(st, path, id, r != 0, listed_at != 0);
+}
+
+static int stream_flush(struct meta_stream *st)
+{
+	struct meta *m = st->m;
+	int err = 0;
+
+	if (!st->nbatch)
+		return 0;
+	pthread_mutex_lock(&m->lock);
+	err = tx_begin(m);
+	for (size_t i = 0; !err && i < st->nbatch; i++)
+		err = stream_apply(st, &st->batch[i]);
+	if (!err)
+		err = tx_commit(m);
+	if (err)
+		tx_rollback(m);
+	pthread_mutex_unlock(&m->lock);
+	for (size_t i = 0; i < st->nbatch; i++)
+		stream_item_free(&st->batch[i]);
+	st->nbatch = 0;
+	return err;
+}
+
+int meta_stream_add(struct meta_stream *st, const char *parent_path, const struct meta_entry *e)
+{
+	struct stream_item *it;
+
+	if (st->err)
+		return st->err;
+	if (!*parent_path && !*e->sname)
+		return 0;       /* the listed folder itself */
+	it = &st->batch[st->nbatch];
+	it->parent = strdup(parent_path);
+	it->sname = strdup(e->sname);
+	it->name = strdup(e->name);
+	if (!it->parent || !it->sname || !it->name) {
+		stream_item_free(it);
+		return st->err = -ENOMEM;
+	}
+	it->e = *e;
+	it->e.sname = it->sname;
+	it->e.name = it->name;
+	st->nbatch++;
+	st->count++;
+	if (st->nbatch == META_STREAM_BATCH)
+		st->err = stream_flush(st);
+	return st->err;
+}
+
+uint64_t meta_stream_count(const struct meta_stream *st)
+{
+	return st->count;
+}
+
+int meta_stream_end(struct meta_stream *st, bool complete, time_t now)
+{
+	struct meta *m = st->m;
+	struct meta_changes *ch = st->ch;
+	int err;
+
+	err = st->err ? st->err : stream_flush(st);
+	if (!err && complete) {
+		for (size_t i = 0; !err && i < st->ndirs; i += 256) {
+			pthread_mutex_lock(&m->lock);
+			err = tx_begin(m);
+			for (size_t j = i; !err && j < st->ndirs && j < i + 256; j++) {
+				struct stream_dir *d = &st->dirs[j];
+				sqlite3_stmt *s;
+				if (d->skip || dir_check(m, d->id, st->gen, NULL) != 0)
+					continue;
+				err = sweep(m, d->id, st->gen, ch);
+				if (err)
+					break;
+				s = stmt(m, ST_LISTED);
+				bind_i64(s, 1, (int64_t)d->id);
+				bind_i64(s, 2, now);
+				bind_i64(s, 3, (int64_t)st->gen);
+				err = exec_stmt(m, s, "listed");
+			}
+			if (!err)
+				err = tx_commit(m);
+			if (err)
+				tx_rollback(m);
+			pthread_mutex_unlock(&m->lock);
+		}
+	}
+	for (size_t i = 0; i < st->nbatch; i++)
+		stream_item_free(&st->batch[i]);
+	for (size_t i = 0; i < st->ndirs; i++)
+		free(st->dirs[i].path);
+	free(st->dirs);
+	free(st->slots);
+	free(st->batch);
+	free(st);
+	return err;
+}
+
+int meta_content_get(struct meta *m, uint64_t id, struct meta_content *out)
+{
+	sqlite3_stmt *s;
+	int rc, err = 0;
+
+	memset(out, 0, sizeof(*out));
+	pthread_mutex_lock(&m->lock);
+	s = stmt(m, ST_CGET);
+	bind_i64(s, 1, (int64_t)id);
+	rc = sqlite3_step(s);
+	if (rc == SQLITE_ROW) {
+		const unsigned char *md5 = sqlite3_column_text(s, 1);
+		int n = sqlite3_column_bytes(s, 6);
+		out->size = sqlite3_column_int64(s, 0);
+		if (md5)
+			snprintf(out->md5, sizeof(out->md5), "%s", (const char *)md5);
+		out->verified = sqlite3_column_int(s, 2) != 0;
+		out->dirty = sqlite3_column_int(s, 3) != 0;
+		out->atime = (time_t)sqlite3_column_int64(s, 4);
+		out->bytes = sqlite3_column_int64(s, 5);
+		if (n > 0) {
+			out->ranges = malloc((size_t)n);
+			if (!out->ranges)
+				err = -ENOMEM;
+			else
+				memcpy(out->ranges, sqlite3_column_blob(s, 6), (size_t)n);
+			out->ranges_len = (size_t)n;
+		}
+	} else {
+		err = rc == SQLITE_DONE ? -ENOENT : meta_fail(m, rc, "content");
+	}
+	sqlite3_reset(s);
+	pthread_mutex_unlock(&m->lock);
+	if (err)
+		meta_content_release(out);
+	return err;
+}
+
+void meta_content_release(struct meta_content *c)
+{
+	free(c->ranges);
+	c->ranges = NULL;
+	c->ranges_len = 0;
+}
+
+int meta_content_put(struct meta *m, uint64_t id, const struct meta_content *c)
+{
+	sqlite3_stmt *s;
+	int err;
+
+	pthread_mutex_lock(&m->lock);
+	s = stmt(m, ST_CPUT);
+	bind_i64(s, 1, (int64_t)id);
+	bind_i64(s, 2, c->size);
+	bind_text(s, 3, c->md5);
+	bind_i64(s, 4, c->verified);
+	bind_i64(s, 5, c->dirty);
+	bind_i64(s, 6, c->atime);
+	bind_i64(s, 7, c->bytes);
+	if (c->ranges_len)
+		sqlite3_bind_blob(s, 8, c->ranges, (int)c->ranges_len, SQLITE_STATIC);
+	err = exec_stmt(m, s, "content");
+	pthread_mutex_unlock(&m->lock);
+	return err;
+}
+
+int meta_content_touch(struct meta *m, uint64_t id, time_t atime)
+{
+	sqlite3_stmt *s;
+	int err;
+
+	pthread_mutex_lock(&m->lock);
+	s = stmt(m, ST_CTOUCH);
+	bind_i64(s, 1, (int64_t)id);
+	bind_i64(s, 2, atime);
+	err = exec_stmt(m, s, "content");
+	pthread_mutex_unlock(&m->lock);
+	return err;
+}
+
+int meta_content_delete(struct meta *m, uint64_t id)
+{
+	sqlite3_stmt *s;
+	int err;
+
+	pthread_mutex_lock(&m->lock);
+	s = stmt(m, ST_CDEL);
+	bind_i64(s, 1, (int64_t)id);
+	err = exec_stmt(m, s, "content");
+	pthread_mutex_unlock(&m->lock);
+	return err;
+}
+
+int meta_content_usage(struct meta *m, int64_t *total, int64_t *dirty)
+{
+	sqlite3_stmt *s;
+	int rc, err = 0;
+
+	pthread_mutex_lock(&m->lock);
+	s = stmt(m, ST_CUSAGE);
+	rc = sqlite3_step(s);
+	if (rc == SQLITE_ROW) {
+		*total = sqlite3_column_int64(s, 0);
+		*dirty = sqlite3_column_int64(s, 1);
+	} else {
+		err = meta_fail(m, rc, "usage");
+	}
+	sqlite3_reset(s);
+	pthread_mutex_unlock(&m->lock);
+	return err;
+}
+
+/* Collect up to @max ids from the one-column statement @id bound with ?1 = max. */
+static int collect_ids(struct meta *m, enum meta_stmt_id id, uint64_t *ids, size_t max,
+		       size_t *n)
+{
+	sqlite3_stmt *s = stmt(m, id);
+	int rc;
+
+	*n = 0;
+	bind_i64(s, 1, (int64_t)max);
+	while (*n < max && (rc = sqlite3_step(s)) == SQLITE_ROW)
+		ids[(*n)++] = (uint64_t)sqlite3_column_int64(s, 0);
+	if (*n < max && rc != SQLITE_DONE) {
+		sqlite3_reset(s);
+		return meta_fail(m, rc, "ids");
+	}
+	sqlite3_reset(s);
+	return 0;
+}
+
+int meta_content_lru(struct meta *m, uint64_t *ids, size_t max, size_t *n)
+{
+	int err;
+
+	pthread_mutex_lock(&m->lock);
+	err = collect_ids(m, ST_CLRU, ids, max, n);
+	pthread_mutex_unlock(&m->lock);
+	return err;
+}
+
+int meta_gc_take(struct meta *m, uint64_t *ids, size_t max, size_t *n)
+{
+	int err;
+
+	pthread_mutex_lock(&m->lock);
+	err = collect_ids(m, ST_GC_LIST, ids, max, n);
+	for (size_t i = 0; !err && i < *n; i++) {
+		sqlite3_stmt *s = stmt(m, ST_GC_DEL);
+		bind_i64(s, 1, (int64_t)ids[i]);
+		err = exec_stmt(m, s, "gc");
+	}
+	pthread_mutex_unlock(&m->lock);
+	return err;
+}
+
+int meta_content_drop_clean(struct meta *m)
+{
+	int err;
+
+	pthread_mutex_lock(&m->lock);
+	err = tx_begin(m);
+	if (!err)
+		err = exec_stmt(m, stmt(m, ST_CDROP_CLEAN), "drop clean");
+	if (!err)
+		err = exec_stmt(m, stmt(m, ST_CDEL_CLEAN), "drop clean");
+	if (!err)
+		err = tx_commit(m);
+	if (err)
+		tx_rollback(m);
+	pthread_mutex_unlock(&m->lock);
+	return err;
+}

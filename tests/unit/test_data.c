@@ -1,0 +1,670 @@
+/*
+ * tests/unit/test_data.c — the range set (cache/ranges) and the content
+ * cache (cache/data): merge/split edge cases, the persistent form, and the
+ * fetch engine against a fake jfs_download() (defined below; it replaces
+ * net/jfs.c at link time) that serves a generated file and injects faults:
+ * read-ahead growth, small probes, one fetch for concurrent readers,
+ * resumption after cuts, short bodies, MD5 verification, persistence across
+ * reopen, revision changes.
+ */
+#include <errno.h>
+#include <openssl/evp.h>
+#include <pthread.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "cache/data.h"
+#include "cache/meta.h"
+#include "cache/ranges.h"
+#include "net/http.h"
+#include "net/jfs.h"
+
+/* ---- ranges ------------------------------------------------------------- */
+
+static void expect_ranges(const struct ranges *r, const int64_t *v, size_t n)
+{
+	assert_int_equal(r->n, n);
+	for (size_t i = 0; i < n; i++) {
+		assert_int_equal(r->v[i].start, v[2 * i]);
+		assert_int_equal(r->v[i].end, v[2 * i + 1]);
+	}
+}
+
+static void test_ranges_add(void **state)
+{
+	struct ranges r = RANGES_INIT;
+
+	(void)state;
+	assert_int_equal(ranges_add(&r, 10, 20), 0);
+	assert_int_equal(ranges_add(&r, 30, 40), 0);
+	assert_int_equal(ranges_add(&r, 0, 5), 0);
+	expect_ranges(&r, (int64_t[]){ 0, 5, 10, 20, 30, 40 }, 3);
+	/* Touching ranges merge (the invariant: never adjacent). */
+	assert_int_equal(ranges_add(&r, 5, 10), 0);
+	expect_ranges(&r, (int64_t[]){ 0, 20, 30, 40 }, 2);
+	/* Inside an existing range: nothing changes. */
+	assert_int_equal(ranges_add(&r, 2, 3), 0);
+	expect_ranges(&r, (int64_t[]){ 0, 20, 30, 40 }, 2);
+	/* Spanning several: one range. */
+	assert_int_equal(ranges_add(&r, 15, 50), 0);
+	expect_ranges(&r, (int64_t[]){ 0, 50 }, 1);
+	assert_int_equal(ranges_add(&r, 60, 60), 0);        /* empty: no-op */
+	assert_int_equal(ranges_add(&r, 70, 65), -EINVAL);
+	assert_int_equal(ranges_add(&r, -1, 5), -EINVAL);
+	expect_ranges(&r, (int64_t[]){ 0, 50 }, 1);
+	assert_int_equal(ranges_bytes(&r), 50);
+	assert_int_equal(ranges_prefix(&r), 50);
+	/* Many out of order. */
+	ranges_clear(&r);
+	for (int i = 99; i >= 0; i--)
+		assert_int_equal(ranges_add(&r, i * 10, i * 10 + 5), 0);
+	assert_int_equal(r.n, 100);
+	assert_int_equal(ranges_prefix(&r), 5);
+	for (int i = 0; i < 100; i++)
+		assert_int_equal(ranges_add(&r, i * 10 + 5, i * 10 + 10), 0);
+	expect_ranges(&r, (int64_t[]){ 0, 1000 }, 1);
+	ranges_release(&r);
+}
+
+static void test_ranges_remove(void **state)
+{
+	struct ranges r = RANGES_INIT;
+
+	(void)state;
+	assert_int_equal(ranges_add(&r, 0, 100), 0);
+	/* Split in the middle. */
+	assert_int_equal(ranges_remove(&r, 40, 60), 0);
+	expect_ranges(&r, (int64_t[]){ 0, 40, 60, 100 }, 2);
+	/* Trim both ends of different ranges at once. */
+	assert_int_equal(ranges_remove(&r, 30, 70), 0);
+	expect_ranges(&r, (int64_t[]){ 0, 30, 70, 100 }, 2);
+	/* Exactly a range's bounds. */
+	assert_int_equal(ranges_remove(&r, 70, 100), 0);
+	expect_ranges(&r, (int64_t[]){ 0, 30 }, 1);
+	/* Touching but not overlapping: nothing. */
+	assert_int_equal(ranges_remove(&r, 30, 40), 0);
+	expect_ranges(&r, (int64_t[]){ 0, 30 }, 1);
+	/* A truncate: everything from 10 on. */
+	assert_int_equal(ranges_remove(&r, 10, INT64_MAX), 0);
+	expect_ranges(&r, (int64_t[]){ 0, 10 }, 1);
+	assert_int_equal(ranges_remove(&r, 0, 10), 0);
+	assert_int_equal(r.n, 0);
+	assert_int_equal(ranges_remove(&r, 5, 3), -EINVAL);
+	ranges_release(&r);
+}
+
+static void test_ranges_query(void **state)
+{
+	struct ranges r = RANGES_INIT;
+
+	(void)state;
+	assert_true(ranges_covers(&r, 5, 5));
+	assert_false(ranges_covers(&r, 0, 1));
+	assert_int_equal(ranges_next_missing(&r, 0, 100), 0);
+	assert_int_equal(ranges_next_present(&r, 0, 100), 100);
+	assert_int_equal(ranges_add(&r, 10, 20), 0);
+	assert_int_equal(ranges_add(&r, 30, 40), 0);
+	assert_true(ranges_covers(&r, 10, 20));
+	assert_true(ranges_covers(&r, 12, 18));
+	assert_false(ranges_covers(&r, 9, 12));
+	assert_false(ranges_covers(&r, 15, 21));
+	assert_false(ranges_covers(&r, 15, 35));
+	assert_false(ranges_covers(&r, 20, 21));
+	assert_int_equal(ranges_next_missing(&r, 0, 100), 0);
+	assert_int_equal(ranges_next_missing(&r, 10, 100), 20);
+	assert_int_equal(ranges_next_missing(&r, 15, 18), 18);
+	assert_int_equal(ranges_next_missing(&r, 20, 100), 20);
+	assert_int_equal(ranges_next_missing(&r, 35, 100), 40);
+	assert_int_equal(ranges_next_present(&r, 0, 100), 10);
+	assert_int_equal(ranges_next_present(&r, 0, 5), 5);
+	assert_int_equal(ranges_next_present(&r, 12, 100), 12);
+	assert_int_equal(ranges_next_present(&r, 20, 100), 30);
+	assert_int_equal(ranges_next_present(&r, 40, 100), 100);
+	assert_int_equal(ranges_prefix(&r), 0);
+	ranges_release(&r);
+}
+
+static void test_ranges_persist(void **state)
+{
+	struct ranges r = RANGES_INIT, back = RANGES_INIT;
+	void *blob;
+	size_t len;
+
+	(void)state;
+	assert_int_equal(ranges_encode(&r, &blob, &len), 0);
+	assert_null(blob);
+	assert_int_equal(len, 0);
+	assert_int_equal(ranges_decode(&back, NULL, 0, -1), 0);
+	assert_int_equal(back.n, 0);
+	assert_int_equal(ranges_add(&r, 0, 4096), 0);
+	assert_int_equal(ranges_add(&r, (int64_t)5 << 32, ((int64_t)5 << 32) + 1), 0);
+	assert_int_equal(ranges_encode(&r, &blob, &len), 0);
+	assert_int_equal(len, 32);
+	assert_int_equal(ranges_decode(&back, blob, len, -1), 0);
+	expect_ranges(&back, (int64_t[]){ 0, 4096, (int64_t)5 << 32, ((int64_t)5 << 32) + 1 }, 2);
+	/* Beyond the file size: refused. */
+	assert_int_equal(ranges_decode(&back, blob, len, 8192), -EIO);
+	assert_int_equal(back.n, 0);
+	/* Truncated blob. */
+	assert_int_equal(ranges_decode(&back, blob, len - 1, -1), -EIO);
+	/* Overlapping or touching pairs break the invariant. */
+	unsigned char *p = blob;
+	memset(p + 16, 0, 16);
+	p[16 + 1] = 0x10;       /* start 4096 == previous end: touching */
+	p[24 + 1] = 0x20;
+	assert_int_equal(ranges_decode(&back, blob, len, -1), -EIO);
+	/* start >= end */
+	memset(p + 16, 0, 16);
+	p[16 + 1] = 0x30;
+	p[24 + 1] = 0x30;
+	assert_int_equal(ranges_decode(&back, blob, len, -1), -EIO);
+	free(blob);
+	ranges_release(&r);
+	ranges_release(&back);
+}
+
+/* ---- the fake service ------------------------------------------------------ */
+
+static struct fake {
+	pthread_mutex_t lock;
+	int64_t size;                   /* of the served file */
+	unsigned seed;                  /* content: byte(i) = f(seed, i) */
+	int64_t cut_after;              /* >0: each response stops after this many bytes with -EIO */
+	bool short_ok;                  /* the cut returns 0 (a clean short body) */
+	int corrupt;                    /* serve this many whole-file passes with a flipped byte */
+	unsigned delay_ms;              /* per response */
+	unsigned calls;
+	int64_t bytes;
+	int64_t seen_corrupt_pass;
+} fake = { .lock = PTHREAD_MUTEX_INITIALIZER };
+
+static unsigned char byte_at(unsigned seed, int64_t i)
+{
+	uint64_t x = (uint64_t)i * 0x9e3779b97f4a7c15ULL + seed;
+	x ^= x >> 29;
+	return (unsigned char)(x * 0xbf58476d1ce4e5b9ULL >> 56);
+}
+
+/* Replaces net/jfs.c's jfs_download() in this test program. */
+int jfs_download(struct jfs *j, const char *path, int64_t first, int64_t last,
+		 const struct http_sink *sink, int64_t *got)
+{
+	unsigned char buf[16384];
+	int64_t pos = first, end, cut;
+	bool corrupt;
+
+	(void)j;
+	(void)path;
+	pthread_mutex_lock(&fake.lock);
+	fake.calls++;
+	end = last < 0 ? fake.size : last + 1;
+	cut = fake.cut_after;
+	corrupt = fake.corrupt > 0;
+	unsigned delay = fake.delay_ms;
+	pthread_mutex_unlock(&fake.lock);
+	if (got)
+		*got = 0;
+	if (delay)
+		usleep(delay * 1000);
+	if (first < 0 || end > fake.size || first >= end)
+		return -EIO;
+	while (pos < end) {
+		size_t n = end - pos > (int64_t)sizeof(buf) ? sizeof(buf) : (size_t)(end - pos);
+		if (cut > 0 && pos - first + (int64_t)n > cut)
+			n = (size_t)(cut - (pos - first));
+		if (n == 0) {
+			pthread_mutex_lock(&fake.lock);
+			bool s = fake.short_ok;
+			pthread_mutex_unlock(&fake.lock);
+			return s ? 0 : -EIO;
+		}
+		for (size_t i = 0; i < n; i++)
+			buf[i] = byte_at(fake.seed, pos + (int64_t)i);
+		if (corrupt && pos <= fake.size / 2 && fake.size / 2 < pos + (int64_t)n)
+			buf[fake.size / 2 - pos] ^= 0xff;
+		int err = sink->write(sink->ctx, buf, n);
+		if (err)
+			return err;
+		pos += (int64_t)n;
+		if (got)
+			*got += (int64_t)n;
+		pthread_mutex_lock(&fake.lock);
+		fake.bytes += (int64_t)n;
+		pthread_mutex_unlock(&fake.lock);
+	}
+	if (corrupt && first == 0 && end == fake.size) {
+		pthread_mutex_lock(&fake.lock);
+		fake.corrupt--;
+		pthread_mutex_unlock(&fake.lock);
+	}
+	return 0;
+}
+
+static void fake_set(int64_t size, unsigned seed)
+{
+	pthread_mutex_lock(&fake.lock);
+	fake.size = size;
+	fake.seed = seed;
+	fake.cut_after = 0;
+	fake.short_ok = false;
+	fake.corrupt = 0;
+	fake.delay_ms = 0;
+	fake.calls = 0;
+	fake.bytes = 0;
+	pthread_mutex_unlock(&fake.lock);
+}
+
+static void md5_of_fake(char out[33])
+{
+	EVP_MD_CTX *c = EVP_MD_CTX_new();
+	unsigned char buf[65536], dig[16];
+	unsigned int dl;
+
+	EVP_DigestInit_ex(c, EVP_md5(), NULL);
+	for (int64_t pos = 0; pos < fake.size;) {
+		size_t n = fake.size - pos > (int64_t)sizeof(buf) ? sizeof(buf) : (size_t)(fake.size - pos);
+		for (size_t i = 0; i < n; i++)
+			buf[i] = byte_at(fake.seed, pos + (int64_t)i);
+		EVP_DigestUpdate(c, buf, n);
+		pos += (int64_t)n;
+	}
+	EVP_DigestFinal_ex(c, dig, &dl);
+	EVP_MD_CTX_free(c);
+	for (int i = 0; i < 16; i++)
+		snprintf(out + 2 * i, 3, "%02x", dig[i]);
+}
+
+/* ---- the content cache -------------------------------------------------------- */
+
+struct dfix {
+	char dir[64];
+	char index[96];
+	char data[96];
+	struct meta *m;
+	struct dcache *dc;
+	uint64_t id;
+	char md5[33];
+};
+
+static void dfix_open(struct dfix *f)
+{
+	struct dcache_config cfg = { .dir = f->data, .fetch_threads = 4 };
+
+	assert_int_equal(meta_open(f->index, "u/Jotta/Archive", &f->m), 0);
+	cfg.meta = f->m;
+	cfg.jfs = (struct jfs *)f;      /* never dereferenced: the fake ignores it */
+	assert_int_equal(dcache_new(&cfg, &f->dc), 0);
+	assert_int_equal(dcache_start(f->dc), 0);
+}
+
+static void dfix_close(struct dfix *f)
+{
+	dcache_free(f->dc);
+	meta_close(f->m, true);
+}
+
+static int dsetup(void **state)
+{
+	struct dfix *f = calloc(1, sizeof(*f));
+	struct meta_entry e = { .sname = "file", .name = "file", .canonical = true };
+
+	snprintf(f->dir, sizeof(f->dir), "/tmp/test_data.XXXXXX");
+	assert_non_null(mkdtemp(f->dir));
+	snprintf(f->index, sizeof(f->index), "%s/index.db", f->dir);
+	snprintf(f->data, sizeof(f->data), "%s/data", f->dir);
+	fake_set(3 * 1024 * 1024 + 12345, 7);
+	md5_of_fake(f->md5);
+	dfix_open(f);
+	e.size = fake.size;
+	memcpy(e.md5, f->md5, 33);
+	assert_int_equal(meta_apply_listing(f->m, META_ROOT_ID, meta_gen_next(f->m), &e, 1, 1, NULL), 0);
+	struct meta_attr a;
+	assert_int_equal(meta_lookup(f->m, META_ROOT_ID, "file", &a), 0);
+	f->id = a.id;
+	*state = f;
+	return 0;
+}
+
+static int dteardown(void **state)
+{
+	struct dfix *f = *state;
+	char cmd[128];
+
+	dfix_close(f);
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", f->dir);
+	assert_int_equal(system(cmd), 0);
+	free(f);
+	return 0;
+}
+
+/* Wait until the fake served nothing for 100 ms (workers may still be
+ * finishing a job after the reader got its bytes). */
+static void settle(void)
+{
+	for (int i = 0; i < 100; i++) {
+		pthread_mutex_lock(&fake.lock);
+		unsigned calls = fake.calls;
+		int64_t bytes = fake.bytes;
+		pthread_mutex_unlock(&fake.lock);
+		usleep(100000);
+		pthread_mutex_lock(&fake.lock);
+		bool same = calls == fake.calls && bytes == fake.bytes;
+		pthread_mutex_unlock(&fake.lock);
+		if (same)
+			return;
+	}
+}
+
+/* Read [off, off+len) through the cache and compare with the fake's bytes. */
+static int read_check(struct dfile *df, struct dcache_seq *seq, int64_t off, size_t len)
+{
+	struct dcache_buf b;
+	unsigned char *buf;
+	int err = dcache_read(df, seq, off, len, &b);
+
+	if (err)
+		return err;
+	if (!b.len)
+		return 0;
+	buf = malloc(b.len + 1);
+	assert_int_equal(pread(b.fd, buf, b.len, b.off), (ssize_t)b.len);
+	for (size_t i = 0; i < b.len; i++)
+		if (buf[i] != byte_at(fake.seed, off + (int64_t)i))
+			fail_msg("wrong byte at %lld", (long long)(off + (int64_t)i));
+	free(buf);
+	dcache_buf_release(df, &b);
+	return (int)b.len;
+}
+
+/* A file node named @name of the fake's current size; its id. */
+static uint64_t add_file(struct dfix *f, const char *name)
+{
+	struct meta_entry e = { .sname = name, .name = name, .canonical = true, .size = fake.size };
+	struct meta_attr a;
+
+	assert_int_equal(meta_upsert_child(f->m, META_ROOT_ID, meta_gen_next(f->m), &e, NULL), 0);
+	assert_int_equal(meta_lookup(f->m, META_ROOT_ID, name, &a), 0);
+	return a.id;
+}
+
+static void test_sequential(void **state)
+{
+	struct dfix *f = *state;
+	struct dcache_seq seq = { 0 };
+	struct dcache_stats st;
+	struct dfile *df;
+	bool kept;
+	int64_t off = 0;
+
+	assert_int_equal(dcache_open(f->dc, f->id, fake.size, f->md5, &df, &kept), 0);
+	assert_true(kept);
+	for (;;) {
+		int n = read_check(df, &seq, off, 128 * 1024);
+		assert_true(n >= 0);
+		if (!n)
+			break;
+		off += n;
+	}
+	assert_int_equal(off, fake.size);
+	settle();
+	/* Each byte fetched once; the window grows, so few requests. */
+	assert_int_equal(fake.bytes, fake.size);
+	assert_true(fake.calls <= 8);
+	dcache_close(df);
+	dcache_stats(f->dc, &st);
+	assert_int_equal(st.mismatches, 0);
+	assert_int_equal(st.fetched_bytes, fake.size);
+
+	/* Reopen everything: the content is kept, nothing is fetched again. */
+	dfix_close(f);
+	fake.calls = 0;
+	dfix_open(f);
+	assert_int_equal(dcache_open(f->dc, f->id, fake.size, f->md5, &df, &kept), 0);
+	assert_true(kept);
+	memset(&seq, 0, sizeof(seq));
+	assert_int_equal(read_check(df, &seq, 1000, 5000), 5000);
+	assert_int_equal(read_check(df, &seq, fake.size - 10, 100), 10);
+	assert_int_equal(read_check(df, &seq, fake.size, 100), 0);
+	assert_int_equal(fake.calls, 0);
+	dcache_close(df);
+
+	/* A new revision drops the content. */
+	assert_int_equal(dcache_open(f->dc, f->id, fake.size, "00000000000000000000000000000000",
+				     &df, &kept), 0);
+	assert_false(kept);
+	dcache_close(df);
+}
+
+/* A 64 KiB probe of a 1 GiB file transfers well under 1 MiB. */
+static void test_probe(void **state)
+{
+	struct dfix *f = *state;
+	struct dcache_seq seq = { 0 };
+	struct dfile *df;
+
+	fake_set((int64_t)1 << 30, 9);
+	assert_int_equal(dcache_open(f->dc, add_file(f, "big"), fake.size, "", &df, NULL), 0);
+	assert_int_equal(read_check(df, &seq, 0, 65536), 65536);
+	/* A second probe at the end (file(1) and thumbnailers do that). */
+	memset(&seq, 0, sizeof(seq));
+	assert_int_equal(read_check(df, &seq, fake.size - 4096, 4096), 4096);
+	settle();
+	assert_true(fake.bytes < 1024 * 1024);
+	dcache_close(df);
+}
+
+struct reader_arg {
+	struct dfile *df;
+	int64_t off;
+	int ret;
+};
+
+static void *reader(void *p)
+{
+	struct reader_arg *a = p;
+	struct dcache_seq seq = { 0 };
+
+	a->ret = read_check(a->df, &seq, a->off, 100000);
+	return NULL;
+}
+
+/* Readers of one missing range wait for one fetch; overlapping ranges are
+ * never fetched twice. */
+static void test_concurrent(void **state)
+{
+	struct dfix *f = *state;
+	struct reader_arg args[8];
+	pthread_t t[8];
+	struct dfile *df;
+
+	fake.delay_ms = 200;
+	assert_int_equal(dcache_open(f->dc, f->id, fake.size, f->md5, &df, NULL), 0);
+	for (int i = 0; i < 8; i++) {
+		args[i] = (struct reader_arg){ .df = df, .off = 1000 };
+		assert_int_equal(pthread_create(&t[i], NULL, reader, &args[i]), 0);
+	}
+	for (int i = 0; i < 8; i++) {
+		pthread_join(t[i], NULL);
+		assert_int_equal(args[i].ret, 100000);
+	}
+	settle();
+	assert_int_equal(fake.calls, 1);
+	/* Staggered starts: whoever comes first, each byte comes once. */
+	fake.calls = 0;
+	fake.bytes = 0;
+	for (int i = 0; i < 8; i++) {
+		args[i] = (struct reader_arg){ .df = df, .off = 1000000 + i * 1000 };
+		assert_int_equal(pthread_create(&t[i], NULL, reader, &args[i]), 0);
+	}
+	for (int i = 0; i < 8; i++) {
+		pthread_join(t[i], NULL);
+		assert_int_equal(args[i].ret, 100000);
+	}
+	settle();
+	assert_true(fake.bytes <= 7000 + 128 * 1024);
+	dcache_close(df);
+}
+
+/* Bodies cut mid-way are resumed where they stopped; content stays exact. */
+static void test_resume(void **state)
+{
+	struct dfix *f = *state;
+	struct dcache_seq seq = { 0 };
+	struct dfile *df;
+	int64_t off = 0;
+
+	fake.cut_after = 300000;
+	assert_int_equal(dcache_open(f->dc, f->id, fake.size, f->md5, &df, NULL), 0);
+	while (off < fake.size) {
+		int n = read_check(df, &seq, off, 1 << 20);
+		assert_true(n > 0);
+		off += n;
+	}
+	assert_true(fake.calls > 10);
+	assert_int_equal(fake.bytes, fake.size);
+	dcache_close(df);
+	/* Clean short bodies are resumed the same way. */
+	fake_set(fake.size, 8);
+	md5_of_fake(f->md5);
+	fake.cut_after = 100000;
+	fake.short_ok = true;
+	assert_int_equal(dcache_open(f->dc, f->id, fake.size, f->md5, &df, NULL), 0);
+	memset(&seq, 0, sizeof(seq));
+	assert_int_equal(read_check(df, &seq, 5, 500000), 500000);
+	dcache_close(df);
+}
+
+/* A service that never delivers: an error, never zeros. */
+static void test_no_progress(void **state)
+{
+	struct dfix *f = *state;
+	struct dcache_seq seq = { 0 };
+	struct dcache_buf b;
+	struct dfile *df;
+
+	fake.cut_after = -1;    /* n == 0 at once */
+	fake.cut_after = 0;
+	fake.size = 1000;       /* the file is shorter than the index says */
+	assert_int_equal(dcache_open(f->dc, f->id, 5000, "", &df, NULL), 0);
+	assert_int_equal(dcache_read(df, &seq, 0, 5000, &b), -EIO);
+	dcache_close(df);
+}
+
+/* MD5 mismatch: discarded and fetched again; twice: EIO. */
+static void test_mismatch(void **state)
+{
+	struct dfix *f = *state;
+	struct dcache_seq seq = { 0 };
+	struct dcache_stats st;
+	struct dcache_buf b;
+	struct dfile *df;
+	int64_t off = 0;
+
+	fake_set(1000000, 3);
+	md5_of_fake(f->md5);
+	fake.corrupt = 1;       /* the first full pass is corrupt, the next is fine */
+	assert_int_equal(dcache_open(f->dc, f->id, fake.size, f->md5, &df, NULL), 0);
+	/* One read of everything: it may be served before verification. */
+	assert_int_equal(dcache_read(df, &seq, 0, (size_t)fake.size, &b), 0);
+	dcache_buf_release(df, &b);
+	/* Wait for the verification to discard it. */
+	for (int i = 0; i < 100; i++) {
+		dcache_stats(f->dc, &st);
+		if (st.mismatches)
+			break;
+		usleep(10000);
+	}
+	assert_int_equal(st.mismatches, 1);
+	memset(&seq, 0, sizeof(seq));
+	while (off < fake.size) {
+		int n = read_check(df, &seq, off, 65536);
+		assert_true(n > 0);
+		off += n;
+	}
+	dcache_close(df);
+
+	/* Always corrupt: the second mismatch makes reads fail. */
+	fake.corrupt = 100;
+	assert_int_equal(dcache_open(f->dc, f->id, fake.size, "0123456789abcdef0123456789abcdef",
+				     &df, NULL), 0);
+	int err = 0;
+	for (int i = 0; i < 200 && !err; i++) {
+		memset(&seq, 0, sizeof(seq));
+		err = dcache_read(df, &seq, 0, (size_t)fake.size, &b);
+		if (!err)
+			dcache_buf_release(df, &b);
+		usleep(10000);
+	}
+	assert_int_equal(err, -EIO);
+	dcache_stats(f->dc, &st);
+	assert_int_equal(st.mismatches, 3);
+	dcache_close(df);
+}
+
+/* Clean content beyond the bound is evicted, least recently used first. */
+static void test_evict(void **state)
+{
+	struct dfix *f = *state;
+	struct dcache_config cfg = { .dir = f->data, .fetch_threads = 2, .max_size = 2500000 };
+	struct dcache_stats st;
+
+	dcache_free(f->dc);
+	cfg.meta = f->m;
+	cfg.jfs = (struct jfs *)f;
+	assert_int_equal(dcache_new(&cfg, &f->dc), 0);
+	assert_int_equal(dcache_start(f->dc), 0);
+	fake_set(1000000, 5);
+	uint64_t ids[5];
+	for (int i = 0; i < 5; i++) {
+		char name[16];
+		snprintf(name, sizeof(name), "e%d", i);
+		ids[i] = add_file(f, name);
+	}
+	for (int i = 0; i < 5; i++) {
+		struct dcache_seq seq = { 0 };
+		struct dfile *df;
+		assert_int_equal(dcache_open(f->dc, ids[i], fake.size, "", &df, NULL), 0);
+		assert_int_equal(read_check(df, &seq, 0, 1000000), 1000000);
+		dcache_close(df);
+	}
+	/* Eviction runs when jobs end and files close: give it a moment. */
+	for (int i = 0; i < 200; i++) {
+		dcache_stats(f->dc, &st);
+		if (st.cached_bytes <= 2500000)
+			break;
+		usleep(10000);
+	}
+	if (st.cached_bytes > 2500000)
+		fail_msg("cached %lld bytes", (long long)st.cached_bytes);
+	/* The most recent is still there; the first was evicted. */
+	struct meta_content c;
+	assert_int_equal(meta_content_get(f->m, ids[4], &c), 0);
+	meta_content_release(&c);
+	assert_int_equal(meta_content_get(f->m, ids[0], &c), -ENOENT);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_ranges_add),
+		cmocka_unit_test(test_ranges_remove),
+		cmocka_unit_test(test_ranges_query),
+		cmocka_unit_test(test_ranges_persist),
+		cmocka_unit_test_setup_teardown(test_sequential, dsetup, dteardown),
+		cmocka_unit_test_setup_teardown(test_probe, dsetup, dteardown),
+		cmocka_unit_test_setup_teardown(test_concurrent, dsetup, dteardown),
+		cmocka_unit_test_setup_teardown(test_resume, dsetup, dteardown),
+		cmocka_unit_test_setup_teardown(test_no_progress, dsetup, dteardown),
+		cmocka_unit_test_setup_teardown(test_mismatch, dsetup, dteardown),
+		cmocka_unit_test_setup_teardown(test_evict, dsetup, dteardown),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

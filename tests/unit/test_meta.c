@@ -1,0 +1,394 @@
+/*
+ * tests/unit/test_meta.c — the metadata index (cache/meta): listings,
+ * visibility of names that decode alike, sweeps, generations, recursive
+ * listings, content records, persistence across reopen.
+ */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "cache/meta.h"
+
+struct fixture {
+	char dir[64];
+	char path[96];
+	struct meta *m;
+};
+
+static int setup(void **state)
+{
+	struct fixture *f = calloc(1, sizeof(*f));
+
+	snprintf(f->dir, sizeof(f->dir), "/tmp/test_meta.XXXXXX");
+	assert_non_null(mkdtemp(f->dir));
+	snprintf(f->path, sizeof(f->path), "%s/index.db", f->dir);
+	assert_int_equal(meta_open(f->path, "u/Jotta/Archive", &f->m), 0);
+	*state = f;
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	struct fixture *f = *state;
+	char cmd[128];
+
+	meta_close(f->m, true);
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", f->dir);
+	assert_int_equal(system(cmd), 0);
+	free(f);
+	return 0;
+}
+
+static struct meta_entry file_entry(const char *sname, const char *name, int64_t size,
+				    const char *md5)
+{
+	struct meta_entry e = { .sname = sname, .name = name, .canonical = true,
+				.size = size, .mtime = 1000, .created = 900,
+				.updated = 1100, .has_updated = true, .revision = 1 };
+	snprintf(e.md5, sizeof(e.md5), "%s", md5);
+	return e;
+}
+
+static struct meta_entry dir_entry(const char *sname, const char *name)
+{
+	struct meta_entry e = { .sname = sname, .name = name, .canonical = true, .is_dir = true };
+	return e;
+}
+
+static int count_change(const struct meta_changes *ch, enum meta_change_kind k, const char *name)
+{
+	int n = 0;
+
+	for (size_t i = 0; i < ch->n; i++)
+		if (ch->v[i].kind == k && (!name || (ch->v[i].name && !strcmp(ch->v[i].name, name))))
+			n++;
+	return n;
+}
+
+static void test_root(void **state)
+{
+	struct fixture *f = *state;
+	struct meta_attr a;
+	char *p;
+
+	assert_int_equal(meta_get(f->m, META_ROOT_ID, &a), 0);
+	assert_true(a.is_dir);
+	assert_int_equal(a.parent, 0);
+	assert_int_equal(a.listed_at, 0);
+	assert_int_equal(meta_path(f->m, META_ROOT_ID, &p), 0);
+	assert_string_equal(p, "");
+	free(p);
+	assert_int_equal(meta_get(f->m, 999, &a), -ENOENT);
+}
+
+static void test_listing(void **state)
+{
+	struct fixture *f = *state;
+	struct meta_entry v[] = {
+		file_entry("a.txt", "a.txt", 5, "0123456789abcdef0123456789abcdef"),
+		dir_entry("sub dir", "sub dir"),
+		file_entry("q\xef\xbc\x9f", "q?", 0, "d41d8cd98f00b204e9800998ecf8427e"),
+	};
+	struct meta_changes ch = { 0 };
+	struct meta_attr a, s;
+	char *p;
+
+	assert_int_equal(meta_apply_listing(f->m, META_ROOT_ID, meta_gen_next(f->m), v, 3, 5000, &ch), 0);
+	/* A first listing reports no additions (nothing in the kernel to invalidate). */
+	assert_int_equal(ch.n, 0);
+	assert_int_equal(meta_get(f->m, META_ROOT_ID, &a), 0);
+	assert_int_equal(a.listed_at, 5000);
+
+	assert_int_equal(meta_lookup(f->m, META_ROOT_ID, "a.txt", &a), 0);
+	assert_false(a.is_dir);
+	assert_int_equal(a.size, 5);
+	assert_int_equal(a.mtime, 1000);
+	assert_int_equal(a.created, 900);
+	assert_int_equal(a.updated, 1100);
+	assert_int_equal(a.revision, 1);
+	assert_string_equal(a.md5, "0123456789abcdef0123456789abcdef");
+	assert_int_equal(meta_lookup(f->m, META_ROOT_ID, "q?", &a), 0);
+	assert_int_equal(meta_path(f->m, a.id, &p), 0);
+	assert_string_equal(p, "q\xef\xbc\x9f");
+	free(p);
+	assert_int_equal(meta_lookup(f->m, META_ROOT_ID, "A.TXT", &a), -ENOENT);
+
+	/* A child listing and a path through it. */
+	assert_int_equal(meta_lookup(f->m, META_ROOT_ID, "sub dir", &s), 0);
+	assert_true(s.is_dir);
+	struct meta_entry w[] = { file_entry("x", "x", 1, "00000000000000000000000000000001") };
+	assert_int_equal(meta_apply_listing(f->m, s.id, meta_gen_next(f->m), w, 1, 5001, NULL), 0);
+	assert_int_equal(meta_lookup(f->m, s.id, "x", &a), 0);
+	assert_int_equal(meta_path(f->m, a.id, &p), 0);
+	assert_string_equal(p, "sub dir/x");
+	free(p);
+
+	/* Relisting the root without "sub dir" removes its subtree. */
+	struct meta_entry v2[] = { v[0], v[2], file_entry("new", "new", 1, "00000000000000000000000000000002") };
+	v2[0].size = 6;
+	snprintf(v2[0].md5, sizeof(v2[0].md5), "ffffffffffffffffffffffffffffffff");
+	assert_int_equal(meta_apply_listing(f->m, META_ROOT_ID, meta_gen_next(f->m), v2, 3, 5002, &ch), 0);
+	assert_int_equal(count_change(&ch, META_REMOVED, "sub dir"), 1);
+	assert_int_equal(count_change(&ch, META_ADDED, "new"), 1);
+	assert_int_equal(count_change(&ch, META_CONTENT, NULL), 1);
+	meta_changes_release(&ch);
+	assert_int_equal(meta_get(f->m, a.id, &a), -ENOENT);
+	assert_int_equal(meta_lookup(f->m, META_ROOT_ID, "sub dir", &s), -ENOENT);
+	assert_int_equal(meta_lookup(f->m, META_ROOT_ID, "a.txt", &a), 0);
+	assert_int_equal(a.size, 6);
+}
+
+struct collect {
+	char names[16][64];
+	uint64_t ids[16];
+	int n;
+};
+
+static int collect_cb(void *ctx, const struct meta_attr *a, const char *name)
+{
+	struct collect *c = ctx;
+
+	snprintf(c->names[c->n], sizeof(c->names[0]), "%s", name);
+	c->ids[c->n] = a->id;
+	c->n++;
+	return 0;
+}
+
+/* Two server names that decode to one POSIX name: exactly one is visible,
+ * the canonical one, in lookups and in listings alike. */
+static void test_duplicates(void **state)
+{
+	struct fixture *f = *state;
+	struct meta_entry v[] = {
+		file_entry("a:b", "a:b", 1, "00000000000000000000000000000001"),        /* raw ':' (another client) */
+		file_entry("a\xef\xbc\x9a" "b", "a:b", 2, "00000000000000000000000000000002"), /* canonical */
+		file_entry("z", "z", 3, "00000000000000000000000000000003"),
+		file_entry("y2", "y", 4, "00000000000000000000000000000004"),
+		file_entry("y1", "y", 5, "00000000000000000000000000000005"),
+	};
+	struct collect c = { 0 };
+	struct meta_attr a;
+	char *sname;
+
+	v[0].canonical = false;
+	v[3].canonical = v[4].canonical = false;
+	assert_int_equal(meta_apply_listing(f->m, META_ROOT_ID, meta_gen_next(f->m), v, 5, 1, NULL), 0);
+	assert_int_equal(meta_lookup(f->m, META_ROOT_ID, "a:b", &a), 0);
+	assert_int_equal(a.size, 2);
+	/* No canonical spelling: the bytewise smallest server name wins. */
+	assert_int_equal(meta_lookup(f->m, META_ROOT_ID, "y", &a), 0);
+	assert_int_equal(a.size, 5);
+	assert_int_equal(meta_names(f->m, a.id, NULL, &sname), 0);
+	assert_string_equal(sname, "y1");
+	free(sname);
+	assert_int_equal(meta_children(f->m, META_ROOT_ID, collect_cb, &c), 0);
+	assert_int_equal(c.n, 3);
+	assert_string_equal(c.names[0], "a:b");
+	assert_string_equal(c.names[1], "y");
+	assert_string_equal(c.names[2], "z");
+	assert_int_equal(meta_get(f->m, c.ids[0], &a), 0);
+	assert_int_equal(a.size, 2);
+	assert_int_equal(meta_get(f->m, c.ids[1], &a), 0);
+	assert_int_equal(a.size, 5);
+}
+
+static void test_fold(void **state)
+{
+	struct fixture *f = *state;
+	struct meta_entry v[] = { file_entry("\xc3\x86" "bLe", "\xc3\x86" "bLe", 1,
+					     "00000000000000000000000000000001") };
+	uint64_t id = 0;
+	char *s = meta_fold("ABC\xc3\x86\xd0\x96\xff" "x");
+
+	assert_string_equal(s, "abc\xc3\xa6\xd0\xb6\xff" "x");
+	free(s);
+	assert_int_equal(meta_apply_listing(f->m, META_ROOT_ID, meta_gen_next(f->m), v, 1, 1, NULL), 0);
+	assert_int_equal(meta_lookup_fold(f->m, META_ROOT_ID, "\xc3\xa6" "ble", &id, &s), 0);
+	assert_int_not_equal(id, 0);
+	assert_string_equal(s, "\xc3\x86" "bLe");
+	free(s);
+	assert_int_equal(meta_lookup_fold(f->m, META_ROOT_ID, "other", &id, NULL), 0);
+	assert_int_equal(id, 0);
+}
+
+/* A listing taken before a newer one must not overwrite it; one taken
+ * before a local change is refused. */
+static void test_generations(void **state)
+{
+	struct fixture *f = *state;
+	struct meta_entry old[] = { file_entry("f", "f", 1, "00000000000000000000000000000001") };
+	struct meta_entry new[] = { file_entry("f", "f", 2, "00000000000000000000000000000002") };
+	uint64_t g1 = meta_gen_next(f->m), g2 = meta_gen_next(f->m);
+	struct meta_attr a;
+
+	assert_int_equal(meta_apply_listing(f->m, META_ROOT_ID, g2, new, 1, 20, NULL), 0);
+	assert_int_equal(meta_apply_listing(f->m, META_ROOT_ID, g1, old, 1, 21, NULL), 0);
+	assert_int_equal(meta_lookup(f->m, META_ROOT_ID, "f", &a), 0);
+	assert_int_equal(a.size, 2);
+	assert_int_equal(meta_get(f->m, META_ROOT_ID, &a), 0);
+	assert_int_equal(a.listed_at, 20);
+
+	assert_int_equal(meta_set_stale(f->m, META_ROOT_ID), 0);
+	assert_int_equal(meta_get(f->m, META_ROOT_ID, &a), 0);
+	assert_int_equal(a.listed_at, 0);
+	assert_int_equal(meta_apply_listing(f->m, 424242, meta_gen_next(f->m), new, 1, 1, NULL), -ENOENT);
+	assert_int_equal(meta_lookup(f->m, META_ROOT_ID, "f", &a), 0);
+	assert_int_equal(meta_apply_listing(f->m, a.id, meta_gen_next(f->m), new, 1, 1, NULL), -ENOTDIR);
+}
+
+static void test_stream(void **state)
+{
+	struct fixture *f = *state;
+	struct meta_entry pre[] = { file_entry("gone", "gone", 1, "00000000000000000000000000000001"),
+				    dir_entry("d", "d") };
+	struct meta_stream *st;
+	struct meta_changes ch = { 0 };
+	struct meta_attr a, d, e;
+	struct collect c = { 0 };
+
+	assert_int_equal(meta_apply_listing(f->m, META_ROOT_ID, meta_gen_next(f->m), pre, 2, 1, NULL), 0);
+	assert_int_equal(meta_stream_begin(f->m, META_ROOT_ID, meta_gen_next(f->m), &ch, &st), 0);
+	struct meta_entry root = dir_entry("", "");
+	assert_int_equal(meta_stream_add(st, "", &root), 0);
+	struct meta_entry dd = dir_entry("d", "d"), de = dir_entry("e", "e");
+	assert_int_equal(meta_stream_add(st, "", &dd), 0);
+	assert_int_equal(meta_stream_add(st, "d", &de), 0);
+	/* Enough entries to cross a batch boundary. */
+	for (int i = 0; i < 5000; i++) {
+		char name[32];
+		snprintf(name, sizeof(name), "f%05d", i);
+		struct meta_entry fe = file_entry(name, name, i, "00000000000000000000000000000009");
+		fe.revision = 0;
+		fe.has_updated = false;
+		assert_int_equal(meta_stream_add(st, i % 2 ? "d" : "d/e", &fe), 0);
+	}
+	/* A file whose folder was never announced is ignored. */
+	struct meta_entry orphan = file_entry("o", "o", 1, "00000000000000000000000000000001");
+	assert_int_equal(meta_stream_add(st, "nowhere", &orphan), 0);
+	assert_int_equal(meta_stream_count(st), 5003); /* the folder itself is not counted */
+	assert_int_equal(meta_stream_end(st, true, 77), 0);
+	assert_int_equal(count_change(&ch, META_REMOVED, "gone"), 1);
+	meta_changes_release(&ch);
+
+	assert_int_equal(meta_lookup(f->m, META_ROOT_ID, "gone", &a), -ENOENT);
+	assert_int_equal(meta_lookup(f->m, META_ROOT_ID, "d", &d), 0);
+	assert_int_equal(d.listed_at, 77);
+	assert_int_equal(meta_lookup(f->m, d.id, "e", &e), 0);
+	assert_int_equal(e.listed_at, 77);
+	assert_int_equal(meta_lookup(f->m, e.id, "f04998", &a), 0);
+	assert_int_equal(a.size, 4998);
+	assert_int_equal(meta_lookup(f->m, d.id, "f04999", &a), 0);
+	assert_int_equal(meta_get(f->m, META_ROOT_ID, &a), 0);
+	assert_int_equal(a.listed_at, 77);
+	assert_int_equal(meta_children(f->m, META_ROOT_ID, collect_cb, &c), 0);
+	assert_int_equal(c.n, 1);
+
+	/* A failed stream neither sweeps nor marks fresh. */
+	assert_int_equal(meta_set_stale(f->m, d.id), 0);
+	assert_int_equal(meta_stream_begin(f->m, d.id, meta_gen_next(f->m), NULL, &st), 0);
+	assert_int_equal(meta_stream_end(st, false, 99), 0);
+	assert_int_equal(meta_get(f->m, d.id, &a), 0);
+	assert_int_equal(a.listed_at, 0);
+	assert_int_equal(meta_lookup(f->m, d.id, "f00001", &a), 0);
+}
+
+static void test_content_and_gc(void **state)
+{
+	struct fixture *f = *state;
+	struct meta_entry v[] = { file_entry("f", "f", 10, "00000000000000000000000000000001"),
+				  file_entry("g", "g", 10, "00000000000000000000000000000002") };
+	struct meta_content c = { .size = 10, .md5 = "00000000000000000000000000000001",
+				  .atime = 5, .bytes = 4 };
+	unsigned char blob[16] = { 0, 0, 0, 0, 0, 0, 0, 0, 4 };
+	struct meta_attr fa, ga;
+	uint64_t ids[8];
+	size_t n;
+	int64_t total, dirty;
+
+	assert_int_equal(meta_apply_listing(f->m, META_ROOT_ID, meta_gen_next(f->m), v, 2, 1, NULL), 0);
+	assert_int_equal(meta_lookup(f->m, META_ROOT_ID, "f", &fa), 0);
+	assert_int_equal(meta_lookup(f->m, META_ROOT_ID, "g", &ga), 0);
+	c.ranges = blob;
+	c.ranges_len = sizeof(blob);
+	assert_int_equal(meta_content_put(f->m, fa.id, &c), 0);
+	c.dirty = true;
+	c.atime = 1;
+	c.bytes = 6;
+	assert_int_equal(meta_content_put(f->m, ga.id, &c), 0);
+	assert_int_equal(meta_content_usage(f->m, &total, &dirty), 0);
+	assert_int_equal(total, 10);
+	assert_int_equal(dirty, 6);
+	/* LRU lists clean content only. */
+	assert_int_equal(meta_content_lru(f->m, ids, 8, &n), 0);
+	assert_int_equal(n, 1);
+	assert_int_equal(ids[0], fa.id);
+
+	struct meta_content got;
+	assert_int_equal(meta_content_get(f->m, fa.id, &got), 0);
+	assert_int_equal(got.size, 10);
+	assert_int_equal(got.bytes, 4);
+	assert_int_equal(got.ranges_len, 16);
+	assert_memory_equal(got.ranges, blob, 16);
+	meta_content_release(&got);
+
+	/* The server drops both files: clean content goes to gc, dirty stays. */
+	assert_int_equal(meta_apply_listing(f->m, META_ROOT_ID, meta_gen_next(f->m), NULL, 0, 2, NULL), 0);
+	assert_int_equal(meta_gc_take(f->m, ids, 8, &n), 0);
+	assert_int_equal(n, 1);
+	assert_int_equal(ids[0], fa.id);
+	assert_int_equal(meta_gc_take(f->m, ids, 8, &n), 0);
+	assert_int_equal(n, 0);
+	assert_int_equal(meta_content_get(f->m, fa.id, &got), -ENOENT);
+	assert_int_equal(meta_content_get(f->m, ga.id, &got), 0);
+	assert_true(got.dirty);
+	meta_content_release(&got);
+}
+
+/* The index survives a reopen; another remote's index is emptied. */
+static void test_reopen(void **state)
+{
+	struct fixture *f = *state;
+	struct meta_entry v[] = { file_entry("keep", "keep", 3, "00000000000000000000000000000003") };
+	struct meta_attr a, b;
+
+	assert_true(meta_was_clean(f->m) == false);     /* a new index */
+	assert_int_equal(meta_apply_listing(f->m, META_ROOT_ID, meta_gen_next(f->m), v, 1, 1, NULL), 0);
+	assert_int_equal(meta_lookup(f->m, META_ROOT_ID, "keep", &a), 0);
+	meta_close(f->m, true);
+	assert_int_equal(meta_open(f->path, "u/Jotta/Archive", &f->m), 0);
+	assert_true(meta_was_clean(f->m));
+	assert_int_equal(meta_lookup(f->m, META_ROOT_ID, "keep", &b), 0);
+	assert_int_equal(a.id, b.id);
+	/* Generations continue past what is stored. */
+	assert_true(meta_gen_next(f->m) > 1);
+	meta_close(f->m, false);
+	assert_int_equal(meta_open(f->path, "u/Jotta/Archive", &f->m), 0);
+	assert_false(meta_was_clean(f->m));
+	meta_close(f->m, true);
+	assert_int_equal(meta_open(f->path, "u/Jotta/Sync", &f->m), 0);
+	assert_int_equal(meta_lookup(f->m, META_ROOT_ID, "keep", &b), -ENOENT);
+	assert_int_equal(meta_get(f->m, META_ROOT_ID, &b), 0);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_root, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_listing, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_duplicates, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_fold, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_generations, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_stream, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_content_and_gc, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_reopen, setup, teardown),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
