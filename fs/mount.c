@@ -1,12 +1,505 @@
-/* fs/mount.c — placeholder until the mount lands (see mount.h). */
+/*
+ * fs/mount.c — run one mount (see mount.h).
+ *
+ * Order of events (clean-up runs in reverse):
+ *   1. account: http client, auth_open, token provider, jfs client;
+ *   2. remote checks: the mountpoint exists, the sub path resolves to a
+ *      folder (this lists its ancestors into the index);
+ *   3. cache directory: created 0700, locked with flock(LOCK_EX) on
+ *      <cache_dir>/lock (a second daemon on it is refused, naming the pid);
+ *   4. FUSE: session, signal handlers, mount;
+ *   5. fuse_daemonize() unless -f/-d; from here on the log goes to syslog;
+ *   6. threads: notifier, content cache workers, lister workers — only now,
+ *      because fork() keeps only the calling thread; the index is reopened
+ *      here too (an SQLite connection must not cross a fork);
+ *   7. the multi-threaded loop until unmount or a signal;
+ *   8. unmount, stop workers, close the index marking a clean shutdown.
+ * Everything the user can fix (not logged in, no such remote path, cache
+ * directory in use, bad mountpoint) fails before step 5, on stderr.
+ */
 #include "fs/mount.h"
 
+#include <errno.h>
+#include <fcntl.h>
+#include <fuse_lowlevel.h>
+#include <limits.h>
+#include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "auth/auth.h"
+#include "cache/data.h"
+#include "cache/meta.h"
+#include "fs/fs.h"
+#include "fs/itable.h"
+#include "fs/lister.h"
+#include "fs/notify.h"
+#include "fs/options.h"
+#include "lib/log.h"
+#include "net/http.h"
+#include "net/jfs.h"
+
+/* Everything a mount owns, so that clean-up can undo what was done. */
+struct mount {
+	struct mount_options *o;
+	char *config_dir;
+	char *cache_dir;
+	char *index_path;
+	char *data_dir;
+	char *identity;
+	int lock_fd;
+	struct http_client *http;
+	struct auth *auth;
+	struct jfs *jfs;
+	struct fuse_session *se;
+	bool signals;
+	bool mounted;
+	struct fs fs;
+};
+
+static void say(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* A one-line message for the user on stderr (before daemonizing). */
+static void say(const char *fmt, ...)
+{
+	va_list ap;
+
+	fputs("jottafs: ", stderr);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+}
+
+/* mkdir -p @path with mode 0700 for the directories it creates. */
+static int mkdir_p(const char *path)
+{
+	char *p = strdup(path);
+	int err = 0;
+
+	if (!p)
+		return -ENOMEM;
+	for (char *s = p + 1; ; s++) {
+		if (*s == '/' || !*s) {
+			char c = *s;
+			*s = '\0';
+			if (mkdir(p, 0700) && errno != EEXIST) {
+				err = -errno;
+				break;
+			}
+			*s = c;
+			if (!c)
+				break;
+		}
+	}
+	free(p);
+	return err;
+}
+
+/* Replace what cannot be part of one path segment. */
+static void sanitize_segment(char *s)
+{
+	if (!strcmp(s, ".") || !strcmp(s, "..") || !*s)
+		s[0] = '_';
+	for (; *s; s++)
+		if (*s == '/')
+			*s = '_';
+}
+
+/* The default cache directory: $XDG_CACHE_HOME/jottafs/<account>/<device>/<mountpoint>. */
+static int default_cache_dir(const struct mount_options *o, char **out)
+{
+	const char *xdg = getenv("XDG_CACHE_HOME"), *home = getenv("HOME");
+	char *dev = strdup(o->device), *mp = strdup(o->mountpoint);
+	int n = -1;
+
+	*out = NULL;
+	if (dev && mp) {
+		sanitize_segment(dev);
+		sanitize_segment(mp);
+		if (xdg && xdg[0] == '/')
+			n = asprintf(out, "%s/jottafs/%s/%s/%s", xdg, o->account, dev, mp);
+		else if (home && home[0] == '/')
+			n = asprintf(out, "%s/.cache/jottafs/%s/%s/%s", home, o->account, dev, mp);
+		else
+			n = -2;
+	}
+	free(dev);
+	free(mp);
+	if (n == -2)
+		return -ENOENT;
+	return n < 0 ? -ENOMEM : 0;
+}
+
+/* Lock the cache directory for this process. */
+static int lock_cache_dir(struct mount *m)
+{
+	char *path;
+	int fd;
+
+	if (asprintf(&path, "%s/lock", m->cache_dir) < 0)
+		return -ENOMEM;
+	fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	if (fd < 0) {
+		say("cannot open '%s': %s", path, strerror(errno));
+		free(path);
+		return -1;
+	}
+	free(path);
+	if (flock(fd, LOCK_EX | LOCK_NB)) {
+		char buf[32] = "";
+		ssize_t n = pread(fd, buf, sizeof(buf) - 1, 0);
+		if (errno == EWOULDBLOCK || errno == EAGAIN || n >= 0) {
+			buf[n > 0 ? n : 0] = '\0';
+			buf[strcspn(buf, "\n")] = '\0';
+			say("cache directory '%s' is in use by another jottafs (pid %s)",
+			    m->cache_dir, buf[0] ? buf : "unknown");
+		} else {
+			say("cannot lock cache directory '%s': %s", m->cache_dir, strerror(errno));
+		}
+		close(fd);
+		return -1;
+	}
+	m->lock_fd = fd;
+	return 0;
+}
+
+/* Record our pid in the lock file (again after daemonizing: the pid changed). */
+static void write_pid(struct mount *m)
+{
+	char buf[32];
+	int n = snprintf(buf, sizeof(buf), "%ld\n", (long)getpid());
+
+	if (ftruncate(m->lock_fd, 0) == 0 && pwrite(m->lock_fd, buf, (size_t)n, 0) == n)
+		return;
+	log_warn("cannot write the pid to the cache lock file: %s", strerror(errno));
+}
+
+/* Step 1 and 2: account, service, remote path. */
+static int open_remote(struct mount *m)
+{
+	struct mount_options *o = m->o;
+	struct http_config hc = { .cafile = o->cafile };
+	struct auth_endpoints ep = { .api_url = o->api_url, .jfs_url = o->jfs_url,
+				     .token_url = o->token_url };
+	struct http_token_provider tp;
+	char *errmsg = NULL;
+	int err;
+
+	err = auth_config_dir(&m->config_dir);
+	if (err) {
+		say("cannot find the configuration directory: %s", strerror(-err));
+		return -1;
+	}
+	err = http_client_new(&hc, &m->http);
+	if (err) {
+		say("cannot set up the HTTP client: %s", strerror(-err));
+		return -1;
+	}
+	err = auth_open(m->http, m->config_dir, o->account, &ep, &m->auth, &errmsg);
+	if (err) {
+		if (errmsg)
+			say("%s", errmsg);
+		else
+			say("cannot open account '%s': %s", o->account, strerror(-err));
+		free(errmsg);
+		return -1;
+	}
+	auth_token_provider(m->auth, &tp);
+	http_client_set_token_provider(m->http, &tp);
+	struct jfs_config jc = {
+		.jfs_url = auth_jfs_url(m->auth),
+		.api_url = auth_api_url(m->auth),
+		.username = auth_username(m->auth),
+		.device = o->device,
+		.mountpoint = o->mountpoint,
+	};
+	err = jfs_new(m->http, &jc, &m->jfs);
+	if (err) {
+		say("cannot set up the service client: %s", strerror(-err));
+		return -1;
+	}
+	err = jfs_check_mountpoint(m->jfs);
+	if (err == -ENOENT) {
+		say("the account has no mountpoint '%s/%s': see 'jottafs devices' for the "
+		    "devices and mountpoints it has", o->device, o->mountpoint);
+		return -1;
+	}
+	if (err == -EKEYREJECTED || err == -EACCES) {
+		say("the service refused the login (%s): run 'jottafs login%s%s' again",
+		    strerror(-err), strcmp(o->account, "default") ? " --account " : "",
+		    strcmp(o->account, "default") ? o->account : "");
+		return -1;
+	}
+	if (err) {
+		say("cannot reach the service to check '%s/%s': %s", o->device, o->mountpoint,
+		    strerror(-err));
+		return -1;
+	}
+	if (asprintf(&m->identity, "%s/%s/%s", auth_username(m->auth), o->device,
+		     o->mountpoint) < 0)
+		return -1;
+	return 0;
+}
+
+/* Step 3 (and the remote sub path, which needs the index). */
+static int open_cache(struct mount *m)
+{
+	struct mount_options *o = m->o;
+	struct meta *meta = NULL;
+	struct lister *ls = NULL;
+	char real[PATH_MAX];
+	int err;
+
+	if (o->cache_dir && o->cache_dir[0])
+		m->cache_dir = strdup(o->cache_dir);
+	else if ((err = default_cache_dir(o, &m->cache_dir)) == -ENOENT) {
+		say("cannot choose a cache directory: neither XDG_CACHE_HOME nor HOME is set "
+		    "(use -o cache_dir=DIR)");
+		return -1;
+	}
+	if (!m->cache_dir)
+		return -1;
+	err = mkdir_p(m->cache_dir);
+	if (err) {
+		say("cannot create cache directory '%s': %s", m->cache_dir, strerror(-err));
+		return -1;
+	}
+	chmod(m->cache_dir, 0700);
+	/* Absolute: the daemon changes to '/'. */
+	if (!realpath(m->cache_dir, real)) {
+		say("cannot resolve cache directory '%s': %s", m->cache_dir, strerror(errno));
+		return -1;
+	}
+	free(m->cache_dir);
+	m->cache_dir = strdup(real);
+	if (!m->cache_dir || lock_cache_dir(m))
+		return -1;
+	write_pid(m);
+	if (asprintf(&m->index_path, "%s/index.db", m->cache_dir) < 0 ||
+	    asprintf(&m->data_dir, "%s/data", m->cache_dir) < 0)
+		return -1;
+
+	err = meta_open(m->index_path, m->identity, &meta);
+	if (err) {
+		say("cannot open the cache index '%s': %s", m->index_path, strerror(-err));
+		return -1;
+	}
+	struct lister_config lc = { .jfs = m->jfs, .meta = meta, .root_id = META_ROOT_ID,
+				    .dir_cache_time = 0, .session_start = time(NULL) };
+	err = lister_new(&lc, &ls);
+	if (!err)
+		err = lister_resolve(ls, o->subpath ? o->subpath : "", &m->fs.root_id);
+	lister_free(ls);
+	/* Closed across the fork; the clean flag of the last session is kept. */
+	meta_close(meta, meta_was_clean(meta));
+	if (err == -ENOENT || err == -ENOTDIR) {
+		say("'%s/%s:/%s' %s", o->device, o->mountpoint, o->subpath,
+		    err == -ENOENT ? "does not exist" : "is not a folder");
+		return -1;
+	}
+	if (err) {
+		say("cannot list '%s/%s:/%s': %s", o->device, o->mountpoint,
+		    o->subpath ? o->subpath : "", strerror(-err));
+		return -1;
+	}
+	return 0;
+}
+
+/* Append -o options for the kernel mount. */
+static int add_mount_args(struct mount *m, struct fuse_args *args)
+{
+	struct mount_options *o = m->o;
+	char fsname[512], opt[600];
+	size_t n = 0;
+
+	/* fsname "Device/Mountpoint", with fuse_opt's separators escaped. */
+	for (const char *s = o->device; *s && n < sizeof(fsname) / 2 - 4; s++) {
+		if (*s == ',' || *s == '\\')
+			fsname[n++] = '\\';
+		fsname[n++] = *s;
+	}
+	fsname[n++] = '/';
+	for (const char *s = o->mountpoint; *s && n < sizeof(fsname) - 4; s++) {
+		if (*s == ',' || *s == '\\')
+			fsname[n++] = '\\';
+		fsname[n++] = *s;
+	}
+	fsname[n] = '\0';
+	/* What the user gave (passed through by fs/options.c) wins. */
+	bool has_fsname = false, has_subtype = false;
+	for (int i = 0; i < args->argc; i++) {
+		has_fsname |= strstr(args->argv[i], "fsname=") != NULL;
+		has_subtype |= strstr(args->argv[i], "subtype=") != NULL;
+	}
+	snprintf(opt, sizeof(opt), "-odefault_permissions%s%s%s%s",
+		 has_fsname ? "" : ",fsname=", has_fsname ? "" : fsname,
+		 has_subtype ? "" : ",subtype=jottafs", o->ro ? ",ro" : "");
+	return fuse_opt_add_arg(args, opt) ? -ENOMEM : 0;
+}
+
+/* Step 6: what runs in the daemon. */
+static int start_daemon_side(struct mount *m)
+{
+	struct mount_options *o = m->o;
+	struct fs *fs = &m->fs;
+	int err;
+
+	err = meta_open(m->index_path, m->identity, &fs->meta);
+	if (err) {
+		log_err("cannot open the cache index '%s': %s", m->index_path, strerror(-err));
+		return err;
+	}
+	err = itable_new(&fs->it);
+	if (!err)
+		err = notifier_new(&fs->nt);
+	if (err)
+		return err;
+	struct dcache_config dcfg = {
+		.dir = m->data_dir, .meta = fs->meta, .jfs = m->jfs,
+		.max_size = o->cache_max_size, .fetch_threads = 8,
+		.mismatch = fs_mismatch, .mismatch_ctx = fs,
+	};
+	err = dcache_new(&dcfg, &fs->dc);
+	if (err) {
+		log_err("cannot open the content cache '%s': %s", m->data_dir, strerror(-err));
+		return err;
+	}
+	struct lister_config lc = {
+		.jfs = m->jfs, .meta = fs->meta, .root_id = fs->root_id,
+		.dir_cache_time = fs->timeout, .session_start = time(NULL),
+		.changes = fs_changes, .changes_ctx = fs,
+	};
+	err = lister_new(&lc, &fs->ls);
+	if (err)
+		return err;
+	err = notifier_start(fs->nt, m->se);
+	if (!err)
+		err = dcache_start(fs->dc);
+	if (!err)
+		err = lister_start(fs->ls);
+	if (err)
+		return err;
+	if (o->prefetch)
+		lister_prefetch(fs->ls, fs->root_id);
+	return 0;
+}
+
+/* Step 8 and the undo of everything before it. */
+static void mount_cleanup(struct mount *m, bool clean)
+{
+	struct fs *fs = &m->fs;
+
+	if (m->mounted)
+		fuse_session_unmount(m->se);
+	/* Workers call into each other (content cache -> lister on an MD5
+	 * mismatch, lister -> content cache on new revisions): stop the
+	 * content cache's workers first, then the lister, then free. */
+	if (fs->dc)
+		dcache_stop(fs->dc);
+	lister_free(fs->ls);
+	dcache_free(fs->dc);
+	notifier_free(fs->nt);
+	itable_free(fs->it);
+	if (fs->meta)
+		meta_close(fs->meta, clean);
+	if (m->signals)
+		fuse_remove_signal_handlers(m->se);
+	if (m->se)
+		fuse_session_destroy(m->se);
+	jfs_free(m->jfs);
+	auth_free(m->auth);
+	http_client_free(m->http);
+	if (m->lock_fd >= 0)
+		close(m->lock_fd);
+	pthread_mutex_destroy(&fs->qlock);
+	free(m->config_dir);
+	free(m->cache_dir);
+	free(m->index_path);
+	free(m->data_dir);
+	free(m->identity);
+}
 
 int mount_main(struct mount_options *o, struct fuse_args *args)
 {
-	(void)o;
-	(void)args;
-	fprintf(stderr, "jottafs: mounting is not implemented yet\n");
+	struct mount m = { .o = o, .lock_fd = -1 };
+	struct fs *fs = &m.fs;
+	struct fuse_loop_config *lcfg;
+	enum log_level level = o->debug ? LOG_LVL_DEBUG : LOG_LVL_INFO;
+	int ret;
+
+	log_setup(level, false);
+	pthread_mutex_init(&fs->qlock, NULL);
+	fs->o = o;
+	fs->ro = o->ro;
+	fs->uid = o->uid;
+	fs->gid = o->gid;
+	fs->fmode = 0666 & ~o->umask;
+	fs->dmode = 0777 & ~o->umask;
+	fs->timeout = o->dir_cache_time > 0 ? o->dir_cache_time : 60;
+	fs->root_id = META_ROOT_ID;
+
+	if (open_remote(&m) || open_cache(&m))
+		goto fail;
+	fs->auth = m.auth;
+	fs->jfs = m.jfs;
+	if (add_mount_args(&m, args))
+		goto fail;
+	m.se = fuse_session_new(args, fs_ops(), sizeof(*fs_ops()), fs);
+	if (!m.se) {
+		say("cannot create the FUSE session (see the message above)");
+		goto fail;
+	}
+	if (fuse_set_signal_handlers(m.se)) {
+		say("cannot install signal handlers");
+		goto fail;
+	}
+	m.signals = true;
+	if (fuse_session_mount(m.se, o->local_mountpoint)) {
+		say("cannot mount on '%s' (see the message above)", o->local_mountpoint);
+		goto fail;
+	}
+	m.mounted = true;
+	fs->se = m.se;
+	if (!o->foreground && !o->debug) {
+		if (fuse_daemonize(0)) {
+			say("cannot become a daemon");
+			goto fail;
+		}
+		log_setup(level, true);
+		write_pid(&m);
+	}
+	if (start_daemon_side(&m)) {
+		log_err("cannot start the mount; unmounting");
+		goto fail;
+	}
+	log_info("mounted %s/%s%s%s on %s", o->device, o->mountpoint,
+		 o->subpath && *o->subpath ? ":/" : "", o->subpath ? o->subpath : "",
+		 o->local_mountpoint);
+
+	lcfg = fuse_loop_cfg_create();
+	if (!lcfg) {
+		log_err("cannot configure the FUSE loop");
+		goto fail;
+	}
+	fuse_loop_cfg_set_max_threads(lcfg, o->max_threads ? o->max_threads : 10);
+	fuse_loop_cfg_set_clone_fd(lcfg, 0);
+	ret = fuse_session_loop_mt(m.se, lcfg);
+	fuse_loop_cfg_destroy(lcfg);
+	/* 0 after fusermount -u; the signal number after SIGTERM/SIGINT/SIGHUP
+	 * (an orderly unmount too); negative on a loop failure. */
+	if (ret < 0)
+		log_err("the FUSE loop failed: %s", strerror(-ret));
+	else
+		log_info("unmounting %s", o->local_mountpoint);
+	mount_cleanup(&m, true);
+	return ret < 0 ? 1 : 0;
+fail:
+	mount_cleanup(&m, false);
 	return 1;
 }

@@ -1,0 +1,82 @@
+/*
+ * fs/fs.h — the mounted filesystem, shared by fs/mount.c (which builds it)
+ * and fs/ops.c (the FUSE low-level operations, the only code that replies
+ * to the kernel). Internal to fs/.
+ *
+ * Inode numbers are node ids of the index (cache/meta.h), except that the
+ * mount's root node is FUSE_ROOT_ID; fs_ino()/fs_id() convert. Nodes above
+ * the mount root (a REMOTE ":/sub/path" mount) are never shown.
+ */
+#ifndef JOTTAFS_FS_FS_H
+#define JOTTAFS_FS_FS_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "net/jfs.h"
+
+struct auth;
+struct dcache;
+struct fuse_lowlevel_ops;
+struct fuse_session;
+struct itable;
+struct lister;
+struct meta;
+struct meta_changes;
+struct mount_options;
+struct notifier;
+struct upload_queue;
+
+struct fs {
+	/* Set up by mount_main() before the session starts; read-only afterwards. */
+	const struct mount_options *o;
+	struct auth *auth;
+	struct jfs *jfs;
+	struct meta *meta;
+	struct dcache *dc;
+	struct lister *ls;
+	struct itable *it;
+	struct notifier *nt;
+	struct upload_queue *up;        /* NULL until the write path is wired */
+	struct fuse_session *se;
+	uint64_t root_id;               /* node id of the mount root */
+	double timeout;                 /* kernel entry/attribute timeout, seconds */
+	bool ro;                        /* -o ro */
+	uid_t uid;
+	gid_t gid;
+	mode_t fmode, dmode;            /* permission bits shown for files, directories */
+
+	/* statfs: the account's quota, cached for a minute. */
+	pthread_mutex_t qlock;          /* protects the three fields below */
+	struct jfs_quota quota;
+	double quota_at;                /* monotonic time of the last fetch, 0 never */
+	bool quota_ok;
+
+	atomic_bool dead_logged;        /* "log in again" was said */
+};
+
+/* The operation table (fs/ops.c). */
+const struct fuse_lowlevel_ops *fs_ops(void);
+
+static inline uint64_t fs_id(const struct fs *fs, uint64_t ino)
+{
+	return ino == 1 ? fs->root_id : ino;
+}
+
+/* The inode number of node @id, or 0 when the node is outside the mount. */
+static inline uint64_t fs_ino(const struct fs *fs, uint64_t id)
+{
+	if (id == fs->root_id)
+		return 1;
+	return id == 1 ? 0 : id;
+}
+
+/* Lister callback: invalidate what a listing changed (fs/ops.c). */
+void fs_changes(void *ctx, struct meta_changes *ch);
+/* Data cache callback: a fully fetched file did not match its MD5. */
+void fs_mismatch(void *ctx, uint64_t id);
+
+#endif
