@@ -1111,3 +1111,21 @@ def test_connect_refuses_other_ports(emu):
         s, resp = tunnel(emu, "jfs.jottacloud.com", port)
         s.close()
         assert resp.startswith(b"HTTP/1.1 403"), resp
+
+
+def test_direct_tls_on_the_same_port(emu):
+    ctx = ssl.create_default_context(cafile=emu.ca_path)
+    for host in ("127.0.0.1", "localhost"):
+        conn = http.client.HTTPSConnection(host, emu.port, context=ctx, timeout=10)
+        conn.request("GET", "/auth/realms/jottacloud/.well-known/openid-configuration")
+        r = conn.getresponse()
+        doc = json.loads(r.read())
+        conn.close()
+        assert doc["token_endpoint"].startswith("https://%s:%d/" % (host, emu.port))
+    # A client that does not trust the CA fails its handshake; the server carries on.
+    bad = http.client.HTTPSConnection("127.0.0.1", emu.port, timeout=10,
+                                      context=ssl.create_default_context())
+    with pytest.raises(ssl.SSLError):
+        bad.request("GET", "/_emu/health")
+    bad.close()
+    assert emu.request("GET", "/_emu/health")[0] == 200

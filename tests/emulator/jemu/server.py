@@ -8,7 +8,9 @@ One plain-HTTP port serves every host by path:
     /auth/realms/<realm>/...                OIDC: discovery, token, auth (code grant)
     /_emu/...                               control endpoint (never faulted)
 and `CONNECT <any host>:443` is answered 200 and the tunnel is TLS-terminated here
-with a certificate from the test CA, then served by the same handler.  The
+with a certificate from the test CA, then served by the same handler.  A client
+may also speak TLS directly to the port (detected from the first byte; the
+certificate is picked by SNI, 127.0.0.1 without SNI).  The
 emulator never opens an outgoing connection.  URLs it hands out (token_endpoint,
 upload_url) use the scheme and Host of the incoming request.
 
@@ -198,6 +200,29 @@ class Handler(BaseHTTPRequestHandler):
         super().setup()
         self.tls_host = None
         self.aborting = False
+        # The same port speaks TLS too: a handshake record starts with 0x16.
+        try:
+            first = self.connection.recv(1, socket.MSG_PEEK)
+        except OSError:
+            first = b""
+        if first == b"\x16":
+            self.start_tls(self.server.ca.default_context(), "127.0.0.1")
+
+    def start_tls(self, ctx, host):
+        """Wrap the connection in TLS and serve HTTP on it; False on failure."""
+        try:
+            tls = ctx.wrap_socket(self.connection, server_side=True)
+        except (ssl.SSLError, OSError) as e:
+            if self.server.verbose:
+                log("TLS handshake for %s failed: %s" % (host, e))
+            self.close_connection = True
+            self.tls_host = "failed"
+            return False
+        self.connection = tls
+        self.rfile = tls.makefile("rb", -1)
+        self.wfile = socketserver._SocketWriter(tls)
+        self.tls_host = host
+        return True
 
     def finish(self):
         try:
@@ -243,6 +268,9 @@ class Handler(BaseHTTPRequestHandler):
             pass
 
     def handle_one_request(self):
+        if self.tls_host == "failed":
+            self.close_connection = True
+            return
         try:
             super().handle_one_request()
         except Abort:
@@ -265,18 +293,8 @@ class Handler(BaseHTTPRequestHandler):
         self.send_response(200, "Connection established")
         self.end_headers()
         self.wfile.flush()
-        try:
-            tls = ctx.wrap_socket(self.connection, server_side=True)
-        except (ssl.SSLError, OSError) as e:
-            if self.server.verbose:
-                log("TLS handshake for %s failed: %s" % (host, e))
-            self.close_connection = True
-            return
-        self.connection = tls
-        self.rfile = tls.makefile("rb", -1)
-        self.wfile = socketserver._SocketWriter(tls)
-        self.tls_host = host
-        self.close_connection = False
+        if self.start_tls(ctx, host):
+            self.close_connection = False
 
     def do_GET(self):
         self.dispatch()
@@ -959,7 +977,7 @@ class Handler(BaseHTTPRequestHandler):
         rate = srv.knobs.for_kind("bandwidth", "bandwidth_kinds", "upload")
         # MD5 is the slowest step (~450 MB/s on one core): hash in a helper
         # thread while this one receives and writes the next chunk.
-        hasher = PipelinedMD5(h) if (length is None or length >= 8 * CHUNK) else None
+        hasher = PipelinedMD5(h) if (os.environ.get("EMU_PIPE", "1") == "1" and (length is None or length >= 8 * CHUNK)) else None
         fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
         pos = start
         broken = None

@@ -6,6 +6,7 @@ Files in the data directory (kept across restarts):
     tls/<host>.pem              leaf certificate for <host>, signed by the CA
 """
 
+import ipaddress
 import os
 import re
 import ssl
@@ -13,7 +14,7 @@ import subprocess
 import tempfile
 import threading
 
-COMMON_HOSTS = ("jfs.jottacloud.com", "api.jottacloud.com", "id.jottacloud.com",
+COMMON_HOSTS = ("127.0.0.1", "localhost", "jfs.jottacloud.com", "api.jottacloud.com", "id.jottacloud.com",
                 "up.jottacloud.com", "www.jottacloud.com")
 
 _HOST_RE = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9.-]{0,251}[A-Za-z0-9])?$")
@@ -23,6 +24,14 @@ def _run(args):
     r = subprocess.run(["openssl"] + args, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     if r.returncode != 0:
         raise RuntimeError("openssl %s failed: %s" % (args[0], r.stderr.decode(errors="replace")))
+
+
+def san(host):
+    try:
+        ipaddress.ip_address(host)
+        return "IP:" + host
+    except ValueError:
+        return "DNS:" + host
 
 
 class CertAuthority:
@@ -62,7 +71,7 @@ class CertAuthority:
                 f.write("basicConstraints=critical,CA:FALSE\n"
                         "keyUsage=critical,digitalSignature,keyEncipherment\n"
                         "extendedKeyUsage=serverAuth\n"
-                        "subjectAltName=DNS:%s\n" % host)
+                        "subjectAltName=%s\n" % san(host))
             _run(["req", "-new", "-key", self.leaf_key, "-out", csr, "-subj", "/CN=" + host])
             out = os.path.join(tmp, "leaf.pem")
             _run(["x509", "-req", "-in", csr, "-CA", self.ca_pem, "-CAkey", self.ca_key,
@@ -70,6 +79,21 @@ class CertAuthority:
                   "-sha256", "-extfile", ext, "-out", out])
             os.replace(out, path)
         return path
+
+    def default_context(self):
+        """Context for direct TLS connections: picks the certificate by SNI
+        (127.0.0.1 when the client sends none, as for an IP address)."""
+        ctx = self.context("127.0.0.1")
+        if ctx.sni_callback is None:
+            def pick(sslsock, server_name, _ctx):
+                if server_name:
+                    try:
+                        sslsock.context = self.context(server_name)
+                    except (ValueError, RuntimeError):
+                        return ssl.ALERT_DESCRIPTION_UNRECOGNIZED_NAME
+                return None
+            ctx.sni_callback = pick
+        return ctx
 
     def context(self, host):
         """Server SSLContext presenting a certificate for host."""
