@@ -404,13 +404,6 @@ int upload_conflict_name(const char *path, time_t t, char *buf, size_t len)
 
 /* ---- the default network calls: net/jfs ---- */
 
-/*
- * jfs_upload_cancellable() is new in net/jfs.h; until net/jfs.c has it, the
- * weak reference is NULL and a transfer cannot be aborted from outside (it
- * runs to its end and its result is discarded where it must be).
- */
-#pragma weak jfs_upload_cancellable
-
 static int op_stat(void *ctx, const char *path, struct jfs_entry *out)
 {
 	return jfs_stat(ctx, path, out);
@@ -434,9 +427,7 @@ static void op_alloc_release(void *ctx, struct jfs_alloc *a)
 static int op_upload(void *ctx, const char *url, int fd, int64_t resume_pos, int64_t size,
 		     const char *md5, const atomic_bool *cancel)
 {
-	if (jfs_upload_cancellable)
-		return jfs_upload_cancellable(ctx, url, fd, resume_pos, size, md5, cancel, NULL);
-	return jfs_upload(ctx, url, fd, resume_pos, size, md5, NULL);
+	return jfs_upload_cancellable(ctx, url, fd, resume_pos, size, md5, cancel, NULL);
 }
 
 /* ---- the journal (callers hold db_lock) ---- */
@@ -1865,10 +1856,10 @@ static void finish_failed(struct upload_queue *q, struct upload_job *job, const 
 	delay = upload_backoff_ms(r->attempts + 1, q->backoff_min_ms, q->backoff_max_ms,
 				  (uint32_t)rnd_next(&job->rnd));
 	if (r->attempts == 0 || counts)
-		log_warn("upload of '%s' failed (attempt %u): %s; retrying in %.1f s",
+		log_warn("upload of '%s' failed (attempt %u): %s; retrying in %.2f s",
 			 target ? target : r->path, r->attempts + 1, etext, (double)delay / 1000.0);
 	else
-		log_debug("upload of '%s' failed (attempt %u): %s; retrying in %.1f s",
+		log_debug("upload of '%s' failed (attempt %u): %s; retrying in %.2f s",
 			  target ? target : r->path, r->attempts + 1, etext, (double)delay / 1000.0);
 	finish_retry(q, job, r, hard, now_ms() + delay, why, resumed);
 }

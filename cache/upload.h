@@ -115,7 +115,7 @@ struct upload_config {
 				     skip the delay. */
 	unsigned backoff_min_ms;  /* first retry delay (default 1000) */
 	unsigned backoff_max_ms;  /* retry delay cap (default 300000) */
-	const struct upload_ops *ops; /* NULL: net/jfs through @jfs (tests substitute a fake) */
+	const struct upload_ops *ops; /* NULL: net/jfs through @jfs; else copied (a test fake) */
 };
 
 /* Open the journal (creating it). Does not start workers. */

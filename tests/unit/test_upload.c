@@ -55,10 +55,11 @@ void jfs_alloc_release(struct jfs_alloc *a)
 	fail_msg("jfs_alloc_release called in a unit test");
 }
 
-int jfs_upload(struct jfs *j, const char *upload_url, int fd, int64_t resume_pos,
-	       int64_t size, const char *md5, time_t *out_modified)
+int jfs_upload_cancellable(struct jfs *j, const char *upload_url, int fd,
+			   int64_t resume_pos, int64_t size, const char *md5,
+			   const atomic_bool *cancel, time_t *out_modified)
 {
-	fail_msg("jfs_upload called in a unit test");
+	fail_msg("jfs_upload_cancellable called in a unit test");
 	return -ENOSYS;
 }
 
