@@ -883,7 +883,12 @@ def test_bad_requests_get_service_errors(emu):
     c = Client(emu)
     s = socket.create_connection(("127.0.0.1", emu.port))
     s.sendall(b"GARBAGE\r\n\r\n")
-    data = s.recv(65536)
+    data = b""
+    while True:
+        chunk = s.recv(65536)
+        if not chunk:
+            break
+        data += chunk
     s.close()
     assert data.startswith(b"HTTP/1.") and b"<error>" in data and b"Traceback" not in data
     st, _, js = c.api("POST", "/files/v1/allocate", None, headers={})

@@ -189,10 +189,10 @@ class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server_version = "jottaemu"
     sys_version = ""
+    timeout = 300
 
     def version_string(self):
         return "jottaemu"
-    timeout = 300
 
     # ------------------------------------------------------------ connection
 
@@ -200,6 +200,10 @@ class Handler(BaseHTTPRequestHandler):
         super().setup()
         self.tls_host = None
         self.aborting = False
+        self.kind = "other"
+        self.family = "xml"
+        self.started_response = False
+        self.status = 0
         # The same port speaks TLS too: a handshake record starts with 0x16.
         try:
             first = self.connection.recv(1, socket.MSG_PEEK)
@@ -431,6 +435,8 @@ class Handler(BaseHTTPRequestHandler):
     def _cut_point(self, length, kind):
         """(cut, mode) for the body faults: where to stop and how."""
         k = self.server.knobs
+        if kind == "control":
+            return length, None
         if length > 0 and k.roll("reset_rate", "reset_kinds", kind):
             self.server.stats.count("faults", "reset")
             return max(1, int(length * k.fraction())) if length > 1 else 0, "reset"
@@ -449,7 +455,8 @@ class Handler(BaseHTTPRequestHandler):
 
     def write_body(self, body, kind):
         cut, mode = self._cut_point(len(body), kind)
-        rate = self.server.knobs.for_kind("bandwidth", "bandwidth_kinds", kind)
+        rate = 0 if kind == "control" else \
+            self.server.knobs.for_kind("bandwidth", "bandwidth_kinds", kind)
         mv = memoryview(body)[:cut]
         if rate > 0:
             t0 = time.monotonic()
@@ -530,6 +537,7 @@ class Handler(BaseHTTPRequestHandler):
                                                      errors="replace"))
             if raw_path == "/_emu" or raw_path.startswith("/_emu/"):
                 self.family = "json"
+                self.kind = "control"  # never faulted
                 return self.control(raw_path[len("/_emu"):])
             route = self.classify()
             self.server.stats.count("requests", self.kind)
@@ -537,7 +545,10 @@ class Handler(BaseHTTPRequestHandler):
                 return
             route()
         except ServiceError as e:
-            self.send_service_error(e)
+            if self.started_response:
+                self.close_connection = True
+            else:
+                self.send_service_error(e)
         except Abort:
             self.close_connection = True
         except (ConnectionError, socket.timeout, ssl.SSLError, TimeoutError):

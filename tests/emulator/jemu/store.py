@@ -709,8 +709,13 @@ class Store:
             if up is not None:
                 self.x("UPDATE revisions SET created=?, modified=?, updated=? WHERE id=?",
                        (created, modified, now, up["rev"]))
+                try:
+                    have = os.path.getsize(self.partial_path(up["id"]))
+                except OSError:
+                    have = 0
+                received = min(up["received"], have)  # bytes lost in a crash are gone
                 return {"state": "INCOMPLETE", "upload_id": up["id"],
-                        "resume_pos": up["received"], "node": node["id"]}
+                        "resume_pos": received, "node": node["id"]}
             rid = self._add_revision(node, "INCOMPLETE", 0, md5, created, modified, now)
             uid = hex_id(16)
             self.x("INSERT INTO uploads(id, login, node, rev, path, md5, size, received, created)"
