@@ -895,6 +895,15 @@ def test_bad_requests_get_service_errors(emu):
     assert st == 400 and js["code"] == 400
     st, _, body = emu.request("POST", "/files/v1/allocate", body=b"{not json", token=c.at)
     assert st == 400 and json.loads(body)["error_id"]
+    for bad in ({"bytes": 2 ** 63}, {"bytes": -1}, {"modified": "2024-13-01T00:00:00Z"},
+                {"modified": 10 ** 20}, {"md5": "xyz"}, {"path": "/jfs/Jotta"}):
+        req = {"bytes": 1, "md5": md5(b"x"), "path": "/jfs/Jotta/Archive/edge",
+               "modified": "2024-01-01T00:00:00Z"}
+        req.update(bad)
+        st, _, js = c.api("POST", "/files/v1/allocate", req)
+        assert st == 400 and js["code"] == 400, (bad, js)
+    a = c.allocate("old.txt", b"x", modified="1960-01-01T00:00:00Z")
+    assert a["state"] == "INCOMPLETE"
     st, _, body = emu.request("GET", "/files/v1/nothing", token=c.at)
     assert st == 404 and json.loads(body)["code"] == 404
     st, _, body = emu.request("POST", "/files/v1/upload/nope", body=b"x", token=c.at)

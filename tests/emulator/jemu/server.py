@@ -881,7 +881,7 @@ class Handler(BaseHTTPRequestHandler):
         md5 = req.get("md5")
         if not isinstance(path, str) or not path.startswith("/jfs/"):
             raise ServiceError(400, E_INVALID_ARG, "path must start with /jfs/")
-        if not isinstance(size, int) or isinstance(size, bool) or size < 0:
+        if not isinstance(size, int) or isinstance(size, bool) or not 0 <= size < 2 ** 63:
             raise ServiceError(400, E_INVALID_ARG, "bytes must be a non-negative integer")
         if not isinstance(md5, str) or not _MD5.match(md5):
             raise ServiceError(400, E_INVALID_ARG, "md5 must be 32 hex digits")
@@ -1265,7 +1265,7 @@ class Handler(BaseHTTPRequestHandler):
         except ValueError:
             raise ServiceError(400, E_INVALID_ARG, "JSize header missing or bad")
         md5 = h.get("jmd5", "").strip()
-        if not _MD5.match(md5) or size < 0:
+        if not _MD5.match(md5) or not 0 <= size < 2 ** 63:
             raise ServiceError(400, E_INVALID_ARG, "JMd5 header missing or bad")
         md5 = md5.lower()
         modified = parse_jotta_time(h["jmodified"]) if "jmodified" in h else now

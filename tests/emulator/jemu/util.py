@@ -1,6 +1,7 @@
 """Small pure helpers: time formats, name keys, XML escaping, ids, errors."""
 
 import calendar
+import datetime
 import os
 import re
 import secrets
@@ -55,18 +56,21 @@ def reason(status):
 
 # ---------------------------------------------------------------- times
 
+def _fields(ts):
+    t = time.gmtime(int(ts))
+    return t.tm_year, t.tm_mon, t.tm_mday, t.tm_hour, t.tm_min, t.tm_sec
+
+
 def jotta_time(ts):
     """Epoch seconds -> JottaTime '2018-07-05-T15:08:02Z' ('' for None)."""
     if ts is None:
         return ""
-    return time.strftime("%Y-%m-%d-T%H:%M:%SZ", time.gmtime(int(ts)))
+    return "%04d-%02d-%02d-T%02d:%02d:%02dZ" % _fields(ts)
 
 
 def rfc3339_ms(ts):
     """Epoch seconds -> '2021-11-30T10:21:05.000Z' (liststream format)."""
-    if ts is None:
-        ts = 0
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(int(ts))) + ".000Z"
+    return "%04d-%02d-%02dT%02d:%02d:%02d.000Z" % _fields(ts or 0)
 
 
 _RFC3339 = re.compile(
@@ -77,15 +81,23 @@ _JOTTA = re.compile(
     r"(Z|[+-]\d{2}:?\d{2})$")
 
 
+MIN_TS = -62135596800  # 0001-01-01T00:00:00Z
+MAX_TS = 253402300799  # 9999-12-31T23:59:59Z
+
+
 def _parse(m):
     y, mo, d, h, mi, s = (int(m.group(i)) for i in range(1, 7))
+    try:
+        datetime.datetime(y, mo, d, h, mi, min(s, 59))  # validates the fields
+    except ValueError:
+        return None
     ts = calendar.timegm((y, mo, d, h, mi, s, 0, 0, 0))
     zone = m.group(8)
     if zone not in ("Z", "z"):
         sign = -1 if zone[0] == "-" else 1
         digits = zone[1:].replace(":", "")
         ts -= sign * (int(digits[:2]) * 3600 + int(digits[2:]) * 60)
-    return ts
+    return ts if MIN_TS <= ts <= MAX_TS else None
 
 
 def parse_rfc3339(value):
@@ -93,7 +105,8 @@ def parse_rfc3339(value):
     if isinstance(value, bool):
         return None
     if isinstance(value, (int, float)):
-        return int(value // 1000)
+        ts = int(value // 1000)
+        return ts if MIN_TS <= ts <= MAX_TS else None
     if not isinstance(value, str):
         return None
     m = _RFC3339.match(value.strip())
