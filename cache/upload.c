@@ -37,10 +37,10 @@
  *   so the journal never holds stale content for a node.
  * - Before each attempt the content file is opened and its identity (inode,
  *   size, mtime) compared with the one recorded at enqueue: a cheap check.
- *   Only when it differs is the content re-hashed (disk speed, rare): same
- *   MD5 -> go on; different and still being written -> wait (SETTLE_MS);
- *   different and quiet -> the current content is adopted and uploaded
- *   (after a crash nobody re-enqueues it), with a warning.
+ *   When it differs: written to in the last SETTLE_MS -> try again later
+ *   (no hash); quiet -> re-hashed (disk speed, rare): same MD5 -> go on;
+ *   different -> the current content is adopted and uploaded (after a crash
+ *   nobody re-enqueues it), with a warning.
  * - Errors: transport trouble (timeouts, refused connections, 429, -EACCES
  *   while auth recovers) is retried for ever with capped, jittered backoff.
  *   -EIO is ambiguous (net/http maps 5xx and connection resets to it, as
@@ -100,7 +100,7 @@
 enum stmt_id {
 	ST_UPSERT, ST_PICK, ST_DONE, ST_BASE, ST_FAIL, ST_GIVEUP, ST_TARGET,
 	ST_CONTENT, ST_DEFER, ST_CANCEL, ST_RENAME, ST_RENAME_DIR, ST_BUMP_ONE,
-	ST_BUMP_ALL, ST_LOAD, ST_BAD, ST__COUNT
+	ST_BUMP_ALL, ST_LOAD, ST_BAD, ST_REVIVED, ST_BEGIN, ST_COMMIT, ST_ROLLBACK, ST__COUNT
 };
 
 static const char *const stmt_sql[ST__COUNT] = {
@@ -147,10 +147,15 @@ static const char *const stmt_sql[ST__COUNT] = {
 	[ST_CANCEL] = "DELETE FROM upload WHERE id = ?1",
 	[ST_RENAME] =
 		/* a new file renamed over an existing one replaces it (POSIX rename) */
-		"UPDATE upload SET path = ?2, target = NULL, overwrite = (overwrite OR base_size < 0)"
+		"UPDATE upload SET path = ?2, target = NULL, overwrite = (overwrite OR base_size < 0),"
+		/* a file given up (a refused name, most likely) is tried again */
+		" state = 'pending', attempts = 0, hard_failures = 0, last_resume = -1,"
+		" next_try = CASE WHEN state = 'pending' THEN next_try ELSE ?3 END, lost_path = NULL"
 		" WHERE id = ?1 AND path <> ?2",
 	[ST_RENAME_DIR] =
-		"UPDATE upload SET path = ?2 || substr(path, length(?1) + 1), target = NULL"
+		"UPDATE upload SET path = ?2 || substr(path, length(?1) + 1), target = NULL,"
+		" state = 'pending', attempts = 0, hard_failures = 0, last_resume = -1,"
+		" next_try = CASE WHEN state = 'pending' THEN next_try ELSE ?3 END, lost_path = NULL"
 		" WHERE substr(path, 1, length(?1)) = ?1",
 	[ST_BUMP_ONE] =
 		"UPDATE upload SET next_try = ?2 WHERE id = ?1 AND state = 'pending'"
@@ -162,6 +167,11 @@ static const char *const stmt_sql[ST__COUNT] = {
 	[ST_BAD] =
 		"UPDATE upload SET state = 'given-up', last_error = 'malformed journal record'"
 		" WHERE id = ?1",
+	[ST_REVIVED] =
+		"SELECT id, gen, size FROM upload WHERE substr(path, 1, length(?1)) = ?1",
+	[ST_BEGIN] = "BEGIN IMMEDIATE",
+	[ST_COMMIT] = "COMMIT",
+	[ST_ROLLBACK] = "ROLLBACK",
 };
 
 static const char schema_sql[] =
@@ -986,8 +996,14 @@ int upload_rename(struct upload_queue *q, uint64_t id, const char *new_path)
 	pthread_mutex_lock(&q->db_lock);
 	sqlite3_bind_int64(q->st[ST_RENAME], 1, u2i(id));
 	bind_text(q->st[ST_RENAME], 2, new_path);
+	sqlite3_bind_int64(q->st[ST_RENAME], 3, now_ms());
 	n = db_run(q, ST_RENAME, "rename");
 	pthread_mutex_lock(&q->lock);
+	if (n > 0) {
+		struct ment *e = ment_get(q, id);
+		if (e && e->given_up)
+			ment_set(q, id, e->gen, e->size, false);
+	}
 	job = n > 0 ? job_of(q, id) : NULL;
 	if (job) {
 		job->renamed = true;
@@ -1023,8 +1039,20 @@ int upload_rename_dir(struct upload_queue *q, const char *old_dir, const char *n
 	pthread_mutex_lock(&q->db_lock);
 	bind_text(q->st[ST_RENAME_DIR], 1, old_prefix);
 	bind_text(q->st[ST_RENAME_DIR], 2, new_prefix);
+	sqlite3_bind_int64(q->st[ST_RENAME_DIR], 3, now_ms());
 	n = db_run(q, ST_RENAME_DIR, "rename directory");
 	pthread_mutex_lock(&q->lock);
+	if (n > 0) {
+		/* given-up records under it are pending again */
+		sqlite3_stmt *st = q->st[ST_REVIVED];
+		bind_text(st, 1, new_prefix);
+		while (sqlite3_step(st) == SQLITE_ROW) {
+			struct ment *e = ment_get(q, i2u(sqlite3_column_int64(st, 0)));
+			if (e && e->given_up)
+				ment_set(q, e->id, e->gen, e->size, false);
+		}
+		db_reset(st);
+	}
 	for (i = 0; i < q->transfers; i++) {
 		struct upload_job *job = &q->jobs[i];
 		seqs[i] = 0;
@@ -1384,6 +1412,9 @@ static int content_open(struct upload_queue *q, struct upload_job *job, struct u
 	/* changed underneath: a newer generation will upload it */
 	if (job_flags(q, job).superseded)
 		return JOB_SKIP;
+	/* still being written (its close() re-enqueues): wait, without hashing */
+	if (now_ms() - mtime_ns / 1000000 < SETTLE_MS)
+		return JOB_DEFER;
 	err = md5_fd(*fd, md5);
 	if (err)
 		return err;
@@ -1398,8 +1429,6 @@ static int content_open(struct upload_queue *q, struct upload_job *job, struct u
 		record_content(q, r);
 		return 0;
 	}
-	if (now_ms() - mtime_ns / 1000000 < SETTLE_MS)
-		return JOB_DEFER;               /* still being written; its close() re-enqueues */
 	log_warn("upload of '%s': content file '%s' changed without a new upload request "
 		 "(%" PRId64 " -> %" PRId64 " bytes); uploading its current content",
 		 r->path, r->content_file, r->size, (int64_t)sb.st_size);
@@ -1528,6 +1557,7 @@ static enum fail_kind classify(int err)
 	case -ENETDOWN: case -ECONNREFUSED: case -ECONNRESET: case -ECONNABORTED:
 	case -EPIPE: case -ENOTCONN: case -EACCES: case -EBUSY: case -ENOMEM:
 	case -ESHUTDOWN: case -EHOSTDOWN: case -EINTR: case -ECANCELED:
+	case -EEXIST:   /* 409: the service still holds a dead connection's upload */
 		return FAIL_TRANSIENT;
 	default:
 		return FAIL_HARD;         /* -EIO and anything unexpected */
@@ -1678,6 +1708,8 @@ static void finish_done(struct upload_queue *q, struct upload_job *job, const st
 	int n;
 
 	pthread_mutex_lock(&q->db_lock);
+	/* one transaction, one fsync: clear, and rebase a newer generation */
+	bool txn = at_path && db_run(q, ST_BEGIN, "begin") >= 0;
 	sqlite3_bind_int64(q->st[ST_DONE], 1, u2i(r->id));
 	sqlite3_bind_int64(q->st[ST_DONE], 2, u2i(r->gen));
 	n = db_run(q, ST_DONE, "clear");
@@ -1693,6 +1725,10 @@ static void finish_done(struct upload_queue *q, struct upload_job *job, const st
 		sqlite3_bind_int64(st, 7, r->base_size);
 		sqlite3_bind_int(st, 8, r->overwrite);
 		db_run(q, ST_BASE, "update base");
+	}
+	if (txn && db_run(q, ST_COMMIT, "commit") < 0) {
+		db_run(q, ST_ROLLBACK, "rollback");
+		n = -EIO;       /* still journalled: uploaded again (instantly) later */
 	}
 	pthread_mutex_lock(&q->lock);
 	if (n > 0) {

@@ -61,7 +61,8 @@
  *   upload was pending), treating -ENOENT as success. A file that was new
  *   (base_size -1) then replaces whatever is at the new path (POSIX rename
  *   over a target, rsync's temp file + rename), without a conflict check.
- *   Directories: upload_rename_dir(), then mvDir.
+ *   Directories: upload_rename_dir(), then mvDir. A renamed upload that had
+ *   been given up is tried again (its name was the likely reason).
  * - The done callback runs on a worker thread, after the job has freed its
  *   slot and with no lock of this module held. It may call upload_enqueue,
  *   _cancel, _rename*, _pending and _stats, but must not block on uploads

@@ -1153,6 +1153,38 @@ static void give_up_refused_name(void **state)
 	assert_int_equal(upload_given_up(Q), 1);
 }
 
+/* A file given up for its name is tried again when renamed (file or directory). */
+static void rename_revives_given_up(void **state)
+{
+	struct upload_config c = cfg_default();
+	struct itembuf b1, b2;
+	char m[33];
+
+	q_open(&c);
+	assert_int_equal(upload_start(Q), 0);
+	fake_refuse("bad", -EINVAL);
+	assert_int_equal(upload_enqueue(Q, mk_item(&b1, 1, 1, "bad name.txt", "one")), 0);
+	assert_int_equal(upload_enqueue(Q, mk_item(&b2, 2, 1, "bad dir/f.txt", "two")), 0);
+	assert_int_equal(upload_wait(Q, 1, 1), -EIO);
+	assert_int_equal(upload_wait(Q, 2, 1), -EIO);
+	assert_int_equal(upload_given_up(Q), 2);
+	assert_false(upload_pending(Q, 1));
+	assert_int_equal(upload_rename(Q, 1, "good name.txt"), 0);
+	assert_true(upload_pending(Q, 1));
+	assert_int_equal(upload_rename_dir(Q, "bad dir", "good dir"), 0);
+	assert_true(upload_pending(Q, 2));
+	assert_int_equal(upload_given_up(Q), 0);
+	assert_int_equal(upload_wait(Q, 1, 1), 0);
+	assert_int_equal(upload_wait(Q, 2, 1), 0);
+	fake_md5("good name.txt", m);
+	assert_string_equal(m, b1.it.md5);
+	fake_md5("good dir/f.txt", m);
+	assert_string_equal(m, b2.it.md5);
+	char *s2 = journal_get("SELECT count(*) FROM upload");
+	assert_string_equal(s2, "0");
+	free(s2);
+}
+
 static void give_up_corrupt(void **state)
 {
 	struct upload_config c = cfg_default();
@@ -1406,6 +1438,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(resume_after_cut, setup, teardown),
 		cmocka_unit_test_setup_teardown(resume_after_close_mid_transfer, setup, teardown),
 		cmocka_unit_test_setup_teardown(give_up_refused_name, setup, teardown),
+		cmocka_unit_test_setup_teardown(rename_revives_given_up, setup, teardown),
 		cmocka_unit_test_setup_teardown(give_up_corrupt, setup, teardown),
 		cmocka_unit_test_setup_teardown(eio_with_progress_never_gives_up, setup, teardown),
 		cmocka_unit_test_setup_teardown(content_missing, setup, teardown),
