@@ -932,7 +932,8 @@ int upload_wait(struct upload_queue *q, uint64_t id, uint64_t gen)
 	struct ment *e;
 	int rc;
 
-	bump(q, id, false);
+	if (upload_pending(q, id))
+		bump(q, id, false);     /* fsync wants it now, not after the write-back delay */
 	pthread_mutex_lock(&q->lock);
 	e = ment_get(q, id);
 	if (q->stopping) {
@@ -944,6 +945,8 @@ int upload_wait(struct upload_queue *q, uint64_t id, uint64_t gen)
 	} else {
 		q->callers++;
 		w.next = q->waiters;
+		/* on this stack until unlinked below, before returning */
+		/* cppcheck-suppress autoVariables */
 		q->waiters = &w;
 		while (!w.done)
 			pthread_cond_wait(&q->state_cv, &q->lock);
