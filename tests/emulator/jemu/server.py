@@ -988,7 +988,7 @@ class Handler(BaseHTTPRequestHandler):
         rate = srv.knobs.for_kind("bandwidth", "bandwidth_kinds", "upload")
         # MD5 is the slowest step (~450 MB/s on one core): hash in a helper
         # thread while this one receives and writes the next chunk.
-        hasher = PipelinedMD5(h) if (os.environ.get("EMU_PIPE", "1") == "1" and (length is None or length >= 8 * CHUNK)) else None
+        hasher = PipelinedMD5(h) if (length is None or length >= 8 * CHUNK) else None
         fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
         pos = start
         broken = None
