@@ -1,0 +1,1056 @@
+#!/usr/bin/env python3
+"""make bench: jottafs against `rclone mount` on the same emulator, in one run.
+
+    JOTTAFS_BIN=build/jottafs /usr/bin/python3 tests/bench/run.py [--quick] [--only NAME]
+
+One emulator (tests/emulator/jottaemu, dedup off, latency knob 20 ms on every
+request unless a workload says otherwise) serves both clients.  Each workload
+has its own emulator user; both sides see the same seeded data, write into
+their own folders, run one after the other (never at the same time) and get a
+fresh mount with an empty cache each time:
+
+  find   cold `find` over FILES files in FOLDERS folders (seeded), then a warm
+         second `find` on the same mount: seconds and emulator requests.
+  small  `cp -r` of a local tree of N x 4 KiB files: seconds until cp returned
+         and until every file is on the server with the right MD5.
+  big    one big file (1 GiB): cp time, and close() -> server-confirmed,
+         next to the raw API upload (allocate + POST) of the same bytes.
+  read   `head -c 65536` of a 1 GiB file: bytes the emulator sent (counted
+         by a TCP relay, see below); then a sequential read of the whole file
+         at latency 0: MB/s.
+  rss    daemon VmRSS after `ls -f` of a directory with 100k entries.
+
+rclone is Debian's unmodified 1.60: it reaches its hard-coded
+https://*.jottacloud.com hosts through the emulator's CONNECT proxy and trusts
+the emulator's CA.  `rclone mount` runs with its defaults for reads and with
+`--vfs-cache-mode full` (defaults otherwise, so a 5 s --vfs-write-back) for
+the write workloads.  jottafs talks plain HTTP to the emulator by default
+(api_url/jfs_url); --jottafs-tls sends it through the same CONNECT + TLS path
+as rclone, which is the fair setting for the throughput rows.
+
+Why a relay for `head`: the emulator adds download_bytes only when a body was
+sent completely, so a client that asks for a large range and hangs up after
+64 KiB shows 0 there.  The relay counts what actually went to the client.
+
+Output: a table (ratio > 1 means jottafs is better; the formula is
+rclone/jottafs for lower-is-better rows and jottafs/rclone for throughput)
+and JSON in $(dir JOTTAFS_BIN)/bench.json (--json to change).  A side that
+cannot run reports "failed: <reason>" and the other side still runs.  Every
+subprocess has a timeout; mounts are unmounted and processes killed in
+`finally`.  Standard library only.
+"""
+
+import argparse
+import hashlib
+import http.client
+import json
+import os
+import pathlib
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import traceback
+import urllib.parse
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.abspath(os.path.join(HERE, "..", ".."))
+sys.path.insert(0, os.path.join(REPO, "tests", "integration"))
+sys.path.insert(0, HERE)
+
+import jfs_helpers  # noqa: E402
+from emu import Emulator  # noqa: E402
+from emu_throughput import make_file  # noqa: E402
+from rclone_helpers import RClone  # noqa: E402
+
+WORKLOADS = ("find", "small", "big", "read", "rss")
+RCLONE_HOSTS_ISSUER = "https://id.jottacloud.com"
+MiB = 1 << 20
+
+
+class SideFailed(Exception):
+    """One side of a workload could not produce its figure (the reason is shown)."""
+
+
+class Interrupted(BaseException):
+    pass
+
+
+def log(msg):
+    sys.stderr.write("[bench %s] %s\n" % (time.strftime("%H:%M:%S"), msg))
+    sys.stderr.flush()
+
+
+def short(exc, limit=400):
+    """A one-paragraph reason for the table: message of @exc, whitespace folded."""
+    s = " ".join(str(exc).split())
+    if not s:
+        s = type(exc).__name__
+    return s if len(s) <= limit else s[:limit - 3] + "..."
+
+
+# ------------------------------------------------------------------ processes
+
+def run_cmd(args, timeout, env=None, stdin_bytes=None):
+    """Run @args in its own process group; the whole group is killed on timeout.
+    Returns (returncode, stdout bytes, stderr bytes, seconds)."""
+    t0 = time.monotonic()
+    p = subprocess.Popen(args, stdin=subprocess.PIPE if stdin_bytes is not None
+                         else subprocess.DEVNULL, stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, env=env, start_new_session=True)
+    try:
+        out, err = p.communicate(stdin_bytes, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        try:
+            os.killpg(p.pid, signal.SIGKILL)
+        except OSError:
+            pass
+        try:
+            p.communicate(timeout=10)
+        except subprocess.TimeoutExpired:
+            pass
+        raise SideFailed("%s timed out after %d s" % (" ".join(args[:3]), timeout))
+    return p.returncode, out, err, time.monotonic() - t0
+
+
+def checked(args, timeout, what=None, **kw):
+    """run_cmd that turns a non-zero exit into SideFailed with its stderr."""
+    rc, out, err, dt = run_cmd(args, timeout, **kw)
+    if rc != 0:
+        raise SideFailed("%s exited %d: %s" % (what or args[0], rc,
+                                               err.decode("utf-8", "replace")[-300:]))
+    return out, dt
+
+
+def proc_status(pid):
+    """VmRSS and VmHWM of @pid in bytes."""
+    out = {}
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            k, _, v = line.partition(":")
+            if k in ("VmRSS", "VmHWM"):
+                out[k] = int(v.split()[0]) * 1024
+    return out
+
+
+def fusermount_lazy(path):
+    try:
+        subprocess.run(["fusermount3", "-u", "-z", path], capture_output=True, timeout=30)
+    except (OSError, subprocess.TimeoutExpired):
+        pass
+
+
+# ------------------------------------------------------------------ relay
+
+class CountingRelay:
+    """TCP relay 127.0.0.1:port -> the emulator, counting the bytes that went
+    each way (down = emulator to client, counted once the client's socket took
+    them).  Used only where bytes matter, never where speed does."""
+
+    def __init__(self, target_port):
+        self.target = ("127.0.0.1", target_port)
+        self.lock = threading.Lock()
+        self.down = 0
+        self.up = 0
+        self.socks = set()
+        self.lsock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.lsock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.lsock.bind(("127.0.0.1", 0))
+        self.lsock.listen(128)
+        self.port = self.lsock.getsockname()[1]
+        self.url = "http://127.0.0.1:%d" % self.port
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self):
+        while True:
+            try:
+                c, _ = self.lsock.accept()
+            except OSError:
+                return
+            try:
+                u = socket.create_connection(self.target, timeout=10)
+                u.settimeout(None)
+            except OSError:
+                c.close()
+                continue
+            with self.lock:
+                self.socks.update((c, u))
+            threading.Thread(target=self._pump, args=(u, c, "down"), daemon=True).start()
+            threading.Thread(target=self._pump, args=(c, u, "up"), daemon=True).start()
+
+    def _pump(self, src, dst, field):
+        try:
+            while True:
+                b = src.recv(256 * 1024)
+                if not b:
+                    break
+                dst.sendall(b)
+                with self.lock:
+                    setattr(self, field, getattr(self, field) + len(b))
+        except OSError:
+            pass
+        for s in (src, dst):
+            try:
+                s.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+        with self.lock:
+            for s in (src, dst):
+                if s in self.socks:
+                    self.socks.discard(s)
+                    s.close()
+
+    def reset(self):
+        with self.lock:
+            self.down = self.up = 0
+
+    def counts(self):
+        with self.lock:
+            return {"down": self.down, "up": self.up}
+
+    def close(self):
+        self.lsock.close()
+        with self.lock:
+            for s in list(self.socks):
+                try:
+                    s.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+
+
+# ------------------------------------------------------------------ the two clients
+
+class Mounted:
+    """One mounted client: path, daemon pid, stop() (idempotent)."""
+
+    def __init__(self, side, path, proc, stop_fn, log_fn):
+        self.side = side
+        self.path = path
+        self.proc = proc
+        self.pid = proc.pid
+        self._stop = stop_fn
+        self.log = log_fn
+        self.stopped = False
+        self.warnings = []
+
+    def stop(self):
+        if not self.stopped:
+            self.stopped = True
+            w = self._stop()
+            if w:
+                self.warnings.append(w)
+
+
+class TlsAccount(jfs_helpers.Account):
+    """A jottafs account that reaches the emulator like rclone does: the real
+    https hosts through the emulator's CONNECT proxy, trusting its CA."""
+
+    proxy = None
+
+    @property
+    def env(self):
+        env = super().env
+        env["HTTPS_PROXY"] = self.proxy or self.emu.url
+        return env
+
+    def endpoint_opts(self):
+        return ("api_url=https://api.jottacloud.com,jfs_url=https://jfs.jottacloud.com/jfs,"
+                "cafile=" + self.emu.ca_path)
+
+    def login(self):
+        token = self.emu.login_token(self.user, issuer=RCLONE_HOSTS_ISSUER)
+        return jfs_helpers.run(["login", "--account", self.name, "-o", self.endpoint_opts()],
+                               env=self.env, input=token + "\n")
+
+
+class JottaSide:
+    name = "jottafs"
+
+    def __init__(self, bench, user):
+        self.b = bench
+        self.user = user
+
+    def flags(self, write):
+        how = ("https hosts via the emulator's CONNECT proxy, cafile=ca.pem" if self.b.tls
+               else "api_url=URL,jfs_url=URL/jfs (plain HTTP)")
+        return "jottafs -f -o account=NAME,%s MNT (defaults otherwise)" % how
+
+    def mount(self, tag, write=False, relay=None):
+        """Fresh account home (empty cache), login, mount Jotta/Archive at a new dir."""
+        base = pathlib.Path(self.b.work) / "jottafs"
+        base.mkdir(exist_ok=True)
+        name = "%s-%d" % (tag, self.b.next_id())
+        if self.b.tls:
+            acc = TlsAccount(self.b.emu, base, name=name, user=self.user)
+            acc.proxy = relay.url if relay else None
+        else:
+            acc = jfs_helpers.Account(self.b.emu, base, name=name, user=self.user)
+        try:
+            acc.login()
+        except (AssertionError, OSError, subprocess.TimeoutExpired) as e:
+            raise SideFailed("jottafs login: " + short(e))
+        url = relay.url if (relay and not self.b.tls) else self.b.emu.url
+        opts = ([acc.endpoint_opts()] if self.b.tls
+                else ["api_url=" + url, "jfs_url=" + url + "/jfs"])
+        path = os.path.join(self.b.work, "mnt", name)
+        try:
+            m = jfs_helpers.Mount(acc, path, options=opts)
+        except (AssertionError, OSError) as e:
+            raise SideFailed("jottafs mount: " + short(e))
+
+        def stop():
+            try:
+                m.unmount(timeout=120)
+                return None
+            except (AssertionError, OSError, subprocess.SubprocessError) as e:
+                return "jottafs unmount: " + short(e, 300)
+            finally:
+                m.cleanup()
+        h = Mounted(self, path, m.proc, stop, m.output)
+        self.b.live.append(h)
+        return h
+
+
+class RcloneSide:
+    name = "rclone"
+
+    def __init__(self, bench, user):
+        self.b = bench
+        self.user = user
+        self.rc = None
+
+    @staticmethod
+    def flags(write):
+        return ("rclone mount jc: MNT" + (" --vfs-cache-mode full" if write else "")
+                + " (defaults otherwise; cache mode %s)" % ("full" if write else "off"))
+
+    def _configure(self):
+        if self.rc is None:
+            d = os.path.join(self.b.work, "rclone-" + self.user)
+            os.makedirs(d, exist_ok=True)
+            rc = RClone(self.b.emu, d)
+            try:
+                rc.configure(self.b.emu.login_token(self.user, issuer=RCLONE_HOSTS_ISSUER))
+            except (AssertionError, OSError, subprocess.SubprocessError, ValueError) as e:
+                raise SideFailed("rclone config: " + short(e))
+            self.rc = rc
+        return self.rc
+
+    def mount(self, tag, write=False, relay=None):
+        rc = self._configure()
+        name = "%s-rc-%d" % (tag, self.b.next_id())
+        path = os.path.join(self.b.work, "mnt", name)
+        os.makedirs(path)
+        env = dict(rc.env)
+        if relay:
+            env["HTTPS_PROXY"] = relay.url
+        logpath = os.path.join(self.b.work, name + ".log")
+        args = ["rclone", "--config", rc.conf, "--ca-cert", self.b.emu.ca_path, "mount",
+                "jc:", path, "--cache-dir", os.path.join(self.b.work, name + "-cache")]
+        if write:
+            args += ["--vfs-cache-mode", "full"]
+        logf = open(logpath, "w+")
+        proc = subprocess.Popen(args, env=env, stdin=subprocess.DEVNULL, stdout=logf,
+                                stderr=subprocess.STDOUT)
+
+        def output():
+            logf.flush()
+            with open(logpath, errors="replace") as f:
+                return f.read()
+
+        def stop():
+            warn = None
+            try:
+                if proc.poll() is None:
+                    r = subprocess.run(["fusermount3", "-u", path], capture_output=True,
+                                       timeout=30)
+                    if r.returncode != 0:
+                        warn = "rclone unmount: " + short(r.stderr.decode(errors="replace"))
+                    proc.wait(timeout=60)
+                if proc.returncode not in (0, None):
+                    warn = warn or "rclone mount exited %d: %s" % (proc.returncode,
+                                                                  short(output()[-300:]))
+            except (subprocess.TimeoutExpired, OSError) as e:
+                warn = "rclone unmount: " + short(e)
+            finally:
+                if proc.poll() is None:
+                    proc.kill()
+                    try:
+                        proc.wait(timeout=10)
+                    except subprocess.TimeoutExpired:
+                        pass
+                fusermount_lazy(path)
+                logf.close()
+            return warn
+
+        h = Mounted(self, path, proc, stop, output)
+        self.b.live.append(h)
+        deadline = time.monotonic() + 30
+        while not os.path.ismount(path):
+            if proc.poll() is not None or time.monotonic() > deadline:
+                h.stop()
+                raise SideFailed("rclone mount did not come up (exit %s): %s"
+                                 % (proc.returncode, short(output()[-400:])))
+            time.sleep(0.05)
+        return h
+
+
+# ------------------------------------------------------------------ the bench
+
+class Bench:
+    def __init__(self, args):
+        self.a = args
+        self.tls = args.jottafs_tls
+        self.work = args.workdir
+        self.emu = None
+        self.live = []          # every Mounted, for the final clean-up
+        self.relays = []
+        self._id = 0
+        self.rows = []
+        self.details = {}
+        self.notes = []
+        self._big_local = None
+
+    def next_id(self):
+        self._id += 1
+        return self._id
+
+    # ---- emulator helpers
+
+    def latency(self, ms):
+        self.emu.set_knobs(latency_ms=ms, latency_kinds="*")
+
+    def total_requests(self, stats=None):
+        s = stats or self.emu.stats()
+        return sum(s["requests"].values())
+
+    def settle(self, quiet=0.6, limit=15):
+        """Wait until the emulator has seen no request for @quiet seconds."""
+        deadline = time.monotonic() + limit
+        last = self.total_requests()
+        still = time.monotonic()
+        while time.monotonic() < deadline:
+            time.sleep(0.15)
+            n = self.total_requests()
+            if n != last:
+                last, still = n, time.monotonic()
+            elif time.monotonic() - still >= quiet:
+                return
+        self.notes.append("emulator never went quiet for %.1f s (background traffic)" % quiet)
+
+    @staticmethod
+    def by_kind(stats):
+        r = {k: v for k, v in stats["requests"].items() if v}
+        if stats.get("commands"):
+            r["commands"] = dict(stats["commands"])
+        return r
+
+    def wait_on_server(self, user, expected, n_uploads, timeout, poll=0.25):
+        """Poll until every path in @expected ({path: (size, md5)}) has a completed
+        revision with that size and MD5.  The (costly) tree walk runs when the
+        emulator has seen @n_uploads upload/instant requests since the last stats
+        reset, and at least every 3 s.  Returns the monotonic time it was seen."""
+        deadline = time.monotonic() + timeout
+        last_tree = 0.0
+        missing = len(expected)
+        while time.monotonic() < deadline:
+            s = self.emu.stats()
+            now = time.monotonic()
+            if (s["requests"]["upload"] + s["instant_uploads"] >= n_uploads
+                    or now - last_tree >= 3):
+                last_tree = now
+                t = {x["path"]: x for x in self.emu.tree(user)}
+                missing = 0
+                for p, (size, md5) in expected.items():
+                    x = t.get(p)
+                    if not x or x["deleted"] or x["size"] != size or x["md5"] != md5:
+                        missing += 1
+                if missing == 0:
+                    return now
+            time.sleep(poll)
+        raise SideFailed("%d of %d files not on the server after %d s"
+                         % (missing, len(expected), timeout))
+
+    def big_local(self):
+        """The local big file (random, created once): (path, size, md5)."""
+        if self._big_local is None:
+            size = self.a.big_mib * MiB
+            path = os.path.join(self.work, "local", "big.bin")
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            log("creating local %d MiB file" % self.a.big_mib)
+            self._big_local = (path, size, make_file(path, size))
+        return self._big_local
+
+    def raw_upload(self, user, server_path, path, size, md5):
+        """allocate + data POST with http.client; returns seconds (both calls)."""
+        tok = self.emu.tokens(user)["access_token"]
+        t0 = time.monotonic()
+        body = json.dumps({"bytes": size, "md5": md5,
+                           "path": "/jfs/Jotta/Archive/" + server_path,
+                           "created": "2024-01-01T00:00:00Z",
+                           "modified": "2024-01-01T00:00:00Z"}).encode()
+        st, _, data = self.emu.request("POST", "/files/v1/allocate", body=body, token=tok,
+                                       headers={"Content-Type": "application/json"})
+        alloc = json.loads(data)
+        if st != 200 or alloc.get("state") != "INCOMPLETE":
+            raise SideFailed("raw allocate: %d %s" % (st, data[:200]))
+        u = urllib.parse.urlsplit(alloc["upload_url"])
+        conn = http.client.HTTPConnection(u.hostname, u.port, timeout=600,
+                                          blocksize=MiB)
+        try:
+            with open(path, "rb") as f:
+                conn.request("POST", u.path + ("?" + u.query if u.query else ""), body=f,
+                             headers={"Authorization": "Bearer " + tok,
+                                      "Content-Type": "application/octet-stream",
+                                      "Content-Length": str(size)})
+                r = conn.getresponse()
+                data = r.read()
+        finally:
+            conn.close()
+        dt = time.monotonic() - t0
+        res = json.loads(data)
+        if r.status not in (200, 201) or res.get("md5") != md5:
+            raise SideFailed("raw upload: %d %s" % (r.status, data[:200]))
+        return dt
+
+    # ---- rows
+
+    def row(self, workload, metric, unit, better, vals, note="", formula=None):
+        """vals: {"jottafs": number or SideFailed/str, "rclone": ...}."""
+        out = {"workload": workload, "metric": metric, "unit": unit, "better": better,
+               "note": note}
+        for side in ("jottafs", "rclone"):
+            v = vals.get(side)
+            if isinstance(v, (int, float)) and not isinstance(v, bool):
+                out[side] = v
+                out[side + "_error"] = None
+            else:
+                out[side] = None
+                out[side + "_error"] = str(v) if v is not None else "not run"
+        j, r = out["jottafs"], out["rclone"]
+        out["ratio_formula"] = formula or ("rclone/jottafs" if better == "lower"
+                                           else "jottafs/rclone")
+        ratio = None
+        if j is not None and r is not None:
+            num, den = (r, j) if out["ratio_formula"] == "rclone/jottafs" else (j, r)
+            if den:
+                ratio = num / den
+            elif num == 0:
+                ratio = 1.0
+        out["ratio"] = ratio
+        self.rows.append(out)
+
+    def run_sides(self, workload, fn, sides):
+        """Run fn(side) for each side; a failure becomes 'failed: reason'."""
+        res = {}
+        for side in sides:
+            log("%s: %s side" % (workload, side.name))
+            try:
+                res[side.name] = fn(side)
+            except SideFailed as e:
+                res[side.name] = "failed: " + short(e) + self._died(side)
+            except Exception as e:  # a harness or client bug: report, keep going
+                res[side.name] = "failed: %s: %s%s" % (type(e).__name__, short(e),
+                                                       self._died(side))
+                self.notes.append("%s/%s traceback:\n%s" % (workload, side.name,
+                                                           traceback.format_exc()))
+            finally:
+                for h in list(self.live):
+                    if h.side is side:
+                        h.stop()
+                        self.notes.extend("%s/%s: %s" % (workload, side.name, w)
+                                          for w in h.warnings)
+                        self.live.remove(h)
+                self.latency(self.a.latency_ms)
+            v = res[side.name]
+            log("%s: %s -> %s" % (workload, side.name,
+                                  v if isinstance(v, str) else
+                                  json.dumps({k: x for k, x in v.items()
+                                              if not isinstance(x, (dict, list))})))
+        self.details[workload] = {k: v for k, v in res.items()}
+        return res
+
+    def _died(self, side):
+        """' (daemon exited N)' when a mount of @side has died under us."""
+        for h in self.live:
+            if h.side is side and h.proc.poll() is not None:
+                rc = h.proc.returncode
+                return " (daemon %s)" % ("killed by signal %d" % -rc if rc < 0
+                                         else "exited %d" % rc)
+        return ""
+
+    def pick(self, res, key):
+        out = {}
+        for side, v in res.items():
+            out[side] = v if isinstance(v, str) else v.get(key)
+        return out
+
+    def sides(self, user):
+        return [JottaSide(self, user), RcloneSide(self, user)]
+
+    # ---- workloads
+
+    def w_find(self):
+        folders, files = self.a.find_folders, self.a.find_files
+        per = max(1, files // folders)
+        user = "bench-find"
+        log("find: seeding %d files in %d folders" % (per * folders, folders))
+        entries = [{"path": "tree/d%04d/f%04d.txt" % (d, i), "content": "file %d %d\n" % (d, i)}
+                   for d in range(folders) for i in range(per)]
+        for i in range(0, len(entries), 5000):
+            self.emu.seed(entries[i:i + 5000], user=user)
+        want_lines = 1 + folders + len(entries)
+
+        def one(side):
+            m = side.mount("find")
+            self.settle()
+            target = os.path.join(m.path, "tree")
+            out = {"flags": side.flags(False)}
+            for phase in ("cold", "warm"):
+                self.emu.reset_stats()
+                stdout, dt = checked(["find", target], timeout=self.a.step_timeout,
+                                     what="find")
+                n = stdout.count(b"\n")
+                if n != want_lines:
+                    raise SideFailed("%s find listed %d entries, want %d"
+                                     % (phase, n, want_lines))
+                s = self.emu.stats()
+                out[phase + "_s"] = dt
+                out[phase + "_requests"] = self.total_requests(s)
+                out[phase + "_by_kind"] = self.by_kind(s)
+            return out
+
+        res = self.run_sides("find", one, self.sides(user))
+        lat = "latency %d ms" % self.a.latency_ms
+        what = "%d files / %d folders" % (len(entries), folders)
+        self.row("find", "cold find: seconds", "s", "lower", self.pick(res, "cold_s"),
+                 "%s, %s" % (what, lat))
+        self.row("find", "cold find: requests", "requests", "lower",
+                 self.pick(res, "cold_requests"), self._kinds_note(res, "cold_by_kind"))
+        self.row("find", "warm find: seconds", "s", "lower", self.pick(res, "warm_s"),
+                 "same mount, right after")
+        self.row("find", "warm find: requests", "requests", "lower",
+                 self.pick(res, "warm_requests"), self._kinds_note(res, "warm_by_kind"))
+
+    def _kinds_note(self, res, key):
+        parts = []
+        for side, v in res.items():
+            if isinstance(v, dict) and v.get(key) is not None:
+                parts.append("%s %s" % (side, ",".join(
+                    "%s=%s" % (k, x) for k, x in v[key].items() if k != "commands")
+                    or "none"))
+        return "; ".join(parts)
+
+    def w_small(self):
+        n, size = self.a.small_files, self.a.small_kib * 1024
+        user = "bench-small"
+        ndirs = max(1, min(20, n // 10))
+
+        def one(side):
+            src = os.path.join(self.work, "local", "small-" + side.name)
+            expected = {}
+            for i in range(n):
+                rel = "d%02d/f%05d.bin" % (i % ndirs, i)
+                p = os.path.join(src, rel)
+                os.makedirs(os.path.dirname(p), exist_ok=True)
+                data = os.urandom(size)
+                with open(p, "wb") as f:
+                    f.write(data)
+                expected[side.name + "/" + rel] = (size, hashlib.md5(data).hexdigest())
+            m = side.mount("small", write=True)
+            self.settle()
+            self.emu.reset_stats()
+            t0 = time.monotonic()
+            _, dt = checked(["cp", "-r", src, os.path.join(m.path, side.name)],
+                            timeout=self.a.step_timeout, what="cp -r")
+            t_srv = self.wait_on_server(user, expected, n, timeout=self.a.upload_timeout)
+            s = self.emu.stats()
+            return {"flags": side.flags(True), "cp_s": dt, "server_s": t_srv - t0,
+                    "after_cp_s": t_srv - t0 - dt, "requests": self.total_requests(s),
+                    "by_kind": self.by_kind(s)}
+
+        res = self.run_sides("small", one, self.sides(user))
+        what = "%d x %d KiB in %d folders, cp -r" % (n, self.a.small_kib, ndirs)
+        self.row("small", "cp -r returned: seconds", "s", "lower", self.pick(res, "cp_s"), what)
+        self.row("small", "all on server: seconds", "s", "lower", self.pick(res, "server_s"),
+                 "from cp start; rclone uploads after its 5 s --vfs-write-back")
+        self.row("small", "requests until all on server", "requests", "lower",
+                 self.pick(res, "requests"), self._kinds_note(res, "by_kind"))
+
+    def w_big(self):
+        user = "bench-big"
+        path, size, md5 = self.big_local()
+        self.emu.seed([], user=user)
+        raw = {}
+        try:
+            raw_s = self.raw_upload(user, "raw/big.bin", path, size, md5)
+            raw = {"seconds": raw_s, "MBps": size / raw_s / 1e6}
+            note = "raw API upload (allocate+POST, plain HTTP): %.2f s, %.0f MB/s" % (
+                raw_s, raw["MBps"])
+        except (SideFailed, OSError, ValueError) as e:
+            note = "raw API upload failed: " + short(e)
+
+        def one(side):
+            m = side.mount("big", write=True)
+            self.settle()
+            self.emu.reset_stats()
+            t0 = time.monotonic()
+            sp = "big-%s.bin" % side.name
+            _, dt = checked(["cp", path, os.path.join(m.path, sp)],
+                            timeout=self.a.step_timeout, what="cp")
+            t_srv = self.wait_on_server(user, {sp: (size, md5)}, 1,
+                                        timeout=self.a.upload_timeout, poll=0.1)
+            s = self.emu.stats()
+            return {"flags": side.flags(True), "cp_s": dt, "close_to_server_s": t_srv - t0 - dt,
+                    "total_s": t_srv - t0, "requests": self.total_requests(s),
+                    "by_kind": self.by_kind(s)}
+
+        res = self.run_sides("big", one, self.sides(user))
+        self.details["big"]["raw"] = raw
+        mib = "%d MiB" % self.a.big_mib
+        self.row("big", "cp returned (close): seconds", "s", "lower", self.pick(res, "cp_s"),
+                 "one %s file" % mib)
+        self.row("big", "close() -> server-confirmed: seconds", "s", "lower",
+                 self.pick(res, "close_to_server_s"), note)
+        self.row("big", "cp start -> server-confirmed: seconds", "s", "lower",
+                 self.pick(res, "total_s"), "rclone waits 5 s (--vfs-write-back) first")
+
+    def w_read(self):
+        user = "bench-read"
+        path, size, md5 = self.big_local()
+        sp = "read/big.bin"
+        log("read: uploading the %d MiB file" % self.a.big_mib)
+        self.latency(0)
+        self.raw_upload(user, sp, path, size, md5)
+        self.latency(self.a.latency_ms)
+        with open(path, "rb") as f:
+            head = f.read(65536)
+
+        def one(side):
+            out = {"flags": side.flags(False)}
+            relay = CountingRelay(self.emu.port)
+            self.relays.append(relay)
+            try:
+                m = side.mount("read", relay=relay)
+                self.settle()
+                self.emu.reset_stats()
+                relay.reset()
+                got, dt = checked(["head", "-c", "65536", os.path.join(m.path, sp)],
+                                  timeout=self.a.step_timeout, what="head")
+                if got != head:
+                    raise SideFailed("head -c 65536 returned %d wrong bytes" % len(got))
+                time.sleep(1.0)  # let read-ahead and aborted transfers finish
+                s = self.emu.stats()
+                out.update({"head_s": dt, "head_wire_bytes": relay.counts()["down"],
+                            "head_emu_download_bytes": s["download_bytes"],
+                            "head_requests": self.total_requests(s),
+                            "head_by_kind": self.by_kind(s)})
+                m.stop()
+            finally:
+                relay.close()
+            # Whole file, latency 0, fresh mount, no relay.
+            self.latency(0)
+            m = side.mount("seq")
+            self.settle()
+            self.emu.reset_stats()
+            rc, o, e, dt = run_cmd([sys.executable, "-c", CMP_SCRIPT, os.path.join(m.path, sp),
+                                    path], timeout=self.a.step_timeout)
+            if rc != 0:
+                raise SideFailed("sequential read: " + short((o + e).decode(errors="replace")))
+            s = self.emu.stats()
+            out.update({"seq_s": dt, "seq_MBps": size / dt / 1e6,
+                        "seq_download_bytes": s["download_bytes"],
+                        "seq_by_kind": self.by_kind(s)})
+            return out
+
+        res = self.run_sides("read", one, self.sides(user))
+        self.row("read", "head -c 64KiB: bytes sent by the emulator", "bytes", "lower",
+                 self.pick(res, "head_wire_bytes"),
+                 "relay-counted (rclone's include TLS); emulator download_bytes (counts "
+                 "completed bodies only): %s" % (
+                     ", ".join("%s %s" % (k, v.get("head_emu_download_bytes"))
+                               for k, v in res.items() if isinstance(v, dict))))
+        self.row("read", "head -c 64KiB: seconds", "s", "lower", self.pick(res, "head_s"),
+                 "cold mount, latency %d ms" % self.a.latency_ms)
+        self.row("read", "sequential read %d MiB: MB/s" % self.a.big_mib, "MB/s", "higher",
+                 self.pick(res, "seq_MBps"), "latency 0, read + compare in 1 MiB blocks")
+
+    def w_rss(self):
+        n = self.a.rss_entries
+        user = "bench-rss"
+        log("rss: seeding %d entries in one folder" % n)
+        t0 = time.monotonic()
+        for i in range(0, n, 10000):
+            self.emu.seed([{"path": "big/file-%07d.txt" % j, "content": ""}
+                           for j in range(i, min(n, i + 10000))], user=user)
+        log("rss: seeded in %.1f s" % (time.monotonic() - t0))
+
+        def one(side):
+            m = side.mount("rss")
+            self.settle()
+            before = proc_status(m.pid)
+            self.emu.reset_stats()
+            stdout, dt = checked(["ls", "-f", os.path.join(m.path, "big")],
+                                 timeout=self.a.step_timeout, what="ls -f")
+            names = stdout.count(b"\n") - 2  # . and ..
+            if names != n:
+                raise SideFailed("ls -f listed %d entries, want %d" % (names, n))
+            after = proc_status(m.pid)
+            s = self.emu.stats()
+            return {"flags": side.flags(False), "rss_before": before["VmRSS"],
+                    "rss_after": after["VmRSS"], "hwm_after": after["VmHWM"],
+                    "rss_after_MiB": after["VmRSS"] / MiB, "hwm_after_MiB": after["VmHWM"] / MiB,
+                    "ls_s": dt, "requests": self.total_requests(s),
+                    "by_kind": self.by_kind(s)}
+
+        res = self.run_sides("rss", one, self.sides(user))
+        self.row("rss", "daemon VmRSS after ls -f %d: MiB" % n, "MiB", "lower",
+                 self.pick(res, "rss_after_MiB"), "peak VmHWM: " + ", ".join(
+                     "%s %.1f MiB" % (k, v["hwm_after_MiB"]) for k, v in res.items()
+                     if isinstance(v, dict)))
+        self.row("rss", "ls -f %d: seconds" % n, "s", "lower", self.pick(res, "ls_s"),
+                 "latency %d ms" % self.a.latency_ms)
+
+    # ---- driver
+
+    def run(self):
+        os.makedirs(os.path.join(self.work, "mnt"), exist_ok=True)
+        log("emulator in %s" % self.work)
+        self.emu = Emulator(data_dir=os.path.join(self.work, "emu"),
+                            knobs={"dedup": "off", "latency_ms": self.a.latency_ms})
+        try:
+            for name in WORKLOADS:
+                if self.a.only and name not in self.a.only:
+                    continue
+                t0 = time.monotonic()
+                log("== workload %s" % name)
+                try:
+                    getattr(self, "w_" + name)()
+                except (SideFailed, AssertionError, OSError, ValueError) as e:
+                    self.notes.append("workload %s could not run: %s" % (name, short(e)))
+                    log("workload %s could not run: %s" % (name, short(e)))
+                self.details.setdefault(name, {})["wall_s"] = time.monotonic() - t0
+                self.latency(self.a.latency_ms)
+        finally:
+            self.cleanup()
+
+    def cleanup(self):
+        for h in self.live:
+            try:
+                h.stop()
+            except Exception as e:  # clean-up must go on
+                self.notes.append("clean-up: " + short(e))
+        self.live = []
+        for r in self.relays:
+            r.close()
+        if self.emu:
+            rc = self.emu.stop()
+            err = self.emu.stderr()
+            if rc != 0 or "Traceback" in err:
+                self.notes.append("emulator exited %s; stderr tail: %s" % (rc, err[-1500:]))
+            self.emu.close()
+
+
+# A child process, so that a hung mount can be killed: read @1 in 1 MiB blocks
+# and compare with @2.
+CMP_SCRIPT = r"""
+import sys
+a = open(sys.argv[1], "rb", buffering=0)
+b = open(sys.argv[2], "rb", buffering=0)
+buf = bytearray(1 << 20)
+mv = memoryview(buf)
+off = 0
+while True:
+    n = a.readinto(buf)
+    want = b.read(1 << 20)
+    if n != len(want) or mv[:n] != want:
+        sys.exit("differs at or after byte %d (got %d bytes, want %d)" % (off, n, len(want)))
+    if n == 0:
+        break
+    off += n
+"""
+
+
+# ------------------------------------------------------------------ output
+
+def fmt(v, unit):
+    if v is None:
+        return "-"
+    if unit == "bytes":
+        return "%d (%.2f MiB)" % (v, v / MiB) if v >= MiB else "%d (%.0f KiB)" % (v, v / 1024)
+    if unit == "requests":
+        return "%d" % v
+    if unit == "MB/s":
+        return "%.0f MB/s" % v
+    if unit == "MiB":
+        return "%.1f MiB" % v
+    return "%.3f s" % v if v < 10 else "%.1f s" % v
+
+
+def table(rows):
+    head = ("workload", "metric", "jottafs", "rclone", "ratio")
+    lines = []
+    for r in rows:
+        cells = []
+        for side in ("jottafs", "rclone"):
+            if r[side] is not None:
+                cells.append(fmt(r[side], r["unit"]))
+            else:
+                e = r[side + "_error"]
+                cells.append(e if len(e) <= 38 else e[:35] + "...")
+        ratio = "-" if r["ratio"] is None else "%.2fx" % r["ratio"]
+        lines.append((r["workload"], r["metric"], cells[0], cells[1],
+                      "%s (%s)" % (ratio, r["ratio_formula"])))
+    w = [max(len(x[i]) for x in [head] + lines) for i in range(5)]
+    out = ["  ".join(h.ljust(w[i]) for i, h in enumerate(head)),
+           "  ".join("-" * w[i] for i in range(5))]
+    for ln in lines:
+        out.append("  ".join(c.ljust(w[i]) for i, c in enumerate(ln)))
+    return "\n".join(out)
+
+
+def parse_args(argv):
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0],
+                                 formatter_class=argparse.RawDescriptionHelpFormatter,
+                                 epilog="\n".join(__doc__.splitlines()[2:]))
+    ap.add_argument("--quick", action="store_true",
+                    help="10x smaller sizes (smoke run): 500 files/25 folders, 200 small "
+                         "files, 100 MiB, 10k entries")
+    ap.add_argument("--only", action="append", default=[], metavar="NAME",
+                    help="run only these workloads (repeat or comma-separate): "
+                         + ", ".join(WORKLOADS))
+    ap.add_argument("--find-files", type=int)
+    ap.add_argument("--find-folders", type=int)
+    ap.add_argument("--small-files", type=int)
+    ap.add_argument("--small-kib", type=int, default=4)
+    ap.add_argument("--big-mib", type=int, help="size of the big file (big and read)")
+    ap.add_argument("--rss-entries", type=int)
+    ap.add_argument("--latency-ms", type=int, default=20)
+    ap.add_argument("--step-timeout", type=int, default=300,
+                    help="timeout of each measured command (s)")
+    ap.add_argument("--upload-timeout", type=int, default=240,
+                    help="how long to wait for uploads to reach the server (s)")
+    ap.add_argument("--jottafs-tls", action="store_true",
+                    help="jottafs through the emulator's CONNECT proxy + TLS, like rclone")
+    ap.add_argument("--jottafs", default=None, help="jottafs binary (default $JOTTAFS_BIN)")
+    ap.add_argument("--json", default=None, help="where the JSON goes "
+                                                 "(default: next to the jottafs binary)")
+    ap.add_argument("--workdir", default=None, help="scratch directory (default: a new "
+                                                    "temporary directory, removed after)")
+    ap.add_argument("--keep", action="store_true", help="keep the scratch directory")
+    a = ap.parse_args(argv)
+    q = 10 if a.quick else 1
+    defaults = {"find_files": 5000 // q, "find_folders": 250 // q, "small_files": 2000 // q,
+                "big_mib": 1024 // q if q == 1 else 100, "rss_entries": 100000 // q}
+    for k, v in defaults.items():
+        if getattr(a, k) is None:
+            setattr(a, k, v)
+    only = set()
+    for o in a.only:
+        only.update(x.strip() for x in o.split(",") if x.strip())
+    bad = only - set(WORKLOADS)
+    if bad:
+        ap.error("unknown workload(s) %s; known: %s" % (", ".join(sorted(bad)),
+                                                       ", ".join(WORKLOADS)))
+    a.only = only
+    for k in ("find_files", "find_folders", "small_files", "small_kib", "big_mib",
+              "rss_entries"):
+        if getattr(a, k) < 1:
+            ap.error("--%s must be at least 1" % k.replace("_", "-"))
+    return a
+
+
+def main(argv=None):
+    a = parse_args(sys.argv[1:] if argv is None else argv)
+    if a.jottafs:
+        jfs_helpers.BIN = os.path.abspath(a.jottafs)
+    jbin = jfs_helpers.BIN
+    if not os.access(jbin, os.X_OK):
+        sys.stderr.write("bench: no jottafs binary at %s (set JOTTAFS_BIN or --jottafs)\n"
+                         % jbin)
+        return 2
+    if shutil.which("rclone") is None:
+        sys.stderr.write("bench: rclone is not installed (apt-get install rclone)\n")
+        return 2
+    json_path = a.json or os.path.join(os.path.dirname(jbin), "bench.json")
+    own_work = a.workdir is None
+    if own_work:
+        a.workdir = tempfile.mkdtemp(prefix="jottafs-bench-")
+    else:
+        os.makedirs(a.workdir, exist_ok=True)
+    a.workdir = os.path.abspath(a.workdir)
+
+    def on_signal(signum, frame):
+        raise Interrupted("signal %d" % signum)
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+
+    b = Bench(a)
+    t0 = time.monotonic()
+    interrupted = None
+    try:
+        b.run()
+    except Interrupted as e:
+        interrupted = str(e)
+        b.notes.append("interrupted by " + interrupted)
+    finally:
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
+        if own_work and not a.keep:
+            shutil.rmtree(a.workdir, ignore_errors=True)
+    wall = time.monotonic() - t0
+
+    rc_version = subprocess.run(["rclone", "version"], capture_output=True, text=True,
+                                timeout=30).stdout.splitlines()[:1]
+    meta = {
+        "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "wall_s": wall,
+        "quick": a.quick,
+        "sizes": {k: getattr(a, k) for k in ("find_files", "find_folders", "small_files",
+                                             "small_kib", "big_mib", "rss_entries")},
+        "latency_ms": a.latency_ms,
+        "emulator_knobs": {"dedup": "off", "latency_ms": a.latency_ms,
+                           "latency_kinds": "*"},
+        "jottafs_bin": jbin,
+        "jottafs_transport": "https via CONNECT proxy" if a.jottafs_tls else "plain http",
+        "rclone": rc_version[0] if rc_version else "?",
+        "rclone_flags": {"read": RcloneSide.flags(False),
+                         "write": RcloneSide.flags(True)},
+        "cpus": os.cpu_count(),
+        "ratio": ">1 means jottafs is better; rclone/jottafs for lower-is-better rows, "
+                 "jottafs/rclone for higher-is-better rows",
+    }
+    report = {"meta": meta, "rows": b.rows, "details": b.details, "notes": b.notes}
+    os.makedirs(os.path.dirname(os.path.abspath(json_path)), exist_ok=True)
+    with open(json_path, "w") as f:
+        json.dump(report, f, indent=1, sort_keys=True, default=str)
+
+    print("jottafs vs rclone mount, same emulator (%s; latency %d ms unless noted; "
+          "dedup off; %d cpus)" % ("quick sizes" if a.quick else "full sizes", a.latency_ms,
+                                   os.cpu_count()))
+    print("jottafs: %s; rclone: %s" % (meta["jottafs_transport"], meta["rclone"]))
+    print("rclone flags: reads `%s`, writes `%s`" % (meta["rclone_flags"]["read"],
+                                                    meta["rclone_flags"]["write"]))
+    print("ratio > 1 means jottafs is better (formula per row)\n")
+    print(table(b.rows))
+    print()
+    for r in b.rows:
+        extra = []
+        if r["note"]:
+            extra.append(r["note"])
+        for side in ("jottafs", "rclone"):
+            if r[side + "_error"]:
+                extra.append("%s %s" % (side, r[side + "_error"]))
+        if extra:
+            print("- %s / %s: %s" % (r["workload"], r["metric"], " | ".join(extra)))
+    for n in b.notes:
+        print("note: " + n.split("\n")[0] if "traceback" in n else "note: " + n)
+    print("\nJSON: %s (%.0f s wall)" % (json_path, wall))
+    return 130 if interrupted else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
