@@ -72,7 +72,7 @@ import urllib.parse
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from . import xmldoc
-from .util import (ServiceError, E_NO_PATH, E_NO_FILE, E_INVALID_ARG, E_UNIQUE,
+from .util import (ServiceError, E_MISSING_COMMAND, E_NO_PATH, E_NO_FILE, E_INVALID_ARG, E_UNIQUE,
                    E_ILLEGAL_ARG, E_BAD_CREDENTIALS, E_USERNAME, E_RANGE,
                    check_name, has_control, hex_id, parse_jotta_time, parse_rfc3339,
                    reason, uuid4)
@@ -85,6 +85,10 @@ MISSING_COMMAND = ("POST Request is missing multipart content or don't dont have
 _HOST_OK = re.compile(r"^[A-Za-z0-9.\-\[\]:]{1,300}$")
 _DOUBLE_ENC = re.compile(r"%25[0-9A-Fa-f]{2}")
 _MD5 = re.compile(r"^[0-9a-fA-F]{32}$")
+
+
+def missing_command():
+    return ServiceError(500, E_MISSING_COMMAND, MISSING_COMMAND)
 
 
 class Abort(Exception):
@@ -647,7 +651,7 @@ class Handler(BaseHTTPRequestHandler):
                     names, _ = decode_jfs_path(raw)
                     st = self.server.store
                     mp = st.mountpoint(names[0], names[1], names[2])
-                    node, _ = st.walk(mp, names[3:])
+                    node = st.walk(mp, names[3:])
                     if node is not None and node["kind"] == "file":
                         self.kind = "file"
                 except (ServiceError, IndexError):
@@ -897,13 +901,13 @@ class Handler(BaseHTTPRequestHandler):
             raise ServiceError(400, E_INVALID_ARG, "path must name a file below a mountpoint")
         st = self.server.store
         mp = st.mountpoint(user["username"], names[0], names[1])
-        if st.is_special(mp):
+        if st.is_trash(mp):
             raise ServiceError(400, E_INVALID_ARG, "cannot upload to " + mp["name"])
         cap = self.server.knobs["capacity"]
         if cap >= 0 and st.usage(user["username"]) + size > cap:
             raise ServiceError(507, "QuotaExceededException", "quota exceeded")
         handler = req.get("conflict_handler")
-        existing, _ = st.walk(mp, names[2:])
+        existing = st.walk(mp, names[2:])
         if handler == "REJECT_CONFLICTS" and existing is not None and \
                 existing["deleted"] is None and existing["cur_rev"] is not None:
             cur = st.rev(existing["cur_rev"])
@@ -1077,7 +1081,7 @@ class Handler(BaseHTTPRequestHandler):
             raise ServiceError(405, E_INVALID_ARG, "method not allowed")
         if len(names) == 1:
             if m == "POST":
-                raise ServiceError(500, "no.jotta.backup.errors.JFSException", MISSING_COMMAND)
+                raise missing_command()
             return self.send_xml(200, xmldoc.user_doc(st, user, self.server.knobs["capacity"]))
         if len(names) == 2:
             return self.jfs_device(user, names[1])
@@ -1085,9 +1089,9 @@ class Handler(BaseHTTPRequestHandler):
             return self.jfs_new_mountpoint(user, names)
         mp = st.mountpoint(user["username"], names[1], names[2])
         rest = names[3:]
-        if st.is_special(mp):
+        if st.is_trash(mp):
             return self.jfs_trash(mp, rest)
-        node, _ = st.walk(mp, rest)
+        node = st.walk(mp, rest)
         if m == "POST":
             return self.jfs_command(user, mp, rest, node, trailing)
         return self.jfs_get(mp, rest, node)
@@ -1098,7 +1102,7 @@ class Handler(BaseHTTPRequestHandler):
             root = st.node(user["root"])
             dev = st.child(root["id"], name)
             if dev is not None:
-                raise ServiceError(500, "no.jotta.backup.errors.JFSException", MISSING_COMMAND)
+                raise missing_command()
             dtype = (self.query.get("type") or "WORKSTATION").upper()
             dev = st.create_device(user["username"], name, dtype, int(time.time()))
             return self.send_xml(200, xmldoc.device_doc(st, dev))
@@ -1108,7 +1112,7 @@ class Handler(BaseHTTPRequestHandler):
         st = self.server.store
         dev = st.device(user["username"], names[1])
         if st.child(dev["id"], names[2]) is not None:
-            raise ServiceError(500, "no.jotta.backup.errors.JFSException", MISSING_COMMAND)
+            raise missing_command()
         mp = st.create_mountpoint(dev, names[2], int(time.time()))
         return self.send_xml(200, xmldoc.folder_doc(st, mp))
 
@@ -1116,7 +1120,7 @@ class Handler(BaseHTTPRequestHandler):
         st = self.server.store
         if self.command == "POST":
             if not self._command():
-                raise ServiceError(500, "no.jotta.backup.errors.JFSException", MISSING_COMMAND)
+                raise missing_command()
             raise ServiceError(404, E_NO_FILE, "Source file %s/%s does not exist"
                                % (st.abs_path(mp), "/".join(rest)))
         if rest:
@@ -1210,7 +1214,7 @@ class Handler(BaseHTTPRequestHandler):
         st = self.server.store
         cmd = self._command()
         if cmd is None:
-            raise ServiceError(500, "no.jotta.backup.errors.JFSException", MISSING_COMMAND)
+            raise missing_command()
         self.server.stats.count("commands", cmd)
         self.drain()
         now = int(time.time())
@@ -1255,7 +1259,7 @@ class Handler(BaseHTTPRequestHandler):
             return self.send_xml(200, xmldoc.folder_doc(st, dst))
         if cmd == "cphash":
             return self.jfs_cphash(mp, rest, node, where, now, keep)
-        raise ServiceError(500, "no.jotta.backup.errors.JFSException", MISSING_COMMAND)
+        raise missing_command()
 
     def jfs_cphash(self, mp, rest, node, where, now, keep):
         st = self.server.store
@@ -1346,7 +1350,7 @@ class Handler(BaseHTTPRequestHandler):
             return self.send_json(404, {"error": "no such user"})
         mp = st.mountpoint(u["username"], q.get("device", "Jotta"),
                            q.get("mountpoint", "Archive"))
-        node, _ = st.walk(mp, [p for p in q.get("path", "").split("/") if p])
+        node = st.walk(mp, [p for p in q.get("path", "").split("/") if p])
         if node is None or node["kind"] != "file" or node["cur_rev"] is None:
             return self.send_json(404, {"error": "no such file"})
         rev = st.rev(node["cur_rev"])

@@ -24,9 +24,8 @@ import sqlite3
 import threading
 import time
 
-from .util import (ServiceError, E_NO_PATH, E_NO_FILE, E_NO_MOUNTPOINT,
-                   E_NO_DEVICE, E_UNIQUE, E_INVALID_ARG, E_USERNAME,
-                   check_name, hex_id, name_key, uuid4)
+from .util import (ServiceError, E_NO_MOUNTPOINT, E_NO_DEVICE, E_UNIQUE, E_INVALID_ARG,
+                   E_USERNAME, check_name, hex_id, name_key, uuid4)
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta(k TEXT PRIMARY KEY, v TEXT);
@@ -71,7 +70,6 @@ CREATE INDEX IF NOT EXISTS uploads_by_node ON uploads(node);
 
 JOTTA_MOUNTPOINTS = ("Archive", "Sync", "Trash", "Shared", "Latest", "Links")
 
-EMPTY_MD5 = hashlib.md5(b"").hexdigest()
 
 
 def guess_mime(name):
@@ -339,14 +337,14 @@ class Store:
 
     # ------------------------------------------------------------ path resolution
 
-    def root_of(self, username):
+    def account(self, username):
         u = self.user_by_username(username)
         if not u:
             raise ServiceError(400, E_USERNAME, "Username not found in url!")
         return u
 
     def device(self, username, device):
-        u = self.root_of(username)
+        u = self.account(username)
         dev = self.child(u["root"], device)
         if not dev:
             raise ServiceError(404, E_NO_DEVICE, "")
@@ -360,19 +358,20 @@ class Store:
         return m
 
     def walk(self, start, names):
-        """Follow names below node `start`.  Returns (node or None, depth reached)."""
+        """The node at names below node `start`, or None."""
         node = start
-        for i, name in enumerate(names):
-            nxt = self.child(node["id"], name)
-            if nxt is None:
-                return None, i
-            node = nxt
-        return node, len(names)
+        for name in names:
+            node = self.child(node["id"], name)
+            if node is None:
+                return None
+        return node
 
-    @staticmethod
-    def is_special(mp):
-        return mp["kind"] == "mountpoint" and mp["name"] == "Trash" and \
-            mp["parent"] is not None
+    def is_trash(self, mp):
+        """The built-in device's Trash mountpoint: a read-only view (docs 8.7)."""
+        if mp["kind"] != "mountpoint" or mp["name"] != "Trash":
+            return False
+        dev = self.node(mp["parent"])
+        return dev is not None and dev["dtype"] == "JOTTA"
 
     # ------------------------------------------------------------ tree mutation helpers
 
@@ -573,7 +572,7 @@ class Store:
         if parts[0] != username:
             raise ServiceError(400, E_USERNAME, "Username not found in url!")
         mp = self.mountpoint(parts[0], parts[1], parts[2])
-        if self.is_special(mp):
+        if self.is_trash(mp):
             raise ServiceError(400, E_INVALID_ARG, "Destination is read-only: " + dest)
         return mp, parts[3:]
 
@@ -665,7 +664,7 @@ class Store:
 
     def create_device(self, username, name, dtype, now):
         with self.tx():
-            u = self.root_of(username)
+            u = self.account(username)
             check_name(name, "/" + username + "/" + name)
             if self.child(u["root"], name):
                 raise ServiceError(400, E_UNIQUE, "Device already exists: " + name)
@@ -879,6 +878,3 @@ def _seed_time(v, default):
         raise ServiceError(400, E_INVALID_ARG, "bad time in seed: %r" % (v,))
     return t
 
-
-# Names re-exported for the server module.
-__all__ = ["Store", "EMPTY_MD5"]
