@@ -1143,3 +1143,13 @@ def test_direct_tls_on_the_same_port(emu):
         bad.request("GET", "/_emu/health")
     bad.close()
     assert emu.request("GET", "/_emu/health")[0] == 200
+
+
+def test_throughput_bench_runs():
+    """Keeps tests/bench/emu_throughput.py working (tiny size, no speed floor)."""
+    bench = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "bench",
+                         "emu_throughput.py")
+    r = subprocess.run([sys.executable, bench, "--size-mib", "16", "--repeat", "1",
+                        "--min-mbps", "0"], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "best: upload" in r.stdout and "CPU s/GB" in r.stdout

@@ -632,6 +632,10 @@ class Handler(BaseHTTPRequestHandler):
             404, "NotFoundException", "No such endpoint: %s %s" % (m, p)))
 
     def _classify_jfs(self, raw):
+        try:
+            decoded = decode_jfs_path(raw)
+        except ServiceError as e:
+            decoded = e  # answered by h_jfs, after the faults
         mode = self.query.get("mode", "")
         if self.command == "POST":
             self.kind = "command"
@@ -641,22 +645,22 @@ class Handler(BaseHTTPRequestHandler):
             self.kind = "liststream"
         elif mode in ("enableShare", "disableShare"):
             self.kind = "share"
+        elif isinstance(decoded, ServiceError):
+            self.kind = "folder"
         else:
-            n = len([s for s in raw.split("/") if s])
-            self.kind = {0: "user", 1: "user", 2: "device"}.get(n, "folder")
-            if n == 3 and raw.strip("/").split("/")[2].lower() == "trash":
+            names = decoded[0]
+            self.kind = {0: "user", 1: "user", 2: "device"}.get(len(names), "folder")
+            if len(names) == 3 and names[2].lower() == "trash":
                 self.kind = "trash"
-            elif n >= 4:
+            elif len(names) >= 4:
                 try:
-                    names, _ = decode_jfs_path(raw)
                     st = self.server.store
-                    mp = st.mountpoint(names[0], names[1], names[2])
-                    node = st.walk(mp, names[3:])
+                    node = st.walk(st.mountpoint(names[0], names[1], names[2]), names[3:])
                     if node is not None and node["kind"] == "file":
                         self.kind = "file"
-                except (ServiceError, IndexError):
+                except ServiceError:
                     pass
-        return lambda: self.h_jfs(raw)
+        return lambda: self.h_jfs(decoded)
 
     def pre_faults(self):
         """Outage, 429 bursts, injected errors, latency.  True if answered."""
@@ -1070,8 +1074,10 @@ class Handler(BaseHTTPRequestHandler):
 
     # ------------------------------------------------------------ JFS
 
-    def h_jfs(self, raw):
-        names, trailing = decode_jfs_path(raw)
+    def h_jfs(self, decoded):
+        if isinstance(decoded, ServiceError):
+            raise decoded
+        names, trailing = decoded
         user = self.bearer()
         st = self.server.store
         if not names or names[0] != user["username"]:
@@ -1099,9 +1105,7 @@ class Handler(BaseHTTPRequestHandler):
     def jfs_device(self, user, name):
         st = self.server.store
         if self.command == "POST":
-            root = st.node(user["root"])
-            dev = st.child(root["id"], name)
-            if dev is not None:
+            if st.child(user["root"], name) is not None:
                 raise missing_command()
             dtype = (self.query.get("type") or "WORKSTATION").upper()
             dev = st.create_device(user["username"], name, dtype, int(time.time()))
