@@ -32,6 +32,10 @@ Why a relay for `head`: the emulator adds download_bytes only when a body was
 sent completely, so a client that asks for a large range and hangs up after
 64 KiB shows 0 there.  The relay counts what actually went to the client.
 
+The emulator's data lives on /dev/shm (its blob writes would otherwise
+measure this VM's disk writeback); both clients' caches and the local source
+files are in a scratch directory on disk, as a user's would be.
+
 Output: a table (ratio > 1 means jottafs is better; the formula is
 rclone/jottafs for lower-is-better rows and jottafs/rclone for throughput)
 and JSON in $(dir JOTTAFS_BIN)/bench.json (--json to change).  A side that
@@ -829,8 +833,8 @@ class Bench:
 
     def run(self):
         os.makedirs(os.path.join(self.work, "mnt"), exist_ok=True)
-        log("emulator in %s" % self.work)
-        self.emu = Emulator(data_dir=os.path.join(self.work, "emu"),
+        log("scratch in %s, emulator data in %s" % (self.work, self.a.emu_dir))
+        self.emu = Emulator(data_dir=self.a.emu_dir,
                             knobs={"dedup": "off", "latency_ms": self.a.latency_ms})
         try:
             for name in WORKLOADS:
@@ -953,7 +957,12 @@ def parse_args(argv):
                                                  "(default: next to the jottafs binary)")
     ap.add_argument("--workdir", default=None, help="scratch directory (default: a new "
                                                     "temporary directory, removed after)")
-    ap.add_argument("--keep", action="store_true", help="keep the scratch directory")
+    ap.add_argument("--emu-dir", default=None,
+                    help="emulator data (default: a new directory in /dev/shm, removed "
+                         "after; on a disk the emulator's own writeback throttling shows "
+                         "up in the upload figures)")
+    ap.add_argument("--keep", action="store_true",
+                    help="keep the scratch and emulator directories")
     a = ap.parse_args(argv)
     q = 10 if a.quick else 1
     defaults = {"find_files": 5000 // q, "find_folders": 250 // q, "small_files": 2000 // q,
@@ -995,6 +1004,11 @@ def main(argv=None):
     else:
         os.makedirs(a.workdir, exist_ok=True)
     a.workdir = os.path.abspath(a.workdir)
+    own_emu = a.emu_dir is None
+    if own_emu:
+        shm = "/dev/shm" if os.path.isdir("/dev/shm") else None
+        a.emu_dir = tempfile.mkdtemp(prefix="jottafs-bench-emu-", dir=shm or a.workdir)
+    a.emu_dir = os.path.abspath(a.emu_dir)
 
     def on_signal(signum, frame):
         raise Interrupted("signal %d" % signum)
@@ -1013,6 +1027,8 @@ def main(argv=None):
         signal.signal(signal.SIGINT, signal.SIG_DFL)
         if own_work and not a.keep:
             shutil.rmtree(a.workdir, ignore_errors=True)
+        if own_emu and not a.keep:
+            shutil.rmtree(a.emu_dir, ignore_errors=True)
     wall = time.monotonic() - t0
 
     rc_version = subprocess.run(["rclone", "version"], capture_output=True, text=True,
@@ -1027,6 +1043,8 @@ def main(argv=None):
         "emulator_knobs": {"dedup": "off", "latency_ms": a.latency_ms,
                            "latency_kinds": "*"},
         "jottafs_bin": jbin,
+        "emulator_data": a.emu_dir,
+        "scratch": a.workdir,
         "jottafs_transport": "https via CONNECT proxy" if a.jottafs_tls else "plain http",
         "rclone": rc_version[0] if rc_version else "?",
         "rclone_flags": {"read": RcloneSide.flags(False),
