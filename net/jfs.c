@@ -459,7 +459,7 @@ static int replay_cb(void *ctx, const struct jfs_entry *e)
 	if (r->seen == r->delivered) {
 		if (r->seen_hash != r->delivered_hash) {
 			r->changed = true;
-			return -EIO;
+			return -ESTALE;  /* -EIO, logged once, by replay_end() */
 		}
 		return 0;
 	}
@@ -482,7 +482,7 @@ static int replay_end(struct replay *r, int rc)
 {
 	if (rc == 0 && r->seen < r->delivered)
 		r->changed = true;
-	if (r->changed) {
+	if (r->changed && (rc == 0 || rc == -ESTALE)) {
 		log_err("jfs: %s '%s': the listing changed while a broken transfer was retried",
 			r->what, r->path);
 		return -EIO;
