@@ -11,10 +11,11 @@
  * error-body decoder must give NUL-terminated, bounded texts. Memory safety
  * is ASan's job.
  *
- * Build: make BUILD=build-fuzz CC=clang SANITIZE=fuzzer-no-link,address fuzz
- *        (SANITIZE=fuzzer-no-link instruments the library for coverage)
- * Run:   build-fuzz/fuzz/fuzz_jfs_xml -dict=tests/fuzz/jfs_xml.dict \
- *          -max_total_time=60 tests/fuzz/jfs_xml_seeds
+ * Build: make fuzz          (clang; library instrumented, ASan + UBSan;
+ *                            FUZZBUILD=dir picks the object directory)
+ * Run:   mkdir -p /tmp/corpus && build-fuzz/fuzz/fuzz_jfs_xml \
+ *          -dict=tests/fuzz/jfs_xml.dict -max_total_time=60 \
+ *          /tmp/corpus tests/fuzz/jfs_xml_seeds
  */
 #include "net/jfs_xml.h"
 
