@@ -1012,12 +1012,13 @@ int jfs_move(struct jfs *j, const char *from, const char *to, bool is_dir)
 	if (is_dir) {
 		rc = command(j, &req, "move folder", from);
 	} else {
-		/* The answer is the destination's document; as rclone, a move
-		 * counts only when it shows a live, completed file. */
+		/* The answer is the destination's document: a move counts only
+		 * when it shows a live file (rclone also wants it COMPLETED; a
+		 * file whose upload is still in progress may be moved too). */
 		struct xml_sink s = { 0 };
 		const struct jfs_entry *e;
 		rc = object_request(j, &req, &s, "move", from, &e);
-		if (!rc && (jfs_xml_root(s.x) != JFS_XML_ROOT_FILE || e->deleted || !e->completed)) {
+		if (!rc && (jfs_xml_root(s.x) != JFS_XML_ROOT_FILE || e->deleted)) {
 			log_err("jfs: move '%s' -> '%s': the answer shows no live file", from, to);
 			rc = -EIO;
 		}

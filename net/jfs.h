@@ -95,7 +95,9 @@ int jfs_list(struct jfs *j, const char *path, jfs_entry_cb cb, void *ctx);
  * Recursive listing of the live subtree under @path (mode=liststream): every
  * folder (the listed one included, parent "" and name "") and every live
  * COMPLETED file, each with e->parent set. Checks the <stats> counts: a
- * mismatch or a truncated stream is -EIO.
+ * mismatch or a truncated stream is -EIO. As in rclone, a folder is
+ * delivered before the first file in it even when the stream names it only
+ * later, and then once more: take folder entries as idempotent.
  * (Both listings: a transfer that breaks in the middle is retried from the
  * start; entries the callback already had are skipped once they are seen
  * to come again identically, so each entry is delivered once. A listing

@@ -509,6 +509,12 @@ static void test_commands(void **state)
 	assert_null(strcasestr(f->sc.head, "Content-Type"));
 	answer(f, 200, NULL, tombstone_doc);
 	assert_int_equal(jfs_move(f->jfs, "a", "b", false), -EIO);
+	answer(f, 200, NULL, "<folder name=\"b\"/>");
+	assert_int_equal(jfs_move(f->jfs, "a", "b", false), -EIO);
+	/* a file whose upload is still in progress moves too */
+	answer(f, 200, NULL, "<file name=\"b\"><latestRevision><number>1</number><state>INCOMPLETE"
+	       "</state><md5>6f5902ac237024bdd0c176cb93063dc4</md5></latestRevision></file>");
+	assert_int_equal(jfs_move(f->jfs, "a", "b", false), 0);
 	answer(f, 404, NULL, "<error><code>404</code><message>no.jotta.backup.errors."
 	       "NoSuchFileException: Source file /u/Jotta/Archive/a does not exist</message></error>");
 	assert_int_equal(jfs_move(f->jfs, "a", "b", false), -ENOENT);
