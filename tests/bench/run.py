@@ -419,6 +419,11 @@ class Bench:
         self.details = {}
         self.notes = []
         self._big_local = None
+        self.deadline = time.monotonic() + args.budget
+
+    def left(self, t):
+        """@t seconds, cut to what is left of the --budget (at least 10 s)."""
+        return max(10, min(t, int(self.deadline - time.monotonic())))
 
     def next_id(self):
         self._id += 1
@@ -617,7 +622,7 @@ class Bench:
             out = {"flags": side.flags(False)}
             for phase in ("cold", "warm"):
                 self.emu.reset_stats()
-                stdout, dt = checked(["find", target], timeout=self.a.step_timeout,
+                stdout, dt = checked(["find", target], timeout=self.left(self.a.step_timeout),
                                      what="find")
                 n = stdout.count(b"\n")
                 if n != want_lines:
@@ -671,8 +676,8 @@ class Bench:
             self.emu.reset_stats()
             t0 = time.monotonic()
             _, dt = checked(["cp", "-r", src, os.path.join(m.path, side.name)],
-                            timeout=self.a.step_timeout, what="cp -r")
-            t_srv = self.wait_on_server(user, expected, n, timeout=self.a.upload_timeout)
+                            timeout=self.left(self.a.step_timeout), what="cp -r")
+            t_srv = self.wait_on_server(user, expected, n, timeout=self.left(self.a.upload_timeout))
             s = self.emu.stats()
             return {"flags": side.flags(True), "cp_s": dt, "server_s": t_srv - t0,
                     "after_cp_s": t_srv - t0 - dt, "requests": self.total_requests(s),
@@ -706,9 +711,9 @@ class Bench:
             t0 = time.monotonic()
             sp = "big-%s.bin" % side.name
             _, dt = checked(["cp", path, os.path.join(m.path, sp)],
-                            timeout=self.a.step_timeout, what="cp")
+                            timeout=self.left(self.a.step_timeout), what="cp")
             t_srv = self.wait_on_server(user, {sp: (size, md5)}, 1,
-                                        timeout=self.a.upload_timeout, poll=0.1)
+                                        timeout=self.left(self.a.upload_timeout), poll=0.1)
             s = self.emu.stats()
             return {"flags": side.flags(True), "cp_s": dt, "close_to_server_s": t_srv - t0 - dt,
                     "total_s": t_srv - t0, "requests": self.total_requests(s),
@@ -748,7 +753,7 @@ class Bench:
                     self.emu.reset_stats()
                     relay.reset()
                     got, dt = checked(["head", "-c", "65536", os.path.join(m.path, sp)],
-                                      timeout=self.a.step_timeout, what="head")
+                                      timeout=self.left(self.a.step_timeout), what="head")
                     if got != head:
                         raise SideFailed("head -c 65536 returned %d wrong bytes" % len(got))
                     time.sleep(1.0)  # let read-ahead and aborted transfers finish
@@ -769,7 +774,7 @@ class Bench:
             self.settle()
             self.emu.reset_stats()
             rc, o, e, dt = run_cmd([sys.executable, "-c", CMP_SCRIPT, os.path.join(m.path, sp),
-                                    path], timeout=self.a.step_timeout)
+                                    path], timeout=self.left(self.a.step_timeout))
             if rc != 0:
                 raise SideFailed("sequential read: " + short((o + e).decode(errors="replace")))
             s = self.emu.stats()
@@ -809,7 +814,7 @@ class Bench:
             before = proc_status(m.pid)
             self.emu.reset_stats()
             stdout, dt = checked(["ls", "-f", os.path.join(m.path, "big")],
-                                 timeout=self.a.step_timeout, what="ls -f")
+                                 timeout=self.left(self.a.step_timeout), what="ls -f")
             names = stdout.count(b"\n") - 2  # . and ..
             if names != n:
                 raise SideFailed("ls -f listed %d entries, want %d" % (names, n))
@@ -839,6 +844,10 @@ class Bench:
         try:
             for name in WORKLOADS:
                 if self.a.only and name not in self.a.only:
+                    continue
+                if time.monotonic() > self.deadline:
+                    self.notes.append("workload %s not run: --budget of %d s used up"
+                                      % (name, self.a.budget))
                     continue
                 t0 = time.monotonic()
                 log("== workload %s" % name)
@@ -946,6 +955,9 @@ def parse_args(argv):
     ap.add_argument("--latency-ms", type=int, default=20)
     ap.add_argument("--head-repeat", type=int, default=3,
                     help="cold mounts for the head -c 64KiB figure (median)")
+    ap.add_argument("--budget", type=int, default=900,
+                    help="wall-clock budget (s): timeouts are cut to it and workloads "
+                         "left when it is used up are skipped")
     ap.add_argument("--step-timeout", type=int, default=300,
                     help="timeout of each measured command (s)")
     ap.add_argument("--upload-timeout", type=int, default=240,
