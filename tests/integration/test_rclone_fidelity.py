@@ -64,6 +64,7 @@ def env(tmp_path_factory):
     work = str(tmp_path_factory.mktemp("rclone"))
     e = Emulator(data_dir=os.path.join(work, "emu"))
     rc = RClone(e, work)
+    rc.env["TZ"] = "UTC"  # lsl prints local times; the assertions are in UTC
     src = os.path.join(work, "src")
     build_tree(src)
     yield {"emu": e, "rc": rc, "src": src, "work": work}
