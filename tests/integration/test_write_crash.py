@@ -1,0 +1,126 @@
+"""kill -9 of the daemon while it uploads (issue 4, design.md section 4): once
+close() returned, the data is on the server after the next mount with the
+same cache directory; a big upload resumes instead of starting again."""
+import os
+import subprocess
+import sys
+import time
+
+from wtest_helpers import (MiB, encode_name, knobs, live, md5_file, partial_upload_bytes,
+                           wait_for, wait_server)
+
+BIG = 200 * MiB
+
+
+def test_kill9_during_big_upload_resumes(account, emulator, mounter, tmp_path):
+    src = str(tmp_path / "big.bin")
+    with open(src, "wb") as f:
+        for _ in range(BIG // (8 * MiB)):
+            f.write(os.urandom(8 * MiB))
+    want = md5_file(src)
+    m = mounter(account, allow_errors=True)
+    emulator.reset_stats()
+    with knobs(emulator, bandwidth=20 * MiB, bandwidth_kinds="upload"):
+        subprocess.run(["cp", src, os.path.join(m.path, "big.bin")], check=True, timeout=120)
+        # close() returned: the file must survive. Kill once a third is sent.
+        wait_for(lambda: partial_upload_bytes(emulator) >= 60 * MiB, 60,
+                 "a third of the big upload at the emulator")
+        m.kill()
+        sent = partial_upload_bytes(emulator)
+    assert sent < BIG, "the upload finished before the kill; the test proves nothing"
+    x = live(emulator, account.user).get("big.bin")
+    assert x is None or x["md5"] != want or x["latest_state"] == "INCOMPLETE", x
+    print("killed with %d MiB of %d at the emulator" % (sent // MiB, BIG // MiB))
+    m2 = mounter(account)       # same cache directory: the journal resumes it
+    wait_server(emulator, account.user, "big.bin", want, timeout=120)
+    m2.unmount()
+    s = emulator.stats()
+    x = live(emulator, account.user)["big.bin"]
+    assert x["size"] == BIG and x["md5"] == want and x["revisions"] == 1, x
+    assert s["upload_bytes"] < 1.5 * BIG, (
+        "upload restarted instead of resuming: %d MiB sent for a %d MiB file"
+        % (s["upload_bytes"] // MiB, BIG // MiB))
+    assert s["upload_bytes"] >= BIG - sent, s["upload_bytes"]
+
+
+# Writes files one by one; after each close() returned it appends "name md5"
+# to a log on local disk (fsync'd), so the log lists exactly the files whose
+# close() returned. Stops at the first error (the daemon was killed).
+WRITER = r'''
+import hashlib, os, random, sys
+dst, log, n, seed = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+rng = random.Random(seed)
+with open(log, "a") as lg:
+    for i in range(n):
+        d = os.path.join(dst, "dir %d" % (i // 100))
+        size = rng.choice([0, 1, 100, 4096, 30000, 70000, 200000, 1 << 20])
+        data = rng.randbytes(size)
+        name = "f%03d %s.bin" % (i, ":?*"[i % 3])
+        try:
+            if i % 100 == 0:
+                os.mkdir(d)
+            with open(os.path.join(d, name), "wb") as f:
+                f.write(data)
+        except OSError as e:
+            print("writer stopped at file %d: %s" % (i, e))
+            sys.exit(0)
+        lg.write("dir %d/%s\t%s\n" % (i // 100, name, hashlib.md5(data).hexdigest()))
+        lg.flush()
+        os.fsync(lg.fileno())
+print("writer wrote all %d files" % n)
+'''
+
+
+def _logged(log):
+    if not os.path.exists(log):
+        return []
+    with open(log) as f:
+        return [ln.rstrip("\n").split("\t") for ln in f if ln.endswith("\n")]
+
+
+def test_kill9_during_many_file_copy(account, emulator, mounter, tmp_path):
+    """Three kills: early (30 files closed), midway (250), and right after all
+    500 closed, each with many uploads still queued (slow allocate)."""
+    rounds = [("A", 30), ("B", 250), ("C", 500)]
+    logs = {}
+    with knobs(emulator, latency_ms=150, latency_kinds="allocate,upload"):
+        for name, kill_at in rounds:
+            m = mounter(account, allow_errors=True)
+            os.mkdir(os.path.join(m.path, name))
+            log = str(tmp_path / ("log-" + name))
+            logs[name] = log
+            w = subprocess.Popen([sys.executable, "-c", WRITER, os.path.join(m.path, name), log,
+                                  "500", str(ord(name))], stdout=subprocess.PIPE,
+                                 stderr=subprocess.STDOUT, text=True)
+            try:
+                wait_for(lambda: len(_logged(log)) >= kill_at or w.poll() is not None, 180,
+                         "%d files closed in round %s" % (kill_at, name), interval=0.01)
+                m.kill()
+                out = w.communicate(timeout=60)[0]
+            finally:
+                if w.poll() is None:
+                    w.kill()
+            n = len(_logged(log))
+            srv = live(emulator, account.user)
+            on_server = sum(1 for p, _ in _logged(log)
+                            if name + "/" + "/".join(encode_name(s) for s in p.split("/")) in srv)
+            print("round %s: %d files closed before the kill, %d of them on the server; %s"
+                  % (name, n, on_server, out.strip()))
+            assert n >= kill_at, (n, out)
+            assert on_server < n, "round %s: nothing was pending at the kill" % name
+    m = mounter(account)
+    m.unmount(timeout=300)
+    srv = live(emulator, account.user)
+    bad = []
+    for name, log in logs.items():
+        for path, md5 in _logged(log):
+            sp = name + "/" + "/".join(encode_name(s) for s in path.split("/"))
+            x = srv.get(sp)
+            if x is None:
+                bad.append("lost: %s" % sp)
+            elif x["md5"] != md5:
+                bad.append("corrupt: %s (server %s, written %s)" % (sp, x["md5"], md5))
+            elif x["revisions"] != 1:
+                bad.append("%s has %d revisions" % (sp, x["revisions"]))
+    assert not bad, "%d of %d closed files:\n%s" % (
+        len(bad), sum(len(_logged(lg)) for lg in logs.values()), "\n".join(bad[:50]))
