@@ -4,10 +4,9 @@ same cache directory; a big upload resumes instead of starting again."""
 import os
 import subprocess
 import sys
-import time
 
-from wtest_helpers import (MiB, encode_name, knobs, live, md5_file, partial_upload_bytes,
-                           wait_for, wait_server)
+from wtest_helpers import (MiB, encode_name, knobs, live, md5_file, partial_names,
+                           partial_upload_bytes, wait_for, wait_server)
 
 BIG = 200 * MiB
 
@@ -20,13 +19,14 @@ def test_kill9_during_big_upload_resumes(account, emulator, mounter, tmp_path):
     want = md5_file(src)
     m = mounter(account, allow_errors=True)
     emulator.reset_stats()
+    old = partial_names(emulator)
     with knobs(emulator, bandwidth=20 * MiB, bandwidth_kinds="upload"):
         subprocess.run(["cp", src, os.path.join(m.path, "big.bin")], check=True, timeout=120)
         # close() returned: the file must survive. Kill once a third is sent.
-        wait_for(lambda: partial_upload_bytes(emulator) >= 60 * MiB, 60,
+        wait_for(lambda: partial_upload_bytes(emulator, old) >= 60 * MiB, 60,
                  "a third of the big upload at the emulator")
         m.kill()
-        sent = partial_upload_bytes(emulator)
+        sent = partial_upload_bytes(emulator, old)
     assert sent < BIG, "the upload finished before the kill; the test proves nothing"
     x = live(emulator, account.user).get("big.bin")
     assert x is None or x["md5"] != want or x["latest_state"] == "INCOMPLETE", x

@@ -20,8 +20,8 @@ import time
 from datetime import datetime, timezone
 
 from wtest_helpers import (MiB, clear_cache, encode_name, errno_of, knobs, live, md5_bytes,
-                           md5_file, partial_upload_bytes, read_file, tree, wait_for,
-                           wait_server, write_file)
+                           md5_file, partial_names, partial_upload_bytes, read_file, tree,
+                           wait_for, write_file)
 
 
 def fsync_write(path, data, mode="wb"):
@@ -230,16 +230,15 @@ def test_enametoolong(account, emulator, mounter):
 # ------------------------------------------------------------------ unlink, rmdir, trash
 
 def test_unlink_rmdir_trash_and_errors(account, emulator, mounter):
+    emulator.seed([{"path": "srvdir/child.txt", "content": "only on the server"}],
+                  user=account.user)
     m = mounter(account)
     os.makedirs(J(m, "d", "sub"))
     fsync_write(J(m, "d", "sub", "f.txt"), b"f")
     fsync_write(J(m, "gone.txt"), b"to the trash")
-    emulator.seed([{"path": "srvdir/child.txt", "content": "only on the server"}],
-                  user=account.user)
     assert errno_of(os.rmdir, J(m, "d")) == errno.ENOTEMPTY
     assert errno_of(os.rmdir, J(m, "d", "sub")) == errno.ENOTEMPTY
     # A directory whose only child exists on the server (never listed here).
-    time.sleep(0.1)
     assert errno_of(os.rmdir, J(m, "srvdir")) == errno.ENOTEMPTY
     # A directory whose only child is a pending upload.
     os.mkdir(J(m, "p"))
@@ -282,6 +281,7 @@ def test_hard_delete_leaves_nothing(account, emulator, mounter):
 def test_unlink_of_pending_upload_sends_nothing(account, emulator, mounter):
     m = mounter(account)
     emulator.reset_stats()
+    old = partial_names(emulator)
     # 1. unlinked right after close (inside the write-back delay).
     write_file(J(m, "quick.bin"), os.urandom(MiB))
     os.unlink(J(m, "quick.bin"))
@@ -289,7 +289,7 @@ def test_unlink_of_pending_upload_sends_nothing(account, emulator, mounter):
     data = os.urandom(8 * MiB)
     with knobs(emulator, bandwidth=MiB, bandwidth_kinds="upload"):
         write_file(J(m, "slow.bin"), data)
-        wait_for(lambda: partial_upload_bytes(emulator) > 0, 30, "the slow upload to start")
+        wait_for(lambda: partial_upload_bytes(emulator, old) > 0, 30, "the slow upload to start")
         os.unlink(J(m, "slow.bin"))
         time.sleep(3.5)   # past the write-back delay: nothing may arrive now
         assert "quick.bin" not in live(emulator, account.user)
@@ -346,13 +346,14 @@ def test_rename_noreplace(account, mounter):
 
 def test_rename_of_pending_upload_follows(account, emulator, mounter):
     m = mounter(account)
+    old = partial_names(emulator)
     quick = os.urandom(300000)
     write_file(J(m, "quick.tmp"), quick)
     os.rename(J(m, "quick.tmp"), J(m, "quick.bin"))
     slow = os.urandom(6 * MiB)
     with knobs(emulator, bandwidth=2 * MiB, bandwidth_kinds="upload"):
         write_file(J(m, "slow.tmp"), slow)
-        wait_for(lambda: partial_upload_bytes(emulator) > 0, 30, "the slow upload to start")
+        wait_for(lambda: partial_upload_bytes(emulator, old) > 0, 30, "the slow upload to start")
         os.mkdir(J(m, "dst"))
         os.rename(J(m, "slow.tmp"), J(m, "dst", "slow.bin"))
         assert read_file(J(m, "dst", "slow.bin")) == slow

@@ -208,13 +208,21 @@ class knobs:
         self.emu.reset_knobs()
 
 
-def partial_upload_bytes(emu):
-    """Bytes the emulator holds in unfinished uploads right now (its partial/
-    directory): upload_bytes in stats() is only counted when a POST ends."""
+def partial_names(emu):
+    """Names of the unfinished uploads the emulator holds now (for ignore=)."""
+    return {n for n in os.listdir(os.path.join(emu.data_dir, "partial"))
+            if not n.startswith("seed-")}
+
+
+def partial_upload_bytes(emu, ignore=()):
+    """Size of the largest unfinished upload the emulator holds right now (its
+    partial/ directory), leaving out the names in @ignore (from partial_names()
+    before the test's upload began: the emulator is shared by a module).
+    upload_bytes in stats() is only counted when a data POST ends."""
     d = os.path.join(emu.data_dir, "partial")
     total = 0
     for n in os.listdir(d):
-        if n.startswith("seed-"):
+        if n.startswith("seed-") or n in ignore:
             continue
         try:
             total = max(total, os.path.getsize(os.path.join(d, n)))
