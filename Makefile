@@ -73,10 +73,12 @@ $(BUILD)/tests/%: tests/unit/%.c $(LIBA)
 deps:
 	@sh tests/deps.sh
 
-# Unit tests first (fast, pure modules), then the integration tests that mount.
+# Unit tests first (fast, pure modules), then the integration tests that mount,
+# then the static checks (man page, cppcheck).
 check: deps
 	@$(MAKE) --no-print-directory all unit
 	@$(MAKE) --no-print-directory integration
+	@$(MAKE) --no-print-directory lint
 
 unit: $(UNITBIN)
 	@set -e; n=0; for t in $(UNITBIN); do echo "== $$t"; $$t; n=$$((n+1)); done; \
