@@ -52,6 +52,18 @@ Choices made where docs/jottacloud-api.md section 15 (and elsewhere) is silent:
   * A wrong/unknown user in a JFS path (also another existing user): 400
     UsernameNotFoundException.  Revoked/reused refresh families also lose their
     access tokens (the Keycloak session is gone).
+  * Uploads: the data POST needs the Bearer token of the allocating user; a
+    Range start beyond the bytes held -> 416; more bytes than allocated -> 400;
+    when two uploads of one path finish, the later one becomes current.
+    allocate without `created` uses `modified`; times have 1 s precision.
+  * Mountpoints: Shared, Latest and Links are ordinary (empty) trees; new
+    mountpoints are refused on the built-in Jotta device (400).  mode=list
+    (pre-1.58 recursive listing) and thumbnails are not implemented (400).
+  * Accounts: the internal username is 24 hex digits derived from the login
+    name (stable across runs); access tokens are JWT-shaped with sub
+    "f:<uuid>:<login>"; the authorization endpoint approves at once, logging in
+    login_hint or the auth_user knob; login-token secrets are single use and a
+    failed password grant is 400 invalid_grant "Invalid user credentials".
 """
 
 import base64
