@@ -12,14 +12,21 @@
  *   struct fjob     one fetch: bytes [start, end) of one body; cur is the
  *                   next byte to arrive ([start, cur) is present).
  *
+ * Clean content is a prefix-by-prefix copy of one server revision, verified
+ * by MD5 once complete. Local content (f->local) is what the user wrote,
+ * over the bytes of the revision it started from; its MD5 is computed under
+ * f->lock as sequential writes arrive and finished by dcache_commit().
+ *
  * Threading and lock order
  *   f->lock  (per dfile)  ranges, jobs, body, epoch, md5 state, seq windows
  *   dc->lock (per cache)  the open-file hash, f->refs, the job queue, counters
  *   meta's lock           leaf, taken inside meta_* calls
  * Order: f->lock -> dc->lock -> meta. Nothing blocks on the network or
- * waits on a condition while holding dc->lock. Workers write into the body
- * with pwrite() holding no lock (a job owns its byte range), then take
- * f->lock to publish progress and wake readers (f->cond).
+ * waits on a condition while holding dc->lock. Bytes enter a body under
+ * f->lock: a worker writes only the parts of what it received that are
+ * still missing (a local write may have filled them meanwhile) and wakes
+ * readers (f->cond). Verification of clean content reads present bytes
+ * without the lock (they never change within an epoch of clean content).
  */
 #include "cache/data.h"
 
@@ -29,6 +36,7 @@
 #include <inttypes.h>
 #include <openssl/evp.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -51,7 +59,7 @@
 
 struct dbody {
 	int fd;
-	unsigned refs;                  /* protected by the dfile's lock */
+	atomic_uint refs;               /* atomic: a reply buffer outlives its dfile */
 };
 
 struct fjob {
@@ -88,6 +96,10 @@ struct dfile {
 	bool hashing;                   /* a thread is extending md5_pos */
 	int64_t persisted_bytes;        /* bytes present when last persisted */
 	bool dirty_state;               /* ranges changed since persisted */
+	bool local;                     /* local content (see the top of the file) */
+	bool uncommitted;               /* changed since the last dcache_commit() */
+	bool discarded;                 /* unlinked: nothing is recorded any more */
+	time_t mtime;                   /* local content: modification time */
 };
 
 struct dcache {
@@ -102,6 +114,7 @@ struct dcache {
 	struct fjob *qhead, *qtail;
 	bool stop;
 	int64_t bytes;                  /* present bytes in all cache files */
+	int64_t local_bytes;            /* size of all local content */
 	struct dcache_stats stats;
 	bool evicting;
 
@@ -110,15 +123,21 @@ struct dcache {
 };
 
 static void job_unref(struct dfile *f, struct fjob *j);
+static void unlink_content(struct dcache *dc, uint64_t id);
 
 /* ---- bodies ----------------------------------------------------------- */
 
 static void body_unref(struct dbody *b)
 {
-	if (b && --b->refs == 0) {
+	if (b && atomic_fetch_sub(&b->refs, 1) == 1) {
 		close(b->fd);
 		free(b);
 	}
+}
+
+static void body_ref(struct dbody *b)
+{
+	atomic_fetch_add(&b->refs, 1);
 }
 
 /* Open (creating) the cache file of @id; @fresh truncates it first. */
@@ -142,7 +161,7 @@ static int body_open(struct dcache *dc, uint64_t id, bool fresh, struct dbody **
 		return err;
 	}
 	b->fd = fd;
-	b->refs = 1;
+	atomic_init(&b->refs, 1);
 	*out = b;
 	return 0;
 }
@@ -168,10 +187,13 @@ static struct dfile *hash_find(struct dcache *dc, uint64_t id)
 /* Record @f's state in the index. f->lock held. */
 static void persist(struct dfile *f)
 {
-	struct meta_content c = { .size = f->size, .verified = f->verified,
-				  .atime = time(NULL), .bytes = ranges_bytes(&f->present) };
+	struct meta_content c = { .size = f->size, .verified = f->verified && !f->local,
+				  .dirty = f->local, .atime = time(NULL),
+				  .bytes = ranges_bytes(&f->present) };
 	int err;
 
+	if (f->discarded)
+		return;
 	snprintf(c.md5, sizeof(c.md5), "%s", f->md5);
 	err = ranges_encode(&f->present, &c.ranges, &c.ranges_len);
 	if (!err)
@@ -184,13 +206,20 @@ static void persist(struct dfile *f)
 	f->dirty_state = false;
 }
 
-/* Adjust the global byte count by @delta. */
-static void account(struct dcache *dc, int64_t delta)
+/* Adjust the global byte counts by @delta (present) and @local_delta. */
+static void account2(struct dcache *dc, int64_t delta, int64_t local_delta)
 {
 	pthread_mutex_lock(&dc->lock);
 	dc->bytes += delta;
+	dc->local_bytes += local_delta;
 	dc->stats.cached_bytes = dc->bytes;
+	dc->stats.local_bytes = dc->local_bytes;
 	pthread_mutex_unlock(&dc->lock);
+}
+
+static void account(struct dcache *dc, int64_t delta)
+{
+	account2(dc, delta, 0);
 }
 
 /*
@@ -273,6 +302,14 @@ static int dfile_load(struct dfile *f, int64_t size, const char *md5, bool *kept
 	int err = meta_content_get(dc->cfg.meta, f->id, &c);
 	bool same = !err && c.size == size && !strcmp(c.md5, md5);
 
+	if (!err && c.dirty) {
+		/* Local content is what the file is, whatever the server says. */
+		same = true;
+		size = c.size;
+		md5 = c.md5;
+		f->local = true;
+		f->mtime = c.atime;
+	}
 	f->size = size;
 	snprintf(f->md5, sizeof(f->md5), "%s", md5);
 	EVP_DigestInit_ex(f->md5ctx, EVP_md5(), NULL);
@@ -283,7 +320,9 @@ static int dfile_load(struct dfile *f, int64_t size, const char *md5, bool *kept
 		int64_t last = f->present.n ? f->present.v[f->present.n - 1].end : 0;
 		/* A cache file shorter than its ranges was damaged: distrust it. */
 		if (fstat(f->body->fd, &st) == 0 && st.st_size >= last) {
-			f->verified = c.verified;
+			f->verified = c.verified && !f->local;
+			if (f->local)
+				f->mtime = st.st_mtime;
 			f->persisted_bytes = ranges_bytes(&f->present);
 			meta_content_release(&c);
 			return 0;
@@ -291,6 +330,18 @@ static int dfile_load(struct dfile *f, int64_t size, const char *md5, bool *kept
 		log_warn("cache: content of node %" PRIu64 " is damaged; fetching it again", f->id);
 		body_unref(f->body);
 		f->body = NULL;
+	}
+	if (f->local) {
+		/* Damaged local content cannot be fetched again: keep the file
+		 * as it is (holes read as zeros) rather than lose it. */
+		log_err("cache: the changed content of node %" PRIu64 " is damaged", f->id);
+		meta_content_release(&c);
+		err = body_open(dc, f->id, false, &f->body);
+		if (!err) {
+			ranges_clear(&f->present);
+			err = ranges_add(&f->present, 0, f->size);
+		}
+		return err;
 	}
 	if (!err) {
 		dc->bytes -= c.bytes;
@@ -321,7 +372,7 @@ int dcache_open(struct dcache *dc, uint64_t id, int64_t size, const char *md5,
 		f->refs++;
 		pthread_mutex_unlock(&dc->lock);
 		pthread_mutex_lock(&f->lock);
-		if (f->size != size || strcmp(f->md5, md5)) {
+		if (!f->local && (f->size != size || strcmp(f->md5, md5))) {
 			k = false;
 			err = reset_locked(f, size, md5);
 			if (err) {
@@ -413,7 +464,7 @@ static int job_start(struct dfile *f, int64_t start, int64_t end)
 		return -ENOMEM;
 	j->f = f;
 	j->body = f->body;
-	f->body->refs++;
+	body_ref(f->body);
 	j->epoch = f->epoch;
 	j->start = j->cur = start;
 	j->end = end;
@@ -497,69 +548,80 @@ static int64_t covered_until(struct dfile *f, int64_t pos)
 	}
 }
 
-/* Receives a job's body: write it into the cache file, then publish it. */
+/* Receives a job's body and writes it into the cache file. */
 struct job_sink {
 	struct fjob *j;
 	int64_t pos;                    /* where the next byte goes */
-	int64_t unpublished;            /* written but not yet in the ranges */
-	int64_t pub_from;
 };
 
-static int job_publish(struct job_sink *s)
+/* pwrite all of [@p, @p + @len) at @off; 0 or -errno. */
+static int pwrite_all(int fd, const char *p, size_t len, int64_t off)
 {
-	struct fjob *j = s->j;
-	struct dfile *f = j->f;
-	int ret = 0;
-
-	if (!s->unpublished)
-		return 0;
-	pthread_mutex_lock(&f->lock);
-	if (j->epoch != f->epoch) {
-		ret = -ECANCELED;
-	} else if (ranges_add(&f->present, s->pub_from, s->pos) == 0) {
-		j->cur = s->pos;
-		f->dirty_state = true;
-		pthread_cond_broadcast(&f->cond);
-	} else {
-		ret = -ENOMEM;
+	while (len) {
+		ssize_t w = pwrite(fd, p, len, off);
+		if (w < 0) {
+			if (errno == EINTR)
+				continue;
+			return -errno;
+		}
+		p += w;
+		len -= (size_t)w;
+		off += w;
 	}
-	pthread_mutex_unlock(&f->lock);
-	if (!ret)
-		account(f->dc, s->unpublished);
-	s->pub_from = s->pos;
-	s->unpublished = 0;
-	return ret;
+	return 0;
 }
 
+/*
+ * Take @len bytes of the download at s->pos. Under f->lock: only bytes
+ * still missing are written (a local write may have filled some since the
+ * request went out), nothing beyond the current size (a truncate), then
+ * the job's progress is published and readers are woken.
+ */
 static int job_sink_write(void *ctx, const void *data, size_t len)
 {
 	struct job_sink *s = ctx;
 	struct fjob *j = s->j;
+	struct dfile *f = j->f;
 	const char *p = data;
-	int64_t left;
+	int64_t left, end, pos, added = 0;
+	int err = 0;
 
 	/* Never take more than was asked for (a server ignoring Range). */
 	if (__builtin_sub_overflow(j->end, s->pos, &left) || (int64_t)len > left)
 		return -EIO;
-	while (len) {
-		ssize_t w = pwrite(j->body->fd, p, len, s->pos);
-		if (w < 0) {
-			if (errno == EINTR)
-				continue;
-			int err = -errno;
-			log_err("cache: cannot write the cache file of node %" PRIu64 ": %s",
-				j->f->id, strerror(errno));
-			return err;
-		}
-		p += w;
-		len -= (size_t)w;
-		s->pos += w;
-		s->unpublished += w;
+	end = s->pos + (int64_t)len;
+	pthread_mutex_lock(&f->lock);
+	if (j->epoch != f->epoch) {
+		pthread_mutex_unlock(&f->lock);
+		return -ECANCELED;
 	}
-	/* Publish in steps of 64 KiB so that readers wake early. */
-	if (s->unpublished >= 64 * 1024)
-		return job_publish(s);
-	return 0;
+	for (pos = s->pos; !err && pos < end && pos < f->size;) {
+		int64_t m = ranges_next_missing(&f->present, pos, end < f->size ? end : f->size);
+		int64_t stop = ranges_next_present(&f->present, m, end < f->size ? end : f->size);
+		if (m >= stop)
+			break;
+		err = pwrite_all(j->body->fd, p + (m - s->pos), (size_t)(stop - m), m);
+		if (!err)
+			err = ranges_add(&f->present, m, stop);
+		if (!err)
+			added += stop - m;
+		pos = stop;
+	}
+	if (!err) {
+		s->pos = end;
+		j->cur = end;
+		f->dirty_state = true;
+		pthread_cond_broadcast(&f->cond);
+	}
+	if (end >= f->size && f->size < j->end)
+		j->end = end > f->size ? end : f->size;     /* truncated meanwhile */
+	pthread_mutex_unlock(&f->lock);
+	if (added)
+		account(f->dc, added);
+	if (err && err != -ENOMEM)
+		log_err("cache: cannot write the cache file of node %" PRIu64 ": %s", f->id,
+			strerror(-err));
+	return err;
 }
 
 /* Is @err worth trying again (the service or the network may recover)? */
@@ -594,7 +656,7 @@ static void job_run(struct dcache *dc, struct fjob *j)
 	int err;
 
 	pthread_mutex_lock(&f->lock);
-	s.pos = s.pub_from = j->cur;
+	s.pos = j->cur;
 	int64_t end = j->end;
 	bool live = j->epoch == f->epoch;
 	pthread_mutex_unlock(&f->lock);
@@ -612,12 +674,14 @@ static void job_run(struct dcache *dc, struct fjob *j)
 			break;
 		}
 		err = jfs_download(dc->cfg.jfs, path, from, end - 1, &sink, &got);
-		int perr = job_publish(&s);
 		pthread_mutex_lock(&dc->lock);
 		dc->stats.fetched_bytes += (uint64_t)(s.pos - from);
 		pthread_mutex_unlock(&dc->lock);
-		if (perr && !err)
-			err = perr;
+		/* A truncate may have cut the job short. */
+		pthread_mutex_lock(&f->lock);
+		if (j->end < end)
+			end = j->end;
+		pthread_mutex_unlock(&f->lock);
 		if (!err && s.pos < end) {
 			/* The service ended the body early without an error: resume. */
 			err = -EIO;
@@ -721,7 +785,7 @@ static void hash_advance(struct dfile *f)
 	bool mismatch = false;
 
 	pthread_mutex_lock(&f->lock);
-	if (f->hashing || f->verified || f->broken) {
+	if (f->hashing || f->verified || f->broken || f->local) {
 		pthread_mutex_unlock(&f->lock);
 		return;
 	}
@@ -739,12 +803,14 @@ static void hash_advance(struct dfile *f)
 			ssize_t r;
 			if (!buf && !(buf = malloc(DC_HASH_CHUNK)))
 				break;
-			b->refs++;
+			body_ref(b);
 			pthread_mutex_unlock(&f->lock);
 			r = pread(b->fd, buf, n, pos);
 			pthread_mutex_lock(&f->lock);
 			body_unref(b);
-			if (epoch != f->epoch)
+			if (f->local)
+				break;          /* changed meanwhile: dcache_commit() hashes */
+			if (epoch != f->epoch || f->md5_pos != pos)
 				continue;       /* reset meanwhile: md5_pos is 0 again */
 			if (r != (ssize_t)n) {
 				log_err("cache: cannot read back the cache file of node %" PRIu64 ": %s",
@@ -795,6 +861,7 @@ static void hash_advance(struct dfile *f)
 		break;
 	}
 	f->hashing = false;
+	pthread_cond_broadcast(&f->cond);
 	pthread_mutex_unlock(&f->lock);
 	free(buf);
 	if (mismatch && f->dc->cfg.mismatch)
@@ -803,16 +870,60 @@ static void hash_advance(struct dfile *f)
 
 /* ---- reading ---------------------------------------------------------- */
 
+/*
+ * Wait until bytes [off, end) of @f are present, starting fetches for what
+ * is missing: each fetch reaches up to @want (the read-ahead window). Two
+ * callers missing the same bytes wait for one fetch. f->lock held (waited
+ * on). 0 or -errno; a reset meanwhile (new revision) is followed: the
+ * caller re-checks the size.
+ */
+static int ensure_present(struct dfile *f, int64_t off, int64_t end, int64_t want)
+{
+	for (;;) {
+		uint64_t epoch = f->epoch;
+		int64_t m;
+		struct fjob *j;
+		int err;
+
+		if (f->broken)
+			return f->broken;
+		if (end > f->size)
+			end = f->size;
+		if (want > f->size)
+			want = f->size;
+		m = ranges_next_missing(&f->present, off, end);
+		if (m >= end)
+			return 0;
+		j = job_covering(f, m);
+		if (!j) {
+			err = fetch_missing(f, m, want > end ? want : end);
+			if (err)
+				return err;
+			continue;
+		}
+		j->refs++;
+		while (!j->done && j->cur <= m && epoch == f->epoch)
+			pthread_cond_wait(&f->cond, &f->lock);
+		err = j->done && j->cur <= m ? j->err : 0;
+		job_unref(f, j);
+		if (err && err != -EAGAIN && epoch == f->epoch &&
+		    !ranges_covers(&f->present, m, m + 1))
+			return err;
+	}
+}
+
 int dcache_read(struct dfile *f, struct dcache_seq *seq, int64_t off, size_t len,
 		struct dcache_buf *buf)
 {
-	int64_t end, want;
+	int64_t end;
 	int err = 0;
 
 	memset(buf, 0, sizeof(*buf));
 	buf->fd = -1;
 	if (off < 0)
 		return -EINVAL;
+	if (__builtin_add_overflow(off, (int64_t)len, &end))
+		end = INT64_MAX;
 	pthread_mutex_lock(&f->lock);
 	/* The read-ahead window: doubles on sequential reads, resets on a seek. */
 	if (seq->started && off == seq->next) {
@@ -822,49 +933,10 @@ int dcache_read(struct dfile *f, struct dcache_seq *seq, int64_t off, size_t len
 		seq->window = DC_WINDOW_MIN;
 	}
 	seq->started = true;
-	seq->next = off + (int64_t)len;
-	for (;;) {
-		uint64_t epoch = f->epoch;
-		int64_t m;
-		struct fjob *j;
-
-		if (f->broken) {
-			err = f->broken;
-			break;
-		}
-		if (off >= f->size) {
-			end = off;
-			break;
-		}
-		if (__builtin_add_overflow(off, (int64_t)len, &end) || end > f->size)
-			end = f->size;
-		m = ranges_next_missing(&f->present, off, end);
-		if (m >= end)
-			break;
-		j = job_covering(f, m);
-		if (!j) {
-			/* Fetch the missing bytes and the window after them at once. */
-			want = off + seq->window;
-			if (want < end)
-				want = end;
-			if (want > f->size)
-				want = f->size;
-			err = fetch_missing(f, m, want);
-			if (err)
-				break;
-			continue;
-		}
-		j->refs++;
-		while (!j->done && j->cur <= m && epoch == f->epoch)
-			pthread_cond_wait(&f->cond, &f->lock);
-		int jerr = j->done && j->cur <= m ? j->err : 0;
-		job_unref(f, j);
-		if (jerr && jerr != -EAGAIN && epoch == f->epoch &&
-		    !ranges_covers(&f->present, m, m + 1)) {
-			err = jerr;
-			break;
-		}
-	}
+	seq->next = end;
+	err = ensure_present(f, off, end, off + seq->window);
+	if (end > f->size)
+		end = f->size;
 	if (!err && end > off) {
 		/* Sequential: keep the next window in flight. */
 		if (seq->window > DC_WINDOW_MIN) {
@@ -880,21 +952,418 @@ int dcache_read(struct dfile *f, struct dcache_seq *seq, int64_t off, size_t len
 		buf->off = off;
 		buf->len = (size_t)(end - off);
 		buf->body_ = f->body;
-		f->body->refs++;
+		body_ref(f->body);
 	}
 	pthread_mutex_unlock(&f->lock);
 	return err;
 }
 
-void dcache_buf_release(struct dfile *f, struct dcache_buf *buf)
+void dcache_buf_release(struct dcache_buf *buf)
 {
-	if (!buf->body_)
-		return;
-	pthread_mutex_lock(&f->lock);
 	body_unref(buf->body_);
-	pthread_mutex_unlock(&f->lock);
 	buf->body_ = NULL;
 	buf->fd = -1;
+}
+
+/* ---- local content ------------------------------------------------------ */
+
+static void md5_reset(struct dfile *f)
+{
+	EVP_DigestInit_ex(f->md5ctx, EVP_md5(), NULL);
+	f->md5_pos = 0;
+}
+
+/* Extend the running MD5 of local content to @upto (bytes present, read
+ * back from the page cache). f->lock held. */
+static int hash_locked(struct dfile *f, int64_t upto)
+{
+	unsigned char *buf;
+
+	if (f->md5_pos >= upto)
+		return 0;
+	buf = malloc(DC_HASH_CHUNK);
+	if (!buf)
+		return -ENOMEM;
+	while (f->md5_pos < upto) {
+		size_t n = upto - f->md5_pos > DC_HASH_CHUNK ? DC_HASH_CHUNK
+							     : (size_t)(upto - f->md5_pos);
+		ssize_t r = pread(f->body->fd, buf, n, f->md5_pos);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0) {
+			int err = r < 0 ? -errno : -EIO;
+			log_err("cache: cannot read back the cache file of node %" PRIu64 ": %s",
+				f->id, strerror(-err));
+			free(buf);
+			return err;
+		}
+		EVP_DigestUpdate(f->md5ctx, buf, (size_t)r);
+		f->md5_pos += r;
+	}
+	free(buf);
+	return 0;
+}
+
+/*
+ * Before a change that makes the file @grow bytes larger: turn the content
+ * local on the first change (start fetching the rest of its base), and
+ * refuse when local content would exceed the bound. f->lock held.
+ */
+static int make_local(struct dfile *f, int64_t grow, bool *first)
+{
+	struct dcache *dc = f->dc;
+	int64_t need = f->local ? grow : f->size + grow;
+	bool full;
+
+	if (first)
+		*first = false;
+	if (f->discarded)
+		return 0;       /* unlinked but open: works, counts for nothing */
+	pthread_mutex_lock(&dc->lock);
+	full = dc->cfg.max_size && need > 0 &&
+	       dc->local_bytes + need > (int64_t)dc->cfg.max_size;
+	pthread_mutex_unlock(&dc->lock);
+	if (full) {
+		log_warn("cache: changed files not yet uploaded fill the cache bound "
+			 "(cache_max_size); refusing writes with ENOSPC until uploads finish");
+		return -ENOSPC;
+	}
+	if (f->local)
+		return 0;
+	f->local = true;
+	f->verified = false;
+	f->broken = 0;
+	f->md5[0] = '\0';
+	f->dirty_state = true;
+	account2(dc, 0, f->size);
+	/* The bytes of the base not yet here: fetch them now, in the background. */
+	fetch_missing(f, 0, f->size);
+	if (first)
+		*first = true;
+	return 0;
+}
+
+int dcache_create(struct dcache *dc, uint64_t id, struct dfile **out)
+{
+	struct dfile *f = dfile_new(dc, id), **slot;
+	int err;
+
+	*out = NULL;
+	if (!f)
+		return -ENOMEM;
+	f->local = true;
+	f->uncommitted = true;
+	f->mtime = time(NULL);
+	EVP_DigestInit_ex(f->md5ctx, EVP_md5(), NULL);
+	err = body_open(dc, id, true, &f->body);
+	if (err) {
+		dfile_free(f);
+		return err;
+	}
+	pthread_mutex_lock(&dc->lock);
+	slot = hash_slot(dc, id);
+	if (*slot) {
+		pthread_mutex_unlock(&dc->lock);
+		dfile_free(f);
+		return -EEXIST;
+	}
+	*slot = f;
+	persist(f);
+	pthread_mutex_unlock(&dc->lock);
+	*out = f;
+	return 0;
+}
+
+int dcache_write(struct dfile *f, int64_t off, size_t len, dcache_copy_fn copy, void *ctx,
+		 size_t *written, bool *first)
+{
+	int64_t end, before, grow, old_size;
+	size_t done = 0;
+	int err;
+
+	*written = 0;
+	if (first)
+		*first = false;
+	if (off < 0 || __builtin_add_overflow(off, (int64_t)len, &end))
+		return -EFBIG;
+	pthread_mutex_lock(&f->lock);
+	old_size = f->size;
+	grow = end > f->size ? end - f->size : 0;
+	err = make_local(f, grow, first);
+	if (err) {
+		pthread_mutex_unlock(&f->lock);
+		return err;
+	}
+	/* A write past the end leaves a hole: zeros, present. */
+	if (off > f->size && (err = ranges_add(&f->present, f->size, off))) {
+		pthread_mutex_unlock(&f->lock);
+		return err;
+	}
+	if (off < f->md5_pos)
+		md5_reset(f);           /* rewriting hashed bytes */
+	before = ranges_bytes(&f->present);
+	err = copy(ctx, f->body->fd, off, len, &done);
+	if (done > 0) {
+		int e2 = ranges_add(&f->present, off, off + (int64_t)done);
+		if (!err)
+			err = e2;
+		if (off + (int64_t)done > f->size)
+			f->size = off + (int64_t)done;
+		if (off <= f->md5_pos && f->md5_pos < off + (int64_t)done)
+			hash_locked(f, off + (int64_t)done);
+		f->mtime = time(NULL);
+		f->uncommitted = true;
+		f->dirty_state = true;
+		pthread_cond_broadcast(&f->cond);
+	} else if (off > old_size) {
+		ranges_remove(&f->present, old_size, off);      /* nothing written: no hole */
+	}
+	int64_t added = ranges_bytes(&f->present) - before, size_delta = f->size - old_size;
+	pthread_mutex_unlock(&f->lock);
+	account2(f->dc, added, size_delta);
+	*written = done;
+	if (done > 0)
+		return 0;
+	return err ? err : -EIO;
+}
+
+int dcache_truncate(struct dfile *f, int64_t size, bool *first)
+{
+	int64_t before, old_size;
+	int err;
+
+	if (first)
+		*first = false;
+	if (size < 0)
+		return -EINVAL;
+	pthread_mutex_lock(&f->lock);
+	old_size = f->size;
+	if (size == old_size && f->local) {
+		f->mtime = time(NULL);
+		f->uncommitted = true;
+		pthread_mutex_unlock(&f->lock);
+		return 0;
+	}
+	err = make_local(f, size > old_size ? size - old_size : 0, first);
+	if (!err && ftruncate(f->body->fd, size))
+		err = -errno;
+	if (err) {
+		pthread_mutex_unlock(&f->lock);
+		return err;
+	}
+	before = ranges_bytes(&f->present);
+	if (size < old_size)
+		ranges_remove(&f->present, size, INT64_MAX);
+	else
+		ranges_add(&f->present, old_size, size);        /* zeros */
+	if (size < f->md5_pos)
+		md5_reset(f);
+	f->size = size;
+	f->mtime = time(NULL);
+	f->uncommitted = true;
+	f->dirty_state = true;
+	pthread_cond_broadcast(&f->cond);
+	int64_t added = ranges_bytes(&f->present) - before;
+	pthread_mutex_unlock(&f->lock);
+	account2(f->dc, added, size - old_size);
+	return 0;
+}
+
+void dcache_set_mtime(struct dfile *f, time_t mtime)
+{
+	pthread_mutex_lock(&f->lock);
+	f->mtime = mtime;
+	if (f->local)
+		f->uncommitted = true;  /* the upload must carry the new time */
+	pthread_mutex_unlock(&f->lock);
+}
+
+bool dcache_uncommitted(struct dfile *f)
+{
+	bool r;
+
+	pthread_mutex_lock(&f->lock);
+	r = f->local && f->uncommitted && !f->discarded;
+	pthread_mutex_unlock(&f->lock);
+	return r;
+}
+
+void dcache_path(struct dcache *dc, uint64_t id, char *buf, size_t len)
+{
+	snprintf(buf, len, "%s/%" PRIu64, dc->dir, id);
+}
+
+int dcache_commit(struct dfile *f, struct dcache_commit *out)
+{
+	unsigned char dig[EVP_MAX_MD_SIZE];
+	unsigned int dlen = 0;
+	EVP_MD_CTX *c;
+	struct dbody *b;
+	struct stat st;
+	int err;
+
+	memset(out, 0, sizeof(*out));
+	pthread_mutex_lock(&f->lock);
+	if (f->discarded) {
+		pthread_mutex_unlock(&f->lock);
+		return -ENOENT;
+	}
+	if (!f->local || !f->uncommitted) {
+		pthread_mutex_unlock(&f->lock);
+		return 0;
+	}
+	/* Every byte of the base not overwritten must be here before upload. */
+	err = ensure_present(f, 0, f->size, f->size);
+	if (!err)
+		err = hash_locked(f, f->size);
+	if (!err && !(c = EVP_MD_CTX_new()))
+		err = -ENOMEM;
+	if (err) {
+		pthread_mutex_unlock(&f->lock);
+		log_err("cache: cannot complete the changed content of node %" PRIu64 ": %s",
+			f->id, strerror(-err));
+		return err == -ENOSPC ? err : -EIO;
+	}
+	/* Finish a copy: later appends continue the running hash. */
+	EVP_MD_CTX_copy_ex(c, f->md5ctx);
+	EVP_DigestFinal_ex(c, dig, &dlen);
+	EVP_MD_CTX_free(c);
+	for (unsigned i = 0; i < 16 && i < dlen; i++)
+		snprintf(out->md5 + 2 * i, 3, "%02x", dig[i]);
+	if (fstat(f->body->fd, &st) == 0 && st.st_size != f->size &&
+	    ftruncate(f->body->fd, f->size))
+		err = -errno;
+	out->size = f->size;
+	out->mtime = f->mtime;
+	f->uncommitted = false;         /* a write from now on sets it again */
+	b = f->body;
+	body_ref(b);
+	pthread_mutex_unlock(&f->lock);
+
+	if (!err && fsync(b->fd))
+		err = -errno;
+
+	pthread_mutex_lock(&f->lock);
+	body_unref(b);
+	if (err) {
+		f->uncommitted = true;
+		pthread_mutex_unlock(&f->lock);
+		log_err("cache: cannot sync the cache file of node %" PRIu64 ": %s", f->id,
+			strerror(-err));
+		return err == -ENOSPC ? err : -EIO;
+	}
+	if (!f->uncommitted)
+		snprintf(f->md5, sizeof(f->md5), "%s", out->md5);
+	persist(f);
+	pthread_mutex_unlock(&f->lock);
+	dcache_path(f->dc, f->id, out->path, sizeof(out->path));
+	out->committed = true;
+	return 0;
+}
+
+bool dcache_set_clean(struct dcache *dc, uint64_t id, int64_t size, const char *md5,
+		      time_t *mtime)
+{
+	struct meta_content c;
+	struct dfile *f;
+	bool ok = false;
+
+	pthread_mutex_lock(&dc->lock);
+	f = hash_find(dc, id);
+	if (f) {
+		f->refs++;
+	} else if (!meta_content_get(dc->cfg.meta, id, &c)) {
+		if (c.dirty && c.size == size && !strcmp(c.md5, md5)) {
+			c.dirty = false;
+			c.verified = c.bytes == size;
+			if (!meta_content_put(dc->cfg.meta, id, &c)) {
+				dc->local_bytes -= size;
+				dc->stats.local_bytes = dc->local_bytes;
+				ok = true;
+			}
+		}
+		meta_content_release(&c);
+	}
+	pthread_mutex_unlock(&dc->lock);
+	if (!f)
+		return ok;
+	pthread_mutex_lock(&f->lock);
+	if (f->local && !f->uncommitted && !f->discarded && f->size == size &&
+	    !strcmp(f->md5, md5)) {
+		f->local = false;
+		f->verified = ranges_covers(&f->present, 0, size);
+		if (mtime)
+			*mtime = f->mtime;
+		persist(f);
+		ok = true;
+	}
+	pthread_mutex_unlock(&f->lock);
+	if (ok)
+		account2(dc, 0, -size);
+	dfile_unref(f);
+	return ok;
+}
+
+void dcache_discard(struct dcache *dc, uint64_t id)
+{
+	struct meta_content c;
+	struct dfile *f;
+
+	pthread_mutex_lock(&dc->lock);
+	f = hash_find(dc, id);
+	if (f) {
+		f->refs++;
+	} else {
+		if (!meta_content_get(dc->cfg.meta, id, &c)) {
+			dc->bytes -= c.bytes;
+			if (c.dirty)
+				dc->local_bytes -= c.size;
+			dc->stats.cached_bytes = dc->bytes;
+			dc->stats.local_bytes = dc->local_bytes;
+			meta_content_release(&c);
+		}
+		meta_content_delete(dc->cfg.meta, id);
+		unlink_content(dc, id);
+	}
+	pthread_mutex_unlock(&dc->lock);
+	if (!f)
+		return;
+	pthread_mutex_lock(&f->lock);
+	int64_t local = !f->discarded && f->local ? f->size : 0;
+	int64_t bytes = !f->discarded ? ranges_bytes(&f->present) : 0;
+	f->discarded = true;
+	f->local = false;
+	pthread_mutex_unlock(&f->lock);
+	account2(dc, -bytes, -local);
+	/* The open descriptor keeps working; the name and the record go. */
+	pthread_mutex_lock(&dc->lock);
+	meta_content_delete(dc->cfg.meta, id);
+	unlink_content(dc, id);
+	pthread_mutex_unlock(&dc->lock);
+	dfile_unref(f);
+}
+
+bool dcache_peek(struct dcache *dc, uint64_t id, int64_t *size, time_t *mtime)
+{
+	struct dfile *f;
+	bool r = false;
+
+	pthread_mutex_lock(&dc->lock);
+	f = hash_find(dc, id);
+	if (f)
+		f->refs++;
+	pthread_mutex_unlock(&dc->lock);
+	if (!f)
+		return false;
+	pthread_mutex_lock(&f->lock);
+	if (f->local && !f->discarded) {
+		*size = f->size;
+		*mtime = f->mtime;
+		r = true;
+	}
+	pthread_mutex_unlock(&f->lock);
+	dfile_unref(f);
+	return r;
 }
 
 /* ---- invalidation, gc, eviction ------------------------------------------ */
@@ -913,7 +1382,7 @@ void dcache_invalidate(struct dcache *dc, uint64_t id, int64_t size, const char 
 		return;
 	}
 	pthread_mutex_lock(&f->lock);
-	if (f->size != size || strcmp(f->md5, md5))
+	if (!f->local && (f->size != size || strcmp(f->md5, md5)))
 		reset_locked(f, size, md5);
 	pthread_mutex_unlock(&f->lock);
 	dfile_unref(f);
@@ -1087,7 +1556,9 @@ int dcache_new(const struct dcache_config *cfg, struct dcache **out)
 	}
 	meta_content_usage(cfg->meta, &total, &dirty);
 	dc->bytes = total;
+	dc->local_bytes = dirty;
 	dc->stats.cached_bytes = total;
+	dc->stats.local_bytes = dirty;
 	*out = dc;
 	return 0;
 fail:

@@ -27,10 +27,20 @@
  * Bound. Clean content is evicted least recently used first once the total
  * exceeds max_size; open files and dirty content are never evicted.
  *
+ * Local content (the write path). A file written locally holds "local"
+ * content: every byte written is present, bytes of the server revision it
+ * started from (its base) that were not overwritten are fetched in the
+ * background and at the latest by dcache_commit() — so a write never waits
+ * for the network, an upload never sends a hole. Local content is recorded
+ * dirty in the index: never evicted, never dropped for a new server
+ * revision, kept across restarts; dcache_set_clean() ends that once the
+ * upload is confirmed.
+ *
  * Threads: all functions are thread-safe. Lock order: dfile lock, then the
- * dcache lock, then the index's (leaf). No lock is held across network I/O;
- * the download workers write into the cache file without a lock (each owns
- * its byte range) and take the dfile lock only to publish progress.
+ * dcache lock, then the index's (leaf). No lock is held across network I/O.
+ * Bytes enter a cache file under its dfile lock (a download worker writes
+ * only bytes still missing, so it never overwrites a local write); replies
+ * read present bytes from the descriptor without it.
  */
 #ifndef JOTTAFS_CACHE_DATA_H
 #define JOTTAFS_CACHE_DATA_H
@@ -39,6 +49,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
+#include <time.h>
 
 struct jfs;
 struct meta;
@@ -85,7 +96,9 @@ struct dcache_seq {
 	bool started;
 };
 
-/* A byte range of a cache file to reply from; release with dcache_buf_release(). */
+/* A byte range of a cache file to reply from; release with dcache_buf_release().
+ * It holds the cache file open by itself: it may be released after the file
+ * was closed (a reply done, the kernel may release the file at once). */
 struct dcache_buf {
 	int fd;
 	int64_t off;
@@ -100,7 +113,7 @@ struct dcache_buf {
  */
 int dcache_read(struct dfile *f, struct dcache_seq *seq, int64_t off, size_t len,
 		struct dcache_buf *buf);
-void dcache_buf_release(struct dfile *f, struct dcache_buf *buf);
+void dcache_buf_release(struct dcache_buf *buf);
 
 /* The size of the revision @f holds. */
 int64_t dcache_size(struct dfile *f);
@@ -112,12 +125,66 @@ void dcache_invalidate(struct dcache *dc, uint64_t id, int64_t size, const char 
  * revisions), except those open. */
 void dcache_gc(struct dcache *dc);
 
+/* ---- local content (the write path) ---- */
+
+/* The content of a new, empty local file @id (not yet committed). */
+int dcache_create(struct dcache *dc, uint64_t id, struct dfile **out);
+
+/*
+ * Write @len bytes at @off: @copy moves them into descriptor @fd at @off
+ * (pwrite, or fuse_buf_copy from a pipe) and stores the count in *done.
+ * The first change turns the file's content local and starts fetching the
+ * rest of its base in the background; *@first (may be NULL) tells the
+ * caller (to record the node as locally changed). -ENOSPC when local
+ * content alone would exceed the cache bound, or the disk is full.
+ */
+typedef int (*dcache_copy_fn)(void *ctx, int fd, int64_t off, size_t len, size_t *done);
+int dcache_write(struct dfile *f, int64_t off, size_t len, dcache_copy_fn copy, void *ctx,
+		 size_t *written, bool *first);
+/* Set the size (truncate or extend with zeros); a change like a write. */
+int dcache_truncate(struct dfile *f, int64_t size, bool *first);
+/* Set the modification time of local content (utimens on a changed file). */
+void dcache_set_mtime(struct dfile *f, time_t mtime);
+
+struct dcache_commit {
+	bool committed;           /* false: nothing changed since the last commit */
+	int64_t size;
+	char md5[33];
+	time_t mtime;
+	char path[4096];          /* the cache file (for the upload journal) */
+};
+/*
+ * Make the local content complete and durable: fetch the bytes of the base
+ * still missing, finish the MD5, fsync the cache file, record the state.
+ * 0 (out->committed false when there was nothing to commit), -EIO when the
+ * base could not be fetched, -ENOENT when the file was discarded.
+ */
+int dcache_commit(struct dfile *f, struct dcache_commit *out);
+/* Does the open file have changes not yet committed? */
+bool dcache_uncommitted(struct dfile *f);
+
+/*
+ * The upload of @id's content (@size, @md5) was confirmed: unless it was
+ * changed again meanwhile, the content is clean now (evictable, the new
+ * base). Returns true when it became clean, with its mtime in *mtime.
+ */
+bool dcache_set_clean(struct dcache *dc, uint64_t id, int64_t size, const char *md5,
+		      time_t *mtime);
+/* @id was unlinked: drop its content, local or not (an open file keeps
+ * working on its descriptor, and records nothing any more). */
+void dcache_discard(struct dcache *dc, uint64_t id);
+/* If @id is open with local content, its current size and mtime. */
+bool dcache_peek(struct dcache *dc, uint64_t id, int64_t *size, time_t *mtime);
+/* Path of @id's cache file in @buf. */
+void dcache_path(struct dcache *dc, uint64_t id, char *buf, size_t len);
+
 /* Counters for tests and reports. */
 struct dcache_stats {
 	uint64_t fetches;         /* ranged GETs sent */
 	uint64_t fetched_bytes;   /* bytes received */
 	uint64_t mismatches;      /* MD5 mismatches */
 	int64_t cached_bytes;     /* bytes present in cache files */
+	int64_t local_bytes;      /* size of local (not yet uploaded) content */
 };
 void dcache_stats(struct dcache *dc, struct dcache_stats *out);
 

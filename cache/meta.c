@@ -26,7 +26,7 @@
 
 #include "lib/log.h"
 
-#define META_SCHEMA_VERSION "1"
+#define META_SCHEMA_VERSION "2"
 #define META_STREAM_BATCH 2048
 
 static const char *const meta_schema =
@@ -47,9 +47,10 @@ static const char *const meta_schema =
 	" revision INTEGER NOT NULL DEFAULT 0,"
 	" listed_at INTEGER NOT NULL DEFAULT 0," /* dir: time of the last listing */
 	" listed_gen INTEGER NOT NULL DEFAULT 0," /* dir: generation of that listing */
-	" mod_gen INTEGER NOT NULL DEFAULT 0,"  /* dir: generation of the last local change */
 	" seen INTEGER NOT NULL DEFAULT 0,"     /* generation that last wrote the row */
-	" local INTEGER NOT NULL DEFAULT 0);"
+	" local INTEGER NOT NULL DEFAULT 0,"
+	" base_md5 TEXT NOT NULL DEFAULT '',"   /* file: the server revision local */
+	" base_size INTEGER NOT NULL DEFAULT -1);" /* changes started from; -1 none */
 	"CREATE UNIQUE INDEX IF NOT EXISTS nodes_sname ON nodes(parent, sname);"
 	"CREATE INDEX IF NOT EXISTS nodes_name ON nodes(parent, name);"
 	"CREATE INDEX IF NOT EXISTS nodes_fold ON nodes(parent, fold);"
@@ -64,10 +65,14 @@ static const char *const meta_schema =
 	" ranges BLOB);"
 	"CREATE INDEX IF NOT EXISTS content_lru ON content(dirty, atime);"
 	"CREATE TABLE IF NOT EXISTS gc(id INTEGER PRIMARY KEY);"
+	/* Names removed locally (unlink, rename away) at generation gen: a
+	 * listing sent before that must not bring them back. */
+	"CREATE TABLE IF NOT EXISTS tomb(parent INTEGER NOT NULL, sname TEXT NOT NULL,"
+	" gen INTEGER NOT NULL, PRIMARY KEY(parent, sname));"
 	"CREATE TEMP TABLE IF NOT EXISTS sub(id INTEGER PRIMARY KEY);";
 
 #define NODE_COLS "id, parent, is_dir, size, mtime, created, updated, md5, revision, " \
-		  "listed_at, local"
+		  "listed_at, local, base_md5, base_size"
 
 /* The prepared statements, by index. */
 #define META_STMTS(X)                                                                   \
@@ -87,7 +92,25 @@ static const char *const meta_schema =
 		" FROM nodes n JOIN up ON n.id = up.parent WHERE up.depth < 4096)"     \
 		" SELECT id, parent, sname FROM up ORDER BY depth DESC")               \
 	X(NAMES, "SELECT name, sname FROM nodes WHERE id = ?1")                          \
-	X(DIRSTATE, "SELECT is_dir, listed_at, listed_gen, mod_gen FROM nodes WHERE id = ?1") \
+	X(DIRSTATE, "SELECT is_dir, listed_at, listed_gen FROM nodes WHERE id = ?1")     \
+	X(TOMB_GET, "SELECT gen FROM tomb WHERE parent = ?1 AND sname = ?2")             \
+	X(TOMB_SET, "INSERT OR REPLACE INTO tomb(parent, sname, gen) VALUES(?1, ?2, ?3)") \
+	X(TOMB_PRUNE, "DELETE FROM tomb WHERE parent = ?1 AND gen < ?2")                  \
+	X(TOMB_DEL, "DELETE FROM tomb WHERE parent = ?1 AND sname = ?2")                  \
+	X(CREATE, "INSERT INTO nodes(parent, name, sname, fold, canonical, is_dir, size,"  \
+		  " mtime, created, listed_at, listed_gen, seen, local, base_size)"          \
+		  " VALUES(?1, ?2, ?3, ?4, 1, ?5, 0, ?6, ?6, ?7, ?8, ?8, ?9, -1)")           \
+	X(SET_LOCAL, "UPDATE nodes SET base_md5 = CASE WHEN local = 0 THEN md5 ELSE base_md5 END," \
+		     " base_size = CASE WHEN local = 0 THEN size ELSE base_size END,"     \
+		     " local = 1, size = ?2, mtime = ?3, md5 = ?4, seen = max(seen, ?5)"    \
+		     " WHERE id = ?1 AND is_dir = 0")                                       \
+	X(SET_CLEAN, "UPDATE nodes SET local = 0, size = ?2, md5 = ?3, mtime = ?4,"       \
+		     " base_md5 = ?3, base_size = ?2, revision = 0, seen = max(seen, ?5)"   \
+		     " WHERE id = ?1")                                                       \
+	X(SET_MTIME, "UPDATE nodes SET mtime = ?2, seen = max(seen, ?3) WHERE id = ?1")   \
+	X(MOVE, "UPDATE nodes SET parent = ?2, name = ?3, sname = ?4, fold = ?5,"          \
+		" canonical = ?6, seen = max(seen, ?7) WHERE id = ?1")                     \
+	X(LOCALS, "SELECT id FROM nodes WHERE local != 0 AND id > ?1 ORDER BY id LIMIT 256") \
 	X(BY_SNAME, "SELECT id, is_dir, size, md5, mtime, created, updated, seen, local," \
 		    " name, canonical FROM nodes WHERE parent = ?1 AND sname = ?2")        \
 	X(INSERT, "INSERT INTO nodes(parent, name, sname, fold, canonical, is_dir, size," \
@@ -257,6 +280,10 @@ static void row_attr(sqlite3_stmt *s, struct meta_attr *a)
 	a->revision = sqlite3_column_int64(s, 8);
 	a->listed_at = (time_t)sqlite3_column_int64(s, 9);
 	a->local = sqlite3_column_int(s, 10);
+	md5 = sqlite3_column_text(s, 11);
+	if (md5)
+		snprintf(a->base_md5, sizeof(a->base_md5), "%s", (const char *)md5);
+	a->base_size = sqlite3_column_int64(s, 12);
 }
 
 void meta_changes_release(struct meta_changes *c)
@@ -429,9 +456,31 @@ static int meta_setup(struct meta *m, const char *identity)
 	int err;
 
 	err = meta_exec(m, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;"
-			   " PRAGMA temp_store=MEMORY;");
+			   " PRAGMA temp_store=MEMORY;"
+			   " CREATE TABLE IF NOT EXISTS info(key TEXT PRIMARY KEY, value TEXT);");
 	if (err)
 		return err;
+	/* Another schema version: the index is a cache, start it afresh (the
+	 * content files become orphans, deleted as after an unclean stop). */
+	{
+		sqlite3_stmt *q;
+		char *v = NULL;
+		if (sqlite3_prepare_v2(m->db, "SELECT value FROM info WHERE key = 'schema'", -1, &q,
+				       NULL) == SQLITE_OK) {
+			if (sqlite3_step(q) == SQLITE_ROW)
+				v = col_strdup(q, 0);
+			sqlite3_finalize(q);
+		}
+		if (v && strcmp(v, META_SCHEMA_VERSION)) {
+			log_info("index: schema %s, now %s: starting afresh", v, META_SCHEMA_VERSION);
+			err = meta_exec(m, "DROP TABLE IF EXISTS nodes; DROP TABLE IF EXISTS content;"
+					   " DROP TABLE IF EXISTS gc; DROP TABLE IF EXISTS tomb;"
+					   " DELETE FROM info;");
+		}
+		free(v);
+		if (err)
+			return err;
+	}
 	err = meta_exec(m, meta_schema);
 	if (err)
 		return err;
@@ -447,6 +496,8 @@ static int meta_setup(struct meta *m, const char *identity)
 	id = info_get(m, "identity");
 	clean = info_get(m, "clean");
 	m->was_clean = clean && !strcmp(clean, "1");
+	if (!ver && !id)
+		m->was_clean = false;   /* new (or reset): no content to trust */
 	if ((ver && strcmp(ver, META_SCHEMA_VERSION)) || (id && strcmp(id, identity))) {
 		/* Another remote (or a future schema): start from scratch. The
 		 * content files are deleted by the data cache's gc. */
@@ -470,8 +521,9 @@ static int meta_setup(struct meta *m, const char *identity)
 		err = info_set(m, "clean", "0");
 	if (!err) {
 		sqlite3_stmt *s;
-		if (sqlite3_prepare_v2(m->db, "SELECT max(max(seen), max(listed_gen), max(mod_gen))"
-				       " FROM nodes", -1, &s, NULL) == SQLITE_OK) {
+		if (sqlite3_prepare_v2(m->db, "SELECT max(coalesce((SELECT max(seen) FROM nodes), 0),"
+				       " coalesce((SELECT max(listed_gen) FROM nodes), 0),"
+				       " coalesce((SELECT max(gen) FROM tomb), 0))", -1, &s, NULL) == SQLITE_OK) {
 			if (sqlite3_step(s) == SQLITE_ROW)
 				m->gen = (uint64_t)sqlite3_column_int64(s, 0);
 			sqlite3_finalize(s);
@@ -698,8 +750,8 @@ int meta_children(struct meta *m, uint64_t parent, meta_child_cb cb, void *ctx)
 	s = stmt(m, ST_CHILDREN);
 	bind_i64(s, 1, (int64_t)parent);
 	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-		const char *name = sqlite3_column_blob(s, 11);
-		size_t len = (size_t)sqlite3_column_bytes(s, 11);
+		const char *name = sqlite3_column_blob(s, 13);
+		size_t len = (size_t)sqlite3_column_bytes(s, 13);
 		char *copy;
 		/* Rows come ordered by (name, canonical DESC, sname): the first
 		 * of a group of equal POSIX names is the visible one. */
@@ -802,8 +854,21 @@ static int drop_content(struct meta *m, uint64_t id)
 static int upsert(struct meta *m, uint64_t dir, uint64_t gen, const struct meta_entry *e,
 		  bool report_add, struct meta_changes *ch, uint64_t *idp)
 {
-	sqlite3_stmt *s = stmt(m, ST_BY_SNAME);
+	sqlite3_stmt *s = stmt(m, ST_TOMB_GET);
 	int rc, err;
+
+	if (idp)
+		*idp = 0;
+	/* Removed here locally after this listing was sent: stays removed. */
+	bind_i64(s, 1, (int64_t)dir);
+	bind_text(s, 2, e->sname);
+	rc = sqlite3_step(s);
+	if (rc == SQLITE_ROW && (uint64_t)sqlite3_column_int64(s, 0) > gen) {
+		sqlite3_reset(s);
+		return 0;
+	}
+	sqlite3_reset(s);
+	s = stmt(m, ST_BY_SNAME);
 
 	bind_i64(s, 1, (int64_t)dir);
 	bind_text(s, 2, e->sname);
@@ -948,13 +1013,10 @@ static int dir_check(struct meta *m, uint64_t dir, uint64_t gen, time_t *listed_
 	if (rc == SQLITE_ROW) {
 		bool is_dir = sqlite3_column_int(s, 0) != 0;
 		uint64_t lgen = (uint64_t)sqlite3_column_int64(s, 2);
-		uint64_t mgen = (uint64_t)sqlite3_column_int64(s, 3);
 		if (listed_at)
 			*listed_at = (time_t)sqlite3_column_int64(s, 1);
 		if (!is_dir)
 			ret = -ENOTDIR;
-		else if (mgen > gen)
-			ret = -EAGAIN;
 		else if (lgen > gen)
 			ret = 1;
 	} else {
@@ -993,6 +1055,13 @@ int meta_apply_listing(struct meta *m, uint64_t dir, uint64_t gen,
 		bind_i64(s, 2, now);
 		bind_i64(s, 3, (int64_t)gen);
 		err = exec_stmt(m, s, "listed");
+	}
+	if (!err) {
+		/* Removals older than this listing are reflected in it. */
+		s = stmt(m, ST_TOMB_PRUNE);
+		bind_i64(s, 1, (int64_t)dir);
+		bind_i64(s, 2, (int64_t)gen);
+		err = exec_stmt(m, s, "tomb");
 	}
 	if (!err)
 		err = tx_commit(m);
@@ -1199,7 +1268,7 @@ int meta_stream_begin(struct meta *m, uint64_t root, uint64_t gen, struct meta_c
 	pthread_mutex_lock(&m->lock);
 	ret = dir_check(m, root, gen, &listed_at);
 	pthread_mutex_unlock(&m->lock);
-	if (ret < 0 && ret != -EAGAIN) {
+	if (ret < 0) {
 		free(path);
 		free(st->batch);
 		free(st);
@@ -1263,7 +1332,7 @@ static int stream_apply(struct meta_stream *st, struct stream_item *it)
 	}
 	time_t listed_at = 0;
 	int r = dir_check(m, id, st->gen, &listed_at);
-	if (r < 0 && r != -EAGAIN) {
+	if (r < 0) {
 		free(path);
 		return r == -ENOTDIR ? 0 : r;
 	}
@@ -1497,6 +1566,23 @@ static int collect_ids(struct meta *m, enum meta_stmt_id id, uint64_t *ids, size
 	return 0;
 }
 
+/* Collect up to @max ids from statement @id bound with ?1 = @after. Lock held. */
+static int collect_ids_after(struct meta *m, enum meta_stmt_id id, uint64_t after,
+			     uint64_t *ids, size_t max, size_t *n)
+{
+	sqlite3_stmt *s = stmt(m, id);
+	int rc = SQLITE_DONE;
+
+	*n = 0;
+	bind_i64(s, 1, (int64_t)after);
+	while (*n < max && (rc = sqlite3_step(s)) == SQLITE_ROW)
+		ids[(*n)++] = (uint64_t)sqlite3_column_int64(s, 0);
+	sqlite3_reset(s);
+	if (rc != SQLITE_DONE && rc != SQLITE_ROW)
+		return meta_fail(m, rc, "ids");
+	return 0;
+}
+
 int meta_content_lru(struct meta *m, uint64_t *ids, size_t max, size_t *n)
 {
 	int err;
@@ -1537,5 +1623,275 @@ int meta_content_drop_clean(struct meta *m)
 	if (err)
 		tx_rollback(m);
 	pthread_mutex_unlock(&m->lock);
+	return err;
+}
+
+/* ---- local changes ----------------------------------------------------- */
+
+/* Parent and server name of @id. Lock held. */
+static int node_place(struct meta *m, uint64_t id, uint64_t *parent, char **sname)
+{
+	sqlite3_stmt *s = stmt(m, ST_GET);
+	int rc;
+
+	bind_i64(s, 1, (int64_t)id);
+	rc = sqlite3_step(s);
+	if (rc != SQLITE_ROW) {
+		sqlite3_reset(s);
+		return rc == SQLITE_DONE ? -ENOENT : meta_fail(m, rc, "node");
+	}
+	*parent = (uint64_t)sqlite3_column_int64(s, 1);
+	sqlite3_reset(s);
+	s = stmt(m, ST_NAMES);
+	bind_i64(s, 1, (int64_t)id);
+	rc = sqlite3_step(s);
+	*sname = rc == SQLITE_ROW ? col_strdup(s, 1) : NULL;
+	sqlite3_reset(s);
+	return *sname ? 0 : -ENOMEM;
+}
+
+static int tomb_set(struct meta *m, uint64_t parent, const char *sname, uint64_t gen)
+{
+	sqlite3_stmt *s = stmt(m, ST_TOMB_SET);
+
+	bind_i64(s, 1, (int64_t)parent);
+	bind_text(s, 2, sname);
+	bind_i64(s, 3, (int64_t)gen);
+	return exec_stmt(m, s, "tomb");
+}
+
+static int tomb_del(struct meta *m, uint64_t parent, const char *sname)
+{
+	sqlite3_stmt *s = stmt(m, ST_TOMB_DEL);
+
+	bind_i64(s, 1, (int64_t)parent);
+	bind_text(s, 2, sname);
+	return exec_stmt(m, s, "tomb");
+}
+
+/* Id of the child of @parent with server name @sname, 0 if none. Lock held. */
+static uint64_t child_by_sname(struct meta *m, uint64_t parent, const char *sname)
+{
+	sqlite3_stmt *s = stmt(m, ST_BY_SNAME);
+	uint64_t id = 0;
+
+	bind_i64(s, 1, (int64_t)parent);
+	bind_text(s, 2, sname);
+	if (sqlite3_step(s) == SQLITE_ROW)
+		id = (uint64_t)sqlite3_column_int64(s, 0);
+	sqlite3_reset(s);
+	return id;
+}
+
+int meta_create(struct meta *m, uint64_t parent, const char *name, const char *sname,
+		bool is_dir, time_t now, uint64_t *id)
+{
+	char *fold = meta_fold(sname);
+	sqlite3_stmt *s;
+	uint64_t gen;
+	int err;
+
+	*id = 0;
+	if (!fold)
+		return -ENOMEM;
+	pthread_mutex_lock(&m->lock);
+	gen = ++m->gen;
+	err = tx_begin(m);
+	if (err)
+		goto out;
+	err = dir_check(m, parent, 0, NULL);
+	if (err > 0)
+		err = 0;
+	if (!err && child_by_sname(m, parent, sname))
+		err = -EEXIST;
+	if (!err) {
+		s = stmt(m, ST_CREATE);
+		bind_i64(s, 1, (int64_t)parent);
+		bind_name(s, 2, name);
+		bind_text(s, 3, sname);
+		bind_text(s, 4, fold);
+		bind_i64(s, 5, is_dir);
+		bind_i64(s, 6, now);
+		bind_i64(s, 7, is_dir ? now : 0);
+		bind_i64(s, 8, (int64_t)gen);
+		bind_i64(s, 9, is_dir ? META_LOCAL_NONE : META_LOCAL_DIRTY);
+		err = exec_stmt(m, s, "create");
+	}
+	if (!err) {
+		*id = (uint64_t)sqlite3_last_insert_rowid(m->db);
+		err = tomb_del(m, parent, sname);
+	}
+	if (!err)
+		err = tx_commit(m);
+	if (err)
+		tx_rollback(m);
+out:
+	pthread_mutex_unlock(&m->lock);
+	free(fold);
+	return err;
+}
+
+int meta_set_local(struct meta *m, uint64_t id, int64_t size, time_t mtime, const char *md5)
+{
+	sqlite3_stmt *s;
+	int err;
+
+	pthread_mutex_lock(&m->lock);
+	s = stmt(m, ST_SET_LOCAL);
+	bind_i64(s, 1, (int64_t)id);
+	bind_i64(s, 2, size);
+	bind_i64(s, 3, mtime);
+	bind_text(s, 4, md5 ? md5 : "");
+	bind_i64(s, 5, (int64_t)++m->gen);
+	err = exec_stmt(m, s, "set local");
+	if (!err && !sqlite3_changes(m->db))
+		err = -ENOENT;
+	pthread_mutex_unlock(&m->lock);
+	return err;
+}
+
+int meta_set_clean(struct meta *m, uint64_t id, int64_t size, const char *md5, time_t mtime)
+{
+	sqlite3_stmt *s;
+	int err;
+
+	pthread_mutex_lock(&m->lock);
+	s = stmt(m, ST_SET_CLEAN);
+	bind_i64(s, 1, (int64_t)id);
+	bind_i64(s, 2, size);
+	bind_text(s, 3, md5);
+	bind_i64(s, 4, mtime);
+	bind_i64(s, 5, (int64_t)++m->gen);
+	err = exec_stmt(m, s, "set clean");
+	if (!err && !sqlite3_changes(m->db))
+		err = -ENOENT;
+	pthread_mutex_unlock(&m->lock);
+	return err;
+}
+
+int meta_set_mtime(struct meta *m, uint64_t id, time_t mtime)
+{
+	sqlite3_stmt *s;
+	int err;
+
+	pthread_mutex_lock(&m->lock);
+	s = stmt(m, ST_SET_MTIME);
+	bind_i64(s, 1, (int64_t)id);
+	bind_i64(s, 2, mtime);
+	bind_i64(s, 3, (int64_t)++m->gen);
+	err = exec_stmt(m, s, "set mtime");
+	pthread_mutex_unlock(&m->lock);
+	return err;
+}
+
+int meta_rename(struct meta *m, uint64_t id, uint64_t parent, const char *name,
+		const char *sname, uint64_t *replaced)
+{
+	char *fold = meta_fold(sname), *old_sname = NULL;
+	uint64_t old_parent = 0, target = 0, gen;
+	sqlite3_stmt *s;
+	int err;
+
+	if (replaced)
+		*replaced = 0;
+	if (!fold)
+		return -ENOMEM;
+	pthread_mutex_lock(&m->lock);
+	gen = ++m->gen;
+	err = tx_begin(m);
+	if (err)
+		goto out;
+	err = node_place(m, id, &old_parent, &old_sname);
+	if (!err) {
+		err = dir_check(m, parent, 0, NULL);
+		if (err > 0)
+			err = 0;
+	}
+	if (!err) {
+		target = child_by_sname(m, parent, sname);
+		if (!target) {
+			s = stmt(m, ST_LOOKUP_FOLD);
+			bind_i64(s, 1, (int64_t)parent);
+			bind_text(s, 2, fold);
+			if (sqlite3_step(s) == SQLITE_ROW)
+				target = (uint64_t)sqlite3_column_int64(s, 0);
+			sqlite3_reset(s);
+		}
+		if (target == id)
+			target = 0;     /* a case-only rename of itself */
+		if (target)
+			err = remove_subtree(m, target);
+	}
+	if (!err) {
+		s = stmt(m, ST_MOVE);
+		bind_i64(s, 1, (int64_t)id);
+		bind_i64(s, 2, (int64_t)parent);
+		bind_name(s, 3, name);
+		bind_text(s, 4, sname);
+		bind_text(s, 5, fold);
+		bind_i64(s, 6, 1);
+		bind_i64(s, 7, (int64_t)gen);
+		err = exec_stmt(m, s, "rename");
+	}
+	if (!err && (old_parent != parent || strcmp(old_sname, sname)))
+		err = tomb_set(m, old_parent, old_sname, gen);
+	if (!err)
+		err = tomb_del(m, parent, sname);
+	if (!err)
+		err = tx_commit(m);
+	if (err)
+		tx_rollback(m);
+	else if (replaced)
+		*replaced = target;
+out:
+	pthread_mutex_unlock(&m->lock);
+	free(fold);
+	free(old_sname);
+	return err;
+}
+
+int meta_unlink(struct meta *m, uint64_t id)
+{
+	uint64_t parent = 0, gen;
+	char *sname = NULL;
+	int err;
+
+	if (id == META_ROOT_ID)
+		return -EBUSY;
+	pthread_mutex_lock(&m->lock);
+	gen = ++m->gen;
+	err = tx_begin(m);
+	if (err)
+		goto out;
+	err = node_place(m, id, &parent, &sname);
+	if (!err)
+		err = remove_subtree(m, id);
+	if (!err)
+		err = tomb_set(m, parent, sname, gen);
+	if (!err)
+		err = tx_commit(m);
+	if (err)
+		tx_rollback(m);
+out:
+	pthread_mutex_unlock(&m->lock);
+	free(sname);
+	return err;
+}
+
+int meta_local_nodes(struct meta *m, int (*cb)(void *ctx, uint64_t id), void *ctx)
+{
+	uint64_t ids[256], last = 0;
+	size_t n;
+	int err;
+
+	do {
+		pthread_mutex_lock(&m->lock);
+		err = collect_ids_after(m, ST_LOCALS, last, ids, 256, &n);
+		pthread_mutex_unlock(&m->lock);
+		for (size_t i = 0; !err && i < n; i++)
+			err = cb(ctx, ids[i]);
+		if (n)
+			last = ids[n - 1];
+	} while (!err && n == 256);
 	return err;
 }

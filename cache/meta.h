@@ -18,10 +18,12 @@
  *
  * Freshness. A directory's listed_at is when its last complete listing was
  * applied (0: never). Listings are applied with a generation number taken
- * BEFORE the request was sent (meta_gen_next): a listing older than a local
- * change in that directory is refused (-EAGAIN), and a slow recursive
- * listing never overwrites rows refreshed by a newer one (sshfs's "write
- * counter" lesson).
+ * BEFORE the request was sent (meta_gen_next), and so are local changes: a
+ * listing never overwrites or removes a row written by a later generation
+ * (a slow recursive listing cannot undo a newer listing — sshfs's "write
+ * counter" lesson — nor a local create), never brings back a name removed
+ * locally after it was sent (tombstones), and never touches a node with
+ * local changes (META_LOCAL_DIRTY: its attributes are the local ones).
  *
  * Content. The data cache records per file which byte ranges of which
  * revision (md5, size) are present in its cache file (meta_content_*).
@@ -65,6 +67,8 @@ struct meta_attr {
 	int64_t revision;       /* file: revision number, 0 unknown */
 	time_t listed_at;       /* dir: last complete listing, 0 never */
 	int local;              /* META_LOCAL_* */
+	char base_md5[33];      /* file: the server revision local changes started */
+	int64_t base_size;      /*   from (and that is on the server); -1: none (new) */
 };
 
 /* One entry of a listing, as given to meta_apply_listing()/meta_stream_add(). */
@@ -148,8 +152,8 @@ uint64_t meta_gen_next(struct meta *m);
  * generation @gen: upsert every entry, remove children not listed (except
  * local ones), drop cached content of files whose (md5, size) changed, set
  * listed_at = @now. Changes are appended to @ch (may be NULL). -ENOENT when
- * @dir is gone, -ENOTDIR when it is a file, -EAGAIN when @dir changed
- * locally after @gen (the listing is stale; list again).
+ * @dir is gone, -ENOTDIR when it is a file. A listing older than the last
+ * one applied to @dir is ignored (0).
  */
 int meta_apply_listing(struct meta *m, uint64_t dir, uint64_t gen,
 		       const struct meta_entry *v, size_t n, time_t now,
@@ -181,6 +185,34 @@ int meta_stream_add(struct meta_stream *s, const char *parent_path, const struct
 int meta_stream_end(struct meta_stream *s, bool complete, time_t now);
 /* Entries applied so far (progress). */
 uint64_t meta_stream_count(const struct meta_stream *s);
+
+/*
+ * Local changes (the write path). Each takes its own generation, so that
+ * listings sent before it cannot undo it.
+ *
+ * meta_create: a new child of @parent. A directory is created clean and
+ * listed (empty) at @now; a file is created META_LOCAL_DIRTY, empty, with
+ * no base (base_size -1). -EEXIST when (@parent, @sname) exists.
+ */
+int meta_create(struct meta *m, uint64_t parent, const char *name, const char *sname,
+		bool is_dir, time_t now, uint64_t *id);
+/* File @id has local content (@size, @md5 — "" while unknown — @mtime).
+ * The first call records the server revision it started from as its base. */
+int meta_set_local(struct meta *m, uint64_t id, int64_t size, time_t mtime, const char *md5);
+/* File @id's content (@size, @md5, @mtime) is now the server's revision. */
+int meta_set_clean(struct meta *m, uint64_t id, int64_t size, const char *md5, time_t mtime);
+/* Set the modification time (clean files: after the server took it). */
+int meta_set_mtime(struct meta *m, uint64_t id, time_t mtime);
+/* Move @id to (@parent, @name, @sname) (canonical). A node at the target
+ * server name, or at a name the service sees as the same (case), is removed
+ * with its subtree first (its id, or 0, in *@replaced). */
+int meta_rename(struct meta *m, uint64_t id, uint64_t parent, const char *name,
+		const char *sname, uint64_t *replaced);
+/* Remove @id (and its subtree) after a local unlink/rmdir. Clean content
+ * goes to gc; dirty content is the caller's (dcache_discard). */
+int meta_unlink(struct meta *m, uint64_t id);
+/* Every node with local changes, @cb once each (no lock held during @cb). */
+int meta_local_nodes(struct meta *m, int (*cb)(void *ctx, uint64_t id), void *ctx);
 
 /* Content state of a file's cache file. */
 struct meta_content {

@@ -78,5 +78,9 @@ static inline uint64_t fs_ino(const struct fs *fs, uint64_t id)
 void fs_changes(void *ctx, struct meta_changes *ch);
 /* Data cache callback: a fully fetched file did not match its MD5. */
 void fs_mismatch(void *ctx, uint64_t id);
+/* Upload queue callback (cache/upload.h upload_done_cb). */
+void fs_upload_done(void *ctx, uint64_t id, uint64_t gen, int err, const char *server_path);
+/* At mount: settle local changes left without a journalled upload. */
+void fs_recover(struct fs *fs);
 
 #endif

@@ -289,32 +289,22 @@ static int do_list(struct lister *l, uint64_t dir)
 	char *path = NULL;
 	int err = 0;
 
-	for (int attempt = 0; attempt < 3; attempt++) {
-		uint64_t gen = meta_gen_next(l->cfg.meta);
-		time_t t0 = time(NULL);
+	uint64_t gen = meta_gen_next(l->cfg.meta);
+	time_t t0 = time(NULL);
 
-		free(path);
-		path = NULL;
-		err = meta_path(l->cfg.meta, dir, &path);
-		if (err)
-			break;
+	err = meta_path(l->cfg.meta, dir, &path);
+	if (!err) {
 		pthread_mutex_lock(&l->lock);
 		l->stats.lists++;
 		pthread_mutex_unlock(&l->lock);
-		entries_release(&es);
 		err = jfs_list(l->cfg.jfs, path, list_cb, &es);
-		if (err == -ENOENT || err == -ENOTDIR) {
-			log_debug("listing: '%s' is gone", path);
-			if (dir != META_ROOT_ID && meta_remove(l->cfg.meta, dir, &ch) == 0)
-				err = -ENOENT;
-			break;
-		}
-		if (err)
-			break;
+	}
+	if (err == -ENOENT || err == -ENOTDIR) {
+		log_debug("listing: '%s' is gone", path);
+		if (dir != META_ROOT_ID && meta_remove(l->cfg.meta, dir, &ch) == 0)
+			err = -ENOENT;
+	} else if (!err) {
 		err = meta_apply_listing(l->cfg.meta, dir, gen, es.v, es.n, t0, &ch);
-		if (err != -EAGAIN)
-			break;
-		/* Changed locally while the request was out: list again. */
 	}
 	entries_release(&es);
 	free(path);

@@ -9,11 +9,14 @@
  *      <cache_dir>/lock (a second daemon on it is refused, naming the pid);
  *   4. FUSE: session, signal handlers, mount;
  *   5. fuse_daemonize() unless -f/-d; from here on the log goes to syslog;
- *   6. threads: notifier, content cache workers, lister workers — only now,
- *      because fork() keeps only the calling thread; the index is reopened
- *      here too (an SQLite connection must not cross a fork);
+ *   6. threads: notifier, content cache workers, lister workers, upload
+ *      workers — only now, because fork() keeps only the calling thread;
+ *      the index and the upload journal are reopened here too (an SQLite
+ *      connection must not cross a fork); local changes left without a
+ *      journalled upload by a crash are settled (fs_recover);
  *   7. the multi-threaded loop until unmount or a signal;
- *   8. unmount, stop workers, close the index marking a clean shutdown.
+ *   8. unmount, wait up to unmount_wait for pending uploads (what is left
+ *      stays journalled), stop workers, close the index (clean shutdown).
  * Everything the user can fix (not logged in, no such remote path, cache
  * directory in use, bad mountpoint) fails before step 5, on stderr.
  */
@@ -35,6 +38,7 @@
 #include "auth/auth.h"
 #include "cache/data.h"
 #include "cache/meta.h"
+#include "cache/upload.h"
 #include "fs/fs.h"
 #include "fs/itable.h"
 #include "fs/lister.h"
@@ -308,6 +312,16 @@ static int open_cache(struct mount *m)
 		    o->subpath ? o->subpath : "", strerror(-err));
 		return -1;
 	}
+	/* The upload journal: opened once here to report problems on the
+	 * terminal, then again in the daemon. */
+	struct upload_queue *q = NULL;
+	struct upload_config uc = { .cache_dir = m->cache_dir, .jfs = m->jfs };
+	err = upload_open(&uc, &q);
+	if (err) {
+		say("cannot open the upload journal in '%s': %s", m->cache_dir, strerror(-err));
+		return -1;
+	}
+	upload_close(q);
 	return 0;
 }
 
@@ -378,13 +392,25 @@ static int start_daemon_side(struct mount *m)
 	err = lister_new(&lc, &fs->ls);
 	if (err)
 		return err;
+	struct upload_config uc = {
+		.cache_dir = m->cache_dir, .jfs = m->jfs, .transfers = o->transfers,
+		.done = fs_upload_done, .done_ctx = fs,
+	};
+	err = upload_open(&uc, &fs->up);
+	if (err) {
+		log_err("cannot open the upload journal in '%s': %s", m->cache_dir, strerror(-err));
+		return err;
+	}
 	err = notifier_start(fs->nt, m->se);
 	if (!err)
 		err = dcache_start(fs->dc);
 	if (!err)
 		err = lister_start(fs->ls);
+	if (!err)
+		err = upload_start(fs->up);
 	if (err)
 		return err;
+	fs_recover(fs);
 	if (o->prefetch)
 		lister_prefetch(fs->ls, fs->root_id);
 	return 0;
@@ -395,8 +421,24 @@ static void mount_cleanup(struct mount *m, bool clean)
 {
 	struct fs *fs = &m->fs;
 
+	/* The device closes with the unmount: no invalidation after it. */
+	if (fs->nt)
+		notifier_stop(fs->nt);
 	if (m->mounted)
 		fuse_session_unmount(m->se);
+	if (fs->up) {
+		unsigned files = 0;
+		int64_t bytes = 0;
+		upload_stats(fs->up, &files, &bytes);
+		if (files)
+			log_info("waiting up to %u s for %u pending upload%s (%lld bytes)",
+				 m->o->unmount_wait, files, files == 1 ? "" : "s", (long long)bytes);
+		if (files && upload_drain(fs->up, m->o->unmount_wait))
+			log_warn("uploads left pending; they resume at the next mount");
+		/* Its done callback uses everything below: close it first. */
+		upload_close(fs->up);
+		fs->up = NULL;
+	}
 	/* Workers call into each other (content cache -> lister on an MD5
 	 * mismatch, lister -> content cache on new revisions): stop the
 	 * content cache's workers first, then the lister, then free. */

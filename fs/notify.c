@@ -101,16 +101,22 @@ int notifier_start(struct notifier *n, struct fuse_session *se)
 	return 0;
 }
 
-void notifier_free(struct notifier *n)
+void notifier_stop(struct notifier *n)
 {
-	if (!n)
-		return;
 	pthread_mutex_lock(&n->lock);
 	n->stop = true;
 	pthread_cond_broadcast(&n->cond);
 	pthread_mutex_unlock(&n->lock);
 	if (n->started)
 		pthread_join(n->thread, NULL);
+	n->started = false;
+}
+
+void notifier_free(struct notifier *n)
+{
+	if (!n)
+		return;
+	notifier_stop(n);
 	while (n->head) {
 		struct note *x = n->head;
 		n->head = x->next;

@@ -22,7 +22,10 @@ struct notifier;
 int notifier_new(struct notifier **out);
 /* Start sending to @se (call after fuse_session_mount and fork). */
 int notifier_start(struct notifier *n, struct fuse_session *se);
-/* Stop the thread (pending invalidations are dropped) and free. */
+/* Stop sending: pending and later invalidations are dropped (call before
+ * the session is unmounted: its device is closed then). */
+void notifier_stop(struct notifier *n);
+/* Stop (if not yet) and free. */
 void notifier_free(struct notifier *n);
 
 /* The kernel's dentry @name in directory @parent (an inode number) is stale. */

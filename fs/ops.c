@@ -19,6 +19,15 @@
  * each entry of readdirplus except "." and "..") adds one to the inode's
  * count in the inode table; a reply the kernel did not take is undone;
  * forget subtracts.
+ *
+ * Writes land in the content cache (cache/data.h) and are visible at once
+ * (the index marks the node locally changed; open files' sizes come from
+ * the cache). close() — FUSE's flush, which close(2) waits for, unlike
+ * release — commits: the rest of the base is fetched, the MD5 finished, the
+ * cache file fsync'd, the upload journalled (cache/upload.h), then it
+ * returns. fsync() additionally waits for the upload. Namespace changes
+ * (mkdir, rmdir, unlink, rename, utimens of a clean file) are done on the
+ * service first, then in the index.
  */
 #include "fs/fs.h"
 
@@ -31,10 +40,12 @@
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "auth/auth.h"
 #include "cache/data.h"
 #include "cache/meta.h"
+#include "cache/upload.h"
 #include "fs/itable.h"
 #include "fs/lister.h"
 #include "fs/notify.h"
@@ -99,6 +110,18 @@ static void fill_stat(const struct fs *fs, const struct meta_attr *a, struct sta
 	st->st_ctim.tv_sec = a->updated ? a->updated : a->mtime;
 }
 
+/* Files open with local changes: size and mtime come from the content cache. */
+static void overlay_local(struct fs *fs, struct meta_attr *a)
+{
+	int64_t size;
+	time_t mtime;
+
+	if (!a->is_dir && fs->dc && dcache_peek(fs->dc, a->id, &size, &mtime)) {
+		a->size = size;
+		a->mtime = mtime;
+	}
+}
+
 static void fill_entry(const struct fs *fs, const struct meta_attr *a, struct fuse_entry_param *e)
 {
 	memset(e, 0, sizeof(*e));
@@ -110,11 +133,12 @@ static void fill_entry(const struct fs *fs, const struct meta_attr *a, struct fu
 }
 
 /* Reply to a lookup-like request with @a, counting the reference. */
-static void reply_entry(fuse_req_t req, struct fs *fs, const struct meta_attr *a)
+static void reply_entry(fuse_req_t req, struct fs *fs, struct meta_attr *a)
 {
 	struct fuse_entry_param e;
 	int err;
 
+	overlay_local(fs, a);
 	fill_entry(fs, a, &e);
 	err = itable_ref(fs->it, e.ino);
 	if (err) {
@@ -205,6 +229,9 @@ static void op_init(void *userdata, struct fuse_conn_info *conn)
 		conn->want |= FUSE_CAP_ASYNC_READ;
 	if (conn->capable & FUSE_CAP_PARALLEL_DIROPS)
 		conn->want |= FUSE_CAP_PARALLEL_DIROPS;
+	/* O_TRUNC arrives with open(), not as a separate truncate. */
+	if (conn->capable & FUSE_CAP_ATOMIC_O_TRUNC)
+		conn->want |= FUSE_CAP_ATOMIC_O_TRUNC;
 	/* The kernel's writeback cache is unsafe for a network filesystem. */
 	conn->want &= ~FUSE_CAP_WRITEBACK_CACHE;
 	/* The kernel may only lower what it offered; our own read-ahead in
@@ -301,33 +328,141 @@ static void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 		reply_err(req, err);
 		return;
 	}
+	overlay_local(fs, &a);
 	fill_stat(fs, &a, &st);
 	fuse_reply_attr(req, &st, fs->timeout);
+}
+
+/* An open file (forward: setattr uses it). */
+struct fileh {
+	struct dfile *df;
+	struct dcache_seq seq;
+	uint64_t id;
+	bool writable;
+};
+
+static int commit_file(struct fs *fs, struct dfile *df, uint64_t id);
+static int local_changed(struct fs *fs, struct dfile *df, uint64_t id);
+
+/* Truncate (or extend) file @a to @size, through @h when open. */
+static int set_size(struct fs *fs, struct meta_attr *a, struct fileh *h, int64_t size)
+{
+	struct dfile *df = h ? h->df : NULL;
+	bool first = false;
+	int err = 0;
+
+	if (!df)
+		err = dcache_open(fs->dc, a->id, a->size, a->md5, &df, NULL);
+	if (!err)
+		err = dcache_truncate(df, size, &first);
+	if (!err && first)
+		err = local_changed(fs, df, a->id);
+	/* truncate(2) of a file nobody has open: that is its close. */
+	if (!err && !h)
+		err = commit_file(fs, df, a->id);
+	if (!h && df)
+		dcache_close(df);
+	return err;
+}
+
+/* utimens: mtime at 1 s precision (atime is not kept). */
+static int set_mtime(struct fs *fs, struct meta_attr *a, struct fileh *h, time_t mtime)
+{
+	struct dfile *df = h ? h->df : NULL;
+	int64_t size;
+	time_t old;
+	char *path = NULL;
+	int err;
+
+	if (a->is_dir)
+		return 0;               /* the service keeps no folder times */
+	if (dcache_peek(fs->dc, a->id, &size, &old) || a->local) {
+		/* Changed locally: the upload carries the time (again, if one is
+		 * queued already: it is superseded). */
+		err = df ? 0 : dcache_open(fs->dc, a->id, a->size, a->md5, &df, NULL);
+		if (err)
+			return err;
+		dcache_set_mtime(df, mtime);
+		err = meta_set_local(fs->meta, a->id, a->size, mtime, a->md5);
+		if (!err && !h)
+			err = commit_file(fs, df, a->id);
+		if (!h)
+			dcache_close(df);
+		return err;
+	}
+	/* Clean: the service sets the time of the content it has (cphash). */
+	err = meta_path(fs->meta, a->id, &path);
+	if (!err)
+		err = jfs_cphash(fs->jfs, path, a->size, a->md5, a->created ? a->created : mtime,
+				 mtime);
+	free(path);
+	if (!err)
+		return meta_set_mtime(fs->meta, a->id, mtime);
+	if (err != -ENOENT)
+		return err;
+	/* The service wants the content again: upload it with the new time. */
+	err = df ? 0 : dcache_open(fs->dc, a->id, a->size, a->md5, &df, NULL);
+	if (err)
+		return err;
+	err = dcache_truncate(df, a->size, NULL);
+	if (!err)
+		err = local_changed(fs, df, a->id);
+	if (!err) {
+		dcache_set_mtime(df, mtime);
+		if (!h)
+			err = commit_file(fs, df, a->id);
+	}
+	if (!h)
+		dcache_close(df);
+	return err;
 }
 
 static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set,
 		       struct fuse_file_info *fi)
 {
 	struct fs *fs = fs_of(req);
+	struct fileh *h = fi ? (struct fileh *)(uintptr_t)fi->fh : NULL;
+	uint64_t id = fs_id(fs, ino);
 	struct meta_attr a;
 	struct stat st;
 	int err;
 
-	(void)fi;
-	(void)attr;
-	err = meta_get(fs->meta, fs_id(fs, ino), &a);
+	err = meta_get(fs->meta, id, &a);
 	if (err) {
 		reply_err(req, err);
 		return;
 	}
+	if (h && a.is_dir)
+		h = NULL;
 	/* chmod and chown are accepted without effect (modes come from the
-	 * mount options), so that cp -a and rsync -a work. */
-	if (to_set & ~(FUSE_SET_ATTR_MODE | FUSE_SET_ATTR_UID | FUSE_SET_ATTR_GID |
-		       FUSE_SET_ATTR_CTIME)) {
+	 * mount options), so that cp -a and rsync -a work; so is atime. */
+	if (to_set & (FUSE_SET_ATTR_SIZE | FUSE_SET_ATTR_MTIME | FUSE_SET_ATTR_MTIME_NOW)) {
 		err = check_writable(fs);
-		reply_err(req, err ? err : -EROFS);
+		if (err) {
+			reply_err(req, err);
+			return;
+		}
+	}
+	if (to_set & FUSE_SET_ATTR_SIZE) {
+		if (a.is_dir) {
+			fuse_reply_err(req, EISDIR);
+			return;
+		}
+		err = set_size(fs, &a, h, attr->st_size);
+		if (!err)
+			err = meta_get(fs->meta, id, &a);
+	}
+	if (!err && (to_set & (FUSE_SET_ATTR_MTIME | FUSE_SET_ATTR_MTIME_NOW))) {
+		time_t t = (to_set & FUSE_SET_ATTR_MTIME_NOW) ? time(NULL) : attr->st_mtim.tv_sec;
+		err = set_mtime(fs, &a, h, t);
+		if (!err)
+			err = meta_get(fs->meta, id, &a);
+	}
+	if (err) {
+		reply_err(req, err);
 		return;
 	}
+	overlay_local(fs, &a);
 	fill_stat(fs, &a, &st);
 	fuse_reply_attr(req, &st, fs->timeout);
 }
@@ -343,6 +478,7 @@ struct dent {
 /* An open directory: a snapshot of its entries taken at the first read
  * (offset 0), so offsets stay stable while the directory changes. */
 struct dirh {
+	struct fs *fs;
 	pthread_mutex_t lock;           /* protects the fields below */
 	struct dent *v;
 	size_t n, cap;
@@ -401,6 +537,7 @@ static void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 		return;
 	}
 	pthread_mutex_init(&d->lock, NULL);
+	d->fs = fs;
 	fi->fh = (uintptr_t)d;
 	if (fuse_reply_open(req, fi)) {
 		pthread_mutex_destroy(&d->lock);
@@ -421,6 +558,11 @@ static int dirh_load(struct fs *fs, struct dirh *d, uint64_t id)
 		dirh_clear(d);
 		return err;
 	}
+	/* Not in snap_cb: it runs under the index lock, which comes after the
+	 * content cache's locks. */
+	for (size_t i = 0; i < d->n; i++)
+		if (d->v[i].a.local)
+			overlay_local(fs, &d->v[i].a);
 	d->loaded = true;
 	return 0;
 }
@@ -514,15 +656,147 @@ static void op_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info 
 
 /* ---- files ------------------------------------------------------------------------ */
 
-/* An open file. */
-struct fileh {
-	struct dfile *df;
-	struct dcache_seq seq;
-};
+/* ---- the write path: commits and uploads ---------------------------------------- */
+
+/* The node's content just became local (its first change): record it, so
+ * that listings leave its attributes alone. */
+static int local_changed(struct fs *fs, struct dfile *df, uint64_t id)
+{
+	struct meta_attr a;
+	int err = meta_get(fs->meta, id, &a);
+
+	if (err)
+		return err == -ENOENT ? 0 : err;        /* unlinked meanwhile: fine */
+	err = meta_set_local(fs->meta, id, dcache_size(df), time(NULL), "");
+	return err == -ENOENT ? 0 : err;
+}
+
+/*
+ * Commit the local changes of @df (node @id) and journal their upload: on
+ * return 0 the content and the pending upload are on disk. The upload
+ * generation is taken before the index records the content, so it stays
+ * above every generation the index stores (and so above every earlier
+ * upload of the node, even across restarts).
+ */
+static int commit_file(struct fs *fs, struct dfile *df, uint64_t id)
+{
+	struct dcache_commit c;
+	struct upload_item it;
+	struct meta_attr a;
+	char *path = NULL;
+	uint64_t gen;
+	int err;
+
+	if (!fs->up)
+		return -EROFS;
+	err = dcache_commit(df, &c);
+	if (err == -ENOENT)
+		return 0;               /* unlinked: nothing to upload */
+	if (err || !c.committed)
+		return err;
+	gen = meta_gen_next(fs->meta);
+	err = meta_set_local(fs->meta, id, c.size, c.mtime, c.md5);
+	if (!err)
+		err = meta_get(fs->meta, id, &a);
+	if (!err)
+		err = meta_path(fs->meta, id, &path);
+	if (err == -ENOENT)
+		return 0;               /* unlinked meanwhile */
+	if (err)
+		return err;
+	memset(&it, 0, sizeof(it));
+	it.id = id;
+	it.gen = gen;
+	it.path = path;
+	it.content_file = c.path;
+	it.size = c.size;
+	memcpy(it.md5, c.md5, sizeof(it.md5));
+	it.created = a.created ? a.created : c.mtime;
+	it.modified = c.mtime;
+	it.base_size = a.base_size >= 0 && a.base_md5[0] ? a.base_size : -1;
+	if (it.base_size >= 0)
+		memcpy(it.base_md5, a.base_md5, sizeof(it.base_md5));
+	err = upload_enqueue(fs->up, &it);
+	if (err)
+		log_err("cannot queue the upload of '%s': %s", path, strerror(-err));
+	free(path);
+	return err ? -EIO : 0;
+}
+
+/*
+ * The local changes of @a are not what the service will hold at its path
+ * (uploaded under a conflict name, or given up into lost+found): forget
+ * them, and let the next listing show the service's version.
+ */
+static void revert_local(struct fs *fs, const struct meta_attr *a)
+{
+	struct meta_changes ch = { 0 };
+
+	dcache_discard(fs->dc, a->id);
+	if (meta_remove(fs->meta, a->id, &ch) == 0)
+		fs_changes(fs, &ch);
+	meta_changes_release(&ch);
+	if (a->parent)
+		meta_set_stale(fs->meta, a->parent);
+}
+
+void fs_upload_done(void *ctx, uint64_t id, uint64_t gen, int err, const char *server_path)
+{
+	struct fs *fs = ctx;
+	struct meta_attr a;
+	char *path = NULL;
+
+	(void)gen;
+	if (meta_get(fs->meta, id, &a) || !a.local)
+		return;                 /* unlinked, or clean already */
+	if (upload_pending(fs->up, id))
+		return;                 /* a newer generation is on its way */
+	if (!err && meta_path(fs->meta, id, &path) == 0 && !strcmp(path, server_path)) {
+		/* The service holds what the index says: clean, unless it was
+		 * changed again meanwhile. */
+		if (dcache_set_clean(fs->dc, id, a.size, a.md5, NULL))
+			meta_set_clean(fs->meta, id, a.size, a.md5, a.mtime);
+	} else {
+		/* A conflict copy (the name here holds another client's
+		 * version), or given up into lost+found. A file still open
+		 * with changes is left to its next commit. */
+		int64_t size;
+		time_t mtime;
+		if (!dcache_peek(fs->dc, id, &size, &mtime))
+			revert_local(fs, &a);
+	}
+	free(path);
+}
+
+/* Startup: local changes with no journalled upload were never closed (or
+ * their upload finished just before a crash): the service's version wins. */
+static int recover_one(void *ctx, uint64_t id)
+{
+	struct fs *fs = ctx;
+	struct meta_attr a;
+	char *path = NULL;
+
+	if (upload_pending(fs->up, id) || meta_get(fs->meta, id, &a))
+		return 0;
+	meta_path(fs->meta, id, &path);
+	log_warn("'%s' was being changed when jottafs stopped and never closed; "
+		 "the changes are dropped", path ? path : "?");
+	free(path);
+	revert_local(fs, &a);
+	return 0;
+}
+
+void fs_recover(struct fs *fs)
+{
+	meta_local_nodes(fs->meta, recover_one, fs);
+}
+
+/* ---- files ------------------------------------------------------------------------ */
 
 static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	struct fs *fs = fs_of(req);
+	bool writable = (fi->flags & O_ACCMODE) != O_RDONLY || (fi->flags & O_TRUNC);
 	struct meta_attr a;
 	struct fileh *h;
 	bool kept = false;
@@ -537,9 +811,8 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		fuse_reply_err(req, EISDIR);
 		return;
 	}
-	if ((fi->flags & O_ACCMODE) != O_RDONLY || (fi->flags & O_TRUNC)) {
-		err = check_writable(fs);
-		reply_err(req, err ? err : -EROFS);
+	if (writable && (err = check_writable(fs))) {
+		reply_err(req, err);
 		return;
 	}
 	h = calloc(1, sizeof(*h));
@@ -547,8 +820,19 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		fuse_reply_err(req, ENOMEM);
 		return;
 	}
+	h->id = a.id;
+	h->writable = writable;
 	err = dcache_open(fs->dc, a.id, a.size, a.md5, &h->df, &kept);
+	if (!err && (fi->flags & O_TRUNC)) {
+		bool first = false;
+		err = dcache_truncate(h->df, 0, &first);
+		if (!err && first)
+			err = local_changed(fs, h->df, a.id);
+		kept = false;
+	}
 	if (err) {
+		if (h->df)
+			dcache_close(h->df);
 		free(h);
 		reply_err(req, err);
 		return;
@@ -582,86 +866,402 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	bv.buf[0].flags = FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK;
 	bv.buf[0].fd = b.fd;
 	bv.buf[0].pos = b.off;
+	/* After the reply the kernel may release the file at once (on
+	 * another thread): @h and its dfile must not be touched from here. */
 	fuse_reply_data(req, &bv, FUSE_BUF_SPLICE_MOVE);
-	dcache_buf_release(h->df, &b);
+	dcache_buf_release(&b);
+}
+
+/* Moves a write's data (in memory or in a pipe) into the cache file. */
+static int copy_bufvec(void *ctx, int fd, int64_t off, size_t len, size_t *done)
+{
+	struct fuse_bufvec *src = ctx;
+	struct fuse_bufvec dst = FUSE_BUFVEC_INIT(len);
+	ssize_t n;
+
+	dst.buf[0].flags = FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK;
+	dst.buf[0].fd = fd;
+	dst.buf[0].pos = off;
+	n = fuse_buf_copy(&dst, src, 0);
+	if (n < 0)
+		return (int)n;
+	*done = (size_t)n;
+	return 0;
+}
+
+static void op_write_buf(fuse_req_t req, fuse_ino_t ino, struct fuse_bufvec *bufv, off_t off,
+			 struct fuse_file_info *fi)
+{
+	struct fs *fs = fs_of(req);
+	struct fileh *h = (struct fileh *)(uintptr_t)fi->fh;
+	size_t written = 0;
+	bool first = false;
+	int err;
+
+	(void)ino;
+	if (!h->writable) {
+		fuse_reply_err(req, EBADF);
+		return;
+	}
+	err = dcache_write(h->df, off, fuse_buf_size(bufv), copy_bufvec, bufv, &written, &first);
+	if (!err && first)
+		err = local_changed(fs, h->df, h->id);
+	if (err && !written) {
+		reply_err(req, err);
+		return;
+	}
+	fuse_reply_write(req, written);
+}
+
+/* close(2) waits for flush: commit here, so that a closed file is durable. */
+static void op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	struct fs *fs = fs_of(req);
+	struct fileh *h = (struct fileh *)(uintptr_t)fi->fh;
+	int err = 0;
+
+	(void)ino;
+	if (h->writable)
+		err = commit_file(fs, h->df, h->id);
+	fuse_reply_err(req, -err);
 }
 
 static void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
+	struct fs *fs = fs_of(req);
 	struct fileh *h = (struct fileh *)(uintptr_t)fi->fh;
 
 	(void)ino;
+	/* Normally flush committed everything; writes through a shared mmap
+	 * can arrive after it. */
+	if (h->writable && dcache_uncommitted(h->df)) {
+		int err = commit_file(fs, h->df, h->id);
+		if (err)
+			log_err("cannot keep the changes to node %llu: %s",
+				(unsigned long long)h->id, strerror(-err));
+	}
 	dcache_close(h->df);
 	free(h);
 	fuse_reply_err(req, 0);
 }
 
-static void op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+/* fsync: commit, then wait until the service confirmed the upload. */
+static void op_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi)
 {
-	(void)ino;
-	(void)fi;
-	fuse_reply_err(req, 0);
+	struct fs *fs = fs_of(req);
+	struct fileh *h = fi ? (struct fileh *)(uintptr_t)fi->fh : NULL;
+	uint64_t id = fs_id(fs, ino);
+	int err = 0;
+
+	(void)datasync;
+	if (h && h->writable)
+		err = commit_file(fs, h->df, id);
+	if (!err && fs->up) {
+		err = upload_wait(fs->up, id, 0);
+		if (err == -ENOENT)
+			err = 0;        /* cancelled: the file was unlinked */
+	}
+	fuse_reply_err(req, err ? (err == -ENOSPC ? ENOSPC : EIO) : 0);
 }
 
-static void op_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi)
+static void op_fsyncdir(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi)
 {
 	(void)ino;
 	(void)datasync;
 	(void)fi;
-	fuse_reply_err(req, 0);
+	fuse_reply_err(req, 0);       /* namespace changes are on the service already */
 }
 
-/* ---- what the service cannot hold --------------------------------------------------- */
+/* ---- the namespace ---------------------------------------------------------------- */
 
-static void op_refuse_write(fuse_req_t req)
+/*
+ * The server name for a new entry @name in @pid: encoded (-ENAMETOOLONG
+ * over 255 units), and refused with -EEXIST when the directory holds an
+ * entry the case-insensitive service sees as the same name (other than
+ * @self).
+ */
+static int new_name(struct fs *fs, uint64_t pid, const char *name, uint64_t self, char **sname)
 {
-	struct fs *fs = fs_of(req);
-	int err = check_writable(fs);
+	uint64_t other = 0;
+	int err;
 
-	reply_err(req, err ? err : -EROFS);
+	*sname = NULL;
+	err = names_encode(name, strlen(name), sname);
+	if (!err)
+		err = lister_fresh(fs->ls, pid, 0, NULL);
+	if (!err)
+		err = meta_lookup_fold(fs->meta, pid, *sname, &other, NULL);
+	if (!err && other && other != self)
+		err = -EEXIST;
+	if (err) {
+		free(*sname);
+		*sname = NULL;
+	}
+	return err;
 }
 
-static void op_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode)
+/* The server path of a new child @sname of @pid. */
+static int child_path(struct fs *fs, uint64_t pid, const char *sname, char **out)
 {
-	(void)parent;
-	(void)name;
-	(void)mode;
-	op_refuse_write(req);
-}
+	char *dir = NULL;
+	int err = meta_path(fs->meta, pid, &dir);
 
-static void op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
-{
-	(void)parent;
-	(void)name;
-	op_refuse_write(req);
-}
-
-static void op_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
-{
-	(void)parent;
-	(void)name;
-	op_refuse_write(req);
-}
-
-static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
-		      fuse_ino_t newparent, const char *newname, unsigned int flags)
-{
-	(void)parent;
-	(void)name;
-	(void)newparent;
-	(void)newname;
-	(void)flags;
-	op_refuse_write(req);
+	*out = NULL;
+	if (err)
+		return err;
+	if (asprintf(out, "%s%s%s", dir, *dir ? "/" : "", sname) < 0)
+		err = -ENOMEM;
+	free(dir);
+	return err;
 }
 
 static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
 		      struct fuse_file_info *fi)
 {
-	(void)parent;
-	(void)name;
+	struct fs *fs = fs_of(req);
+	uint64_t pid = fs_id(fs, parent), id = 0;
+	struct fuse_entry_param e;
+	struct meta_attr a;
+	struct fileh *h;
+	char *sname = NULL;
+	int err;
+
+	if (!S_ISREG(mode)) {
+		fuse_reply_err(req, EPERM);
+		return;
+	}
+	err = check_writable(fs);
+	if (!err)
+		err = new_name(fs, pid, name, 0, &sname);
+	if (!err)
+		err = meta_create(fs->meta, pid, name, sname, false, time(NULL), &id);
+	free(sname);
+	h = err ? NULL : calloc(1, sizeof(*h));
+	if (!err && !h)
+		err = -ENOMEM;
+	if (!err) {
+		h->id = id;
+		h->writable = true;
+		err = dcache_create(fs->dc, id, &h->df);
+	}
+	if (!err)
+		err = meta_get(fs->meta, id, &a);
+	if (err) {
+		if (h && h->df)
+			dcache_close(h->df);
+		free(h);
+		if (id)
+			meta_unlink(fs->meta, id);
+		reply_err(req, err);
+		return;
+	}
+	fi->fh = (uintptr_t)h;
+	fill_entry(fs, &a, &e);
+	if (itable_ref(fs->it, e.ino)) {
+		dcache_close(h->df);
+		free(h);
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	if (fuse_reply_create(req, &e, fi)) {
+		itable_forget(fs->it, e.ino, 1);
+		dcache_close(h->df);
+		free(h);
+	}
+}
+
+static void op_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode)
+{
+	struct fs *fs = fs_of(req);
+	uint64_t pid = fs_id(fs, parent), id;
+	struct meta_attr a;
+	char *sname = NULL, *path = NULL;
+	int err;
+
 	(void)mode;
-	(void)fi;
-	op_refuse_write(req);
+	err = check_writable(fs);
+	if (!err)
+		err = new_name(fs, pid, name, 0, &sname);
+	if (!err)
+		err = child_path(fs, pid, sname, &path);
+	if (!err)
+		err = jfs_mkdir(fs->jfs, path);
+	if (!err)
+		err = meta_create(fs->meta, pid, name, sname, true, time(NULL), &id);
+	if (!err)
+		err = meta_get(fs->meta, id, &a);
+	free(sname);
+	free(path);
+	if (err) {
+		reply_err(req, err);
+		return;
+	}
+	reply_entry(req, fs, &a);
+}
+
+/* Remove file @a: cancel its upload, delete it on the service (unless it
+ * never got there), drop its content and its node. */
+static int remove_file(struct fs *fs, const struct meta_attr *a)
+{
+	bool pending = fs->up && upload_pending(fs->up, a->id);
+	char *path = NULL;
+	int err;
+
+	if (pending)
+		upload_cancel(fs->up, a->id);
+	err = meta_path(fs->meta, a->id, &path);
+	if (!err && (!a->local || a->base_size >= 0 || pending)) {
+		err = jfs_delete(fs->jfs, path, false, fs->o->hard_delete);
+		if (err == -ENOENT)
+			err = 0;        /* never arrived, or gone already */
+	}
+	free(path);
+	if (err)
+		return err;
+	dcache_discard(fs->dc, a->id);
+	return meta_unlink(fs->meta, a->id);
+}
+
+static void op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+	struct fs *fs = fs_of(req);
+	uint64_t pid = fs_id(fs, parent);
+	struct meta_attr a;
+	int err;
+
+	err = check_writable(fs);
+	if (!err)
+		err = lister_fresh(fs->ls, pid, 0, NULL);
+	if (!err)
+		err = meta_lookup(fs->meta, pid, name, &a);
+	if (!err && a.is_dir)
+		err = -EISDIR;
+	if (!err)
+		err = remove_file(fs, &a);
+	fuse_reply_err(req, -err);
+}
+
+/* Is directory @id empty (listing it if needed)? 0, -ENOTEMPTY or -errno. */
+static int dir_empty(struct fs *fs, uint64_t id)
+{
+	uint64_t all = 0, dirs = 0;
+	int err = lister_fresh(fs->ls, id, 0, NULL);
+
+	if (!err)
+		err = meta_count_children(fs->meta, id, &all, &dirs);
+	return err ? err : all ? -ENOTEMPTY : 0;
+}
+
+static int remove_dir(struct fs *fs, const struct meta_attr *a)
+{
+	char *path = NULL;
+	int err;
+
+	if (a->id == fs->root_id)
+		return -EBUSY;
+	err = dir_empty(fs, a->id);
+	if (!err)
+		err = meta_path(fs->meta, a->id, &path);
+	if (!err) {
+		err = jfs_delete(fs->jfs, path, true, fs->o->hard_delete);
+		if (err == -ENOENT)
+			err = 0;
+	}
+	free(path);
+	return err ? err : meta_unlink(fs->meta, a->id);
+}
+
+static void op_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+	struct fs *fs = fs_of(req);
+	uint64_t pid = fs_id(fs, parent);
+	struct meta_attr a;
+	int err;
+
+	err = check_writable(fs);
+	if (!err)
+		err = lister_fresh(fs->ls, pid, 0, NULL);
+	if (!err)
+		err = meta_lookup(fs->meta, pid, name, &a);
+	if (!err && !a.is_dir)
+		err = -ENOTDIR;
+	if (!err)
+		err = remove_dir(fs, &a);
+	fuse_reply_err(req, -err);
+}
+
+static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
+		      fuse_ino_t newparent, const char *newname, unsigned int flags)
+{
+	struct fs *fs = fs_of(req);
+	uint64_t pid = fs_id(fs, parent), npid = fs_id(fs, newparent);
+	struct meta_attr src, dst;
+	char *nsname = NULL, *from = NULL, *to = NULL;
+	bool have_dst = false, pending = false;
+	int err;
+
+	if (flags & ~RENAME_NOREPLACE) {
+		fuse_reply_err(req, EINVAL);    /* RENAME_EXCHANGE, WHITEOUT */
+		return;
+	}
+	err = check_writable(fs);
+	if (!err)
+		err = lister_fresh(fs->ls, pid, 0, NULL);
+	if (!err)
+		err = meta_lookup(fs->meta, pid, name, &src);
+	if (!err) {
+		err = meta_lookup(fs->meta, npid, newname, &dst);
+		have_dst = !err;
+		err = err == -ENOENT ? 0 : err;
+	}
+	if (!err && have_dst && dst.id == src.id)
+		goto done;              /* the same entry: nothing to do */
+	/* A name the case-insensitive service sees as another entry: EEXIST,
+	 * except the target itself or a case-only rename of the source. */
+	if (!err)
+		err = new_name(fs, npid, newname, have_dst ? dst.id : src.id, &nsname);
+	if (!err && have_dst) {
+		if (flags & RENAME_NOREPLACE)
+			err = -EEXIST;
+		else if (dst.is_dir && !src.is_dir)
+			err = -EISDIR;
+		else if (!dst.is_dir && src.is_dir)
+			err = -ENOTDIR;
+		else if (dst.is_dir)
+			err = remove_dir(fs, &dst);
+		else
+			err = remove_file(fs, &dst);
+	}
+	if (!err)
+		err = meta_path(fs->meta, src.id, &from);
+	if (!err)
+		err = child_path(fs, npid, nsname, &to);
+	if (!err && src.is_dir) {
+		if (fs->up)
+			err = upload_rename_dir(fs->up, from, to);
+		if (!err)
+			err = jfs_move(fs->jfs, from, to, true);
+		if (err && fs->up)
+			upload_rename_dir(fs->up, to, from);
+	} else if (!err) {
+		pending = fs->up && upload_pending(fs->up, src.id);
+		if (pending)
+			err = upload_rename(fs->up, src.id, to);
+		if (!err && (!src.local || src.base_size >= 0 || pending)) {
+			err = jfs_move(fs->jfs, from, to, false);
+			if (err == -ENOENT && src.local)
+				err = 0;        /* its upload had not reached the old path */
+		}
+		if (err && pending)
+			upload_rename(fs->up, src.id, from);
+	}
+	if (!err)
+		err = meta_rename(fs->meta, src.id, npid, newname, nsname, NULL);
+done:
+	free(nsname);
+	free(from);
+	free(to);
+	fuse_reply_err(req, -err);
 }
 
 static void op_symlink(fuse_req_t req, const char *link, fuse_ino_t parent, const char *name)
@@ -870,6 +1470,8 @@ static const struct fuse_lowlevel_ops ops = {
 	.release = op_release,
 	.flush = op_flush,
 	.fsync = op_fsync,
+	.fsyncdir = op_fsyncdir,
+	.write_buf = op_write_buf,
 	.mkdir = op_mkdir,
 	.unlink = op_unlink,
 	.rmdir = op_rmdir,

@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -380,7 +381,7 @@ static int read_check(struct dfile *df, struct dcache_seq *seq, int64_t off, siz
 		if (buf[i] != byte_at(fake.seed, off + (int64_t)i))
 			fail_msg("wrong byte at %lld", (long long)(off + (int64_t)i));
 	free(buf);
-	dcache_buf_release(df, &b);
+	dcache_buf_release(&b);
 	return (int)b.len;
 }
 
@@ -574,7 +575,7 @@ static void test_mismatch(void **state)
 	assert_int_equal(dcache_open(f->dc, f->id, fake.size, f->md5, &df, NULL), 0);
 	/* One read of everything: it may be served before verification. */
 	assert_int_equal(dcache_read(df, &seq, 0, (size_t)fake.size, &b), 0);
-	dcache_buf_release(df, &b);
+	dcache_buf_release(&b);
 	/* Wait for the verification to discard it. */
 	for (int i = 0; i < 100; i++) {
 		dcache_stats(f->dc, &st);
@@ -600,7 +601,7 @@ static void test_mismatch(void **state)
 		memset(&seq, 0, sizeof(seq));
 		err = dcache_read(df, &seq, 0, (size_t)fake.size, &b);
 		if (!err)
-			dcache_buf_release(df, &b);
+			dcache_buf_release(&b);
 		usleep(10000);
 	}
 	assert_int_equal(err, -EIO);
@@ -651,6 +652,208 @@ static void test_evict(void **state)
 	assert_int_equal(meta_content_get(f->m, ids[0], &c), -ENOENT);
 }
 
+/* ---- local content ------------------------------------------------------ */
+
+static int copy_mem(void *ctx, int fd, int64_t off, size_t len, size_t *done)
+{
+	ssize_t w = pwrite(fd, ctx, len, off);
+
+	if (w < 0)
+		return -errno;
+	*done = (size_t)w;
+	return 0;
+}
+
+static void md5_hex(const void *p, size_t n, char out[33])
+{
+	unsigned char dig[16];
+	unsigned int dl;
+	EVP_MD_CTX *c = EVP_MD_CTX_new();
+
+	EVP_DigestInit_ex(c, EVP_md5(), NULL);
+	EVP_DigestUpdate(c, p, n);
+	EVP_DigestFinal_ex(c, dig, &dl);
+	EVP_MD_CTX_free(c);
+	for (int i = 0; i < 16; i++)
+		snprintf(out + 2 * i, 3, "%02x", dig[i]);
+}
+
+/* The whole content of @df through dcache_read. */
+static unsigned char *read_all(struct dfile *df, int64_t size)
+{
+	unsigned char *buf = malloc((size_t)size + 1);
+	struct dcache_seq seq = { 0 };
+	struct dcache_buf b;
+
+	assert_int_equal(dcache_read(df, &seq, 0, (size_t)size + 100, &b), 0);
+	assert_int_equal(b.len, (size_t)size);
+	if (size)
+		assert_int_equal(pread(b.fd, buf, (size_t)size, 0), size);
+	dcache_buf_release(&b);
+	return buf;
+}
+
+static void test_new_file(void **state)
+{
+	struct dfix *f = *state;
+	struct dcache_commit c;
+	struct dcache_stats st;
+	struct dfile *df;
+	unsigned char data[300000];
+	char want[33];
+	size_t w;
+	bool first;
+
+	for (size_t i = 0; i < sizeof(data); i++)
+		data[i] = (unsigned char)(i * 7);
+	uint64_t id = add_file(f, "new");
+	assert_int_equal(dcache_create(f->dc, id, &df), 0);
+	/* Sequential writes in pieces: the MD5 follows them. */
+	for (size_t off = 0; off < sizeof(data); off += 65536) {
+		size_t n = sizeof(data) - off < 65536 ? sizeof(data) - off : 65536;
+		assert_int_equal(dcache_write(df, (int64_t)off, n, copy_mem, data + off, &w, &first), 0);
+		assert_int_equal(w, n);
+		assert_false(first);    /* created local */
+	}
+	assert_true(dcache_uncommitted(df));
+	assert_int_equal(dcache_commit(df, &c), 0);
+	assert_true(c.committed);
+	assert_int_equal(c.size, sizeof(data));
+	md5_hex(data, sizeof(data), want);
+	assert_string_equal(c.md5, want);
+	assert_false(dcache_uncommitted(df));
+	/* Nothing new: nothing to commit. */
+	assert_int_equal(dcache_commit(df, &c), 0);
+	assert_false(c.committed);
+	assert_int_equal(fake.calls, 0);        /* a new file never downloads */
+	int64_t size;
+	time_t mtime;
+	assert_true(dcache_peek(f->dc, id, &size, &mtime));
+	assert_int_equal(size, sizeof(data));
+	dcache_stats(f->dc, &st);
+	assert_int_equal(st.local_bytes, sizeof(data));
+
+	/* Upload confirmed: clean. */
+	assert_false(dcache_set_clean(f->dc, id, 1, want, NULL));
+	assert_true(dcache_set_clean(f->dc, id, sizeof(data), want, NULL));
+	assert_false(dcache_peek(f->dc, id, &size, &mtime));
+	dcache_stats(f->dc, &st);
+	assert_int_equal(st.local_bytes, 0);
+	dcache_close(df);
+
+	/* A rewrite in the middle, then a commit: the MD5 is recomputed. */
+	assert_int_equal(dcache_open(f->dc, id, sizeof(data), want, &df, NULL), 0);
+	unsigned char x[10] = "XXXXXXXXXX";
+	assert_int_equal(dcache_write(df, 1000, 10, copy_mem, x, &w, &first), 0);
+	assert_true(first);
+	memcpy(data + 1000, x, 10);
+	assert_int_equal(dcache_commit(df, &c), 0);
+	md5_hex(data, sizeof(data), want);
+	assert_string_equal(c.md5, want);
+	dcache_close(df);
+}
+
+/* Random writes into a file whose content is not here: the write does not
+ * wait for the network, the commit fetches the rest of the base. */
+static void test_modify_remote(void **state)
+{
+	struct dfix *f = *state;
+	struct dcache_commit c;
+	struct dfile *df;
+	char want[33];
+	size_t w;
+	bool first;
+	int64_t size = fake.size;
+	unsigned char *base = malloc((size_t)size);
+
+	for (int64_t i = 0; i < size; i++)
+		base[i] = byte_at(fake.seed, i);
+	fake.delay_ms = 300;
+	assert_int_equal(dcache_open(f->dc, f->id, size, f->md5, &df, NULL), 0);
+	unsigned char patch[5] = "hello";
+	struct timespec t0, t1;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	assert_int_equal(dcache_write(df, 2000000, 5, copy_mem, patch, &w, &first), 0);
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	assert_true(first);
+	assert_true((t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000 < 200);
+	memcpy(base + 2000000, patch, 5);
+	/* Shrink, then grow: the cut part comes back as zeros. */
+	assert_int_equal(dcache_truncate(df, 3000000, NULL), 0);
+	assert_int_equal(dcache_truncate(df, 3000100, NULL), 0);
+	memset(base + 3000000, 0, 100);
+	size = 3000100;
+	assert_int_equal(dcache_commit(df, &c), 0);
+	md5_hex(base, (size_t)size, want);
+	assert_string_equal(c.md5, want);
+	assert_int_equal(c.size, size);
+	unsigned char *got = read_all(df, size);
+	assert_memory_equal(got, base, (size_t)size);
+	free(got);
+	dcache_close(df);
+
+	/* Local content survives a restart and wins over the server's revision. */
+	dfix_close(f);
+	fake.calls = 0;
+	dfix_open(f);
+	bool kept;
+	assert_int_equal(dcache_open(f->dc, f->id, fake.size, f->md5, &df, &kept), 0);
+	assert_true(kept);
+	assert_int_equal(dcache_size(df), size);
+	got = read_all(df, size);
+	assert_memory_equal(got, base, (size_t)size);
+	free(got);
+	assert_int_equal(fake.calls, 0);
+	/* An invalidation for a new server revision leaves it alone too. */
+	dcache_invalidate(f->dc, f->id, 1, "00000000000000000000000000000001");
+	assert_int_equal(dcache_size(df), size);
+	dcache_close(df);
+	free(base);
+}
+
+static void test_local_bound_and_discard(void **state)
+{
+	struct dfix *f = *state;
+	struct dcache_config cfg = { .dir = f->data, .fetch_threads = 2, .max_size = 1000000 };
+	static unsigned char data[600000];
+	struct dcache_stats st;
+	struct dfile *a, *b;
+	size_t w;
+
+	dcache_free(f->dc);
+	cfg.meta = f->m;
+	cfg.jfs = (struct jfs *)f;
+	assert_int_equal(dcache_new(&cfg, &f->dc), 0);
+	assert_int_equal(dcache_start(f->dc), 0);
+	uint64_t ida = add_file(f, "a"), idb = add_file(f, "b");
+	assert_int_equal(dcache_create(f->dc, ida, &a), 0);
+	assert_int_equal(dcache_create(f->dc, idb, &b), 0);
+	assert_int_equal(dcache_write(a, 0, sizeof(data), copy_mem, data, &w, NULL), 0);
+	/* Local content alone would exceed the bound: ENOSPC. */
+	assert_int_equal(dcache_write(b, 0, sizeof(data), copy_mem, data, &w, NULL), -ENOSPC);
+	assert_int_equal(dcache_truncate(b, sizeof(data), NULL), -ENOSPC);
+	/* Unlinking the first frees its share; the open file keeps working. */
+	dcache_discard(f->dc, ida);
+	dcache_stats(f->dc, &st);
+	assert_int_equal(st.local_bytes, 0);
+	assert_int_equal(dcache_write(b, 0, sizeof(data), copy_mem, data, &w, NULL), 0);
+	assert_int_equal(dcache_write(a, 10, 10, copy_mem, data, &w, NULL), 0);
+	unsigned char *got = read_all(a, sizeof(data));
+	free(got);
+	struct dcache_commit c;
+	assert_int_equal(dcache_commit(a, &c), -ENOENT);
+	dcache_close(a);
+	dcache_close(b);
+	char path[256];
+	dcache_path(f->dc, ida, path, sizeof(path));
+	assert_int_equal(access(path, F_OK), -1);
+	struct meta_content mc;
+	assert_int_equal(meta_content_get(f->m, ida, &mc), -ENOENT);
+	assert_int_equal(meta_content_get(f->m, idb, &mc), 0);
+	assert_true(mc.dirty);
+	meta_content_release(&mc);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -665,6 +868,9 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_no_progress, dsetup, dteardown),
 		cmocka_unit_test_setup_teardown(test_mismatch, dsetup, dteardown),
 		cmocka_unit_test_setup_teardown(test_evict, dsetup, dteardown),
+		cmocka_unit_test_setup_teardown(test_new_file, dsetup, dteardown),
+		cmocka_unit_test_setup_teardown(test_modify_remote, dsetup, dteardown),
+		cmocka_unit_test_setup_teardown(test_local_bound_and_discard, dsetup, dteardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

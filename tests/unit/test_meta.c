@@ -152,6 +152,14 @@ struct collect {
 	int n;
 };
 
+static int count_cb(void *ctx, uint64_t id)
+{
+	struct collect *c = ctx;
+
+	c->ids[c->n++] = id;
+	return 0;
+}
+
 static int collect_cb(void *ctx, const struct meta_attr *a, const char *name)
 {
 	struct collect *c = ctx;
@@ -378,6 +386,93 @@ static void test_reopen(void **state)
 	assert_int_equal(meta_get(f->m, META_ROOT_ID, &b), 0);
 }
 
+/* Local changes win over listings sent before them. */
+static void test_local_changes(void **state)
+{
+	struct fixture *f = *state;
+	struct meta_entry v[] = { file_entry("old", "old", 3, "00000000000000000000000000000003"),
+				  file_entry("Case", "Case", 1, "00000000000000000000000000000001") };
+	struct meta_attr a, b;
+	uint64_t id, dir, replaced, g_before;
+	struct collect c = { 0 };
+
+	assert_int_equal(meta_apply_listing(f->m, META_ROOT_ID, meta_gen_next(f->m), v, 2, 1, NULL), 0);
+	g_before = meta_gen_next(f->m);         /* a listing "sent" now ... */
+
+	/* ... then local changes: create, unlink, modify. */
+	assert_int_equal(meta_create(f->m, META_ROOT_ID, "new", "new", false, 50, &id), 0);
+	uint64_t dup;
+	assert_int_equal(meta_create(f->m, META_ROOT_ID, "new", "new", false, 50, &dup), -EEXIST);
+	assert_int_equal(meta_get(f->m, id, &a), 0);
+	assert_int_equal(a.local, META_LOCAL_DIRTY);
+	assert_int_equal(a.base_size, -1);
+	assert_int_equal(a.mtime, 50);
+	assert_int_equal(meta_create(f->m, META_ROOT_ID, "dir", "dir", true, 60, &dir), 0);
+	assert_int_equal(meta_get(f->m, dir, &a), 0);
+	assert_int_equal(a.listed_at, 60);
+	assert_int_equal(a.local, META_LOCAL_NONE);
+	assert_int_equal(meta_lookup(f->m, META_ROOT_ID, "old", &a), 0);
+	assert_int_equal(meta_unlink(f->m, a.id), 0);
+	assert_int_equal(meta_lookup(f->m, META_ROOT_ID, "Case", &b), 0);
+	assert_int_equal(meta_set_local(f->m, b.id, 10, 70, ""), 0);
+	assert_int_equal(meta_get(f->m, b.id, &b), 0);
+	assert_int_equal(b.base_size, 1);
+	assert_string_equal(b.base_md5, "00000000000000000000000000000001");
+	assert_int_equal(b.size, 10);
+	/* A second local change keeps the base. */
+	assert_int_equal(meta_set_local(f->m, b.id, 12, 71, "ffffffffffffffffffffffffffffffff"), 0);
+	assert_int_equal(meta_get(f->m, b.id, &b), 0);
+	assert_int_equal(b.base_size, 1);
+
+	/* The old listing arrives: nothing of the above is undone. */
+	assert_int_equal(meta_apply_listing(f->m, META_ROOT_ID, g_before, v, 2, 2, NULL), 0);
+	assert_int_equal(meta_lookup(f->m, META_ROOT_ID, "old", &a), -ENOENT);
+	assert_int_equal(meta_lookup(f->m, META_ROOT_ID, "new", &a), 0);
+	assert_int_equal(meta_lookup(f->m, META_ROOT_ID, "dir", &a), 0);
+	assert_int_equal(meta_lookup(f->m, META_ROOT_ID, "Case", &a), 0);
+	assert_int_equal(a.size, 12);
+	/* A newer listing that has "old" again (recreated elsewhere) shows it,
+	 * and still keeps the local nodes ("dir" is on the server by now). */
+	struct meta_entry v3[] = { v[0], v[1], dir_entry("dir", "dir") };
+	assert_int_equal(meta_apply_listing(f->m, META_ROOT_ID, meta_gen_next(f->m), v3, 3, 3, NULL), 0);
+	assert_int_equal(meta_lookup(f->m, META_ROOT_ID, "old", &a), 0);
+	assert_int_equal(meta_lookup(f->m, META_ROOT_ID, "new", &a), 0);
+	assert_int_equal(meta_lookup(f->m, META_ROOT_ID, "Case", &a), 0);
+	assert_int_equal(a.size, 12);
+
+	/* Upload done: clean, the content is the new base. */
+	assert_int_equal(meta_set_clean(f->m, a.id, 12, "ffffffffffffffffffffffffffffffff", 71), 0);
+	assert_int_equal(meta_get(f->m, a.id, &a), 0);
+	assert_int_equal(a.local, META_LOCAL_NONE);
+	assert_int_equal(a.base_size, 12);
+
+	/* Rename over an existing file replaces it; a case-only rename of
+	 * itself replaces nothing. */
+	assert_int_equal(meta_lookup(f->m, META_ROOT_ID, "new", &a), 0);
+	assert_int_equal(meta_lookup(f->m, META_ROOT_ID, "old", &b), 0);
+	assert_int_equal(meta_rename(f->m, a.id, META_ROOT_ID, "old", "old", &replaced), 0);
+	assert_int_equal(replaced, b.id);
+	assert_int_equal(meta_get(f->m, b.id, &b), -ENOENT);
+	assert_int_equal(meta_lookup(f->m, META_ROOT_ID, "new", &b), -ENOENT);
+	assert_int_equal(meta_rename(f->m, a.id, META_ROOT_ID, "OLD", "OLD", &replaced), 0);
+	assert_int_equal(replaced, 0);
+	assert_int_equal(meta_lookup(f->m, META_ROOT_ID, "OLD", &b), 0);
+	assert_int_equal(b.id, a.id);
+	/* Into a directory; the path follows. */
+	assert_int_equal(meta_rename(f->m, a.id, dir, "x", "x", NULL), 0);
+	char *p;
+	assert_int_equal(meta_path(f->m, a.id, &p), 0);
+	assert_string_equal(p, "dir/x");
+	free(p);
+	/* A rename into a file is refused. */
+	assert_int_equal(meta_lookup(f->m, META_ROOT_ID, "Case", &b), 0);
+	assert_int_equal(meta_rename(f->m, a.id, b.id, "y", "y", NULL), -ENOTDIR);
+
+	assert_int_equal(meta_local_nodes(f->m, count_cb, &c), 0);
+	assert_int_equal(c.n, 1);       /* "x" (created, never uploaded) */
+	assert_int_equal(c.ids[0], a.id);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -389,6 +484,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_stream, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_content_and_gc, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_reopen, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_local_changes, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
