@@ -3,17 +3,20 @@
  *
  * Threading model and lock order
  * ------------------------------
- * One struct http_client is shared by every thread. A request checks an easy
- * handle out of the idle pool (pool_lock, held only to pop/push), runs the
- * whole exchange on it — retries, backoff sleeps and the 401 refresh
- * included — with no lock held, and checks it back in. A handle keeps its
- * own keep-alive connection(s) between requests, so a checked-in handle is
- * a warm connection. The CURLSH shares the DNS cache and TLS sessions; curl
+ * One struct http_client is shared by every thread. A request checks a
+ * pooled pair (an easy handle and the multi handle that drives it) out of
+ * the idle pool (pool_lock, held only to pop/push), runs the whole exchange
+ * on it — retries, backoff sleeps and the 401 refresh included — with no
+ * lock held, and checks it back in. The multi handle holds the keep-alive
+ * connection(s) between requests, so a checked-in pair is a warm
+ * connection. The CURLSH shares the DNS cache and TLS sessions; curl
  * takes share_lock[kind] through share_lock_cb() for each kind of data
  * separately. The connection cache is deliberately NOT shared: libcurl
  * (CURLSHOPT_SHARE(3), 7.88) does not support sharing connections between
  * concurrent threads; keeping connections per pooled handle gives the same
- * reuse without that hazard.
+ * reuse without that hazard. The request's thread drives its transfer
+ * itself (run_transfer: curl_multi_perform/curl_multi_poll), so it can look
+ * at the caller's cancel flag between socket waits.
  *
  * Lock order: pool_lock and share_lock[*] are leaves (nothing else is taken
  * while they are held, and they are never held across I/O or callbacks into
@@ -27,8 +30,18 @@
  * -EIO, the transfer is aborted); any other body to the error buffer, kept up
  * to HTTP_ERROR_BODY_MAX (the rest is not read: the transfer is cut, which
  * costs the connection but never memory). The request body comes from memory
- * or from pread() on the caller's fd; the seek callback lets curl rewind it
- * when it silently re-sends on a dead keep-alive connection.
+ * or from pread() on the caller's fd.
+ * The seek callback lets curl rewind it when it silently re-sends on a dead
+ * keep-alive connection.
+ *
+ * Cancellation
+ * ------------
+ * http_request.cancel is polled twice over: the progress callback aborts a
+ * transfer that is moving data at its next progress tick, and
+ * run_transfer() looks at it after every socket wait, which is capped at
+ * HTTP_CANCEL_POLL_MS for a cancellable request, so a stalled, connecting
+ * or answer-awaiting transfer is cut as quickly. Backoff sleeps wake on the
+ * same cadence. A cancelled transfer's connection is closed, never reused.
  *
  * Retry policy (http_request_do)
  * ------------------------------
@@ -67,6 +80,8 @@
 #define HTTP_DOWNLOAD_BUFSIZE  (512L << 10)     /* CURLOPT_BUFFERSIZE for streamed bodies */
 #define HTTP_RETRY_AFTER_MAX_MS 60000L          /* cap of an honoured Retry-After */
 #define HTTP_CA_BUNDLE_MAX     (16u << 20)      /* system CA bundle size sanity cap */
+#define HTTP_CANCEL_POLL_MS    100L             /* cancel flag latency bound */
+#define HTTP_IDLE_POLL_MS      1000L            /* socket wait cap otherwise (as curl_easy_perform) */
 #define HTTP_SYSTEM_CA_BUNDLE  "/etc/ssl/certs/ca-certificates.crt"
 
 /* A CA bundle in memory, handed to curl with CURL_BLOB_NOCOPY. Retired
@@ -79,12 +94,19 @@ struct ca_blob {
 	char data[];
 };
 
+/* A pooled transfer engine: the easy handle and the multi handle that drives
+ * it (and keeps its connections). Used by one request at a time. */
+struct pooled {
+	CURL *h;
+	CURLM *m;
+};
+
 struct http_client {
 	CURLSH *share;
 	pthread_mutex_t share_lock[CURL_LOCK_DATA_LAST]; /* one per curl_lock_data */
 
 	pthread_mutex_t pool_lock;
-	CURL *idle[HTTP_POOL_MAX];       /* protected by pool_lock */
+	struct pooled idle[HTTP_POOL_MAX]; /* protected by pool_lock */
 	unsigned n_idle;                 /* protected by pool_lock */
 	struct http_token_provider tp;   /* protected by pool_lock */
 	bool has_tp;                     /* protected by pool_lock */
@@ -125,6 +147,7 @@ struct xfer {
 	/* request side */
 	int64_t up_pos;          /* bytes of the request body handed to curl */
 	int64_t up_len;
+	bool cancelled;          /* req->cancel was seen set: the transfer was cut */
 };
 
 /* ---------------------------------------------------------------------- */
@@ -293,6 +316,20 @@ static void sleep_ms(long ms)
 	struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
 	while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
 		;
+}
+
+/* Sleep @ms, in slices of HTTP_CANCEL_POLL_MS when @cancel (may be NULL)
+ * can cut it short. True when @cancel was seen set. */
+static bool sleep_cancellable(long ms, const atomic_bool *cancel)
+{
+	while (ms > 0) {
+		if (cancel && atomic_load(cancel))
+			return true;
+		long slice = cancel && ms > HTTP_CANCEL_POLL_MS ? HTTP_CANCEL_POLL_MS : ms;
+		sleep_ms(slice);
+		ms -= slice;
+	}
+	return cancel && atomic_load(cancel);
 }
 
 static long elapsed_ms(const struct timespec *t0)
@@ -586,8 +623,10 @@ void http_client_free(struct http_client *c)
 {
 	if (!c)
 		return;
-	for (unsigned i = 0; i < c->n_idle; i++)
-		curl_easy_cleanup(c->idle[i]);
+	for (unsigned i = 0; i < c->n_idle; i++) {
+		curl_easy_cleanup(c->idle[i].h);
+		curl_multi_cleanup(c->idle[i].m);
+	}
 	if (c->share)
 		curl_share_cleanup(c->share);
 	for (struct ca_blob *b = c->ca, *next; b; b = next) {
@@ -603,33 +642,47 @@ void http_client_free(struct http_client *c)
 	curl_global_cleanup();
 }
 
-/* Take an idle handle (reset to defaults, connections kept) or make one. */
-static CURL *pool_get(struct http_client *c, struct ca_blob **ca)
+/* Take an idle pair (easy handle reset to defaults, connections kept) or
+ * make one. 0 or -ENOMEM. */
+static int pool_get(struct http_client *c, struct pooled *p, struct ca_blob **ca)
 {
-	CURL *h = NULL;
+	bool got = false;
 	pthread_mutex_lock(&c->pool_lock);
-	if (c->n_idle)
-		h = c->idle[--c->n_idle];
+	if (c->n_idle) {
+		*p = c->idle[--c->n_idle];
+		got = true;
+	}
 	*ca = c->ca;
 	pthread_mutex_unlock(&c->pool_lock);
-	if (h)
-		curl_easy_reset(h);
-	else
-		h = curl_easy_init();
-	return h;
+	if (got) {
+		curl_easy_reset(p->h);
+		return 0;
+	}
+	p->h = curl_easy_init();
+	p->m = curl_multi_init();
+	if (!p->h || !p->m) {
+		curl_easy_cleanup(p->h);
+		curl_multi_cleanup(p->m);
+		return -ENOMEM;
+	}
+	return 0;
 }
 
-/* Give a handle back; beyond HTTP_POOL_MAX idle handles it is closed. */
-static void pool_put(struct http_client *c, CURL *h)
+/* Give a pair back (it is not in a transfer); beyond HTTP_POOL_MAX idle
+ * pairs it is closed, with its connections. */
+static void pool_put(struct http_client *c, const struct pooled *p)
 {
+	bool kept = false;
 	pthread_mutex_lock(&c->pool_lock);
 	if (c->n_idle < HTTP_POOL_MAX) {
-		c->idle[c->n_idle++] = h;
-		h = NULL;
+		c->idle[c->n_idle++] = *p;
+		kept = true;
 	}
 	pthread_mutex_unlock(&c->pool_lock);
-	if (h)
-		curl_easy_cleanup(h);
+	if (!kept) {
+		curl_easy_cleanup(p->h);
+		curl_multi_cleanup(p->m);
+	}
 }
 
 /* ---------------------------------------------------------------------- */
@@ -773,6 +826,19 @@ static int seek_cb(void *ctx, curl_off_t offset, int origin)
 	return CURL_SEEKFUNC_OK;
 }
 
+/* Progress callback of a cancellable request: non-zero aborts the transfer
+ * (CURLE_ABORTED_BY_CALLBACK). */
+static int xferinfo_cb(void *ctx, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal,
+		       curl_off_t ulnow)
+{
+	struct xfer *x = ctx;
+	if (atomic_load(x->req->cancel)) {
+		x->cancelled = true;
+		return 1;
+	}
+	return 0;
+}
+
 /* ---------------------------------------------------------------------- */
 /* One attempt                                                            */
 
@@ -883,6 +949,11 @@ static CURLcode setup_handle(struct http_client *c, CURL *h, struct xfer *x,
 	SET(CURLOPT_WRITEDATA, x);
 	SET(CURLOPT_HEADERFUNCTION, header_cb);
 	SET(CURLOPT_HEADERDATA, x);
+	if (req->cancel) {
+		SET(CURLOPT_XFERINFOFUNCTION, xferinfo_cb);
+		SET(CURLOPT_XFERINFODATA, x);
+		SET(CURLOPT_NOPROGRESS, 0L);
+	}
 	if (ca && ca->cafile) {
 		struct curl_blob blob = { ca->data, ca->len, CURL_BLOB_NOCOPY };
 		SET(CURLOPT_CAINFO_BLOB, &blob);
@@ -914,6 +985,65 @@ static CURLcode setup_handle(struct http_client *c, CURL *h, struct xfer *x,
 		SET(CURLOPT_CUSTOMREQUEST, req->method);
 	}
 #undef SET
+	return rc;
+}
+
+/* A CURLMcode failure as the CURLcode of the transfer. */
+static CURLcode multi_failure(CURLMcode mc, const char *what)
+{
+	log_warn("http: %s: %s", what, curl_multi_strerror(mc));
+	return mc == CURLM_OUT_OF_MEMORY ? CURLE_OUT_OF_MEMORY : CURLE_FAILED_INIT;
+}
+
+/*
+ * Run the transfer set up on @p->h to its end through @p->m, on this thread.
+ * Between socket waits (capped at HTTP_CANCEL_POLL_MS for a cancellable
+ * request) it looks at req->cancel: once set, the transfer is taken out of
+ * the multi handle unfinished, which closes its connection. Returns curl's
+ * result; CURLE_ABORTED_BY_CALLBACK with x->cancelled for a cancel.
+ */
+static CURLcode run_transfer(const struct pooled *p, struct xfer *x)
+{
+	const atomic_bool *cancel = x->req->cancel;
+	CURLMcode mc = curl_multi_add_handle(p->m, p->h);
+	if (mc != CURLM_OK)
+		return multi_failure(mc, "curl_multi_add_handle");
+	CURLcode rc = CURLE_OK;
+	for (;;) {
+		int running = 0, queued;
+		mc = curl_multi_perform(p->m, &running);
+		if (mc != CURLM_OK) {
+			rc = multi_failure(mc, "curl_multi_perform");
+			break;
+		}
+		bool done = false;
+		CURLMsg *msg;
+		while ((msg = curl_multi_info_read(p->m, &queued)) != NULL) {
+			if (msg->msg == CURLMSG_DONE && msg->easy_handle == p->h) {
+				rc = msg->data.result;
+				done = true;
+			}
+		}
+		if (done)
+			break;
+		if (!running) {
+			/* not running and no DONE message: cannot happen */
+			rc = CURLE_FAILED_INIT;
+			break;
+		}
+		if (x->cancelled || (cancel && atomic_load(cancel))) {
+			x->cancelled = true;
+			rc = CURLE_ABORTED_BY_CALLBACK;
+			break;
+		}
+		mc = curl_multi_poll(p->m, NULL, 0,
+				     (int)(cancel ? HTTP_CANCEL_POLL_MS : HTTP_IDLE_POLL_MS), NULL);
+		if (mc != CURLM_OK) {
+			rc = multi_failure(mc, "curl_multi_poll");
+			break;
+		}
+	}
+	curl_multi_remove_handle(p->m, p->h);
 	return rc;
 }
 
@@ -964,6 +1094,9 @@ static void trace_attempt(const struct http_request *req, const char *turl,
 		log_debug("http: %s %s -> %ld, %lld bytes in, %lld out, %ld ms%s", req->method,
 			  turl ? turl : "?", status, (long long)in, (long long)x->up_len, ms,
 			  retry ? " (retry)" : "");
+	else if (x->cancelled)
+		log_debug("http: %s %s -> cancelled, %lld bytes in, %ld ms%s", req->method,
+			  turl ? turl : "?", (long long)in, ms, retry ? " (retry)" : "");
 	else
 		log_debug("http: %s %s -> failed (%s), %lld bytes in, %ld ms%s", req->method,
 			  turl ? turl : "?", errbuf[0] ? errbuf : curl_easy_strerror(rc),
@@ -992,6 +1125,10 @@ static enum step next_step(const struct http_client *c, const struct http_reques
 			   long retry_after_s, bool can_refresh, int retries, int *result,
 			   long *delay_ms)
 {
+	if (x->cancelled) {
+		*result = -ECANCELED;
+		return STEP_DONE;
+	}
 	if (x->cb_err) {
 		/* The sink, the body cap or the body file stopped it. */
 		*result = x->cb_err;
@@ -1083,16 +1220,21 @@ int http_request_do(struct http_client *c, const struct http_request *req,
 	char errbuf[CURL_ERROR_SIZE];
 
 	struct ca_blob *ca = NULL;
-	CURL *h = pool_get(c, &ca);
-	if (!h) {
+	struct pooled p;
+	if (pool_get(c, &p, &ca) < 0) {
 		free(turl);
 		return -ENOMEM;
 	}
+	CURL *h = p.h;
 
 	for (;;) {
 		struct xfer x = { .h = h, .req = req, .up_len = body_len };
 		struct timespec t0;
 
+		if (req->cancel && atomic_load(req->cancel)) {
+			result = -ECANCELED;
+			break;
+		}
 		if (use_auth && !token) {
 			result = tp.get_token(tp.ctx, refreshed, &token);
 			if (result < 0)
@@ -1112,7 +1254,7 @@ int http_request_do(struct http_client *c, const struct http_request *req,
 		clock_gettime(CLOCK_MONOTONIC, &t0);
 		CURLcode rc = setup_handle(c, h, &x, hdrs, ca, errbuf);
 		if (rc == CURLE_OK)
-			rc = curl_easy_perform(h);
+			rc = run_transfer(&p, &x);
 		free_headers(hdrs);
 		resp->attempts++;
 
@@ -1137,8 +1279,10 @@ int http_request_do(struct http_client *c, const struct http_request *req,
 		resp->status = http_done ? status : 0;
 		resp->retry_after_s = (long)ra;
 		resp->bytes_received = x.sink_bytes;
-		resp->transport_error = http_done ? NULL
-						  : strdup(errbuf[0] ? errbuf : curl_easy_strerror(rc));
+		resp->transport_error =
+			http_done        ? NULL
+			: x.cancelled      ? strdup("cancelled")
+					   : strdup(errbuf[0] ? errbuf : curl_easy_strerror(rc));
 
 		long delay_ms = 0;
 		enum step next = next_step(c, req, &x, rc, http_done, status, (long)ra,
@@ -1155,14 +1299,17 @@ int http_request_do(struct http_client *c, const struct http_request *req,
 		retries++;
 		log_debug("http: retry %d/%d of %s %s in %ld ms", retries, c->max_retries,
 			  req->method, turl ? turl : "?", delay_ms);
-		sleep_ms(delay_ms);
+		if (sleep_cancellable(delay_ms, req->cancel)) {
+			result = -ECANCELED;
+			break;
+		}
 	}
 
 	drop_token(&token);
 	/* Detach the per-request pointers before the handle idles in the pool. */
 	curl_easy_setopt(h, CURLOPT_HTTPHEADER, NULL);
 	curl_easy_setopt(h, CURLOPT_ERRORBUFFER, NULL);
-	pool_put(c, h);
+	pool_put(c, &p);
 	free(turl);
 	if (resp == &local)
 		http_response_release(&local);

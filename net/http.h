@@ -1,11 +1,13 @@
 /*
  * net/http.h — the HTTP client every network call goes through.
  *
- * A pool of libcurl easy handles (keep-alive, HTTP/1.1 and HTTP/2 over TLS),
+ * A pool of libcurl easy handles, each driven by its own multi handle on the
+ * calling thread (keep-alive, HTTP/1.1 and HTTP/2 over TLS),
  * with a CURLSH sharing DNS, TLS sessions and connections under real locks.
  * This module is the only place that:
  *   - retries: capped exponential backoff with jitter on 429, 5xx and
  *     transport errors, for idempotent requests only; Retry-After honoured;
+ *   - aborts a request on demand (http_request.cancel, -ECANCELED);
  *   - refreshes on 401: once per request, through the token provider;
  *   - maps HTTP statuses and curl errors to negative errno (http_status_errno);
  *   - traces requests at debug level, with Authorization and token-bearing
@@ -19,6 +21,7 @@
 #ifndef JOTTAFS_NET_HTTP_H
 #define JOTTAFS_NET_HTTP_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -90,6 +93,16 @@ struct http_request {
 	bool secret_body;                /* never trace the request or response body */
 	const struct http_sink *sink;    /* 2xx body goes here; NULL: buffered in the response */
 	size_t max_body;                 /* cap of a buffered body; 0: 4 MiB; larger: -EIO */
+	/*
+	 * Added (net/http owner). Optional (NULL: never). Polled while the
+	 * request runs, at least every 100 ms whatever the transfer is doing
+	 * (resolving, connecting, sending, waiting, receiving) and during
+	 * retry backoff sleeps; once it reads true the transfer is cut (its
+	 * connection closed, never reused) and the request returns
+	 * -ECANCELED, never retried. A request that completed before the flag
+	 * was seen returns its normal result.
+	 */
+	const atomic_bool *cancel;
 };
 
 /* Set up a request with the defaults (GET, no body, no range, body_fd -1). */

@@ -15,6 +15,7 @@
 #include <netinet/in.h>
 #include <pthread.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stddef.h>
 #include <setjmp.h>
 #include <signal.h>
@@ -29,6 +30,7 @@
 #include <cmocka.h>
 
 #include "testsrv.h"
+#include "watchdog.h"
 
 /* ---------------------------------------------------------------------- */
 /* The scripted server: answers taken in order, requests recorded          */
@@ -690,31 +692,389 @@ static void test_trace_redaction(void **state)
 	server_stop(s);
 }
 
+/* ---------------------------------------------------------------------- */
+/* A raw server for cuts, stalls and keep-alive (one connection at a time) */
+
+/*
+ * Each accepted connection is handed to @serve with its number (0, 1, ...),
+ * then closed. The counters are what the server saw; a handler that stalls
+ * waits for @release. Request bodies need Content-Length.
+ */
+struct rawsrv {
+	int lfd;
+	pthread_t thr;
+	void (*serve)(struct rawsrv *s, int fd, int conn);
+	atomic_int connections;
+	atomic_int requests;      /* request heads read */
+	atomic_llong body_bytes;  /* request body bytes read, all requests */
+	atomic_bool release;      /* a stalled handler returns */
+	long long cut_at;         /* handler parameter: body bytes before a cut (-1: none) */
+	char url[64];
+	/* per-connection read buffer */
+	char buf[65536];
+	size_t have;
+};
+
+/* Read one request head into @head (NUL-terminated); its Content-Length in
+ * *clen. Bytes after the head stay in s->buf. 0, or -1 when the peer left. */
+static int raw_head(struct rawsrv *s, int fd, char *head, size_t cap, long long *clen)
+{
+	for (;;) {
+		char *end = memmem(s->buf, s->have, "\r\n\r\n", 4);
+		if (end) {
+			size_t hlen = (size_t)(end - s->buf) + 4;
+			if (hlen >= cap)
+				return -1;
+			memcpy(head, s->buf, hlen);
+			head[hlen] = '\0';
+			memmove(s->buf, s->buf + hlen, s->have - hlen);
+			s->have -= hlen;
+			const char *cl = strcasestr(head, "\r\nContent-Length:");
+			*clen = cl ? strtoll(cl + 17, NULL, 10) : 0;
+			atomic_fetch_add(&s->requests, 1);
+			return 0;
+		}
+		if (s->have == sizeof(s->buf))
+			return -1;
+		ssize_t n = testsrv_read(fd, s->buf + s->have, sizeof(s->buf) - s->have);
+		if (n <= 0)
+			return -1;
+		s->have += (size_t)n;
+	}
+}
+
+/* Consume @n body bytes (fewer if the peer leaves). Bytes consumed. */
+static long long raw_body(struct rawsrv *s, int fd, long long n)
+{
+	long long got = 0;
+	while (got < n) {
+		if (s->have == 0) {
+			ssize_t r = testsrv_read(fd, s->buf, sizeof(s->buf));
+			if (r <= 0)
+				break;
+			s->have = (size_t)r;
+		}
+		size_t take = (long long)s->have < n - got ? s->have : (size_t)(n - got);
+		memmove(s->buf, s->buf + take, s->have - take);
+		s->have -= take;
+		got += (long long)take;
+		atomic_fetch_add(&s->body_bytes, (long long)take);
+	}
+	return got;
+}
+
+static void raw_stall(struct rawsrv *s)
+{
+	while (!atomic_load(&s->release))
+		usleep(5000);
+}
+
+static void *raw_main(void *arg)
+{
+	struct rawsrv *s = arg;
+	for (int conn = 0;; conn++) {
+		int fd = accept(s->lfd, NULL, NULL);
+		if (fd < 0) {
+			if (errno == EINTR || errno == ECONNABORTED)
+				continue;
+			return NULL;
+		}
+		atomic_fetch_add(&s->connections, 1);
+		s->have = 0;
+		s->serve(s, fd, conn);
+		close(fd);
+	}
+}
+
+static struct rawsrv *raw_start(void (*serve)(struct rawsrv *, int, int), long long cut_at)
+{
+	struct rawsrv *s = calloc(1, sizeof(*s));
+	assert_non_null(s);
+	s->serve = serve;
+	s->cut_at = cut_at;
+	s->lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	socklen_t al = sizeof(a);
+	assert_true(s->lfd >= 0);
+	assert_int_equal(bind(s->lfd, (struct sockaddr *)&a, sizeof(a)), 0);
+	assert_int_equal(listen(s->lfd, 16), 0);
+	assert_int_equal(getsockname(s->lfd, (struct sockaddr *)&a, &al), 0);
+	snprintf(s->url, sizeof(s->url), "http://127.0.0.1:%d/x", ntohs(a.sin_port));
+	assert_int_equal(pthread_create(&s->thr, NULL, raw_main, s), 0);
+	return s;
+}
+
+/* Release stalled handlers, stop accepting, join (the counters stay
+ * readable; free @s afterwards). */
+static void raw_stop(struct rawsrv *s)
+{
+	atomic_store(&s->release, true);
+	shutdown(s->lfd, SHUT_RDWR);
+	close(s->lfd);
+	pthread_join(s->thr, NULL);
+}
+
+/* A sparse file of @size bytes (zeros), unlinked: a large request body. */
+static int big_body_fd(off_t size)
+{
+	char path[] = "/tmp/jottafs-test-http-big-XXXXXX";
+	int fd = mkstemp(path);
+	assert_true(fd >= 0);
+	unlink(path);
+	assert_int_equal(ftruncate(fd, size), 0);
+	return fd;
+}
+
+/* A request run on its own thread, so the test can cancel it. */
+struct bg {
+	pthread_t t;
+	struct http_client *c;
+	struct http_request req;
+	struct http_response resp;
+	int rc;
+	atomic_bool cancel;
+	atomic_bool finished;
+};
+
+static void *bg_main(void *arg)
+{
+	struct bg *b = arg;
+	b->rc = http_request_do(b->c, &b->req, &b->resp);
+	atomic_store(&b->finished, true);
+	return NULL;
+}
+
+/* Wait (bounded) until @v reaches @min. */
+static void wait_at_least(atomic_llong *v, long long min, long timeout_ms)
+{
+	long end = now_ms() + timeout_ms;
+	while (atomic_load(v) < min) {
+		if (now_ms() > end)
+			fail_msg("waited %ld ms for %lld, have %lld", timeout_ms, min,
+				 (long long)atomic_load(v));
+		usleep(2000);
+	}
+}
+
+/* Set the flag, then measure how long the request takes to return. */
+static long cancel_and_join(struct bg *b)
+{
+	long t0 = now_ms();
+	atomic_store(&b->cancel, true);
+	while (!atomic_load(&b->finished)) {
+		if (now_ms() - t0 > 10000)
+			fail_msg("the request did not return within 10 s of its cancel");
+		usleep(1000);
+	}
+	long dt = now_ms() - t0;
+	pthread_join(b->t, NULL);
+	return dt;
+}
+
+/* Reads the request head and @cut_at body bytes, then stops reading (the
+ * client's socket buffers fill and it blocks) until released. */
+static void serve_stalled_upload(struct rawsrv *s, int fd, int conn)
+{
+	char head[8192];
+	long long clen;
+	if (raw_head(s, fd, head, sizeof(head), &clen) == 0)
+		raw_body(s, fd, s->cut_at);
+	raw_stall(s);
+}
+
+/* Reads the request body slowly (64 KiB per 5 ms) as long as it lasts. */
+static void serve_trickle_upload(struct rawsrv *s, int fd, int conn)
+{
+	char head[8192];
+	long long clen;
+	if (raw_head(s, fd, head, sizeof(head), &clen) < 0)
+		return;
+	while (!atomic_load(&s->release) && raw_body(s, fd, 65536) == 65536)
+		usleep(5000);
+}
+
+/*
+ * A cancel while the body of a large upload is on its way: the request
+ * returns -ECANCELED within about HTTP_CANCEL_POLL_MS, both when the server
+ * has stopped reading (curl blocked on a full socket) and while bytes still
+ * flow (the progress callback). Never retried, even when idempotent.
+ */
+static void test_cancel_mid_upload(void **state)
+{
+	void (*modes[])(struct rawsrv *, int, int) = { serve_stalled_upload, serve_trickle_upload };
+	const char *names[] = { "server stalled", "server reading" };
+	for (int m = 0; m < 2; m++) {
+		struct rawsrv *s = raw_start(modes[m], 1 << 20);
+		struct bg *b = calloc(1, sizeof(*b));
+		int fd = big_body_fd((off_t)1 << 30);
+		b->c = fast_client();
+		http_request_init(&b->req, "POST", s->url);
+		b->req.body_fd = fd;
+		b->req.body_fd_off = 0;
+		b->req.body_fd_len = (off_t)1 << 30;
+		b->req.idempotent = true;        /* a cancel is never retried anyway */
+		b->req.cancel = &b->cancel;
+		assert_int_equal(pthread_create(&b->t, NULL, bg_main, b), 0);
+		wait_at_least(&s->body_bytes, 1 << 20, 10000);
+		usleep(300 * 1000);             /* well into the transfer */
+		assert_false(atomic_load(&b->finished));
+		long dt = cancel_and_join(b);
+		fprintf(stderr, "  cancel mid-upload (%s, %lld body bytes read): returned in %ld ms\n",
+			names[m], (long long)atomic_load(&s->body_bytes), dt);
+		assert_int_equal(b->rc, -ECANCELED);
+		assert_int_equal(b->resp.attempts, 1);
+		assert_string_equal(b->resp.transport_error, "cancelled");
+		assert_true(dt < 600);          /* ~100 ms; slack for sanitizers on a busy CI */
+		assert_true(atomic_load(&s->body_bytes) < (1LL << 30));
+		http_response_release(&b->resp);
+		http_client_free(b->c);
+		close(fd);
+		raw_stop(s);
+		assert_int_equal(atomic_load(&s->requests), 1);
+		assert_int_equal(atomic_load(&s->connections), 1);
+		free(s);
+		free(b);
+	}
+}
+
+/* Declares a 100 MB body, sends @cut_at bytes of it, then stalls. */
+static void serve_stalled_download(struct rawsrv *s, int fd, int conn)
+{
+	char head[8192];
+	long long clen;
+	static char chunk[65536];
+	if (raw_head(s, fd, head, sizeof(head), &clen) < 0)
+		return;
+	const char *h = "HTTP/1.1 200 OK\r\nContent-Length: 100000000\r\n\r\n";
+	testsrv_write(fd, h, strlen(h));
+	memset(chunk, 'd', sizeof(chunk));
+	for (long long sent = 0; sent < s->cut_at; sent += (long long)sizeof(chunk))
+		testsrv_write(fd, chunk, sizeof(chunk));
+	raw_stall(s);
+}
+
+struct count_sink {
+	atomic_llong bytes;
+	int resets;
+};
+
+static int count_write(void *ctx, const void *data, size_t len)
+{
+	struct count_sink *k = ctx;
+	atomic_fetch_add(&k->bytes, (long long)len);
+	return 0;
+}
+
+static int count_reset(void *ctx)
+{
+	struct count_sink *k = ctx;
+	k->resets++;
+	atomic_store(&k->bytes, 0);
+	return 0;
+}
+
+/* A cancel in the middle of a streamed download (the server went quiet). */
+static void test_cancel_mid_download(void **state)
+{
+	struct rawsrv *s = raw_start(serve_stalled_download, 256 << 10);
+	struct bg *b = calloc(1, sizeof(*b));
+	struct count_sink k = { 0 };
+	struct http_sink sink = { .write = count_write, .reset = count_reset, .ctx = &k };
+	b->c = fast_client();
+	http_request_init(&b->req, "GET", s->url);
+	b->req.idempotent = true;
+	b->req.sink = &sink;
+	b->req.cancel = &b->cancel;
+	assert_int_equal(pthread_create(&b->t, NULL, bg_main, b), 0);
+	wait_at_least(&k.bytes, 256 << 10, 10000);
+	usleep(200 * 1000);
+	long dt = cancel_and_join(b);
+	fprintf(stderr, "  cancel mid-download (%lld bytes in): returned in %ld ms\n",
+		(long long)atomic_load(&k.bytes), dt);
+	assert_int_equal(b->rc, -ECANCELED);
+	assert_int_equal(b->resp.attempts, 1);
+	assert_int_equal(b->resp.bytes_received, 256 << 10);
+	assert_int_equal(k.resets, 0);
+	assert_true(dt < 600);
+	http_response_release(&b->resp);
+	http_client_free(b->c);
+	raw_stop(s);
+	assert_int_equal(atomic_load(&s->requests), 1);
+	assert_int_equal(atomic_load(&s->connections), 1);
+	free(s);
+	free(b);
+}
+
+/* A cancel already set: nothing is sent. A cancel during a Retry-After
+ * wait of 30 s: the wait ends at once. */
+static void test_cancel_before_and_in_backoff(void **state)
+{
+	static const struct canned script[] = { R(503, "Retry-After: 30\r\n", "later") };
+	struct server *s = server_start(script, 1);
+	struct bg *b = calloc(1, sizeof(*b));
+	b->c = fast_client();
+	http_request_init(&b->req, "GET", s->url);
+	b->req.idempotent = true;
+	b->req.cancel = &b->cancel;
+	atomic_store(&b->cancel, true);
+	assert_int_equal(http_request_do(b->c, &b->req, NULL), -ECANCELED);
+	assert_int_equal(s->served, 0);
+
+	atomic_store(&b->cancel, false);
+	assert_int_equal(pthread_create(&b->t, NULL, bg_main, b), 0);
+	usleep(300 * 1000);                     /* the 503 is in; the wait began */
+	long dt = cancel_and_join(b);
+	fprintf(stderr, "  cancel in a 30 s Retry-After wait: returned in %ld ms\n", dt);
+	assert_int_equal(b->rc, -ECANCELED);
+	assert_int_equal(b->resp.status, 503);
+	assert_true(dt < 600);
+	http_response_release(&b->resp);
+	http_client_free(b->c);
+	server_stop(s);
+	free(b);
+}
+
+/* Every test must end within 60 s (tests/unit/watchdog.h). */
+static int arm(void **state)
+{
+	watchdog_arm(60);
+	return 0;
+}
+
+static int disarm(void **state)
+{
+	watchdog_arm(0);
+	return 0;
+}
+
 int main(void)
 {
 	signal(SIGPIPE, SIG_IGN);
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_status_errno),
-		cmocka_unit_test(test_transport_errno),
-		cmocka_unit_test(test_escape),
-		cmocka_unit_test(test_backoff_bounds),
-		cmocka_unit_test(test_retry_503_then_success),
-		cmocka_unit_test(test_retries_exhausted),
-		cmocka_unit_test(test_no_retry_on_post),
-		cmocka_unit_test(test_429_retried_even_for_post),
-		cmocka_unit_test(test_401_refresh_once),
-		cmocka_unit_test(test_401_twice_is_eacces),
-		cmocka_unit_test(test_no_auth_and_dead_login),
-		cmocka_unit_test(test_retry_after),
-		cmocka_unit_test(test_body_cap),
-		cmocka_unit_test(test_sink_reset_on_retry),
-		cmocka_unit_test(test_sink_without_reset_not_retried),
-		cmocka_unit_test(test_sink_error_aborts),
-		cmocka_unit_test(test_sink_begin),
-		cmocka_unit_test(test_body_from_fd_and_range),
-		cmocka_unit_test(test_connection_refused),
-		cmocka_unit_test(test_bad_cafile),
-		cmocka_unit_test(test_trace_redaction),
+		cmocka_unit_test_setup_teardown(test_status_errno, arm, disarm),
+		cmocka_unit_test_setup_teardown(test_transport_errno, arm, disarm),
+		cmocka_unit_test_setup_teardown(test_escape, arm, disarm),
+		cmocka_unit_test_setup_teardown(test_backoff_bounds, arm, disarm),
+		cmocka_unit_test_setup_teardown(test_retry_503_then_success, arm, disarm),
+		cmocka_unit_test_setup_teardown(test_retries_exhausted, arm, disarm),
+		cmocka_unit_test_setup_teardown(test_no_retry_on_post, arm, disarm),
+		cmocka_unit_test_setup_teardown(test_429_retried_even_for_post, arm, disarm),
+		cmocka_unit_test_setup_teardown(test_401_refresh_once, arm, disarm),
+		cmocka_unit_test_setup_teardown(test_401_twice_is_eacces, arm, disarm),
+		cmocka_unit_test_setup_teardown(test_no_auth_and_dead_login, arm, disarm),
+		cmocka_unit_test_setup_teardown(test_retry_after, arm, disarm),
+		cmocka_unit_test_setup_teardown(test_body_cap, arm, disarm),
+		cmocka_unit_test_setup_teardown(test_sink_reset_on_retry, arm, disarm),
+		cmocka_unit_test_setup_teardown(test_sink_without_reset_not_retried, arm, disarm),
+		cmocka_unit_test_setup_teardown(test_sink_error_aborts, arm, disarm),
+		cmocka_unit_test_setup_teardown(test_sink_begin, arm, disarm),
+		cmocka_unit_test_setup_teardown(test_body_from_fd_and_range, arm, disarm),
+		cmocka_unit_test_setup_teardown(test_connection_refused, arm, disarm),
+		cmocka_unit_test_setup_teardown(test_bad_cafile, arm, disarm),
+		cmocka_unit_test_setup_teardown(test_trace_redaction, arm, disarm),
+		cmocka_unit_test_setup_teardown(test_cancel_mid_upload, arm, disarm),
+		cmocka_unit_test_setup_teardown(test_cancel_mid_download, arm, disarm),
+		cmocka_unit_test_setup_teardown(test_cancel_before_and_in_backoff, arm, disarm),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
