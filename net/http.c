@@ -31,8 +31,18 @@
  * to HTTP_ERROR_BODY_MAX (the rest is not read: the transfer is cut, which
  * costs the connection but never memory). The request body comes from memory
  * or from pread() on the caller's fd.
- * The seek callback lets curl rewind it when it silently re-sends on a dead
- * keep-alive connection.
+ *
+ * Re-sends by libcurl itself
+ * --------------------------
+ * When a reused keep-alive connection dies before any byte of the answer
+ * arrived, libcurl re-sends the request on a fresh connection by itself
+ * (rewinding the body through the seek callback). That is right for an
+ * idempotent request and wrong for any other: the server may have acted on
+ * (or, for an upload, stored) what it got. So for a request that is not
+ * idempotent the seek callback refuses every rewind and the pre-request
+ * callback refuses a second send: the attempt fails (xfer.resend_refused,
+ * -EIO) and the caller, who knows the protocol, finds out what the server
+ * kept (an upload re-allocates and resumes from resume_pos).
  *
  * Cancellation
  * ------------
@@ -147,6 +157,8 @@ struct xfer {
 	/* request side */
 	int64_t up_pos;          /* bytes of the request body handed to curl */
 	int64_t up_len;
+	int sends;               /* times curl started sending the request (prereq_cb) */
+	bool resend_refused;     /* curl wanted to re-send a non-idempotent request */
 	bool cancelled;          /* req->cancel was seen set: the transfer was cut */
 };
 
@@ -816,14 +828,36 @@ static size_t read_cb(char *buf, size_t size, size_t nitems, void *ctx)
 	}
 }
 
-/* curl rewinds the body when it re-sends on a fresh connection. */
+/* curl rewinds the body when it re-sends on a fresh connection (a reused
+ * one died before the answer began). Allowed for an idempotent request
+ * only: for any other the server may already have acted on the bytes it
+ * got, so the attempt fails instead (see "Re-sends by libcurl itself"). */
 static int seek_cb(void *ctx, curl_off_t offset, int origin)
 {
 	struct xfer *x = ctx;
 	if (origin != SEEK_SET || offset < 0 || offset > x->up_len)
 		return CURL_SEEKFUNC_CANTSEEK;
+	if (offset != x->up_pos && !x->req->idempotent) {
+		x->resend_refused = true;
+		return CURL_SEEKFUNC_CANTSEEK;
+	}
 	x->up_pos = offset;
 	return CURL_SEEKFUNC_OK;
+}
+
+/* Right before curl sends the request on a connection: once per attempt,
+ * or again when curl re-sends it on a fresh connection by itself. A request
+ * that is not idempotent is sent at most once (even without a body to
+ * rewind: a command the server may have carried out). */
+static int prereq_cb(void *ctx, char *conn_primary_ip, char *conn_local_ip,
+		     int conn_primary_port, int conn_local_port)
+{
+	struct xfer *x = ctx;
+	if (x->sends++ > 0 && !x->req->idempotent) {
+		x->resend_refused = true;
+		return CURL_PREREQFUNC_ABORT;
+	}
+	return CURL_PREREQFUNC_OK;
 }
 
 /* Progress callback of a cancellable request: non-zero aborts the transfer
@@ -949,6 +983,8 @@ static CURLcode setup_handle(struct http_client *c, CURL *h, struct xfer *x,
 	SET(CURLOPT_WRITEDATA, x);
 	SET(CURLOPT_HEADERFUNCTION, header_cb);
 	SET(CURLOPT_HEADERDATA, x);
+	SET(CURLOPT_PREREQFUNCTION, prereq_cb);
+	SET(CURLOPT_PREREQDATA, x);
 	if (req->cancel) {
 		SET(CURLOPT_XFERINFOFUNCTION, xferinfo_cb);
 		SET(CURLOPT_XFERINFODATA, x);
@@ -1097,10 +1133,16 @@ static void trace_attempt(const struct http_request *req, const char *turl,
 	else if (x->cancelled)
 		log_debug("http: %s %s -> cancelled, %lld bytes in, %ld ms%s", req->method,
 			  turl ? turl : "?", (long long)in, ms, retry ? " (retry)" : "");
+	else if (x->resend_refused)
+		log_debug("http: %s %s -> connection lost before the answer; not re-sent "
+			  "(not idempotent), %ld ms%s", req->method, turl ? turl : "?", ms,
+			  retry ? " (retry)" : "");
 	else
 		log_debug("http: %s %s -> failed (%s), %lld bytes in, %ld ms%s", req->method,
 			  turl ? turl : "?", errbuf[0] ? errbuf : curl_easy_strerror(rc),
 			  (long long)in, ms, retry ? " (retry)" : "");
+	if (x->sends > 1 && !x->resend_refused)
+		log_debug("http: (curl re-sent it on a fresh connection: the reused one had died)");
 	if (x->is_error_body && x->body.len && !req->secret_body) {
 		char shown[301];
 		size_t n = x->body.len < 300 ? x->body.len : 300;
@@ -1132,6 +1174,12 @@ static enum step next_step(const struct http_client *c, const struct http_reques
 	if (x->cb_err) {
 		/* The sink, the body cap or the body file stopped it. */
 		*result = x->cb_err;
+		return STEP_DONE;
+	}
+	if (x->resend_refused) {
+		/* cut after (some of) it went out: only the caller can tell what
+		 * the server kept */
+		*result = -EIO;
 		return STEP_DONE;
 	}
 	if (http_done) {
@@ -1282,6 +1330,8 @@ int http_request_do(struct http_client *c, const struct http_request *req,
 		resp->transport_error =
 			http_done        ? NULL
 			: x.cancelled      ? strdup("cancelled")
+			: x.resend_refused ? strdup("connection lost before the answer; not re-sent "
+						    "(the request is not idempotent)")
 					   : strdup(errbuf[0] ? errbuf : curl_easy_strerror(rc));
 
 		long delay_ms = 0;

@@ -6,7 +6,11 @@
  * with a CURLSH sharing DNS, TLS sessions and connections under real locks.
  * This module is the only place that:
  *   - retries: capped exponential backoff with jitter on 429, 5xx and
- *     transport errors, for idempotent requests only; Retry-After honoured;
+ *     transport errors, for idempotent requests only; Retry-After honoured.
+ *     A request that is not idempotent is never re-sent once any of it may
+ *     have reached the server: libcurl's own silent re-send on a fresh
+ *     connection (after a reused one died) is refused too, and the cut is
+ *     reported (-EIO) so the caller can find out what the server kept;
  *   - aborts a request on demand (http_request.cancel, -ECANCELED);
  *   - refreshes on 401: once per request, through the token provider;
  *   - maps HTTP statuses and curl errors to negative errno (http_status_errno);

@@ -763,6 +763,20 @@ static long long raw_body(struct rawsrv *s, int fd, long long n)
 	return got;
 }
 
+static void raw_reply(int fd, bool keep_alive)
+{
+	const char *r = keep_alive ? "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
+				   : "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok";
+	testsrv_write(fd, r, strlen(r));
+}
+
+/* Abortive close: the peer gets a RST (as the emulator's reset knob). */
+static void raw_reset(int fd)
+{
+	struct linger l = { 1, 0 };
+	setsockopt(fd, SOL_SOCKET, SO_LINGER, &l, sizeof(l));
+}
+
 static void raw_stall(struct rawsrv *s)
 {
 	while (!atomic_load(&s->release))
@@ -1034,6 +1048,100 @@ static void test_cancel_before_and_in_backoff(void **state)
 	free(b);
 }
 
+/*
+ * Keep-alive, then a cut: connection 0 answers its first request and keeps
+ * the connection; of the second request it reads the head and cut_at body
+ * bytes (all of it when cut_at is -1), then drops the connection without an
+ * answer (a RST when cut mid-body). Later connections read one request and
+ * answer 200.
+ */
+static void serve_cut_second(struct rawsrv *s, int fd, int conn)
+{
+	char head[8192];
+	long long clen;
+	if (raw_head(s, fd, head, sizeof(head), &clen) < 0)
+		return;
+	raw_body(s, fd, clen);
+	if (conn > 0) {
+		raw_reply(fd, false);
+		return;
+	}
+	raw_reply(fd, true);
+	if (raw_head(s, fd, head, sizeof(head), &clen) < 0)
+		return;
+	if (s->cut_at >= 0 && s->cut_at < clen) {
+		raw_body(s, fd, s->cut_at);
+		raw_reset(fd);
+	} else {
+		raw_body(s, fd, clen);
+	}
+}
+
+/* Warm a connection with a GET, then send @method with @body_len bytes
+ * (0: none) on it while the server cuts it. The request's result. */
+static int cut_on_reused(struct rawsrv *s, bool idempotent, off_t body_len,
+			 struct http_response *resp)
+{
+	struct http_client *c = fast_client();
+	struct http_request req;
+	http_request_init(&req, "GET", s->url);
+	req.idempotent = true;
+	assert_int_equal(http_request_do(c, &req, NULL), 0);
+	assert_int_equal(atomic_load(&s->connections), 1);
+
+	int fd = body_len ? big_body_fd(body_len) : -1;
+	http_request_init(&req, "POST", s->url);
+	req.idempotent = idempotent;
+	req.body_fd = fd;
+	req.body_fd_len = body_len;
+	int rc = http_request_do(c, &req, resp);
+	if (fd >= 0)
+		close(fd);
+	http_client_free(c);
+	return rc;
+}
+
+/*
+ * The connection of a non-idempotent request dies after (part of) it went
+ * out on a reused keep-alive connection: libcurl would re-send it on a fresh
+ * connection by itself; it must not. The server sees exactly one such
+ * request, and the caller gets -EIO. An idempotent request keeps libcurl's
+ * transparent re-send.
+ */
+static void test_no_resend_of_non_idempotent(void **state)
+{
+	static const struct {
+		const char *what;
+		bool idempotent;
+		off_t body;
+		long long cut_at;
+		int want_rc, want_requests;
+	} v[] = {
+		{ "upload cut mid-body (RST)", false, 8 << 20, 1 << 20, -EIO, 2 },
+		{ "upload cut after its body", false, 1 << 20, -1, -EIO, 2 },
+		{ "command without a body", false, 0, -1, -EIO, 2 },
+		{ "idempotent POST cut after its body", true, 1 << 20, -1, 0, 3 },
+	};
+	for (size_t i = 0; i < sizeof(v) / sizeof(v[0]); i++) {
+		struct rawsrv *s = raw_start(serve_cut_second, v[i].cut_at);
+		struct http_response resp;
+		int rc = cut_on_reused(s, v[i].idempotent, v[i].body, &resp);
+		raw_stop(s);
+		int requests = atomic_load(&s->requests);
+		fprintf(stderr, "  %s: rc %d, %d requests at the server (1 warm-up), "
+			"%d connections, %lld body bytes\n", v[i].what, rc, requests,
+			atomic_load(&s->connections), (long long)atomic_load(&s->body_bytes));
+		assert_int_equal(rc, v[i].want_rc);
+		assert_int_equal(requests, v[i].want_requests);
+		assert_int_equal(resp.attempts, 1);
+		if (rc)
+			assert_non_null(strstr(resp.transport_error, "not re-sent") ?
+						resp.transport_error : NULL);
+		http_response_release(&resp);
+		free(s);
+	}
+}
+
 /* Every test must end within 60 s (tests/unit/watchdog.h). */
 static int arm(void **state)
 {
@@ -1075,6 +1183,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_cancel_mid_upload, arm, disarm),
 		cmocka_unit_test_setup_teardown(test_cancel_mid_download, arm, disarm),
 		cmocka_unit_test_setup_teardown(test_cancel_before_and_in_backoff, arm, disarm),
+		cmocka_unit_test_setup_teardown(test_no_resend_of_non_idempotent, arm, disarm),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
