@@ -1144,6 +1144,7 @@ int jfs_upload_cancellable(struct jfs *j, const char *upload_url, int fd,
 		req.range_last = size - 1;
 	}
 	req.max_body = JFS_JSON_BODY_MAX;
+	req.cancel = cancel;             /* net/http cuts the transfer: -ECANCELED */
 	struct http_response resp;
 	int rc = json_request(j->http, &req, &resp, "upload");
 	if (!rc) {

@@ -190,9 +190,9 @@ int jfs_upload(struct jfs *j, const char *upload_url, int fd, int64_t resume_pos
 /*
  * Added for cache/upload (unlink or rename of a file being uploaded, and
  * unmount): jfs_upload() that another thread can abort. @cancel (may be
- * NULL) is polled while the request runs (curl progress callback, so at
- * least about once a second); once it reads true the transfer is aborted and
- * -ECANCELED returned. The service keeps the bytes it got (the next allocate
+ * NULL) is polled while the request runs (net/http: http_request.cancel, at
+ * least every 100 ms, mid-body too); once it reads true the transfer is cut
+ * and -ECANCELED returned. The service keeps the bytes it got (the next allocate
  * of the same path, size and md5 reports them as resume_pos).
  * jfs_upload(...) is jfs_upload_cancellable(..., NULL, ...).
  */
