@@ -333,13 +333,14 @@ static int xml_reset(void *ctx)
  * body streamed into @s->x, then finish the decoder. @what and @path name
  * the operation in logs. Returns 0 or -errno.
  */
-static int xml_request(struct jfs *j, struct http_request *req, struct xml_sink *s,
+static int xml_request(struct jfs *j, const struct http_request *req, struct xml_sink *s,
 		       const char *what, const char *path)
 {
 	struct http_sink sink = { .write = xml_write, .reset = xml_reset, .ctx = s };
-	req->sink = &sink;
+	struct http_request r = *req;
+	r.sink = &sink;
 	struct http_response resp = { 0 };
-	int rc = http_request_do(j->http, req, &resp);
+	int rc = http_request_do(j->http, &r, &resp);
 	if (rc == -ECANCELED && s->done)
 		rc = 0;
 	if (rc == 0) {
@@ -386,8 +387,8 @@ static int command(struct jfs *j, struct http_request *req, const char *what, co
 	return rc;
 }
 
-/* A JSON API request with a buffered answer; on success *resp holds the
- * body (release it). */
+/* A JSON API request with a buffered answer in *resp (released by the
+ * caller in every case); errors mapped from the JSON error body. */
 static int json_request(struct http_client *http, struct http_request *req,
 			struct http_response *resp, const char *what)
 {
@@ -569,7 +570,7 @@ static int entry_copy(struct jfs_entry *dst, const struct jfs_entry *src)
 
 /* GET-like request answered by an object document, decoded by a stat
  * decoder; on success *root is the document's root entry (owned by @s->x). */
-static int object_request(struct jfs *j, struct http_request *req, struct xml_sink *s,
+static int object_request(struct jfs *j, const struct http_request *req, struct xml_sink *s,
 			  const char *what, const char *path, const struct jfs_entry **root)
 {
 	*root = NULL;
@@ -1152,8 +1153,6 @@ int jfs_upload_cancellable(struct jfs *j, const char *upload_url, int fd,
 		if (rc == -EIO)
 			log_err("jfs: upload: the service did not confirm %" PRId64 " bytes with MD5 %s",
 				size, md5);
-	} else if (cancel && atomic_load(cancel)) {
-		rc = -ECANCELED;
 	}
 	http_response_release(&resp);
 	return rc;

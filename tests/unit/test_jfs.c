@@ -14,9 +14,12 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "net/http.h"
@@ -38,6 +41,23 @@ struct route {
 	const char *body_after;   /* body once the cut answers are spent (NULL: body) */
 };
 
+/* Every answer is held back this long (to test cancellation). */
+static atomic_uint stall_ms;
+
+/*
+ * The script is shared with the server thread: the test holds sc_lock
+ * except while a call to the module under test runs (CALL), and the
+ * handler takes it, so every access is ordered (ThreadSanitizer-clean).
+ */
+static pthread_mutex_t sc_lock = PTHREAD_MUTEX_INITIALIZER;
+#define CALL(e)                                          \
+	({                                               \
+		pthread_mutex_unlock(&sc_lock);          \
+		__auto_type call_rc_ = (e);              \
+		pthread_mutex_lock(&sc_lock);            \
+		call_rc_;                                \
+	})
+
 #define MAX_ROUTES 8
 #define MAX_SEEN 16
 
@@ -53,9 +73,21 @@ struct script {
 	size_t body_len;
 };
 
+static void handle(struct script *sc, const struct testsrv_req *rq, struct testsrv_resp *rs);
+
 static void handler(void *ctx, const struct testsrv_req *rq, struct testsrv_resp *rs)
 {
 	struct script *sc = ctx;
+	if (atomic_load(&stall_ms))
+		usleep(atomic_load(&stall_ms) * 1000);
+	pthread_mutex_lock(&sc_lock);
+	handle(sc, rq, rs);
+	pthread_mutex_unlock(&sc_lock);
+}
+
+/* The handler's work, under sc_lock. */
+static void handle(struct script *sc, const struct testsrv_req *rq, struct testsrv_resp *rs)
+{
 	if (sc->seen < MAX_SEEN)
 		snprintf(sc->paths[sc->seen], sizeof(sc->paths[0]), "%s", rq->path);
 	sc->seen++;
@@ -108,12 +140,14 @@ static int setup(void **state)
 	};
 	assert_int_equal(jfs_new(f->http, &cfg, &f->jfs), 0);
 	*state = f;
+	pthread_mutex_lock(&sc_lock);
 	return 0;
 }
 
 static int teardown(void **state)
 {
 	struct fixture *f = *state;
+	pthread_mutex_unlock(&sc_lock);
 	jfs_free(f->jfs);
 	http_client_free(f->http);
 	testsrv_stop(f->srv);
@@ -196,7 +230,7 @@ static void test_list(void **state)
 	struct fixture *f = *state;
 	struct names nm = { 0 };
 	answer(f, 200, NULL, folder_doc);
-	assert_int_equal(jfs_list(f->jfs, "dir one/a+b;c%d", collect, &nm), 0);
+	assert_int_equal(CALL(jfs_list(f->jfs, "dir one/a+b;c%d", collect, &nm)), 0);
 	assert_string_equal(f->sc.method, "GET");
 	/* every byte outside A-Za-z0-9-._~ escaped, the user name too */
 	assert_string_equal(f->sc.paths[0], "/jfs/u%2B1/Jotta/Archive/dir%20one/a%2Bb%3Bc%25d");
@@ -210,36 +244,36 @@ static void test_list(void **state)
 	/* the root of the mountpoint */
 	memset(&nm, 0, sizeof(nm));
 	answer(f, 200, NULL, folder_doc);
-	assert_int_equal(jfs_list(f->jfs, "", collect, &nm), 0);
+	assert_int_equal(CALL(jfs_list(f->jfs, "", collect, &nm)), 0);
 	assert_string_equal(f->sc.paths[0], "/jfs/u%2B1/Jotta/Archive");
 
 	/* kinds and errors */
 	answer(f, 200, NULL, file_doc);
-	assert_int_equal(jfs_list(f->jfs, "x.txt", collect, &nm), -ENOTDIR);
+	assert_int_equal(CALL(jfs_list(f->jfs, "x.txt", collect, &nm)), -ENOTDIR);
 	answer(f, 404, NULL, err404);
-	assert_int_equal(jfs_list(f->jfs, "x", collect, &nm), -ENOENT);
+	assert_int_equal(CALL(jfs_list(f->jfs, "x", collect, &nm)), -ENOENT);
 	answer(f, 400, NULL, err255);
-	assert_int_equal(jfs_list(f->jfs, "x", collect, &nm), -ENAMETOOLONG);
+	assert_int_equal(CALL(jfs_list(f->jfs, "x", collect, &nm)), -ENAMETOOLONG);
 	answer(f, 400, NULL, "400 Bad request");
-	assert_int_equal(jfs_list(f->jfs, "x", collect, &nm), -EINVAL);
+	assert_int_equal(CALL(jfs_list(f->jfs, "x", collect, &nm)), -EINVAL);
 	/* rclone trusts <code>: a 500 whose body says 404 is "not found" */
 	answer(f, 500, NULL, err404);
-	assert_int_equal(jfs_list(f->jfs, "x", collect, &nm), -ENOENT);
+	assert_int_equal(CALL(jfs_list(f->jfs, "x", collect, &nm)), -ENOENT);
 	/* malformed and truncated answers */
 	answer(f, 200, NULL, "<folder><folders><folder name=\"a\"/>");
-	assert_int_equal(jfs_list(f->jfs, "x", collect, &nm), -EIO);
+	assert_int_equal(CALL(jfs_list(f->jfs, "x", collect, &nm)), -EIO);
 	answer(f, 200, NULL, "<html>oops</html>");
-	assert_int_equal(jfs_list(f->jfs, "x", collect, &nm), -EIO);
+	assert_int_equal(CALL(jfs_list(f->jfs, "x", collect, &nm)), -EIO);
 	memset(&f->sc, 0, sizeof(f->sc));
 	f->sc.routes[0] = (struct route){ .status = 200, .body = folder_doc, .send_only = 200 };
 	f->sc.nroutes = 1;
-	assert_int_equal(jfs_list(f->jfs, "x", collect, &nm), -EIO);
+	assert_int_equal(CALL(jfs_list(f->jfs, "x", collect, &nm)), -EIO);
 
 	/* paths that would name something else are refused before any request */
 	answer(f, 200, NULL, folder_doc);
 	static const char *const bad[] = { "/a", "a/", "a//b", ".", "a/..", "../x", "a/./b" };
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
-		assert_int_equal(jfs_list(f->jfs, bad[i], collect, &nm), -EINVAL);
+		assert_int_equal(CALL(jfs_list(f->jfs, bad[i], collect, &nm)), -EINVAL);
 	assert_int_equal(f->sc.seen, 0);
 }
 
@@ -264,7 +298,7 @@ static void test_list_retry(void **state)
 	f->sc.routes[0] = (struct route){ .status = 200, .body = folder_doc, .cut_first = 2,
 					  .cut_at = cut };
 	f->sc.nroutes = 1;
-	assert_int_equal(jfs_list(j, "d", collect, &nm), 0);
+	assert_int_equal(CALL(jfs_list(j, "d", collect, &nm)), 0);
 	assert_int_equal(f->sc.seen, 3);
 	assert_int_equal(nm.n, 3);
 	assert_string_equal(nm.name[0], "sub");
@@ -280,7 +314,7 @@ static void test_list_retry(void **state)
 	f->sc.routes[0] = (struct route){ .status = 200, .body = folder_doc, .cut_first = 1,
 					  .cut_at = cut, .body_after = other };
 	f->sc.nroutes = 1;
-	assert_int_equal(jfs_list(j, "d", collect, &nm), -EIO);
+	assert_int_equal(CALL(jfs_list(j, "d", collect, &nm)), -EIO);
 	assert_int_equal(nm.n, 2);
 	/* ... or came back shorter than what was already delivered */
 	static const char shorter[] = "<folder name=\"d\"><folders><folder name=\"sub\"/></folders></folder>";
@@ -289,7 +323,7 @@ static void test_list_retry(void **state)
 	f->sc.routes[0] = (struct route){ .status = 200, .body = folder_doc, .cut_first = 1,
 					  .cut_at = cut, .body_after = shorter };
 	f->sc.nroutes = 1;
-	assert_int_equal(jfs_list(j, "d", collect, &nm), -EIO);
+	assert_int_equal(CALL(jfs_list(j, "d", collect, &nm)), -EIO);
 	assert_int_equal(nm.n, 2);
 	/* liststream too */
 	static const char ls[] =
@@ -302,7 +336,7 @@ static void test_list_retry(void **state)
 	f->sc.routes[0] = (struct route){ .status = 200, .body = ls, .cut_first = 1,
 					  .cut_at = (size_t)(strstr(ls, "<filename>g") - ls) };
 	f->sc.nroutes = 1;
-	assert_int_equal(jfs_liststream(j, "", collect, &nm), 0);
+	assert_int_equal(CALL(jfs_liststream(j, "", collect, &nm)), 0);
 	assert_int_equal(nm.n, 4);
 	assert_string_equal(nm.name[2], "e|f");
 	assert_string_equal(nm.name[3], "e|g");
@@ -319,7 +353,7 @@ static void test_liststream(void **state)
 	       "<folder><path>/Archive/d</path></folder>"
 	       "<file><path>/Archive/d/e</path><filename>f</filename><size>3</size></file>"
 	       "<stats><folders>2</folders><files>1</files></stats></filestream>");
-	assert_int_equal(jfs_liststream(f->jfs, "d", collect, &nm), 0);
+	assert_int_equal(CALL(jfs_liststream(f->jfs, "d", collect, &nm)), 0);
 	assert_string_equal(f->sc.paths[0], "/jfs/u%2B1/Jotta/Archive/d?mode=liststream");
 	assert_int_equal(nm.n, 3);
 	assert_string_equal(nm.name[0], "|");           /* the listed folder */
@@ -327,9 +361,9 @@ static void test_liststream(void **state)
 	assert_string_equal(nm.name[2], "e|f");
 	answer(f, 200, NULL, "<filestream><folder><path>/Archive</path></folder>"
 	       "<stats><folders>2</folders><files>0</files></stats></filestream>");
-	assert_int_equal(jfs_liststream(f->jfs, "", collect, &nm), -EIO);
+	assert_int_equal(CALL(jfs_liststream(f->jfs, "", collect, &nm)), -EIO);
 	answer(f, 200, NULL, "<filestream><folder><path>/Archive</path></folder></filestream>");
-	assert_int_equal(jfs_liststream(f->jfs, "", collect, &nm), -EIO);
+	assert_int_equal(CALL(jfs_liststream(f->jfs, "", collect, &nm)), -EIO);
 }
 
 static void test_stat(void **state)
@@ -337,7 +371,7 @@ static void test_stat(void **state)
 	struct fixture *f = *state;
 	struct jfs_entry e;
 	answer(f, 200, NULL, file_doc);
-	assert_int_equal(jfs_stat(f->jfs, "a/x.txt", &e), 0);
+	assert_int_equal(CALL(jfs_stat(f->jfs, "a/x.txt", &e)), 0);
 	assert_string_equal(f->sc.paths[0], "/jfs/u%2B1/Jotta/Archive/a/x.txt");
 	assert_string_equal(e.name, "x.txt");
 	assert_false(e.is_dir);
@@ -348,17 +382,17 @@ static void test_stat(void **state)
 	jfs_entry_release(&e);
 
 	answer(f, 200, NULL, folder_doc);
-	assert_int_equal(jfs_stat(f->jfs, "dir one", &e), 0);
+	assert_int_equal(CALL(jfs_stat(f->jfs, "dir one", &e)), 0);
 	assert_true(e.is_dir);
 	assert_string_equal(e.name, "dir one");
 	jfs_entry_release(&e);
 
 	answer(f, 200, NULL, tombstone_doc);
-	assert_int_equal(jfs_stat(f->jfs, "a/x.txt", &e), -ENOENT);
+	assert_int_equal(CALL(jfs_stat(f->jfs, "a/x.txt", &e)), -ENOENT);
 	answer(f, 404, NULL, err404);
-	assert_int_equal(jfs_stat(f->jfs, "a/x.txt", &e), -ENOENT);
+	assert_int_equal(CALL(jfs_stat(f->jfs, "a/x.txt", &e)), -ENOENT);
 	answer(f, 200, NULL, "<device><name>Jotta</name></device>");
-	assert_int_equal(jfs_stat(f->jfs, "a", &e), -EIO);
+	assert_int_equal(CALL(jfs_stat(f->jfs, "a", &e)), -EIO);
 }
 
 /* ---------------------------------------------------------------------- */
@@ -394,7 +428,7 @@ static void test_download(void **state)
 	int64_t got = -1;
 
 	answer(f, 206, "Content-Range: bytes 6-10/12\r\n", "world");
-	assert_int_equal(jfs_download(f->jfs, "a b+c.txt", 6, 10, &sink, &got), 0);
+	assert_int_equal(CALL(jfs_download(f->jfs, "a b+c.txt", 6, 10, &sink, &got)), 0);
 	assert_string_equal(f->sc.paths[0], "/jfs/u%2B1/Jotta/Archive/a%20b%2Bc.txt?mode=bin");
 	assert_true(has_header(f, "\r\nRange: bytes=6-10\r\n"));
 	assert_int_equal(got, 5);
@@ -403,21 +437,21 @@ static void test_download(void **state)
 	/* whole file: no Range, 200 */
 	b.len = 0;
 	answer(f, 200, NULL, "hello world\n");
-	assert_int_equal(jfs_download(f->jfs, "x", 0, -1, &sink, &got), 0);
+	assert_int_equal(CALL(jfs_download(f->jfs, "x", 0, -1, &sink, &got)), 0);
 	assert_null(strcasestr(f->sc.head, "\r\nRange:"));
 	assert_int_equal(got, 12);
 
 	/* open-ended range */
 	b.len = 0;
 	answer(f, 206, "Content-Range: bytes 6-11/12\r\n", "world\n");
-	assert_int_equal(jfs_download(f->jfs, "x", 6, -1, &sink, &got), 0);
+	assert_int_equal(CALL(jfs_download(f->jfs, "x", 6, -1, &sink, &got)), 0);
 	assert_true(has_header(f, "\r\nRange: bytes=6-\r\n"));
 	assert_int_equal(got, 6);
 
 	/* a range past the end is clamped by the server: accepted, got tells */
 	b.len = 0;
 	answer(f, 206, "Content-Range: bytes 6-11/12\r\n", "world\n");
-	assert_int_equal(jfs_download(f->jfs, "x", 6, 99, &sink, &got), 0);
+	assert_int_equal(CALL(jfs_download(f->jfs, "x", 6, 99, &sink, &got)), 0);
 	assert_int_equal(got, 6);
 
 	/* never silently wrong data: not one byte reaches the sink */
@@ -438,7 +472,7 @@ static void test_download(void **state)
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		b.len = 0;
 		answer(f, bad[i].status, bad[i].headers, bad[i].body);
-		int rc = jfs_download(f->jfs, "x", 6, 10, &sink, &got);
+		int rc = CALL(jfs_download(f->jfs, "x", 6, 10, &sink, &got));
 		assert_int_equal(rc, -EIO);
 		if (i < 3 || i == 5 || i == 6)
 			assert_int_equal(b.len, 0);
@@ -447,21 +481,21 @@ static void test_download(void **state)
 	/* whole-file request answered 206: refused too */
 	b.len = 0;
 	answer(f, 206, "Content-Range: bytes 0-11/12\r\n", "hello world\n");
-	assert_int_equal(jfs_download(f->jfs, "x", 0, -1, &sink, &got), -EIO);
+	assert_int_equal(CALL(jfs_download(f->jfs, "x", 0, -1, &sink, &got)), -EIO);
 	assert_int_equal(b.len, 0);
 	/* errors */
 	answer(f, 404, NULL, err404);
-	assert_int_equal(jfs_download(f->jfs, "x", 0, 10, &sink, &got), -ENOENT);
+	assert_int_equal(CALL(jfs_download(f->jfs, "x", 0, 10, &sink, &got)), -ENOENT);
 	assert_int_equal(got, 0);
 	/* a cut body: the bytes that arrived are counted */
 	b.len = 0;
 	memset(&f->sc, 0, sizeof(f->sc));
 	f->sc.routes[0] = (struct route){ .status = 200, .body = "hello world\n", .send_only = 4 };
 	f->sc.nroutes = 1;
-	assert_true(jfs_download(f->jfs, "x", 0, -1, &sink, &got) < 0);
+	assert_true(CALL(jfs_download(f->jfs, "x", 0, -1, &sink, &got)) < 0);
 	assert_int_equal(got, 4);
-	assert_int_equal(jfs_download(f->jfs, "x", 5, 4, &sink, &got), -EINVAL);
-	assert_int_equal(jfs_download(f->jfs, "x", -1, 4, &sink, &got), -EINVAL);
+	assert_int_equal(CALL(jfs_download(f->jfs, "x", 5, 4, &sink, &got)), -EINVAL);
+	assert_int_equal(CALL(jfs_download(f->jfs, "x", -1, 4, &sink, &got)), -EINVAL);
 }
 
 /* ---------------------------------------------------------------------- */
@@ -471,14 +505,14 @@ static void test_commands(void **state)
 {
 	struct fixture *f = *state;
 	answer(f, 200, NULL, "<folder name=\"n\"/>");
-	assert_int_equal(jfs_mkdir(f->jfs, "new dir/x"), 0);
+	assert_int_equal(CALL(jfs_mkdir(f->jfs, "new dir/x")), 0);
 	assert_string_equal(f->sc.method, "POST");
 	assert_string_equal(f->sc.paths[0], "/jfs/u%2B1/Jotta/Archive/new%20dir/x?mkDir=true");
 	assert_true(has_header(f, "\r\nContent-Length: 0\r\n"));
 	assert_null(strcasestr(f->sc.head, "Content-Type"));
 	assert_int_equal(f->sc.body_len, 0);
 	f->sc.seen = 0;
-	assert_int_equal(jfs_mkdir(f->jfs, ""), 0);     /* the root: nothing to do */
+	assert_int_equal(CALL(jfs_mkdir(f->jfs, "")), 0);     /* the root: nothing to do */
 	assert_int_equal(f->sc.seen, 0);
 
 	static const struct {
@@ -490,7 +524,7 @@ static void test_commands(void **state)
 	};
 	for (size_t i = 0; i < 4; i++) {
 		answer(f, 200, NULL, "");
-		assert_int_equal(jfs_delete(f->jfs, "d/x", del[i].dir, del[i].hard), 0);
+		assert_int_equal(CALL(jfs_delete(f->jfs, "d/x", del[i].dir, del[i].hard)), 0);
 		char want[256];
 		snprintf(want, sizeof(want), "/jfs/u%%2B1/Jotta/Archive/d/x%s", del[i].query);
 		assert_string_equal(f->sc.paths[0], want);
@@ -498,33 +532,33 @@ static void test_commands(void **state)
 		assert_null(strcasestr(f->sc.head, "Content-Type"));
 	}
 	answer(f, 404, NULL, err404);
-	assert_int_equal(jfs_delete(f->jfs, "d/x", false, true), -ENOENT);
-	assert_int_equal(jfs_delete(f->jfs, "", true, false), -EINVAL);
+	assert_int_equal(CALL(jfs_delete(f->jfs, "d/x", false, true)), -ENOENT);
+	assert_int_equal(CALL(jfs_delete(f->jfs, "", true, false)), -EINVAL);
 
 	/* file move: destination as a form-encoded absolute path; answer checked */
 	answer(f, 200, NULL, file_doc);
-	assert_int_equal(jfs_move(f->jfs, "a b+c.txt", "Docs/re named+;.txt", false), 0);
+	assert_int_equal(CALL(jfs_move(f->jfs, "a b+c.txt", "Docs/re named+;.txt", false)), 0);
 	assert_string_equal(f->sc.paths[0], "/jfs/u%2B1/Jotta/Archive/a%20b%2Bc.txt?mv="
 			    "%2Fu%2B1%2FJotta%2FArchive%2FDocs%2Fre%20named%2B%3B.txt");
 	assert_null(strcasestr(f->sc.head, "Content-Type"));
 	answer(f, 200, NULL, tombstone_doc);
-	assert_int_equal(jfs_move(f->jfs, "a", "b", false), -EIO);
+	assert_int_equal(CALL(jfs_move(f->jfs, "a", "b", false)), -EIO);
 	answer(f, 200, NULL, "<folder name=\"b\"/>");
-	assert_int_equal(jfs_move(f->jfs, "a", "b", false), -EIO);
+	assert_int_equal(CALL(jfs_move(f->jfs, "a", "b", false)), -EIO);
 	/* a file whose upload is still in progress moves too */
 	answer(f, 200, NULL, "<file name=\"b\"><latestRevision><number>1</number><state>INCOMPLETE"
 	       "</state><md5>6f5902ac237024bdd0c176cb93063dc4</md5></latestRevision></file>");
-	assert_int_equal(jfs_move(f->jfs, "a", "b", false), 0);
+	assert_int_equal(CALL(jfs_move(f->jfs, "a", "b", false)), 0);
 	answer(f, 404, NULL, "<error><code>404</code><message>no.jotta.backup.errors."
 	       "NoSuchFileException: Source file /u/Jotta/Archive/a does not exist</message></error>");
-	assert_int_equal(jfs_move(f->jfs, "a", "b", false), -ENOENT);
+	assert_int_equal(CALL(jfs_move(f->jfs, "a", "b", false)), -ENOENT);
 	/* folder move: source with a trailing slash */
 	answer(f, 200, NULL, "<folder name=\"Docs2\"/>");
-	assert_int_equal(jfs_move(f->jfs, "Docs", "Docs2", true), 0);
+	assert_int_equal(CALL(jfs_move(f->jfs, "Docs", "Docs2", true)), 0);
 	assert_string_equal(f->sc.paths[0], "/jfs/u%2B1/Jotta/Archive/Docs/?mvDir="
 			    "%2Fu%2B1%2FJotta%2FArchive%2FDocs2");
-	assert_int_equal(jfs_move(f->jfs, "", "x", true), -EINVAL);
-	assert_int_equal(jfs_move(f->jfs, "x", "", false), -EINVAL);
+	assert_int_equal(CALL(jfs_move(f->jfs, "", "x", true)), -EINVAL);
+	assert_int_equal(CALL(jfs_move(f->jfs, "x", "", false)), -EINVAL);
 }
 
 static void test_cphash(void **state)
@@ -533,8 +567,8 @@ static void test_cphash(void **state)
 	time_t t;
 	assert_int_equal(jtime_parse_jotta("2020-01-02-T03:04:05Z", 21, &t), 0);
 	answer(f, 200, NULL, file_doc);
-	assert_int_equal(jfs_cphash(f->jfs, "Docs/copy.txt", 12, "6f5902ac237024bdd0c176cb93063dc4",
-				    t, t + 1), 0);
+	assert_int_equal(CALL(jfs_cphash(f->jfs, "Docs/copy.txt", 12, "6f5902ac237024bdd0c176cb93063dc4",
+				    t, t + 1)), 0);
 	assert_string_equal(f->sc.paths[0], "/jfs/u%2B1/Jotta/Archive/Docs/copy.txt?cphash=true");
 	assert_string_equal(f->sc.method, "POST");
 	assert_true(has_header(f, "\r\nJSize: 12\r\n"));
@@ -543,18 +577,31 @@ static void test_cphash(void **state)
 	assert_true(has_header(f, "\r\nJModified: 2020-01-02-T03:04:06Z\r\n"));
 	assert_null(strcasestr(f->sc.head, "Content-Type"));
 	/* an answer that does not show the content asked for */
-	assert_int_equal(jfs_cphash(f->jfs, "x", 13, "6f5902ac237024bdd0c176cb93063dc4", t, t), -EIO);
+	assert_int_equal(CALL(jfs_cphash(f->jfs, "x", 13, "6f5902ac237024bdd0c176cb93063dc4", t, t)), -EIO);
 	answer(f, 200, NULL, tombstone_doc);
-	assert_int_equal(jfs_cphash(f->jfs, "x", 12, "6f5902ac237024bdd0c176cb93063dc4", t, t), -EIO);
+	assert_int_equal(CALL(jfs_cphash(f->jfs, "x", 12, "6f5902ac237024bdd0c176cb93063dc4", t, t)), -EIO);
 	/* the service would need an upload */
 	answer(f, 404, NULL, err404);
-	assert_int_equal(jfs_cphash(f->jfs, "x", 12, "6f5902ac237024bdd0c176cb93063dc4", t, t), -ENOENT);
-	assert_int_equal(jfs_cphash(f->jfs, "x", 12, "6F5902AC237024BDD0C176CB93063DC4", t, t), -EINVAL);
-	assert_int_equal(jfs_cphash(f->jfs, "x", -1, "6f5902ac237024bdd0c176cb93063dc4", t, t), -EINVAL);
+	assert_int_equal(CALL(jfs_cphash(f->jfs, "x", 12, "6f5902ac237024bdd0c176cb93063dc4", t, t)), -ENOENT);
+	assert_int_equal(CALL(jfs_cphash(f->jfs, "x", 12, "6F5902AC237024BDD0C176CB93063DC4", t, t)), -EINVAL);
+	assert_int_equal(CALL(jfs_cphash(f->jfs, "x", -1, "6f5902ac237024bdd0c176cb93063dc4", t, t)), -EINVAL);
 }
 
 /* ---------------------------------------------------------------------- */
 /* Upload                                                                 */
+
+struct canceller {
+	atomic_bool *flag;
+	unsigned after_ms;
+};
+
+static void *cancel_later(void *arg)
+{
+	struct canceller *c = arg;
+	usleep(c->after_ms * 1000);
+	atomic_store(c->flag, true);
+	return NULL;
+}
 
 static void test_allocate_upload(void **state)
 {
@@ -570,7 +617,7 @@ static void test_allocate_upload(void **state)
 		.created = 1709539750, .modified = 1709539750,
 	};
 	struct jfs_alloc a;
-	assert_int_equal(jfs_allocate(f->jfs, &rq, &a), 0);
+	assert_int_equal(CALL(jfs_allocate(f->jfs, &rq, &a)), 0);
 	assert_string_equal(f->sc.paths[0], "/files/v1/allocate");
 	assert_string_equal(f->sc.method, "POST");
 	assert_true(has_header(f, "\r\nContent-Type: application/json\r\n"));
@@ -590,8 +637,8 @@ static void test_allocate_upload(void **state)
 	answer(f, 201, NULL, "{\"path\":\"/jfs/Jotta/Archive/resume/big.bin\",\"content_id\":\"c\","
 	       "\"bytes\":11,\"md5\":\"5eb63bbbe01eeed093cb22bb8f5acdc3\",\"modified\":1709539750000}");
 	time_t mod = 0;
-	assert_int_equal(jfs_upload(f->jfs, a.upload_url, fd, a.resume_pos, 11,
-				    "5eb63bbbe01eeed093cb22bb8f5acdc3", &mod), 0);
+	assert_int_equal(CALL(jfs_upload(f->jfs, a.upload_url, fd, a.resume_pos, 11,
+				    "5eb63bbbe01eeed093cb22bb8f5acdc3", &mod)), 0);
 	assert_string_equal(f->sc.paths[0], "/files/v1/upload/e5");
 	assert_true(has_header(f, "\r\nContent-Type: application/octet-stream\r\n"));
 	assert_true(has_header(f, "\r\nRange: bytes=6-10\r\n"));
@@ -600,51 +647,66 @@ static void test_allocate_upload(void **state)
 	assert_int_equal(mod, 1709539750);
 
 	/* from the start: no Range; the whole file */
-	assert_int_equal(jfs_upload(f->jfs, a.upload_url, fd, 0, 11,
-				    "5eb63bbbe01eeed093cb22bb8f5acdc3", NULL), 0);
+	assert_int_equal(CALL(jfs_upload(f->jfs, a.upload_url, fd, 0, 11,
+				    "5eb63bbbe01eeed093cb22bb8f5acdc3", NULL)), 0);
 	assert_null(strcasestr(f->sc.head, "\r\nRange:"));
 	assert_string_equal(f->sc.body, "hello world");
 	/* the service reports other bytes or another MD5: -EIO */
 	answer(f, 201, NULL, "{\"bytes\":5,\"md5\":\"5eb63bbbe01eeed093cb22bb8f5acdc3\"}");
-	assert_int_equal(jfs_upload(f->jfs, a.upload_url, fd, 6, 11,
-				    "5eb63bbbe01eeed093cb22bb8f5acdc3", NULL), -EIO);
+	assert_int_equal(CALL(jfs_upload(f->jfs, a.upload_url, fd, 6, 11,
+				    "5eb63bbbe01eeed093cb22bb8f5acdc3", NULL)), -EIO);
 	answer(f, 201, NULL, "{\"bytes\":11,\"md5\":\"00000000000000000000000000000000\"}");
-	assert_int_equal(jfs_upload(f->jfs, a.upload_url, fd, 6, 11,
-				    "5eb63bbbe01eeed093cb22bb8f5acdc3", NULL), -EIO);
+	assert_int_equal(CALL(jfs_upload(f->jfs, a.upload_url, fd, 6, 11,
+				    "5eb63bbbe01eeed093cb22bb8f5acdc3", NULL)), -EIO);
 	answer(f, 420, NULL, "{\"code\":420,\"error_id\":\"IncompleteUploadOpenApiException\"}");
-	assert_int_equal(jfs_upload(f->jfs, a.upload_url, fd, 6, 11,
-				    "5eb63bbbe01eeed093cb22bb8f5acdc3", NULL), -EIO);
+	assert_int_equal(CALL(jfs_upload(f->jfs, a.upload_url, fd, 6, 11,
+				    "5eb63bbbe01eeed093cb22bb8f5acdc3", NULL)), -EIO);
 	/* cancelled before it starts */
 	atomic_bool cancel = true;
 	f->sc.seen = 0;
-	assert_int_equal(jfs_upload_cancellable(f->jfs, a.upload_url, fd, 6, 11,
-						"5eb63bbbe01eeed093cb22bb8f5acdc3", &cancel, NULL),
+	assert_int_equal(CALL(jfs_upload_cancellable(f->jfs, a.upload_url, fd, 6, 11,
+						"5eb63bbbe01eeed093cb22bb8f5acdc3", &cancel, NULL)),
 			 -ECANCELED);
 	assert_int_equal(f->sc.seen, 0);
-	assert_int_equal(jfs_upload(f->jfs, "file:///x", fd, 0, 11,
-				    "5eb63bbbe01eeed093cb22bb8f5acdc3", NULL), -EINVAL);
-	assert_int_equal(jfs_upload(f->jfs, a.upload_url, fd, 12, 11,
-				    "5eb63bbbe01eeed093cb22bb8f5acdc3", NULL), -EINVAL);
+	/* cancelled while the service takes its time: cut at once */
+	struct canceller cn = { .flag = &cancel, .after_ms = 100 };
+	atomic_store(&cancel, false);
+	atomic_store(&stall_ms, 3000);
+	pthread_t thr;
+	assert_int_equal(pthread_create(&thr, NULL, cancel_later, &cn), 0);
+	struct timespec t0, t1;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	assert_int_equal(CALL(jfs_upload_cancellable(f->jfs, a.upload_url, fd, 6, 11,
+						"5eb63bbbe01eeed093cb22bb8f5acdc3", &cancel, NULL)),
+			 -ECANCELED);
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	pthread_join(thr, NULL);
+	atomic_store(&stall_ms, 0);
+	assert_true((t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000 < 2000);
+	assert_int_equal(CALL(jfs_upload(f->jfs, "file:///x", fd, 0, 11,
+				    "5eb63bbbe01eeed093cb22bb8f5acdc3", NULL)), -EINVAL);
+	assert_int_equal(CALL(jfs_upload(f->jfs, a.upload_url, fd, 12, 11,
+				    "5eb63bbbe01eeed093cb22bb8f5acdc3", NULL)), -EINVAL);
 	close(fd);
 	jfs_alloc_release(&a);
 	assert_null(a.upload_url);
 
 	/* instant upload */
 	answer(f, 200, NULL, "{\"state\":\"COMPLETED\",\"upload_url\":\"\",\"bytes\":11,\"resume_pos\":11}");
-	assert_int_equal(jfs_allocate(f->jfs, &rq, &a), 0);
+	assert_int_equal(CALL(jfs_allocate(f->jfs, &rq, &a)), 0);
 	assert_true(a.completed);
 	assert_null(a.upload_url);
 	jfs_alloc_release(&a);
 	/* quota, refused names, a bad answer */
 	answer(f, 507, NULL, "{\"code\":507,\"message\":\"Insufficient Storage\"}");
-	assert_int_equal(jfs_allocate(f->jfs, &rq, &a), -ENOSPC);
+	assert_int_equal(CALL(jfs_allocate(f->jfs, &rq, &a)), -ENOSPC);
 	answer(f, 400, NULL, "{\"code\":400,\"message\":\"no.jotta.backup.errors.InvalidArgumentException: "
 	       "JFS file names may not be longer than 255 characters\"}");
-	assert_int_equal(jfs_allocate(f->jfs, &rq, &a), -ENAMETOOLONG);
+	assert_int_equal(CALL(jfs_allocate(f->jfs, &rq, &a)), -ENAMETOOLONG);
 	answer(f, 400, NULL, "{\"code\":400,\"message\":\"bad\"}");
-	assert_int_equal(jfs_allocate(f->jfs, &rq, &a), -EINVAL);
+	assert_int_equal(CALL(jfs_allocate(f->jfs, &rq, &a)), -EINVAL);
 	answer(f, 200, NULL, "{\"state\":\"INCOMPLETE\",\"upload_url\":\"gopher://x/\"}");
-	assert_int_equal(jfs_allocate(f->jfs, &rq, &a), -EIO);
+	assert_int_equal(CALL(jfs_allocate(f->jfs, &rq, &a)), -EIO);
 	assert_null(a.upload_url);
 }
 
@@ -686,7 +748,7 @@ static void test_account(void **state)
 	struct fixture *f = *state;
 	struct jfs_quota q;
 	answer(f, 200, NULL, user_doc);
-	assert_int_equal(jfs_quota(f->jfs, &q), 0);
+	assert_int_equal(CALL(jfs_quota(f->jfs, &q)), 0);
 	assert_string_equal(f->sc.paths[0], "/jfs/u%2B1");
 	assert_int_equal(q.usage, 12345);
 	assert_int_equal(q.capacity, -1);
@@ -698,36 +760,36 @@ static void test_account(void **state)
 	f->sc.routes[2] = (struct route){ .path = "/jfs/u%2B1/lap%20top", .status = 200, .body = device_laptop };
 	f->sc.nroutes = 3;
 	struct devlist l = { 0 };
-	assert_int_equal(jfs_devices(f->jfs, on_dev, &l), 0);
+	assert_int_equal(CALL(jfs_devices(f->jfs, on_dev, &l)), 0);
 	assert_int_equal(l.n, 2);
 	assert_string_equal(l.text[0], "Jotta/JOTTA/0: Archive Sync");
 	assert_string_equal(l.text[1], "lap top/LAPTOP/5:");
 
-	assert_int_equal(jfs_check_mountpoint(f->jfs), 0);
+	assert_int_equal(CALL(jfs_check_mountpoint(f->jfs)), 0);
 	assert_string_equal(f->sc.paths[f->sc.seen - 1], "/jfs/u%2B1/Jotta");
 	answer(f, 200, NULL, "<device><name>Jotta</name><mountPoints><mountPoint><name>ARCHIVE</name>"
 	       "</mountPoint></mountPoints></device>");
-	assert_int_equal(jfs_check_mountpoint(f->jfs), 0);     /* case-insensitive */
+	assert_int_equal(CALL(jfs_check_mountpoint(f->jfs)), 0);     /* case-insensitive */
 	answer(f, 200, NULL, "<device><name>Jotta</name><mountPoints><mountPoint><name>Sync</name>"
 	       "</mountPoint></mountPoints></device>");
-	assert_int_equal(jfs_check_mountpoint(f->jfs), -ENOENT);
+	assert_int_equal(CALL(jfs_check_mountpoint(f->jfs)), -ENOENT);
 	answer(f, 404, NULL, "<error><code>404</code><message>no.jotta.backup.errors.NoSuchDeviceException"
 	       "</message></error>");
-	assert_int_equal(jfs_check_mountpoint(f->jfs), -ENOENT);
+	assert_int_equal(CALL(jfs_check_mountpoint(f->jfs)), -ENOENT);
 
 	char *user;
 	answer(f, 200, NULL, "{\"username\":\"2940e57271a93d987d6f8a21\",\"quota\":-1}");
-	assert_int_equal(jfs_customer_username(f->http, f->srv->url, &user), 0);
+	assert_int_equal(CALL(jfs_customer_username(f->http, f->srv->url, &user)), 0);
 	assert_string_equal(f->sc.paths[0], "/account/v1/customer");
 	assert_string_equal(user, "2940e57271a93d987d6f8a21");
 	free(user);
 	answer(f, 200, NULL, "{\"email\":\"x\"}");
-	assert_int_equal(jfs_customer_username(f->http, f->srv->url, &user), -EIO);
+	assert_int_equal(CALL(jfs_customer_username(f->http, f->srv->url, &user)), -EIO);
 	answer(f, 401, NULL, "{\"error\":\"unauthorized\"}");
-	assert_int_equal(jfs_customer_username(f->http, f->srv->url, &user), -EACCES);
+	assert_int_equal(CALL(jfs_customer_username(f->http, f->srv->url, &user)), -EACCES);
 
 	answer(f, 200, NULL, "{\"folders\":1,\"files\":0}");
-	assert_int_equal(jfs_purge_trash(f->jfs), 0);
+	assert_int_equal(CALL(jfs_purge_trash(f->jfs)), 0);
 	assert_string_equal(f->sc.paths[0], "/files/v1/purge_trash");
 	assert_string_equal(f->sc.method, "POST");
 	assert_null(strcasestr(f->sc.head, "Content-Type"));
@@ -764,12 +826,14 @@ static void test_new(void **state)
 	cfg.jfs_url = url;
 	assert_int_equal(jfs_new(f->http, &cfg, &j), 0);
 	struct names nm = { 0 };
-	assert_int_equal(jfs_list(j, "x", collect, &nm), -ECONNREFUSED);
+	assert_int_equal(CALL(jfs_list(j, "x", collect, &nm)), -ECONNREFUSED);
 	jfs_free(j);
 }
 
 int main(void)
 {
+	/* the scripted server writes to connections a cancelled client closed */
+	signal(SIGPIPE, SIG_IGN);
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_list, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_list_retry, setup, teardown),
