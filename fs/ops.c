@@ -149,17 +149,25 @@ static void reply_entry(fuse_req_t req, struct fs *fs, struct meta_attr *a)
 		itable_forget(fs->it, e.ino, 1);       /* the kernel never got it */
 }
 
+/* Is the login dead (the refresh token refused)? Says so once. From then
+ * on the mount serves what it has cached, read-only. */
+static bool login_dead(struct fs *fs)
+{
+	if (!fs->auth || !auth_is_dead(fs->auth))
+		return false;
+	if (!atomic_exchange(&fs->dead_logged, true))
+		log_err("the service refused the login: run 'jottafs login%s%s' to log in "
+			"again; until then the mount serves its cache, read-only",
+			strcmp(fs->o->account, "default") ? " --account " : "",
+			strcmp(fs->o->account, "default") ? fs->o->account : "");
+	return true;
+}
+
 /* Writes are refused when mounted read-only or when the login is dead. */
 static int check_writable(struct fs *fs)
 {
-	if (fs->ro)
+	if (fs->ro || login_dead(fs))
 		return -EROFS;
-	if (fs->auth && auth_is_dead(fs->auth)) {
-		if (!atomic_exchange(&fs->dead_logged, true))
-			log_err("the service refused the login: run 'jottafs login' to log in "
-				"again; until then the mount is read-only");
-		return -EROFS;
-	}
 	return 0;
 }
 
@@ -253,6 +261,7 @@ static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 	int err;
 
 	err = lister_fresh(fs->ls, pid, 0, NULL);
+	login_dead(fs);
 	if (err) {
 		reply_err(req, err);
 		return;
@@ -552,6 +561,7 @@ static int dirh_load(struct fs *fs, struct dirh *d, uint64_t id)
 
 	dirh_clear(d);
 	err = lister_fresh(fs->ls, id, LISTER_READDIR, NULL);
+	login_dead(fs);
 	if (!err)
 		err = meta_children(fs->meta, id, snap_cb, d);
 	if (err) {

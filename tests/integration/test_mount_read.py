@@ -403,3 +403,33 @@ def test_special_files_refused(account, mounter):
             fn()
         assert e.value.errno in (1, 30)  # EPERM (EROFS before the write path)
     m.unmount()
+
+
+def test_dead_login_serves_cache_read_only(account, emulator, mounter):
+    """The refresh token is refused (spent by someone else): the mount says
+    'log in again' once and keeps serving what it has cached, read-only."""
+    import json
+    import urllib.parse
+    emulator.seed([{"path": "d/f", "content": "cached content"}], user=account.user)
+    m = mounter(account, options=["dir_cache_time=1"], allow_errors=True)
+    with open(os.path.join(m.path, "d", "f")) as f:
+        assert f.read() == "cached content"
+    acc_file = os.path.join(str(account.config_home), "jottafs", account.name + ".json")
+    with open(acc_file) as f:
+        data = json.load(f)
+    form = urllib.parse.urlencode({"client_id": "jottacli", "grant_type": "refresh_token",
+                                   "refresh_token": data["refresh_token"]}).encode()
+    status, _, _ = emulator.request("POST", emulator.token_url, body=form, headers={
+        "Content-Type": "application/x-www-form-urlencoded"})
+    assert status == 200
+    emulator.expire_tokens(account.user)
+    time.sleep(1.5)                         # the listings are stale now
+    assert os.listdir(os.path.join(m.path, "d")) == ["f"]
+    with open(os.path.join(m.path, "d", "f")) as f:
+        assert f.read() == "cached content"
+    with pytest.raises(OSError) as e:
+        open(os.path.join(m.path, "d", "new"), "w")
+    assert e.value.errno == 30              # EROFS
+    assert os.listdir(os.path.join(m.path, "d")) == ["f"]
+    out = m.unmount()
+    assert out.count("log in again") == 1, out
