@@ -230,6 +230,18 @@ def test_moveto(env):
         local_files(env["src"])["q?mark.txt"])
     assert e.stats()["commands"].get("mv") == 1 and e.stats()["requests"]["upload"] == 0
     assert rc.run("lsf", "jc:moved").out == "renamed?.txt\n"
+    # Onto an existing file: rclone 1.60.1 trashes the target (dl=true), then moves
+    # onto the tombstone and needs the answer to be live (no deleted attribute).
+    rc.run("copyto", "jc:special/star*.txt", "jc:moved/victim.txt")
+    rc.run("copyto", os.path.join(env["src"], "pipe|.txt"), "jc:moved/other.txt")
+    e.reset_stats()
+    rc.run("moveto", "jc:moved/other.txt", "jc:moved/victim.txt")
+    assert e.stats()["commands"] == {"mkDir": 1, "dl": 1, "mv": 1}
+    t = tree(e)
+    assert t["moved/victim.txt"]["md5"] == md5(local_files(env["src"])["pipe|.txt"])
+    assert t["moved/victim.txt"]["deleted"] is None
+    assert "moved/other.txt" not in t
+    assert rc.run("lsf", "jc:moved").out == "renamed?.txt\nvictim.txt\n"
 
 
 def test_copyto_server_side(env):
