@@ -20,8 +20,10 @@ Choices made where docs/jottacloud-api.md section 15 (and elsewhere) is silent:
     every live folder (the listed one included) once, before its files.
   * mv/cp onto an existing live file overwrites it: the destination gets a new
     revision with the source's content (its older revisions are kept), mv then
-    removes the source.  mv onto a trashed file brings the destination back;
-    cp onto a trashed file leaves it in the trash (the quirk of docs 8.5).
+    removes the source.  mv onto a trashed file brings the destination back
+    (rclone 1.60.1 `moveto` onto an existing file sends dl=true, then mv, and
+    needs a live answer); cp onto a trashed file leaves it in the trash (the
+    quirk of docs 8.5).
     A case-only rename (a -> A) renames in place.  mv/cp onto a live folder and
     mvDir onto an existing live folder: 400 UniqueFileException.  A trashed item
     of the other kind (or a trashed folder for mvDir) at the destination is
