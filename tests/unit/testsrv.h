@@ -60,11 +60,12 @@ static ssize_t testsrv_read(int fd, void *buf, size_t n)
 	return r;
 }
 
+/* send(MSG_NOSIGNAL): a client that hangs up early must not kill the test with SIGPIPE. */
 static void testsrv_write(int fd, const void *buf, size_t n)
 {
 	const char *p = buf;
 	while (n) {
-		ssize_t w = write(fd, p, n);
+		ssize_t w = send(fd, p, n, MSG_NOSIGNAL);
 		if (w <= 0)
 			return;
 		p += w;
