@@ -26,6 +26,7 @@
 #include "cache/upload.h"
 #include "lib/log.h"
 #include "net/jfs.h"
+#include "watchdog.h"
 
 /*
  * Link seam: the unit test drives the workers through cfg->ops (the fake
@@ -487,6 +488,7 @@ static void rm_rf(const char *path)
 
 static int setup(void **state)
 {
+	watchdog_arm(60);               /* an upload_wait that never returns fails the run */
 	snprintf(dir, sizeof(dir), "/tmp/test_upload.XXXXXX");
 	assert_non_null(mkdtemp(dir));
 	fake_reset();
@@ -502,6 +504,7 @@ static int teardown(void **state)
 	upload_close(Q);
 	Q = NULL;
 	rm_rf(dir);
+	watchdog_arm(0);
 	return 0;
 }
 
@@ -707,7 +710,9 @@ static void journal_survives_kill(void **state)
 		_exit(4);
 	}
 	int st;
+	watchdog_victim(0, pid);
 	assert_int_equal(waitpid(pid, &st, 0), pid);
+	watchdog_victim(0, 0);
 	assert_true(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL);
 	struct upload_config c = cfg_default();
 	unsigned files;

@@ -37,7 +37,7 @@ static struct {
 	long long deadline_ms;          /* CLOCK_MONOTONIC ms; 0: none */
 	unsigned seconds;
 	pid_t watched;
-	char what[96];
+	char what[512];
 	pid_t victims[WATCHDOG_VICTIMS];
 } wd = { .m = PTHREAD_MUTEX_INITIALIZER };
 
@@ -61,9 +61,9 @@ static inline void watchdog_fire(const char *why)
 	_exit(70);
 }
 
-static inline void *watchdog_main(void *arg)
+static inline void *watchdog_main(void *arg __attribute__((unused)))
 {
-	char why[192];
+	char why[640];
 	for (;;) {
 		pthread_mutex_lock(&wd.m);
 		if (wd.deadline_ms && watchdog_now_ms() > wd.deadline_ms) {
