@@ -197,7 +197,7 @@ class Stats:
         self.reset()
 
     def reset(self):
-        with getattr(self, "lock", threading.Lock()):
+        with self.lock:
             self.requests = {k: 0 for k in KINDS}
             self.commands = {}
             self.grants = {}

@@ -44,8 +44,9 @@ def _deleted_attr(node):
     return ' deleted="%s"' % jotta_time(node["deleted"]) if node["deleted"] is not None else ""
 
 
-def file_element(store, node, revs, listing, attrs="", inner=""):
-    """<file ...> as it appears inside a listing (listing=True) or as a document."""
+def file_element(node, revs, listing, attrs="", inner="", tail=""):
+    """<file ...> as it appears inside a listing (listing=True) or as a document;
+    `inner` goes before the revisions, `tail` after them."""
     out = ['<file name="%s" uuid="%s"%s%s%s>' % (xml_attr(node["name"]), node["uuid"],
                                                 _deleted_attr(node), attrs,
                                                 _stamp() if not listing else "")]
@@ -59,6 +60,7 @@ def file_element(store, node, revs, listing, attrs="", inner=""):
         out.append(revision_xml("currentRevision", cur, listing))
     if pend is not None:
         out.append(revision_xml("latestRevision", pend, listing))
+    out.append(tail)
     out.append("</file>")
     return "".join(out)
 
@@ -77,7 +79,7 @@ def _children_xml(store, node):
     if files:
         out.append("<files>")
         for f in files:
-            out.append(file_element(store, f, revs, True))
+            out.append(file_element(f, revs, True))
         out.append("</files>")
     out.append('<metadata first="" max="" total="%d" num_folders="%d" num_files="%d"/>'
                % (len(folders) + len(files), len(folders), len(files)))
@@ -107,12 +109,12 @@ def file_doc(store, node):
     all_revs = store.revisions(node["id"])
     revs = {r["id"]: r for r in all_revs}
     older = [r for r in all_revs if r["id"] not in (node["cur_rev"], node["pending_rev"])]
-    body = file_element(store, node, revs, False,
-                        inner=_pre("path", parent_path) + _pre("abspath", parent_path))
+    tail = ""
     if older:
-        extra = "<revisions>" + "".join(revision_xml("revision", r, False)
-                                        for r in older) + "</revisions>"
-        body = body[:-len("</file>")] + extra + "</file>"
+        tail = "<revisions>" + "".join(revision_xml("revision", r, False)
+                                       for r in older) + "</revisions>"
+    body = file_element(node, revs, False, tail=tail,
+                        inner=_pre("path", parent_path) + _pre("abspath", parent_path))
     return (DECL + body).encode("utf-8")
 
 
@@ -176,7 +178,7 @@ def trash_doc(store, trash_mp):
     if files:
         out.append("<files>")
         for f in files:
-            out.append(file_element(store, f, revs, True, attrs=' contextType="TRASH"',
+            out.append(file_element(f, revs, True, attrs=' contextType="TRASH"',
                                     inner=_pre("abspath", origin(f))))
         out.append("</files>")
     out.append('<metadata first="" max="" total="%d" num_folders="%d" num_files="%d"/>'
