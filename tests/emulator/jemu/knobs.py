@@ -62,11 +62,14 @@ def parse_kinds(v):
 def parse_window(v, now):
     if v in (None, "", False):
         return "", None
-    if isinstance(v, (list, tuple)):
-        start, dur = float(v[0]), float(v[1])
-    else:
-        a, _, b = str(v).partition(":")
-        start, dur = float(a), float(b)
+    try:
+        if isinstance(v, (list, tuple)):
+            start, dur = float(v[0]), float(v[1])
+        else:
+            a, _, b = str(v).partition(":")
+            start, dur = float(a), float(b)
+    except (ValueError, IndexError, TypeError):
+        raise ValueError("outage_window wants START:DURATION (seconds), not %r" % (v,))
     if dur < 0 or start < 0:
         raise ValueError("outage_window wants START:DURATION with both >= 0")
     return "%g:%g" % (start, dur), (now + start, now + start + dur)
