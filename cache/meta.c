@@ -72,7 +72,7 @@ static const char *const meta_schema =
 	"CREATE TEMP TABLE IF NOT EXISTS sub(id INTEGER PRIMARY KEY);";
 
 #define NODE_COLS "id, parent, is_dir, size, mtime, created, updated, md5, revision, " \
-		  "listed_at, local, base_md5, base_size"
+		  "listed_at, local, base_md5, base_size, listed_gen"
 
 /* The prepared statements, by index. */
 #define META_STMTS(X)                                                                   \
@@ -284,6 +284,7 @@ static void row_attr(sqlite3_stmt *s, struct meta_attr *a)
 	if (md5)
 		snprintf(a->base_md5, sizeof(a->base_md5), "%s", (const char *)md5);
 	a->base_size = sqlite3_column_int64(s, 12);
+	a->listed_gen = (uint64_t)sqlite3_column_int64(s, 13);
 }
 
 void meta_changes_release(struct meta_changes *c)
@@ -528,6 +529,13 @@ static int meta_setup(struct meta *m, const char *identity)
 				m->gen = (uint64_t)sqlite3_column_int64(s, 0);
 			sqlite3_finalize(s);
 		}
+		/* Never below the wall clock in microseconds: generations keep
+		 * growing across restarts even if the last ones were lost. */
+		struct timespec ts;
+		clock_gettime(CLOCK_REALTIME, &ts);
+		uint64_t us = (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+		if (m->gen < us)
+			m->gen = us;
 	}
 	return err;
 }
@@ -750,8 +758,8 @@ int meta_children(struct meta *m, uint64_t parent, meta_child_cb cb, void *ctx)
 	s = stmt(m, ST_CHILDREN);
 	bind_i64(s, 1, (int64_t)parent);
 	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-		const char *name = sqlite3_column_blob(s, 13);
-		size_t len = (size_t)sqlite3_column_bytes(s, 13);
+		const char *name = sqlite3_column_blob(s, 14);
+		size_t len = (size_t)sqlite3_column_bytes(s, 14);
 		char *copy;
 		/* Rows come ordered by (name, canonical DESC, sname): the first
 		 * of a group of equal POSIX names is the visible one. */

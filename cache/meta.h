@@ -69,6 +69,7 @@ struct meta_attr {
 	int local;              /* META_LOCAL_* */
 	char base_md5[33];      /* file: the server revision local changes started */
 	int64_t base_size;      /*   from (and that is on the server); -1: none (new) */
+	uint64_t listed_gen;    /* dir: generation of its last listing */
 };
 
 /* One entry of a listing, as given to meta_apply_listing()/meta_stream_add(). */
@@ -144,7 +145,8 @@ int meta_children(struct meta *m, uint64_t parent, meta_child_cb cb, void *ctx);
 /* Number of children (visible or not) of @parent, and how many are dirs. */
 int meta_count_children(struct meta *m, uint64_t parent, uint64_t *all, uint64_t *dirs);
 
-/* A new listing generation: take it before sending the listing request. */
+/* A new generation: take it before sending a listing request. Generations
+ * grow across restarts (they start at least at the wall clock in µs). */
 uint64_t meta_gen_next(struct meta *m);
 
 /*

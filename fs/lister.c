@@ -471,7 +471,7 @@ static void *worker_main(void *arg)
 		if (t->flight)
 			do_stream(l, t->flight);
 		else
-			lister_fresh(l, t->dir, LISTER_SYNC, NULL);
+			lister_fresh(l, t->dir, LISTER_SYNC | LISTER_FORCE, NULL);
 		free(t);
 		pthread_mutex_lock(&l->lock);
 	}
@@ -580,17 +580,29 @@ int lister_fresh(struct lister *l, uint64_t dir, int flags, bool *refreshed)
 		recent_add(l, dir, a.parent, now_mono());
 		pthread_mutex_unlock(&l->lock);
 	}
-	if (is_fresh(l, &a, time(NULL)))
-		return 0;
-	if (a.listed_at && a.listed_at < l->cfg.session_start && !(flags & LISTER_SYNC)) {
-		/* Known from an earlier mount: serve it, revalidate in the background. */
+	if (a.listed_at && a.listed_gen < l->cfg.session_gen && !(flags & LISTER_SYNC)) {
+		/* Known from an earlier mount (however recent): serve it,
+		 * revalidate it once in the background — a walk over such
+		 * folders with one stream. */
+		if (ancestors(l, dir, anc, 64, &nanc))
+			nanc = 0;
 		pthread_mutex_lock(&l->lock);
-		if (!find_get(l, dir) && !task_queued(l, dir))
-			task_push(l, dir, NULL);
+		if (!find_stream(l, anc, nanc)) {
+			uint64_t root = (flags & LISTER_READDIR) ? walk_root(l, anc, nanc) : 0;
+			struct flight *s = root ? stream_start(l, root) : NULL;
+			if (s) {
+				l->stats.walks++;
+				flight_unref(l, s);
+			} else if (!find_get(l, dir) && !task_queued(l, dir)) {
+				task_push(l, dir, NULL);
+			}
+		}
 		pthread_mutex_unlock(&l->lock);
 		return 0;
 	}
 
+	if (!(flags & LISTER_FORCE) && is_fresh(l, &a, time(NULL)))
+		return 0;
 	pthread_mutex_lock(&l->lock);
 	for (;;) {
 		struct flight *f;

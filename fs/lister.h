@@ -44,7 +44,8 @@ struct lister_config {
 	struct meta *meta;
 	uint64_t root_id;           /* the mount's root node: walks never go above it */
 	double dir_cache_time;      /* seconds a listing stays fresh */
-	time_t session_start;       /* listings older than this come from an earlier mount */
+	uint64_t session_gen;       /* listings of a lower generation come from an earlier
+				       mount (meta_gen_next() at mount) */
 	unsigned threads;           /* background workers; 0: 3 */
 	/* Receives what a listing changed (called with no lock held). */
 	void (*changes)(void *ctx, struct meta_changes *ch);
@@ -54,6 +55,7 @@ struct lister_config {
 enum {
 	LISTER_READDIR = 1,         /* the caller is reading the directory (walk detection) */
 	LISTER_SYNC = 2,            /* never serve a listing from an earlier mount */
+	LISTER_FORCE = 4,           /* list even when fresh (revalidation) */
 };
 
 int lister_new(const struct lister_config *cfg, struct lister **out);

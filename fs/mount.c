@@ -295,7 +295,7 @@ static int open_cache(struct mount *m)
 		return -1;
 	}
 	struct lister_config lc = { .jfs = m->jfs, .meta = meta, .root_id = META_ROOT_ID,
-				    .dir_cache_time = 0, .session_start = time(NULL) };
+				    .dir_cache_time = 0, .session_gen = meta_gen_next(meta) };
 	err = lister_new(&lc, &ls);
 	if (!err)
 		err = lister_resolve(ls, o->subpath ? o->subpath : "", &m->fs.root_id);
@@ -386,7 +386,7 @@ static int start_daemon_side(struct mount *m)
 	}
 	struct lister_config lc = {
 		.jfs = m->jfs, .meta = fs->meta, .root_id = fs->root_id,
-		.dir_cache_time = fs->timeout, .session_start = time(NULL),
+		.dir_cache_time = fs->timeout, .session_gen = meta_gen_next(fs->meta),
 		.changes = fs_changes, .changes_ctx = fs,
 	};
 	err = lister_new(&lc, &fs->ls);
