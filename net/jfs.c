@@ -903,6 +903,7 @@ int jfs_devices(struct jfs *j, jfs_device_cb cb, void *ctx)
 	return rc;
 }
 
+/* The caller tells the user (one line, with what to do): only a debug trace here. */
 int jfs_check_mountpoint(struct jfs *j)
 {
 	struct namelist mps = { .max = JFS_MAX_MOUNTPOINTS };
@@ -914,9 +915,9 @@ int jfs_check_mountpoint(struct jfs *j)
 			if (!strcasecmp(mps.v[i], j->mountpoint))
 				rc = 0;
 		if (rc)
-			log_err("jfs: no mountpoint '%s' on device '%s'", j->mountpoint, j->device);
+			log_debug("jfs: no mountpoint '%s' on device '%s'", j->mountpoint, j->device);
 	} else if (rc == -ENOENT) {
-		log_err("jfs: no device '%s'", j->device);
+		log_debug("jfs: no device '%s'", j->device);
 	}
 	jfs_xml_free(s.x);
 	namelist_free(&mps);
