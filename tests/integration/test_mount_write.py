@@ -383,3 +383,20 @@ def test_file_over_4_gib(account, emulator, mounter):
     m.unmount(timeout=900)
     srv = server_files(emulator, account.user)
     assert srv["huge"]["size"] == size and srv["huge"]["md5"] == h.hexdigest()
+
+
+@pytest.mark.parametrize("hard", [False, True])
+def test_unlink_goes_to_trash_unless_hard_delete(account, emulator, mounter, hard):
+    emulator.seed([{"path": "f", "content": "x"}, {"path": "d/g", "content": "y"}],
+                  user=account.user)
+    m = mounter(account, options=["hard_delete"] if hard else [])
+    os.unlink(os.path.join(m.path, "f"))
+    os.unlink(os.path.join(m.path, "d", "g"))
+    os.rmdir(os.path.join(m.path, "d"))
+    assert os.listdir(m.path) == []
+    m.unmount()
+    tree = {e["path"]: e for e in emulator.tree(account.user)}
+    if hard:
+        assert "f" not in tree and "d" not in tree
+    else:
+        assert tree["f"]["deleted"] and tree["d"]["deleted"]
