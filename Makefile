@@ -7,7 +7,7 @@
 #
 # Variables: BUILD (object directory, default build), PREFIX, DESTDIR,
 # SANITIZE=address,undefined (sanitizer build), CI=true (warnings are errors),
-# PYTEST_ARGS (extra pytest arguments, e.g. -k name).
+# PYTEST_ARGS (extra pytest arguments, e.g. -k name), BENCH_ARGS (e.g. --quick).
 # Objects, dependency files and test binaries live under $(BUILD), so several
 # builds (plain, sanitized) can sit side by side.
 
@@ -89,7 +89,7 @@ integration: $(BIN)
 	JOTTAFS_BIN=$(abspath $(BIN)) $(PYTHON) -m pytest -p no:cacheprovider -ra tests/integration $(PYTEST_ARGS)
 
 bench: $(BIN)
-	JOTTAFS_BIN=$(abspath $(BIN)) $(PYTHON) tests/bench/run.py
+	JOTTAFS_BIN=$(abspath $(BIN)) $(PYTHON) tests/bench/run.py $(BENCH_ARGS)
 
 lint:
 	groff -man -ww -z man/jottafs.1
