@@ -79,11 +79,13 @@ def _logged(log):
 
 
 def test_kill9_during_many_file_copy(account, emulator, mounter, tmp_path):
-    """Three kills: early (30 files closed), midway (250), and right after all
-    500 closed, each with many uploads still queued (slow allocate)."""
-    rounds = [("A", 30), ("B", 250), ("C", 500)]
+    """Four kills: with 500 files closed while their uploads run (150 of them
+    on the server), then early (30 files closed), midway (250) and right
+    after all 500 closed, each with many uploads still queued (slow
+    allocate). Each mount also resumes what the previous kill left."""
+    rounds = [("D", 500), ("A", 30), ("B", 250), ("C", 500)]
     logs = {}
-    with knobs(emulator, latency_ms=150, latency_kinds="allocate,upload"):
+    with knobs(emulator, latency_ms=100, latency_kinds="allocate,upload"):
         for name, kill_at in rounds:
             m = mounter(account, allow_errors=True)
             os.mkdir(os.path.join(m.path, name))
@@ -95,6 +97,10 @@ def test_kill9_during_many_file_copy(account, emulator, mounter, tmp_path):
             try:
                 wait_for(lambda: len(_logged(log)) >= kill_at or w.poll() is not None, 180,
                          "%d files closed in round %s" % (kill_at, name), interval=0.01)
+                if name == "D":
+                    wait_for(lambda: sum(1 for p in live(emulator, account.user)
+                                         if p.startswith("D/")) >= 150, 120,
+                             "150 uploads of round D to land", interval=0.05)
                 m.kill()
                 out = w.communicate(timeout=60)[0]
             finally:

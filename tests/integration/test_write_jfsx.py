@@ -62,7 +62,7 @@ def _run_jfsx(jfsx, account, emulator, mounter, tmp_path, ops, pause_at, extra=(
     print(out)
     assert proc.returncode == 0, "jfsx failed (exit %d):\n%s" % (proc.returncode, out[-8000:])
     assert "no mismatch" in out, out
-    return m2, str(model)
+    return m, m2, str(model)
 
 
 def _check_server_equals_model(account, emulator, model):
@@ -79,17 +79,33 @@ def _check_server_equals_model(account, emulator, model):
         elif emulator.content(sp, user=account.user) != want:
             bad.append("%s: server bytes differ from the model" % name)
     assert len(os.listdir(model)) == 20
+    names = {"fsx/" + encode_name(n) for n in os.listdir(model)}
+    extra = sorted(p for p, x in t.items() if p.startswith("fsx/") and p not in names)
+    if extra:
+        bad.append("files on the server that jfsx never made (nobody else changed the "
+                   "server, so a conflict copy is a false conflict): %r" % extra)
     assert not bad, "\n".join(bad)
 
 
+def _no_false_conflicts(*mounts):
+    for m in mounts:
+        out = m.output()
+        lines = [ln for ln in out.splitlines() if "changed on the server" in ln
+                 or "conflict" in ln]
+        assert not lines, "conflicts reported while only this mount wrote:\n" + \
+            "\n".join(lines[:20])
+
+
 def test_jfsx_10000_ops_with_remount(jfsx, account, emulator, mounter, tmp_path):
-    m2, model = _run_jfsx(jfsx, account, emulator, mounter, tmp_path, 10000, 5000)
+    m1, m2, model = _run_jfsx(jfsx, account, emulator, mounter, tmp_path, 10000, 5000)
     m2.unmount(timeout=300)
     _check_server_equals_model(account, emulator, model)
+    _no_false_conflicts(m1, m2)
 
 
 def test_jfsx_mmap_2000_ops(jfsx, account, emulator, mounter, tmp_path):
     """The same with mmap reads and writes (MAP_SHARED, msync) in the mix."""
-    m2, model = _run_jfsx(jfsx, account, emulator, mounter, tmp_path, 2000, 1000, ["-M"])
+    m1, m2, model = _run_jfsx(jfsx, account, emulator, mounter, tmp_path, 2000, 1000, ["-M"])
     m2.unmount(timeout=300)
     _check_server_equals_model(account, emulator, model)
+    _no_false_conflicts(m1, m2)
