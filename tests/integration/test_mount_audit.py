@@ -628,6 +628,7 @@ def test_listing_faults_never_lose_entries(account, emulator, mounter, tmp_path)
             got = {os.path.relpath(os.path.join(dp, n), m.path)
                    for dp, dns, fns in os.walk(m.path) for n in dns + fns}
             faults = emulator.stats()["faults"]
+        print("round %d: faults %s" % (round_, faults))
         assert faults["error"] + faults["reset"] + faults["truncate"] > 0, faults
         assert got == want, sorted(set(got) ^ set(want))[:20]
         m.unmount()
@@ -849,7 +850,8 @@ def test_daemon_logs_to_syslog(account, emulator, tmp_path):
 
 
 @pytest.mark.parametrize("case", ["sub-path", "device", "mountpoint", "not-a-dir",
-                                  "no-such-dir", "not-logged-in", "file-as-sub-path"])
+                                  "no-such-dir", "not-logged-in", "file-as-sub-path",
+                                  "unreachable"])
 def test_errors_before_daemonizing(account, emulator, tmp_path, case):
     """What the user can fix fails in the foreground process, before it
     daemonizes: exit status 1, one clear line on stderr, nothing mounted, no
@@ -861,7 +863,7 @@ def test_errors_before_daemonizing(account, emulator, tmp_path, case):
     needle = {
         "sub-path": "does not exist", "device": "no mountpoint", "mountpoint": "no mountpoint",
         "not-a-dir": "", "no-such-dir": "", "not-logged-in": "jottafs login",
-        "file-as-sub-path": "is not a folder"}[case]
+        "file-as-sub-path": "is not a folder", "unreachable": "cannot reach"}[case]
     if case == "sub-path":
         remote = "Jotta/Archive:/top/nope"
     elif case == "device":
@@ -877,6 +879,13 @@ def test_errors_before_daemonizing(account, emulator, tmp_path, case):
         opts = ["account=nobody"]
     elif case == "file-as-sub-path":
         remote = "Jotta/Archive:/top/file"
+    elif case == "unreachable":
+        import socket
+        with socket.socket() as sk:
+            sk.bind(("127.0.0.1", 0))
+            port = sk.getsockname()[1]
+        opts = ["account=" + account.name, "api_url=http://127.0.0.1:%d" % port,
+                "jfs_url=http://127.0.0.1:%d/jfs" % port]
     args = [BIN] + ["-o", ",".join(opts or ["account=" + account.name])]
     args += ([remote] if remote else []) + [str(target)]
     t0 = time.monotonic()
@@ -1048,4 +1057,114 @@ def test_cache_is_sparse_and_index_is_wal(account, emulator, mounter):
     db = sqlite3.connect("file:%s?mode=ro" % os.path.join(cache, "index.db"), uri=True)
     assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     db.close()
+    m.unmount()
+
+
+# ================================================================== more listings
+
+def test_negative_lookup_and_type_change_follow_the_server(account, emulator, mounter):
+    """A name looked up while missing appears once another client created it
+    and dir_cache_time passed (the negative dentry does not outlive the
+    listing); a folder replaced by a file of the same name is shown as the
+    file; a file that shrank reads its new bytes, nothing beyond."""
+    emulator.seed([{"path": "n/keep", "content": "k"}, {"path": "n/was-dir/inner", "content": "i"},
+                   {"path": "n/shrinks", "content": "a long first version\n" * 100}],
+                  user=account.user)
+    m = mounter(account, options=["dir_cache_time=1"])
+    J = lambda *p: os.path.join(m.path, "n", *p)  # noqa: E731
+    assert errno_of(os.stat, J("later")) == errno.ENOENT
+    assert errno_of(os.stat, J("later")) == errno.ENOENT          # cached negative entry
+    assert os.path.isdir(J("was-dir")) and os.listdir(J("was-dir")) == ["inner"]
+    assert len(read_file(J("shrinks"))) == 2100
+    emulator.seed([{"path": "n/later", "content": "created elsewhere"},
+                   {"path": "n/was-dir", "folder": True, "deleted": True},
+                   {"path": "n/shrinks", "content": "short"}], user=account.user)
+    emulator.seed([{"path": "n/was-dir", "content": "now a file"}], user=account.user)
+    time.sleep(1.5)
+    assert read_file(J("later")) == b"created elsewhere"
+    st = os.stat(J("was-dir"))
+    assert stat.S_ISREG(st.st_mode) and st.st_size == len("now a file")
+    assert read_file(J("was-dir")) == b"now a file"
+    assert errno_of(os.listdir, J("was-dir")) == errno.ENOTDIR
+    assert read_file(J("shrinks")) == b"short"
+    assert sorted(os.listdir(J())) == ["keep", "later", "shrinks", "was-dir"]
+    m.unmount()
+
+
+def test_big_folder_by_get_and_by_stream(account, emulator, mounter, tmp_path):
+    """A folder of 2500 entries (more than one readdir buffer, more than one
+    index batch of a stream): every name once, through readdir after a folder
+    GET and after a liststream (-o prefetch), with the right sizes."""
+    n = 2500
+    emulator.seed([{"path": "big/f%05d:x" % i, "content": "y" * (i % 7)} for i in range(n)] +
+                  [{"path": "big/sub/leaf", "content": "z"}], user=account.user)
+    want = sorted(["f%05d:x" % i for i in range(n)] + ["sub"])
+    for opts in ([], ["prefetch"]):
+        emulator.reset_stats()
+        m = mounter(account, options=opts + ["cache_dir=%s" % (tmp_path / ("c%d" % len(opts)))])
+        if opts:
+            wait_for(lambda: emulator.stats()["requests"]["liststream"] >= 1, 10, "the stream")
+        d = os.path.join(m.path, "big")
+        names = os.listdir(d)
+        assert len(names) == len(set(names)) == n + 1, opts
+        assert sorted(names) == want, opts
+        sizes = {e.name: e.stat().st_size for e in os.scandir(d) if e.name != "sub"}
+        assert all(sizes["f%05d:x" % i] == i % 7 for i in range(n)), opts
+        req = emulator.stats()["requests"]
+        if opts:
+            assert req["folder"] == 0, req
+        m.unmount()
+
+
+def test_reopen_after_full_read_and_unmount_after_probe(account, emulator, mounter):
+    """Reported by the bench (notes/bench-to-mount.md): a second sequential read
+    of a file after a full one crashed the daemon; an unmount right after a
+    small probe of a big file crashed it too. Both must just work (exit 0)."""
+    emulator.seed([{"path": "big.bin", "size": 48 * MiB, "fill": "zero"}], user=account.user)
+    md5 = server_tree(emulator, account.user)["big.bin"]["md5"]
+    m = mounter(account)
+    f = os.path.join(m.path, "big.bin")
+    for _ in range(3):
+        p = run("dd", "if=" + f, "bs=1M", "of=/dev/stdout", "status=none")
+        assert p.returncode == 0 and hashlib.md5(p.stdout).hexdigest() == md5, p.stderr
+    m.unmount()
+    for i in range(3):
+        m = mounter(account, options=["cache_dir=%s" % os.path.join(str(account.home), "p%d" % i)])
+        p = run("head", "-c", "65536", os.path.join(m.path, "big.bin"))
+        assert p.stdout == bytes(65536)
+        m.unmount()
+
+
+def test_concurrent_401s_share_one_refresh(account, emulator, mounter):
+    """The service drops every access token while 8 listings are in flight from
+    8 threads: they share one refresh (single-flight), none fails."""
+    emulator.seed([{"path": "p%d/f" % i, "content": str(i)} for i in range(8)],
+                  user=account.user)
+    m = mounter(account, options=["dir_cache_time=1"])
+    for i in range(8):
+        assert os.listdir(os.path.join(m.path, "p%d" % i)) == ["f"]
+    time.sleep(1.2)                             # every listing is stale
+    emulator.expire_tokens(account.user)
+    emulator.reset_stats()
+    emulator.set_knobs(latency_ms=300, latency_kinds="folder")
+    results, barrier = {}, threading.Barrier(8)
+
+    def lister(i):
+        barrier.wait()
+        try:
+            results[i] = os.listdir(os.path.join(m.path, "p%d" % i))
+        except OSError as e:
+            results[i] = e
+    try:
+        ts = [threading.Thread(target=lister, args=(i,)) for i in range(8)]
+        for t in ts:
+            t.start()
+        for t in ts:
+            t.join(60)
+    finally:
+        emulator.reset_knobs()
+    assert results == {i: ["f"] for i in range(8)}
+    s = emulator.stats()
+    assert s["grants"].get("refresh_token", 0) == 1, s["grants"]
+    assert s["grant_errors"] == 0
     m.unmount()
