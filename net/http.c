@@ -51,7 +51,8 @@
  * run_transfer() looks at it after every socket wait, which is capped at
  * HTTP_CANCEL_POLL_MS for a cancellable request, so a stalled, connecting
  * or answer-awaiting transfer is cut as quickly. Backoff sleeps wake on the
- * same cadence. A cancelled transfer's connection is closed, never reused.
+ * same cadence. A cancelled transfer's connection is closed (HTTP/1.1) or
+ * its stream reset (HTTP/2): a half-sent request is never continued.
  *
  * Retry policy (http_request_do)
  * ------------------------------

@@ -3,14 +3,16 @@
  *
  * A pool of libcurl easy handles, each driven by its own multi handle on the
  * calling thread (keep-alive, HTTP/1.1 and HTTP/2 over TLS),
- * with a CURLSH sharing DNS, TLS sessions and connections under real locks.
+ * with a CURLSH sharing the DNS cache and TLS sessions under real locks.
  * This module is the only place that:
  *   - retries: capped exponential backoff with jitter on 429, 5xx and
  *     transport errors, for idempotent requests only; Retry-After honoured.
- *     A request that is not idempotent is never re-sent once any of it may
- *     have reached the server: libcurl's own silent re-send on a fresh
- *     connection (after a reused one died) is refused too, and the cut is
- *     reported (-EIO) so the caller can find out what the server kept;
+ *     A request that is not idempotent is re-sent only when nothing of it
+ *     was sent (connect failure) or the server answered that it did no work
+ *     (401 before the refresh, 429); in particular libcurl's own silent
+ *     re-send on a fresh connection (after a reused one died) is refused,
+ *     and the cut is reported (-EIO) so the caller can find out what the
+ *     server kept;
  *   - aborts a request on demand (http_request.cancel, -ECANCELED);
  *   - refreshes on 401: once per request, through the token provider;
  *   - maps HTTP statuses and curl errors to negative errno (http_status_errno);
@@ -102,8 +104,8 @@ struct http_request {
 	 * request runs, at least every 100 ms whatever the transfer is doing
 	 * (resolving, connecting, sending, waiting, receiving) and during
 	 * retry backoff sleeps; once it reads true the transfer is cut (its
-	 * connection closed, never reused) and the request returns
-	 * -ECANCELED, never retried. A request that completed before the flag
+	 * HTTP/1.1 connection closed, or its HTTP/2 stream reset) and the
+	 * request returns -ECANCELED, never retried. A request that completed before the flag
 	 * was seen returns its normal result.
 	 */
 	const atomic_bool *cancel;
