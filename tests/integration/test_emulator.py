@@ -634,6 +634,28 @@ def test_overwrite_makes_revisions_and_keeps_five(emu):
     assert c.get("v/f.txt", {"mode": "bin", "revision": "4"})[2] == b"version 3"
 
 
+def test_seeded_revisions_are_numbered_in_order(emu):
+    """A seed entry with a revisions list makes revisions 1..n, the last one
+    current, each downloadable by its number (and so does a later seed)."""
+    c = Client(emu)
+    emu.seed([{"path": "sv/f.txt", "revisions": [{"content": "one"}, {"content": "two!"},
+                                                 {"content": "three", "modified":
+                                                  "2020-03-03T03:03:03Z"}]}], user=c.login)
+    f = c.xml("sv/f.txt")
+    assert f.find("currentRevision/number").text == "3"
+    assert f.find("currentRevision/md5").text == md5(b"three")
+    assert f.find("currentRevision/modified").text == "2020-03-03-T03:03:03Z"
+    assert [r.findtext("number") for r in f.findall("./revisions/revision")] == ["2", "1"]
+    assert c.get("sv/f.txt", {"mode": "bin"})[2] == b"three"
+    for n, want in (("1", b"one"), ("2", b"two!"), ("3", b"three")):
+        assert c.get("sv/f.txt", {"mode": "bin", "revision": n})[2] == want, n
+    assert c.tree()["sv/f.txt"]["revision"] == 3
+    emu.seed([{"path": "sv/f.txt", "content": "four"}], user=c.login)
+    f = c.xml("sv/f.txt")
+    assert f.find("currentRevision/number").text == "4"
+    assert c.get("sv/f.txt", {"mode": "bin"})[2] == b"four"
+
+
 def test_zero_byte_upload(emu):
     c = Client(emu)
     a, up = c.upload("z/empty", b"")

@@ -391,11 +391,10 @@ def test_read_only_refuses_every_change(account, emulator, mounter):
 def test_xattrs_match_the_server(account, emulator, mounter):
     """getfattr -d shows md5/revision/created/updated equal to the server's
     record; a directory has none (ENODATA); unknown names are ENODATA."""
-    # Two seeds, not one "revisions" list: the emulator numbers every revision
-    # of one seed entry 1 (store.py seed: node["next_rev"] is not re-read).
-    emulator.seed([{"path": "x/v", "content": "one"}], user=account.user)
-    emulator.seed([{"path": "x/v", "content": "two!", "created": "2020-02-02T02:02:02Z",
-                    "modified": "2020-03-03T03:03:03Z"}], user=account.user)
+    emulator.seed([{"path": "x/v", "revisions": [
+        {"content": "one"},
+        {"content": "two!", "created": "2020-02-02T02:02:02Z",
+         "modified": "2020-03-03T03:03:03Z"}]}], user=account.user)
     x = server_tree(emulator, account.user)["x/v"]
     m = mounter(account)
     f = os.path.join(m.path, "x", "v")

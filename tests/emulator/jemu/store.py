@@ -461,7 +461,9 @@ class Store:
         return node
 
     def _add_revision(self, node, state, size, md5, created, modified, now):
-        number = node["next_rev"]
+        # The counter is read from the table, not from `node`: a caller adding
+        # several revisions in a row holds a row read before the first one.
+        number = self.q1("SELECT next_rev FROM nodes WHERE id=?", (node["id"],))["next_rev"]
         cur = self.x("INSERT INTO revisions(node, number, state, size, md5, created, modified, "
                      "updated, mime) VALUES(?,?,?,?,?,?,?,?,?)",
                      (node["id"], number, state, size, md5, created, modified, now,
