@@ -4,8 +4,9 @@ same cache directory; a big upload resumes instead of starting again."""
 import os
 import subprocess
 import sys
+import time
 
-from wtest_helpers import (MiB, encode_name, knobs, live, md5_file, partial_names,
+from wtest_helpers import (MiB, encode_name, knobs, live, md5_bytes, md5_file, partial_names,
                            partial_upload_bytes, wait_for, wait_server)
 
 BIG = 200 * MiB
@@ -130,3 +131,27 @@ def test_kill9_during_many_file_copy(account, emulator, mounter, tmp_path):
                 bad.append("%s has %d revisions" % (sp, x["revisions"]))
     assert not bad, "%d of %d closed files:\n%s" % (
         len(bad), sum(len(_logged(lg)) for lg in logs.values()), "\n".join(bad[:50]))
+
+
+def test_unmount_wait_bounds_unmount_and_the_rest_follows(account, emulator, mounter):
+    """-o unmount_wait=2 with a slow upload: unmount returns after about 2 s
+    (exit 0), what is left stays journalled and the next mount sends it,
+    resuming where the service stopped."""
+    data = os.urandom(12 * MiB)
+    m = mounter(account, options=["unmount_wait=2"])
+    emulator.reset_stats()
+    with knobs(emulator, bandwidth=MiB, bandwidth_kinds="upload"):
+        with open(os.path.join(m.path, "slow.bin"), "wb") as f:
+            f.write(data)
+        t0 = time.monotonic()
+        out = m.unmount(timeout=60)
+        took = time.monotonic() - t0
+    assert took < 10, "unmount took %.1f s with unmount_wait=2" % took
+    x = live(emulator, account.user).get("slow.bin")
+    assert x is None or x["md5"] != md5_bytes(data), "the upload finished within 2 s at 1 MiB/s?"
+    print("unmount after %.1f s; its log:\n%s" % (took, "\n".join(
+        ln for ln in out.splitlines() if "upload" in ln)))
+    m2 = mounter(account)
+    wait_server(emulator, account.user, "slow.bin", md5_bytes(data), timeout=60)
+    m2.unmount()
+    assert emulator.stats()["upload_bytes"] < 1.5 * len(data)
