@@ -257,27 +257,41 @@ static int print_json(cJSON *j)
 	return 0;
 }
 
+bool cli_connection_advice(int err, char *buf, size_t len)
+{
+	switch (err) {
+	case -ECONNREFUSED:
+	case -EHOSTUNREACH:
+	case -ETIMEDOUT:
+	case -ENETUNREACH:
+		snprintf(buf, len, "cannot reach the service (%s): check the network connection, "
+			 "the endpoint options and HTTPS_PROXY", strerror(-err));
+		return true;
+	case -EPROTO:
+		snprintf(buf, len, "the TLS connection failed (certificate not trusted or "
+			 "handshake error): to trust a private CA, pass -o cafile=FILE");
+		return true;
+	default:
+		return false;
+	}
+}
+
 /* One line for a failed service call (@what failed). */
 static void report_failure(struct auth *a, const char *what, int err)
 {
+	char advice[256];
+
 	if (err == -EKEYREJECTED && a && auth_is_dead(a))
 		return; /* auth/ already said "the login was revoked ... log in again" */
+	if (cli_connection_advice(err, advice, sizeof(advice))) {
+		fprintf(stderr, "jottafs: %s: %s\n", what, advice);
+		return;
+	}
 	switch (err) {
 	case -EKEYREJECTED:
 	case -EACCES:
 		fprintf(stderr, "jottafs: %s: the service refused the credentials (%s): run "
 			"'jottafs login' again\n", what, strerror(-err));
-		break;
-	case -ECONNREFUSED:
-	case -EHOSTUNREACH:
-	case -ETIMEDOUT:
-	case -ENETUNREACH:
-		fprintf(stderr, "jottafs: %s: cannot reach the service (%s): check the network "
-			"connection, the endpoint options and HTTPS_PROXY\n", what, strerror(-err));
-		break;
-	case -EPROTO:
-		fprintf(stderr, "jottafs: %s: the TLS connection failed (certificate not trusted or "
-			"handshake error): to trust a private CA, pass -o cafile=FILE\n", what);
 		break;
 	case -ENOENT:
 		fprintf(stderr, "jottafs: %s: the service has no such user or device (%s): check "

@@ -18,11 +18,21 @@
 #define JOTTAFS_FS_CLI_H
 
 #include <stdbool.h>
+#include <stddef.h>
 
 /* Is @word (argv[1]) the name of a subcommand? */
 bool cli_is_subcommand(const char *word);
 
 /* Run the subcommand argv[1] with its arguments; returns the exit status. */
 int cli_main(int argc, char **argv);
+
+/*
+ * When a request to the service failed because of the connection itself
+ * (-EPROTO: TLS; -ECONNREFUSED, -EHOSTUNREACH, -ETIMEDOUT, -ENETUNREACH:
+ * unreachable), write why and what to do as one phrase into @buf and return
+ * true; false for any other error (the caller words it). The subcommands and
+ * the mount both use it, so that they say the same thing.
+ */
+bool cli_connection_advice(int err, char *buf, size_t len);
 
 #endif

@@ -39,6 +39,7 @@
 #include "cache/data.h"
 #include "cache/meta.h"
 #include "cache/upload.h"
+#include "fs/cli.h"
 #include "fs/fs.h"
 #include "fs/itable.h"
 #include "fs/lister.h"
@@ -241,8 +242,10 @@ static int open_remote(struct mount *m)
 		return -1;
 	}
 	if (err) {
-		say("cannot reach the service to check '%s/%s': %s", o->device, o->mountpoint,
-		    strerror(-err));
+		char why[256];
+		if (!cli_connection_advice(err, why, sizeof(why)))
+			snprintf(why, sizeof(why), "%s", strerror(-err));
+		say("cannot check '%s/%s' on the service: %s", o->device, o->mountpoint, why);
 		return -1;
 	}
 	if (asprintf(&m->identity, "%s/%s/%s", auth_username(m->auth), o->device,
