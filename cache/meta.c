@@ -8,7 +8,8 @@
  * Transactions begin and end within one call.
  *
  * Schema (version 1):
- *   info(key, value)          schema version, remote identity, clean flag
+ *   info(key, value)          schema version, remote identity, clean flag,
+ *                             last known quota ("usage capacity")
  *   nodes(...)                one row per node; see the CREATE below
  *   content(id, ...)          cache-file state per file (data cache)
  *   gc(id)                    cache files to delete
@@ -585,6 +586,37 @@ void meta_close(struct meta *m, bool clean)
 bool meta_was_clean(const struct meta *m)
 {
 	return m->was_clean;
+}
+
+int meta_quota_get(struct meta *m, int64_t *usage, int64_t *capacity)
+{
+	long long u, c;
+	char *v;
+	int err = 0;
+
+	pthread_mutex_lock(&m->lock);
+	v = info_get(m, "quota");
+	pthread_mutex_unlock(&m->lock);
+	if (!v || sscanf(v, "%lld %lld", &u, &c) != 2 || u < 0) {
+		err = -ENOENT;
+	} else {
+		*usage = u;
+		*capacity = c < 0 ? -1 : c;
+	}
+	free(v);
+	return err;
+}
+
+int meta_quota_put(struct meta *m, int64_t usage, int64_t capacity)
+{
+	char v[64];
+	int err;
+
+	snprintf(v, sizeof(v), "%lld %lld", (long long)usage, (long long)capacity);
+	pthread_mutex_lock(&m->lock);
+	err = info_set(m, "quota", v);
+	pthread_mutex_unlock(&m->lock);
+	return err;
 }
 
 int meta_get(struct meta *m, uint64_t id, struct meta_attr *out)

@@ -116,6 +116,12 @@ void meta_close(struct meta *m, bool clean);
 /* Did the previous session end with meta_close(m, true)? */
 bool meta_was_clean(const struct meta *m);
 
+/* The account's quota (jfs_quota's usage and capacity, capacity < 0:
+ * unlimited) as last read from the service, kept so that statfs can show it
+ * while the service cannot be reached. get: -ENOENT when none is recorded. */
+int meta_quota_get(struct meta *m, int64_t *usage, int64_t *capacity);
+int meta_quota_put(struct meta *m, int64_t usage, int64_t capacity);
+
 /* Case-folded form of a server name, as the service compares names.
  * malloc'd; NULL on ENOMEM. */
 char *meta_fold(const char *sname);

@@ -386,6 +386,28 @@ static void test_reopen(void **state)
 	assert_int_equal(meta_get(f->m, META_ROOT_ID, &b), 0);
 }
 
+/* The last known quota survives a reopen (statfs falls back on it). */
+static void test_quota(void **state)
+{
+	struct fixture *f = *state;
+	int64_t usage = -5, cap = -5;
+
+	assert_int_equal(meta_quota_get(f->m, &usage, &cap), -ENOENT);
+	assert_int_equal(usage, -5);
+	assert_int_equal(meta_quota_put(f->m, 12345, 10LL << 40), 0);
+	assert_int_equal(meta_quota_put(f->m, 3LL << 40, 5LL << 40), 0);
+	meta_close(f->m, true);
+	assert_int_equal(meta_open(f->path, "u/Jotta/Archive", &f->m), 0);
+	assert_int_equal(meta_quota_get(f->m, &usage, &cap), 0);
+	assert_int_equal(usage, 3LL << 40);
+	assert_int_equal(cap, 5LL << 40);
+	/* Unlimited. */
+	assert_int_equal(meta_quota_put(f->m, 7, -1), 0);
+	assert_int_equal(meta_quota_get(f->m, &usage, &cap), 0);
+	assert_int_equal(usage, 7);
+	assert_int_equal(cap, -1);
+}
+
 /* Local changes win over listings sent before them. */
 static void test_local_changes(void **state)
 {
@@ -484,6 +506,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_stream, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_content_and_gc, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_reopen, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_quota, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_local_changes, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
