@@ -65,6 +65,27 @@ def test_fsync_returns_after_server_confirmed(account, emulator, mounter):
     m.unmount()
 
 
+
+def test_rewrite_right_after_fsync_is_not_a_conflict(account, emulator, mounter):
+    """fsync (upload confirmed), then at once a new change: nobody else
+    touched the server, so there must be no conflict copy, and the last
+    content wins. 20 rounds, because the window is short."""
+    m = mounter(account)
+    want = {}
+    for i in range(20):
+        p = J(m, "r%02d.txt" % i)
+        fsync_write(p, b"first version %d\n" % i)
+        with open(p, "r+b") as f:
+            f.write(b"SECOND")
+        want["r%02d.txt" % i] = b"SECOND" + (b"first version %d\n" % i)[6:]
+    m.unmount()
+    t = live(emulator, account.user)
+    conflicts = sorted(p for p in t if "conflict" in p)
+    wrong = sorted(n for n, d in want.items() if t.get(n, {}).get("md5") != md5_bytes(d))
+    assert not conflicts and not wrong, (
+        "false conflicts: %r; files whose last content is not at their name: %r" % (
+            conflicts, wrong))
+
 def test_fsync_eio_when_upload_is_refused(account, emulator, mounter):
     """Quota full (507): fsync fails with EIO, the data goes to lost+found, not away."""
     m = mounter(account, allow_errors=True)
