@@ -604,3 +604,51 @@ def test_conflict_while_upload_pending(account, emulator, mounter):
     m.unmount()
     _check_conflict(emulator, account.user, b"server v2\n", b"local rewrite\n", t0,
                     time.time(), prefix="d/")
+
+
+# ------------------------------------------------------------------ open files
+
+def test_rename_and_unlink_while_open(account, emulator, mounter):
+    m = mounter(account)
+    os.mkdir(J(m, "dir"))
+    # Renamed while open for writing, written after: the upload lands at the new name.
+    f = open(J(m, "dir", "open.tmp"), "wb")
+    f.write(b"before rename;")
+    f.flush()
+    os.rename(J(m, "dir", "open.tmp"), J(m, "dir", "open.txt"))
+    f.write(b"after rename;")
+    f.flush()
+    # Its directory renamed too, still open.
+    os.rename(J(m, "dir"), J(m, "moved dir"))
+    f.write(b"after dir rename")
+    f.close()
+    assert read_file(J(m, "moved dir", "open.txt")) == b"before rename;after rename;after dir rename"
+    # Unlinked while open: the descriptor keeps working, nothing is uploaded.
+    g = open(J(m, "scratch"), "w+b")
+    g.write(b"scratch data")
+    g.flush()
+    os.unlink(J(m, "scratch"))
+    g.write(b" more")
+    g.seek(0)
+    assert g.read() == b"scratch data more"
+    g.close()
+    assert sorted(os.listdir(m.path)) == ["moved dir"]
+    m.unmount()
+    t = live(emulator, account.user)
+    assert sorted(t) == ["moved dir", "moved dir/open.txt"], sorted(t)
+    assert t["moved dir/open.txt"]["md5"] == md5_bytes(
+        b"before rename;after rename;after dir rename")
+
+
+def test_o_trunc_of_a_big_server_file_downloads_nothing(account, emulator, mounter):
+    emulator.seed([{"path": "big.bin", "size": 40 * MiB}], user=account.user)
+    m = mounter(account)
+    emulator.reset_stats()
+    with open(J(m, "big.bin"), "wb") as f:        # O_WRONLY|O_CREAT|O_TRUNC
+        f.write(b"small now")
+    time.sleep(0.5)
+    got = emulator.stats()["download_bytes"]
+    assert got < MiB, "O_TRUNC of a 40 MiB file fetched %d bytes of content it drops" % got
+    m.unmount()
+    x = live(emulator, account.user)["big.bin"]
+    assert x["size"] == 9 and x["md5"] == md5_bytes(b"small now"), x
