@@ -652,3 +652,25 @@ def test_o_trunc_of_a_big_server_file_downloads_nothing(account, emulator, mount
     m.unmount()
     x = live(emulator, account.user)["big.bin"]
     assert x["size"] == 9 and x["md5"] == md5_bytes(b"small now"), x
+
+
+def test_mmap_shared_write_is_uploaded(account, emulator, mounter):
+    """Writes through a shared writable mapping reach the cache and the
+    server, also when they land after close() (munmap after close)."""
+    import mmap
+    m = mounter(account)
+    base = os.urandom(3 * 4096 + 100)
+    write_file(J(m, "mapped.bin"), base)
+    fd = os.open(J(m, "mapped.bin"), os.O_RDWR)
+    mm = mmap.mmap(fd, len(base))
+    mm[5000:5010] = b"0123456789"
+    mm.flush()
+    os.close(fd)                         # the mapping outlives the descriptor
+    mm[100:104] = b"late"
+    mm.close()
+    want = bytearray(base)
+    want[5000:5010] = b"0123456789"
+    want[100:104] = b"late"
+    assert read_file(J(m, "mapped.bin")) == bytes(want)
+    m.unmount()
+    assert live(emulator, account.user)["mapped.bin"]["md5"] == md5_bytes(bytes(want))
