@@ -53,6 +53,11 @@
  *   that cannot change (-EINVAL, -ENAMETOOLONG, -ENOSPC, ...) are given up
  *   after PERMANENT_ATTEMPTS. A dead login (-EKEYREJECTED) pauses every
  *   upload instead.
+ * - A data POST whose answer was lost (-EIO or -ETIMEDOUT: the link was cut
+ *   after the service stored it all) is not re-sent blindly: the path is
+ *   stat'ed first, and a COMPLETED current revision with our size and MD5
+ *   counts as done. Re-allocating would store the bytes again as a new
+ *   revision (the service hands out a fresh upload for it).
  * - rename/unlink of a file being uploaded aborts the transfer and waits
  *   for it to stop, so that the caller's server move/delete that follows
  *   cannot be overtaken by an upload landing at the old path. An upload
@@ -1508,6 +1513,40 @@ static int choose_target(struct upload_queue *q, struct upload_job *job, struct 
 }
 
 /*
+ * Can the data POST that failed with @err have completed all the same? A
+ * transport failure or a 5xx (-EIO: net/http cannot tell a cut answer from
+ * a cut request) or a timeout may hide an answer that was lost after the
+ * service stored everything. Refusals (-EINVAL, -ENOSPC, ...) and our own
+ * cancel (-ECANCELED: the caller moves or deletes what landed) cannot.
+ */
+static bool post_ambiguous(int err)
+{
+	return err == -EIO || err == -ETIMEDOUT;
+}
+
+/*
+ * After an ambiguous failure of the data POST, does @target hold the upload
+ * all the same? True when its current revision is COMPLETED with our size
+ * and MD5: the goal of the upload is met, and allocating again would store
+ * the same bytes once more as a new revision (the POST is not idempotent,
+ * its lost answer cannot be asked for again). A failing stat says no (the
+ * attempt is retried as before).
+ */
+static bool landed_anyway(struct upload_queue *q, const struct urec *r, const char *target)
+{
+	struct jfs_entry e;
+	bool ours;
+
+	memset(&e, 0, sizeof(e));
+	if (q->ops.stat(q->ops.ctx, target, &e) != 0)
+		return false;
+	ours = !e.deleted && !e.is_dir && e.completed && e.size == r->size &&
+	       strcmp(e.md5, r->md5) == 0;
+	q->ops.entry_release(q->ops.ctx, &e);
+	return ours;
+}
+
+/*
  * Allocate and, unless the service already has the content, send it.
  * *resumed is the resume_pos of the data POST, -1 when none was sent.
  */
@@ -1540,6 +1579,12 @@ static int transfer(struct upload_queue *q, struct upload_job *job, const struct
 		*resumed = a.resume_pos;
 		err = q->ops.upload(q->ops.ctx, a.upload_url, fd, a.resume_pos, r->size, r->md5,
 				    &job->cancel);
+		if (post_ambiguous(err) && !job_stop_now(q, job) && landed_anyway(q, r, target)) {
+			log_debug("upload of '%s': the data POST failed (%s) but the service has "
+				  "all %" PRId64 " bytes with our MD5: done", target, strerror(-err),
+				  r->size);
+			err = 0;
+		}
 	}
 	q->ops.alloc_release(q->ops.ctx, &a);
 	return err;

@@ -143,6 +143,7 @@ struct ffile {
 	char partial_md5[33];
 	int64_t partial_size;
 	bool completed;
+	int revisions;              /* completed data POSTs stored here */
 };
 
 struct fake {
@@ -154,6 +155,8 @@ struct fake {
 	int stat_err[MAXERR], n_stat_err;
 	int alloc_err[MAXERR], n_alloc_err;
 	int up_err[MAXERR], n_up_err;
+	int lost_err[MAXERR], n_lost_err; /* an upload stores everything, then fails so */
+	bool no_dedup;              /* allocate never answers COMPLETED (emulator dedup=off) */
 	bool cut_half;              /* the failing upload first stores half its bytes */
 	char refuse[64];            /* allocate of a path containing this: -EINVAL */
 	int refuse_err;
@@ -266,7 +269,8 @@ static int f_allocate(void *ctx, const struct jfs_alloc_req *req, struct jfs_all
 	if (!err) {
 		struct ffile *f = ff_get(req->path);
 		memset(a, 0, sizeof(*a));
-		if (f->completed && f->size == req->size && strcmp(f->md5, req->md5) == 0) {
+		if (!F.no_dedup && f->completed && f->size == req->size &&
+		    strcmp(f->md5, req->md5) == 0) {
 			a->completed = true;
 			snprintf(a->state, sizeof(a->state), "COMPLETED");
 			F.n_instant++;
@@ -362,6 +366,8 @@ static int f_upload(void *ctx, const char *url, int fd, int64_t resume_pos, int6
 		memcpy(f->md5, got, 33);
 		f->size = size;
 		f->completed = true;
+		f->revisions++;
+		err = pop(F.lost_err, &F.n_lost_err);   /* the answer is lost */
 	}
 	pthread_mutex_unlock(&F.m);
 	free(buf);
@@ -1020,7 +1026,9 @@ static void conflict_name_sticks(void **state)
 	assert_int_equal(upload_enqueue(Q, &b.it), 0);
 	assert_int_equal(upload_start(Q), 0);
 	assert_int_equal(upload_wait(Q, 1, 1), 0);
-	assert_int_equal(FG(n_stat), 1);          /* decided once */
+	/* decided once; the other two stats are of the conflict name, after
+	 * each timed-out POST (did it land all the same? no) */
+	assert_int_equal(FG(n_stat), 3);
 	assert_int_equal(FG(n_up), 3);
 	wait_events(1);
 	assert_non_null(strstr(D.ev[0].path, "k (conflict "));
@@ -1243,6 +1251,98 @@ static void eio_with_progress_never_gives_up(void **state)
 	assert_int_equal(upload_given_up(Q), 0);
 }
 
+/* Revisions stored at @path by completed data POSTs. */
+static int fake_revisions(const char *path)
+{
+	pthread_mutex_lock(&F.m);
+	struct ffile *f = ff_find(path);
+	int n = f ? f->revisions : 0;
+	pthread_mutex_unlock(&F.m);
+	return n;
+}
+
+/*
+ * The data POST stored everything, then its answer was lost (-EIO: a cut
+ * connection; -ETIMEDOUT). The path is stat'ed before allocating again: a
+ * COMPLETED current revision with our size and MD5 is done, so the bytes
+ * are not stored twice (the fake, like the emulator with dedup off, would
+ * hand out a fresh upload: a second revision). What did not land, or a stat
+ * that fails, is retried as before.
+ */
+static void lost_answer_is_not_uploaded_twice(void **state)
+{
+	struct upload_config c = cfg_default();
+	struct itembuf b1, b2, b3, b4, b5;
+	char m[33];
+
+	c.max_attempts = 2;
+	q_open(&c);
+	assert_int_equal(upload_start(Q), 0);
+	pthread_mutex_lock(&F.m);
+	F.no_dedup = true;
+	pthread_mutex_unlock(&F.m);
+
+	/* 1. -EIO after the service stored it: done, one allocate, one POST */
+	push(F.lost_err, &F.n_lost_err, -EIO, 1);
+	assert_int_equal(upload_enqueue(Q, mk_item(&b1, 1, 1, "lost.bin", "stored, answer lost")), 0);
+	assert_int_equal(upload_wait(Q, 1, 1), 0);
+	assert_int_equal(FG(n_alloc), 1);
+	assert_int_equal(FG(n_up), 1);
+	assert_int_equal(FG(n_stat), 2);        /* the conflict check, then the check after -EIO */
+	assert_int_equal(fake_revisions("lost.bin"), 1);
+	wait_events(1);
+	assert_int_equal(D.ev[0].err, 0);
+	assert_string_equal(D.ev[0].path, "lost.bin");
+	assert_int_equal(upload_given_up(Q), 0);
+
+	/* 2. the same for a timeout */
+	push(F.lost_err, &F.n_lost_err, -ETIMEDOUT, 1);
+	assert_int_equal(upload_enqueue(Q, mk_item(&b2, 2, 1, "slow.bin", "stored, no answer")), 0);
+	assert_int_equal(upload_wait(Q, 2, 1), 0);
+	assert_int_equal(FG(n_alloc), 2);
+	assert_int_equal(FG(n_up), 2);
+	assert_int_equal(fake_revisions("slow.bin"), 1);
+
+	/* 3. -EIO that did NOT land (cut mid-body): stat says no, retried */
+	push(F.up_err, &F.n_up_err, -EIO, 1);
+	assert_int_equal(upload_enqueue(Q, mk_item(&b3, 3, 1, "cut.bin", "cut before the end")), 0);
+	assert_int_equal(upload_wait(Q, 3, 1), 0);
+	assert_int_equal(FG(n_alloc), 4);
+	assert_int_equal(FG(n_up), 4);
+	assert_int_equal(FG(n_stat), 2 + 2 + 3); /* and the retry's conflict check */
+	assert_int_equal(fake_revisions("cut.bin"), 1);
+	fake_md5("cut.bin", m);
+	assert_string_equal(m, b3.it.md5);
+
+	/* 4. lost answer, and the stat after it fails: retried (here: stored twice) */
+	push(F.stat_err, &F.n_stat_err, 0, 1);  /* the conflict check goes through */
+	push(F.stat_err, &F.n_stat_err, -ETIMEDOUT, 1);
+	push(F.lost_err, &F.n_lost_err, -EIO, 1);
+	assert_int_equal(upload_enqueue(Q, mk_item(&b4, 4, 1, "blind.bin", "cannot tell")), 0);
+	assert_int_equal(upload_wait(Q, 4, 1), 0);
+	assert_int_equal(FG(n_up), 6);
+	assert_int_equal(fake_revisions("blind.bin"), 2);
+
+	/* 5. a conflict upload: the check looks at the conflict name it went to */
+	fake_put("c.txt", "theirs");
+	mk_item(&b5, 5, 1, "c.txt", "mine");
+	snprintf(b5.it.base_md5, sizeof(b5.it.base_md5), "%s", "00000000000000000000000000000000");
+	b5.it.base_size = 3;
+	push(F.lost_err, &F.n_lost_err, -EIO, 1);
+	assert_int_equal(upload_enqueue(Q, &b5.it), 0);
+	assert_int_equal(upload_wait(Q, 5, 1), 0);
+	assert_int_equal(FG(n_up), 7);
+	wait_events(5);
+	assert_int_equal(D.ev[4].err, 0);
+	assert_non_null(strstr(D.ev[4].path, "c (conflict "));
+	assert_int_equal(fake_revisions(D.ev[4].path), 1);
+	fake_md5("c.txt", m);
+	char theirs[33];
+	md5_hex("theirs", 6, theirs);
+	assert_string_equal(m, theirs);
+	assert_int_equal(upload_given_up(Q), 0);
+}
+
 static void content_missing(void **state)
 {
 	struct upload_config c = cfg_default();
@@ -1446,6 +1546,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(rename_revives_given_up, setup, teardown),
 		cmocka_unit_test_setup_teardown(give_up_corrupt, setup, teardown),
 		cmocka_unit_test_setup_teardown(eio_with_progress_never_gives_up, setup, teardown),
+		cmocka_unit_test_setup_teardown(lost_answer_is_not_uploaded_twice, setup, teardown),
 		cmocka_unit_test_setup_teardown(content_missing, setup, teardown),
 		cmocka_unit_test_setup_teardown(content_changed_underneath, setup, teardown),
 		cmocka_unit_test_setup_teardown(keyrejected_pauses, setup, teardown),
