@@ -9,7 +9,8 @@
  * by its struct upload_job.
  *
  * Two mutexes, always taken in this order:
- *   1. q->db_lock — the SQLite connection and all its prepared statements.
+ *   1. q->db_lock — the SQLite connection and all its prepared statements,
+ *      and the jobs' "landed" records (they amend what is journalled).
  *      Held for one statement (local disk I/O, including the fsync of the
  *      WAL on commit), never across a network call, a content hash or a
  *      callback.
@@ -254,6 +255,18 @@ struct upload_job {
 	bool cancelled;           /* record dropped (unlink) */
 	bool renamed;             /* record moved to another path */
 	bool superseded;          /* a newer generation was enqueued */
+	/* protected by q->db_lock: a generation just confirmed at its path,
+	 * from the journal update until its done callback returned (see
+	 * landed_rebase()) */
+	struct {
+		bool set;
+		uint64_t id, gen;
+		char *path;               /* owned */
+		char from_md5[33];        /* its base: what the caller still believes */
+		int64_t from_size;
+		char to_md5[33];          /* its content: what the service now holds */
+		int64_t to_size;
+	} landed;
 };
 
 struct upload_queue {
@@ -847,8 +860,39 @@ static bool path_valid(const char *p)
 	return p && p[0] && p[0] != '/' && p[strlen(p) - 1] != '/';
 }
 
+/*
+ * The base to journal for @it (db_lock held). A generation confirmed at
+ * its path rebases the newer ones already journalled (finish_done), and
+ * its done callback tells the caller the new base; a generation enqueued
+ * in between, with the base the confirmed one had, is rebased here. Else
+ * a rewrite right after the end of an upload (after fsync, typically)
+ * would find our own upload on the service and be taken for a conflict.
+ */
+static void landed_rebase(struct upload_queue *q, const struct upload_item *it,
+			  const char **md5, int64_t *size)
+{
+	*md5 = it->base_md5;
+	*size = it->base_size;
+	for (unsigned i = 0; i < q->transfers; i++) {
+		const struct upload_job *job = &q->jobs[i];
+
+		if (!job->landed.set || job->landed.id != it->id || it->gen <= job->landed.gen ||
+		    strcmp(job->landed.path, it->path) != 0 ||
+		    job->landed.from_size != it->base_size ||
+		    strcmp(job->landed.from_md5, it->base_md5) != 0)
+			continue;
+		*md5 = job->landed.to_md5;
+		*size = job->landed.to_size;
+		log_debug("upload of '%s': based on generation %" PRIu64 ", which just landed",
+			  it->path, job->landed.gen);
+		return;
+	}
+}
+
 int upload_enqueue(struct upload_queue *q, const struct upload_item *it)
 {
+	const char *base_md5;
+	int64_t base_size;
 	struct upload_job *job;
 	sqlite3_stmt *st;
 	struct stat sb;
@@ -873,6 +917,7 @@ int upload_enqueue(struct upload_queue *q, const struct upload_item *it)
 	mtime_ns = (int64_t)sb.st_mtim.tv_sec * 1000000000 + sb.st_mtim.tv_nsec;
 
 	pthread_mutex_lock(&q->db_lock);
+	landed_rebase(q, it, &base_md5, &base_size);
 	st = q->st[ST_UPSERT];
 	sqlite3_bind_int64(st, 1, u2i(it->id));
 	sqlite3_bind_int64(st, 2, u2i(it->gen));
@@ -882,8 +927,8 @@ int upload_enqueue(struct upload_queue *q, const struct upload_item *it)
 	bind_text(st, 6, it->md5);
 	sqlite3_bind_int64(st, 7, (int64_t)it->created);
 	sqlite3_bind_int64(st, 8, (int64_t)it->modified);
-	bind_text(st, 9, it->base_md5);
-	sqlite3_bind_int64(st, 10, it->base_size);
+	bind_text(st, 9, base_md5);
+	sqlite3_bind_int64(st, 10, base_size);
 	sqlite3_bind_int64(st, 11, now_ms() + q->write_back_ms);
 	sqlite3_bind_int64(st, 12, u2i((uint64_t)sb.st_ino));
 	sqlite3_bind_int64(st, 13, mtime_ns);
@@ -1773,6 +1818,17 @@ static void finish_done(struct upload_queue *q, struct upload_job *job, const st
 		sqlite3_bind_int64(st, 7, r->base_size);
 		sqlite3_bind_int(st, 8, r->overwrite);
 		db_run(q, ST_BASE, "update base");
+		/* and those enqueued before the done callback returned */
+		job->landed.path = strdup(r->path);
+		if (job->landed.path) {
+			job->landed.set = true;
+			job->landed.id = r->id;
+			job->landed.gen = r->gen;
+			memcpy(job->landed.from_md5, r->base_md5, sizeof(job->landed.from_md5));
+			job->landed.from_size = r->base_size;
+			memcpy(job->landed.to_md5, r->md5, sizeof(job->landed.to_md5));
+			job->landed.to_size = r->size;
+		}
 	}
 	if (txn && db_run(q, ST_COMMIT, "commit") < 0) {
 		db_run(q, ST_ROLLBACK, "rollback");
@@ -1800,6 +1856,13 @@ static void finish_done(struct upload_queue *q, struct upload_job *job, const st
 			  resumed);
 	if (q->done)
 		q->done(q->done_ctx, r->id, r->gen, 0, target);
+	if (at_path) {
+		pthread_mutex_lock(&q->db_lock);
+		job->landed.set = false;
+		free(job->landed.path);
+		job->landed.path = NULL;
+		pthread_mutex_unlock(&q->db_lock);
+	}
 }
 
 /* Give the upload of @r up: content to lost+found, record marked, callers told. */

@@ -45,7 +45,9 @@
  * - Base: pass the server revision (md5, size) the local copy started from.
  *   After a done callback with err 0 and server_path == item->path, that
  *   content IS the server revision: use it as the base of later
- *   generations. (Generations already queued are updated here.)
+ *   generations. (Generations already queued are updated here, and so are
+ *   those enqueued before that done callback returned that still carry the
+ *   confirmed generation's base: no need to wait for the callback.)
  * - Write-back delay: an upload starts cfg->write_back_ms (default 2 s)
  *   after its enqueue, so that rename/unlink/rewrite right after close()
  *   costs no transfer; upload_wait() (fsync) and upload_drain() (unmount)

@@ -834,6 +834,77 @@ static void base_follows_own_upload(void **state)
 	assert_string_equal(D.ev[1].path, "doc.txt");
 }
 
+/* A done callback that holds generation 1's callback until told to go. */
+static struct {
+	pthread_mutex_t m;
+	pthread_cond_t cv;
+	bool in, go;
+} H = { PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, false, false };
+
+static void on_done_held(void *ctx, uint64_t id, uint64_t gen, int err, const char *server_path)
+{
+	if (gen == 1) {
+		pthread_mutex_lock(&H.m);
+		H.in = true;
+		pthread_cond_broadcast(&H.cv);
+		while (!H.go)
+			pthread_cond_wait(&H.cv, &H.m);
+		pthread_mutex_unlock(&H.m);
+	}
+	on_done(ctx, id, gen, err, server_path);
+}
+
+/*
+ * A rewrite journalled after generation 1 was confirmed but before its done
+ * callback told the caller the new base (fsync, then at once open(O_TRUNC)
+ * and close): it carries generation 1's base, and is rebased to generation
+ * 1's content, not taken for a conflict with our own upload.
+ */
+static void base_follows_before_callback(void **state)
+{
+	struct upload_config c = cfg_default();
+	struct itembuf b1, b2, b3;
+	char m[33];
+
+	c.done = on_done_held;
+	H.in = H.go = false;
+	q_open(&c);
+	assert_int_equal(upload_start(Q), 0);
+	/* a new file (base -1), fsync'd */
+	assert_int_equal(upload_enqueue(Q, mk_item(&b1, 21, 1, "new.txt", "will be emptied")), 0);
+	assert_int_equal(upload_wait(Q, 21, 1), 0);
+	pthread_mutex_lock(&H.m);
+	while (!H.in)
+		pthread_cond_wait(&H.cv, &H.m);
+	pthread_mutex_unlock(&H.m);
+	/* in the callback's window: the caller still believes "new file" */
+	assert_int_equal(upload_enqueue(Q, mk_item2(&b2, 21, 2, "new.txt", "", ".2")), 0);
+	/* another node is not rebased by it */
+	mk_item(&b3, 22, 2, "new.txt.other", "x");
+	assert_int_equal(upload_enqueue(Q, &b3.it), 0);
+	pthread_mutex_lock(&H.m);
+	H.go = true;
+	pthread_cond_broadcast(&H.cv);
+	pthread_mutex_unlock(&H.m);
+	assert_int_equal(upload_wait(Q, 21, 2), 0);
+	assert_int_equal(upload_wait(Q, 22, 2), 0);
+	fake_md5("new.txt", m);
+	assert_string_equal(m, b2.it.md5);              /* emptied, in place */
+	wait_events(3);
+	for (int i = 0; i < 3; i++) {
+		assert_int_equal(D.ev[i].err, 0);
+		assert_null(strstr(D.ev[i].path, "conflict"));
+	}
+	/* once the callback returned, the window is closed: a stale base is a
+	 * conflict again (someone else's change, as far as the queue knows) */
+	H.in = false;
+	mk_item2(&b3, 21, 3, "new.txt", "stale", ".3");
+	assert_int_equal(upload_enqueue(Q, &b3.it), 0);
+	assert_int_equal(upload_wait(Q, 21, 3), 0);
+	wait_events(4);
+	assert_non_null(strstr(D.ev[3].path, "new (conflict "));
+}
+
 static void *wait_thread(void *arg)
 {
 	uint64_t *id = arg;
@@ -1533,6 +1604,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(supersede, setup, teardown),
 		cmocka_unit_test_setup_teardown(supersede_running, setup, teardown),
 		cmocka_unit_test_setup_teardown(base_follows_own_upload, setup, teardown),
+		cmocka_unit_test_setup_teardown(base_follows_before_callback, setup, teardown),
 		cmocka_unit_test_setup_teardown(cancel, setup, teardown),
 		cmocka_unit_test_setup_teardown(rename_pending, setup, teardown),
 		cmocka_unit_test_setup_teardown(rename_running, setup, teardown),
