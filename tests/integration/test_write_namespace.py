@@ -66,6 +66,32 @@ def test_fsync_returns_after_server_confirmed(account, emulator, mounter):
 
 
 
+
+def test_fsync_waits_for_the_content_it_flushes(account, emulator, mounter):
+    """An older version of the file is being sent (its allocate is slow)
+    when the file changes and is fsync'd: fsync may only return once the
+    server holds the new content, not when the older upload lands."""
+    m = mounter(account)
+    v1 = os.urandom(MiB)
+    fsync_write(J(m, "known.bin"), v1)          # the service knows v1: instant uploads
+    with knobs(emulator, latency_ms=3000, latency_kinds="allocate"):
+        before = emulator.stats()["requests"]["allocate"]
+        write_file(J(m, "f.bin"), v1)           # version 1 of f.bin, sent after 2 s
+        wait_for(lambda: emulator.stats()["requests"]["allocate"] > before, 30,
+                 "the allocate of version 1 to be in flight")
+        with open(J(m, "f.bin"), "r+b") as f:
+            f.seek(100)
+            f.write(b"version two")
+            f.flush()
+            os.fsync(f.fileno())
+            x = live(emulator, account.user).get("f.bin")
+    v2 = bytearray(v1)
+    v2[100:111] = b"version two"
+    assert x is not None and x["md5"] == md5_bytes(bytes(v2)), (
+        "fsync returned while the server held %s" % (
+            "version 1" if x and x["md5"] == md5_bytes(v1) else repr(x)))
+    m.unmount()
+
 def test_rewrite_right_after_fsync_is_not_a_conflict(account, emulator, mounter):
     """fsync (upload confirmed), then at once a new change: nobody else
     touched the server, so there must be no conflict copy, and the last

@@ -103,7 +103,13 @@ static void note(struct run *r, const char *fmt, ...)
 	snprintf(r->recent[r->nrecent % 64], sizeof(r->recent[0]), "%ld %s", r->opno, line);
 	r->nrecent++;
 	if (r->log) {
-		fprintf(r->log, "%ld %s\n", r->opno, line);
+		/* wall-clock time (UTC), to line the log up with the daemon's */
+		struct timespec ts;
+		struct tm tm;
+		clock_gettime(CLOCK_REALTIME, &ts);
+		gmtime_r(&ts.tv_sec, &tm);
+		fprintf(r->log, "%02d:%02d:%02d.%03ld %ld %s\n", tm.tm_hour, tm.tm_min, tm.tm_sec,
+			ts.tv_nsec / 1000000, r->opno, line);
 		fflush(r->log);
 	}
 }
