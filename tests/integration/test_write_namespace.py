@@ -92,6 +92,31 @@ def test_fsync_waits_for_the_content_it_flushes(account, emulator, mounter):
             "version 1" if x and x["md5"] == md5_bytes(v1) else repr(x)))
     m.unmount()
 
+
+def test_changes_while_an_older_version_uploads_are_not_a_conflict(account, emulator, mounter):
+    """Version 1 is being sent (slow allocate) when version 2 is closed;
+    version 1 lands; then version 3 replaces the queued version 2. Nobody
+    else wrote: no conflict copy, and version 3 is what the server holds."""
+    m = mounter(account)
+    v1 = os.urandom(MiB)
+    fsync_write(J(m, "known.bin"), v1)          # the service knows v1: instant uploads
+    with knobs(emulator, latency_ms=3000, latency_kinds="allocate"):
+        before = emulator.stats()["requests"]["allocate"]
+        write_file(J(m, "f.bin"), v1)
+        wait_for(lambda: emulator.stats()["requests"]["allocate"] > before, 30,
+                 "the allocate of version 1 to be in flight")
+        with open(J(m, "f.bin"), "r+b") as f:
+            f.write(b"v2")
+        wait_for(lambda: (live(emulator, account.user).get("f.bin") or {}).get("md5")
+                 == md5_bytes(v1), 30, "version 1 to land")
+    with open(J(m, "f.bin"), "r+b") as f:
+        f.write(b"v3")
+    m.unmount()
+    t = live(emulator, account.user)
+    conflicts = sorted(p for p in t if "conflict" in p)
+    assert not conflicts, "false conflict: %r" % conflicts
+    assert t["f.bin"]["md5"] == md5_bytes(b"v3" + v1[2:])
+
 def test_rewrite_right_after_fsync_is_not_a_conflict(account, emulator, mounter):
     """fsync (upload confirmed), then at once a new change: nobody else
     touched the server, so there must be no conflict copy, and the last
