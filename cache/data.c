@@ -111,12 +111,15 @@ struct dcache {
 	pthread_cond_t qcond;           /* job queued, or stopping */
 	struct dfile **hash;
 	size_t nhash;                   /* power of two */
+	size_t nopen;                   /* dfiles in the hash */
 	struct fjob *qhead, *qtail;
 	bool stop;
 	int64_t bytes;                  /* present bytes in all cache files */
 	int64_t local_bytes;            /* size of all local content */
 	struct dcache_stats stats;
 	bool evicting;
+	bool evict_again;               /* asked for while evicting: one more pass */
+	bool over_logged;               /* "local content exceeds the bound" was said */
 
 	pthread_t *workers;
 	unsigned nworkers;
@@ -124,6 +127,7 @@ struct dcache {
 
 static void job_unref(struct dfile *f, struct fjob *j);
 static void unlink_content(struct dcache *dc, uint64_t id);
+static void recount(struct dcache *dc);
 
 /* ---- bodies ----------------------------------------------------------- */
 
@@ -381,6 +385,8 @@ int dcache_open(struct dcache *dc, uint64_t id, int64_t size, const char *md5,
 				return err;
 			}
 		}
+		if (f->refetched || f->broken)
+			k = false;      /* the kernel may hold discarded bytes */
 		pthread_mutex_unlock(&f->lock);
 		if (kept)
 			*kept = k;
@@ -400,6 +406,7 @@ int dcache_open(struct dcache *dc, uint64_t id, int64_t size, const char *md5,
 		return err;
 	}
 	*slot = f;
+	dc->nopen++;
 	pthread_mutex_unlock(&dc->lock);
 	meta_content_touch(dc->cfg.meta, id, time(NULL));
 	if (kept)
@@ -421,12 +428,18 @@ static void dfile_unref(struct dfile *f)
 		return;
 	}
 	*hash_slot(dc, f->id) = f->hnext;
+	dc->nopen--;
 	/* Persist under dc->lock so that a new open sees the final state. Taking
 	 * f->lock here inverts the lock order, but with no reference left no
-	 * other thread can hold or wait for it. */
+	 * other thread can hold or wait for it. Nothing cached (the kernel's
+	 * page cache served every read): no record, no file. */
 	pthread_mutex_lock(&f->lock);
-	if (f->dirty_state)
+	if (!f->local && !f->discarded && !f->present.n) {
+		meta_content_delete(dc->cfg.meta, f->id);
+		unlink_content(dc, f->id);
+	} else if (f->dirty_state) {
 		persist(f);
+	}
 	pthread_mutex_unlock(&f->lock);
 	bool over = dc->cfg.max_size && dc->bytes > (int64_t)dc->cfg.max_size;
 	pthread_mutex_unlock(&dc->lock);
@@ -774,15 +787,15 @@ static void *worker_main(void *arg)
 /* ---- verification -------------------------------------------------------- */
 
 /*
- * Extend the MD5 over the present prefix; when it covers the whole file,
- * compare with the server's. One thread hashes at a time; it reads the
- * cache file without the lock (those bytes are present and never rewritten
- * within an epoch).
+ * Extend the MD5 of clean content over the present prefix (a download
+ * worker, after each fetch). One thread hashes at a time; it reads the
+ * cache file without the lock (present bytes of clean content never change
+ * within an epoch). The comparison with the server's MD5 is verify_locked's,
+ * on the path of the read that finds the file complete.
  */
 static void hash_advance(struct dfile *f)
 {
 	unsigned char *buf = NULL;
-	bool mismatch = false;
 
 	pthread_mutex_lock(&f->lock);
 	if (f->hashing || f->verified || f->broken || f->local) {
@@ -795,77 +808,95 @@ static void hash_advance(struct dfile *f)
 		uint64_t epoch = f->epoch;
 		struct dbody *b = f->body;
 		int64_t pos = f->md5_pos;
+		size_t n;
+		ssize_t r;
 
 		if (prefix > f->size)
 			prefix = f->size;
-		if (pos < prefix) {
-			size_t n = prefix - pos > DC_HASH_CHUNK ? DC_HASH_CHUNK : (size_t)(prefix - pos);
-			ssize_t r;
-			if (!buf && !(buf = malloc(DC_HASH_CHUNK)))
-				break;
-			body_ref(b);
-			pthread_mutex_unlock(&f->lock);
-			r = pread(b->fd, buf, n, pos);
-			pthread_mutex_lock(&f->lock);
-			body_unref(b);
-			if (f->local)
-				break;          /* changed meanwhile: dcache_commit() hashes */
-			if (epoch != f->epoch || f->md5_pos != pos)
-				continue;       /* reset meanwhile: md5_pos is 0 again */
-			if (r != (ssize_t)n) {
-				log_err("cache: cannot read back the cache file of node %" PRIu64 ": %s",
-					f->id, r < 0 ? strerror(errno) : "short read");
-				break;
-			}
-			EVP_DigestUpdate(f->md5ctx, buf, n);
-			f->md5_pos += (int64_t)n;
-			continue;
-		}
-		if (pos < f->size || f->size == 0)
+		if (pos >= prefix || f->local || f->verified)
 			break;
-		/* Whole file hashed. */
-		unsigned char dig[EVP_MAX_MD_SIZE];
-		unsigned int dlen = 0;
-		char hex[33];
-		EVP_DigestFinal_ex(f->md5ctx, dig, &dlen);
-		for (unsigned i = 0; i < 16 && i < dlen; i++)
-			snprintf(hex + 2 * i, 3, "%02x", dig[i]);
-		hex[32] = '\0';
-		if (!f->md5[0] || !strcmp(hex, f->md5)) {
-			f->verified = true;
-			persist(f);
+		n = prefix - pos > DC_HASH_CHUNK ? DC_HASH_CHUNK : (size_t)(prefix - pos);
+		if (!buf && !(buf = malloc(DC_HASH_CHUNK)))
+			break;
+		body_ref(b);
+		pthread_mutex_unlock(&f->lock);
+		r = pread(b->fd, buf, n, pos);
+		pthread_mutex_lock(&f->lock);
+		body_unref(b);
+		if (f->local || f->verified)
+			break;
+		if (epoch != f->epoch || f->md5_pos != pos)
+			continue;       /* reset meanwhile: md5_pos is 0 again */
+		if (r != (ssize_t)n) {
+			log_err("cache: cannot read back the cache file of node %" PRIu64 ": %s",
+				f->id, r < 0 ? strerror(errno) : "short read");
 			break;
 		}
-		mismatch = true;
-		pthread_mutex_lock(&f->dc->lock);
-		f->dc->stats.mismatches++;
-		pthread_mutex_unlock(&f->dc->lock);
-		if (f->refetched) {
-			log_err("cache: node %" PRIu64 " still does not match the server's MD5 "
-				"after fetching it again (got %s, want %s): reads fail with EIO",
-				f->id, hex, f->md5);
-			int64_t size = f->size;
-			char md5[33];
-			snprintf(md5, sizeof(md5), "%s", f->md5);
-			reset_locked(f, size, md5);
-			f->broken = -EIO;
-		} else {
-			log_warn("cache: node %" PRIu64 " does not match the server's MD5 (got %s, "
-				 "want %s): discarding it and fetching it again", f->id, hex, f->md5);
-			int64_t size = f->size;
-			char md5[33];
-			snprintf(md5, sizeof(md5), "%s", f->md5);
-			reset_locked(f, size, md5);
-			f->refetched = true;
-		}
-		break;
+		EVP_DigestUpdate(f->md5ctx, buf, n);
+		f->md5_pos += (int64_t)n;
 	}
 	f->hashing = false;
 	pthread_cond_broadcast(&f->cond);
 	pthread_mutex_unlock(&f->lock);
 	free(buf);
-	if (mismatch && f->dc->cfg.mismatch)
-		f->dc->cfg.mismatch(f->dc->cfg.mismatch_ctx, f->id);
+}
+
+static int hash_locked(struct dfile *f, int64_t upto);
+
+/*
+ * Clean content that is complete: check it against the server's MD5 before
+ * any more of it is served. 0 (verified, or nothing to check yet), -EAGAIN
+ * (it did not match: discarded, fetch it again; *@mismatch tells the caller
+ * to run the mismatch callback), -EIO (it did not match a second time).
+ * f->lock held; waits for a worker that is hashing.
+ */
+static int verify_locked(struct dfile *f, bool *mismatch)
+{
+	unsigned char dig[EVP_MAX_MD_SIZE];
+	unsigned int dlen = 0;
+	char hex[33], md5[33];
+	EVP_MD_CTX *c;
+	int err;
+
+	while (f->hashing)
+		pthread_cond_wait(&f->cond, &f->lock);
+	if (f->broken)
+		return f->broken;
+	if (f->verified || f->local || f->size == 0 || !ranges_covers(&f->present, 0, f->size))
+		return 0;
+	err = hash_locked(f, f->size);
+	if (err)
+		return -EIO;
+	if (!(c = EVP_MD_CTX_new()))
+		return -ENOMEM;
+	EVP_MD_CTX_copy_ex(c, f->md5ctx);
+	EVP_DigestFinal_ex(c, dig, &dlen);
+	EVP_MD_CTX_free(c);
+	for (unsigned i = 0; i < 16 && i < dlen; i++)
+		snprintf(hex + 2 * i, 3, "%02x", dig[i]);
+	hex[32] = '\0';
+	if (!f->md5[0] || !strcmp(hex, f->md5)) {
+		f->verified = true;
+		persist(f);
+		return 0;
+	}
+	pthread_mutex_lock(&f->dc->lock);
+	f->dc->stats.mismatches++;
+	pthread_mutex_unlock(&f->dc->lock);
+	snprintf(md5, sizeof(md5), "%s", f->md5);
+	if (f->refetched) {
+		log_err("cache: node %" PRIu64 " still does not match the server's MD5 after "
+			"fetching it again (got %s, want %s): reads fail with EIO", f->id, hex, md5);
+		reset_locked(f, f->size, md5);
+		f->broken = -EIO;
+		return -EIO;
+	}
+	log_warn("cache: node %" PRIu64 " does not match the server's MD5 (got %s, want %s): "
+		 "discarding it and fetching it again", f->id, hex, md5);
+	reset_locked(f, f->size, md5);
+	f->refetched = true;
+	*mismatch = true;
+	return -EAGAIN;
 }
 
 /* ---- reading ---------------------------------------------------------- */
@@ -934,7 +965,27 @@ int dcache_read(struct dfile *f, struct dcache_seq *seq, int64_t off, size_t len
 	}
 	seq->started = true;
 	seq->next = end;
-	err = ensure_present(f, off, end, off + seq->window);
+	for (bool whole = false;;) {
+		bool mismatch = false;
+
+		/* After a mismatch nothing is served until the whole file was
+		 * fetched again and checked. */
+		err = whole ? ensure_present(f, 0, INT64_MAX, INT64_MAX)
+			    : ensure_present(f, off, end, off + seq->window);
+		if (!err)
+			err = verify_locked(f, &mismatch);
+		if (err != -EAGAIN)
+			break;
+		whole = true;
+		if (mismatch && f->dc->cfg.mismatch) {
+			/* The file may have changed on the service: let the caller
+			 * refresh its metadata (which may reset us to the new one). */
+			uint64_t id = f->id;
+			pthread_mutex_unlock(&f->lock);
+			f->dc->cfg.mismatch(f->dc->cfg.mismatch_ctx, id);
+			pthread_mutex_lock(&f->lock);
+		}
+	}
 	if (end > f->size)
 		end = f->size;
 	if (!err && end > off) {
@@ -1006,28 +1057,34 @@ static int hash_locked(struct dfile *f, int64_t upto)
 
 /*
  * Before a change that makes the file @grow bytes larger: turn the content
- * local on the first change (start fetching the rest of its base), and
- * refuse when local content would exceed the bound. f->lock held.
+ * local on the first change (start fetching the rest of its base). Local
+ * content is never refused for the bound (design.md 6: a file larger than
+ * the bound must still be writable — its upload cannot start before
+ * close()); the bound only makes clean content go, and a full disk fails
+ * the write itself with ENOSPC. f->lock held.
  */
 static int make_local(struct dfile *f, int64_t grow, bool *first)
 {
 	struct dcache *dc = f->dc;
 	int64_t need = f->local ? grow : f->size + grow;
-	bool full;
+	bool over = false;
 
 	if (first)
 		*first = false;
 	if (f->discarded)
 		return 0;       /* unlinked but open: works, counts for nothing */
 	pthread_mutex_lock(&dc->lock);
-	full = dc->cfg.max_size && need > 0 &&
-	       dc->local_bytes + need > (int64_t)dc->cfg.max_size;
-	pthread_mutex_unlock(&dc->lock);
-	if (full) {
-		log_warn("cache: changed files not yet uploaded fill the cache bound "
-			 "(cache_max_size); refusing writes with ENOSPC until uploads finish");
-		return -ENOSPC;
+	if (dc->cfg.max_size && need > 0 && dc->local_bytes + need > (int64_t)dc->cfg.max_size &&
+	    !dc->over_logged) {
+		dc->over_logged = true;
+		over = true;
+	} else if (dc->cfg.max_size && dc->local_bytes + need <= (int64_t)dc->cfg.max_size / 2) {
+		dc->over_logged = false;
 	}
+	pthread_mutex_unlock(&dc->lock);
+	if (over)
+		log_warn("cache: changed files not yet uploaded exceed the cache bound "
+			 "(cache_max_size); they stay until uploaded");
 	if (f->local)
 		return 0;
 	f->local = true;
@@ -1068,6 +1125,7 @@ int dcache_create(struct dcache *dc, uint64_t id, struct dfile **out)
 		return -EEXIST;
 	}
 	*slot = f;
+	dc->nopen++;
 	persist(f);
 	pthread_mutex_unlock(&dc->lock);
 	*out = f;
@@ -1419,14 +1477,26 @@ void dcache_gc(struct dcache *dc)
 			pthread_mutex_unlock(&dc->lock);
 		}
 	} while (n == 256);
-	/* Recompute the byte count from the index (gc'd rows were deleted there). */
+	recount(dc);
+}
+
+/*
+ * With no file open every state is persisted: take the exact byte counts
+ * from the index (the running counts drift while files are open: bytes of
+ * removed content are only known from the records the gc deletes).
+ */
+static void recount(struct dcache *dc)
+{
 	int64_t total, dirty;
-	if (!meta_content_usage(dc->cfg.meta, &total, &dirty)) {
-		pthread_mutex_lock(&dc->lock);
+
+	pthread_mutex_lock(&dc->lock);
+	if (!dc->nopen && !meta_content_usage(dc->cfg.meta, &total, &dirty)) {
 		dc->bytes = total;
+		dc->local_bytes = dirty;
 		dc->stats.cached_bytes = total;
-		pthread_mutex_unlock(&dc->lock);
+		dc->stats.local_bytes = dirty;
 	}
+	pthread_mutex_unlock(&dc->lock);
 }
 
 /* Evict least recently used clean content until under 90 % of the bound. */
@@ -1438,12 +1508,17 @@ static void maybe_evict(struct dcache *dc)
 
 	if (!max)
 		return;
+	recount(dc);
 	pthread_mutex_lock(&dc->lock);
+	if (dc->evicting)
+		dc->evict_again = true;
 	if (dc->evicting || dc->bytes <= (int64_t)max) {
 		pthread_mutex_unlock(&dc->lock);
 		return;
 	}
 	dc->evicting = true;
+again:
+	dc->evict_again = false;
 	pthread_mutex_unlock(&dc->lock);
 	dcache_gc(dc);
 	for (unsigned round = 0; round < 64; round++) {
@@ -1475,6 +1550,9 @@ static void maybe_evict(struct dcache *dc)
 			break;          /* everything left is open */
 	}
 	pthread_mutex_lock(&dc->lock);
+	/* Someone closed a file meanwhile (it may be evictable now). */
+	if (dc->evict_again && dc->bytes > (int64_t)max)
+		goto again;
 	dc->evicting = false;
 	pthread_mutex_unlock(&dc->lock);
 }
@@ -1610,6 +1688,7 @@ void dcache_free(struct dcache *dc)
 	if (!dc)
 		return;
 	dcache_stop(dc);
+	maybe_evict(dc);                /* every file is closed now */
 	/* Files still open here were leaked by the caller: persist and free them. */
 	for (size_t i = 0; i < dc->nhash; i++) {
 		while (dc->hash[i]) {

@@ -14,10 +14,14 @@
  * mid-body resumes from the byte where it stopped; the service delivering
  * fewer bytes than asked is -EIO, never zeros.
  *
- * Verification. When every byte of a file is present its MD5 (computed
- * incrementally as the present prefix grows) is compared with the server's.
- * On mismatch the content is discarded and fetched once more (logged); a
- * second mismatch makes reads fail with -EIO.
+ * Verification. When every byte of a file is present, its MD5 (computed
+ * incrementally as the present prefix grows) is compared with the server's
+ * before the read that found it complete is answered. On mismatch the
+ * content is discarded and fetched once more, whole, before anything more
+ * is served (logged); a second mismatch makes reads fail with -EIO. (Bytes
+ * served before the file was complete cannot be taken back; the caller
+ * invalidates the kernel's copy through the mismatch callback, and opens
+ * after a mismatch never keep the kernel's page cache.)
  *
  * Revisions. Content belongs to one server revision (size, md5). Opening a
  * file whose revision changed, or dcache_invalidate(), drops it; an open
@@ -25,7 +29,9 @@
  * from the old one finish on it).
  *
  * Bound. Clean content is evicted least recently used first once the total
- * exceeds max_size; open files and dirty content are never evicted.
+ * exceeds max_size; open files and local (dirty) content are never evicted,
+ * and local content may exceed the bound (logged): only a full disk fails
+ * a write, with ENOSPC.
  *
  * Local content (the write path). A file written locally holds "local"
  * content: every byte written is present, bytes of the server revision it
@@ -62,8 +68,9 @@ struct dcache_config {
 	struct jfs *jfs;          /* must outlive the cache */
 	uint64_t max_size;        /* bound on clean cached bytes; 0: unbounded */
 	unsigned fetch_threads;   /* download workers; 0: 8 */
-	/* Called (from a worker, no lock held) when a fully fetched file did
-	 * not match the server's MD5: the caller may refresh its metadata. */
+	/* Called (on the reading thread, no lock held) when a fully fetched file
+	 * did not match the server's MD5: the caller may refresh its metadata
+	 * and should drop the kernel's cached pages of the file. */
 	void (*mismatch)(void *ctx, uint64_t id);
 	void *mismatch_ctx;
 };
@@ -135,8 +142,8 @@ int dcache_create(struct dcache *dc, uint64_t id, struct dfile **out);
  * (pwrite, or fuse_buf_copy from a pipe) and stores the count in *done.
  * The first change turns the file's content local and starts fetching the
  * rest of its base in the background; *@first (may be NULL) tells the
- * caller (to record the node as locally changed). -ENOSPC when local
- * content alone would exceed the cache bound, or the disk is full.
+ * caller (to record the node as locally changed). -ENOSPC when the disk
+ * is full.
  */
 typedef int (*dcache_copy_fn)(void *ctx, int fd, int64_t off, size_t len, size_t *done);
 int dcache_write(struct dfile *f, int64_t off, size_t len, dcache_copy_fn copy, void *ctx,

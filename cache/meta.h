@@ -209,6 +209,9 @@ int meta_create(struct meta *m, uint64_t parent, const char *name, const char *s
 int meta_set_local(struct meta *m, uint64_t id, int64_t size, time_t mtime, const char *md5);
 /* File @id's content (@size, @md5, @mtime) is now the server's revision. */
 int meta_set_clean(struct meta *m, uint64_t id, int64_t size, const char *md5, time_t mtime);
+/* The server now holds (@size, @md5) for @id (an upload was confirmed
+ * while newer local changes wait): later changes start from it. */
+int meta_set_base(struct meta *m, uint64_t id, int64_t size, const char *md5);
 /* Set the modification time (clean files: after the server took it). */
 int meta_set_mtime(struct meta *m, uint64_t id, time_t mtime);
 /* Move @id to (@parent, @name, @sname) (canonical). A node at the target

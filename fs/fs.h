@@ -49,14 +49,26 @@ struct fs {
 	gid_t gid;
 	mode_t fmode, dmode;            /* permission bits shown for files, directories */
 
-	/* statfs: the account's quota, cached for a minute. */
-	pthread_mutex_t qlock;          /* protects the three fields below */
+	/* statfs: the account's quota, read at most once a minute (a failed
+	 * read is retried after a few seconds); the last one read is kept in
+	 * the index for when the service cannot be reached. */
+	pthread_mutex_t qlock;          /* protects the four fields below */
 	struct jfs_quota quota;
-	double quota_at;                /* monotonic time of the last fetch, 0 never */
-	bool quota_ok;
+	double quota_at;                /* monotonic time of the last attempt, 0 never */
+	bool quota_ok;                  /* @quota holds a quota (read or remembered) */
+	bool quota_fresh;               /* ... read from the service at quota_at */
 
 	atomic_bool dead_logged;        /* "log in again" was said */
+
+	/* Uploads journalled by this mount, per node (fs/ops.c): commits and
+	 * upload-done callbacks are serialised on up_lock, so that a commit
+	 * never journals a base the service no longer holds. */
+	pthread_mutex_t up_lock;        /* protects upend; taken before cache/upload's */
+	pthread_cond_t up_cond;         /* a done callback ran */
+	struct upend **upend;           /* hash by node id, UPEND_BUCKETS chains */
 };
+
+#define UPEND_BUCKETS 4096
 
 /* The operation table (fs/ops.c). */
 const struct fuse_lowlevel_ops *fs_ops(void);
@@ -82,5 +94,7 @@ void fs_mismatch(void *ctx, uint64_t id);
 void fs_upload_done(void *ctx, uint64_t id, uint64_t gen, int err, const char *server_path);
 /* At mount: settle local changes left without a journalled upload. */
 void fs_recover(struct fs *fs);
+/* Free the upload bookkeeping (after the upload queue is closed). */
+void fs_upend_free(struct fs *fs);
 
 #endif

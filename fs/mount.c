@@ -442,6 +442,7 @@ static void mount_cleanup(struct mount *m, bool clean)
 		upload_close(fs->up);
 		fs->up = NULL;
 	}
+	fs_upend_free(fs);
 	/* Workers call into each other (content cache -> lister on an MD5
 	 * mismatch, lister -> content cache on new revisions): stop the
 	 * content cache's workers first, then the lister, then free. */
@@ -463,6 +464,8 @@ static void mount_cleanup(struct mount *m, bool clean)
 	if (m->lock_fd >= 0)
 		close(m->lock_fd);
 	pthread_mutex_destroy(&fs->qlock);
+	pthread_cond_destroy(&fs->up_cond);
+	pthread_mutex_destroy(&fs->up_lock);
 	free(m->config_dir);
 	free(m->cache_dir);
 	free(m->index_path);
@@ -480,6 +483,13 @@ int mount_main(struct mount_options *o, struct fuse_args *args)
 
 	log_setup(level, false);
 	pthread_mutex_init(&fs->qlock, NULL);
+	pthread_mutex_init(&fs->up_lock, NULL);
+	pthread_cond_init(&fs->up_cond, NULL);
+	fs->upend = calloc(UPEND_BUCKETS, sizeof(*fs->upend));
+	if (!fs->upend) {
+		say("out of memory");
+		return 1;
+	}
 	fs->o = o;
 	fs->ro = o->ro;
 	fs->uid = o->uid;

@@ -55,6 +55,7 @@
 
 #define XATTR_PREFIX    "user.jottacloud."
 #define QUOTA_TTL_S     60.0
+#define QUOTA_RETRY_S   5.0             /* after a failed read */
 #define UNLIMITED_TOTAL (1LL << 50)     /* 1 PiB shown for accounts without a quota */
 #define STATFS_BSIZE    4096
 
@@ -209,7 +210,11 @@ void fs_mismatch(void *ctx, uint64_t id)
 {
 	struct fs *fs = ctx;
 	struct meta_attr a;
+	uint64_t ino = fs_ino(fs, id);
 
+	/* The kernel may have cached some of the discarded bytes. */
+	if (ino && itable_known(fs->it, ino))
+		notifier_inval_inode(fs->nt, ino, true);
 	/* Maybe the file changed on the service: relist its folder now, so a
 	 * new revision is noticed before the content is fetched again. */
 	if (meta_get(fs->meta, id, &a) == 0 && a.parent) {
@@ -324,6 +329,14 @@ static int get_fresh(struct fs *fs, uint64_t id, struct meta_attr *a)
 	return 0;
 }
 
+/* An open file. */
+struct fileh {
+	struct dfile *df;
+	struct dcache_seq seq;
+	uint64_t id;
+	bool writable;
+};
+
 static void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	struct fs *fs = fs_of(req);
@@ -331,8 +344,19 @@ static void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 	struct stat st;
 	int err;
 
-	(void)fi;
 	err = get_fresh(fs, fs_id(fs, ino), &a);
+	if (err == -ENOENT && fi && fi->fh) {
+		/* fstat of a file unlinked while open: it lives on. */
+		struct fileh *h = (struct fileh *)(uintptr_t)fi->fh;
+		memset(&a, 0, sizeof(a));
+		a.id = h->id;
+		a.size = dcache_size(h->df);
+		a.mtime = time(NULL);
+		fill_stat(fs, &a, &st);
+		st.st_nlink = 0;
+		fuse_reply_attr(req, &st, 0);
+		return;
+	}
 	if (err) {
 		reply_err(req, err);
 		return;
@@ -341,14 +365,6 @@ static void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 	fill_stat(fs, &a, &st);
 	fuse_reply_attr(req, &st, fs->timeout);
 }
-
-/* An open file (forward: setattr uses it). */
-struct fileh {
-	struct dfile *df;
-	struct dcache_seq seq;
-	uint64_t id;
-	bool writable;
-};
 
 static int commit_file(struct fs *fs, struct dfile *df, uint64_t id);
 static int local_changed(struct fs *fs, struct dfile *df, uint64_t id);
@@ -682,17 +698,110 @@ static int local_changed(struct fs *fs, struct dfile *df, uint64_t id)
 }
 
 /*
+ * What this mount journalled for one node: the latest item (to journal it
+ * again with a corrected base) and the content of the last few generations
+ * (to know what the service holds once one of them is confirmed). Lives in
+ * fs->upend under fs->up_lock.
+ */
+#define UPEND_HISTORY 8
+struct upend {
+	struct upend *next;
+	uint64_t id;
+	uint64_t last_enq;              /* generation journalled last */
+	uint64_t last_done;             /* generation of the last done callback */
+	struct upload_item it;          /* the last item; path/content_file owned */
+	struct { uint64_t gen; int64_t size; char md5[33]; } hist[UPEND_HISTORY];
+};
+
+static struct upend **upend_slot(struct fs *fs, uint64_t id)
+{
+	struct upend **p = &fs->upend[(id * 0x9e3779b97f4a7c15ULL) >> 40 & (UPEND_BUCKETS - 1)];
+
+	while (*p && (*p)->id != id)
+		p = &(*p)->next;
+	return p;
+}
+
+static void upend_free(struct upend *e)
+{
+	free((char *)e->it.path);
+	free((char *)e->it.content_file);
+	free(e);
+}
+
+/* Forget node @id (clean again, or unlinked). up_lock held. */
+static void upend_drop(struct fs *fs, uint64_t id)
+{
+	struct upend **p = upend_slot(fs, id), *e = *p;
+
+	if (e) {
+		*p = e->next;
+		upend_free(e);
+	}
+}
+
+/* Record item @it as journalled. up_lock held. */
+static void upend_record(struct fs *fs, const struct upload_item *it)
+{
+	struct upend **p = upend_slot(fs, it->id), *e = *p;
+	char *path = strdup(it->path), *cf = strdup(it->content_file);
+
+	if (!e && path && cf) {
+		e = calloc(1, sizeof(*e));
+		if (e) {
+			e->id = it->id;
+			*p = e;         /* the hash owns it */
+		}
+	}
+	if (!e || !path || !cf) {
+		free(path);
+		free(cf);
+		return;         /* best effort: only the base correction is lost */
+	}
+	free((char *)e->it.path);
+	free((char *)e->it.content_file);
+	e->it = *it;
+	e->it.path = path;
+	e->it.content_file = cf;
+	e->last_enq = it->gen;
+	memmove(&e->hist[1], &e->hist[0], sizeof(e->hist[0]) * (UPEND_HISTORY - 1));
+	e->hist[0].gen = it->gen;
+	e->hist[0].size = it->size;
+	memcpy(e->hist[0].md5, it->md5, sizeof(e->hist[0].md5));
+}
+
+void fs_upend_free(struct fs *fs)
+{
+	if (!fs->upend)
+		return;
+	for (size_t i = 0; i < UPEND_BUCKETS; i++)
+		while (fs->upend[i]) {
+			struct upend *e = fs->upend[i];
+			fs->upend[i] = e->next;
+			upend_free(e);
+		}
+	free(fs->upend);
+	fs->upend = NULL;
+}
+
+/*
  * Commit the local changes of @df (node @id) and journal their upload: on
  * return 0 the content and the pending upload are on disk. The upload
  * generation is taken before the index records the content, so it stays
  * above every generation the index stores (and so above every earlier
  * upload of the node, even across restarts).
+ *
+ * The base (the revision the service holds, for its conflict check): if an
+ * upload of ours finished but its done callback has not run yet, wait for
+ * it (it updates the base); if one is still pending, the upload queue
+ * rebases this generation when it completes.
  */
 static int commit_file(struct fs *fs, struct dfile *df, uint64_t id)
 {
 	struct dcache_commit c;
 	struct upload_item it;
 	struct meta_attr a;
+	struct upend *e;
 	char *path = NULL;
 	uint64_t gen;
 	int err;
@@ -704,16 +813,30 @@ static int commit_file(struct fs *fs, struct dfile *df, uint64_t id)
 		return 0;               /* unlinked: nothing to upload */
 	if (err || !c.committed)
 		return err;
+	pthread_mutex_lock(&fs->up_lock);
+	e = *upend_slot(fs, id);
+	for (int i = 0; e && e->last_done < e->last_enq && i < 100 &&
+	     !upload_pending(fs->up, id); i++) {
+		struct timespec ts;
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ts.tv_nsec += 100000000;
+		if (ts.tv_nsec >= 1000000000) {
+			ts.tv_sec++;
+			ts.tv_nsec -= 1000000000;
+		}
+		pthread_cond_timedwait(&fs->up_cond, &fs->up_lock, &ts);
+		e = *upend_slot(fs, id);
+	}
 	gen = meta_gen_next(fs->meta);
 	err = meta_set_local(fs->meta, id, c.size, c.mtime, c.md5);
 	if (!err)
 		err = meta_get(fs->meta, id, &a);
 	if (!err)
 		err = meta_path(fs->meta, id, &path);
-	if (err == -ENOENT)
-		return 0;               /* unlinked meanwhile */
-	if (err)
-		return err;
+	if (err) {
+		pthread_mutex_unlock(&fs->up_lock);
+		return err == -ENOENT ? 0 : err;        /* unlinked meanwhile */
+	}
 	memset(&it, 0, sizeof(it));
 	it.id = id;
 	it.gen = gen;
@@ -727,6 +850,9 @@ static int commit_file(struct fs *fs, struct dfile *df, uint64_t id)
 	if (it.base_size >= 0)
 		memcpy(it.base_md5, a.base_md5, sizeof(it.base_md5));
 	err = upload_enqueue(fs->up, &it);
+	if (!err)
+		upend_record(fs, &it);
+	pthread_mutex_unlock(&fs->up_lock);
 	if (err)
 		log_err("cannot queue the upload of '%s': %s", path, strerror(-err));
 	free(path);
@@ -754,27 +880,62 @@ void fs_upload_done(void *ctx, uint64_t id, uint64_t gen, int err, const char *s
 {
 	struct fs *fs = ctx;
 	struct meta_attr a;
+	struct upend *e;
 	char *path = NULL;
+	bool here;
 
-	(void)gen;
+	pthread_mutex_lock(&fs->up_lock);
+	e = *upend_slot(fs, id);
+	if (e && gen > e->last_done)
+		e->last_done = gen;
+	pthread_cond_broadcast(&fs->up_cond);
 	if (meta_get(fs->meta, id, &a) || !a.local)
-		return;                 /* unlinked, or clean already */
+		goto out;               /* unlinked, or clean already */
+	here = !err && meta_path(fs->meta, id, &path) == 0 && !strcmp(path, server_path);
+	if (here && e) {
+		/* The service holds generation @gen now: the base of what follows. */
+		for (int i = 0; i < UPEND_HISTORY; i++) {
+			if (e->hist[i].gen != gen)
+				continue;
+			meta_set_base(fs->meta, id, e->hist[i].size, e->hist[i].md5);
+			/* A newer generation journalled with the older base (in the
+			 * moment between this upload's end and this callback):
+			 * journal it again with the right one. */
+			if (e->it.gen > gen && upload_pending(fs->up, id) &&
+			    (e->it.base_size != e->hist[i].size ||
+			     strcmp(e->it.base_md5, e->hist[i].md5))) {
+				e->it.base_size = e->hist[i].size;
+				memcpy(e->it.base_md5, e->hist[i].md5, sizeof(e->it.base_md5));
+				upload_enqueue(fs->up, &e->it);
+			}
+			break;
+		}
+	}
 	if (upload_pending(fs->up, id))
-		return;                 /* a newer generation is on its way */
-	if (!err && meta_path(fs->meta, id, &path) == 0 && !strcmp(path, server_path)) {
+		goto out;               /* a newer generation is on its way */
+	if (here) {
 		/* The service holds what the index says: clean, unless it was
 		 * changed again meanwhile. */
-		if (dcache_set_clean(fs->dc, id, a.size, a.md5, NULL))
+		if (dcache_set_clean(fs->dc, id, a.size, a.md5, NULL)) {
 			meta_set_clean(fs->meta, id, a.size, a.md5, a.mtime);
+			upend_drop(fs, id);
+		}
 	} else {
 		/* A conflict copy (the name here holds another client's
 		 * version), or given up into lost+found. A file still open
 		 * with changes is left to its next commit. */
 		int64_t size;
 		time_t mtime;
-		if (!dcache_peek(fs->dc, id, &size, &mtime))
+		if (!dcache_peek(fs->dc, id, &size, &mtime)) {
+			upend_drop(fs, id);
+			pthread_mutex_unlock(&fs->up_lock);
 			revert_local(fs, &a);
+			free(path);
+			return;
+		}
 	}
+out:
+	pthread_mutex_unlock(&fs->up_lock);
 	free(path);
 }
 
@@ -1128,6 +1289,9 @@ static int remove_file(struct fs *fs, const struct meta_attr *a)
 	free(path);
 	if (err)
 		return err;
+	pthread_mutex_lock(&fs->up_lock);
+	upend_drop(fs, a->id);
+	pthread_mutex_unlock(&fs->up_lock);
 	dcache_discard(fs->dc, a->id);
 	return meta_unlink(fs->meta, a->id);
 }
@@ -1259,8 +1423,13 @@ static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
 			err = upload_rename(fs->up, src.id, to);
 		if (!err && (!src.local || src.base_size >= 0 || pending)) {
 			err = jfs_move(fs->jfs, from, to, false);
-			if (err == -ENOENT && src.local)
-				err = 0;        /* its upload had not reached the old path */
+			if (err == -ENOENT && src.local) {
+				/* Its upload never completed at the old path; what it
+				 * sent there (a partial revision) is removed. */
+				err = jfs_delete(fs->jfs, from, false, true);
+				if (err == -ENOENT)
+					err = 0;
+			}
 		}
 		if (err && pending)
 			upload_rename(fs->up, src.id, from);
@@ -1306,48 +1475,67 @@ static void op_statfs(fuse_req_t req, fuse_ino_t ino)
 	struct fs *fs = fs_of(req);
 	struct jfs_quota q = { 0 };
 	struct statvfs st;
-	bool ok;
+	bool ok, due;
 	int64_t total, used;
 
 	(void)ino;
 	pthread_mutex_lock(&fs->qlock);
-	bool stale = !fs->quota_at || mono() - fs->quota_at > QUOTA_TTL_S;
+	due = !fs->quota_at ||
+	      mono() - fs->quota_at > (fs->quota_fresh ? QUOTA_TTL_S : QUOTA_RETRY_S);
+	if (due)
+		fs->quota_at = mono();  /* one reader at a time; the others use what is here */
 	q = fs->quota;
 	ok = fs->quota_ok;
 	pthread_mutex_unlock(&fs->qlock);
-	if (stale) {
+	if (due) {
 		struct jfs_quota nq;
+		int64_t u, c;
 		int err = jfs_quota(fs->jfs, &nq);
+		bool remembered = !err ? false : meta_quota_get(fs->meta, &u, &c) == 0;
+
 		pthread_mutex_lock(&fs->qlock);
 		fs->quota_at = mono();
+		fs->quota_fresh = !err;
 		if (!err) {
 			fs->quota = nq;
 			fs->quota_ok = true;
-			q = nq;
-			ok = true;
-		} else {
-			log_debug("statfs: cannot read the quota: %s", strerror(-err));
+		} else if (!fs->quota_ok && remembered) {
+			/* The last quota this cache saw, rather than nothing. */
+			memset(&fs->quota, 0, sizeof(fs->quota));
+			fs->quota.usage = u;
+			fs->quota.capacity = c;
+			fs->quota_ok = true;
 		}
+		q = fs->quota;
+		ok = fs->quota_ok;
 		pthread_mutex_unlock(&fs->qlock);
-	}
-	used = ok && q.usage > 0 ? q.usage : 0;
-	if (ok && q.capacity >= 0) {
-		total = q.capacity;
-	} else {
-		/* No quota (or unknown): a nominal total far above the usage,
-		 * so that free = total - used stays meaningful (man page, CAVEATS). */
-		total = UNLIMITED_TOTAL;
-		while (total < used && total < INT64_MAX / 2)
-			total *= 2;
+		if (!err)
+			meta_quota_put(fs->meta, nq.usage, nq.capacity);
+		else
+			log_debug("statfs: cannot read the quota: %s", strerror(-err));
 	}
 	memset(&st, 0, sizeof(st));
 	st.f_bsize = STATFS_BSIZE;
 	st.f_frsize = STATFS_BSIZE;
-	st.f_blocks = (fsblkcnt_t)(total / STATFS_BSIZE);
-	st.f_bfree = st.f_bavail = total > used ? (fsblkcnt_t)((total - used) / STATFS_BSIZE) : 0;
 	st.f_files = 1ULL << 32;
 	st.f_ffree = st.f_favail = 1ULL << 32;
 	st.f_namemax = 255;
+	if (ok) {
+		used = q.usage > 0 ? q.usage : 0;
+		if (q.capacity >= 0) {
+			total = q.capacity;
+		} else {
+			/* No quota: a nominal total far above the usage, so that
+			 * free = total - used stays meaningful (man page, CAVEATS). */
+			total = UNLIMITED_TOTAL;
+			while (total < used && total < INT64_MAX / 2)
+				total *= 2;
+		}
+		st.f_blocks = (fsblkcnt_t)(total / STATFS_BSIZE);
+		st.f_bfree = st.f_bavail = total > used ?
+					   (fsblkcnt_t)((total - used) / STATFS_BSIZE) : 0;
+	}
+	/* else: never read and unreachable: sizes unknown (0), never "unlimited". */
 	fuse_reply_statfs(req, &st);
 }
 

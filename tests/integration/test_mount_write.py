@@ -324,28 +324,19 @@ def test_kill_9_then_remount_uploads(account, emulator, mounter):
         assert srv[name]["md5"] == md5_bytes(data)
 
 
-def test_dirty_data_bound_gives_enospc(account, emulator, mounter):
-    emulator.set_knobs(bandwidth=64 * 1024, bandwidth_kinds="upload")
-    try:
-        m = mounter(account, options=["cache_max_size=1M", "unmount_wait=120"])
-        with pytest.raises(OSError) as e:
-            with open(os.path.join(m.path, "too-big"), "wb") as f:
-                f.write(os.urandom(2 * MiB))
-        assert e.value.errno == 28      # ENOSPC
-        # What was written before (1 MiB) is kept and holds the bound ...
-        with pytest.raises(OSError) as e:
-            with open(os.path.join(m.path, "small"), "wb") as f:
-                f.write(b"x" * 1000)
-        assert e.value.errno == 28
-        # ... until it is gone.
-        os.unlink(os.path.join(m.path, "too-big"))
-        with open(os.path.join(m.path, "fits"), "wb") as f:
-            f.write(b"x" * 1000)
-        m.unmount()
-    finally:
-        emulator.reset_knobs()
-    srv = server_files(emulator, account.user)
-    assert "fits" in srv and "too-big" not in srv
+def test_changes_beyond_the_bound_are_kept(account, emulator, mounter):
+    """A file larger than cache_max_size is writable (its upload cannot start
+    before close()); clean content is what the bound evicts."""
+    emulator.seed([{"path": "clean.bin", "size": 2 * MiB}], user=account.user)
+    m = mounter(account, options=["cache_max_size=1M"])
+    with open(os.path.join(m.path, "clean.bin"), "rb") as f:
+        f.read()
+    data = os.urandom(3 * MiB)
+    with open(os.path.join(m.path, "big"), "wb") as f:
+        f.write(data)
+    out = m.unmount()
+    assert "exceed the cache bound" in out
+    assert server_files(emulator, account.user)["big"]["md5"] == md5_bytes(data)
 
 
 def test_conflict_keeps_both(account, emulator, mounter):
