@@ -1364,6 +1364,32 @@ static void op_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
 	fuse_reply_err(req, -err);
 }
 
+/*
+ * A local file moved away from @path, where the service holds none of it
+ * (mv said -ENOENT): an upload of it cut there (by the rename, or given up)
+ * may have left a partial revision, a file with no completed revision that
+ * no listing shows. Remove that, and only that: a tombstone in the trash
+ * (jfs_stat: -ENOENT) may be another client's deletion, still restorable.
+ * Best effort: a partial left behind stays invisible.
+ */
+static void remove_partial(struct fs *fs, const char *path)
+{
+	struct jfs_entry e;
+	int err = jfs_stat(fs->jfs, path, &e);
+
+	if (err)
+		return;
+	if (!e.is_dir && !e.completed) {
+		err = jfs_delete(fs->jfs, path, false, true);
+		if (err && err != -ENOENT)
+			log_warn("cannot remove the partial upload left at '%s': %s", path,
+				 strerror(-err));
+		else
+			log_debug("rename: removed the partial upload at '%s'", path);
+	}
+	jfs_entry_release(&e);
+}
+
 static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
 		      fuse_ino_t newparent, const char *newname, unsigned int flags)
 {
@@ -1424,11 +1450,9 @@ static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
 		if (!err && (!src.local || src.base_size >= 0 || pending)) {
 			err = jfs_move(fs->jfs, from, to, false);
 			if (err == -ENOENT && src.local) {
-				/* Its upload never completed at the old path; what it
-				 * sent there (a partial revision) is removed. */
-				err = jfs_delete(fs->jfs, from, false, true);
-				if (err == -ENOENT)
-					err = 0;
+				/* Its upload never completed at the old path. */
+				err = 0;
+				remove_partial(fs, from);
 			}
 		}
 		if (err && pending)
