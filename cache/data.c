@@ -11,6 +11,9 @@
  *                   and replies that still hold the old one finish on it.
  *   struct fjob     one fetch: bytes [start, end) of one body; cur is the
  *                   next byte to arrive ([start, cur) is present).
+ *   struct dbad     a server revision of a node that failed verification,
+ *                   and how often: it outlives the dfile (the next open of a
+ *                   revision that failed twice fails at once, with EIO).
  *
  * Clean content is a prefix-by-prefix copy of one server revision, verified
  * by MD5 once complete. Local content (f->local) is what the user wrote,
@@ -19,7 +22,8 @@
  *
  * Threading and lock order
  *   f->lock  (per dfile)  ranges, jobs, body, epoch, md5 state, seq windows
- *   dc->lock (per cache)  the open-file hash, f->refs, the job queue, counters
+ *   dc->lock (per cache)  the open-file hash, f->refs, the job queue, counters,
+ *                         the failed revisions (dc->bad)
  *   meta's lock           leaf, taken inside meta_* calls
  * Order: f->lock -> dc->lock -> meta. Nothing blocks on the network or
  * waits on a condition while holding dc->lock. Bytes enter a body under
@@ -56,6 +60,7 @@
 #define DC_HASH_CHUNK   (1024 * 1024)
 #define DC_MD5_EMPTY    "d41d8cd98f00b204e9800998ecf8427e"
 #define DC_PERSIST_STEP (8 * 1024 * 1024)       /* persist ranges at least this often */
+#define DC_BAD_MAX      1024                    /* failed revisions remembered */
 
 struct dbody {
 	int fd;
@@ -74,6 +79,14 @@ struct fjob {
 	struct fjob *qnext;             /* dc->queue (dc->lock) */
 };
 
+struct dbad {
+	uint64_t id;
+	int64_t size;                   /* the revision that failed */
+	char md5[33];
+	unsigned mismatches;            /* 1: fetched again; 2 or more: reads fail */
+	struct dbad *next;              /* dc->bad, most recent first */
+};
+
 struct dfile {
 	struct dcache *dc;
 	uint64_t id;
@@ -89,8 +102,9 @@ struct dfile {
 	struct ranges present;
 	struct fjob *jobs;              /* in flight */
 	bool verified;                  /* every byte present and MD5 checked */
-	bool refetched;                 /* one mismatch already: the next is fatal */
 	int broken;                     /* -EIO after a second mismatch */
+	uint64_t bad_epoch;             /* the last epoch discarded by a mismatch, 0 none:
+					   handles served from it (or earlier) get EIO */
 	EVP_MD_CTX *md5ctx;             /* over [0, md5_pos) */
 	int64_t md5_pos;
 	bool hashing;                   /* a thread is extending md5_pos */
@@ -120,6 +134,8 @@ struct dcache {
 	bool evicting;
 	bool evict_again;               /* asked for while evicting: one more pass */
 	bool over_logged;               /* "local content exceeds the bound" was said */
+	struct dbad *bad;               /* revisions that failed verification */
+	unsigned nbad;                  /* their number, at most DC_BAD_MAX */
 
 	pthread_t *workers;
 	unsigned nworkers;
@@ -186,6 +202,66 @@ static struct dfile *hash_find(struct dcache *dc, uint64_t id)
 	return *hash_slot(dc, id);
 }
 
+/* ---- revisions that failed verification (dc->lock held) ----------------- */
+
+/* How often revision (@size, @md5) of @id did not match its MD5 (0: never). */
+static unsigned bad_count(struct dcache *dc, uint64_t id, int64_t size, const char *md5)
+{
+	for (struct dbad *b = dc->bad; b; b = b->next)
+		if (b->id == id)
+			return b->size == size && !strcmp(b->md5, md5) ? b->mismatches : 0;
+	return 0;
+}
+
+/* Count one more mismatch of revision (@size, @md5) of @id; the new count.
+ * Without memory to remember it, the worst is assumed (reads fail). */
+static unsigned bad_note(struct dcache *dc, uint64_t id, int64_t size, const char *md5)
+{
+	struct dbad **p = &dc->bad, *b;
+
+	while (*p && (*p)->id != id)
+		p = &(*p)->next;
+	b = *p;
+	if (b) {
+		*p = b->next;
+		if (b->size != size || strcmp(b->md5, md5))
+			b->mismatches = 0;      /* another revision: a fresh start */
+	} else if (!(b = calloc(1, sizeof(*b)))) {
+		return 2;
+	} else {
+		b->id = id;
+		dc->nbad++;
+	}
+	b->size = size;
+	snprintf(b->md5, sizeof(b->md5), "%s", md5);
+	b->mismatches++;
+	b->next = dc->bad;
+	dc->bad = b;
+	if (dc->nbad > DC_BAD_MAX) {
+		/* Forget the oldest: at worst it is fetched once more. */
+		for (p = &dc->bad; (*p)->next; p = &(*p)->next)
+			;
+		free(*p);
+		*p = NULL;
+		dc->nbad--;
+	}
+	return b->mismatches;
+}
+
+/* @id is gone: forget its failures. */
+static void bad_forget(struct dcache *dc, uint64_t id)
+{
+	for (struct dbad **p = &dc->bad; *p; p = &(*p)->next) {
+		if ((*p)->id == id) {
+			struct dbad *b = *p;
+			*p = b->next;
+			free(b);
+			dc->nbad--;
+			return;
+		}
+	}
+}
+
 /* ---- persistence -------------------------------------------------------- */
 
 /* Record @f's state in the index. f->lock held. */
@@ -242,8 +318,6 @@ static int reset_locked(struct dfile *f, int64_t size, const char *md5)
 	body_unref(f->body);
 	f->body = nb;
 	f->epoch++;
-	if (size != f->size || strcmp(md5, f->md5))
-		f->refetched = false;   /* a new revision gets its own second chance */
 	f->size = size;
 	snprintf(f->md5, sizeof(f->md5), "%s", md5);
 	ranges_clear(&f->present);
@@ -278,6 +352,7 @@ static struct dfile *dfile_new(struct dcache *dc, uint64_t id)
 	f->dc = dc;
 	f->id = id;
 	f->refs = 1;
+	f->epoch = 1;                   /* 0 is "none" in a struct dcache_seq */
 	pthread_mutex_init(&f->lock, NULL);
 	pthread_cond_init(&f->cond, NULL);
 	ranges_init(&f->present);
@@ -318,6 +393,14 @@ static int dfile_load(struct dfile *f, int64_t size, const char *md5, bool *kept
 	snprintf(f->md5, sizeof(f->md5), "%s", md5);
 	EVP_DigestInit_ex(f->md5ctx, EVP_md5(), NULL);
 	*kept = same || err == -ENOENT;
+	if (!f->local) {
+		unsigned n = bad_count(dc, f->id, size, md5);
+		if (n >= 2)
+			f->broken = -EIO;       /* until the revision changes */
+		/* The kernel may hold discarded bytes unless verified since. */
+		if (n && !(same && c.verified))
+			*kept = false;
+	}
 	if (same && !ranges_decode(&f->present, c.ranges, c.ranges_len, size) &&
 	    !body_open(dc, f->id, false, &f->body)) {
 		struct stat st;
@@ -385,8 +468,13 @@ int dcache_open(struct dcache *dc, uint64_t id, int64_t size, const char *md5,
 				return err;
 			}
 		}
-		if (f->refetched || f->broken)
-			k = false;      /* the kernel may hold discarded bytes */
+		if (!f->local && !f->verified) {
+			/* The kernel may hold discarded bytes. */
+			pthread_mutex_lock(&dc->lock);
+			if (f->broken || bad_count(dc, id, f->size, f->md5))
+				k = false;
+			pthread_mutex_unlock(&dc->lock);
+		}
 		pthread_mutex_unlock(&f->lock);
 		if (kept)
 			*kept = k;
@@ -845,10 +933,13 @@ static int hash_locked(struct dfile *f, int64_t upto);
 
 /*
  * Clean content that is complete: check it against the server's MD5 before
- * any more of it is served. 0 (verified, or nothing to check yet), -EAGAIN
- * (it did not match: discarded, fetch it again; *@mismatch tells the caller
- * to run the mismatch callback), -EIO (it did not match a second time).
- * f->lock held; waits for a worker that is hashing.
+ * any more of it is served. 0 (verified, or nothing to check yet), or -EIO:
+ * it did not match (*@mismatch is set: the caller runs the mismatch
+ * callback) — the content is discarded and its epoch marked bad; the first
+ * time, a later read by a handle that was not served from it fetches it
+ * again; the second time (for this revision, remembered beyond the last
+ * close) every read fails until the revision changes. f->lock held; waits
+ * for a worker that is hashing.
  */
 static int verify_locked(struct dfile *f, bool *mismatch)
 {
@@ -882,21 +973,23 @@ static int verify_locked(struct dfile *f, bool *mismatch)
 	}
 	pthread_mutex_lock(&f->dc->lock);
 	f->dc->stats.mismatches++;
+	unsigned n = bad_note(f->dc, f->id, f->size, f->md5);
 	pthread_mutex_unlock(&f->dc->lock);
 	snprintf(md5, sizeof(md5), "%s", f->md5);
-	if (f->refetched) {
-		log_err("cache: node %" PRIu64 " still does not match the server's MD5 after "
-			"fetching it again (got %s, want %s): reads fail with EIO", f->id, hex, md5);
-		reset_locked(f, f->size, md5);
-		f->broken = -EIO;
-		return -EIO;
-	}
-	log_warn("cache: node %" PRIu64 " does not match the server's MD5 (got %s, want %s): "
-		 "discarding it and fetching it again", f->id, hex, md5);
-	reset_locked(f, f->size, md5);
-	f->refetched = true;
 	*mismatch = true;
-	return -EAGAIN;
+	f->bad_epoch = f->epoch;
+	reset_locked(f, f->size, md5);
+	if (n >= 2) {
+		log_err("cache: node %" PRIu64 " still does not match the server's MD5 after "
+			"fetching it again (got %s, want %s): reads fail with EIO until it "
+			"changes on the server", f->id, hex, md5);
+		f->broken = -EIO;
+	} else {
+		log_warn("cache: node %" PRIu64 " does not match the server's MD5 (got %s, want "
+			 "%s): discarded; reads that were served from it fail with EIO, a new "
+			 "open fetches it again", f->id, hex, md5);
+	}
+	return -EIO;
 }
 
 /* ---- reading ---------------------------------------------------------- */
@@ -946,6 +1039,7 @@ static int ensure_present(struct dfile *f, int64_t off, int64_t end, int64_t wan
 int dcache_read(struct dfile *f, struct dcache_seq *seq, int64_t off, size_t len,
 		struct dcache_buf *buf)
 {
+	bool mismatch = false;
 	int64_t end;
 	int err = 0;
 
@@ -965,27 +1059,19 @@ int dcache_read(struct dfile *f, struct dcache_seq *seq, int64_t off, size_t len
 	}
 	seq->started = true;
 	seq->next = end;
-	for (bool whole = false;;) {
-		bool mismatch = false;
-
-		/* After a mismatch nothing is served until the whole file was
-		 * fetched again and checked. */
-		err = whole ? ensure_present(f, 0, INT64_MAX, INT64_MAX)
-			    : ensure_present(f, off, end, off + seq->window);
-		if (!err)
-			err = verify_locked(f, &mismatch);
-		if (err != -EAGAIN)
-			break;
-		whole = true;
-		if (mismatch && f->dc->cfg.mismatch) {
-			/* The file may have changed on the service: let the caller
-			 * refresh its metadata (which may reset us to the new one). */
-			uint64_t id = f->id;
-			pthread_mutex_unlock(&f->lock);
-			f->dc->cfg.mismatch(f->dc->cfg.mismatch_ctx, id);
-			pthread_mutex_lock(&f->lock);
-		}
-	}
+	/* A handle counts as served from the content current at its first
+	 * read (the kernel's page cache may have given it bytes before). Once
+	 * that content failed verification its reader holds bad bytes: every
+	 * later read of the handle fails, the first retry included. */
+	if (!seq->epoch)
+		seq->epoch = f->epoch;
+	err = seq->epoch <= f->bad_epoch ? -EIO : 0;
+	if (!err)
+		err = ensure_present(f, off, end, off + seq->window);
+	if (!err)
+		err = verify_locked(f, &mismatch);
+	if (!err && seq->epoch <= f->bad_epoch)
+		err = -EIO;             /* discarded while this read waited */
 	if (end > f->size)
 		end = f->size;
 	if (!err && end > off) {
@@ -1004,8 +1090,13 @@ int dcache_read(struct dfile *f, struct dcache_seq *seq, int64_t off, size_t len
 		buf->len = (size_t)(end - off);
 		buf->body_ = f->body;
 		body_ref(f->body);
+		seq->epoch = f->epoch;  /* a new revision since: served from it now */
 	}
 	pthread_mutex_unlock(&f->lock);
+	/* The file may have changed on the service: let the caller refresh
+	 * its metadata and drop the kernel's copy (@f stays open meanwhile). */
+	if (mismatch && f->dc->cfg.mismatch)
+		f->dc->cfg.mismatch(f->dc->cfg.mismatch_ctx, f->id);
 	return err;
 }
 
@@ -1368,6 +1459,7 @@ void dcache_discard(struct dcache *dc, uint64_t id)
 	struct dfile *f;
 
 	pthread_mutex_lock(&dc->lock);
+	bad_forget(dc, id);
 	f = hash_find(dc, id);
 	if (f) {
 		f->refs++;
@@ -1700,6 +1792,11 @@ void dcache_free(struct dcache *dc)
 			pthread_mutex_unlock(&f->lock);
 			dfile_free(f);
 		}
+	}
+	while (dc->bad) {
+		struct dbad *b = dc->bad;
+		dc->bad = b->next;
+		free(b);
 	}
 	pthread_cond_destroy(&dc->qcond);
 	pthread_mutex_destroy(&dc->lock);

@@ -15,13 +15,17 @@
  * fewer bytes than asked is -EIO, never zeros.
  *
  * Verification. When every byte of a file is present, its MD5 (computed
- * incrementally as the present prefix grows) is compared with the server's
- * before the read that found it complete is answered. On mismatch the
- * content is discarded and fetched once more, whole, before anything more
- * is served (logged); a second mismatch makes reads fail with -EIO. (Bytes
- * served before the file was complete cannot be taken back; the caller
- * invalidates the kernel's copy through the mismatch callback, and opens
- * after a mismatch never keep the kernel's page cache.)
+ * incrementally as the present prefix grows, so the check at the end
+ * covers only the last bytes) is compared with the server's before the
+ * read that found it complete is answered. On mismatch the content is
+ * discarded (logged) and that read fails with -EIO, as does every later
+ * read of a handle that was reading the discarded content (its reader
+ * holds some of those bytes); other handles (a new open) fetch it again.
+ * A second mismatch of the same revision makes every read fail with -EIO
+ * until the revision changes; it is remembered beyond the last close. The
+ * caller drops the kernel's copy through the mismatch callback, and opens
+ * after a mismatch do not keep the kernel's page cache until the content
+ * was verified.
  *
  * Revisions. Content belongs to one server revision (size, md5). Opening a
  * file whose revision changed, or dcache_invalidate(), drops it; an open
@@ -96,11 +100,13 @@ int dcache_open(struct dcache *dc, uint64_t id, int64_t size, const char *md5,
 		struct dfile **out, bool *kept);
 void dcache_close(struct dfile *f);
 
-/* Sequential-read state of one open file handle (zero-initialise it). */
+/* Read state of one open file handle (zero-initialise it); dcache_read()
+ * calls on one handle are serialised by the dfile's lock. */
 struct dcache_seq {
 	int64_t next;             /* where a sequential read would start; 0 before any */
 	int64_t window;           /* current read-ahead window; 0 before any read */
 	bool started;
+	uint64_t epoch;           /* the content it is served from; 0 before any read */
 };
 
 /* A byte range of a cache file to reply from; release with dcache_buf_release().
@@ -116,7 +122,8 @@ struct dcache_buf {
 /*
  * Make bytes [off, off+len) of @f present (clamped to the file size),
  * fetching what is missing, and describe where they are in *buf. 0, or
- * -EIO (download failed, short body, MD5 mismatched twice), -EINTR never.
+ * -EIO (download failed, short body, the file did not match its MD5: see
+ * Verification above), -EINTR never.
  */
 int dcache_read(struct dfile *f, struct dcache_seq *seq, int64_t off, size_t len,
 		struct dcache_buf *buf);

@@ -560,55 +560,113 @@ static void test_no_progress(void **state)
 	dcache_close(df);
 }
 
-/* MD5 mismatch: discarded and fetched again; twice: EIO. */
+/* The mismatch count so far. */
+static uint64_t mismatches(struct dfix *f)
+{
+	struct dcache_stats st;
+
+	dcache_stats(f->dc, &st);
+	return st.mismatches;
+}
+
+/*
+ * MD5 mismatch. The read that completes the file is answered only after the
+ * check: EIO on a mismatch, never the bytes; the handle that was reading the
+ * discarded content fails from then on; another handle fetches it again.
+ * Twice for one revision: EIO for every read until the revision changes,
+ * also after the last close. Opens after a mismatch do not keep the
+ * kernel's cache until the content was verified.
+ */
 static void test_mismatch(void **state)
 {
 	struct dfix *f = *state;
-	struct dcache_seq seq = { 0 };
-	struct dcache_stats st;
+	struct dcache_seq seq = { 0 }, seq2 = { 0 };
 	struct dcache_buf b;
-	struct dfile *df;
+	struct dfile *df, *df2;
 	int64_t off = 0;
+	bool kept;
 
 	fake_set(1000000, 3);
 	md5_of_fake(f->md5);
 	fake.corrupt = 1;       /* the first full pass is corrupt, the next is fine */
 	assert_int_equal(dcache_open(f->dc, f->id, fake.size, f->md5, &df, NULL), 0);
-	/* One read of everything: it may be served before verification. */
-	assert_int_equal(dcache_read(df, &seq, 0, (size_t)fake.size, &b), 0);
-	dcache_buf_release(&b);
-	/* Wait for the verification to discard it. */
-	for (int i = 0; i < 100; i++) {
-		dcache_stats(f->dc, &st);
-		if (st.mismatches)
-			break;
-		usleep(10000);
-	}
-	assert_int_equal(st.mismatches, 1);
-	memset(&seq, 0, sizeof(seq));
+	/* One read of everything: checked before it is answered. */
+	assert_int_equal(dcache_read(df, &seq, 0, (size_t)fake.size, &b), -EIO);
+	assert_int_equal(b.fd, -1);
+	assert_int_equal(mismatches(f), 1);
+	/* That handle's reader holds bad bytes (the kernel retries a failed
+	 * read-ahead page): it keeps failing, without fetching. */
+	unsigned calls = fake.calls;
+	assert_int_equal(dcache_read(df, &seq, 0, 4096, &b), -EIO);
+	assert_int_equal(fake.calls, calls);
+	/* A new open is not given the kernel's cache, and reads it fetched again. */
+	assert_int_equal(dcache_open(f->dc, f->id, fake.size, f->md5, &df2, &kept), 0);
+	assert_false(kept);
 	while (off < fake.size) {
-		int n = read_check(df, &seq, off, 65536);
+		int n = read_check(df2, &seq2, off, 65536);
+		assert_true(n > 0);
+		off += n;
+	}
+	dcache_close(df2);
+	assert_int_equal(dcache_read(df, &seq, 0, 4096, &b), -EIO);
+	dcache_close(df);
+	assert_int_equal(mismatches(f), 1);
+	/* Verified now: opens keep the kernel's cache again. */
+	assert_int_equal(dcache_open(f->dc, f->id, fake.size, f->md5, &df, &kept), 0);
+	assert_true(kept);
+	dcache_close(df);
+
+	/* A new revision; partial reads are served as they arrive (streaming),
+	 * the read that completes the file fails. */
+	fake_set(1000000, 4);
+	md5_of_fake(f->md5);
+	fake.corrupt = 1;
+	assert_int_equal(dcache_open(f->dc, f->id, fake.size, f->md5, &df, &kept), 0);
+	assert_false(kept);
+	memset(&seq, 0, sizeof(seq));
+	assert_int_equal(read_check(df, &seq, 0, 400000), 400000);
+	assert_int_equal(dcache_read(df, &seq, 400000, 600000, &b), -EIO);
+	assert_int_equal(mismatches(f), 2);
+	dcache_close(df);
+
+	/* Always corrupt: the second mismatch makes every read fail. */
+	fake_set(1000000, 5);
+	md5_of_fake(f->md5);
+	fake.corrupt = 100;
+	assert_int_equal(dcache_open(f->dc, f->id, fake.size, f->md5, &df, NULL), 0);
+	memset(&seq, 0, sizeof(seq));
+	assert_int_equal(dcache_read(df, &seq, 0, (size_t)fake.size, &b), -EIO);
+	dcache_close(df);       /* the last close: the state is kept anyway */
+	assert_int_equal(mismatches(f), 3);
+	assert_int_equal(dcache_open(f->dc, f->id, fake.size, f->md5, &df, &kept), 0);
+	assert_false(kept);
+	memset(&seq, 0, sizeof(seq));
+	assert_int_equal(dcache_read(df, &seq, 0, (size_t)fake.size, &b), -EIO);
+	assert_int_equal(mismatches(f), 4);
+	dcache_close(df);
+	calls = fake.calls;
+	for (int i = 0; i < 3; i++) {
+		assert_int_equal(dcache_open(f->dc, f->id, fake.size, f->md5, &df, &kept), 0);
+		assert_false(kept);
+		memset(&seq, 0, sizeof(seq));
+		assert_int_equal(dcache_read(df, &seq, 500, 10, &b), -EIO);
+		dcache_close(df);
+	}
+	assert_int_equal(fake.calls, calls);    /* nothing fetched for them */
+	assert_int_equal(mismatches(f), 4);
+
+	/* The revision changes on the server: read again, and fine. */
+	fake_set(1000000, 6);
+	md5_of_fake(f->md5);
+	assert_int_equal(dcache_open(f->dc, f->id, fake.size, f->md5, &df, NULL), 0);
+	memset(&seq, 0, sizeof(seq));
+	for (off = 0; off < fake.size;) {
+		int n = read_check(df, &seq, off, 1 << 20);
 		assert_true(n > 0);
 		off += n;
 	}
 	dcache_close(df);
-
-	/* Always corrupt: the second mismatch makes reads fail. */
-	fake.corrupt = 100;
-	assert_int_equal(dcache_open(f->dc, f->id, fake.size, "0123456789abcdef0123456789abcdef",
-				     &df, NULL), 0);
-	int err = 0;
-	for (int i = 0; i < 200 && !err; i++) {
-		memset(&seq, 0, sizeof(seq));
-		err = dcache_read(df, &seq, 0, (size_t)fake.size, &b);
-		if (!err)
-			dcache_buf_release(&b);
-		usleep(10000);
-	}
-	assert_int_equal(err, -EIO);
-	dcache_stats(f->dc, &st);
-	assert_int_equal(st.mismatches, 3);
-	dcache_close(df);
+	assert_int_equal(mismatches(f), 4);
 }
 
 /* Clean content beyond the bound is evicted, least recently used first. */
