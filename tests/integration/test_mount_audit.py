@@ -970,6 +970,54 @@ def test_device_and_mountpoint_options(account, emulator, mounter):
     m.unmount()
 
 
+def statfs_during_outage(emulator, path):
+    """os.statvfs and df of @path while every connection to the service drops."""
+    emulator.set_knobs(outage=True)
+    try:
+        t0 = time.monotonic()
+        st = os.statvfs(path)
+        p = run("df", "-B1", path)
+        return st, p, time.monotonic() - t0
+    finally:
+        emulator.set_knobs(outage=False)
+
+
+def test_df_when_the_quota_cannot_be_read(account, emulator, mounter):
+    """statfs while the service cannot be reached: before a quota was ever read
+    the size is shown as unknown (0 blocks, df still exits 0) — never a
+    limited account as unlimited; once read, the quota is kept in the cache
+    index and shown while the service is unreachable, after a remount too."""
+    GiB = 1 << 30
+    emulator.seed([{"path": "f", "size": 3 * MiB}], user=account.user)
+    emulator.set_knobs(capacity=10 * GiB)
+    try:
+        m = mounter(account)
+        st, p, took = statfs_during_outage(emulator, m.path)
+        assert (st.f_blocks, st.f_bfree, st.f_bavail) == (0, 0, 0), st
+        assert st.f_namemax == 255
+        assert p.returncode == 0 and b"Jotta/Archive" in p.stdout, p
+        assert took < 60, took                           # the retries are bounded
+        # Reachable again: read at the next statfs after a short pause.
+        time.sleep(5.5)
+        st = os.statvfs(m.path)
+        assert st.f_blocks * st.f_frsize == 10 * GiB
+        used = (st.f_blocks - st.f_bfree) * st.f_frsize
+        assert 3 * MiB <= used < 10 * MiB
+        m.unmount()
+        # A new mount that cannot read it shows the last known quota.
+        m = mounter(account)
+        st, p, _ = statfs_during_outage(emulator, m.path)
+        assert st.f_blocks * st.f_frsize == 10 * GiB
+        assert (st.f_blocks - st.f_bfree) * st.f_frsize == used
+        assert st.f_bavail == st.f_bfree
+        assert p.returncode == 0, p
+        size, used_df = p.stdout.splitlines()[-1].split()[1:3]
+        assert (int(size), int(used_df)) == (10 * GiB, used), p.stdout
+        m.unmount()
+    finally:
+        emulator.set_knobs(capacity=-1, outage=False)
+
+
 def test_allow_other(account, emulator, mounter):
     """Another user reaches the mount only with -o allow_other (and then the
     mode bits from umask decide)."""
