@@ -1128,7 +1128,17 @@ static void op_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_f
 	if (h && h->writable)
 		err = commit_file(fs, h->df, id);
 	if (!err && fs->up) {
-		err = upload_wait(fs->up, id, 0);
+		/* The generation journalled last, not any: an older upload
+		 * landing now does not make this content durable. */
+		uint64_t gen = 0;
+		struct upend *e;
+
+		pthread_mutex_lock(&fs->up_lock);
+		e = *upend_slot(fs, id);
+		if (e)
+			gen = e->last_enq;
+		pthread_mutex_unlock(&fs->up_lock);
+		err = upload_wait(fs->up, id, gen);
 		if (err == -ENOENT)
 			err = 0;        /* cancelled: the file was unlinked */
 	}
