@@ -72,6 +72,14 @@ print("writer wrote all %d files" % n)
 '''
 
 
+def _stat_or_error(path):
+    try:
+        st = os.stat(path)
+        return "mode %o size %d ino %d" % (st.st_mode, st.st_size, st.st_ino)
+    except OSError as e:
+        return str(e)
+
+
 def _logged(log):
     if not os.path.exists(log):
         return []
@@ -89,7 +97,16 @@ def test_kill9_during_many_file_copy(account, emulator, mounter, tmp_path):
     with knobs(emulator, latency_ms=100, latency_kinds="allocate,upload"):
         for name, kill_at in rounds:
             m = mounter(account, allow_errors=True)
-            os.mkdir(os.path.join(m.path, name))
+            try:
+                os.mkdir(os.path.join(m.path, name))
+            except OSError as e:
+                srv = live(emulator, account.user)
+                raise AssertionError(
+                    "round %s: mkdir %r on a fresh mount failed: %s; the mount lists %r, the "
+                    "server's top level is %r; stat of it: %s\ndaemon log:\n%s" % (
+                        name, name, e, sorted(os.listdir(m.path)),
+                        sorted(p for p in srv if "/" not in p),
+                        _stat_or_error(os.path.join(m.path, name)), m.output()[-3000:]))
             log = str(tmp_path / ("log-" + name))
             logs[name] = log
             w = subprocess.Popen([sys.executable, "-c", WRITER, os.path.join(m.path, name), log,
