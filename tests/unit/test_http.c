@@ -1134,7 +1134,10 @@ static void test_no_resend_of_non_idempotent(void **state)
 		assert_int_equal(rc, v[i].want_rc);
 		assert_int_equal(requests, v[i].want_requests);
 		assert_int_equal(resp.attempts, 1);
-		if (rc)
+		/* Cut after the body, libcurl would re-send on a new connection: we
+		 * must have refused it. Cut mid-body, the send itself may fail first
+		 * (no re-send decision is made), so only the outcome is checked. */
+		if (rc && v[i].cut_at < 0)
 			assert_non_null(strstr(resp.transport_error, "not re-sent") ?
 						resp.transport_error : NULL);
 		http_response_release(&resp);
