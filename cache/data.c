@@ -1780,8 +1780,9 @@ void dcache_free(struct dcache *dc)
 	if (!dc)
 		return;
 	dcache_stop(dc);
-	maybe_evict(dc);                /* every file is closed now */
-	/* Files still open here were leaked by the caller: persist and free them. */
+	/* Files still open here were leaked by the caller (or their release
+	 * never came): persist and free them, so that the eviction below can
+	 * bring the cache within its bound at rest. */
 	for (size_t i = 0; i < dc->nhash; i++) {
 		while (dc->hash[i]) {
 			struct dfile *f = dc->hash[i];
@@ -1793,6 +1794,7 @@ void dcache_free(struct dcache *dc)
 			dfile_free(f);
 		}
 	}
+	maybe_evict(dc);                /* every file is closed now */
 	while (dc->bad) {
 		struct dbad *b = dc->bad;
 		dc->bad = b->next;
