@@ -56,6 +56,7 @@
 
 #define DC_WINDOW_MIN   (128 * 1024)            /* first read-ahead window */
 #define DC_WINDOW_MAX   (16 * 1024 * 1024)      /* widest read-ahead window */
+#define DC_PROBE_RUN    (1024 * 1024)           /* a shorter sequential run may be a probe */
 #define DC_RETRIES      6                       /* resumes without progress */
 #define DC_HASH_CHUNK   (1024 * 1024)
 #define DC_MD5_EMPTY    "d41d8cd98f00b204e9800998ecf8427e"
@@ -1050,13 +1051,22 @@ int dcache_read(struct dfile *f, struct dcache_seq *seq, int64_t off, size_t len
 	if (__builtin_add_overflow(off, (int64_t)len, &end))
 		end = INT64_MAX;
 	pthread_mutex_lock(&f->lock);
-	/* The read-ahead window: doubles on sequential reads, resets on a seek. */
+	/* The read-ahead window: doubles on sequential reads, resets on a seek,
+	 * and, while the run is short, never runs more than twice ahead of
+	 * what it has asked for: a probe (a thumbnailer, `head -c 64K`, with
+	 * the kernel's own read-ahead on top) stays small, while a long read
+	 * still doubles up to DC_WINDOW_MAX. */
 	if (seq->started && off == seq->next) {
 		if (seq->window < DC_WINDOW_MAX)
 			seq->window *= 2;
+		if (__builtin_add_overflow(seq->run, (int64_t)len, &seq->run))
+			seq->run = INT64_MAX / 4;
 	} else {
 		seq->window = DC_WINDOW_MIN;
+		seq->run = (int64_t)len;
 	}
+	if (seq->run < DC_PROBE_RUN && seq->window > 2 * seq->run)
+		seq->window = 2 * seq->run > DC_WINDOW_MIN ? 2 * seq->run : DC_WINDOW_MIN;
 	seq->started = true;
 	seq->next = end;
 	/* A handle counts as served from the content current at its first

@@ -105,6 +105,7 @@ void dcache_close(struct dfile *f);
 struct dcache_seq {
 	int64_t next;             /* where a sequential read would start; 0 before any */
 	int64_t window;           /* current read-ahead window; 0 before any read */
+	int64_t run;              /* bytes asked for by the current sequential run */
 	bool started;
 	uint64_t epoch;           /* the content it is served from; 0 before any read */
 };

@@ -193,6 +193,23 @@ def test_small_probe_of_huge_file(account, emulator, mounter):
     m.unmount()
 
 
+def test_head_probe_of_huge_file_stays_small(account, emulator, mounter):
+    """`head -c 65536` (small reads, the kernel's read-ahead on top) on a cold
+    cache: our read-ahead must not amplify the kernel's past 1 MiB."""
+    emulator.seed([{"path": "huge.bin", "size": 1 << 30, "fill": "zero"}], user=account.user)
+    m = mounter(account)
+    os.listdir(m.path)
+    emulator.reset_stats()
+    p = subprocess.run(["head", "-c", "65536", os.path.join(m.path, "huge.bin")],
+                       capture_output=True, check=True)
+    assert p.stdout == bytes(65536)
+    time.sleep(0.5)     # let read-ahead in flight finish before counting
+    got = emulator.stats()["download_bytes"]
+    print("head -c 65536 of a 1 GiB file: %d bytes downloaded" % got)
+    assert got < MiB
+    m.unmount()
+
+
 def seed_tree(emulator, user, dirs=20, files=5):
     entries = []
     for i in range(dirs):
