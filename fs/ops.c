@@ -699,18 +699,24 @@ static int local_changed(struct fs *fs, struct dfile *df, uint64_t id)
 
 /*
  * What this mount journalled for one node: the latest item (to journal it
- * again with a corrected base) and the content of the last few generations
- * (to know what the service holds once one of them is confirmed). Lives in
- * fs->upend under fs->up_lock.
+ * again with a corrected base) and the content of every generation not yet
+ * confirmed (to know what the service holds once one of them is: any may be,
+ * however many were journalled while it uploaded). Lives in fs->upend
+ * under fs->up_lock.
  */
-#define UPEND_HISTORY 8
+struct upgen {
+	uint64_t gen;
+	int64_t size;
+	char md5[33];
+};
 struct upend {
 	struct upend *next;
 	uint64_t id;
 	uint64_t last_enq;              /* generation journalled last */
 	uint64_t last_done;             /* generation of the last done callback */
 	struct upload_item it;          /* the last item; path/content_file owned */
-	struct { uint64_t gen; int64_t size; char md5[33]; } hist[UPEND_HISTORY];
+	struct upgen *hist;             /* generations after last_done, oldest first */
+	size_t nhist, caphist;
 };
 
 static struct upend **upend_slot(struct fs *fs, uint64_t id)
@@ -726,7 +732,26 @@ static void upend_free(struct upend *e)
 {
 	free((char *)e->it.path);
 	free((char *)e->it.content_file);
+	free(e->hist);
 	free(e);
+}
+
+/* The content of generation @gen, and forget it and every older one (they
+ * can no longer be confirmed: the service took a newer one). */
+static bool upend_take(struct upend *e, uint64_t gen, struct upgen *out)
+{
+	bool found = false;
+	size_t k = 0;
+
+	for (; k < e->nhist && e->hist[k].gen <= gen; k++) {
+		if (e->hist[k].gen == gen) {
+			*out = e->hist[k];
+			found = true;
+		}
+	}
+	memmove(e->hist, e->hist + k, (e->nhist - k) * sizeof(*e->hist));
+	e->nhist -= k;
+	return found;
 }
 
 /* Forget node @id (clean again, or unlinked). up_lock held. */
@@ -746,9 +771,25 @@ static void upend_record(struct fs *fs, const struct upload_item *it)
 	struct upend **p = upend_slot(fs, it->id), *e = *p;
 	char *path = strdup(it->path), *cf = strdup(it->content_file);
 
+	if (e && e->nhist == e->caphist) {
+		size_t cap = e->caphist ? e->caphist * 2 : 4;
+		struct upgen *h = reallocarray(e->hist, cap, sizeof(*h));
+		if (!h) {
+			free(path);
+			free(cf);
+			return;
+		}
+		e->hist = h;
+		e->caphist = cap;
+	}
 	if (!e && path && cf) {
 		e = calloc(1, sizeof(*e));
+		if (e && !(e->hist = calloc(4, sizeof(*e->hist)))) {
+			free(e);
+			e = NULL;
+		}
 		if (e) {
+			e->caphist = 4;
 			e->id = it->id;
 			*p = e;         /* the hash owns it */
 		}
@@ -764,10 +805,10 @@ static void upend_record(struct fs *fs, const struct upload_item *it)
 	e->it.path = path;
 	e->it.content_file = cf;
 	e->last_enq = it->gen;
-	memmove(&e->hist[1], &e->hist[0], sizeof(e->hist[0]) * (UPEND_HISTORY - 1));
-	e->hist[0].gen = it->gen;
-	e->hist[0].size = it->size;
-	memcpy(e->hist[0].md5, it->md5, sizeof(e->hist[0].md5));
+	e->hist[e->nhist].gen = it->gen;
+	e->hist[e->nhist].size = it->size;
+	memcpy(e->hist[e->nhist].md5, it->md5, sizeof(e->hist[0].md5));
+	e->nhist++;
 }
 
 void fs_upend_free(struct fs *fs)
@@ -892,24 +933,21 @@ void fs_upload_done(void *ctx, uint64_t id, uint64_t gen, int err, const char *s
 	if (meta_get(fs->meta, id, &a) || !a.local)
 		goto out;               /* unlinked, or clean already */
 	here = !err && meta_path(fs->meta, id, &path) == 0 && !strcmp(path, server_path);
-	if (here && e) {
+	struct upgen g;
+	if (here && e && upend_take(e, gen, &g)) {
 		/* The service holds generation @gen now: the base of what follows. */
-		for (int i = 0; i < UPEND_HISTORY; i++) {
-			if (e->hist[i].gen != gen)
-				continue;
-			meta_set_base(fs->meta, id, e->hist[i].size, e->hist[i].md5);
-			/* A newer generation journalled with the older base (in the
-			 * moment between this upload's end and this callback):
-			 * journal it again with the right one. */
-			if (e->it.gen > gen && upload_pending(fs->up, id) &&
-			    (e->it.base_size != e->hist[i].size ||
-			     strcmp(e->it.base_md5, e->hist[i].md5))) {
-				e->it.base_size = e->hist[i].size;
-				memcpy(e->it.base_md5, e->hist[i].md5, sizeof(e->it.base_md5));
-				upload_enqueue(fs->up, &e->it);
-			}
-			break;
+		meta_set_base(fs->meta, id, g.size, g.md5);
+		/* A newer generation journalled with the older base (in the
+		 * moment between this upload's end and this callback): journal
+		 * it again with the right one. */
+		if (e->it.gen > gen && upload_pending(fs->up, id) &&
+		    (e->it.base_size != g.size || strcmp(e->it.base_md5, g.md5))) {
+			e->it.base_size = g.size;
+			memcpy(e->it.base_md5, g.md5, sizeof(e->it.base_md5));
+			upload_enqueue(fs->up, &e->it);
 		}
+	} else if (e) {
+		upend_take(e, gen, &g);
 	}
 	if (upload_pending(fs->up, id))
 		goto out;               /* a newer generation is on its way */
@@ -1267,15 +1305,8 @@ static void op_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t
 		err = child_path(fs, pid, sname, &path);
 	if (!err)
 		err = jfs_mkdir(fs->jfs, path);
-	if (!err) {
+	if (!err)
 		err = meta_create(fs->meta, pid, name, sname, true, time(NULL), &id);
-		/* A listing of the parent that ran meanwhile (e.g. the background
-		 * revalidation after a remount) may already have inserted the
-		 * folder this mkdir just made: that is success, not EEXIST. */
-		if (err == -EEXIST && meta_lookup_fold(fs->meta, pid, sname, &id, NULL) == 0 &&
-		    id && meta_get(fs->meta, id, &a) == 0 && a.is_dir)
-			err = 0;
-	}
 	if (!err)
 		err = meta_get(fs->meta, id, &a);
 	free(sname);
