@@ -1305,8 +1305,15 @@ static void op_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t
 		err = child_path(fs, pid, sname, &path);
 	if (!err)
 		err = jfs_mkdir(fs->jfs, path);
-	if (!err)
+	if (!err) {
 		err = meta_create(fs->meta, pid, name, sname, true, time(NULL), &id);
+		/* A listing of the parent that ran meanwhile (e.g. the background
+		 * revalidation after a remount) may already have inserted the
+		 * folder this mkdir just made: that is success, not EEXIST. */
+		if (err == -EEXIST && meta_lookup_fold(fs->meta, pid, sname, &id, NULL) == 0 &&
+		    id && meta_get(fs->meta, id, &a) == 0 && a.is_dir)
+			err = 0;
+	}
 	if (!err)
 		err = meta_get(fs->meta, id, &a);
 	free(sname);
