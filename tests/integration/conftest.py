@@ -1,5 +1,6 @@
 """Shared pytest fixtures: an emulator per test module, accounts and mounts
 with guaranteed clean-up. See jfs_helpers.py for the sshfs-style helpers."""
+import hashlib
 import os
 import re
 import sys
@@ -22,6 +23,25 @@ def emulator():
     e.close()
     assert "Traceback" not in err, "emulator raised:\n" + err
     assert rc == 0, "emulator exited %s:\n%s" % (rc, err)
+
+
+def pytest_assertrepr_compare(config, op, left, right):
+    """Explain a mismatch of large bytes/str cheaply. With CI set, pytest
+    otherwise diffs the whole values with difflib (quadratic): a failing
+    comparison of two 256 KiB buffers then runs for hours instead of failing."""
+    big = 4096
+    if op != "==" or not isinstance(left, (bytes, str)) or type(left) is not type(right):
+        return None
+    if len(left) <= big and len(right) <= big:
+        return None
+    n = min(len(left), len(right))
+    first = next((i for i in range(n) if left[i] != right[i]), n)
+    enc = (lambda b: b) if isinstance(left, bytes) else (lambda t: t.encode("utf-8", "surrogateescape"))
+    return ["%s of %d vs %d items differ" % (type(left).__name__, len(left), len(right)),
+            "first difference at offset %d: %r vs %r" % (first, left[first:first + 16],
+                                                         right[first:first + 16]),
+            "md5 %s vs %s" % (hashlib.md5(enc(left)).hexdigest(),
+                              hashlib.md5(enc(right)).hexdigest())]
 
 
 def _user_for(request):
