@@ -2,8 +2,9 @@
 #
 #   make                  build $(BUILD)/jottafs
 #   make check            install missing Debian packages (as root), build, run the
-#                         unit tests, then the integration tests
-#   make unit | integration | bench | lint | demo | install | clean | deps
+#                         unit tests (plain, then under ASan/UBSan in $(SANBUILD)),
+#                         then the integration tests
+#   make unit | unit-san | integration | bench | lint | demo | install | clean | deps
 #
 # Variables: BUILD (object directory, default build), PREFIX, DESTDIR,
 # SANITIZE=address,undefined (sanitizer build), CI=true (warnings are errors),
@@ -48,7 +49,7 @@ UNITSRC  := $(sort $(wildcard tests/unit/test_*.c))
 UNITBIN  := $(UNITSRC:tests/unit/%.c=$(BUILD)/tests/%)
 FUZZSRC  := $(sort $(wildcard tests/fuzz/fuzz_*.c))
 
-.PHONY: all check unit integration bench lint demo demo-stop install uninstall clean deps fuzz fuzz-targets
+.PHONY: all check unit unit-san integration bench lint demo demo-stop install uninstall clean deps fuzz fuzz-targets
 .DELETE_ON_ERROR:
 
 all: $(BIN)
@@ -73,16 +74,24 @@ $(BUILD)/tests/%: tests/unit/%.c $(LIBA)
 deps:
 	@sh tests/deps.sh
 
-# Unit tests first (fast, pure modules), then the integration tests that mount,
-# then the static checks (man page, cppcheck).
+# Unit tests first (fast, pure modules; then again sanitized, unless this
+# build already is), then the integration tests that mount, then the static
+# checks (man page, cppcheck).
 check: deps
 	@$(MAKE) --no-print-directory all unit
+	$(if $(SANITIZE),,@$(MAKE) --no-print-directory unit-san)
 	@$(MAKE) --no-print-directory integration
 	@$(MAKE) --no-print-directory lint
 
 unit: $(UNITBIN)
 	@set -e; n=0; for t in $(UNITBIN); do echo "== $$t"; $$t; n=$$((n+1)); done; \
 	 [ $$n -gt 0 ] || { echo "unit: no unit test programs found" >&2; exit 1; }
+
+# The unit tests again under AddressSanitizer (with LeakSanitizer) and
+# UBSan, in their own object directory: leaks and undefined behaviour fail.
+SANBUILD ?= build-san
+unit-san:
+	@$(MAKE) --no-print-directory BUILD=$(SANBUILD) SANITIZE=address,undefined unit
 
 # pytest exits 5 when it collected no test: that is a failure here too.
 integration: $(BIN)

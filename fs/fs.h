@@ -20,6 +20,8 @@
 
 struct auth;
 struct dcache;
+struct dirh;
+struct fileh;
 struct fuse_lowlevel_ops;
 struct fuse_session;
 struct itable;
@@ -66,6 +68,13 @@ struct fs {
 	pthread_mutex_t up_lock;        /* protects upend; taken before cache/upload's */
 	pthread_cond_t up_cond;         /* a done callback ran */
 	struct upend **upend;           /* hash by node id, UPEND_BUCKETS chains */
+
+	/* Open file and directory handles (fs/ops.c): the kernel does not
+	 * send every release before an unmount ends the session, so the ones
+	 * left are closed by fs_release_all(). */
+	pthread_mutex_t h_lock;         /* protects the two lists; a leaf */
+	struct fileh *files;
+	struct dirh *dirs;
 };
 
 #define UPEND_BUCKETS 4096
@@ -94,6 +103,9 @@ void fs_mismatch(void *ctx, uint64_t id);
 void fs_upload_done(void *ctx, uint64_t id, uint64_t gen, int err, const char *server_path);
 /* At mount: settle local changes left without a journalled upload. */
 void fs_recover(struct fs *fs);
+/* After the session ended: close the handles whose release never came
+ * (committing what a writable one still holds), as release would. */
+void fs_release_all(struct fs *fs);
 /* Free the upload bookkeeping (after the upload queue is closed). */
 void fs_upend_free(struct fs *fs);
 

@@ -429,6 +429,8 @@ static void mount_cleanup(struct mount *m, bool clean)
 		notifier_stop(fs->nt);
 	if (m->mounted)
 		fuse_session_unmount(m->se);
+	/* Before the uploads drain: a writable one may still commit. */
+	fs_release_all(fs);
 	if (fs->up) {
 		unsigned files = 0;
 		int64_t bytes = 0;
@@ -466,6 +468,7 @@ static void mount_cleanup(struct mount *m, bool clean)
 	pthread_mutex_destroy(&fs->qlock);
 	pthread_cond_destroy(&fs->up_cond);
 	pthread_mutex_destroy(&fs->up_lock);
+	pthread_mutex_destroy(&fs->h_lock);
 	free(m->config_dir);
 	free(m->cache_dir);
 	free(m->index_path);
@@ -484,6 +487,7 @@ int mount_main(struct mount_options *o, struct fuse_args *args)
 	log_setup(level, false);
 	pthread_mutex_init(&fs->qlock, NULL);
 	pthread_mutex_init(&fs->up_lock, NULL);
+	pthread_mutex_init(&fs->h_lock, NULL);
 	pthread_cond_init(&fs->up_cond, NULL);
 	fs->upend = calloc(UPEND_BUCKETS, sizeof(*fs->upend));
 	if (!fs->upend) {

@@ -9,7 +9,8 @@
  *
  * Threading model: libfuse's multi-threaded loop calls these functions on
  * up to max_threads threads at once. This file holds no lock of its own
- * except per-handle ones (struct dirh.lock) and fs->qlock, both leaves;
+ * except per-handle ones (struct dirh.lock), fs->qlock and fs->h_lock (the
+ * list of open handles), all leaves;
  * every shared structure below (index, content cache, lister, inode table,
  * notifier) is thread-safe and documents its own locks. Nothing here holds
  * a lock while replying or while a request is out. Kernel invalidations are
@@ -331,11 +332,34 @@ static int get_fresh(struct fs *fs, uint64_t id, struct meta_attr *a)
 
 /* An open file. */
 struct fileh {
+	struct fileh *prev, *next;      /* fs->files, under fs->h_lock */
 	struct dfile *df;
 	struct dcache_seq seq;
 	uint64_t id;
 	bool writable;
 };
+
+/* Open handles are listed in fs->files / fs->dirs from just before the
+ * open reply to their release (fs_release_all). */
+#define HLIST_ADD(fs, head, h) do {                                     \
+		pthread_mutex_lock(&(fs)->h_lock);                      \
+		(h)->prev = NULL;                                       \
+		(h)->next = (head);                                     \
+		if ((head))                                             \
+			(head)->prev = (h);                             \
+		(head) = (h);                                           \
+		pthread_mutex_unlock(&(fs)->h_lock);                    \
+	} while (0)
+#define HLIST_DEL(fs, head, h) do {                                     \
+		pthread_mutex_lock(&(fs)->h_lock);                      \
+		if ((h)->prev)                                          \
+			(h)->prev->next = (h)->next;                    \
+		else                                                    \
+			(head) = (h)->next;                             \
+		if ((h)->next)                                          \
+			(h)->next->prev = (h)->prev;                    \
+		pthread_mutex_unlock(&(fs)->h_lock);                    \
+	} while (0)
 
 static void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
@@ -503,6 +527,7 @@ struct dent {
 /* An open directory: a snapshot of its entries taken at the first read
  * (offset 0), so offsets stay stable while the directory changes. */
 struct dirh {
+	struct dirh *prev, *next;       /* fs->dirs, under fs->h_lock */
 	struct fs *fs;
 	pthread_mutex_t lock;           /* protects the fields below */
 	struct dent *v;
@@ -564,7 +589,9 @@ static void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 	pthread_mutex_init(&d->lock, NULL);
 	d->fs = fs;
 	fi->fh = (uintptr_t)d;
+	HLIST_ADD(fs, fs->dirs, d);
 	if (fuse_reply_open(req, fi)) {
+		HLIST_DEL(fs, fs->dirs, d);
 		pthread_mutex_destroy(&d->lock);
 		free(d);
 	}
@@ -674,6 +701,7 @@ static void op_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info 
 	struct dirh *d = (struct dirh *)(uintptr_t)fi->fh;
 
 	(void)ino;
+	HLIST_DEL(d->fs, d->fs->dirs, d);
 	dirh_clear(d);
 	pthread_mutex_destroy(&d->lock);
 	free(d);
@@ -1048,7 +1076,9 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	}
 	fi->fh = (uintptr_t)h;
 	fi->keep_cache = kept;
+	HLIST_ADD(fs, fs->files, h);
 	if (fuse_reply_open(req, fi)) {
+		HLIST_DEL(fs, fs->files, h);
 		dcache_close(h->df);
 		free(h);
 	}
@@ -1135,12 +1165,9 @@ static void op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	fuse_reply_err(req, -err);
 }
 
-static void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+/* Close handle @h: release, or the end of the session. */
+static void fileh_release(struct fs *fs, struct fileh *h)
 {
-	struct fs *fs = fs_of(req);
-	struct fileh *h = (struct fileh *)(uintptr_t)fi->fh;
-
-	(void)ino;
 	/* Normally flush committed everything; writes through a shared mmap
 	 * can arrive after it. */
 	if (h->writable && dcache_uncommitted(h->df)) {
@@ -1151,7 +1178,46 @@ static void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 	}
 	dcache_close(h->df);
 	free(h);
+}
+
+static void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	struct fs *fs = fs_of(req);
+	struct fileh *h = (struct fileh *)(uintptr_t)fi->fh;
+
+	(void)ino;
+	HLIST_DEL(fs, fs->files, h);
+	fileh_release(fs, h);
 	fuse_reply_err(req, 0);
+}
+
+void fs_release_all(struct fs *fs)
+{
+	unsigned n = 0;
+
+	pthread_mutex_lock(&fs->h_lock);
+	struct fileh *files = fs->files;
+	struct dirh *dirs = fs->dirs;
+	fs->files = NULL;
+	fs->dirs = NULL;
+	pthread_mutex_unlock(&fs->h_lock);
+	while (files) {
+		struct fileh *h = files;
+		files = h->next;
+		fileh_release(fs, h);
+		n++;
+	}
+	while (dirs) {
+		struct dirh *d = dirs;
+		dirs = d->next;
+		dirh_clear(d);
+		pthread_mutex_destroy(&d->lock);
+		free(d);
+		n++;
+	}
+	if (n)
+		log_debug("closed %u handle%s the kernel did not release before the unmount",
+			  n, n == 1 ? "" : "s");
 }
 
 /* fsync: commit, then wait until the service confirmed the upload. */
@@ -1282,7 +1348,9 @@ static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_
 		fuse_reply_err(req, ENOMEM);
 		return;
 	}
+	HLIST_ADD(fs, fs->files, h);
 	if (fuse_reply_create(req, &e, fi)) {
+		HLIST_DEL(fs, fs->files, h);
 		itable_forget(fs->it, e.ino, 1);
 		dcache_close(h->df);
 		free(h);

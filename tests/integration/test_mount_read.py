@@ -210,6 +210,21 @@ def test_head_probe_of_huge_file_stays_small(account, emulator, mounter):
     m.unmount()
 
 
+def test_unmount_right_after_reads_closes_every_handle(account, emulator, mounter):
+    """Issue 7 item 11: the kernel does not send every release before an
+    unmount ends the session; the handles left are closed at shutdown, not
+    leaked ("still open at shutdown", LeakSanitizer in op_open)."""
+    emulator.seed([{"path": "f%d.bin" % i, "size": MiB, "fill": "zero"} for i in range(20)],
+                  user=account.user)
+    for _ in range(4):
+        m = mounter(account)
+        for i in range(20):
+            subprocess.run(["head", "-c", "65536", os.path.join(m.path, "f%d.bin" % i)],
+                           capture_output=True, check=True)
+        out = m.unmount()
+        assert "still open at shutdown" not in out, out
+
+
 def seed_tree(emulator, user, dirs=20, files=5):
     entries = []
     for i in range(dirs):
