@@ -739,6 +739,7 @@ static bool retryable(int err)
 	case -EISDIR:
 	case -ENOTDIR:
 	case -EINVAL:
+	case -EHOSTDOWN:        /* offline (net/conn.h): it says when to try again */
 		return false;
 	default:
 		return true;
@@ -813,13 +814,14 @@ static void job_run(struct dcache *dc, struct fjob *j)
 			break;
 	}
 	free(path);
-	if (err && err != -ECANCELED)
+	/* offline: said once per outage by net/conn */
+	if (err && err != -ECANCELED && err != -EHOSTDOWN)
 		log_warn("cache: cannot download node %" PRIu64 " bytes %" PRId64 "-%" PRId64 ": %s",
 			 f->id, s.pos, end - 1, strerror(-err));
 
 	pthread_mutex_lock(&f->lock);
 	j->done = true;
-	j->err = err ? (err == -ENOSPC ? -ENOSPC : -EIO) : 0;
+	j->err = err ? (err == -ENOSPC || err == -EHOSTDOWN ? err : -EIO) : 0;
 	if (err == -ECANCELED && j->epoch != f->epoch)
 		j->err = -EAGAIN;       /* superseded: readers retry on the new body */
 	if (f->dirty_state && (ranges_bytes(&f->present) - f->persisted_bytes >= DC_PERSIST_STEP ||

@@ -95,6 +95,7 @@
 #define PAUSE_FIRST_MS     30000   /* first probe after a dead login */
 #define SETTLE_MS          5000    /* content changed underneath: quiet this long before adopted */
 #define DRAIN_LOG_MS       5000
+#define OFFLINE_RETRY_MAX_MS 30000 /* retry cap of an upload refused as offline */
 #define BUSY_TIMEOUT_MS    10000
 #define JOURNAL_VERSION    1
 
@@ -106,7 +107,7 @@
 enum stmt_id {
 	ST_UPSERT, ST_PICK, ST_DONE, ST_BASE, ST_FAIL, ST_GIVEUP, ST_TARGET,
 	ST_CONTENT, ST_DEFER, ST_CANCEL, ST_RENAME, ST_RENAME_DIR, ST_BUMP_ONE,
-	ST_BUMP_ALL, ST_LOAD, ST_BAD, ST_REVIVED, ST_BEGIN, ST_COMMIT, ST_ROLLBACK, ST__COUNT
+	ST_BUMP_ALL, ST_RETRY_NOW, ST_LOAD, ST_BAD, ST_REVIVED, ST_BEGIN, ST_COMMIT, ST_ROLLBACK, ST__COUNT
 };
 
 static const char *const stmt_sql[ST__COUNT] = {
@@ -168,6 +169,9 @@ static const char *const stmt_sql[ST__COUNT] = {
 		" AND attempts = 0 AND next_try > ?2",
 	[ST_BUMP_ALL] =
 		"UPDATE upload SET next_try = ?1 WHERE state = 'pending' AND attempts = 0"
+		" AND next_try > ?1",
+	[ST_RETRY_NOW] =
+		"UPDATE upload SET next_try = ?1, attempts = 0 WHERE state = 'pending'"
 		" AND next_try > ?1",
 	[ST_LOAD] = "SELECT id, gen, size, state FROM upload",
 	[ST_BAD] =
@@ -1171,6 +1175,21 @@ void upload_resume(struct upload_queue *q)
 	pthread_mutex_unlock(&q->lock);
 }
 
+void upload_retry_now(struct upload_queue *q)
+{
+	int n;
+
+	pthread_mutex_lock(&q->db_lock);
+	sqlite3_bind_int64(q->st[ST_RETRY_NOW], 1, now_ms());
+	n = db_run(q, ST_RETRY_NOW, "reschedule");
+	pthread_mutex_unlock(&q->db_lock);
+	pthread_mutex_lock(&q->lock);
+	if (n > 0)
+		log_debug("upload: %d waiting upload%s restarted", n, n == 1 ? "" : "s");
+	work_signal(q);
+	pthread_mutex_unlock(&q->lock);
+}
+
 int upload_drain(struct upload_queue *q, unsigned timeout_s)
 {
 	int64_t start = now_ms(), end = start + (int64_t)timeout_s * 1000, next_log = start;
@@ -2002,7 +2021,11 @@ static void finish_failed(struct upload_queue *q, struct upload_job *job, const 
 	}
 	delay = upload_backoff_ms(r->attempts + 1, q->backoff_min_ms, q->backoff_max_ms,
 				  (uint32_t)rnd_next(&job->rnd));
-	if (r->attempts == 0 || counts)
+	/* Offline: upload_retry_now() restarts it when the service is back;
+	 * the cap only covers a return that happened while this attempt ended. */
+	if (err == -EHOSTDOWN && delay > OFFLINE_RETRY_MAX_MS)
+		delay = OFFLINE_RETRY_MAX_MS;
+	if ((r->attempts == 0 || counts) && err != -EHOSTDOWN)
 		log_warn("upload of '%s' failed (attempt %u): %s; retrying in %.2f s",
 			 target ? target : r->path, r->attempts + 1, etext, (double)delay / 1000.0);
 	else

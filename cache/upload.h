@@ -162,6 +162,12 @@ int upload_rename_dir(struct upload_queue *q, const char *old_dir, const char *n
  */
 void upload_resume(struct upload_queue *q);
 
+/*
+ * The service is reachable again (net/conn.h, offline -> online): every
+ * pending upload waiting out a retry delay starts now, its backoff reset.
+ */
+void upload_retry_now(struct upload_queue *q);
+
 /* Uploads given up (content in lost+found); their records stay in the journal. */
 unsigned upload_given_up(struct upload_queue *q);
 

@@ -19,6 +19,7 @@
 #include "net/jfs.h"
 
 struct auth;
+struct conn;
 struct dcache;
 struct dirh;
 struct fileh;
@@ -37,6 +38,7 @@ struct fs {
 	const struct mount_options *o;
 	struct auth *auth;
 	struct jfs *jfs;
+	struct conn *conn;              /* connectivity (net/conn.h): state, since, cause */
 	struct meta *meta;
 	struct dcache *dc;
 	struct lister *ls;

@@ -268,7 +268,8 @@ static void warn_stale(struct lister *l, uint64_t dir, int err)
 	bool say;
 
 	pthread_mutex_lock(&l->lock);
-	say = t - l->last_stale_warning > 30;
+	/* offline: said once per outage by net/conn */
+	say = err != -EHOSTDOWN && t - l->last_stale_warning > 30;
 	if (say)
 		l->last_stale_warning = t;
 	pthread_mutex_unlock(&l->lock);

@@ -19,6 +19,12 @@
  *      stays journalled), stop workers, close the index (clean shutdown).
  * Everything the user can fix (not logged in, no such remote path, cache
  * directory in use, bad mountpoint) fails before step 5, on stderr.
+ *
+ * Offline start: when the service cannot be reached in step 2 (net/conn
+ * says offline, after a few seconds at most) and the cache holds an index
+ * of the mount root, the mount comes up offline from that index and goes
+ * online when the connectivity probe gets an answer; without an index it
+ * fails at once, saying why.
  */
 #include "fs/mount.h"
 
@@ -46,6 +52,7 @@
 #include "fs/notify.h"
 #include "fs/options.h"
 #include "lib/log.h"
+#include "net/conn.h"
 #include "net/http.h"
 #include "net/jfs.h"
 
@@ -59,6 +66,8 @@ struct mount {
 	char *identity;
 	int lock_fd;
 	struct http_client *http;
+	struct conn *conn;
+	bool start_offline;             /* the service was unreachable in step 2 */
 	struct auth *auth;
 	struct jfs *jfs;
 	struct fuse_session *se;
@@ -185,6 +194,20 @@ static void write_pid(struct mount *m)
 	log_warn("cannot write the pid to the cache lock file: %s", strerror(errno));
 }
 
+/* Does @err (of the mountpoint check) mean the service cannot be reached? */
+static bool unreachable(struct mount *m, int err)
+{
+	switch (err) {
+	case -EHOSTDOWN: case -ECONNREFUSED: case -EHOSTUNREACH: case -ENETUNREACH:
+	case -ENETDOWN: case -ETIMEDOUT: case -ECONNRESET: case -ECONNABORTED:
+		return true;
+	case -EIO:      /* 5xx or a broken transfer, unless the service answers fine */
+		return conn_state(m->conn) != CONN_ONLINE;
+	default:
+		return false;
+	}
+}
+
 /* Step 1 and 2: account, service, remote path. */
 static int open_remote(struct mount *m)
 {
@@ -202,10 +225,13 @@ static int open_remote(struct mount *m)
 		return -1;
 	}
 	err = http_client_new(&hc, &m->http);
+	if (!err)
+		err = conn_new(NULL, &m->conn);
 	if (err) {
 		say("cannot set up the HTTP client: %s", strerror(-err));
 		return -1;
 	}
+	http_client_set_conn(m->http, m->conn);
 	err = auth_open(m->http, m->config_dir, o->account, &ep, &m->auth, &errmsg);
 	if (err) {
 		if (errmsg)
@@ -240,6 +266,12 @@ static int open_remote(struct mount *m)
 		    strerror(-err), strcmp(o->account, "default") ? " --account " : "",
 		    strcmp(o->account, "default") ? o->account : "");
 		return -1;
+	}
+	if (err && unreachable(m, err)) {
+		/* Decided in open_cache(): offline from the index, if there is one. */
+		m->start_offline = true;
+		conn_set_offline(m->conn, strerror(-err));
+		err = 0;
 	}
 	if (err) {
 		char why[256];
@@ -303,6 +335,23 @@ static int open_cache(struct mount *m)
 	if (!err)
 		err = lister_resolve(ls, o->subpath ? o->subpath : "", &m->fs.root_id);
 	lister_free(ls);
+	if (m->start_offline) {
+		struct conn_info ci;
+		struct meta_attr a;
+		conn_get_info(m->conn, &ci);
+		if (!err && (meta_get(meta, m->fs.root_id, &a) || !a.listed_at))
+			err = -EHOSTDOWN;
+		if (err == -EHOSTDOWN || unreachable(m, err)) {
+			meta_close(meta, meta_was_clean(meta));
+			say("cannot reach the service (%s) and the cache '%s' holds no index of "
+			    "'%s/%s' to start from: mount again when the service is reachable",
+			    ci.last_error, m->cache_dir, o->device, o->mountpoint);
+			return -1;
+		}
+		if (!err)
+			log_info("mounting offline from the local index (the service cannot be "
+				 "reached: %s); online again as soon as it answers", ci.last_error);
+	}
 	/* Closed across the fork; the clean flag of the last session is kept. */
 	meta_close(meta, meta_was_clean(meta));
 	if (err == -ENOENT || err == -ENOTDIR) {
@@ -360,6 +409,21 @@ static int add_mount_args(struct mount *m, struct fuse_args *args)
 	return fuse_opt_add_arg(args, opt) ? -ENOMEM : 0;
 }
 
+/* The connectivity probe (net/conn.h). */
+static int probe(void *ctx)
+{
+	return jfs_ping(ctx);
+}
+
+/* The service is back: queued work restarts now, not after its backoff. */
+static void on_online(void *ctx)
+{
+	struct fs *fs = ctx;
+
+	if (fs->up)
+		upload_retry_now(fs->up);
+}
+
 /* Step 6: what runs in the daemon. */
 static int start_daemon_side(struct mount *m)
 {
@@ -404,13 +468,17 @@ static int start_daemon_side(struct mount *m)
 		log_err("cannot open the upload journal in '%s': %s", m->cache_dir, strerror(-err));
 		return err;
 	}
-	err = notifier_start(fs->nt, m->se);
+	err = conn_on_online(m->conn, on_online, fs);
+	if (!err)
+		err = notifier_start(fs->nt, m->se);
 	if (!err)
 		err = dcache_start(fs->dc);
 	if (!err)
 		err = lister_start(fs->ls);
 	if (!err)
 		err = upload_start(fs->up);
+	if (!err)
+		err = conn_start(m->conn, probe, m->jfs);
 	if (err)
 		return err;
 	fs_recover(fs);
@@ -441,9 +509,13 @@ static void mount_cleanup(struct mount *m, bool clean)
 		if (files && upload_drain(fs->up, m->o->unmount_wait))
 			log_warn("uploads left pending; they resume at the next mount");
 		/* Its done callback uses everything below: close it first. */
+		if (m->conn)
+			conn_stop(m->conn);     /* its listener uses the queue */
 		upload_close(fs->up);
 		fs->up = NULL;
 	}
+	if (m->conn)
+		conn_stop(m->conn);
 	fs_upend_free(fs);
 	/* Workers call into each other (content cache -> lister on an MD5
 	 * mismatch, lister -> content cache on new revisions): stop the
@@ -463,6 +535,7 @@ static void mount_cleanup(struct mount *m, bool clean)
 	jfs_free(m->jfs);
 	auth_free(m->auth);
 	http_client_free(m->http);
+	conn_free(m->conn);
 	if (m->lock_fd >= 0)
 		close(m->lock_fd);
 	pthread_mutex_destroy(&fs->qlock);
@@ -507,6 +580,7 @@ int mount_main(struct mount_options *o, struct fuse_args *args)
 		goto fail;
 	fs->auth = m.auth;
 	fs->jfs = m.jfs;
+	fs->conn = m.conn;
 	if (add_mount_args(&m, args))
 		goto fail;
 	m.se = fuse_session_new(args, fs_ops(), sizeof(*fs_ops()), fs);

@@ -62,11 +62,24 @@
  *   connect/resolve errors  retried (nothing was sent)
  *   other transport errors  retried when idempotent and the sink can be reset
  * Delays: full-jitter exponential backoff, or Retry-After when longer
- * (capped at HTTP_RETRY_AFTER_MAX_MS).
+ * (capped at HTTP_RETRY_AFTER_MAX_MS). No retry starts after the retry
+ * budget (60 s) from the start of the request: with the connect timeout
+ * (10 s) and the stall timeout (30 s without a byte either way, which also
+ * bounds the wait for the first byte of an answer) no request holds its
+ * caller for minutes.
+ *
+ * Connectivity (net/conn.h)
+ * -------------------------
+ * Each attempt's outcome is reported: an HTTP answer other than 5xx is a
+ * success, a 5xx or a transport failure (not a cancel, not the sink's own
+ * error) a failure. While the state is offline a request (other than a
+ * probe) is refused before it is sent, and a retry loop that sees the
+ * state turn offline ends: both return -EHOSTDOWN, with status 0.
  */
 #include "net/http.h"
 
 #include "lib/log.h"
+#include "net/conn.h"
 
 #include <curl/curl.h>
 #include <errno.h>
@@ -128,6 +141,8 @@ struct http_client {
 	char *user_agent;
 	long connect_timeout_s;
 	long low_speed_time_s;
+	long retry_budget_ms;
+	struct conn *conn;               /* set before threads start; may be NULL */
 	int max_retries;
 	long backoff_min_ms;
 	long backoff_max_ms;
@@ -589,8 +604,9 @@ int http_client_new(const struct http_config *cfg, struct http_client **out)
 	for (unsigned i = 0; i < CURL_LOCK_DATA_LAST; i++)
 		pthread_mutex_init(&c->share_lock[i], NULL);
 	pthread_mutex_init(&c->pool_lock, NULL);
-	c->connect_timeout_s = cfg->connect_timeout_s > 0 ? cfg->connect_timeout_s : 20;
-	c->low_speed_time_s = cfg->low_speed_time_s > 0 ? cfg->low_speed_time_s : 60;
+	c->connect_timeout_s = cfg->connect_timeout_s > 0 ? cfg->connect_timeout_s : 10;
+	c->low_speed_time_s = cfg->low_speed_time_s > 0 ? cfg->low_speed_time_s : 30;
+	c->retry_budget_ms = cfg->retry_budget_ms > 0 ? cfg->retry_budget_ms : 60000;
 	c->max_retries = cfg->max_retries > 0 ? cfg->max_retries : cfg->max_retries < 0 ? 0 : 8;
 	c->backoff_min_ms = cfg->backoff_min_ms > 0 ? cfg->backoff_min_ms : 100;
 	c->backoff_max_ms = cfg->backoff_max_ms > 0 ? cfg->backoff_max_ms : 16000;
@@ -621,6 +637,11 @@ int http_client_new(const struct http_config *cfg, struct http_client **out)
 nomem:
 	http_client_free(c);
 	return -ENOMEM;
+}
+
+void http_client_set_conn(struct http_client *c, struct conn *conn)
+{
+	c->conn = conn;
 }
 
 void http_client_set_token_provider(struct http_client *c, const struct http_token_provider *tp)
@@ -1223,6 +1244,35 @@ static enum step next_step(const struct http_client *c, const struct http_reques
 	return STEP_RETRY;
 }
 
+/* Report an attempt's outcome to the connectivity state. */
+static void report(struct conn *conn, const struct xfer *x, CURLcode rc, bool http_done,
+		   long status, const struct http_response *resp)
+{
+	char cause[128];
+
+	if (x->cancelled || x->cb_err)
+		return;                 /* said nothing about the service */
+	if (http_done && !(status >= 500 && status <= 599)) {
+		conn_success(conn);
+		return;
+	}
+	if (http_done)
+		snprintf(cause, sizeof(cause), "HTTP %ld", status);
+	else
+		snprintf(cause, sizeof(cause), "%s",
+			 resp->transport_error ? resp->transport_error : curl_easy_strerror(rc));
+	conn_failure(conn, cause);
+}
+
+/* A request not sent (or given up) because the service is offline. */
+static int offline(struct http_response *resp)
+{
+	resp->status = 0;
+	free(resp->transport_error);
+	resp->transport_error = strdup("the service is offline");
+	return -EHOSTDOWN;
+}
+
 /* Wipe and free a token string. */
 static void drop_token(char **token)
 {
@@ -1268,6 +1318,9 @@ int http_request_do(struct http_client *c, const struct http_request *req,
 	int result = -EIO;
 	char errbuf[CURL_ERROR_SIZE];
 
+	struct timespec start;
+	clock_gettime(CLOCK_MONOTONIC, &start);
+
 	struct ca_blob *ca = NULL;
 	struct pooled p;
 	if (pool_get(c, &p, &ca) < 0) {
@@ -1282,6 +1335,10 @@ int http_request_do(struct http_client *c, const struct http_request *req,
 
 		if (req->cancel && atomic_load(req->cancel)) {
 			result = -ECANCELED;
+			break;
+		}
+		if (c->conn && !req->probe && !conn_admit(c->conn)) {
+			result = offline(resp);
 			break;
 		}
 		if (use_auth && !token) {
@@ -1335,9 +1392,23 @@ int http_request_do(struct http_client *c, const struct http_request *req,
 						    "(the request is not idempotent)")
 					   : strdup(errbuf[0] ? errbuf : curl_easy_strerror(rc));
 
+		if (c->conn)
+			report(c->conn, &x, rc, http_done, status, resp);
+
 		long delay_ms = 0;
 		enum step next = next_step(c, req, &x, rc, http_done, status, (long)ra,
 					   use_auth && !refreshed, retries, &result, &delay_ms);
+		if (next == STEP_RETRY && req->probe)
+			next = STEP_DONE;
+		if (next == STEP_RETRY && elapsed_ms(&start) + delay_ms > c->retry_budget_ms) {
+			log_debug("http: %s %s: retry budget of %ld ms spent", req->method,
+				  turl ? turl : "?", c->retry_budget_ms);
+			next = STEP_DONE;
+		}
+		if (next != STEP_DONE && c->conn && !req->probe && !conn_admit(c->conn)) {
+			result = offline(resp);
+			break;
+		}
 		if (next == STEP_DONE)
 			break;
 		if (next == STEP_REFRESH) {

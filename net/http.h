@@ -50,9 +50,12 @@ struct http_token_provider {
 struct http_config {
 	const char *cafile;        /* extra CA bundle (PEM) trusted besides the system's, or NULL */
 	const char *user_agent;    /* NULL: "jottafs/<version>" */
-	long connect_timeout_s;    /* 0: 20 s */
-	long low_speed_time_s;     /* abort a transfer slower than 1 byte/s for this long; 0: 60 s */
+	long connect_timeout_s;    /* 0: 10 s */
+	long low_speed_time_s;     /* abort a transfer slower than 1 byte/s for this long (this
+				      bounds the wait for the first byte of the answer too); 0: 30 s */
 	int max_retries;           /* retries of an idempotent request; 0: 8; <0: none */
+	long retry_budget_ms;      /* no retry starts later than this after the request
+				      began; 0: 60000 */
 	long backoff_max_ms;       /* backoff cap; 0: 16000 ms */
 	long backoff_min_ms;       /* first backoff; 0: 100 ms */
 };
@@ -109,6 +112,11 @@ struct http_request {
 	 * was seen returns its normal result.
 	 */
 	const atomic_bool *cancel;
+	/*
+	 * Added (connectivity, net/conn.h). A probe goes out even while the
+	 * client's connectivity state is offline, and is never retried.
+	 */
+	bool probe;
 };
 
 /* Set up a request with the defaults (GET, no body, no range, body_fd -1). */
@@ -141,6 +149,17 @@ int http_client_new(const struct http_config *cfg, struct http_client **out);
 /* The provider is copied; set it before requests that need auth. */
 void http_client_set_token_provider(struct http_client *c, const struct http_token_provider *tp);
 void http_client_free(struct http_client *c);
+
+/*
+ * Connectivity (net/conn.h): every exchange is reported to @conn, and
+ * while it is offline every request but a probe fails at once with
+ * -EHOSTDOWN, without touching the network; a request whose retries see it
+ * go offline stops retrying with -EHOSTDOWN (its response then has status
+ * 0). NULL (the default): no such checks. Set before requests run on other
+ * threads; @conn must outlive the client's use.
+ */
+struct conn;
+void http_client_set_conn(struct http_client *c, struct conn *conn);
 
 /* The one place HTTP statuses become errno (404 -ENOENT, 401/403 -EACCES, ...). */
 int http_status_errno(long status);

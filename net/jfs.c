@@ -787,6 +787,23 @@ int jfs_quota(struct jfs *j, struct jfs_quota *out)
 	return rc;
 }
 
+int jfs_ping(struct jfs *j)
+{
+	static const struct http_sink discard = { .write = discard_write, .reset = discard_reset };
+	struct http_request req;
+	struct http_response resp = { 0 };
+
+	http_request_init(&req, "GET", j->user_url);
+	req.idempotent = true;
+	req.probe = true;
+	req.sink = &discard;
+	int rc = http_request_do(j->http, &req, &resp);
+	if (rc && resp.status > 0 && resp.status < 500)
+		rc = 0;                  /* an answer: the service is there */
+	http_response_release(&resp);
+	return rc;
+}
+
 /* A bounded list of names (devices, mountpoints), NULL-terminated. */
 struct namelist {
 	char **v;

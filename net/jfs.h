@@ -133,6 +133,13 @@ struct jfs_quota {
 };
 int jfs_quota(struct jfs *j, struct jfs_quota *out);
 
+/*
+ * Connectivity probe (net/conn.h conn_probe_fn): one GET of the user
+ * document, sent even while offline, never retried. 0 when the service
+ * answered (any status below 500), else -errno.
+ */
+int jfs_ping(struct jfs *j);
+
 /* Devices with their mountpoints (user + device documents), for `jottafs devices`. */
 struct jfs_device_info {
 	const char *name;
