@@ -249,6 +249,8 @@ struct upload_job {
 	pthread_t thread;
 	uint64_t rnd;             /* jitter state, worker thread only */
 	atomic_bool cancel;       /* polled by the transfer */
+	_Atomic int64_t sent;     /* bytes the running data POST sent (progress) */
+	_Atomic int64_t resume;   /* its resume_pos, -1 while none runs */
 	/* protected by q->lock */
 	bool active;
 	uint64_t seq;             /* bumped at every start: identifies one run */
@@ -460,6 +462,13 @@ static int op_upload(void *ctx, const char *url, int fd, int64_t resume_pos, int
 		     const char *md5, const atomic_bool *cancel)
 {
 	return jfs_upload_cancellable(ctx, url, fd, resume_pos, size, md5, cancel, NULL);
+}
+
+static int op_upload_progress(void *ctx, const char *url, int fd, int64_t resume_pos,
+			      int64_t size, const char *md5, const atomic_bool *cancel,
+			      _Atomic int64_t *sent)
+{
+	return jfs_upload_progress(ctx, url, fd, resume_pos, size, md5, cancel, sent, NULL);
 }
 
 /* ---- the journal (callers hold db_lock) ---- */
@@ -714,6 +723,7 @@ int upload_open(const struct upload_config *cfg, struct upload_queue **out)
 {
 	static const struct upload_ops jfs_ops = {
 		op_stat, op_entry_release, op_allocate, op_alloc_release, op_upload, NULL,
+		op_upload_progress,
 	};
 	struct upload_queue *q;
 	pthread_condattr_t ca;
@@ -798,6 +808,7 @@ int upload_start(struct upload_queue *q)
 	for (i = 0; i < q->transfers; i++) {
 		struct upload_job *job = &q->jobs[i];
 		job->q = q;
+		atomic_store(&job->resume, -1);
 		if (getrandom(&job->rnd, sizeof(job->rnd), GRND_NONBLOCK) != sizeof(job->rnd))
 			job->rnd = (uint64_t)now_ms() ^ ((uint64_t)i << 32);
 		job->rnd |= 1;
@@ -1150,6 +1161,56 @@ void upload_stats(struct upload_queue *q, unsigned *files, int64_t *bytes)
 		*files = q->files;
 	if (bytes)
 		*bytes = q->bytes;
+	pthread_mutex_unlock(&q->lock);
+}
+
+/* Bytes the service holds of @job's content (q->lock held). */
+static int64_t job_done(struct upload_job *job)
+{
+	int64_t resume = atomic_load(&job->resume);
+
+	return resume < 0 ? 0 : resume + atomic_load(&job->sent);
+}
+
+int upload_state(struct upload_queue *q, uint64_t id, struct upload_state *out)
+{
+	struct ment *e;
+
+	memset(out, 0, sizeof(*out));
+	pthread_mutex_lock(&q->lock);
+	e = ment_get(q, id);
+	if (e) {
+		out->pending = !e->given_up;
+		out->given_up = e->given_up;
+		out->total = e->size;
+		for (unsigned i = 0; i < q->transfers && out->pending; i++) {
+			struct upload_job *job = &q->jobs[i];
+			if (job->active && job->id == id) {
+				out->running = true;
+				out->done = job_done(job);
+				out->total = job->size;
+			}
+		}
+	}
+	pthread_mutex_unlock(&q->lock);
+	return e ? 0 : -ENOENT;
+}
+
+void upload_running(struct upload_queue *q, struct upload_xfer *v, size_t max, size_t *n)
+{
+	*n = 0;
+	pthread_mutex_lock(&q->lock);
+	for (unsigned i = 0; i < q->transfers && *n < max; i++) {
+		struct upload_job *job = &q->jobs[i];
+		if (!job->active || !job->path)
+			continue;
+		v[*n].path = strdup(job->path);
+		if (!v[*n].path)
+			break;
+		v[*n].done = job_done(job);
+		v[*n].total = job->size;
+		(*n)++;
+	}
 	pthread_mutex_unlock(&q->lock);
 }
 
@@ -1641,8 +1702,15 @@ static int transfer(struct upload_queue *q, struct upload_job *job, const struct
 		err = -ECANCELED;
 	} else {
 		*resumed = a.resume_pos;
-		err = q->ops.upload(q->ops.ctx, a.upload_url, fd, a.resume_pos, r->size, r->md5,
-				    &job->cancel);
+		atomic_store(&job->sent, 0);
+		atomic_store(&job->resume, a.resume_pos);
+		if (q->ops.upload_progress)
+			err = q->ops.upload_progress(q->ops.ctx, a.upload_url, fd, a.resume_pos,
+						     r->size, r->md5, &job->cancel, &job->sent);
+		else
+			err = q->ops.upload(q->ops.ctx, a.upload_url, fd, a.resume_pos, r->size,
+					    r->md5, &job->cancel);
+		atomic_store(&job->resume, -1);
 		if (post_ambiguous(err) && !job_stop_now(q, job) && landed_anyway(q, r, target)) {
 			log_debug("upload of '%s': the data POST failed (%s) but the service has "
 				  "all %" PRId64 " bytes with our MD5: done", target, strerror(-err),

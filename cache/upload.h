@@ -206,6 +206,32 @@ struct upload_ops {
 	int (*upload)(void *ctx, const char *upload_url, int fd, int64_t resume_pos,
 		      int64_t size, const char *md5, const atomic_bool *cancel);
 	void *ctx;
+	/* Added (issue 11), optional: upload() that also stores the bytes sent
+	 * so far (from resume_pos) in *sent; used instead of upload() when set. */
+	int (*upload_progress)(void *ctx, const char *upload_url, int fd, int64_t resume_pos,
+			       int64_t size, const char *md5, const atomic_bool *cancel,
+			       _Atomic int64_t *sent);
 };
+
+/* ---- Added for the control directory and per-file state (issue 11). ---- */
+
+/* Where the upload of one node stands. */
+struct upload_state {
+	bool pending;             /* journalled, not given up */
+	bool running;             /* a transfer of it runs now */
+	bool given_up;            /* given up: content in lost+found */
+	int64_t done;             /* running: bytes the service has (resume_pos + sent) */
+	int64_t total;            /* its size */
+};
+/* -ENOENT when no upload of @id is journalled. */
+int upload_state(struct upload_queue *q, uint64_t id, struct upload_state *out);
+
+/* A transfer running now. */
+struct upload_xfer {
+	char *path;               /* server path, malloc'd */
+	int64_t done, total;
+};
+/* Up to @max running transfers in @v (*n of them); free each path. */
+void upload_running(struct upload_queue *q, struct upload_xfer *v, size_t max, size_t *n);
 
 #endif

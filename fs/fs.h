@@ -20,6 +20,7 @@
 
 struct auth;
 struct conn;
+struct control;
 struct dcache;
 struct dirh;
 struct fileh;
@@ -45,6 +46,7 @@ struct fs {
 	struct itable *it;
 	struct notifier *nt;
 	struct upload_queue *up;        /* NULL until the write path is wired */
+	struct control *ctl;            /* the control directory (fs/control.h) */
 	struct fuse_session *se;
 	uint64_t root_id;               /* node id of the mount root */
 	double timeout;                 /* kernel entry/attribute timeout, seconds */

@@ -1,21 +1,25 @@
 /*
  * fs/main.c — entry point: a subcommand (login, logout, about, devices; see
- * fs/cli.h), or the mount: options (fs/options.h), then mount_main().
+ * fs/cli.h; status, see fs/status_cli.h), or the mount: options (fs/options.h), then mount_main().
  *
  * Exit status: 0 ok, 1 error, 2 usage error.
  */
 #include "fs/cli.h"
 #include "fs/mount.h"
 #include "fs/options.h"
+#include "fs/status_cli.h"
 #include "lib/log.h"
 
 #include <errno.h>
 #include <fuse_lowlevel.h>
+#include <string.h>
 
 int main(int argc, char **argv)
 {
 	if (argc > 1 && cli_is_subcommand(argv[1]))
 		return cli_main(argc, argv);
+	if (argc > 1 && !strcmp(argv[1], "status"))
+		return status_cli_main(argc, argv);
 
 	/* Until mount_main() sets the final sink (syslog once daemonized). */
 	log_setup(LOG_LVL_INFO, false);

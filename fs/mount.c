@@ -47,6 +47,7 @@
 #include "cache/upload.h"
 #include "fs/cli.h"
 #include "fs/fs.h"
+#include "fs/control.h"
 #include "fs/itable.h"
 #include "fs/lister.h"
 #include "fs/notify.h"
@@ -439,6 +440,8 @@ static int start_daemon_side(struct mount *m)
 	err = itable_new(&fs->it);
 	if (!err)
 		err = notifier_new(&fs->nt);
+	if (!err)
+		err = control_new(fs, &fs->ctl);
 	if (err)
 		return err;
 	struct dcache_config dcfg = {
@@ -525,6 +528,8 @@ static void mount_cleanup(struct mount *m, bool clean)
 	lister_free(fs->ls);
 	dcache_free(fs->dc);
 	notifier_free(fs->nt);
+	control_free(fs->ctl);
+	fs->ctl = NULL;
 	itable_free(fs->it);
 	if (fs->meta)
 		meta_close(fs->meta, clean);

@@ -47,6 +47,7 @@
 #include "cache/data.h"
 #include "cache/meta.h"
 #include "cache/upload.h"
+#include "fs/control.h"
 #include "fs/itable.h"
 #include "fs/lister.h"
 #include "fs/notify.h"
@@ -55,6 +56,8 @@
 #include "net/names.h"
 
 #define XATTR_PREFIX    "user.jottacloud."
+#define XATTR_STATE     XATTR_PREFIX "state"   /* fs/control.c: upload state */
+#define XATTR_CONTROL   XATTR_PREFIX "control" /* on the root: the control directory's name */
 #define QUOTA_TTL_S     60.0
 #define QUOTA_RETRY_S   5.0             /* after a failed read */
 #define UNLIMITED_TOTAL (1LL << 50)     /* 1 PiB shown for accounts without a quota */
@@ -266,6 +269,10 @@ static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 	struct meta_attr a;
 	int err;
 
+	if (control_ino(parent) || control_is_entry(fs, parent, name)) {
+		control_op_lookup(req, parent, name);
+		return;
+	}
 	err = lister_fresh(fs->ls, pid, 0, NULL);
 	login_dead(fs);
 	if (err) {
@@ -368,6 +375,10 @@ static void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 	struct stat st;
 	int err;
 
+	if (control_ino(ino)) {
+		control_op_getattr(req, ino);
+		return;
+	}
 	err = get_fresh(fs, fs_id(fs, ino), &a);
 	if (err == -ENOENT && fi && fi->fh) {
 		/* fstat of a file unlinked while open: it lives on. */
@@ -476,6 +487,10 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to
 	struct stat st;
 	int err;
 
+	if (control_ino(ino)) {
+		fuse_reply_err(req, EPERM);
+		return;
+	}
 	err = meta_get(fs->meta, id, &a);
 	if (err) {
 		reply_err(req, err);
@@ -572,6 +587,10 @@ static void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 	struct dirh *d;
 	int err;
 
+	if (control_ino(ino)) {
+		control_op_opendir(req, ino, fi);
+		return;
+	}
 	err = meta_get(fs->meta, fs_id(fs, ino), &a);
 	if (err) {
 		reply_err(req, err);
@@ -632,6 +651,10 @@ static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	size_t pos = 0;
 	int err = 0;
 
+	if (control_ino(ino)) {
+		control_op_readdir(req, ino, size, off, fi, plus);
+		return;
+	}
 	buf = malloc(size);
 	if (!buf) {
 		fuse_reply_err(req, ENOMEM);
@@ -700,7 +723,10 @@ static void op_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info 
 {
 	struct dirh *d = (struct dirh *)(uintptr_t)fi->fh;
 
-	(void)ino;
+	if (control_ino(ino)) {
+		control_op_releasedir(req, ino, fi);
+		return;
+	}
 	HLIST_DEL(d->fs, d->fs->dirs, d);
 	dirh_clear(d);
 	pthread_mutex_destroy(&d->lock);
@@ -953,6 +979,7 @@ void fs_upload_done(void *ctx, uint64_t id, uint64_t gen, int err, const char *s
 	char *path = NULL;
 	bool here;
 
+	control_upload_done(fs->ctl, id, err, server_path);
 	pthread_mutex_lock(&fs->up_lock);
 	e = *upend_slot(fs, id);
 	if (e && gen > e->last_done)
@@ -1039,6 +1066,10 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	bool kept = false;
 	int err;
 
+	if (control_ino(ino)) {
+		control_op_open(req, ino, fi);
+		return;
+	}
 	err = meta_get(fs->meta, fs_id(fs, ino), &a);
 	if (err) {
 		reply_err(req, err);
@@ -1091,7 +1122,10 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	struct dcache_buf b;
 	int err;
 
-	(void)ino;
+	if (control_ino(ino)) {
+		control_op_read(req, ino, size, off, fi);
+		return;
+	}
 	err = dcache_read(h->df, &h->seq, off, size, &b);
 	if (err) {
 		reply_err(req, err == -ENOSPC ? -EIO : err);
@@ -1159,7 +1193,10 @@ static void op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	struct fileh *h = (struct fileh *)(uintptr_t)fi->fh;
 	int err = 0;
 
-	(void)ino;
+	if (control_ino(ino)) {
+		fuse_reply_err(req, 0);
+		return;
+	}
 	if (h->writable)
 		err = commit_file(fs, h->df, h->id);
 	fuse_reply_err(req, -err);
@@ -1185,7 +1222,10 @@ static void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 	struct fs *fs = fs_of(req);
 	struct fileh *h = (struct fileh *)(uintptr_t)fi->fh;
 
-	(void)ino;
+	if (control_ino(ino)) {
+		control_op_release(req, ino, fi);
+		return;
+	}
 	HLIST_DEL(fs, fs->files, h);
 	fileh_release(fs, h);
 	fuse_reply_err(req, 0);
@@ -1229,6 +1269,10 @@ static void op_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_f
 	int err = 0;
 
 	(void)datasync;
+	if (control_ino(ino)) {
+		fuse_reply_err(req, 0);
+		return;
+	}
 	if (h && h->writable)
 		err = commit_file(fs, h->df, id);
 	if (!err && fs->up) {
@@ -1311,7 +1355,7 @@ static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_
 	char *sname = NULL;
 	int err;
 
-	if (!S_ISREG(mode)) {
+	if (!S_ISREG(mode) || control_ino(parent)) {
 		fuse_reply_err(req, EPERM);
 		return;
 	}
@@ -1366,6 +1410,10 @@ static void op_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t
 	int err;
 
 	(void)mode;
+	if (control_ino(parent)) {
+		fuse_reply_err(req, EPERM);
+		return;
+	}
 	err = check_writable(fs);
 	if (!err)
 		err = new_name(fs, pid, name, 0, &sname);
@@ -1426,6 +1474,10 @@ static void op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
 	struct meta_attr a;
 	int err;
 
+	if (control_ino(parent)) {
+		control_op_unlink(req, parent, name);
+		return;
+	}
 	err = check_writable(fs);
 	if (!err)
 		err = lister_fresh(fs->ls, pid, 0, NULL);
@@ -1475,6 +1527,10 @@ static void op_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
 	struct meta_attr a;
 	int err;
 
+	if (control_ino(parent)) {
+		control_op_rmdir(req, parent, name);
+		return;
+	}
 	err = check_writable(fs);
 	if (!err)
 		err = lister_fresh(fs->ls, pid, 0, NULL);
@@ -1523,6 +1579,10 @@ static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
 	bool have_dst = false, pending = false;
 	int err;
 
+	if (control_ino(parent) || control_ino(newparent)) {
+		control_op_rename(req, parent, name, newparent, newname, flags);
+		return;
+	}
 	if (flags & ~RENAME_NOREPLACE) {
 		fuse_reply_err(req, EINVAL);    /* RENAME_EXCHANGE, WHITEOUT */
 		return;
@@ -1722,11 +1782,30 @@ static int xattr_value(const struct meta_attr *a, const char *name, char *buf, s
 	return 0;
 }
 
+/*
+ * The attributes of @id for its xattrs. A file just uploaded has no
+ * revision number in the index yet (the upload answer carries none): its
+ * folder is listed again once, so that revision and updated are there
+ * right after the upload, not only after the next revalidation.
+ */
+static int xattr_attr(struct fs *fs, uint64_t id, struct meta_attr *a)
+{
+	int err = meta_get(fs->meta, id, a);
+
+	if (!err && !a->is_dir && !a->local && a->revision <= 0 && a->md5[0] && a->parent &&
+	    !(fs->up && upload_pending(fs->up, id))) {
+		meta_set_stale(fs->meta, a->parent);
+		if (lister_fresh(fs->ls, a->parent, LISTER_SYNC, NULL) == 0)
+			err = meta_get(fs->meta, id, a);
+	}
+	return err;
+}
+
 static void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size)
 {
 	struct fs *fs = fs_of(req);
 	struct meta_attr a;
-	char val[64];
+	char val[256];
 	size_t len;
 	int err;
 
@@ -1736,9 +1815,22 @@ static void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t
 		fuse_reply_err(req, ENODATA);
 		return;
 	}
-	err = meta_get(fs->meta, fs_id(fs, ino), &a);
-	if (!err)
+	if (control_ino(ino)) {
+		fuse_reply_err(req, ENODATA);
+		return;
+	}
+	if (ino == FUSE_ROOT_ID && !strcmp(name, XATTR_CONTROL)) {
+		/* The control directory's name, for `jottafs status`. */
+		snprintf(val, sizeof(val), "%s", fs->o->control_dir);
+		err = strlen(fs->o->control_dir) < sizeof(val) ? 0 : -ERANGE;
+		goto reply;
+	}
+	err = xattr_attr(fs, fs_id(fs, ino), &a);
+	if (!err && !strcmp(name, XATTR_STATE))
+		err = control_file_state(fs, &a, val, sizeof(val));
+	else if (!err)
 		err = xattr_value(&a, name, val, sizeof(val));
+reply:
 	if (err) {
 		reply_err(req, err);
 		return;
@@ -1762,10 +1854,18 @@ static void op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
 	size_t len = 0;
 	int err;
 
-	err = meta_get(fs->meta, fs_id(fs, ino), &a);
+	if (control_ino(ino)) {
+		fuse_reply_xattr(req, 0);
+		return;
+	}
+	err = xattr_attr(fs, fs_id(fs, ino), &a);
 	if (err) {
 		reply_err(req, err);
 		return;
+	}
+	if (!a.is_dir) {
+		memcpy(list, XATTR_STATE, sizeof(XATTR_STATE));
+		len = sizeof(XATTR_STATE);
 	}
 	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
 		if (xattr_value(&a, names[i], val, sizeof(val)))

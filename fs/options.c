@@ -42,6 +42,8 @@
 #define DEFAULT_TRANSFERS      4
 #define DEFAULT_UNMOUNT_WAIT   300
 #define DEFAULT_MAX_THREADS    10
+#define DEFAULT_CONTROL_DIR    ".jottacloud"
+#define DEFAULT_POLL_INTERVAL  5.0
 
 enum {
 	KEY_HELP,
@@ -61,6 +63,7 @@ enum {
 	KEY_TRANSFERS,
 	KEY_UNMOUNT_WAIT,
 	KEY_MAX_THREADS,
+	KEY_POLL_INTERVAL,
 };
 
 /* Parsing state: the result plus what needs checking after the table. The
@@ -90,6 +93,7 @@ static const struct fuse_opt mount_opts[] = {
 	MOPT("jfs_url=%s", jfs_url),
 	MOPT("token_url=%s", token_url),
 	MOPT("cafile=%s", cafile),
+	MOPT("control_dir=%s", control_dir),
 	/* flags are keys: fuse_opt would store an int into our bool fields */
 	FUSE_OPT_KEY("prefetch", KEY_PREFETCH),
 	FUSE_OPT_KEY("hard_delete", KEY_HARD_DELETE),
@@ -101,6 +105,7 @@ static const struct fuse_opt mount_opts[] = {
 	FUSE_OPT_KEY("transfers=", KEY_TRANSFERS),
 	FUSE_OPT_KEY("unmount_wait=", KEY_UNMOUNT_WAIT),
 	FUSE_OPT_KEY("max_threads=", KEY_MAX_THREADS),
+	FUSE_OPT_KEY("poll_interval=", KEY_POLL_INTERVAL),
 	FUSE_OPT_KEY("ro", KEY_RO),
 	FUSE_OPT_KEY("allow_other", KEY_ALLOW_OTHER),
 	FUSE_OPT_KEY("-h", KEY_HELP),
@@ -220,6 +225,16 @@ static int opt_number(struct parse_state *st, const char *arg, int key)
 		o->dir_cache_time = d;
 		return 0;
 	}
+	case KEY_POLL_INTERVAL: {
+		char *end;
+		errno = 0;
+		double d = strtod(v, &end);
+		if (!*v || errno || *end || !isfinite(d) || d < 0 || d > 86400)
+			return usage_error(st, "bad value for option 'poll_interval': '%s' "
+					   "(expected seconds, 0 to turn polling off)", v);
+		o->poll_interval = d;
+		return 0;
+	}
 	case KEY_CACHE_MAX_SIZE: {
 		uint64_t size;
 		if (options_parse_size(v, &size) < 0)
@@ -323,6 +338,7 @@ static int opt_proc(void *data, const char *arg, int key, struct fuse_args *outa
 	case KEY_TRANSFERS:
 	case KEY_UNMOUNT_WAIT:
 	case KEY_MAX_THREADS:
+	case KEY_POLL_INTERVAL:
 		return opt_number(st, arg, key);
 	case FUSE_OPT_KEY_NONOPT:
 		if (st->n_positional >= 2)
@@ -475,6 +491,9 @@ static void print_help(const char *prog)
 	       "    -o ro                  read-only mount\n"
 	       "    -o allow_other         let other users in (needs user_allow_other)\n"
 	       "    -o max_threads=N       FUSE worker threads (default 10)\n"
+	       "    -o control_dir=NAME    name of the control directory (default .jottacloud)\n"
+	       "    -o poll_interval=SECS  revalidate the directory in use this often (default 5;\n"
+	       "                           0: off)\n"
 	       "    -o api_url=URL         JSON API endpoint (default https://api.jottacloud.com)\n"
 	       "    -o jfs_url=URL         JFS endpoint (default https://jfs.jottacloud.com/jfs)\n"
 	       "    -o token_url=URL       OAuth token endpoint (default: from the login)\n"
@@ -546,6 +565,12 @@ static int finish(const struct parse_state *st)
 	if (auth_account_name_valid(o->account) < 0)
 		return finish_error(-EINVAL, "invalid account name '%s': use letters, digits, '-', '_' "
 				   "and '.' (not first), at most 64", o->account);
+	if (!o->control_dir && !(o->control_dir = strdup(DEFAULT_CONTROL_DIR)))
+		return finish_error(-ENOMEM, "out of memory");
+	if (!*o->control_dir || strchr(o->control_dir, '/') || !strcmp(o->control_dir, ".") ||
+	    !strcmp(o->control_dir, "..") || strlen(o->control_dir) > 255)
+		return finish_error(-EINVAL, "invalid control_dir '%s': one file name expected",
+				    o->control_dir);
 	if (!remote_name_ok(o->device))
 		return finish_error(-EINVAL, "invalid device name '%s'", o->device);
 	if (!remote_name_ok(o->mountpoint))
@@ -595,6 +620,7 @@ int options_parse(struct fuse_args *args, struct mount_options *out)
 	o->transfers = DEFAULT_TRANSFERS;
 	o->unmount_wait = DEFAULT_UNMOUNT_WAIT;
 	o->max_threads = DEFAULT_MAX_THREADS;
+	o->poll_interval = DEFAULT_POLL_INTERVAL;
 
 	int rc = fuse_opt_parse(args, &st, mount_opts, opt_proc);
 	int result = 0;
@@ -637,5 +663,6 @@ void options_release(struct mount_options *o)
 	free(o->token_url);
 	free(o->cafile);
 	free(o->cache_dir);
+	free(o->control_dir);
 	memset(o, 0, sizeof(*o));
 }

@@ -47,6 +47,10 @@ struct mount_options {
 	bool foreground;        /* -f */
 	bool debug;             /* -d: foreground + debug log */
 	unsigned max_threads;   /* FUSE worker threads (default 10) */
+	/* control directory and change detection (issue 11) */
+	char *control_dir;      /* -o control_dir=NAME (default ".jottacloud") */
+	double poll_interval;   /* -o poll_interval=SECS: revalidate the directory in use
+				   (default 5; 0: off) */
 };
 
 /*

@@ -832,6 +832,8 @@ static size_t read_cb(char *buf, size_t size, size_t nitems, void *ctx)
 	if (r->body) {
 		memcpy(buf, (const char *)r->body + x->up_pos, want);
 		x->up_pos += (int64_t)want;
+		if (r->sent)
+			atomic_store(r->sent, x->up_pos);
 		return want;
 	}
 	for (;;) {
@@ -846,6 +848,8 @@ static size_t read_cb(char *buf, size_t size, size_t nitems, void *ctx)
 			return CURL_READFUNC_ABORT;
 		}
 		x->up_pos += n;
+		if (r->sent)
+			atomic_store(r->sent, x->up_pos);
 		return (size_t)n;
 	}
 }

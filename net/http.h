@@ -117,6 +117,9 @@ struct http_request {
 	 * client's connectivity state is offline, and is never retried.
 	 */
 	bool probe;
+	/* Added (issue 11). Optional: receives the bytes of the body sent so
+	 * far in the current attempt (progress reports). */
+	_Atomic int64_t *sent;
 };
 
 /* Set up a request with the defaults (GET, no body, no range, body_fd -1). */

@@ -549,6 +549,7 @@ void jfs_entry_release(struct jfs_entry *e)
 	free((char *)e->parent);
 	free((char *)e->mime);
 	free((char *)e->latest_state);
+	free((char *)e->origin);
 	memset(e, 0, sizeof(*e));
 }
 
@@ -560,8 +561,9 @@ static int entry_copy(struct jfs_entry *dst, const struct jfs_entry *src)
 	dst->parent = src->parent ? strdup(src->parent) : NULL;
 	dst->mime = src->mime ? strdup(src->mime) : NULL;
 	dst->latest_state = src->latest_state ? strdup(src->latest_state) : NULL;
+	dst->origin = src->origin ? strdup(src->origin) : NULL;
 	if (!dst->name || (src->parent && !dst->parent) || (src->mime && !dst->mime) ||
-	    (src->latest_state && !dst->latest_state)) {
+	    (src->latest_state && !dst->latest_state) || (src->origin && !dst->origin)) {
 		jfs_entry_release(dst);
 		return -ENOMEM;
 	}
@@ -716,15 +718,21 @@ static int dl_reset(void *ctx)
 	return 0;
 }
 
-int jfs_download(struct jfs *j, const char *path, int64_t first, int64_t last,
-		 const struct http_sink *sink, int64_t *got)
+/* jfs_download() of the current revision (@revision 0) or of @revision. */
+static int download(struct jfs *j, const char *path, int64_t revision, int64_t first,
+		    int64_t last, const struct http_sink *sink, int64_t *got)
 {
 	if (got)
 		*got = 0;
-	if (!sink || !sink->write || first < 0 || last < -1 || (last >= 0 && last < first))
+	if (!sink || !sink->write || first < 0 || last < -1 || (last >= 0 && last < first) ||
+	    revision < 0)
 		return -EINVAL;
-	char *url;
-	int rc = path_url(j, path, "", "mode=bin", &url);
+	char *url, query[64];
+	if (revision)
+		snprintf(query, sizeof(query), "mode=bin&revision=%" PRId64, revision);
+	else
+		snprintf(query, sizeof(query), "mode=bin");
+	int rc = path_url(j, path, "", query, &url);
 	if (rc)
 		return rc;
 	struct dl_sink d = {
@@ -761,6 +769,20 @@ int jfs_download(struct jfs *j, const char *path, int64_t first, int64_t last,
 	http_response_release(&resp);
 	free(url);
 	return rc;
+}
+
+int jfs_download(struct jfs *j, const char *path, int64_t first, int64_t last,
+		 const struct http_sink *sink, int64_t *got)
+{
+	return download(j, path, 0, first, last, sink, got);
+}
+
+int jfs_download_revision(struct jfs *j, const char *path, int64_t revision, int64_t first,
+			  int64_t last, const struct http_sink *sink, int64_t *got)
+{
+	if (revision <= 0)
+		return -EINVAL;
+	return download(j, path, revision, first, last, sink, got);
 }
 
 /* ---------------------------------------------------------------------- */
@@ -1144,6 +1166,14 @@ int jfs_upload_cancellable(struct jfs *j, const char *upload_url, int fd,
 			   int64_t resume_pos, int64_t size, const char *md5,
 			   const atomic_bool *cancel, time_t *out_modified)
 {
+	return jfs_upload_progress(j, upload_url, fd, resume_pos, size, md5, cancel, NULL,
+				   out_modified);
+}
+
+int jfs_upload_progress(struct jfs *j, const char *upload_url, int fd, int64_t resume_pos,
+			int64_t size, const char *md5, const atomic_bool *cancel,
+			_Atomic int64_t *sent, time_t *out_modified)
+{
 	if (out_modified)
 		*out_modified = 0;
 	if (!jfs_json_url_ok(upload_url) || fd < 0 || size < 0 || resume_pos < 0 ||
@@ -1164,6 +1194,7 @@ int jfs_upload_cancellable(struct jfs *j, const char *upload_url, int fd,
 	}
 	req.max_body = JFS_JSON_BODY_MAX;
 	req.cancel = cancel;             /* net/http cuts the transfer: -ECANCELED */
+	req.sent = sent;
 	struct http_response resp;
 	int rc = json_request(j->http, &req, &resp, "upload");
 	if (!rc) {
@@ -1205,4 +1236,129 @@ int jfs_purge_trash(struct jfs *j)
 	http_response_release(&resp);
 	free(url);
 	return rc;
+}
+
+/* ---------------------------------------------------------------------- */
+/* Copy, revisions, trash (the control directory)                         */
+
+int jfs_copy(struct jfs *j, const char *from, const char *to, struct jfs_entry *out)
+{
+	memset(out, 0, sizeof(*out));
+	if (check_path(from) || check_path(to) || !*from || !*to)
+		return -EINVAL;
+	struct sb b = { 0 };
+	sb_adds(&b, j->dest_prefix);
+	sb_adds(&b, "/");
+	sb_adds(&b, to);
+	char *dest = sb_take(&b);
+	char *q = dest ? query_kv("cp", dest) : NULL;
+	free(dest);
+	if (!q)
+		return -ENOMEM;
+	char *url;
+	int rc = path_url(j, from, "", q, &url);
+	free(q);
+	if (rc)
+		return rc;
+	struct http_request req;
+	http_request_init(&req, "POST", url);
+	struct xml_sink s = { 0 };
+	const struct jfs_entry *e;
+	bool trashed = false;
+	rc = object_request(j, &req, &s, "copy", from, &e);
+	if (!rc && (jfs_xml_root(s.x) != JFS_XML_ROOT_FILE || !e->completed)) {
+		log_err("jfs: copy '%s' -> '%s': the answer shows no completed file", from, to);
+		rc = -EIO;
+	}
+	if (!rc) {
+		trashed = e->deleted;
+		rc = entry_copy(out, e);
+	}
+	jfs_xml_free(s.x);
+	free(url);
+	if (!rc && trashed) {
+		/* The service's quirk (docs 8.5): the copy landed in the trash. */
+		rc = jfs_cphash(j, to, out->size, out->md5, out->created, out->modified);
+		if (!rc) {
+			jfs_entry_release(out);
+			rc = jfs_stat(j, to, out);
+		}
+	}
+	if (rc)
+		jfs_entry_release(out);
+	return rc;
+}
+
+int jfs_revisions(struct jfs *j, const char *path, jfs_revision_cb cb, void *ctx)
+{
+	char *url;
+	int rc = path_url(j, path, "", NULL, &url);
+	if (rc)
+		return rc;
+	struct http_request req;
+	http_request_init(&req, "GET", url);
+	req.idempotent = true;
+	/* Revisions are handed out as they are decoded: a retry would repeat
+	 * them, so the callback must take them idempotently (by number). */
+	struct xml_sink s = { 0 };
+	rc = jfs_xml_new_stat(cb, ctx, &s.x);
+	if (!rc)
+		rc = xml_request(j, &req, &s, "revisions", path);
+	if (!rc && jfs_xml_root(s.x) != JFS_XML_ROOT_FILE)
+		rc = -EISDIR;
+	jfs_xml_free(s.x);
+	free(url);
+	return rc;
+}
+
+int jfs_trash(struct jfs *j, jfs_entry_cb cb, void *ctx)
+{
+	struct sb b = { 0 };
+	sb_adds(&b, j->user_url);
+	sb_adds(&b, "/");
+	sb_add_escaped(&b, j->device, strlen(j->device));
+	sb_adds(&b, "/Trash");
+	char *url = sb_take(&b);
+	if (!url)
+		return -ENOMEM;
+	struct replay r = { .cb = cb, .ctx = ctx, .what = "trash", .path = "" };
+	replay_reset(&r);
+	struct xml_sink s = { .on_reset = replay_reset, .reset_ctx = &r };
+	int rc = jfs_xml_new_list(replay_cb, &r, &s.x);
+	if (!rc) {
+		struct http_request req;
+		http_request_init(&req, "GET", url);
+		req.idempotent = true;
+		rc = replay_end(&r, xml_request(j, &req, &s, "trash", ""));
+	}
+	jfs_xml_free(s.x);
+	free(url);
+	return rc;
+}
+
+int jfs_list_trashed(struct jfs *j, const char *path, jfs_entry_cb cb, void *ctx)
+{
+	char *url;
+	int rc = path_url(j, path, "", NULL, &url);
+	if (rc)
+		return rc;
+	struct replay r = { .cb = cb, .ctx = ctx, .what = "list", .path = path };
+	replay_reset(&r);
+	struct xml_sink s = { .on_reset = replay_reset, .reset_ctx = &r };
+	rc = jfs_xml_new_list(replay_cb, &r, &s.x);
+	if (!rc) {
+		jfs_xml_list_trashed(s.x);
+		struct http_request req;
+		http_request_init(&req, "GET", url);
+		req.idempotent = true;
+		rc = replay_end(&r, xml_request(j, &req, &s, "list", path));
+	}
+	jfs_xml_free(s.x);
+	free(url);
+	return rc;
+}
+
+const char *jfs_origin_prefix(const struct jfs *j)
+{
+	return j->dest_prefix;
 }

@@ -72,6 +72,9 @@ struct jfs_entry {
 	char latest_md5[33];
 	int64_t latest_size;     /* bytes received so far, -1 when unknown */
 	const char *latest_state;/* "INCOMPLETE", "CORRUPT", ... or NULL */
+	/* jfs_trash() only: the original parent folder, "/<user>/<device>/<mountpoint>[/...]"
+	   (server names), NULL when the service did not say */
+	const char *origin;
 };
 
 /*
@@ -207,7 +210,48 @@ int jfs_upload_cancellable(struct jfs *j, const char *upload_url, int fd,
 			   int64_t resume_pos, int64_t size, const char *md5,
 			   const atomic_bool *cancel, time_t *out_modified);
 
+/* Added (issue 11): jfs_upload_cancellable() that stores the bytes sent so
+ * far (from @resume_pos) in *@sent (may be NULL) as the transfer runs. */
+int jfs_upload_progress(struct jfs *j, const char *upload_url, int fd, int64_t resume_pos,
+			int64_t size, const char *md5, const atomic_bool *cancel,
+			_Atomic int64_t *sent, time_t *out_modified);
+
 /* Empty the trash (JSON API). */
 int jfs_purge_trash(struct jfs *j);
+
+/* ---- Added for the control directory (fs/control.c; issue 11). ---- */
+
+/*
+ * Server-side copy of file @from to @to (cp=, docs 8.5): no content moves.
+ * The destination's metadata in *@out (release with jfs_entry_release). If
+ * the service left the copy in the trash (its quirk when a trashed file
+ * was at @to) it is brought back with cphash, as rclone does. -ENOENT when
+ * @from is missing.
+ */
+int jfs_copy(struct jfs *j, const char *from, const char *to, struct jfs_entry *out);
+
+/* The older revisions of file @path (the <revisions> of its document, not
+ * the current one), one call of @cb each; a trashed file is listed too. */
+struct jfs_xml_revision;
+typedef int (*jfs_revision_cb)(void *ctx, const struct jfs_xml_revision *r);
+int jfs_revisions(struct jfs *j, const char *path, jfs_revision_cb cb, void *ctx);
+
+/* jfs_download() of revision @revision (mode=bin&revision=N). */
+int jfs_download_revision(struct jfs *j, const char *path, int64_t revision, int64_t first,
+			  int64_t last, const struct http_sink *sink, int64_t *got);
+
+/*
+ * The device's trash view (GET /<user>/<device>/Trash): the top-level
+ * trashed items of every mountpoint of the device, each with e->origin set.
+ */
+int jfs_trash(struct jfs *j, jfs_entry_cb cb, void *ctx);
+
+/* jfs_list() of a folder that may be in the trash (its tombstone tree):
+ * entries keep their e->deleted flags. */
+int jfs_list_trashed(struct jfs *j, const char *path, jfs_entry_cb cb, void *ctx);
+
+/* The prefix of e->origin that is this jfs's mountpoint root:
+ * "/<user>/<device>/<mountpoint>". */
+const char *jfs_origin_prefix(const struct jfs *j);
 
 #endif

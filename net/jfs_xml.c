@@ -33,7 +33,7 @@
 
 enum el {
 	EL_OTHER = 0,
-	EL_ACCOUNT_TYPE, EL_CAPACITY, EL_CODE, EL_CREATED, EL_CUR_REV, EL_DEVICE,
+	EL_ABSPATH, EL_ACCOUNT_TYPE, EL_CAPACITY, EL_CODE, EL_CREATED, EL_CUR_REV, EL_DEVICE,
 	EL_DEVICES, EL_ERROR, EL_FILE, EL_FILENAME, EL_FILES, EL_FOLDER, EL_FOLDERS,
 	EL_LATEST_REV, EL_MD5, EL_MESSAGE, EL_MIME, EL_MODIFIED, EL_MOUNTPOINT,
 	EL_MOUNTPOINTS, EL_NAME, EL_NUMBER, EL_PATH, EL_REASON, EL_REVISION,
@@ -46,7 +46,7 @@ static const struct el_name {
 	const char *name;
 	enum el id;
 } el_names[] = {
-	{ "account-type", EL_ACCOUNT_TYPE }, { "capacity", EL_CAPACITY },
+	{ "abspath", EL_ABSPATH }, { "account-type", EL_ACCOUNT_TYPE }, { "capacity", EL_CAPACITY },
 	{ "code", EL_CODE }, { "created", EL_CREATED },
 	{ "currentRevision", EL_CUR_REV }, { "device", EL_DEVICE },
 	{ "devices", EL_DEVICES }, { "error", EL_ERROR }, { "file", EL_FILE },
@@ -145,6 +145,8 @@ struct jfs_xml {
 	bool entry_is_dir;
 	bool entry_deleted;
 	struct sbuf name;
+	struct sbuf origin;             /* list: <abspath> of the entry being read */
+	bool list_trashed;              /* list: a trashed folder may be listed */
 	time_t root_modified;           /* <modified> of the folder entry being read */
 	struct rev cur, latest, hist;
 	struct rev *rev;                /* revision being read, or NULL */
@@ -541,6 +543,7 @@ static void obj_build(struct jfs_xml *x, struct jfs_entry *e)
 	e->name = sbuf_str(&x->name);
 	e->is_dir = x->entry_is_dir;
 	e->deleted = x->entry_deleted;
+	e->origin = x->origin.len ? sbuf_str(&x->origin) : NULL;
 	if (e->is_dir) {
 		e->modified = x->root_modified;
 		return;
@@ -580,6 +583,7 @@ static void obj_entry_start(struct jfs_xml *x, const XML_Char **atts, bool is_di
 	x->rev = NULL;
 	x->in_revisions = false;
 	x->root_modified = 0;
+	sbuf_clear(&x->origin);
 	const char *name = attr(atts, "name");
 	if (need_name && (!name || !*name)) {
 		fail(x, -EIO, "<%s> without a name", is_dir ? "folder" : "file");
@@ -612,7 +616,7 @@ static void obj_root(struct jfs_xml *x, enum el id, const XML_Char *name,
 			fail(x, -ENOTDIR, "listed path is a file");
 			return;
 		}
-		if (deleted) {
+		if (deleted && !x->list_trashed) {
 			fail(x, -ENOENT, "listed folder is in the trash");
 			return;
 		}
@@ -651,6 +655,12 @@ static void obj_start(struct jfs_xml *x, enum el id, const XML_Char *name,
 		return;
 	}
 
+	/* The original parent of a trash view entry. */
+	if (x->kind == K_LIST && x->entry_depth && d == x->entry_depth + 1 && !x->rev &&
+	    !x->in_revisions && id == EL_ABSPATH) {
+		x->collect_depth = d;
+		return;
+	}
 	/* Inside a file (a listed one, or the root of a file document). */
 	if (!x->entry_depth || x->entry_is_dir)
 		return;
@@ -730,6 +740,11 @@ static void obj_end(struct jfs_xml *x, enum el id, bool text)
 			sbuf_set(x, &x->name, sbuf_str(&x->text), x->text.len);
 		else if (id == EL_MODIFIED)
 			parse_time(x, false, "modified", &x->root_modified);
+		return;
+	}
+	if (text && id == EL_ABSPATH && x->kind == K_LIST && x->entry_depth &&
+	    d == x->entry_depth + 1) {
+		sbuf_set(x, &x->origin, sbuf_str(&x->text), x->text.len);
 		return;
 	}
 	if (x->rev && d == x->rev_depth) {
@@ -1240,6 +1255,7 @@ static void clear_state(struct jfs_xml *x)
 	x->entry_is_dir = false;
 	x->entry_deleted = false;
 	sbuf_clear(&x->name);
+	sbuf_clear(&x->origin);
 	x->root_modified = 0;
 	rev_clear(&x->cur);
 	rev_clear(&x->latest);
@@ -1298,6 +1314,11 @@ int jfs_xml_new_list(jfs_entry_cb cb, void *ctx, struct jfs_xml **out)
 	return err;
 }
 
+void jfs_xml_list_trashed(struct jfs_xml *x)
+{
+	x->list_trashed = true;
+}
+
 int jfs_xml_new_stat(jfs_xml_revision_cb cb, void *ctx, struct jfs_xml **out)
 {
 	int err = create(K_STAT, ctx, out);
@@ -1348,6 +1369,7 @@ void jfs_xml_free(struct jfs_xml *x)
 	XML_ParserFree(x->parser);
 	sbuf_release(x, &x->text);
 	sbuf_release(x, &x->name);
+	sbuf_release(x, &x->origin);
 	sbuf_release(x, &x->cur.mime);
 	sbuf_release(x, &x->latest.mime);
 	sbuf_release(x, &x->hist.mime);

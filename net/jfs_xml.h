@@ -12,7 +12,8 @@
  * per folder at most, capped at JFS_XML_MAX_FOLDERS folders).
  *
  *   kind        root element             delivers
- *   list        folder | mountPoint      each child folder/file (jfs_entry_cb)
+ *   list        folder | mountPoint      each child folder/file (jfs_entry_cb),
+ *                                        with its <abspath> (the trash view)
  *               (file: -ENOTDIR; trashed folder: -ENOENT)
  *   stat        folder | mountPoint | file   the root as one jfs_entry, and the
  *               older revisions of a file (optional callback); on a folder
@@ -118,6 +119,9 @@ struct jfs_xml_error {
  */
 int jfs_xml_new_list(jfs_entry_cb cb, void *ctx, struct jfs_xml **out);
 int jfs_xml_new_stat(jfs_xml_revision_cb cb, void *ctx, struct jfs_xml **out);
+/* list: accept a trashed folder (root with `deleted`) instead of -ENOENT,
+ * to browse the trash (docs 8.7). Call before the first feed. */
+void jfs_xml_list_trashed(struct jfs_xml *x);
 /* @prefix: "/<mountpoint>[/<path>]" of the listed folder, as the stream
  * writes paths (matched ASCII case-insensitively; copied). Paths outside it
  * are -EIO. Implied folders (a file's parent not yet seen as a <folder>) are

@@ -140,7 +140,9 @@ def test_xattrs(account, emulator, mounter):
     assert p.returncode == 0 and p.stdout.decode() == md5
     names = os.listxattr(f)
     assert set(names) == {"user.jottacloud.md5", "user.jottacloud.revision",
-                          "user.jottacloud.created", "user.jottacloud.updated"}
+                          "user.jottacloud.created", "user.jottacloud.updated",
+                          "user.jottacloud.state"}
+    assert os.getxattr(f, "user.jottacloud.state") == b"synced"
     assert os.getxattr(f, "user.jottacloud.revision") == b"1"
     assert os.getxattr(f, "user.jottacloud.updated").endswith(b"Z")
     with pytest.raises(OSError) as e:

@@ -64,6 +64,14 @@ int jfs_upload_cancellable(struct jfs *j, const char *upload_url, int fd,
 	return -ENOSYS;
 }
 
+int jfs_upload_progress(struct jfs *j, const char *upload_url, int fd, int64_t resume_pos,
+			int64_t size, const char *md5, const atomic_bool *cancel,
+			_Atomic int64_t *sent, time_t *out_modified)
+{
+	fail_msg("jfs_upload_progress called in a unit test");
+	return -ENOSYS;
+}
+
 /* ---- helpers ---- */
 
 static void md5_hex(const void *data, size_t len, char out[33])
@@ -375,7 +383,7 @@ static int f_upload(void *ctx, const char *url, int fd, int64_t resume_pos, int6
 }
 
 static const struct upload_ops fake_ops = {
-	f_stat, f_entry_release, f_allocate, f_alloc_release, f_upload, NULL,
+	f_stat, f_entry_release, f_allocate, f_alloc_release, f_upload, NULL, NULL,
 };
 
 static void fake_reset(void)

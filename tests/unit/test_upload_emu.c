@@ -362,7 +362,7 @@ static int s_upload(void *ctx, const char *url, int fd, int64_t resume_pos, int6
 }
 
 static const struct upload_ops spy_ops = {
-	s_stat, s_entry_release, s_allocate, s_alloc_release, s_upload, NULL,
+	s_stat, s_entry_release, s_allocate, s_alloc_release, s_upload, NULL, NULL,
 };
 
 static int spy(int *field)

@@ -1,0 +1,275 @@
+/*
+ * fs/status_cli.c — `jottafs status [MOUNTPOINT] [--json]`: print the status
+ * file of one mount (MOUNT/CONTROL/status, see fs/control.h), or of every
+ * jottafs mount of the user (from /proc/self/mountinfo: type fuse.jottafs,
+ * user_id = ours) when none is named.
+ *
+ * The control directory's name is read from the mount root's xattr
+ * user.jottacloud.control (it may be changed with -o control_dir=).
+ *
+ * Exit status, so that scripts can wait (`until jottafs status ~/J; do
+ * sleep 5; done`): 0 nothing pending or failed; 1 error (not a jottafs
+ * mount, status unreadable, no mount at all); 2 usage error; 3 uploads
+ * pending; 4 uploads given up (files in lost+found). With several mounts
+ * the highest applies.
+ */
+#include "fs/status_cli.h"
+
+#include <cjson/cJSON.h>
+#include <errno.h>
+#include <limits.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/xattr.h>
+#include <unistd.h>
+
+#define ST_OK      0
+#define ST_ERROR   1
+#define ST_USAGE   2
+#define ST_PENDING 3
+#define ST_FAILED  4
+
+#define MAX_STATUS (1 << 20)
+
+static void usage(FILE *f)
+{
+	fprintf(f, "usage: jottafs status [MOUNTPOINT] [--json]\n"
+		"Print the state of a jottafs mount (of every mount of yours when none is\n"
+		"named): connectivity, pending uploads, transfers, conflicts, lost+found.\n"
+		"Exit status: 0 nothing pending or failed, 1 error, 2 usage error,\n"
+		"3 uploads pending, 4 uploads given up (files in lost+found).\n");
+}
+
+/* Read file @path whole (bounded). *out malloc'd, NUL-terminated. */
+static int slurp(const char *path, char **out)
+{
+	FILE *f = fopen(path, "re");
+	char *buf = NULL;
+	size_t len = 0, cap = 0;
+
+	*out = NULL;
+	if (!f)
+		return -errno;
+	for (;;) {
+		if (cap - len < 4096) {
+			cap = cap ? cap * 2 : 8192;
+			char *n = cap > MAX_STATUS ? NULL : realloc(buf, cap);
+			if (!n) {
+				free(buf);
+				fclose(f);
+				return -EFBIG;
+			}
+			buf = n;
+		}
+		size_t r = fread(buf + len, 1, cap - len - 1, f);
+		len += r;
+		if (r == 0)
+			break;
+	}
+	int err = ferror(f) ? -EIO : 0;
+	fclose(f);
+	if (err) {
+		free(buf);
+		return err;
+	}
+	buf[len] = '\0';
+	*out = buf;
+	return 0;
+}
+
+/* The status of the mount at @mnt: text and JSON. */
+static int read_status(const char *mnt, char **text, cJSON **json)
+{
+	char name[256] = ".jottacloud", path[PATH_MAX + 300];
+	ssize_t n = getxattr(mnt, "user.jottacloud.control", name, sizeof(name) - 1);
+	char *js = NULL;
+	int err;
+
+	*text = NULL;
+	*json = NULL;
+	if (n > 0)
+		name[n] = '\0';
+	else if (n < 0 && errno != ENODATA && errno != ENOTSUP)
+		return -errno;
+	/* else: the default name (a jottafs that does not say) */
+	snprintf(path, sizeof(path), "%s/%s/status.json", mnt, name);
+	err = slurp(path, &js);
+	if (err == -ENOENT || err == -ENOTDIR)
+		return -ENOTSUP;        /* not a jottafs mount */
+	if (err)
+		return err;
+	*json = cJSON_Parse(js);
+	free(js);
+	if (!*json)
+		return -EIO;
+	snprintf(path, sizeof(path), "%s/%s/status", mnt, name);
+	err = slurp(path, text);
+	if (err) {
+		cJSON_Delete(*json);
+		*json = NULL;
+	}
+	return err;
+}
+
+static int verdict(const cJSON *j)
+{
+	double pending = cJSON_GetNumberValue(
+		cJSON_GetObjectItem(cJSON_GetObjectItem(j, "pending"), "files"));
+	double lost = cJSON_GetNumberValue(
+		cJSON_GetObjectItem(cJSON_GetObjectItem(j, "lost_found"), "files"));
+
+	if (lost > 0)
+		return ST_FAILED;
+	if (pending > 0)
+		return ST_PENDING;
+	return ST_OK;
+}
+
+/* "\040" and friends of /proc/self/mountinfo, decoded in place. */
+static void unescape(char *s)
+{
+	char *d = s;
+
+	for (; *s; s++) {
+		if (s[0] == '\\' && s[1] >= '0' && s[1] <= '3' && s[2] >= '0' && s[2] <= '7' &&
+		    s[3] >= '0' && s[3] <= '7') {
+			*d++ = (char)((s[1] - '0') * 64 + (s[2] - '0') * 8 + (s[3] - '0'));
+			s += 3;
+		} else {
+			*d++ = *s;
+		}
+	}
+	*d = '\0';
+}
+
+/* Every jottafs mount of the calling user; NULL-terminated, malloc'd. */
+static char **find_mounts(void)
+{
+	FILE *f = fopen("/proc/self/mountinfo", "re");
+	char *line = NULL, **v = calloc(1, sizeof(*v));
+	size_t cap = 0, n = 0;
+	char uid[32];
+
+	if (!f || !v) {
+		if (f)
+			fclose(f);
+		free(v);
+		return NULL;
+	}
+	snprintf(uid, sizeof(uid), "user_id=%u", (unsigned)getuid());
+	while (getline(&line, &cap, f) > 0) {
+		/* id parent major:minor root mountpoint opts [optional...] - type source super */
+		char *sep = strstr(line, " - "), *save = NULL, *mp, *type, *super;
+		if (!sep)
+			continue;
+		*sep = '\0';
+		strtok_r(line, " ", &save);
+		for (int i = 0; i < 3; i++)
+			strtok_r(NULL, " ", &save);
+		mp = strtok_r(NULL, " ", &save);
+		save = NULL;
+		type = strtok_r(sep + 3, " ", &save);
+		strtok_r(NULL, " ", &save);
+		super = strtok_r(NULL, " \n", &save);
+		if (!mp || !type || strcmp(type, "fuse.jottafs") || !super)
+			continue;
+		bool mine = false;
+		char *s2 = NULL;
+		for (char *o = strtok_r(super, ",", &s2); o; o = strtok_r(NULL, ",", &s2))
+			mine |= !strcmp(o, uid);
+		if (!mine)
+			continue;
+		unescape(mp);
+		char **nv = realloc(v, (n + 2) * sizeof(*v));
+		if (!nv)
+			break;
+		v = nv;
+		if (!(v[n] = strdup(mp)))
+			break;
+		v[++n] = NULL;
+	}
+	free(line);
+	fclose(f);
+	return v;
+}
+
+int status_cli_main(int argc, char **argv)
+{
+	const char *target = NULL;
+	bool json = false;
+	char **mounts = NULL;
+	int rc = ST_OK;
+
+	for (int i = 2; i < argc; i++) {
+		if (!strcmp(argv[i], "--json")) {
+			json = true;
+		} else if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
+			usage(stdout);
+			return ST_OK;
+		} else if (argv[i][0] == '-' || target) {
+			fprintf(stderr, "jottafs: unexpected argument '%s' (see 'jottafs status -h')\n",
+				argv[i]);
+			return ST_USAGE;
+		} else {
+			target = argv[i];
+		}
+	}
+	if (!target) {
+		mounts = find_mounts();
+		if (!mounts) {
+			fprintf(stderr, "jottafs: cannot read /proc/self/mountinfo: %s\n",
+				strerror(errno));
+			return ST_ERROR;
+		}
+		if (!mounts[0]) {
+			fprintf(stderr, "jottafs: no jottafs mount of yours is mounted\n");
+			free(mounts);
+			return ST_ERROR;
+		}
+	}
+	cJSON *all = json && !target ? cJSON_CreateArray() : NULL;
+	for (size_t i = 0; target ? i < 1 : mounts[i] != NULL; i++) {
+		const char *mnt = target ? target : mounts[i];
+		char *text = NULL;
+		cJSON *j = NULL;
+		int err = read_status(mnt, &text, &j);
+		if (err) {
+			if (err == -ENOTSUP)
+				fprintf(stderr, "jottafs: '%s' is not a jottafs mount\n", mnt);
+			else
+				fprintf(stderr, "jottafs: cannot read the status of '%s': %s\n", mnt,
+					strerror(-err));
+			rc = rc > ST_ERROR ? rc : ST_ERROR;
+			continue;
+		}
+		int v = verdict(j);
+		rc = v > rc ? v : rc;
+		if (json && all) {
+			cJSON_AddItemToArray(all, j);
+			j = NULL;
+		} else if (json) {
+			char *s = cJSON_Print(j);
+			if (s)
+				printf("%s\n", s);
+			free(s);
+		} else {
+			printf("%s%s", i ? "\n" : "", text);
+		}
+		cJSON_Delete(j);
+		free(text);
+	}
+	if (all) {
+		char *s = cJSON_Print(all);
+		if (s)
+			printf("%s\n", s);
+		free(s);
+		cJSON_Delete(all);
+	}
+	for (size_t i = 0; mounts && mounts[i]; i++)
+		free(mounts[i]);
+	free(mounts);
+	fflush(stdout);
+	return rc;
+}

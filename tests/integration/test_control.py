@@ -1,0 +1,241 @@
+"""The control directory MOUNT/.jottacloud (issue 11): status and
+status.json, `jottafs status` and its exit codes, the state xattrs, old
+versions under versions/PATH/ and the trash under trash/ — browse, read,
+restore by mv, delete for good, empty — all with ls, cat, mv, cp, rm.
+
+Checked against the emulator's view of the account (emulator.tree)."""
+import json
+import os
+import subprocess
+
+import pytest
+
+from jfs_helpers import BIN
+from wtest_helpers import knobs, live, md5_bytes, tree, wait_for
+
+MiB = 1 << 20
+
+
+def ctl(m, *parts):
+    return os.path.join(m.path, ".jottacloud", *parts)
+
+
+def fsync_path(path):
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def write(path, data, sync=True):
+    with open(path, "wb") as f:
+        f.write(data)
+    if sync:
+        fsync_path(path)
+
+
+def status(m):
+    with open(ctl(m, "status.json")) as f:
+        return json.load(f)
+
+
+def jottafs_status(account, *args):
+    return subprocess.run([BIN, "status"] + [str(a) for a in args], env=account.env,
+                          capture_output=True, text=True, timeout=60)
+
+
+def state(path):
+    return os.getxattr(path, "user.jottacloud.state").decode()
+
+
+def test_control_dir_reachable_not_listed(account, mounter):
+    m = mounter(account)
+    assert os.listdir(m.path) == []
+    assert sorted(os.listdir(ctl(m))) == ["status", "status.json", "trash", "versions"]
+    assert os.path.isdir(ctl(m))
+    # Nothing in it can be created, and it is never uploaded.
+    with pytest.raises(OSError):
+        open(ctl(m, "new"), "w")
+    with pytest.raises(OSError):
+        os.mkdir(os.path.join(m.path, ".jottacloud"))
+    m.unmount()
+
+
+def test_control_dir_renamed_by_option(account, mounter, emulator):
+    m = mounter(account, options=["control_dir=.jc"])
+    assert os.path.isfile(os.path.join(m.path, ".jc", "status"))
+    assert not os.path.exists(ctl(m))
+    r = jottafs_status(account, m.path)
+    assert r.returncode == 0, r.stderr
+    assert "pending uploads: 0 files" in r.stdout
+    m.unmount()
+
+
+def test_status_during_and_after_uploads(account, mounter, emulator):
+    m = mounter(account)
+    with knobs(emulator, bandwidth=2 * MiB, bandwidth_kinds="upload"):
+        data = os.urandom(8 * MiB)
+        path = os.path.join(m.path, "big.bin")
+        write(path, data, sync=False)
+        # Pending right after close, then a transfer with progress.
+        st = status(m)
+        assert st["pending"]["files"] == 1 and st["pending"]["bytes"] == len(data), st
+        assert state(path) in ("pending",) or state(path).startswith("uploading"), state(path)
+        r = jottafs_status(account, m.path)
+        assert r.returncode == 3, (r.returncode, r.stdout, r.stderr)
+        seen = wait_for(lambda: [t for t in status(m)["transfers"]
+                                 if t["path"] == "big.bin" and 0 < t["done"] < t["total"]],
+                        60, "a transfer in progress in status.json")
+        assert seen[0]["total"] == len(data)
+        text = open(ctl(m, "status")).read()
+        assert "uploading big.bin:" in text, text
+        s = wait_for(lambda: state(path) if state(path).startswith("uploading ") and
+                     state(path) != "uploading 0/%d" % len(data) else None,
+                     60, "the state xattr showing upload progress")
+        done, total = map(int, s.split()[1].split("/"))
+        assert 0 < done <= total == len(data)
+        fsync_path(path)
+    st = status(m)
+    assert st["pending"] == {"files": 0, "bytes": 0} and st["transfers"] == [], st
+    assert state(path) == "synced"
+    # The revision and the server time are there at once, not after revalidation.
+    assert os.getxattr(path, "user.jottacloud.revision") == b"1"
+    srv = live(emulator, account.user)["big.bin"]
+    assert srv["md5"] == md5_bytes(data)
+    assert os.getxattr(path, "user.jottacloud.updated")
+    assert "user.jottacloud.state" in os.listxattr(path)
+    r = jottafs_status(account, m.path, "--json")
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["pending"]["files"] == 0
+    # Every mount of the user (other tests' mounts may be listed too).
+    r = jottafs_status(account)
+    assert "jottafs Jotta/Archive on %s\n" % m.path in r.stdout, (r.stdout, r.stderr)
+    m.unmount()
+
+
+def test_status_during_outage(account, mounter, emulator):
+    m = mounter(account)
+    path = os.path.join(m.path, "a.txt")
+    assert os.listdir(m.path) == []     # listed: the create needs no request
+    with knobs(emulator, outage=True):
+        write(path, b"written while the service is away\n", sync=False)
+        st = status(m)
+        assert st["pending"]["files"] == 1, st
+        assert state(path) in ("pending",) or state(path).startswith("uploading")
+        assert jottafs_status(account, m.path).returncode == 3
+        # The upload's attempts find the outage: the mount goes offline.
+        st = wait_for(lambda: status(m)["connectivity"]["state"] == "offline" and status(m),
+                      60, "connectivity offline in status.json")
+        assert st["connectivity"]["since"] and st["connectivity"]["last_error"], st
+        assert "connectivity:    offline since " in open(ctl(m, "status")).read()
+    fsync_path(path)
+    assert status(m)["connectivity"]["state"] == "online"
+    assert status(m)["pending"]["files"] == 0
+    assert jottafs_status(account, m.path).returncode == 0
+    m.unmount()
+
+
+def test_status_exit_codes(account, mounter, tmp_path, emulator):
+    r = jottafs_status(account, tmp_path)
+    assert r.returncode == 1 and "not a jottafs mount" in r.stderr, r
+    assert jottafs_status(account, "--bogus").returncode == 2
+    # A given-up upload (quota full) is exit 4 and state "failed".
+    m = mounter(account, allow_errors=True)
+    path = os.path.join(m.path, "f.bin")
+    write(path, b"small\n")
+    with knobs(emulator, capacity=1):
+        with open(path, "ab") as f:
+            f.write(os.urandom(64 * 1024))
+        with pytest.raises(OSError):
+            fsync_path(path)
+        r = jottafs_status(account, m.path)
+        assert r.returncode == 4, (r.returncode, r.stdout, r.stderr)
+        assert status(m)["lost_found"]["files"] == 1
+        # The name shows the service's version again, marked failed.
+        assert wait_for(lambda: os.path.exists(path) and state(path) == "failed", 30,
+                        "f.bin marked failed (%s, %s)" % (
+                            os.listdir(m.path), os.path.exists(path) and state(path)))
+    m.unmount()
+
+
+def test_versions_after_two_rewrites(account, mounter, emulator):
+    m = mounter(account)
+    os.mkdir(os.path.join(m.path, "docs"))
+    path = os.path.join(m.path, "docs", "notes.txt")
+    contents = [b"first\n", b"second, longer\n", b"third and the longest of all\n"]
+    for i, data in enumerate(contents):
+        write(path, data)
+        os.utime(path, (1700000000 + i * 100, 1700000000 + i * 100))
+        fsync_path(path)
+    vdir = ctl(m, "versions", "docs", "notes.txt")
+    names = sorted(os.listdir(vdir))
+    assert len(names) == 2, names
+    for name, data in zip(names, contents[:2]):
+        p = os.path.join(vdir, name)
+        assert os.stat(p).st_size == len(data)
+        assert open(p, "rb").read() == data
+    assert names[0].startswith("notes (v1 ") and names[0].endswith(").txt"), names
+    # Read-only; cp out restores the old version.
+    with pytest.raises(OSError):
+        open(os.path.join(vdir, names[0]), "w")
+    subprocess.run(["cp", os.path.join(vdir, names[0]), path], check=True)
+    fsync_path(path)
+    assert open(path, "rb").read() == contents[0]
+    assert live(emulator, account.user)["docs/notes.txt"]["md5"] == md5_bytes(contents[0])
+    assert sorted(os.listdir(ctl(m, "versions"))) == ["docs"]
+    m.unmount()
+
+
+def test_trash_browse_read_restore_delete_empty(account, mounter, emulator):
+    m = mounter(account)
+    os.makedirs(os.path.join(m.path, "a", "b"))
+    files = {"a/b/one.txt": b"one\n", "a/two.txt": b"two\n" * 1000,
+             "three.txt": b"3\n", "a/b/four.txt": b"four\n"}
+    for rel, data in files.items():
+        write(os.path.join(m.path, rel), data)
+    for rel in ("a/b/one.txt", "a/two.txt", "three.txt"):
+        os.unlink(os.path.join(m.path, rel))
+    # Browse at the relative paths, read the content.
+    out = subprocess.run(["find", ctl(m, "trash"), "-type", "f"], capture_output=True,
+                         text=True, check=True).stdout.split()
+    assert sorted(os.path.relpath(p, ctl(m, "trash")) for p in out) == \
+        ["a/b/one.txt", "a/two.txt", "three.txt"]
+    assert open(ctl(m, "trash", "a", "two.txt"), "rb").read() == files["a/two.txt"]
+    assert os.stat(ctl(m, "trash", "a", "two.txt")).st_size == len(files["a/two.txt"])
+    # Restore by mv: in place, and under another name.
+    os.rename(ctl(m, "trash", "a", "b", "one.txt"), os.path.join(m.path, "a", "b", "one.txt"))
+    assert open(os.path.join(m.path, "a", "b", "one.txt"), "rb").read() == b"one\n"
+    os.rename(ctl(m, "trash", "three.txt"), os.path.join(m.path, "a", "drei.txt"))
+    assert open(os.path.join(m.path, "a", "drei.txt"), "rb").read() == b"3\n"
+    srv = live(emulator, account.user)
+    assert srv["a/b/one.txt"]["md5"] == md5_bytes(b"one\n")
+    assert srv["a/drei.txt"]["md5"] == md5_bytes(b"3\n")
+    assert not os.path.exists(ctl(m, "trash", "three.txt"))
+    # rm deletes for good.
+    os.unlink(ctl(m, "trash", "a", "two.txt"))
+    assert "a/two.txt" not in tree(emulator, account.user)
+    # A trashed folder: browse into it, then empty the trash with rm -rf.
+    subprocess.run(["rm", "-rf", os.path.join(m.path, "a", "b")], check=True)
+    assert open(ctl(m, "trash", "a", "b", "four.txt"), "rb").read() == b"four\n"
+    subprocess.run("rm -rf %s/*" % ctl(m, "trash"), shell=True, check=True)
+    assert os.listdir(ctl(m, "trash")) == []
+    left = {p for p, x in tree(emulator, account.user).items() if x["deleted"] is not None}
+    assert left == set(), left
+    m.unmount()
+
+
+def test_trash_restore_folder(account, mounter, emulator):
+    m = mounter(account)
+    os.makedirs(os.path.join(m.path, "proj", "src"))
+    write(os.path.join(m.path, "proj", "src", "main.c"), b"int main;\n")
+    write(os.path.join(m.path, "proj", "README"), b"read me\n")
+    subprocess.run(["rm", "-rf", os.path.join(m.path, "proj")], check=True)
+    assert not os.path.exists(os.path.join(m.path, "proj"))
+    subprocess.run(["mv", ctl(m, "trash", "proj"), os.path.join(m.path, "proj")], check=True)
+    assert open(os.path.join(m.path, "proj", "src", "main.c"), "rb").read() == b"int main;\n"
+    assert open(os.path.join(m.path, "proj", "README"), "rb").read() == b"read me\n"
+    srv = live(emulator, account.user)
+    assert srv["proj/src/main.c"]["md5"] == md5_bytes(b"int main;\n")
+    assert os.listdir(ctl(m, "trash")) == []
+    m.unmount()
