@@ -1260,6 +1260,86 @@ void fs_release_all(struct fs *fs)
 			  n, n == 1 ? "" : "s");
 }
 
+/*
+ * copy_file_range of a whole clean file (the service holds exactly what the
+ * index says) into a new or emptied file becomes a server-side copy (cp=,
+ * docs 8.5): no content moves. Everything else — a partial range, a source
+ * with local changes or a pending upload, a destination with content, a
+ * file over 4 GiB (the kernel caps one request below it), a failed copy —
+ * answers EOPNOTSUPP, and the kernel copies through read and write itself.
+ * The destination's handle is reopened on the copied revision, so later
+ * writes through it are ordinary changes of that content.
+ */
+static int server_copy(struct fs *fs, uint64_t src_id, struct fileh *dst, size_t len,
+		       int64_t *copied)
+{
+	struct meta_attr s, d;
+	struct jfs_entry e;
+	char *from = NULL, *to = NULL;
+	int64_t size;
+	time_t mtime;
+	int err;
+
+	if (meta_get(fs->meta, src_id, &s) || meta_get(fs->meta, dst->id, &d) || s.is_dir ||
+	    s.local || !s.md5[0] || s.size <= 0 || (uint64_t)s.size > len ||
+	    (fs->up && (upload_pending(fs->up, s.id) || upload_pending(fs->up, d.id))) ||
+	    dcache_peek(fs->dc, s.id, &size, &mtime) || dcache_size(dst->df) != 0 ||
+	    check_writable(fs))
+		return -EOPNOTSUPP;
+	err = meta_path(fs->meta, s.id, &from);
+	if (!err)
+		err = meta_path(fs->meta, d.id, &to);
+	if (!err)
+		err = jfs_copy(fs->jfs, from, to, &e);
+	if (err) {
+		log_debug("copy '%s' -> '%s' on the service: %s; copying through the mount",
+			  from ? from : "?", to ? to : "?", strerror(-err));
+		free(from);
+		free(to);
+		return -EOPNOTSUPP;
+	}
+	log_debug("copied '%s' -> '%s' on the service (%" PRId64 " bytes)", from, to, e.size);
+	free(from);
+	free(to);
+	/* The destination is the service's copy now: its (empty) local content
+	 * is dropped, and the handle serves the copied revision. */
+	pthread_mutex_lock(&fs->up_lock);
+	upend_drop(fs, d.id);
+	pthread_mutex_unlock(&fs->up_lock);
+	dcache_discard(fs->dc, d.id);
+	err = meta_set_clean(fs->meta, d.id, e.size, e.md5, e.modified);
+	if (!err) {
+		struct dfile *df = NULL;
+		err = dcache_open(fs->dc, d.id, e.size, e.md5, &df, NULL);
+		if (!err) {
+			dcache_close(dst->df);
+			dst->df = df;
+		}
+	}
+	*copied = e.size;
+	jfs_entry_release(&e);
+	return err;
+}
+
+static void op_copy_file_range(fuse_req_t req, fuse_ino_t ino_in, off_t off_in,
+			       struct fuse_file_info *fi_in, fuse_ino_t ino_out, off_t off_out,
+			       struct fuse_file_info *fi_out, size_t len, int flags)
+{
+	struct fs *fs = fs_of(req);
+	struct fileh *dst = fi_out ? (struct fileh *)(uintptr_t)fi_out->fh : NULL;
+	int64_t copied = 0;
+	int err = -EOPNOTSUPP;
+
+	(void)fi_in;
+	if (!control_ino(ino_in) && !control_ino(ino_out) && dst && dst->writable &&
+	    off_in == 0 && off_out == 0 && flags == 0 && ino_in != ino_out)
+		err = server_copy(fs, fs_id(fs, ino_in), dst, len, &copied);
+	if (err)
+		fuse_reply_err(req, err == -EOPNOTSUPP ? EOPNOTSUPP : EIO);
+	else
+		fuse_reply_write(req, (size_t)copied);
+}
+
 /* fsync: commit, then wait until the service confirmed the upload. */
 static void op_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi)
 {
@@ -1917,6 +1997,7 @@ static const struct fuse_lowlevel_ops ops = {
 	.fsync = op_fsync,
 	.fsyncdir = op_fsyncdir,
 	.write_buf = op_write_buf,
+	.copy_file_range = op_copy_file_range,
 	.mkdir = op_mkdir,
 	.unlink = op_unlink,
 	.rmdir = op_rmdir,
