@@ -57,12 +57,13 @@
  * Retry policy (http_request_do)
  * ------------------------------
  *   401 with auth           refresh through the provider (force), once
- *   429                     retried (the server refused before doing work)
+ *   429                     retried (the server refused before doing work),
+ *                           within the retry budget whatever max_retries says
  *   500 502 503 504 509     retried when idempotent
  *   connect/resolve errors  retried (nothing was sent)
  *   other transport errors  retried when idempotent and the sink can be reset
- * Delays: full-jitter exponential backoff, or Retry-After when longer
- * (capped at HTTP_RETRY_AFTER_MAX_MS). No retry starts after the retry
+ * Delays: full-jitter exponential backoff, or Retry-After when the server
+ * sent one (capped at HTTP_RETRY_AFTER_MAX_MS, up to a quarter of jitter). No retry starts after the retry
  * budget (60 s) from the start of the request: with the connect timeout
  * (10 s) and the stall timeout (30 s without a byte either way, which also
  * bounds the wait for the first byte of an answer) no request holds its
@@ -1215,17 +1216,20 @@ static enum step next_step(const struct http_client *c, const struct http_reques
 		if (status == 401 && can_refresh)
 			return STEP_REFRESH; /* error bodies never reach the sink */
 		/* 429 means the server did no work: safe to repeat any request */
+		/* A 429 burst may outlast max_retries: the retry budget bounds it. */
 		if (!status_retryable(status) || !(req->idempotent || status == 429) ||
-		    retries >= c->max_retries)
+		    (retries >= c->max_retries && status != 429))
 			return STEP_DONE;
 		*delay_ms = http_backoff_ms(c->backoff_min_ms, c->backoff_max_ms,
 					    (unsigned)retries, random_u64());
 		if (retry_after_s > 0) {
+			/* The server said when: then, plus a little jitter (up to a
+			 * quarter) so that a crowd of requests does not come back at
+			 * once; the exponential backoff does not apply. */
 			long ra_ms = retry_after_s > HTTP_RETRY_AFTER_MAX_MS / 1000
 					     ? HTTP_RETRY_AFTER_MAX_MS
 					     : retry_after_s * 1000;
-			if (ra_ms > *delay_ms)
-				*delay_ms = ra_ms;
+			*delay_ms = ra_ms + (long)(random_u64() % (uint64_t)(ra_ms / 4 + 1));
 		}
 		return STEP_RETRY;
 	}

@@ -25,6 +25,13 @@
  * purge_trash are not. A listing broken in mid-transfer is replayed from
  * the start and the entries already handed out are skipped once checked
  * (struct replay).
+ *
+ * Namespace commands that are not idempotent (mv, mvDir, rm, rmDir, dlDir)
+ * are retried here instead, safely: after an ambiguous failure (a 5xx, a
+ * connection cut before the answer, a timeout) the service's state is
+ * read (stat of the source and target) and the command is sent again only
+ * if it did not happen; if it did, that is success. At most NS_ATTEMPTS
+ * sends within NS_BUDGET_MS, never while offline (-EHOSTDOWN).
  */
 #include "net/jfs.h"
 
@@ -40,12 +47,17 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 
 #define JFS_JSON_BODY_MAX   (64u << 10)   /* allocate, upload, purge answers */
 #define JFS_CUSTOMER_MAX    (1u << 20)    /* customer document */
 #define JFS_MAX_DEVICES     1024
 #define JFS_MAX_MOUNTPOINTS 4096
 #define JFS_NAMES_BYTES_MAX (1u << 20)    /* all device or mountpoint names together */
+#define NS_ATTEMPTS         10            /* sends of one namespace command */
+#define NS_BUDGET_MS        60000         /* ... within this long */
+#define NS_BACKOFF_MIN_MS   200
+#define NS_BACKOFF_MAX_MS   5000
 
 struct jfs {
 	struct http_client *http;
@@ -1011,7 +1023,7 @@ int jfs_mkdir(struct jfs *j, const char *path)
 	return rc;
 }
 
-int jfs_delete(struct jfs *j, const char *path, bool is_dir, bool hard)
+static int delete_once(struct jfs *j, const char *path, bool is_dir, bool hard)
 {
 	if (check_path(path) || !*path)
 		return -EINVAL;          /* never the mountpoint root */
@@ -1029,7 +1041,7 @@ int jfs_delete(struct jfs *j, const char *path, bool is_dir, bool hard)
 	return rc;
 }
 
-int jfs_move(struct jfs *j, const char *from, const char *to, bool is_dir)
+static int move_once(struct jfs *j, const char *from, const char *to, bool is_dir)
 {
 	if (check_path(from) || check_path(to) || !*from || !*to)
 		return -EINVAL;
@@ -1066,6 +1078,136 @@ int jfs_move(struct jfs *j, const char *from, const char *to, bool is_dir)
 		jfs_xml_free(s.x);
 	}
 	free(url);
+	return rc;
+}
+
+/* ---- safe retries of namespace commands ---- */
+
+static int64_t ns_now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* A failure after which the service may or may not have done the command. */
+static bool ambiguous(int rc)
+{
+	switch (rc) {
+	case -EIO: case -ETIMEDOUT: case -ECONNRESET: case -ECONNABORTED: case -EPIPE:
+	case -EAGAIN: case -EHOSTUNREACH: case -ECONNREFUSED:
+		return true;
+	default:
+		return false;
+	}
+}
+
+/* Sleep before send number @attempt + 1 of a namespace command. 0, or
+ * -ETIMEDOUT when that would end past @deadline. */
+static int ns_pause(unsigned attempt, int64_t deadline, uint64_t *rnd)
+{
+	*rnd ^= *rnd << 13;
+	*rnd ^= *rnd >> 7;
+	*rnd ^= *rnd << 17;
+	long ms = http_backoff_ms(NS_BACKOFF_MIN_MS, NS_BACKOFF_MAX_MS, attempt, *rnd);
+	if (ms < NS_BACKOFF_MIN_MS / 2)
+		ms = NS_BACKOFF_MIN_MS / 2;
+	if (ns_now_ms() + ms > deadline)
+		return -ETIMEDOUT;
+	struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
+	nanosleep(&ts, NULL);
+	return 0;
+}
+
+/* The last segment of @path. */
+static const char *last_seg(const char *path)
+{
+	const char *s = strrchr(path, '/');
+	return s ? s + 1 : path;
+}
+
+/*
+ * Did the move @from -> @to happen? 1 yes, 0 no (the source is still
+ * there under its old name), -errno when that cannot be told. A
+ * case-only rename is told apart by the exact name the service shows.
+ */
+static int move_happened(struct jfs *j, const char *from, const char *to)
+{
+	struct jfs_entry e;
+	int rc = jfs_stat(j, to, &e);
+
+	if (rc == 0) {
+		bool exact = strcmp(e.name, last_seg(to)) == 0;
+		jfs_entry_release(&e);
+		return exact ? 1 : 0;
+	}
+	if (rc != -ENOENT)
+		return rc;
+	rc = jfs_stat(j, from, &e);
+	if (rc == 0) {
+		jfs_entry_release(&e);
+		return 0;
+	}
+	return rc;   /* -ENOENT: neither (never there, or someone else moved it) */
+}
+
+/* Is @path gone (deleted, or in the trash)? 1 yes, 0 no, -errno. */
+static int is_gone(struct jfs *j, const char *path)
+{
+	struct jfs_entry e;
+	int rc = jfs_stat(j, path, &e);
+
+	if (rc == 0) {
+		jfs_entry_release(&e);
+		return 0;
+	}
+	return rc == -ENOENT ? 1 : rc;
+}
+
+int jfs_delete(struct jfs *j, const char *path, bool is_dir, bool hard)
+{
+	int64_t deadline = ns_now_ms() + NS_BUDGET_MS;
+	uint64_t rnd = (uint64_t)ns_now_ms() * 0x9E3779B97F4A7C15ULL | 1;
+	int rc = delete_once(j, path, is_dir, hard);
+
+	for (unsigned attempt = 1; rc < 0 && ambiguous(rc) && attempt < NS_ATTEMPTS; attempt++) {
+		int st = is_gone(j, path);
+		if (st == 1) {
+			log_debug("jfs: delete '%s': done although the answer was lost", path);
+			return 0;
+		}
+		if (st < 0)
+			return st == -EHOSTDOWN ? st : rc;
+		if (ns_pause(attempt - 1, deadline, &rnd))
+			break;
+		log_debug("jfs: delete '%s' failed (%s); sending it again", path, strerror(-rc));
+		rc = delete_once(j, path, is_dir, hard);
+	}
+	return rc;
+}
+
+int jfs_move(struct jfs *j, const char *from, const char *to, bool is_dir)
+{
+	int64_t deadline = ns_now_ms() + NS_BUDGET_MS;
+	uint64_t rnd = (uint64_t)ns_now_ms() * 0x9E3779B97F4A7C15ULL | 1;
+	int rc = move_once(j, from, to, is_dir);
+
+	for (unsigned attempt = 1; rc < 0 && ambiguous(rc) && attempt < NS_ATTEMPTS; attempt++) {
+		int st = move_happened(j, from, to);
+		if (st == 1) {
+			log_debug("jfs: move '%s' -> '%s': done although the answer was lost",
+				  from, to);
+			return 0;
+		}
+		/* -ENOENT: the source is not there (as a 404 to the move says) */
+		if (st < 0)
+			return st == -EHOSTDOWN || st == -ENOENT ? st : rc;
+		if (ns_pause(attempt - 1, deadline, &rnd))
+			break;
+		log_debug("jfs: move '%s' -> '%s' failed (%s); sending it again", from, to,
+			  strerror(-rc));
+		rc = move_once(j, from, to, is_dir);
+	}
 	return rc;
 }
 
