@@ -1041,6 +1041,8 @@ static int delete_once(struct jfs *j, const char *path, bool is_dir, bool hard)
 	return rc;
 }
 
+/* One mv/mvDir; -EBADMSG when the service answered with something that is
+ * not the moved file (jfs_move() reports that as -EIO, not retried). */
 static int move_once(struct jfs *j, const char *from, const char *to, bool is_dir)
 {
 	if (check_path(from) || check_path(to) || !*from || !*to)
@@ -1073,7 +1075,9 @@ static int move_once(struct jfs *j, const char *from, const char *to, bool is_di
 		rc = object_request(j, &req, &s, "move", from, &e);
 		if (!rc && (jfs_xml_root(s.x) != JFS_XML_ROOT_FILE || e->deleted)) {
 			log_err("jfs: move '%s' -> '%s': the answer shows no live file", from, to);
-			rc = -EIO;
+			rc = -EBADMSG;
+		} else if (rc == -EIO && s.err == -EIO) {
+			rc = -EBADMSG;   /* a malformed answer: not a transient failure */
 		}
 		jfs_xml_free(s.x);
 	}
@@ -1208,7 +1212,7 @@ int jfs_move(struct jfs *j, const char *from, const char *to, bool is_dir)
 			  strerror(-rc));
 		rc = move_once(j, from, to, is_dir);
 	}
-	return rc;
+	return rc == -EBADMSG ? -EIO : rc;
 }
 
 static bool md5_ok(const char *s)
