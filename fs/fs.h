@@ -21,6 +21,7 @@
 struct auth;
 struct conn;
 struct control;
+struct poller;
 struct dcache;
 struct dirh;
 struct fileh;
@@ -47,6 +48,7 @@ struct fs {
 	struct notifier *nt;
 	struct upload_queue *up;        /* NULL until the write path is wired */
 	struct control *ctl;            /* the control directory (fs/control.h) */
+	struct poller *poll;            /* change detection (fs/poll.h); NULL: off */
 	struct fuse_session *se;
 	uint64_t root_id;               /* node id of the mount root */
 	double timeout;                 /* kernel entry/attribute timeout, seconds */

@@ -49,6 +49,7 @@
 #include "fs/fs.h"
 #include "fs/control.h"
 #include "fs/itable.h"
+#include "fs/poll.h"
 #include "fs/lister.h"
 #include "fs/notify.h"
 #include "fs/options.h"
@@ -479,6 +480,10 @@ static int start_daemon_side(struct mount *m)
 	if (!err)
 		err = lister_start(fs->ls);
 	if (!err)
+		err = poller_new(fs, o->poll_interval, &fs->poll);
+	if (!err)
+		err = poller_start(fs->poll);
+	if (!err)
 		err = upload_start(fs->up);
 	if (!err)
 		err = conn_start(m->conn, probe, m->jfs);
@@ -522,7 +527,10 @@ static void mount_cleanup(struct mount *m, bool clean)
 	fs_upend_free(fs);
 	/* Workers call into each other (content cache -> lister on an MD5
 	 * mismatch, lister -> content cache on new revisions): stop the
-	 * content cache's workers first, then the lister, then free. */
+	 * content cache's workers first, then the lister, then free. The
+	 * poller uses the lister: it goes first. */
+	poller_free(fs->poll);
+	fs->poll = NULL;
 	if (fs->dc)
 		dcache_stop(fs->dc);
 	lister_free(fs->ls);

@@ -51,6 +51,7 @@
 #include "fs/itable.h"
 #include "fs/lister.h"
 #include "fs/notify.h"
+#include "fs/poll.h"
 #include "fs/options.h"
 #include "lib/log.h"
 #include "net/names.h"
@@ -624,6 +625,8 @@ static int dirh_load(struct fs *fs, struct dirh *d, uint64_t id)
 	dirh_clear(d);
 	err = lister_fresh(fs->ls, id, LISTER_READDIR, NULL);
 	login_dead(fs);
+	if (!err)
+		poller_note(fs->poll, id);      /* in use: revalidated in the background */
 	if (!err)
 		err = meta_children(fs->meta, id, snap_cb, d);
 	if (err) {
