@@ -526,8 +526,9 @@ static int status_render(struct fs *fs, bool json, char **out, size_t *len)
 			if (cJSON_IsString(cJSON_GetObjectItem(cn, "last_error")))
 				fprintf(f, " (last error: %s)",
 					cJSON_GetStringValue(cJSON_GetObjectItem(cn, "last_error")));
-			fprintf(f, "\npending uploads: %.0f files, %.0f bytes\n",
-				cJSON_GetNumberValue(cJSON_GetObjectItem(pd, "files")),
+			double nf = cJSON_GetNumberValue(cJSON_GetObjectItem(pd, "files"));
+			fprintf(f, "\npending uploads: %.0f file%s, %.0f bytes\n", nf,
+				nf == 1 ? "" : "s",
 				cJSON_GetNumberValue(cJSON_GetObjectItem(pd, "bytes")));
 			x = cJSON_GetObjectItem(j, "transfers");
 			for (x = x ? x->child : NULL; x; x = x->next) {
@@ -542,8 +543,8 @@ static int status_render(struct fs *fs, bool json, char **out, size_t *len)
 			x = cJSON_GetObjectItem(cf, "paths");
 			for (x = x ? x->child : NULL; x; x = x->next)
 				fprintf(f, "  %s\n", cJSON_GetStringValue(x));
-			fprintf(f, "lost+found:      %.0f files (%s)\n",
-				cJSON_GetNumberValue(cJSON_GetObjectItem(lf, "files")),
+			double nl = cJSON_GetNumberValue(cJSON_GetObjectItem(lf, "files"));
+			fprintf(f, "lost+found:      %.0f file%s (%s)\n", nl, nl == 1 ? "" : "s",
 				cJSON_GetStringValue(cJSON_GetObjectItem(lf, "dir")));
 			if (fclose(f))
 				s = NULL;
