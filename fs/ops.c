@@ -1666,6 +1666,10 @@ static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
 		control_op_rename(req, parent, name, newparent, newname, flags);
 		return;
 	}
+	if (control_is_entry(fs, parent, name) || control_is_entry(fs, newparent, newname)) {
+		fuse_reply_err(req, EPERM);     /* the control directory stays where it is */
+		return;
+	}
 	if (flags & ~RENAME_NOREPLACE) {
 		fuse_reply_err(req, EINVAL);    /* RENAME_EXCHANGE, WHITEOUT */
 		return;

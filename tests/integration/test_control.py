@@ -49,7 +49,7 @@ def state(path):
     return os.getxattr(path, "user.jottacloud.state").decode()
 
 
-def test_control_dir_reachable_not_listed(account, mounter):
+def test_control_dir_reachable_not_listed(account, mounter, emulator):
     m = mounter(account)
     assert os.listdir(m.path) == []
     assert sorted(os.listdir(ctl(m))) == ["status", "status.json", "trash", "versions"]
@@ -59,7 +59,13 @@ def test_control_dir_reachable_not_listed(account, mounter):
         open(ctl(m, "new"), "w")
     with pytest.raises(OSError):
         os.mkdir(os.path.join(m.path, ".jottacloud"))
+    os.mkdir(os.path.join(m.path, "dir"))
+    with pytest.raises(OSError):
+        os.rename(os.path.join(m.path, "dir"), os.path.join(m.path, ".jottacloud"))
+    with pytest.raises(OSError):
+        os.rename(ctl(m), os.path.join(m.path, "elsewhere"))
     m.unmount()
+    assert not [p for p in tree(emulator, account.user) if ".jottacloud" in p or "elsewhere" in p]
 
 
 def test_control_dir_renamed_by_option(account, mounter, emulator):
@@ -238,4 +244,23 @@ def test_trash_restore_folder(account, mounter, emulator):
     srv = live(emulator, account.user)
     assert srv["proj/src/main.c"]["md5"] == md5_bytes(b"int main;\n")
     assert os.listdir(ctl(m, "trash")) == []
+    m.unmount()
+
+
+def test_conflict_in_status_and_state(account, mounter, emulator):
+    emulator.seed([{"path": "d/doc.txt", "content": "server v1\n"}], user=account.user)
+    m = mounter(account, allow_errors=True)
+    path = os.path.join(m.path, "d", "doc.txt")
+    assert open(path, "rb").read() == b"server v1\n"
+    write(path, b"local rewrite\n", sync=False)     # the upload waits 2 s (write-back)
+    emulator.seed([{"path": "d/doc.txt", "content": "server v2\n"}], user=account.user)
+    st = wait_for(lambda: status(m)["conflicts"]["count"] == 1 and status(m), 60,
+                  "a conflict in status.json")
+    (copy,) = st["conflicts"]["paths"]
+    assert copy.startswith("d/doc (conflict ") and copy.endswith(").txt"), copy
+    assert "conflicts made:  1\n  %s\n" % copy in open(ctl(m, "status")).read()
+    cpath = os.path.join(m.path, copy)
+    assert wait_for(lambda: os.path.exists(cpath), 30, "the conflict copy in the mount")
+    assert state(cpath) == "conflict"
+    assert open(cpath, "rb").read() == b"local rewrite\n"
     m.unmount()
