@@ -631,6 +631,81 @@ static void test_list_root_kinds(void **state)
 	assert_int_equal(c.n, 0);
 }
 
+/* The trash view (docs 8.7): entries carry their original parent in
+ * <abspath>; a trashed folder lists only when asked to. */
+struct origins {
+	char names[4][64], origins[4][128];
+	bool deleted[4], is_dir[4];
+	size_t n;
+};
+
+static int collect_origin(void *ctx, const struct jfs_entry *e)
+{
+	struct origins *o = ctx;
+	assert_true(o->n < 4);
+	snprintf(o->names[o->n], sizeof(o->names[0]), "%s", e->name);
+	snprintf(o->origins[o->n], sizeof(o->origins[0]), "%s", e->origin ? e->origin : "(null)");
+	o->deleted[o->n] = e->deleted;
+	o->is_dir[o->n] = e->is_dir;
+	o->n++;
+	return 0;
+}
+
+static int feed_list(const char *doc, bool trashed, struct origins *o)
+{
+	struct jfs_xml *x;
+	int rc = jfs_xml_new_list(collect_origin, o, &x);
+	assert_int_equal(rc, 0);
+	if (trashed)
+		jfs_xml_list_trashed(x);
+	rc = jfs_xml_feed(x, doc, strlen(doc));
+	if (rc >= 0)
+		rc = jfs_xml_finish(x);
+	jfs_xml_free(x);
+	return rc;
+}
+
+static void test_trash_view(void **state)
+{
+	(void)state;
+	static const char trash[] =
+		"<mountPoint time=\"2026-08-29-T13:45:33Z\" host=\"h\"><name xml:space=\"preserve\">"
+		"Trash</name><path xml:space=\"preserve\">/u/Jotta</path><abspath xml:space="
+		"\"preserve\">/u/Jotta</abspath><size>5</size><modified></modified>"
+		"<device>Jotta</device><user>u</user>"
+		"<folders><folder name=\"old\" deleted=\"2026-08-29-T13:45:33Z\" contextType=\"TRASH\">"
+		"<abspath xml:space=\"preserve\">/u/Jotta/Archive/a b</abspath></folder></folders>"
+		"<files><file name=\"gone.txt\" uuid=\"x\" deleted=\"2026-08-29-T13:45:33Z\" "
+		"contextType=\"TRASH\"><abspath xml:space=\"preserve\">/u/Jotta/Archive</abspath>"
+		"<currentRevision><number>1</number><state>COMPLETED</state><created>"
+		"2026-08-29-T13:45:33Z</created><modified>2026-08-29-T13:45:33Z</modified><mime>"
+		"text/plain</mime><size>5</size><md5>d41d8cd98f00b204e9800998ecf8427e</md5><updated>"
+		"2026-08-29-T13:45:33Z</updated></currentRevision></file></files>"
+		"<metadata first=\"\" max=\"\" total=\"2\" num_folders=\"1\" num_files=\"1\"/>"
+		"</mountPoint>";
+	struct origins o = { 0 };
+	assert_int_equal(feed_list(trash, false, &o), 0);
+	assert_int_equal(o.n, 2);
+	assert_string_equal(o.names[0], "old");
+	assert_true(o.is_dir[0] && o.deleted[0]);
+	assert_string_equal(o.origins[0], "/u/Jotta/Archive/a b");
+	assert_string_equal(o.names[1], "gone.txt");
+	assert_string_equal(o.origins[1], "/u/Jotta/Archive");
+	/* A plain listing has no origins. */
+	memset(&o, 0, sizeof(o));
+	assert_int_equal(feed_list(folder_a4, false, &o), 0);
+	assert_string_equal(o.origins[0], "(null)");
+	/* A trashed folder: -ENOENT, unless listing the trash. */
+	static const char tomb[] =
+		"<folder name=\"x\" deleted=\"2024-03-01-T10:00:00Z\"><folders>"
+		"<folder name=\"y\" deleted=\"2024-03-01-T10:00:00Z\"/></folders></folder>";
+	memset(&o, 0, sizeof(o));
+	assert_int_equal(feed_list(tomb, false, &o), -ENOENT);
+	assert_int_equal(feed_list(tomb, true, &o), 0);
+	assert_int_equal(o.n, 1);
+	assert_true(o.deleted[0]);
+}
+
 static void test_names_verbatim(void **state)
 {
 	(void)state;
@@ -1469,6 +1544,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_folder_a4),
+		cmocka_unit_test(test_trash_view),
 		cmocka_unit_test(test_folder_c7),
 		cmocka_unit_test(test_mountpoint),
 		cmocka_unit_test(test_list_root_kinds),
