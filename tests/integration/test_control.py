@@ -264,3 +264,28 @@ def test_conflict_in_status_and_state(account, mounter, emulator):
     assert state(cpath) == "conflict"
     assert open(cpath, "rb").read() == b"local rewrite\n"
     m.unmount()
+
+
+def test_trash_of_a_sub_path_mount_without_dedup(account, mounter, emulator):
+    """A mount of Jotta/Archive:/sub shows only the trash below /sub, at paths
+    relative to it; restoring elsewhere works when the service does not
+    deduplicate across paths (back in place, then moved)."""
+    m0 = mounter(account)
+    os.makedirs(os.path.join(m0.path, "sub", "in"))
+    write(os.path.join(m0.path, "outside.txt"), b"outside\n")
+    write(os.path.join(m0.path, "sub", "in", "x.txt"), b"inside\n")
+    os.unlink(os.path.join(m0.path, "outside.txt"))
+    m0.unmount()
+    m = mounter(account, remote="Jotta/Archive:/sub",
+                options=["cache_dir=" + os.path.join(str(account.home), "subcache")])
+    os.unlink(os.path.join(m.path, "in", "x.txt"))
+    out = subprocess.run(["find", ctl(m, "trash")], capture_output=True, text=True,
+                         check=True).stdout.split("\n")
+    assert sorted(os.path.relpath(p, ctl(m, "trash")) for p in out if p) == \
+        [".", "in", "in/x.txt"]
+    with knobs(emulator, dedup="off"):
+        os.rename(ctl(m, "trash", "in", "x.txt"), os.path.join(m.path, "y.txt"))
+    assert open(os.path.join(m.path, "y.txt"), "rb").read() == b"inside\n"
+    srv = tree(emulator, account.user)
+    assert srv["sub/y.txt"]["deleted"] is None and "sub/in/x.txt" not in srv, sorted(srv)
+    m.unmount()
