@@ -2,6 +2,8 @@
  * fs/mount.c — run one mount (see mount.h).
  *
  * Order of events (clean-up runs in reverse):
+ *   0. the mount directory: not already a jottafs mount, and empty
+ *      unless -o nonempty;
  *   1. account: http client, auth_open, token provider, jfs client;
  *   2. remote checks: the mountpoint exists, the sub path resolves to a
  *      folder (this lists its ancestors into the index);
@@ -18,7 +20,7 @@
  *   8. unmount, wait up to unmount_wait for pending uploads (what is left
  *      stays journalled), stop workers, close the index (clean shutdown).
  * Everything the user can fix (not logged in, no such remote path, cache
- * directory in use, bad mountpoint) fails before step 5, on stderr.
+ * directory in use, bad or busy mountpoint) fails before step 5, on stderr.
  *
  * Offline start: when the service cannot be reached in step 2 (net/conn
  * says offline, after a few seconds at most) and the cache holds an index
@@ -28,6 +30,7 @@
  */
 #include "fs/mount.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <fuse_lowlevel.h>
@@ -90,6 +93,94 @@ static void say(const char *fmt, ...)
 	vfprintf(stderr, fmt, ap);
 	va_end(ap);
 	fputc('\n', stderr);
+}
+
+/* Undo mountinfo's octal escapes (\040 for a space, ...) in place. */
+static void mountinfo_unescape(char *s)
+{
+	char *d = s;
+
+	for (; *s; s++) {
+		if (s[0] == '\\' && s[1] >= '0' && s[1] <= '3' && s[2] >= '0' && s[2] <= '7' &&
+		    s[3] >= '0' && s[3] <= '7') {
+			*d++ = (char)((s[1] - '0') << 6 | (s[2] - '0') << 3 | (s[3] - '0'));
+			s += 3;
+		} else {
+			*d++ = *s;
+		}
+	}
+	*d = '\0';
+}
+
+/* Whether a jottafs is mounted on @path (absolute, resolved): its source
+ * ("Device/Mountpoint") in @src, else "". Read from /proc/self/mountinfo:
+ * "ID PARENT MAJ:MIN ROOT MOUNTPOINT OPTS [TAGS...] - FSTYPE SOURCE SUPER". */
+static bool jottafs_mounted_on(const char *path, char *src, size_t srcsz)
+{
+	FILE *f = fopen("/proc/self/mountinfo", "re");
+	char *line = NULL;
+	size_t cap = 0;
+	bool found = false;
+
+	if (!f)
+		return false;
+	while (!found && getline(&line, &cap, f) > 0) {
+		char *save = NULL, *mnt = NULL, *type = NULL, *source = NULL;
+		char *tok = strtok_r(line, " \n", &save);
+		for (int i = 0; tok; i++, tok = strtok_r(NULL, " \n", &save)) {
+			if (i == 4)
+				mnt = tok;
+			if (!strcmp(tok, "-") && i >= 6) {
+				type = strtok_r(NULL, " \n", &save);
+				source = type ? strtok_r(NULL, " \n", &save) : NULL;
+				break;
+			}
+		}
+		if (!mnt || !type || strcmp(type, "fuse.jottafs"))
+			continue;
+		mountinfo_unescape(mnt);
+		if (strcmp(mnt, path))
+			continue;
+		found = true;
+		if (source)
+			mountinfo_unescape(source);
+		snprintf(src, srcsz, "%s", source ? source : "");
+	}
+	free(line);
+	fclose(f);
+	return found;
+}
+
+/* Step 0: refuse a mount directory that cannot be right: one a jottafs is
+ * already mounted on (a second would stack on top of it), or one with
+ * files in it, which the mount would hide (unless -o nonempty). */
+static int check_mount_dir(const struct mount_options *o)
+{
+	char src[PATH_MAX];
+	struct dirent *de;
+	DIR *d;
+
+	if (jottafs_mounted_on(o->local_mountpoint, src, sizeof(src))) {
+		say("'%s' is already mounted (jottafs %s); unmount it first "
+		    "(fusermount3 -u '%s')", o->local_mountpoint, src, o->local_mountpoint);
+		return -1;
+	}
+	if (o->nonempty)
+		return 0;
+	d = opendir(o->local_mountpoint);
+	if (!d) {
+		say("cannot use MOUNTPOINT '%s': %s", o->local_mountpoint, strerror(errno));
+		return -1;
+	}
+	while ((de = readdir(d)) && (!strcmp(de->d_name, ".") || !strcmp(de->d_name, "..")))
+		;
+	closedir(d);
+	if (de) {
+		say("MOUNTPOINT '%s' is not empty: the mount would hide its files "
+		    "(use -o nonempty to mount over them anyway)", o->local_mountpoint);
+		return -1;
+	}
+	return 0;
 }
 
 /* mkdir -p @path with mode 0700 for the directories it creates. */
@@ -589,7 +680,7 @@ int mount_main(struct mount_options *o, struct fuse_args *args)
 	fs->timeout = o->dir_cache_time > 0 ? o->dir_cache_time : 60;
 	fs->root_id = META_ROOT_ID;
 
-	if (open_remote(&m) || open_cache(&m))
+	if (check_mount_dir(o) || open_remote(&m) || open_cache(&m))
 		goto fail;
 	fs->auth = m.auth;
 	fs->jfs = m.jfs;

@@ -232,7 +232,11 @@ void fs_mismatch(void *ctx, uint64_t id)
 
 static void op_init(void *userdata, struct fuse_conn_info *conn)
 {
-	(void)userdata;
+	struct fs *fs = userdata;
+
+	/* libfuse fails the session unless init repeats -o max_read. */
+	if (fs->o->max_read)
+		conn->max_read = fs->o->max_read;
 	if (conn->capable & FUSE_CAP_READDIRPLUS)
 		conn->want |= FUSE_CAP_READDIRPLUS;
 	/* Always readdirplus: attributes come with the listing anyway. */

@@ -64,6 +64,8 @@ enum {
 	KEY_UNMOUNT_WAIT,
 	KEY_MAX_THREADS,
 	KEY_POLL_INTERVAL,
+	KEY_MAX_READ,
+	KEY_NONEMPTY,
 };
 
 /* Parsing state: the result plus what needs checking after the table. The
@@ -106,6 +108,8 @@ static const struct fuse_opt mount_opts[] = {
 	FUSE_OPT_KEY("unmount_wait=", KEY_UNMOUNT_WAIT),
 	FUSE_OPT_KEY("max_threads=", KEY_MAX_THREADS),
 	FUSE_OPT_KEY("poll_interval=", KEY_POLL_INTERVAL),
+	FUSE_OPT_KEY("max_read=", KEY_MAX_READ),
+	FUSE_OPT_KEY("nonempty", KEY_NONEMPTY),
 	FUSE_OPT_KEY("ro", KEY_RO),
 	FUSE_OPT_KEY("allow_other", KEY_ALLOW_OTHER),
 	FUSE_OPT_KEY("-h", KEY_HELP),
@@ -131,13 +135,29 @@ static const struct fuse_opt mount_opts[] = {
 };
 
 /* libfuse / kernel mount options handed through unchanged (prefix match
- * when the entry ends in '='). */
+ * when the entry ends in '='). Each was mounted with and used: the
+ * generic flags are the kernel's (nosuid, nodev and noexec also apply to a
+ * user mount; suid and dev only to root's), debug is libfuse's request
+ * trace. max_read= is a key: init must repeat it to libfuse. */
 static const char *const fuse_passthrough[] = {
 	"allow_root", "auto_unmount", "default_permissions", "fsname=", "subtype=",
-	"max_read=", "blkdev", "blksize=", "context=", "fscontext=", "defcontext=",
-	"rootcontext=", "debug", "suid", "nosuid", "dev", "nodev", "exec", "noexec",
-	"async", "sync", "dirsync", "atime", "noatime", "nodiratime", "relatime",
-	"strictatime", "lazytime", NULL,
+	"context=", "fscontext=", "defcontext=", "rootcontext=", "debug", "suid",
+	"nosuid", "dev", "nodev", "exec", "noexec", "async", "sync", "dirsync", "atime",
+	"noatime", NULL,
+};
+
+/* FUSE and mount(8) options that cannot work here, refused before anything
+ * is done rather than failing (or being ignored) after the mount. */
+static const struct {
+	const char *name;               /* prefix match when it ends in '=' */
+	const char *why;
+} refused[] = {
+	{ "blkdev", "a block-device FUSE mount needs a device; jottafs has none" },
+	{ "blksize=", "only a block-device FUSE mount (blkdev) has a block size" },
+	{ "nodiratime", "FUSE does not support it; jottafs keeps no access times" },
+	{ "relatime", "FUSE does not support it; jottafs keeps no access times" },
+	{ "strictatime", "FUSE does not support it; jottafs keeps no access times" },
+	{ "lazytime", "FUSE does not support it; jottafs keeps no access times" },
 };
 
 static int usage_error(struct parse_state *st, const char *fmt, ...)
@@ -280,6 +300,13 @@ static int opt_number(struct parse_state *st, const char *arg, int key)
 					   "(expected a number from 1 to 1024)", v);
 		o->max_threads = (unsigned)n;
 		return 0;
+	case KEY_MAX_READ:
+		/* The kernel reads at least a page at a time. */
+		if (parse_uint(v, false, 4096, 1U << 30, &n) < 0)
+			return usage_error(st, "bad value for option 'max_read': '%s' (expected "
+					   "bytes from 4096 to 1073741824)", v);
+		o->max_read = (unsigned)n;
+		return 0;
 	}
 	return -1;
 }
@@ -294,6 +321,28 @@ static bool is_passthrough(const char *arg)
 			return true;
 	}
 	return false;
+}
+
+/* Whether an SELinux context option can work: only with SELinux. */
+static bool selinux_enabled(void)
+{
+	return access("/sys/fs/selinux/enforce", F_OK) == 0;
+}
+
+/* Refuse @arg when it cannot work (refused[], or a context without
+ * SELinux): -1 after the message, 0 when it may go on. */
+static int refuse_unworkable(struct parse_state *st, const char *arg)
+{
+	for (size_t i = 0; i < sizeof(refused) / sizeof(refused[0]); i++) {
+		const char *p = refused[i].name;
+		size_t n = strlen(p);
+		if (p[n - 1] == '=' ? !strncmp(arg, p, n) : !strcmp(arg, p))
+			return usage_error(st, "option '%s' cannot be used: %s", arg,
+					   refused[i].why);
+	}
+	if (strstr(arg, "context=") && is_passthrough(arg) && !selinux_enabled())
+		return usage_error(st, "option '%s' cannot be used: SELinux is not enabled", arg);
+	return 0;
 }
 
 /* fuse_opt callback: 0 drop, 1 keep for libfuse, -1 error. */
@@ -340,6 +389,11 @@ static int opt_proc(void *data, const char *arg, int key, struct fuse_args *outa
 	case KEY_MAX_THREADS:
 	case KEY_POLL_INTERVAL:
 		return opt_number(st, arg, key);
+	case KEY_MAX_READ:
+		return opt_number(st, arg, key) < 0 ? -1 : 1; /* the kernel needs it too */
+	case KEY_NONEMPTY:
+		o->nonempty = true;
+		return 0;
 	case FUSE_OPT_KEY_NONOPT:
 		if (st->n_positional >= 2)
 			return usage_error(st, "too many arguments: '%s' (usage: jottafs [options] "
@@ -354,6 +408,8 @@ static int opt_proc(void *data, const char *arg, int key, struct fuse_args *outa
 			return usage_error(st, "unknown option '%s' (see 'jottafs -h')", arg);
 		if (!strncmp(arg, "x-systemd.", 10) || !strncmp(arg, "x-gvfs", 6))
 			return 0; /* fstab noise */
+		if (refuse_unworkable(st, arg))
+			return -1;
 		if (is_passthrough(arg))
 			return 1;
 		return usage_error(st, "unknown option '%s' (see 'jottafs -h')", arg);
@@ -494,6 +550,7 @@ static void print_help(const char *prog)
 	       "    -o control_dir=NAME    name of the control directory (default .jottacloud)\n"
 	       "    -o poll_interval=SECS  revalidate the directory in use this often (default 5;\n"
 	       "                           0: off)\n"
+	       "    -o nonempty            mount over a directory that is not empty\n"
 	       "    -o api_url=URL         JSON API endpoint (default https://api.jottacloud.com)\n"
 	       "    -o jfs_url=URL         JFS endpoint (default https://jfs.jottacloud.com/jfs)\n"
 	       "    -o token_url=URL       OAuth token endpoint (default: from the login)\n"

@@ -51,6 +51,9 @@ struct mount_options {
 	char *control_dir;      /* -o control_dir=NAME (default ".jottacloud") */
 	double poll_interval;   /* -o poll_interval=SECS: revalidate the directory in use
 				   (default 5; 0: off) */
+	unsigned max_read;      /* -o max_read=N, also given to the kernel (0: unset) */
+	/* mount directory */
+	bool nonempty;          /* -o nonempty: mount over a non-empty directory */
 };
 
 /*

@@ -15,6 +15,7 @@ import pytest
 
 from jfs_helpers import BIN, DaemonFailed, Mount
 from rclone_helpers import RClone
+from wtest_helpers import read_file
 
 MiB = 1 << 20
 
@@ -474,3 +475,54 @@ def test_dead_login_serves_cache_read_only(account, emulator, mounter):
     assert os.listdir(os.path.join(m.path, "d")) == ["f"]
     out = m.unmount()
     assert out.count("log in again") == 1, out
+
+
+def test_non_empty_mount_dir_is_refused_unless_nonempty(account, emulator, mounter, tmp_path):
+    """Issue 7 item 7: mounting would hide the directory's files."""
+    emulator.seed([{"path": "remote.txt", "content": "remote"}], user=account.user)
+    d = tmp_path / "full"
+    d.mkdir()
+    (d / "local.txt").write_text("local")
+    p = subprocess.run([BIN, "-f", "-o", "account=" + account.name, str(d)],
+                       env=account.env, capture_output=True, text=True, timeout=60)
+    assert p.returncode == 1
+    assert "is not empty" in p.stderr and "nonempty" in p.stderr, p.stderr
+    assert not os.path.ismount(str(d))
+    m = mounter(account, path=d, options=["nonempty"])
+    assert os.listdir(m.path) == ["remote.txt"]
+    m.unmount()
+    assert (d / "local.txt").read_text() == "local"
+
+
+def test_second_jottafs_on_a_jottafs_mount_is_refused(account, mounter, tmp_path):
+    """Issue 7 item 7: another cache_dir does not make stacking right."""
+    m = mounter(account)
+    for opts in (["cache_dir=" + str(tmp_path / "other-cache")],
+                 ["cache_dir=" + str(tmp_path / "other-cache"), "nonempty"]):
+        p = subprocess.run([BIN, "-f", "-o", ",".join(["account=" + account.name] + opts),
+                            m.path], env=account.env, capture_output=True, text=True,
+                           timeout=60)
+        assert p.returncode == 1
+        assert "already mounted" in p.stderr, p.stderr
+    with open("/proc/self/mountinfo") as f:
+        assert sum(1 for line in f if line.split()[4] == m.path) == 1
+    m.unmount()
+
+
+def test_mount_options_that_cannot_work_are_refused(account, emulator, mounter, tmp_path):
+    """Issue 7 item 8: refused before mounting with a reason, never a dead
+    session after it; max_read works."""
+    emulator.seed([{"path": "f.bin", "size": 300000, "fill": "random"}], user=account.user)
+    for opt in ("blkdev", "blksize=4096", "relatime", "nodiratime", "strictatime",
+                "lazytime", "max_read=100"):
+        d = tmp_path / ("d-" + opt.replace("=", "-"))
+        d.mkdir()
+        p = subprocess.run([BIN, "-o", "account=%s,%s" % (account.name, opt), str(d)],
+                           env=account.env, capture_output=True, text=True, timeout=60)
+        assert p.returncode != 0, (opt, p.stderr)
+        assert opt.split("=")[0] in p.stderr, p.stderr
+        assert not os.path.ismount(str(d))
+    m = mounter(account, options=["max_read=65536"])
+    data = read_file(os.path.join(m.path, "f.bin"))
+    assert data == emulator.content("f.bin", user=account.user)
+    m.unmount()

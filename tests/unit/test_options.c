@@ -230,7 +230,10 @@ static void test_errors(void **state)
 		"bogus", "transfers=0", "transfers=65", "transfers=x", "umask=8", "umask=1000",
 		"uid=-1", "uid=abc", "gid=", "dir_cache_time=-1", "dir_cache_time=nan",
 		"dir_cache_time=1s", "cache_max_size=lots", "unmount_wait=-5", "max_threads=0",
-		"account=.hidden", "account=a/b", "device=..", NULL,
+		"account=.hidden", "account=a/b", "device=..",
+		/* cannot work (issue 7 item 8) */
+		"max_read=0", "max_read=4095", "max_read=x", "blkdev", "blksize=4096",
+		"relatime", "nodiratime", "strictatime", "lazytime", NULL,
 	};
 	struct mount_options o;
 	struct fuse_args args;
@@ -263,6 +266,26 @@ static void test_errors(void **state)
 	fuse_opt_free_args(&args);
 }
 
+/* -o max_read reaches both the kernel and init; -o nonempty is ours. */
+static void test_max_read_and_nonempty(void **state)
+{
+	struct mount_options o;
+	struct fuse_args args;
+	char rest[512];
+	assert_int_equal(parse(&o, &args, "-o", "max_read=65536,nonempty,noatime", "/tmp", NULL), 0);
+	assert_int_equal(o.max_read, 65536);
+	assert_true(o.nonempty);
+	left(&args, rest, sizeof(rest));
+	assert_string_equal(rest, "-o max_read=65536,noatime ");
+	options_release(&o);
+	fuse_opt_free_args(&args);
+	assert_int_equal(parse(&o, &args, "/tmp", NULL), 0);
+	assert_int_equal(o.max_read, 0);
+	assert_false(o.nonempty);
+	options_release(&o);
+	fuse_opt_free_args(&args);
+}
+
 static void test_help_and_version(void **state)
 {
 	struct mount_options o;
@@ -284,6 +307,7 @@ int main(void)
 		cmocka_unit_test_setup(test_remote_forms, setup),
 		cmocka_unit_test(test_sizes),
 		cmocka_unit_test_setup(test_errors, setup),
+		cmocka_unit_test_setup(test_max_read_and_nonempty, setup),
 		cmocka_unit_test_setup(test_help_and_version, setup),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
