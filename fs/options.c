@@ -565,6 +565,24 @@ static void print_help(const char *prog)
 	fuse_lowlevel_help();
 }
 
+/* The built-in device's special mountpoints (docs 3.2): Trash is a virtual
+ * view of deleted items (-1: cannot be mounted); Shared, Latest and Links
+ * are not ordinary file trees (1: read-only). The service compares names
+ * case-insensitively. */
+static int special_mountpoint(const char *device, const char *mountpoint)
+{
+	static const char *const ro[] = { "Shared", "Latest", "Links" };
+
+	if (strcasecmp(device, DEFAULT_DEVICE))
+		return 0;
+	if (!strcasecmp(mountpoint, "Trash"))
+		return -1;
+	for (size_t i = 0; i < sizeof(ro) / sizeof(ro[0]); i++)
+		if (!strcasecmp(mountpoint, ro[i]))
+			return 1;
+	return 0;
+}
+
 /* Fill unset members with defaults; validate names and the mountpoint. */
 static int finish(const struct parse_state *st)
 {
@@ -632,6 +650,13 @@ static int finish(const struct parse_state *st)
 		return finish_error(-EINVAL, "invalid device name '%s'", o->device);
 	if (!remote_name_ok(o->mountpoint))
 		return finish_error(-EINVAL, "invalid mountpoint name '%s'", o->mountpoint);
+	int special = special_mountpoint(o->device, o->mountpoint);
+	if (special < 0)
+		return finish_error(-EINVAL, "'%s/%s' is the service's view of deleted items, not a "
+				    "folder tree, and cannot be mounted; a mount lists its part of "
+				    "the trash in .jottacloud/trash", o->device, o->mountpoint);
+	if (special)
+		o->ro = true;
 	if (!o->cache_dir) {
 		o->cache_dir = default_cache_dir(o);
 		if (!o->cache_dir)

@@ -5,6 +5,7 @@ Every test unmounts with fusermount3 -u and requires exit status 0 and a log
 free of error lines and sanitizer reports (jfs_helpers.Mount.unmount).
 """
 import hashlib
+import json
 import os
 import stat
 import subprocess
@@ -526,3 +527,33 @@ def test_mount_options_that_cannot_work_are_refused(account, emulator, mounter, 
     data = read_file(os.path.join(m.path, "f.bin"))
     assert data == emulator.content("f.bin", user=account.user)
     m.unmount()
+
+
+def test_special_mountpoints_are_read_only_and_trash_is_refused(account, emulator, mounter,
+                                                                 tmp_path):
+    """Issue 7 item 6: Jotta/Shared, Latest and Links are not ordinary trees:
+    mounted read-only (EROFS at once, never lost+found after a close that
+    succeeded); Jotta/Trash is the view of deleted items and is refused."""
+    import errno
+    for mp in ("Shared", "Latest", "Links"):
+        emulator.seed([{"path": "in.txt", "content": mp}], user=account.user, mountpoint=mp)
+        m = mounter(account, remote="Jotta/" + mp,
+                    options=["cache_dir=" + str(tmp_path / ("c-" + mp))])
+        assert read_file(os.path.join(m.path, "in.txt")) == mp.encode()
+        for op in (lambda: open(os.path.join(m.path, "new.txt"), "w"),
+                   lambda: os.mkdir(os.path.join(m.path, "d")),
+                   lambda: os.unlink(os.path.join(m.path, "in.txt")),
+                   lambda: open(os.path.join(m.path, "in.txt"), "r+")):
+            with pytest.raises(OSError) as e:
+                op()
+            assert e.value.errno == errno.EROFS, (mp, e.value)
+        m.unmount()
+        assert "new.txt" not in json.dumps(emulator.tree(user=account.user, mountpoint=mp))
+    for args in (["Jotta/Trash"], ["-o", "mountpoint=trash"]):
+        d = tmp_path / ("t%d" % len(args))
+        d.mkdir()
+        p = subprocess.run([BIN, "-f", "-o", "account=" + account.name] + args + [str(d)],
+                           env=account.env, capture_output=True, text=True, timeout=60)
+        assert p.returncode == 2     # a usage error
+        assert "cannot be mounted" in p.stderr and "trash" in p.stderr, p.stderr
+        assert not os.path.ismount(str(d))

@@ -286,6 +286,34 @@ static void test_max_read_and_nonempty(void **state)
 	fuse_opt_free_args(&args);
 }
 
+/* Issue 7 item 6: the built-in device's special mountpoints. */
+static void test_special_mountpoints(void **state)
+{
+	static const struct {
+		const char *remote;
+		int rc;
+		bool ro;
+	} v[] = {
+		{ "Jotta/Trash", -EINVAL, false }, { "jotta/TRASH", -EINVAL, false },
+		{ "Jotta/Shared", 0, true }, { "Jotta/Latest", 0, true },
+		{ "JOTTA/links", 0, true }, { "Jotta/Sync", 0, false },
+		{ "Jotta/Archive", 0, false }, { "Laptop/Trash", 0, false },
+		{ "Laptop/Shared", 0, false },
+	};
+	for (size_t i = 0; i < sizeof(v) / sizeof(v[0]); i++) {
+		struct mount_options o;
+		struct fuse_args args;
+		char rest[512];
+		int rc = parse(&o, &args, v[i].remote, "/tmp", NULL);
+		if (rc != v[i].rc || (!rc && o.ro != v[i].ro))
+			fail_msg("%s: rc %d ro %d", v[i].remote, rc, o.ro);
+		left(&args, rest, sizeof(rest));
+		assert_string_equal(rest, ""); /* fs/mount.c adds ro for the kernel */
+		options_release(&o);
+		fuse_opt_free_args(&args);
+	}
+}
+
 static void test_help_and_version(void **state)
 {
 	struct mount_options o;
@@ -308,6 +336,7 @@ int main(void)
 		cmocka_unit_test(test_sizes),
 		cmocka_unit_test_setup(test_errors, setup),
 		cmocka_unit_test_setup(test_max_read_and_nonempty, setup),
+		cmocka_unit_test_setup(test_special_mountpoints, setup),
 		cmocka_unit_test_setup(test_help_and_version, setup),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
