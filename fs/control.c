@@ -1355,8 +1355,19 @@ void control_op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 
 	(void)ino;
 	if (f->text) {
+		/* Copied: once the reply is in, the kernel may release the file
+		 * (freeing f) on another thread before fuse_reply_buf returns. */
 		size_t o = (size_t)off < f->len ? (size_t)off : f->len;
-		fuse_reply_buf(req, f->text + o, size < f->len - o ? size : f->len - o);
+		size_t n = size < f->len - o ? size : f->len - o;
+		char *copy = n ? malloc(n) : NULL;
+		if (n && !copy) {
+			fuse_reply_err(req, ENOMEM);
+			return;
+		}
+		if (n)
+			memcpy(copy, f->text + o, n);
+		fuse_reply_buf(req, copy, n);
+		free(copy);
 		return;
 	}
 	if (off >= f->v.size || size == 0) {
