@@ -38,6 +38,7 @@
 #include <ftw.h>
 #include <inttypes.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -131,7 +132,7 @@ struct control {
 	uint64_t conflicts_total;
 	char *failed[MAX_OUTCOMES];     /* given up (server paths) */
 	size_t nfailed;
-	bool shadow_logged;
+	atomic_bool shadow_logged;      /* the shadowed server folder was logged */
 };
 
 static struct fs *fs_of(fuse_req_t req)
@@ -1134,8 +1135,9 @@ void control_op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 
 	if (parent == FUSE_ROOT_ID) {
 		struct meta_attr a;
-		if (!fs->ctl->shadow_logged && meta_lookup(fs->meta, fs->root_id, name, &a) == 0) {
-			fs->ctl->shadow_logged = true;
+		if (!atomic_load(&fs->ctl->shadow_logged) &&
+		    meta_lookup(fs->meta, fs->root_id, name, &a) == 0 &&
+		    !atomic_exchange(&fs->ctl->shadow_logged, true)) {
 			log_warn("the server folder '%s' at the mount root is hidden by the control "
 				 "directory; mount with -o control_dir=OTHER to reach it", name);
 		}

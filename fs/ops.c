@@ -642,6 +642,15 @@ static int dirh_load(struct fs *fs, struct dirh *d, uint64_t id)
 	for (size_t i = 0; i < d->n; i++)
 		if (d->v[i].a.local)
 			overlay_local(fs, &d->v[i].a);
+	/* A server folder named like the control directory is shadowed by it
+	 * (control_op_lookup says so in the log): not listed either. */
+	for (size_t i = 0; id == fs->root_id && i < d->n; i++)
+		if (control_is_entry(fs, FUSE_ROOT_ID, d->v[i].name)) {
+			free(d->v[i].name);
+			memmove(d->v + i, d->v + i + 1, (d->n - i - 1) * sizeof(*d->v));
+			d->n--;
+			break;
+		}
 	d->loaded = true;
 	return 0;
 }

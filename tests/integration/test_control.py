@@ -289,3 +289,19 @@ def test_trash_of_a_sub_path_mount_without_dedup(account, mounter, emulator):
     srv = tree(emulator, account.user)
     assert srv["sub/y.txt"]["deleted"] is None and "sub/in/x.txt" not in srv, sorted(srv)
     m.unmount()
+
+
+def test_server_folder_of_the_same_name_is_shadowed(account, mounter, emulator):
+    emulator.seed([{"path": ".jottacloud/theirs.txt", "content": "x"},
+                   {"path": "plain.txt", "content": "y"}], user=account.user)
+    m = mounter(account)
+    assert os.listdir(m.path) == ["plain.txt"]
+    assert "theirs.txt" not in os.listdir(ctl(m))
+    assert "status" in os.listdir(ctl(m))
+    out = m.unmount()
+    assert "hidden by the control directory" in out, out
+    # With another name for the control directory, the folder is reachable.
+    m = mounter(account, options=["control_dir=.jc"])
+    assert sorted(os.listdir(m.path)) == [".jottacloud", "plain.txt"]
+    assert os.listdir(ctl(m)) == ["theirs.txt"]
+    m.unmount()
