@@ -520,6 +520,7 @@ static void print_help(const char *prog)
 	       "       %s logout [--account NAME]\n"
 	       "       %s about [--account NAME] [--json]\n"
 	       "       %s devices [--account NAME] [--json]\n"
+	       "       %s status [MOUNTPOINT] [--json]\n"
 	       "\n"
 	       "REMOTE is [DEVICE/MOUNTPOINT][:/sub/path] (default Jotta/Archive).\n"
 	       "\n"
@@ -560,7 +561,7 @@ static void print_help(const char *prog)
 	       "x-systemd.* are accepted and ignored.\n"
 	       "\n"
 	       "FUSE options:\n",
-	       prog, prog, prog, prog, prog);
+	       prog, prog, prog, prog, prog, prog);
 	fflush(stdout);
 	fuse_lowlevel_help();
 }
