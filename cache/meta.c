@@ -28,6 +28,7 @@
 #include "lib/log.h"
 
 #define META_SCHEMA_VERSION "2"
+#define META_FOLD_RULE      "java-ci"   /* meta_fold()'s rule, kept as info "fold" */
 #define META_STREAM_BATCH 2048
 
 static const char *const meta_schema =
@@ -384,9 +385,21 @@ static void fold_init(void)
 }
 
 /*
- * Case folding as the service compares names: the simple lower-case mapping
- * of each code point (glibc's C.UTF-8 tables; ASCII only if that locale is
- * missing). Bytes that are not valid UTF-8 are kept as they are.
+ * Case folding as the service compares names: Java's
+ * String.equalsIgnoreCase, which takes two UTF-16 units as equal when they
+ * are, or their upper-case forms are, or the lower-case forms of those are
+ * (Character.toUpperCase/toLowerCase: Unicode's simple mappings). The
+ * third test implies the other two, so lower(upper(c)) is a key: equal
+ * keys, equal names. 'I', 'i', dotless 'ı' and dotted 'İ' all fold to 'i';
+ * 's' and long 'ſ' to 's'; 'ς' and 'σ' to 'σ'; the micro sign to 'μ'.
+ * The simple mappings are glibc's C.UTF-8 tables (ASCII only if that
+ * locale is missing).
+ *
+ * Code points outside the BMP are folded too, although a Java before 16
+ * compares their surrogates unit by unit (without case): taking two names
+ * as one when the service might not costs an EEXIST; the reverse would
+ * let the second upload replace the first on the service.
+ * Bytes that are not valid UTF-8 are kept as they are.
  */
 char *meta_fold(const char *sname)
 {
@@ -395,7 +408,7 @@ char *meta_fold(const char *sname)
 	char *out;
 
 	pthread_once(&fold_once, fold_init);
-	/* A lower-case mapping never needs more than 4 bytes per input byte. */
+	/* A mapped code point never needs more than 4 bytes per input byte. */
 	out = malloc(len * 4 + 1);
 	if (!out)
 		return NULL;
@@ -409,12 +422,31 @@ char *meta_fold(const char *sname)
 		if (cp < 0x80)
 			cp = (cp >= 'A' && cp <= 'Z') ? cp + 32 : cp;
 		else if (fold_locale)
-			cp = (uint32_t)towlower_l((wint_t)cp, fold_locale);
+			cp = (uint32_t)towlower_l(towupper_l((wint_t)cp, fold_locale), fold_locale);
 		o += utf8_encode(cp, out + o);
 		i += n;
 	}
 	out[o] = '\0';
 	return out;
+}
+
+/* meta_fold() for SQL, to refold the index when the rule changes. */
+static void sql_fold(sqlite3_context *ctx, int argc, sqlite3_value **argv)
+{
+	const char *sname = (const char *)sqlite3_value_text(argv[0]);
+	char *f;
+
+	(void)argc;
+	if (!sname) {
+		sqlite3_result_null(ctx);
+		return;
+	}
+	f = meta_fold(sname);
+	if (!f) {
+		sqlite3_result_error_nomem(ctx);
+		return;
+	}
+	sqlite3_result_text(ctx, f, -1, free);
 }
 
 /* info table accessors; called with m->lock held (or before threads). */
@@ -439,6 +471,7 @@ static int info_set(struct meta *m, const char *key, const char *value)
 	return exec_stmt(m, s, "info");
 }
 
+
 static int meta_exec(struct meta *m, const char *sql)
 {
 	char *msg = NULL;
@@ -450,6 +483,27 @@ static int meta_exec(struct meta *m, const char *sql)
 		return rc == SQLITE_FULL ? -ENOSPC : -EIO;
 	}
 	return 0;
+}
+
+/* An index folded by an older rule (a simple lower-case map) is refolded
+ * in place: its local changes must survive, so it is not started afresh. */
+static int refold(struct meta *m)
+{
+	char *rule = info_get(m, "fold");
+	bool same = rule && !strcmp(rule, META_FOLD_RULE);
+	int err;
+
+	free(rule);
+	if (same)
+		return 0;
+	if (sqlite3_create_function(m->db, "jottafs_fold", 1, SQLITE_UTF8 | SQLITE_DETERMINISTIC,
+				    NULL, sql_fold, NULL, NULL) != SQLITE_OK)
+		return -EIO;
+	err = meta_exec(m, "UPDATE nodes SET fold = jottafs_fold(sname) WHERE id != 1;");
+	sqlite3_create_function(m->db, "jottafs_fold", 1, SQLITE_UTF8, NULL, NULL, NULL, NULL);
+	if (!err)
+		err = info_set(m, "fold", META_FOLD_RULE);
+	return err;
 }
 
 /* Create the schema, check the version and identity, make the root row. */
@@ -516,6 +570,8 @@ static int meta_setup(struct meta *m, const char *identity)
 		return err;
 	err = meta_exec(m, "INSERT OR IGNORE INTO nodes(id, parent, name, sname, fold, is_dir, mtime)"
 			   " VALUES(1, 0, x'', '', '', 1, strftime('%s', 'now'));");
+	if (!err)
+		err = refold(m);
 	if (!err)
 		err = info_set(m, "schema", META_SCHEMA_VERSION);
 	if (!err)

@@ -263,6 +263,37 @@ def test_case_collisions_give_eexist(account, emulator, mounter):
     assert emulator.content("Seeded.txt", user=account.user) == b"from the server"
 
 
+# Pairs Java's String.equalsIgnoreCase (the service's comparison) takes as
+# equal while a plain lower-case map does not: dotless i, long s, final
+# sigma, micro sign, Kelvin sign, dotted capital I.
+LOOKALIKES = [("\u0131", "i"), ("\u017f", "s"), ("\u03c2", "\u03c3"), ("\u00b5", "\u03bc"),
+              ("\u212a", "k"), ("\u0130", "i")]
+
+
+def test_java_case_lookalikes_give_eexist(account, emulator, mounter):
+    """Issue 7 item 2: creating or renaming onto a name the service takes as
+    equal gives EEXIST; before, the second upload replaced the first on the
+    service while the mount showed two files."""
+    m = mounter(account)
+    W = os.O_WRONLY | os.O_CREAT
+    names = []
+    for i, (a, b) in enumerate(LOOKALIKES):
+        first, second = "%d-%s.txt" % (i, a), "%d-%s.txt" % (i, b)
+        fsync_write(J(m, first), first.encode())
+        write_file(J(m, "src%d" % i), b"src")
+        assert errno_of(os.open, J(m, second), W) == errno.EEXIST, (first, second)
+        assert errno_of(os.mkdir, J(m, second)) == errno.EEXIST, (first, second)
+        assert errno_of(os.rename, J(m, "src%d" % i), J(m, second)) == errno.EEXIST
+        names += [first, "src%d" % i]
+    assert sorted(os.listdir(m.path)) == sorted(names)
+    m.unmount()
+    t = live(emulator, account.user)
+    assert sorted(t) == sorted(names), sorted(t)
+    for i, (a, _) in enumerate(LOOKALIKES):
+        first = "%d-%s.txt" % (i, a)
+        assert emulator.content(first, user=account.user) == first.encode()
+
+
 def test_case_only_rename(account, emulator, mounter):
     m = mounter(account)
     fsync_write(J(m, "a.txt"), b"case only")

@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -225,6 +226,136 @@ static void test_fold(void **state)
 	free(s);
 	assert_int_equal(meta_lookup_fold(f->m, META_ROOT_ID, "other", &id, NULL), 0);
 	assert_int_equal(id, 0);
+}
+
+/* UTF-8 of code point @c into @out (NUL-terminated). */
+static void put_utf8(uint32_t c, char *out)
+{
+	if (c < 0x80) {
+		out[0] = (char)c;
+		out[1] = 0;
+	} else if (c < 0x800) {
+		out[0] = (char)(0xc0 | (c >> 6));
+		out[1] = (char)(0x80 | (c & 0x3f));
+		out[2] = 0;
+	} else if (c < 0x10000) {
+		out[0] = (char)(0xe0 | (c >> 12));
+		out[1] = (char)(0x80 | ((c >> 6) & 0x3f));
+		out[2] = (char)(0x80 | (c & 0x3f));
+		out[3] = 0;
+	} else {
+		out[0] = (char)(0xf0 | (c >> 18));
+		out[1] = (char)(0x80 | ((c >> 12) & 0x3f));
+		out[2] = (char)(0x80 | ((c >> 6) & 0x3f));
+		out[3] = (char)(0x80 | (c & 0x3f));
+		out[4] = 0;
+	}
+}
+
+static bool fold_equal(uint32_t a, uint32_t b)
+{
+	char sa[8], sb[8];
+	put_utf8(a, sa);
+	put_utf8(b, sb);
+	char *fa = meta_fold(sa), *fb = meta_fold(sb);
+	bool eq = fa && fb && !strcmp(fa, fb);
+	free(fa);
+	free(fb);
+	return eq;
+}
+
+/*
+ * Issue 7 item 2: meta_fold() takes two names as one exactly when Java's
+ * String.equalsIgnoreCase does, over every BMP code point. The reference
+ * is the rule itself (equal, or equal upper-case forms, or equal lower-case
+ * forms of those; Character's simple mappings) on Unicode's own tables,
+ * UnicodeData.txt (Debian unicode-data): the code points it puts in one
+ * class must be exactly the ones meta_fold() folds alike.
+ */
+#define UNICODE_DATA "/usr/share/unicode/UnicodeData.txt"
+static void test_fold_is_java_equals_ignore_case(void **state)
+{
+	FILE *f = fopen(UNICODE_DATA, "r");
+	uint32_t *up = calloc(0x10000, sizeof(*up)), *lo = calloc(0x10000, sizeof(*lo));
+	uint32_t *key = calloc(0x10000, sizeof(*key)), *fold = calloc(0x10000, sizeof(*fold));
+	uint32_t *k2f = calloc(0x10000, sizeof(*k2f)), *f2k = calloc(0x110000, sizeof(*f2k));
+	char line[1024];
+	unsigned classes = 0, bad = 0;
+
+	(void)state;
+	if (!f)
+		fail_msg("cannot read " UNICODE_DATA " (install the Debian package unicode-data)");
+	assert_non_null(up && lo && key && fold && k2f && f2k);
+	for (uint32_t c = 0; c < 0x10000; c++)
+		up[c] = lo[c] = c;
+	while (fgets(line, sizeof(line), f)) {
+		char *field[15] = { 0 }, *save = NULL, *p = line;
+		int n = 0;
+		/* fields may be empty: split by hand */
+		for (; n < 15 && p; n++) {
+			field[n] = p;
+			p = strchr(p, ';');
+			if (p)
+				*p++ = 0;
+		}
+		(void)save;
+		uint32_t c = (uint32_t)strtoul(field[0], NULL, 16);
+		if (c >= 0x10000 || n < 14)
+			continue;
+		if (*field[12])
+			up[c] = (uint32_t)strtoul(field[12], NULL, 16);
+		if (*field[13])
+			lo[c] = (uint32_t)strtoul(field[13], NULL, 16);
+	}
+	fclose(f);
+	for (uint32_t c = 1; c < 0x10000; c++) {
+		char s[8], *fs;
+		if (c >= 0xd800 && c <= 0xdfff)
+			continue;       /* a surrogate is no code point on its own */
+		key[c] = lo[up[c]] ? lo[up[c]] : up[c];
+		put_utf8(c, s);
+		fs = meta_fold(s);
+		assert_non_null(fs);
+		/* one code point folds to one code point */
+		const unsigned char *u = (const unsigned char *)fs;
+		uint32_t cp = u[0] < 0x80 ? u[0] : u[0] < 0xe0 ? (u[0] & 0x1fu) << 6 | (u[1] & 0x3fu)
+			: u[0] < 0xf0 ? (u[0] & 0x0fu) << 12 | (u[1] & 0x3fu) << 6 | (u[2] & 0x3fu)
+			: (u[0] & 0x07u) << 18 | (u[1] & 0x3fu) << 12 | (u[2] & 0x3fu) << 6 | (u[3] & 0x3fu);
+		fold[c] = cp;
+		free(fs);
+	}
+	/* Java's classes and meta_fold()'s must be the same partition. */
+	for (uint32_t c = 1; c < 0x10000; c++) {
+		if (c >= 0xd800 && c <= 0xdfff)
+			continue;
+		uint32_t k = key[c] & 0xffff, fo = fold[c];
+		if (!k2f[k] && !f2k[fo]) {
+			k2f[k] = fo;
+			f2k[fo] = key[c];
+			classes++;
+			continue;
+		}
+		if (k2f[k] != fo || f2k[fo] != key[c]) {
+			if (bad++ < 10)
+				print_error("U+%04X: Java key U+%04X, folds to U+%04X (class of U+%04X / U+%04X)\n",
+					    c, key[c], fo, k2f[k], f2k[fo]);
+		}
+	}
+	assert_int_equal(bad, 0);
+	assert_true(classes > 60000);
+	/* the look-alike pairs of the issue, and Kelvin */
+	assert_true(fold_equal(0x131, 'i') && fold_equal(0x130, 'i') && fold_equal(0x130, 'I'));
+	assert_true(fold_equal(0x17f, 's') && fold_equal(0x3c2, 0x3c3) && fold_equal(0xb5, 0x3bc));
+	assert_true(fold_equal(0x212a, 'k') && fold_equal(0x1e9e, 0xdf));
+	assert_false(fold_equal('a', 'b') || fold_equal(0xdf, 's'));
+	/* outside the BMP: folded too (the safe side, see meta_fold) */
+	assert_true(fold_equal(0x10400, 0x10428));
+	free(up);
+	free(lo);
+	free(key);
+	free(fold);
+	free(k2f);
+	free(f2k);
 }
 
 /* A listing taken before a newer one must not overwrite it; one taken
@@ -502,6 +633,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_listing, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_duplicates, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_fold, setup, teardown),
+		cmocka_unit_test(test_fold_is_java_equals_ignore_case),
 		cmocka_unit_test_setup_teardown(test_generations, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_stream, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_content_and_gc, setup, teardown),

@@ -124,16 +124,26 @@ def parse_jotta_time(value):
 
 # ---------------------------------------------------------------- names
 
+# The one simple lower-case mapping Python's full mapping hides: U+0130
+# lower-cases to "i" plus a combining dot, simply to "i".
+_SIMPLE_LOWER = {"\u0130": "i"}
+
+
 def name_key(name):
-    """Case-insensitive key, in the spirit of Java's equalsIgnoreCase."""
+    """Case-insensitive key: Java's equalsIgnoreCase takes two characters as
+    equal when lower(upper(c)) is (Character's simple mappings), so that is
+    the key. Python's str.upper/lower are the full mappings; where one gives
+    several characters the simple mapping is the character itself, except
+    for U+0130."""
     out = []
     for c in name:
         u = c.upper()
-        if len(u) == 1:
-            l = u.lower()
-            out.append(l if len(l) == 1 else u)
-        else:
-            out.append(c.lower() if len(c.lower()) == 1 else c)
+        if len(u) != 1:
+            u = c
+        l = u.lower()
+        if len(l) != 1:
+            l = _SIMPLE_LOWER.get(u, u)
+        out.append(l)
     return "".join(out)
 
 
