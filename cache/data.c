@@ -115,6 +115,10 @@ struct dfile {
 	bool uncommitted;               /* changed since the last dcache_commit() */
 	bool discarded;                 /* unlinked: nothing is recorded any more */
 	time_t mtime;                   /* local content: modification time */
+	char *src_path;                 /* dcache_open_ref(): fetched from this server
+					   path (revision src_rev, 0: current); NULL: the
+					   node's own path */
+	int64_t src_rev;
 };
 
 struct dcache {
@@ -365,6 +369,7 @@ static void dfile_free(struct dfile *f)
 	body_unref(f->body);
 	ranges_release(&f->present);
 	EVP_MD_CTX_free(f->md5ctx);
+	free(f->src_path);
 	pthread_cond_destroy(&f->cond);
 	pthread_mutex_destroy(&f->lock);
 	free(f);
@@ -501,6 +506,27 @@ int dcache_open(struct dcache *dc, uint64_t id, int64_t size, const char *md5,
 	if (kept)
 		*kept = k;
 	*out = f;
+	return 0;
+}
+
+int dcache_open_ref(struct dcache *dc, uint64_t id, int64_t size, const char *md5,
+		    const char *path, int64_t revision, struct dfile **out)
+{
+	char *p = strdup(path);
+	int err;
+
+	if (!p)
+		return -ENOMEM;
+	err = dcache_open(dc, id, size, md5, out, NULL);
+	if (err) {
+		free(p);
+		return err;
+	}
+	pthread_mutex_lock(&(*out)->lock);
+	free((*out)->src_path);
+	(*out)->src_path = p;
+	(*out)->src_rev = revision;
+	pthread_mutex_unlock(&(*out)->lock);
 	return 0;
 }
 
@@ -762,8 +788,14 @@ static void job_run(struct dcache *dc, struct fjob *j)
 	s.pos = j->cur;
 	int64_t end = j->end;
 	bool live = j->epoch == f->epoch;
+	int64_t rev = f->src_rev;
+	if (live && f->src_path && !(path = strdup(f->src_path)))
+		live = false;
 	pthread_mutex_unlock(&f->lock);
-	err = live ? meta_path(dc->cfg.meta, f->id, &path) : -ECANCELED;
+	if (!path)
+		err = live ? meta_path(dc->cfg.meta, f->id, &path) : -ECANCELED;
+	else
+		err = 0;
 	while (!err && s.pos < end) {
 		int64_t got = 0;
 		int64_t from = s.pos;
@@ -776,7 +808,11 @@ static void job_run(struct dcache *dc, struct fjob *j)
 			err = -ECANCELED;
 			break;
 		}
-		err = jfs_download(dc->cfg.jfs, path, from, end - 1, &sink, &got);
+		if (rev > 0)
+			err = jfs_download_revision(dc->cfg.jfs, path, rev, from, end - 1, &sink,
+						    &got);
+		else
+			err = jfs_download(dc->cfg.jfs, path, from, end - 1, &sink, &got);
 		pthread_mutex_lock(&dc->lock);
 		dc->stats.fetched_bytes += (uint64_t)(s.pos - from);
 		pthread_mutex_unlock(&dc->lock);

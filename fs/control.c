@@ -46,6 +46,7 @@
 #include <sys/stat.h>
 #include <time.h>
 
+#include "cache/data.h"
 #include "cache/meta.h"
 #include "cache/upload.h"
 #include "fs/fs.h"
@@ -1283,6 +1284,8 @@ struct cfile {
 	char *text;             /* status: rendered at open */
 	size_t len;
 	struct vnode v;         /* trash file / revision */
+	struct dfile *df;       /* its content in the content cache (NULL: no md5 known) */
+	struct dcache_seq seq;
 };
 
 void control_op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
@@ -1302,8 +1305,18 @@ void control_op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	if (!err && (f->v.kind == V_STATUS || f->v.kind == V_STATUS_JSON)) {
 		err = status_render(fs, f->v.kind == V_STATUS_JSON, &f->text, &f->len);
 		fi->direct_io = 1;      /* its size changes at every open */
-	} else if (!err) {
-		fi->keep_cache = f->v.kind == V_VREV;   /* a revision never changes */
+	} else if (!err && f->v.md5[0]) {
+		/* Immutable content (by md5): cached like any, under the vnode's
+		 * inode number, which no index node uses. */
+		char *path = NULL;
+		if (f->v.kind == V_VREV)
+			err = meta_path(fs->meta, f->v.node, &path);
+		if (!err)
+			err = dcache_open_ref(fs->dc, f->v.ino, f->v.size, f->v.md5,
+					      path ? path : f->v.path,
+					      f->v.kind == V_VREV ? f->v.rev : 0, &f->df);
+		free(path);
+		fi->keep_cache = 1;
 	}
 	if (err) {
 		if (f) {
@@ -1315,6 +1328,8 @@ void control_op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	}
 	fi->fh = (uintptr_t)f;
 	if (fuse_reply_open(req, fi)) {
+		if (f->df)
+			dcache_close(f->df);
 		free(f->text);
 		vrelease(&f->v);
 		free(f);
@@ -1372,6 +1387,26 @@ void control_op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		free(copy);
 		return;
 	}
+	if (f->df) {
+		struct dcache_buf b;
+		err = dcache_read(f->df, &f->seq, off, size, &b);
+		if (err) {
+			reply_errno(req, err == -ENOSPC ? -EIO : err);
+			return;
+		}
+		if (!b.len) {
+			fuse_reply_buf(req, NULL, 0);
+			return;
+		}
+		struct fuse_bufvec bv = FUSE_BUFVEC_INIT(b.len);
+		bv.buf[0].flags = FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK;
+		bv.buf[0].fd = b.fd;
+		bv.buf[0].pos = b.off;
+		/* @f may be released as soon as the kernel has the reply. */
+		fuse_reply_data(req, &bv, FUSE_BUF_SPLICE_MOVE);
+		dcache_buf_release(&b);
+		return;
+	}
 	if (off >= f->v.size || size == 0) {
 		fuse_reply_buf(req, NULL, 0);
 		return;
@@ -1410,6 +1445,8 @@ void control_op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *f
 
 	(void)ino;
 	if (f) {
+		if (f->df)
+			dcache_close(f->df);
 		free(f->text);
 		vrelease(&f->v);
 		free(f);

@@ -182,6 +182,13 @@ def test_versions_after_two_rewrites(account, mounter, emulator):
         assert os.stat(p).st_size == len(data)
         assert open(p, "rb").read() == data
     assert names[0].startswith("notes (v1 ") and names[0].endswith(").txt"), names
+    # Cached like any content: read again without the kernel's pages, no download.
+    before = emulator.stats()["download_bytes"]
+    for name, data in zip(names, contents[:2]):
+        with open(os.path.join(vdir, name), "rb") as f:
+            os.posix_fadvise(f.fileno(), 0, 0, os.POSIX_FADV_DONTNEED)
+            assert f.read() == data
+    assert emulator.stats()["download_bytes"] == before
     # Read-only; cp out restores the old version.
     with pytest.raises(OSError):
         open(os.path.join(vdir, names[0]), "w")
