@@ -45,6 +45,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -62,6 +63,12 @@
 #define DC_MD5_EMPTY    "d41d8cd98f00b204e9800998ecf8427e"
 #define DC_PERSIST_STEP (8 * 1024 * 1024)       /* persist ranges at least this often */
 #define DC_BAD_MAX      1024                    /* failed revisions remembered */
+#define DC_DISK_LOW_PCT 5       /* the cache filesystem is nearly full below this free share: */
+#define DC_DISK_OK_PCT  10      /* clean content is evicted until this much is free */
+#define DC_DISK_RESERVE_PCT 2   /* a write that grows content is refused (ENOSPC) below */
+#define DC_DISK_RESERVE_MIN (4 * 1024 * 1024) /* max(this share, this many bytes) free:
+					 the index and the journal stay writable, so uploads
+					 can finish and their content become evictable */
 
 struct dbody {
 	int fd;
@@ -139,6 +146,7 @@ struct dcache {
 	bool evicting;
 	bool evict_again;               /* asked for while evicting: one more pass */
 	bool over_logged;               /* "local content exceeds the bound" was said */
+	bool disk_low_logged;           /* "the cache filesystem is nearly full" was said */
 	struct dbad *bad;               /* revisions that failed verification */
 	unsigned nbad;                  /* their number, at most DC_BAD_MAX */
 
@@ -531,6 +539,7 @@ int dcache_open_ref(struct dcache *dc, uint64_t id, int64_t size, const char *md
 }
 
 static void maybe_evict(struct dcache *dc);
+static bool disk_room(struct dcache *dc);
 
 /* Drop a reference to @f; the last one persists its state and frees it. */
 static void dfile_unref(struct dfile *f)
@@ -1247,6 +1256,7 @@ int dcache_create(struct dcache *dc, uint64_t id, struct dfile **out)
 	*out = NULL;
 	if (!f)
 		return -ENOMEM;
+	maybe_evict(dc);        /* a nearly full cache filesystem: make room first */
 	f->local = true;
 	f->uncommitted = true;
 	f->mtime = time(NULL);
@@ -1283,6 +1293,12 @@ int dcache_write(struct dfile *f, int64_t off, size_t len, dcache_copy_fn copy, 
 		*first = false;
 	if (off < 0 || __builtin_add_overflow(off, (int64_t)len, &end))
 		return -EFBIG;
+	if (end > f->size && !f->discarded && !disk_room(f->dc)) {
+		/* nearly full: make room from clean content, or refuse the growth */
+		maybe_evict(f->dc);
+		if (!disk_room(f->dc))
+			return -ENOSPC;
+	}
 	pthread_mutex_lock(&f->lock);
 	old_size = f->size;
 	grow = end > f->size ? end - f->size : 0;
@@ -1321,6 +1337,8 @@ int dcache_write(struct dfile *f, int64_t off, size_t len, dcache_copy_fn copy, 
 	*written = done;
 	if (done > 0)
 		return 0;
+	if (err == -ENOSPC)
+		maybe_evict(f->dc);     /* this write fails; the next finds room */
 	return err ? err : -EIO;
 }
 
@@ -1639,20 +1657,59 @@ static void recount(struct dcache *dc)
 	pthread_mutex_unlock(&dc->lock);
 }
 
-/* Evict least recently used clean content until under 90 % of the bound. */
+/*
+ * Is less than max(@pct % of the cache filesystem, @reserves times
+ * DC_DISK_RESERVE_MIN) free for unprivileged use?
+ */
+static bool disk_below(struct dcache *dc, unsigned pct, unsigned reserves)
+{
+	struct statvfs sv;
+
+	if (fstatvfs(dc->dirfd, &sv) || !sv.f_blocks)
+		return false;
+	uint64_t avail = (uint64_t)sv.f_bavail * sv.f_frsize;
+	uint64_t want = (uint64_t)sv.f_blocks * sv.f_frsize / 100 * pct;
+	if (want < (uint64_t)reserves * DC_DISK_RESERVE_MIN)
+		want = (uint64_t)reserves * DC_DISK_RESERVE_MIN;
+	return avail < want;
+}
+
+#define DISK_LOW(dc)  disk_below(dc, DC_DISK_LOW_PCT, 2)
+#define DISK_OK(dc)   (!disk_below(dc, DC_DISK_OK_PCT, 3))
+
+/* Is there room for content to grow (above the reserve)? */
+static bool disk_room(struct dcache *dc)
+{
+	return !disk_below(dc, DC_DISK_RESERVE_PCT, 1);
+}
+
+/*
+ * Evict least recently used clean content (already on the service) until
+ * under 90 % of the bound, and, when the cache filesystem is nearly full
+ * (< DC_DISK_LOW_PCT free), until DC_DISK_OK_PCT of it is free: so that
+ * writes work again (changed content not yet uploaded is never evicted).
+ */
 static void maybe_evict(struct dcache *dc)
 {
 	uint64_t max = dc->cfg.max_size;
 	uint64_t ids[64];
 	size_t n;
+	bool low = DISK_LOW(dc);
 
-	if (!max)
+	pthread_mutex_lock(&dc->lock);
+	bool say = low && !dc->disk_low_logged;
+	dc->disk_low_logged = low;
+	pthread_mutex_unlock(&dc->lock);
+	if (say)
+		log_warn("cache: the cache filesystem of '%s' is nearly full; evicting cached "
+			 "content that is already on the service", dc->dir);
+	if (!max && !low)
 		return;
 	recount(dc);
 	pthread_mutex_lock(&dc->lock);
 	if (dc->evicting)
 		dc->evict_again = true;
-	if (dc->evicting || dc->bytes <= (int64_t)max) {
+	if (dc->evicting || (!low && dc->bytes <= (int64_t)max)) {
 		pthread_mutex_unlock(&dc->lock);
 		return;
 	}
@@ -1664,8 +1721,10 @@ again:
 	for (unsigned round = 0; round < 64; round++) {
 		size_t evicted = 0;
 		pthread_mutex_lock(&dc->lock);
-		bool over = dc->bytes > (int64_t)(max / 10 * 9);
+		bool over = max && dc->bytes > (int64_t)(max / 10 * 9);
 		pthread_mutex_unlock(&dc->lock);
+		if (!over && low)
+			over = low = !DISK_OK(dc);
 		if (!over || meta_content_lru(dc->cfg.meta, ids, 64, &n) || !n)
 			break;
 		for (size_t i = 0; i < n; i++) {
@@ -1681,7 +1740,8 @@ again:
 				}
 				meta_content_release(&c);
 			}
-			bool done = dc->bytes <= (int64_t)(max / 10 * 9);
+			bool done = (!max || dc->bytes <= (int64_t)(max / 10 * 9)) &&
+				    (!low || DISK_OK(dc));
 			pthread_mutex_unlock(&dc->lock);
 			if (done)
 				break;
@@ -1691,7 +1751,8 @@ again:
 	}
 	pthread_mutex_lock(&dc->lock);
 	/* Someone closed a file meanwhile (it may be evictable now). */
-	if (dc->evict_again && dc->bytes > (int64_t)max)
+	if (dc->evict_again && ((max && dc->bytes > (int64_t)max) ||
+				(low = DISK_LOW(dc))))
 		goto again;
 	dc->evicting = false;
 	pthread_mutex_unlock(&dc->lock);

@@ -96,6 +96,8 @@
 #define SETTLE_MS          5000    /* content changed underneath: quiet this long before adopted */
 #define DRAIN_LOG_MS       5000
 #define OFFLINE_RETRY_MAX_MS 30000 /* retry cap of an upload refused as offline */
+#define DB_TROUBLE_MIN_MS  1000    /* pause after a journal write failed (disk full) ... */
+#define DB_TROUBLE_MAX_MS  16000   /* ... doubling up to this */
 #define BUSY_TIMEOUT_MS    10000
 #define JOURNAL_VERSION    1
 
@@ -228,6 +230,23 @@ struct urec {
 	int64_t mtime_ns;
 };
 
+/*
+ * A record the journal could not be updated for (disk full), held in
+ * memory: a landed upload whose record is to be cleared (journal_clear
+ * needs the rest), or a failed one not to be picked before @not_before.
+ */
+struct uncleared {
+	struct uncleared *next;
+	uint64_t id, gen;
+	bool landed;
+	int64_t not_before;       /* !landed: retry time */
+	bool at_path;             /* landed at its path: rebase newer generations */
+	char *path;
+	char md5[33], base_md5[33];
+	int64_t size, base_size;
+	bool overwrite;
+};
+
 /* In-memory index entry (a tsearch tree keyed by id), mirrors one row. */
 struct ment {
 	uint64_t id;
@@ -289,6 +308,14 @@ struct upload_queue {
 	pthread_mutex_t db_lock;
 	sqlite3 *db;                        /* protected by db_lock */
 	sqlite3_stmt *st[ST__COUNT];        /* protected by db_lock */
+	/* The journal cannot be written (disk full): said once per episode;
+	 * held records are written back from db_trouble_until. db_lock. */
+	int64_t db_trouble_until;
+	unsigned db_trouble_level;
+	/* Uploads that landed but whose record could not be cleared: never
+	 * picked again, cleared when the journal can be written. db_lock. */
+	struct uncleared *uncleared;
+	unsigned n_uncleared;
 
 	pthread_mutex_t lock;
 	pthread_cond_t work_cv;
@@ -487,9 +514,30 @@ static int db_errno(int rc)
 	}
 }
 
-/* Log a failed journal operation @what and return its -errno. */
+/*
+ * Log a failed journal operation @what and return its -errno. A full disk
+ * is said once until the journal can be written again, not once per
+ * attempt; records held in memory meanwhile are written back after
+ * db_trouble_until (1 s doubling to 16 s).
+ */
 static int db_fail(struct upload_queue *q, int rc, const char *what)
 {
+	if ((rc & 0xff) == SQLITE_FULL || (rc & 0xff) == SQLITE_IOERR) {
+		int64_t pause = (int64_t)DB_TROUBLE_MIN_MS << (q->db_trouble_level < 5 ?
+							       q->db_trouble_level : 5);
+		if (pause > DB_TROUBLE_MAX_MS)
+			pause = DB_TROUBLE_MAX_MS;
+		if (!q->db_trouble_level)
+			log_err("upload journal '%s/journal.db': %s failed: %s; finished uploads "
+				"are cleared when it can be written again", q->cache_dir, what,
+				q->db ? sqlite3_errmsg(q->db) : sqlite3_errstr(rc));
+		else
+			log_debug("upload journal: %s failed again: %s", what,
+				  q->db ? sqlite3_errmsg(q->db) : sqlite3_errstr(rc));
+		q->db_trouble_level++;
+		q->db_trouble_until = now_ms() + pause;
+		return db_errno(rc);
+	}
 	log_err("upload journal '%s/journal.db': %s failed: %s", q->cache_dir, what,
 		q->db ? sqlite3_errmsg(q->db) : sqlite3_errstr(rc));
 	return db_errno(rc);
@@ -511,6 +559,12 @@ static int db_run(struct upload_queue *q, enum stmt_id id, const char *what)
 	db_reset(st);
 	if (rc != SQLITE_DONE)
 		return db_fail(q, rc, what);
+	if (q->db_trouble_level && id != ST_BEGIN && id != ST_ROLLBACK &&
+	    sqlite3_get_autocommit(q->db)) {
+		q->db_trouble_level = 0;
+		q->db_trouble_until = 0;
+		log_info("upload journal writable again; uploads go on");
+	}
 	return changes;
 }
 
@@ -534,6 +588,113 @@ static int bind_text(sqlite3_stmt *st, int i, const char *s)
 }
 
 /* ---- the in-memory index (callers hold q->lock) ---- */
+
+/*
+ * Clear the record of landed upload @u (and, when it landed at its path,
+ * rebase newer generations onto its content), in one transaction. db_lock
+ * held. > 0 cleared, 0 nothing to clear, -errno when the journal could not
+ * be written.
+ */
+static int journal_clear(struct upload_queue *q, const struct uncleared *u)
+{
+	bool txn = u->at_path && db_run(q, ST_BEGIN, "begin") >= 0;
+	int n;
+
+	sqlite3_bind_int64(q->st[ST_DONE], 1, u2i(u->id));
+	sqlite3_bind_int64(q->st[ST_DONE], 2, u2i(u->gen));
+	n = db_run(q, ST_DONE, "clear");
+	if (u->at_path && n >= 0) {
+		/* a newer generation derived from this content: the server now has it */
+		sqlite3_stmt *st = q->st[ST_BASE];
+		sqlite3_bind_int64(st, 1, u2i(u->id));
+		sqlite3_bind_int64(st, 2, u2i(u->gen));
+		bind_text(st, 3, u->md5);
+		sqlite3_bind_int64(st, 4, u->size);
+		bind_text(st, 5, u->path);
+		bind_text(st, 6, u->base_md5);
+		sqlite3_bind_int64(st, 7, u->base_size);
+		sqlite3_bind_int(st, 8, u->overwrite);
+		if (db_run(q, ST_BASE, "update base") < 0)
+			n = -EIO;
+	}
+	if (txn && (n < 0 || db_run(q, ST_COMMIT, "commit") < 0)) {
+		if (!sqlite3_get_autocommit(q->db))     /* SQLITE_FULL may have ended it */
+			db_run(q, ST_ROLLBACK, "rollback");
+		n = -EIO;
+	}
+	return n;
+}
+
+static void uncleared_free(struct uncleared *u)
+{
+	free(u->path);
+	free(u);
+}
+
+/* Remove held record *@pp (db_lock held). */
+static void uncleared_drop(struct upload_queue *q, struct uncleared **pp)
+{
+	struct uncleared *u = *pp;
+	*pp = u->next;
+	q->n_uncleared--;
+	uncleared_free(u);
+}
+
+/*
+ * Is record (@id, @gen) held in memory, not to be picked now? An expired
+ * hold is dropped. *@wake gets the earliest time a hold ends. db_lock held.
+ */
+static bool is_held(struct upload_queue *q, uint64_t id, uint64_t gen, int64_t now,
+		    int64_t *wake)
+{
+	for (struct uncleared **pp = &q->uncleared; *pp; pp = &(*pp)->next) {
+		struct uncleared *u = *pp;
+		if (u->id != id || u->gen != gen)
+			continue;
+		if (u->landed)
+			return true;
+		if (u->not_before > now) {
+			if (*wake < 0 || u->not_before < *wake)
+				*wake = u->not_before;
+			return true;
+		}
+		uncleared_drop(q, pp);
+		return false;
+	}
+	return false;
+}
+
+/* Hold record (@id, @gen) in memory until @until: its failure could not be
+ * journalled, and picking it at once again would spin. db_lock held. */
+static void hold(struct upload_queue *q, uint64_t id, uint64_t gen, int64_t until)
+{
+	struct uncleared *u = calloc(1, sizeof(*u));
+
+	if (!u)
+		return;
+	u->id = id;
+	u->gen = gen;
+	u->not_before = until;
+	u->next = q->uncleared;
+	q->uncleared = u;
+	q->n_uncleared++;
+}
+
+/* Clear the landed records that could not be cleared before (db_lock held). */
+static void uncleared_flush(struct upload_queue *q)
+{
+	if (q->db_trouble_until > now_ms())
+		return;
+	for (struct uncleared **pp = &q->uncleared; *pp;) {
+		if (!(*pp)->landed) {
+			pp = &(*pp)->next;
+			continue;
+		}
+		if (journal_clear(q, *pp) < 0)
+			break;
+		uncleared_drop(q, pp);
+	}
+}
 
 static int ment_cmp(const void *a, const void *b)
 {
@@ -853,6 +1014,16 @@ void upload_close(struct upload_queue *q)
 		pthread_cond_wait(&q->state_cv, &q->lock);
 	pthread_mutex_unlock(&q->lock);
 
+	/* a last try for landed uploads whose records could not be cleared */
+	pthread_mutex_lock(&q->db_lock);
+	q->db_trouble_until = 0;
+	uncleared_flush(q);
+	while (q->uncleared) {
+		struct uncleared *u = q->uncleared;
+		q->uncleared = u->next;
+		uncleared_free(u);
+	}
+	pthread_mutex_unlock(&q->db_lock);
 	for (i = 0; i < ST__COUNT; i++)
 		sqlite3_finalize(q->st[i]);
 	if (q->db)
@@ -1340,11 +1511,16 @@ static int pick(struct upload_queue *q, struct upload_job *job, struct urec *r, 
 
 	*wake_ms = -1;
 	pthread_mutex_lock(&q->db_lock);
-	sqlite3_bind_int(st, 1, (int)q->transfers + 1);
+	uncleared_flush(q);
+	/* busy and uncleared rows are skipped: ask for enough to find one more */
+	sqlite3_bind_int(st, 1, (int)(q->transfers + 1 + q->n_uncleared));
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
 		uint64_t id = i2u(sqlite3_column_int64(st, 0));
 		int64_t next_try = sqlite3_column_int64(st, 13);
 		bool busy;
+
+		if (is_held(q, id, i2u(sqlite3_column_int64(st, 1)), now, wake_ms))
+			continue;       /* landed or failed; the journal could not say so */
 
 		pthread_mutex_lock(&q->lock);
 		busy = job_of(q, id) != NULL;
@@ -1885,26 +2061,36 @@ static void finish_done(struct upload_queue *q, struct upload_job *job, const st
 			const char *target, bool instant, int64_t resumed)
 {
 	bool at_path = strcmp(target, r->path) == 0;
+	struct uncleared u = {
+		.id = r->id, .gen = r->gen, .at_path = at_path, .path = r->path,
+		.size = r->size, .base_size = r->base_size, .overwrite = r->overwrite,
+	};
 	int n;
 
+	memcpy(u.md5, r->md5, sizeof(u.md5));
+	memcpy(u.base_md5, r->base_md5, sizeof(u.base_md5));
 	pthread_mutex_lock(&q->db_lock);
-	/* one transaction, one fsync: clear, and rebase a newer generation */
-	bool txn = at_path && db_run(q, ST_BEGIN, "begin") >= 0;
-	sqlite3_bind_int64(q->st[ST_DONE], 1, u2i(r->id));
-	sqlite3_bind_int64(q->st[ST_DONE], 2, u2i(r->gen));
-	n = db_run(q, ST_DONE, "clear");
+	n = journal_clear(q, &u);
+	if (n < 0) {
+		/* Landed all the same: never uploaded again by this mount; the
+		 * record is cleared when the journal can be written (a crash
+		 * before that uploads it again, instantly). */
+		struct uncleared *c = malloc(sizeof(*c));
+		if (c) {
+			*c = u;
+			c->landed = true;
+			c->path = strdup(r->path);
+			if (c->path) {
+				c->next = q->uncleared;
+				q->uncleared = c;
+				q->n_uncleared++;
+				n = 1;
+			} else {
+				free(c);
+			}
+		}
+	}
 	if (at_path) {
-		/* a newer generation derived from this content: the server now has it */
-		sqlite3_stmt *st = q->st[ST_BASE];
-		sqlite3_bind_int64(st, 1, u2i(r->id));
-		sqlite3_bind_int64(st, 2, u2i(r->gen));
-		bind_text(st, 3, r->md5);
-		sqlite3_bind_int64(st, 4, r->size);
-		bind_text(st, 5, r->path);
-		bind_text(st, 6, r->base_md5);
-		sqlite3_bind_int64(st, 7, r->base_size);
-		sqlite3_bind_int(st, 8, r->overwrite);
-		db_run(q, ST_BASE, "update base");
 		/* and those enqueued before the done callback returned */
 		job->landed.path = strdup(r->path);
 		if (job->landed.path) {
@@ -1916,10 +2102,6 @@ static void finish_done(struct upload_queue *q, struct upload_job *job, const st
 			memcpy(job->landed.to_md5, r->md5, sizeof(job->landed.to_md5));
 			job->landed.to_size = r->size;
 		}
-	}
-	if (txn && db_run(q, ST_COMMIT, "commit") < 0) {
-		db_run(q, ST_ROLLBACK, "rollback");
-		n = -EIO;       /* still journalled: uploaded again (instantly) later */
 	}
 	pthread_mutex_lock(&q->lock);
 	if (n > 0) {
@@ -2015,7 +2197,8 @@ static void finish_retry(struct upload_queue *q, struct upload_job *job, const s
 	sqlite3_bind_int64(st, 5, next_try);
 	bind_text(st, 6, why);
 	sqlite3_bind_int64(st, 7, resumed >= 0 ? resumed : r->last_resume);
-	db_run(q, ST_FAIL, "record failure");
+	if (db_run(q, ST_FAIL, "record failure") < 0)
+		hold(q, r->id, r->gen, next_try);
 	pthread_mutex_lock(&q->lock);
 	job_release(q, job);
 	work_signal(q);
@@ -2038,7 +2221,8 @@ static void finish_defer(struct upload_queue *q, struct upload_job *job, const s
 	sqlite3_bind_int64(q->st[ST_DEFER], 1, u2i(r->id));
 	sqlite3_bind_int64(q->st[ST_DEFER], 2, u2i(r->gen));
 	sqlite3_bind_int64(q->st[ST_DEFER], 3, now_ms() + SETTLE_MS);
-	db_run(q, ST_DEFER, "defer");
+	if (db_run(q, ST_DEFER, "defer") < 0)
+		hold(q, r->id, r->gen, now_ms() + SETTLE_MS);
 	pthread_mutex_unlock(&q->db_lock);
 	finish_quiet(q, job);
 }
