@@ -2271,6 +2271,13 @@ static void finish_failed(struct upload_queue *q, struct upload_job *job, const 
 		finish_give_up(q, job, r, fd, err, why);
 		return;
 	}
+	if (err == -EHOSTDOWN) {
+		/* offline (net/conn.h): an fsync waiting for it learns so now
+		 * rather than after the outage; the upload stays queued */
+		pthread_mutex_lock(&q->lock);
+		waiters_resolve(q, r->id, r->gen, false, -EHOSTDOWN);
+		pthread_mutex_unlock(&q->lock);
+	}
 	delay = upload_backoff_ms(r->attempts + 1, q->backoff_min_ms, q->backoff_max_ms,
 				  (uint32_t)rnd_next(&job->rnd));
 	/* Offline: upload_retry_now() restarts it when the service is back;

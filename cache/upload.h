@@ -128,7 +128,8 @@ int upload_start(struct upload_queue *q);
 /* Durably record a pending upload (see above). */
 int upload_enqueue(struct upload_queue *q, const struct upload_item *item);
 /* Block until the upload of @id at generation >= @gen is confirmed (0), given
- * up (-EIO), or cancelled (-ENOENT). For fsync(). */
+ * up (-EIO), or cancelled (-ENOENT), or an attempt found the service offline
+ * (-EHOSTDOWN, net/conn.h; the upload stays queued). For fsync(). */
 int upload_wait(struct upload_queue *q, uint64_t id, uint64_t gen);
 /* The file was unlinked: drop its pending upload (abort it if running). */
 int upload_cancel(struct upload_queue *q, uint64_t id);

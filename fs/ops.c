@@ -1386,7 +1386,8 @@ static void op_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_f
 		if (err == -ENOENT)
 			err = 0;        /* cancelled: the file was unlinked */
 	}
-	fuse_reply_err(req, err ? (err == -ENOSPC ? ENOSPC : EIO) : 0);
+	/* offline: the content is journalled and uploaded when the service is back */
+	fuse_reply_err(req, err ? (err == -ENOSPC || err == -EHOSTDOWN ? -err : EIO) : 0);
 }
 
 static void op_fsyncdir(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi)

@@ -3,7 +3,7 @@ outage modes: every connection reset, every request answered 503, and the
 emulator stopped (connection refused).
 
 While offline: cached reads, ls, stat, create+write and df answer at local
-speed; an uncached read and mkdir/rm/mv fail fast with EHOSTDOWN; one log
+speed; an uncached read, mkdir/rm/mv and fsync fail fast with EHOSTDOWN; one log
 line says the service went away. Once it is back the upload queued during
 the outage lands within 10 s. A mount during an outage comes up offline
 from its index, or fails fast without one. Times are printed (pytest -s)
@@ -142,12 +142,22 @@ def test_offline_operations_and_recovery(emu, tmp_path, mode):
         fails["rm"] = _errno_timed(os.unlink, os.path.join(d, "other.txt"))
         fails["mv"] = _errno_timed(os.rename, os.path.join(d, "other.txt"),
                                    os.path.join(d, "moved.txt"))
+        synced = os.urandom(3000)
+
+        def write_fsync():
+            fd = os.open(os.path.join(d, "synced.bin"), os.O_WRONLY | os.O_CREAT, 0o644)
+            try:
+                os.write(fd, synced)
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+        fails["fsync"] = _errno_timed(write_fsync)
         for what, (e, t) in fails.items():
             assert e == errno.EHOSTDOWN, (what, os.strerror(e) if e else "succeeded")
             assert t < FAIL_FAST_S, (what, t)
         # Still there, unchanged, after the refused namespace operations.
         assert sorted(os.listdir(d)) == ["cached.bin", "new.bin", "other.txt",
-                                         "uncached.bin"]
+                                         "synced.bin", "uncached.bin"]
         print("\n[%s] offline times (s): %s; failures (errno, s): %s" % (
             mode, {k: round(v, 3) for k, v in times.items()},
             {k: (errno.errorcode.get(e, e), round(t, 3)) for k, (e, t) in fails.items()}))
@@ -161,6 +171,8 @@ def test_offline_operations_and_recovery(emu, tmp_path, mode):
         wait_for(lambda: (live(emu, acc.user).get("d/new.bin") or {}).get("md5")
                  == md5_bytes(new), 10, "d/new.bin uploaded within 10 s of the end")
         landed = time.monotonic() - t_back
+        wait_for(lambda: (live(emu, acc.user).get("d/synced.bin") or {}).get("md5")
+                 == md5_bytes(synced), 10, "d/synced.bin uploaded")
         # and a reader retrying now gets its data
         assert _read(os.path.join(d, "uncached.bin")) == uncached
         print("[%s] upload landed %.2f s after the outage ended" % (mode, landed))
