@@ -1582,6 +1582,17 @@ bool dcache_peek(struct dcache *dc, uint64_t id, int64_t *size, time_t *mtime)
 	return r;
 }
 
+int64_t dcache_blocks(struct dcache *dc, uint64_t id)
+{
+	char name[32];
+	struct stat st;
+
+	snprintf(name, sizeof(name), "%" PRIu64, id);
+	if (fstatat(dc->dirfd, name, &st, 0))
+		return -1;
+	return (int64_t)st.st_blocks;
+}
+
 /* ---- invalidation, gc, eviction ------------------------------------------ */
 
 void dcache_invalidate(struct dcache *dc, uint64_t id, int64_t size, const char *md5)

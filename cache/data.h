@@ -199,6 +199,9 @@ bool dcache_set_clean(struct dcache *dc, uint64_t id, int64_t size, const char *
 void dcache_discard(struct dcache *dc, uint64_t id);
 /* If @id is open with local content, its current size and mtime. */
 bool dcache_peek(struct dcache *dc, uint64_t id, int64_t *size, time_t *mtime);
+/* 512-byte blocks the cache file of @id has allocated (its local extent:
+ * holes take none), or -1 when there is none. */
+int64_t dcache_blocks(struct dcache *dc, uint64_t id);
 /* Path of @id's cache file in @buf. */
 void dcache_path(struct dcache *dc, uint64_t id, char *buf, size_t len);
 

@@ -110,6 +110,7 @@ static const char *const meta_schema =
 		     " base_md5 = ?3, base_size = ?2, revision = 0, seen = max(seen, ?5)"   \
 		     " WHERE id = ?1")                                                       \
 	X(SET_MTIME, "UPDATE nodes SET mtime = ?2, seen = max(seen, ?3) WHERE id = ?1")   \
+	X(SET_DIR_TIMES, "UPDATE nodes SET mtime = ?2, updated = ?3 WHERE id = ?1 AND is_dir")  \
 	X(SET_BASE, "UPDATE nodes SET base_md5 = ?2, base_size = ?3 WHERE id = ?1")       \
 	X(MOVE, "UPDATE nodes SET parent = ?2, name = ?3, sname = ?4, fold = ?5,"          \
 		" canonical = ?6, seen = max(seen, ?7) WHERE id = ?1")                     \
@@ -1877,6 +1878,21 @@ int meta_set_mtime(struct meta *m, uint64_t id, time_t mtime)
 	bind_i64(s, 2, mtime);
 	bind_i64(s, 3, (int64_t)++m->gen);
 	err = exec_stmt(m, s, "set mtime");
+	pthread_mutex_unlock(&m->lock);
+	return err;
+}
+
+int meta_set_dir_times(struct meta *m, uint64_t id, time_t mtime, time_t ctime)
+{
+	sqlite3_stmt *s;
+	int err;
+
+	pthread_mutex_lock(&m->lock);
+	s = stmt(m, ST_SET_DIR_TIMES);
+	bind_i64(s, 1, (int64_t)id);
+	bind_i64(s, 2, mtime);
+	bind_i64(s, 3, ctime);
+	err = exec_stmt(m, s, "set folder times");
 	pthread_mutex_unlock(&m->lock);
 	return err;
 }

@@ -214,6 +214,10 @@ int meta_set_clean(struct meta *m, uint64_t id, int64_t size, const char *md5, t
 int meta_set_base(struct meta *m, uint64_t id, int64_t size, const char *md5);
 /* Set the modification time (clean files: after the server took it). */
 int meta_set_mtime(struct meta *m, uint64_t id, time_t mtime);
+/* Times of folder @id: mtime, and ctime (kept as its "updated"). The
+ * service keeps no folder times and listings leave these alone, so they
+ * last as long as the index. */
+int meta_set_dir_times(struct meta *m, uint64_t id, time_t mtime, time_t ctime);
 /* Move @id to (@parent, @name, @sname) (canonical). A node at the target
  * server name, or at a name the service sees as the same (case), is removed
  * with its subtree first (its id, or 0, in *@replaced). */

@@ -111,6 +111,13 @@ static void fill_stat(const struct fs *fs, const struct meta_attr *a, struct sta
 	st->st_size = a->is_dir ? 0 : a->size;
 	st->st_blksize = 128 * 1024;
 	st->st_blocks = a->is_dir ? 0 : (a->size + 511) / 512;
+	/* Local content: what the cache file holds (a sparse file's holes
+	 * take no room here until its upload). */
+	if (!a->is_dir && a->local && fs->dc) {
+		int64_t blocks = dcache_blocks(fs->dc, a->id);
+		if (blocks >= 0)
+			st->st_blocks = blocks;
+	}
 	st->st_mtim.tv_sec = a->mtime;
 	st->st_atim.tv_sec = a->mtime;
 	st->st_ctim.tv_sec = a->updated ? a->updated : a->mtime;
@@ -439,8 +446,8 @@ static int set_mtime(struct fs *fs, struct meta_attr *a, struct fileh *h, time_t
 	char *path = NULL;
 	int err;
 
-	if (a->is_dir)
-		return 0;               /* the service keeps no folder times */
+	if (a->is_dir)          /* the service keeps none: the index does */
+		return meta_set_dir_times(fs->meta, a->id, mtime, time(NULL));
 	if (dcache_peek(fs->dc, a->id, &size, &old) || a->local) {
 		/* Changed locally: the upload carries the time (again, if one is
 		 * queued already: it is superseded). */
@@ -1441,6 +1448,18 @@ static int child_path(struct fs *fs, uint64_t pid, const char *sname, char **out
 	return err;
 }
 
+/* An entry of folder @id was added, removed or renamed: its mtime and
+ * ctime move, as on any disk (the kernel drops its cached attributes). */
+static void dir_changed(struct fs *fs, uint64_t id)
+{
+	time_t now = time(NULL);
+	int err = meta_set_dir_times(fs->meta, id, now, now);
+
+	if (err)
+		log_warn("cannot set the times of folder node %" PRIu64 ": %s", id,
+			 strerror(-err));
+}
+
 static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
 		      struct fuse_file_info *fi)
 {
@@ -1481,6 +1500,7 @@ static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_
 		reply_err(req, err);
 		return;
 	}
+	dir_changed(fs, pid);
 	fi->fh = (uintptr_t)h;
 	fill_entry(fs, &a, &e);
 	if (itable_ref(fs->it, e.ino)) {
@@ -1535,6 +1555,7 @@ static void op_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t
 		reply_err(req, err);
 		return;
 	}
+	dir_changed(fs, pid);
 	reply_entry(req, fs, &a);
 }
 
@@ -1584,6 +1605,8 @@ static void op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
 		err = -EISDIR;
 	if (!err)
 		err = remove_file(fs, &a);
+	if (!err)
+		dir_changed(fs, pid);
 	fuse_reply_err(req, -err);
 }
 
@@ -1637,6 +1660,8 @@ static void op_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
 		err = -ENOTDIR;
 	if (!err)
 		err = remove_dir(fs, &a);
+	if (!err)
+		dir_changed(fs, pid);
 	fuse_reply_err(req, -err);
 }
 
@@ -1744,6 +1769,11 @@ static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
 	}
 	if (!err)
 		err = meta_rename(fs->meta, src.id, npid, newname, nsname, NULL);
+	if (!err) {
+		dir_changed(fs, pid);
+		if (npid != pid)
+			dir_changed(fs, npid);
+	}
 done:
 	free(nsname);
 	free(from);
@@ -1827,7 +1857,9 @@ static void op_statfs(fuse_req_t req, fuse_ino_t ino)
 	st.f_frsize = STATFS_BSIZE;
 	st.f_files = 1ULL << 32;
 	st.f_ffree = st.f_favail = 1ULL << 32;
-	st.f_namemax = 255;
+	/* The service counts UTF-16 units: 255 of them are up to 765 bytes
+	 * here (3 per BMP character; 4 per pair outside it). */
+	st.f_namemax = NAMES_MAX_UNITS * 3;
 	if (ok) {
 		used = q.usage > 0 ? q.usage : 0;
 		if (q.capacity >= 0) {

@@ -756,3 +756,57 @@ def test_mmap_shared_write_is_uploaded(account, emulator, mounter):
     assert read_file(J(m, "mapped.bin")) == bytes(want)
     m.unmount()
     assert live(emulator, account.user)["mapped.bin"]["md5"] == md5_bytes(bytes(want))
+
+
+# ------------------------------------------------------------------ attributes
+
+def test_honest_attributes(account, emulator, mounter):
+    """Issue 7 item 5: a folder's mtime and ctime move when an entry is
+    created, removed or renamed in it; utimensat on a folder is kept (in the
+    index: it survives a remount with the same cache); st_blocks of a sparse
+    local file counts what is allocated; f_namemax is the real limit."""
+    emulator.seed([{"path": "d/old.txt", "content": "old"}, {"path": "e/keep", "content": "k"}],
+                  user=account.user)
+    m = mounter(account)
+    d, e = J(m, "d"), J(m, "e")
+    old = 1000000000
+
+    def changed_by(op, *dirs):
+        for x in dirs:
+            os.utime(x, (old, old))
+            assert int(os.stat(x).st_mtime) == old     # utimensat on a folder is kept
+        before = int(time.time())
+        op()
+        for x in dirs:
+            st = os.stat(x)
+            assert int(st.st_mtime) >= before and int(st.st_ctime) >= before, (op, x, st)
+
+    changed_by(lambda: write_file(os.path.join(d, "new.txt"), b"new"), d)
+    changed_by(lambda: os.mkdir(os.path.join(d, "sub")), d)
+    changed_by(lambda: os.rmdir(os.path.join(d, "sub")), d)
+    changed_by(lambda: os.unlink(os.path.join(d, "old.txt")), d)
+    changed_by(lambda: os.rename(os.path.join(d, "new.txt"), os.path.join(d, "n2.txt")), d)
+    changed_by(lambda: os.rename(os.path.join(d, "n2.txt"), os.path.join(e, "n3.txt")), d, e)
+    os.utime(d, (1234567890, 1234567890))
+    assert int(os.stat(d).st_mtime) == 1234567890
+
+    # st_blocks: a 64 MiB sparse file with 4 KiB written holds about 4 KiB.
+    fd = os.open(J(m, "sparse"), os.O_RDWR | os.O_CREAT)
+    try:
+        os.ftruncate(fd, 64 * MiB)
+        os.pwrite(fd, b"x" * 4096, 32 * MiB)
+        for st in (os.fstat(fd), os.stat(J(m, "sparse"))):
+            assert st.st_size == 64 * MiB
+            assert st.st_blocks * 512 < MiB, st.st_blocks
+    finally:
+        os.close(fd)
+
+    # names: the service counts UTF-16 units, 255 of them
+    assert os.statvfs(m.path).f_namemax == 765
+    write_file(J(m, "\u20ac" * 255), b"euro")
+    assert errno_of(os.open, J(m, "\u20ac" * 256), os.O_WRONLY | os.O_CREAT) == errno.ENAMETOOLONG
+    m.unmount()
+    m = mounter(account, path=m.path)
+    assert int(os.stat(J(m, "d")).st_mtime) == 1234567890
+    assert read_file(J(m, "\u20ac" * 255)) == b"euro"
+    m.unmount()
