@@ -19,7 +19,7 @@ import pytest
 
 from emu import Emulator
 from jfs_helpers import Account, Mount, BIN
-from wtest_helpers import live, md5_bytes, wait_for
+from wtest_helpers import MiB, live, md5_bytes, wait_for
 
 MODES = ["reset", "503", "stopped"]
 
@@ -259,6 +259,29 @@ def test_file_manager_walk_offline(emu, tmp_path):
         print("\noffline walk of 500 files: %.2f s" % took)
         assert took < 20, took
         emu.set_knobs(outage=False)
+        m.unmount()
+    finally:
+        m.cleanup()
+
+
+def test_slow_link_is_not_an_outage(emu, tmp_path):
+    """A slow but working link (bandwidth cap, 2 s to the first byte) is
+    never taken for an outage: the bounded waits are about silence, not
+    speed."""
+    acc = _account(emu, tmp_path)
+    data = os.urandom(MiB)
+    _seed(emu, acc.user, {"slow/in.bin": data})
+    m = Mount(acc, tmp_path / "mnt", allow_errors=True)
+    try:
+        emu.set_knobs(bandwidth=300000, latency_ms=2000,
+                      latency_kinds="download,upload,allocate")
+        assert _read(os.path.join(m.path, "slow", "in.bin")) == data
+        out = os.urandom(MiB)
+        _write(os.path.join(m.path, "slow", "out.bin"), out)
+        wait_for(lambda: (live(emu, acc.user).get("slow/out.bin") or {}).get("md5")
+                 == md5_bytes(out), 60, "slow/out.bin uploaded over the slow link")
+        assert not _offline_lines(m), m.output()
+        emu.reset_knobs()
         m.unmount()
     finally:
         m.cleanup()
