@@ -1205,13 +1205,14 @@ static int hash_locked(struct dfile *f, int64_t upto)
 
 /*
  * Before a change that makes the file @grow bytes larger: turn the content
- * local on the first change (start fetching the rest of its base). Local
+ * local on the first change (start fetching the rest of its base, up to
+ * @keep bytes: a truncate keeps only what is below the new size). Local
  * content is never refused for the bound (design.md 6: a file larger than
  * the bound must still be writable — its upload cannot start before
  * close()); the bound only makes clean content go, and a full disk fails
  * the write itself with ENOSPC. f->lock held.
  */
-static int make_local(struct dfile *f, int64_t grow, bool *first)
+static int make_local(struct dfile *f, int64_t grow, int64_t keep, bool *first)
 {
 	struct dcache *dc = f->dc;
 	int64_t need = f->local ? grow : f->size + grow;
@@ -1242,7 +1243,8 @@ static int make_local(struct dfile *f, int64_t grow, bool *first)
 	f->dirty_state = true;
 	account2(dc, 0, f->size);
 	/* The bytes of the base not yet here: fetch them now, in the background. */
-	fetch_missing(f, 0, f->size);
+	if (keep > 0)
+		fetch_missing(f, 0, keep < f->size ? keep : f->size);
 	if (first)
 		*first = true;
 	return 0;
@@ -1302,7 +1304,7 @@ int dcache_write(struct dfile *f, int64_t off, size_t len, dcache_copy_fn copy, 
 	pthread_mutex_lock(&f->lock);
 	old_size = f->size;
 	grow = end > f->size ? end - f->size : 0;
-	err = make_local(f, grow, first);
+	err = make_local(f, grow, f->size, first);
 	if (err) {
 		pthread_mutex_unlock(&f->lock);
 		return err;
@@ -1359,7 +1361,7 @@ int dcache_truncate(struct dfile *f, int64_t size, bool *first)
 		pthread_mutex_unlock(&f->lock);
 		return 0;
 	}
-	err = make_local(f, size > old_size ? size - old_size : 0, first);
+	err = make_local(f, size > old_size ? size - old_size : 0, size, first);
 	if (!err && ftruncate(f->body->fd, size))
 		err = -errno;
 	if (err) {

@@ -31,6 +31,19 @@ def test_cp_of_uncached_file_moves_no_content(account, emulator, mounter):
     assert srv["copy.bin"]["md5"] == md5 and srv["copy.bin"]["size"] == 20 * 1000 * 1000
     assert os.stat(dst).st_size == 20 * 1000 * 1000
     assert os.getxattr(dst, "user.jottacloud.state") == b"synced"
+    # cp -p too: the times are set on the service's copy, still no content.
+    dst2 = os.path.join(m.path, "copy-p.bin")
+    subprocess.run(["cp", "-p", src, dst2], check=True, timeout=300)
+    assert int(os.stat(dst2).st_mtime) == int(os.stat(src).st_mtime)
+    down, up = moved(emulator, before)
+    assert down + up < 1 * MiB, "cp -p moved %d bytes down, %d up" % (down, up)
+    assert live(emulator, account.user)["copy-p.bin"]["modified"] == int(os.stat(src).st_mtime)
+    # Over an existing file (O_TRUNC): copied on the service again.
+    subprocess.run(["cp", src, dst2], check=True, timeout=300)
+    assert emulator.stats()["commands"].get("cp", 0) - before["commands"].get("cp", 0) == 3
+    down, up = moved(emulator, before)
+    assert down + up < 1 * MiB, "cp over a file moved %d bytes down, %d up" % (down, up)
+    assert live(emulator, account.user)["copy-p.bin"]["md5"] == md5
     # The copy reads back the service's content through the mount.
     assert md5_file(dst) == md5
     m.unmount()
@@ -62,3 +75,20 @@ def test_partial_and_dirty_copies_go_through_the_mount(account, emulator, mounte
     m.unmount()
     wait_server(emulator, account.user, "c1.bin", md5_bytes(data))
     wait_server(emulator, account.user, "c2.bin", md5_bytes(data[1000:1000 + MiB]))
+
+
+def test_overwriting_an_uncached_file_fetches_nothing(account, emulator, mounter):
+    """`> file` (O_TRUNC) of a file that is not in the cache: none of its old
+    content is needed, none is downloaded."""
+    emulator.seed([{"path": "old.bin", "size": 20 * 1000 * 1000}], user=account.user)
+    m = mounter(account)
+    path = os.path.join(m.path, "old.bin")
+    before = emulator.stats()
+    with open(path, "wb") as f:
+        f.write(b"new\n")
+        f.flush()
+        os.fsync(f.fileno())
+    down, up = moved(emulator, before)
+    assert down < 1 * MiB, "overwriting downloaded %d bytes of the old content" % down
+    assert live(emulator, account.user)["old.bin"]["md5"] == md5_bytes(b"new\n")
+    m.unmount()
