@@ -1417,7 +1417,8 @@ void upload_retry_now(struct upload_queue *q)
 	pthread_mutex_unlock(&q->db_lock);
 	pthread_mutex_lock(&q->lock);
 	if (n > 0)
-		log_debug("upload: %d waiting upload%s restarted", n, n == 1 ? "" : "s");
+		log_info("%d queued upload%s restarted now (retry delays reset)", n,
+			 n == 1 ? "" : "s");
 	work_signal(q);
 	pthread_mutex_unlock(&q->lock);
 }
