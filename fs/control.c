@@ -757,6 +757,12 @@ static void trash_forget(struct control *c)
 	pthread_mutex_unlock(&c->lock);
 }
 
+void control_trash_changed(struct control *c)
+{
+	if (c)
+		trash_forget(c);
+}
+
 /* The server path (under the mountpoint) of mount-relative @rel. */
 static char *mount_path(struct fs *fs, const char *rel)
 {

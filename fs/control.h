@@ -72,6 +72,9 @@ void control_op_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
  */
 void control_upload_done(struct control *c, uint64_t id, int err, const char *server_path);
 
+/* Something was deleted through the mount: the trash view is read again. */
+void control_trash_changed(struct control *c);
+
 /*
  * user.jottacloud.state of file @a: "synced", "pending", "uploading
  * DONE/TOTAL", "conflict" or "failed". 0, or -ENODATA for a directory.

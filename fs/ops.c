@@ -1582,6 +1582,7 @@ static int remove_file(struct fs *fs, const struct meta_attr *a)
 	upend_drop(fs, a->id);
 	pthread_mutex_unlock(&fs->up_lock);
 	dcache_discard(fs->dc, a->id);
+	control_trash_changed(fs->ctl);
 	return meta_unlink(fs->meta, a->id);
 }
 
@@ -1637,6 +1638,8 @@ static int remove_dir(struct fs *fs, const struct meta_attr *a)
 			err = 0;
 	}
 	free(path);
+	if (!err)
+		control_trash_changed(fs->ctl);
 	return err ? err : meta_unlink(fs->meta, a->id);
 }
 

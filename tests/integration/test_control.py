@@ -207,8 +207,11 @@ def test_trash_browse_read_restore_delete_empty(account, mounter, emulator):
              "three.txt": b"3\n", "a/b/four.txt": b"four\n"}
     for rel, data in files.items():
         write(os.path.join(m.path, rel), data)
+    assert os.listdir(ctl(m, "trash")) == []
     for rel in ("a/b/one.txt", "a/two.txt", "three.txt"):
         os.unlink(os.path.join(m.path, rel))
+    # At once: the trash view read a moment ago is not reused after a delete.
+    assert sorted(os.listdir(ctl(m, "trash"))) == ["a", "three.txt"]
     # Browse at the relative paths, read the content.
     out = subprocess.run(["find", ctl(m, "trash"), "-type", "f"], capture_output=True,
                          text=True, check=True).stdout.split()
