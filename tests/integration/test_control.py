@@ -315,3 +315,20 @@ def test_server_folder_of_the_same_name_is_shadowed(account, mounter, emulator):
     assert sorted(os.listdir(m.path)) == [".jottacloud", "plain.txt"]
     assert os.listdir(ctl(m)) == ["theirs.txt"]
     m.unmount()
+
+
+@pytest.mark.parametrize("dedup", ["account", "off"])
+def test_trash_restore_one_file_of_a_trashed_folder(account, mounter, emulator, dedup):
+    m = mounter(account)
+    os.makedirs(os.path.join(m.path, "old", "deep"))
+    write(os.path.join(m.path, "old", "deep", "keep.txt"), b"keep me\n")
+    write(os.path.join(m.path, "old", "other.txt"), b"other\n")
+    subprocess.run(["rm", "-rf", os.path.join(m.path, "old")], check=True)
+    with knobs(emulator, dedup=dedup):
+        os.rename(ctl(m, "trash", "old", "deep", "keep.txt"), os.path.join(m.path, "keep.txt"))
+    assert open(os.path.join(m.path, "keep.txt"), "rb").read() == b"keep me\n"
+    assert live(emulator, account.user)["keep.txt"]["md5"] == md5_bytes(b"keep me\n")
+    # The rest of the folder stays in the trash.
+    assert open(ctl(m, "trash", "old", "other.txt"), "rb").read() == b"other\n"
+    assert not os.path.exists(ctl(m, "trash", "old", "deep", "keep.txt"))
+    m.unmount()
