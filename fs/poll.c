@@ -12,6 +12,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "cache/meta.h"
 #include "fs/fs.h"
 #include "fs/lister.h"
 #include "lib/log.h"
@@ -135,10 +136,16 @@ static void *poll_main(void *arg)
 		if (!dir || (p->fs->conn && conn_state(p->fs->conn) == CONN_OFFLINE))
 			continue;
 		pthread_mutex_unlock(&p->lock);
-		int err = lister_fresh(p->fs->ls, dir, LISTER_SYNC | LISTER_FORCE, NULL);
+		struct meta_attr a;
+		int err = meta_get(p->fs->meta, dir, &a);
+		/* Listed within the interval anyway (by a user's access): no need. */
+		if (!err && a.listed_at && (double)(time(NULL) - a.listed_at + 1) < p->interval)
+			err = 1;
+		else if (!err || err == -ENOENT)
+			err = lister_fresh(p->fs->ls, dir, LISTER_SYNC | LISTER_FORCE, NULL);
 		if (err == -ENOENT || err == -ENOTDIR)
 			forget_dir(p, dir);
-		else if (err)
+		else if (err < 0)
 			log_debug("poll: revalidating node %llu: %s", (unsigned long long)dir,
 				  strerror(-err));
 		pthread_mutex_lock(&p->lock);
