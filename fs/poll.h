@@ -8,7 +8,8 @@
  * POLL_WATCH_S seconds; at most POLL_MAX_WATCHED are kept, the most
  * recently read. Every interval ONE folder GET goes out, for the next
  * watched directory in turn (a single watched directory is revalidated at
- * every tick; four share the ticks). What the listing changed is applied
+ * every tick; four share the ticks), unless that directory was listed
+ * within the interval anyway. What the listing changed is applied
  * like any listing (fs_changes): the kernel's dentries and pages are
  * invalidated. Nothing goes out when no directory is watched or while the
  * service is offline. Cost: at most one request per interval while a
