@@ -1172,11 +1172,16 @@ static void md5_reset(struct dfile *f)
 	f->md5_pos = 0;
 }
 
+/* Zeros for the holes of sparse cache files. */
+static const unsigned char zeros[DC_HASH_CHUNK];
+
 /* Extend the running MD5 of local content to @upto (bytes present, read
- * back from the page cache). f->lock held. */
+ * back from the page cache; holes, found with SEEK_DATA, are hashed from
+ * zeros[] without reading them). f->lock held. */
 static int hash_locked(struct dfile *f, int64_t upto)
 {
 	unsigned char *buf;
+	int64_t data = -1;              /* start of the next data at or after md5_pos */
 
 	if (f->md5_pos >= upto)
 		return 0;
@@ -1186,6 +1191,18 @@ static int hash_locked(struct dfile *f, int64_t upto)
 	while (f->md5_pos < upto) {
 		size_t n = upto - f->md5_pos > DC_HASH_CHUNK ? DC_HASH_CHUNK
 							     : (size_t)(upto - f->md5_pos);
+		if (data < f->md5_pos) {
+			off_t d = lseek(f->body->fd, f->md5_pos, SEEK_DATA);
+			/* ENXIO: a hole to the end; other errors: read it all */
+			data = d >= 0 ? d : errno == ENXIO ? upto : f->md5_pos;
+		}
+		if (data > f->md5_pos) {
+			if ((int64_t)n > data - f->md5_pos)
+				n = (size_t)(data - f->md5_pos);
+			EVP_DigestUpdate(f->md5ctx, zeros, n);
+			f->md5_pos += (int64_t)n;
+			continue;
+		}
 		ssize_t r = pread(f->body->fd, buf, n, f->md5_pos);
 		if (r < 0 && errno == EINTR)
 			continue;

@@ -63,6 +63,11 @@
 #define QUOTA_RETRY_S   5.0             /* after a failed read */
 #define UNLIMITED_TOTAL (1LL << 50)     /* 1 PiB shown for accounts without a quota */
 #define STATFS_BSIZE    4096
+/* The largest file jottafs writes (writes and truncates past it: EFBIG).
+ * close() hashes the whole file, holes included (the service takes the MD5
+ * before the content, and an upload is one POST: docs 7.6); MD5 runs at
+ * about 0.7 GB/s, so at this size a close() may take about 100 s. */
+#define FILE_SIZE_MAX   (64LL << 30)
 
 static struct fs *fs_of(fuse_req_t req)
 {
@@ -423,6 +428,8 @@ static int set_size(struct fs *fs, struct meta_attr *a, struct fileh *h, int64_t
 	bool first = false;
 	int err = 0;
 
+	if (size > FILE_SIZE_MAX)
+		return -EFBIG;
 	if (!df)
 		err = dcache_open(fs->dc, a->id, a->size, a->md5, &df, NULL);
 	if (!err)
@@ -1199,7 +1206,15 @@ static void op_write_buf(fuse_req_t req, fuse_ino_t ino, struct fuse_bufvec *buf
 		fuse_reply_err(req, EBADF);
 		return;
 	}
-	err = dcache_write(h->df, off, fuse_buf_size(bufv), copy_bufvec, bufv, &written, &first);
+	/* Past the largest size jottafs uploads: as much as fits, then EFBIG. */
+	size_t len = fuse_buf_size(bufv);
+	if (len && (off >= FILE_SIZE_MAX || dcache_size(h->df) > FILE_SIZE_MAX)) {
+		fuse_reply_err(req, EFBIG);
+		return;
+	}
+	if ((int64_t)len > FILE_SIZE_MAX - off)
+		len = (size_t)(FILE_SIZE_MAX - off);
+	err = dcache_write(h->df, off, len, copy_bufvec, bufv, &written, &first);
 	if (!err && first)
 		err = local_changed(fs, h->df, h->id);
 	if (err && !written) {

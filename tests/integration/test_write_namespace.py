@@ -810,3 +810,48 @@ def test_honest_attributes(account, emulator, mounter):
     assert int(os.stat(J(m, "d")).st_mtime) == 1234567890
     assert read_file(J(m, "\u20ac" * 255)) == b"euro"
     m.unmount()
+
+
+# ------------------------------------------------------------------ huge sparse files
+
+FILE_SIZE_MAX = 64 << 30        # fs/ops.c, man page: the largest file jottafs writes
+
+
+def test_huge_sparse_files_never_wedge_the_mount(account, emulator, mounter, tmp_path):
+    """Issue 7 item 4: `truncate -s 1T` blocked close() for tens of minutes
+    hashing holes (unmount EBUSY meanwhile). Past the upload limit a
+    truncate or write fails at once with EFBIG; under it, a sparse file's
+    holes are hashed without being read, close() returns, rm and unmount
+    work at once."""
+    m = mounter(account)
+    f = J(m, "huge")
+    t0 = time.monotonic()
+    p = subprocess.run(["truncate", "-s", "1T", f], capture_output=True, text=True, timeout=60)
+    assert p.returncode != 0 and "File too large" in p.stderr, p.stderr
+    assert time.monotonic() - t0 < 10
+    assert errno_of(os.truncate, f, FILE_SIZE_MAX + 1) == errno.EFBIG
+    fd = os.open(f, os.O_RDWR)
+    try:
+        assert errno_of(os.ftruncate, fd, 1 << 40) == errno.EFBIG
+        assert errno_of(os.pwrite, fd, b"x", FILE_SIZE_MAX) == errno.EFBIG
+        assert os.fstat(fd).st_size == 0
+    finally:
+        os.close(fd)
+    # 1 GiB apparent, 4 KiB written: close() in seconds, then rm and unmount at once.
+    with knobs(emulator, latency_ms=300, latency_kinds="upload,allocate"):
+        t0 = time.monotonic()
+        fd = os.open(J(m, "sparse"), os.O_RDWR | os.O_CREAT)
+        os.ftruncate(fd, 1 << 30)
+        os.pwrite(fd, b"y" * 4096, 512 << 20)
+        os.close(fd)
+        took = time.monotonic() - t0
+        print("close() of a 1 GiB sparse file with 4 KiB written: %.2f s" % took)
+        assert took < 30
+        t0 = time.monotonic()
+        os.unlink(J(m, "sparse"))
+        os.unlink(f)
+        assert time.monotonic() - t0 < 10
+        t0 = time.monotonic()
+        m.unmount(timeout=60)
+        print("unmount: %.2f s" % (time.monotonic() - t0))
+    assert not any(k in live(emulator, account.user) for k in ("huge", "sparse"))
