@@ -540,6 +540,7 @@ int dcache_open_ref(struct dcache *dc, uint64_t id, int64_t size, const char *md
 
 static void maybe_evict(struct dcache *dc);
 static bool disk_room(struct dcache *dc);
+static bool disk_below(struct dcache *dc, unsigned pct, unsigned reserves);
 
 /* Drop a reference to @f; the last one persists its state and frees it. */
 static void dfile_unref(struct dfile *f)
@@ -1275,7 +1276,8 @@ int dcache_create(struct dcache *dc, uint64_t id, struct dfile **out)
 	*out = NULL;
 	if (!f)
 		return -ENOMEM;
-	maybe_evict(dc);        /* a nearly full cache filesystem: make room first */
+	if (disk_below(dc, DC_DISK_LOW_PCT, 2))
+		maybe_evict(dc);        /* a nearly full cache filesystem: make room first */
 	f->local = true;
 	f->uncommitted = true;
 	f->mtime = time(NULL);

@@ -680,14 +680,20 @@ static void hold(struct upload_queue *q, uint64_t id, uint64_t gen, int64_t unti
 	q->n_uncleared++;
 }
 
-/* Clear the landed records that could not be cleared before (db_lock held). */
+/* Clear the landed records that could not be cleared before, and drop the
+ * holds that are over (db_lock held). */
 static void uncleared_flush(struct upload_queue *q)
 {
-	if (q->db_trouble_until > now_ms())
+	int64_t now = now_ms();
+
+	if (q->db_trouble_until > now)
 		return;
 	for (struct uncleared **pp = &q->uncleared; *pp;) {
 		if (!(*pp)->landed) {
-			pp = &(*pp)->next;
+			if ((*pp)->not_before <= now)
+				uncleared_drop(q, pp);  /* over (or its record replaced) */
+			else
+				pp = &(*pp)->next;
 			continue;
 		}
 		if (journal_clear(q, *pp) < 0)
