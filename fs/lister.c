@@ -384,7 +384,7 @@ static void do_stream(struct lister *l, struct flight *f)
 	}
 	if (err == -ENOENT && f->dir != META_ROOT_ID)
 		meta_remove(l->cfg.meta, f->dir, &ch);
-	if (err)
+	if (err && err != -EHOSTDOWN)   /* offline: said once by net/conn */
 		log_warn("listing: recursive listing of '%s' failed: %s", path ? path : "?",
 			 strerror(-err));
 	else
