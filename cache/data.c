@@ -115,6 +115,7 @@ struct dfile {
 					   handles served from it (or earlier) get EIO */
 	EVP_MD_CTX *md5ctx;             /* over [0, md5_pos) */
 	int64_t md5_pos;
+	uint64_t md5_gen;               /* changes whenever md5_pos goes back */
 	bool hashing;                   /* a thread is extending md5_pos */
 	int64_t persisted_bytes;        /* bytes present when last persisted */
 	bool dirty_state;               /* ranges changed since persisted */
@@ -336,6 +337,7 @@ static int reset_locked(struct dfile *f, int64_t size, const char *md5)
 	ranges_clear(&f->present);
 	f->verified = size == 0;
 	f->md5_pos = 0;
+	f->md5_gen++;
 	EVP_DigestInit_ex(f->md5ctx, EVP_md5(), NULL);
 	f->broken = 0;
 	/* Jobs of the old epoch stay on the list until their worker ends them,
@@ -1171,6 +1173,7 @@ static void md5_reset(struct dfile *f)
 {
 	EVP_DigestInit_ex(f->md5ctx, EVP_md5(), NULL);
 	f->md5_pos = 0;
+	f->md5_gen++;
 }
 
 /* Zeros for the holes of sparse cache files. */
@@ -1219,6 +1222,86 @@ static int hash_locked(struct dfile *f, int64_t upto)
 	}
 	free(buf);
 	return 0;
+}
+
+#define DC_HASH_SLICE   (64LL << 20)    /* hashed per unlock in hash_local() */
+
+/*
+ * Extend the running MD5 of local content to its size, for a commit: like
+ * hash_locked(), but f->lock is dropped for each slice (a copy of the
+ * context is extended, and kept only if nothing reset the MD5 meanwhile),
+ * so that a huge file does not stop stat, unlink or other writers for the
+ * whole time. -ENOENT when the file was unlinked meanwhile. f->lock held.
+ */
+static int hash_local(struct dfile *f)
+{
+	EVP_MD_CTX *c = NULL;
+	unsigned char *buf = NULL;
+	int err = 0;
+
+	while (f->hashing)
+		pthread_cond_wait(&f->cond, &f->lock);
+	f->hashing = true;
+	while (!err && f->md5_pos < f->size) {
+		int64_t pos = f->md5_pos, end = f->size, data = -1;
+		uint64_t gen = f->md5_gen;
+		struct dbody *b = f->body;
+
+		if (f->discarded) {
+			err = -ENOENT;
+			break;
+		}
+		if (end - pos > DC_HASH_SLICE)
+			end = pos + DC_HASH_SLICE;
+		if ((!c && !(c = EVP_MD_CTX_new())) || (!buf && !(buf = malloc(DC_HASH_CHUNK)))) {
+			err = -ENOMEM;
+			break;
+		}
+		EVP_MD_CTX_copy_ex(c, f->md5ctx);
+		body_ref(b);
+		pthread_mutex_unlock(&f->lock);
+		for (int64_t p = pos; !err && p < end;) {
+			size_t n = end - p > DC_HASH_CHUNK ? DC_HASH_CHUNK : (size_t)(end - p);
+			if (data < p) {
+				off_t d = lseek(b->fd, p, SEEK_DATA);
+				data = d >= 0 ? d : errno == ENXIO ? end : p;
+			}
+			if (data > p) {         /* a hole: zeros, not read */
+				if ((int64_t)n > data - p)
+					n = (size_t)(data - p);
+				EVP_DigestUpdate(c, zeros, n);
+				p += (int64_t)n;
+				continue;
+			}
+			ssize_t r = pread(b->fd, buf, n, p);
+			if (r < 0 && errno == EINTR)
+				continue;
+			if (r <= 0) {
+				err = r < 0 ? -errno : -EIO;
+				log_err("cache: cannot read back the cache file of node %" PRIu64
+					": %s", f->id, strerror(-err));
+				break;
+			}
+			EVP_DigestUpdate(c, buf, (size_t)r);
+			p += r;
+		}
+		pthread_mutex_lock(&f->lock);
+		body_unref(b);
+		/* Bytes below @end rewritten, or the file cut, meanwhile: this
+		 * slice is stale; go on from where the MD5 is now. */
+		if (!err && gen == f->md5_gen && f->md5_pos == pos && b == f->body &&
+		    end <= f->size) {
+			EVP_MD_CTX_copy_ex(f->md5ctx, c);
+			f->md5_pos = end;
+		}
+	}
+	if (!err && f->discarded)
+		err = -ENOENT;
+	f->hashing = false;
+	pthread_cond_broadcast(&f->cond);
+	EVP_MD_CTX_free(c);
+	free(buf);
+	return err;
 }
 
 /*
@@ -1451,9 +1534,13 @@ int dcache_commit(struct dfile *f, struct dcache_commit *out)
 	/* Every byte of the base not overwritten must be here before upload. */
 	err = ensure_present(f, 0, f->size, f->size);
 	if (!err)
-		err = hash_locked(f, f->size);
+		err = hash_local(f);
 	if (!err && !(c = EVP_MD_CTX_new()))
 		err = -ENOMEM;
+	if (err == -ENOENT) {
+		pthread_mutex_unlock(&f->lock);
+		return err;             /* unlinked while it was being hashed */
+	}
 	if (err) {
 		pthread_mutex_unlock(&f->lock);
 		log_err("cache: cannot complete the changed content of node %" PRIu64 ": %s",

@@ -855,3 +855,38 @@ def test_huge_sparse_files_never_wedge_the_mount(account, emulator, mounter, tmp
         m.unmount(timeout=60)
         print("unmount: %.2f s" % (time.monotonic() - t0))
     assert not any(k in live(emulator, account.user) for k in ("huge", "sparse"))
+
+
+def _cpu_seconds(pid):
+    with open("/proc/%d/stat" % pid) as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def test_rm_during_the_close_of_a_huge_sparse_file(account, emulator, mounter):
+    """Issue 7 item 4: while close() hashes a 32 GiB sparse file (a minute
+    of MD5), stat and rm are answered at once, and the rm ends the close."""
+    import threading
+    m = mounter(account)
+    f = J(m, "big")
+    fd = os.open(f, os.O_RDWR | os.O_CREAT)
+    os.ftruncate(fd, 32 << 30)
+    os.pwrite(fd, b"z" * 4096, 0)
+    cpu0 = _cpu_seconds(m.proc.pid)
+    done = {}
+    t = threading.Thread(target=lambda: done.setdefault("close", os.close(fd) or time.monotonic()))
+    t.start()
+    # The daemon is hashing once it has burnt CPU time since the close began.
+    wait_for(lambda: _cpu_seconds(m.proc.pid) - cpu0 > 1.0, 60, "the daemon hashing")
+    assert t.is_alive(), "close() finished before the test could remove the file"
+    t0 = time.monotonic()
+    assert os.stat(f).st_size == 32 << 30
+    os.unlink(f)
+    took = time.monotonic() - t0
+    t.join(60)
+    assert not t.is_alive()
+    print("stat + rm during the close: %.2f s; the close ended %.2f s after"
+          % (took, done["close"] - t0))
+    assert took < 5 and done["close"] - t0 < 10
+    m.unmount(timeout=60)
+    assert "big" not in live(emulator, account.user)
