@@ -194,6 +194,8 @@ def test_mount_during_outage(emu, tmp_path, mode):
     _seed(emu, acc.user, {"d/f.txt": b"hello"})
     m = Mount(acc, tmp_path / "mnt")
     assert _read(os.path.join(m.path, "d", "f.txt")) == b"hello"
+    online_blocks = os.statvfs(m.path).f_blocks
+    assert online_blocks > 0
     m.unmount()
     m.cleanup()
 
@@ -208,6 +210,8 @@ def test_mount_during_outage(emu, tmp_path, mode):
             assert os.listdir(os.path.join(m.path, "d")) == ["f.txt"]
             assert _read(os.path.join(m.path, "d", "f.txt")) == b"hello"
             assert "mounting offline" in m.output(), m.output()
+            df, t_df = _timed(os.statvfs, m.path)
+            assert df.f_blocks == online_blocks and t_df < LOCAL_S, (df, t_df)
             print("\n[%s] offline mount with an index: %.2f s" % (mode, took))
 
             # Without an index (an empty cache directory): fails fast, saying why.
