@@ -561,6 +561,48 @@ static void test_commands(void **state)
 	assert_int_equal(CALL(jfs_move(f->jfs, "x", "", false)), -EINVAL);
 }
 
+/*
+ * mv, mvDir, rm, rmDir and dlDir are not idempotent: after an ambiguous
+ * failure net/jfs reads the service's state before sending them again.
+ */
+static void test_commands_retried_safely(void **state)
+{
+	struct fixture *f = *state;
+	struct script *sc = &f->sc;
+
+	/* the move happened, its answer was cut: success, not sent again */
+	memset(sc, 0, sizeof(*sc));
+	sc->routes[0] = (struct route){
+		.path = "/jfs/u%2B1/Jotta/Archive/x.txt?mv=%2Fu%2B1%2FJotta%2FArchive%2Fd%2Fx.txt",
+		.status = 200, .body = file_doc, .cut_first = 1, .cut_at = 20 };
+	sc->routes[1] = (struct route){ .path = "/jfs/u%2B1/Jotta/Archive/d/x.txt",
+					.status = 200, .body = file_doc };
+	sc->nroutes = 2;
+	assert_int_equal(CALL(jfs_move(f->jfs, "x.txt", "d/x.txt", false)), 0);
+	assert_int_equal(sc->seen, 2);
+	assert_string_equal(sc->paths[1], "/jfs/u%2B1/Jotta/Archive/d/x.txt");
+
+	/* a 503, and neither source nor target there: -ENOENT, as a 404 says */
+	memset(sc, 0, sizeof(*sc));
+	sc->routes[0] = (struct route){
+		.path = "/jfs/u%2B1/Jotta/Archive/x.txt?mv=%2Fu%2B1%2FJotta%2FArchive%2Fd%2Fx.txt",
+		.status = 503, .body = "<error><code>503</code></error>" };
+	sc->routes[1] = (struct route){ .status = 404, .body = err404 };
+	sc->nroutes = 2;
+	assert_int_equal(CALL(jfs_move(f->jfs, "x.txt", "d/x.txt", false)), -ENOENT);
+	assert_int_equal(sc->seen, 3);          /* mv, stat target, stat source */
+
+	/* a folder removed although the answer was cut: success */
+	memset(sc, 0, sizeof(*sc));
+	sc->routes[0] = (struct route){ .path = "/jfs/u%2B1/Jotta/Archive/d?rmDir=true",
+					.status = 200, .body = folder_doc, .cut_first = 1,
+					.cut_at = 10 };
+	sc->routes[1] = (struct route){ .status = 404, .body = err404 };
+	sc->nroutes = 2;
+	assert_int_equal(CALL(jfs_delete(f->jfs, "d", true, true)), 0);
+	assert_int_equal(sc->seen, 2);
+}
+
 static void test_cphash(void **state)
 {
 	struct fixture *f = *state;
@@ -841,6 +883,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_stat, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_download, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_commands, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_commands_retried_safely, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_cphash, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_allocate_upload, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_account, setup, teardown),
