@@ -287,6 +287,12 @@ static void write_pid(struct mount *m)
 	log_warn("cannot write the pid to the cache lock file: %s", strerror(errno));
 }
 
+/* The connectivity probe (net/conn.h). */
+static int probe(void *ctx)
+{
+	return jfs_ping(ctx);
+}
+
 /* Does @err (of the mountpoint check) mean the service cannot be reached? */
 static bool unreachable(struct mount *m, int err)
 {
@@ -348,6 +354,7 @@ static int open_remote(struct mount *m)
 		say("cannot set up the service client: %s", strerror(-err));
 		return -1;
 	}
+	conn_set_probe(m->conn, probe, m->jfs);
 	err = jfs_check_mountpoint(m->jfs);
 	if (err == -ENOENT) {
 		say("the account has no mountpoint '%s/%s': see 'jottafs devices' for the "
@@ -500,12 +507,6 @@ static int add_mount_args(struct mount *m, struct fuse_args *args)
 		 has_fsname ? "" : ",fsname=", has_fsname ? "" : fsname,
 		 has_subtype ? "" : ",subtype=jottafs", o->ro ? ",ro" : "");
 	return fuse_opt_add_arg(args, opt) ? -ENOMEM : 0;
-}
-
-/* The connectivity probe (net/conn.h). */
-static int probe(void *ctx)
-{
-	return jfs_ping(ctx);
 }
 
 /* The service is back: queued work restarts now, not after its backoff. */

@@ -5,7 +5,10 @@
  *   success                      -> online (listeners run if it was offline)
  *   failure, online              -> degraded, a run starts (run_n 1, run_t0 now)
  *   failure, degraded            -> run_n++; run_n >= CONN_FAIL_RUN and
- *                                   now - run_t0 >= CONN_FAIL_SPAN_MS -> offline
+ *                                   now - run_t0 >= CONN_FAIL_SPAN_MS: one probe
+ *                                   (single-flight) confirms -> offline; if the
+ *                                   probe gets an answer, only some requests
+ *                                   fail (a partial fault): online again
  *   failure, offline             -> stays offline (cause recorded)
  * The probe thread sleeps while not offline; offline, it waits
  * conn_probe_delay_ms(probes) and sends one probe, then doubles the wait.
@@ -39,6 +42,9 @@ struct conn {
 	unsigned run_n;                /* failures in the current run */
 	int64_t run_t0;                /* clock() of its first failure */
 	unsigned probes;               /* failed probes in this outage */
+	bool confirming;               /* a probe checks a run of failures */
+	bool verbose;                  /* log transitions (from conn_start on: before,
+					  the mount says what happened) */
 	struct listener listeners[CONN_MAX_LISTENERS];
 	unsigned n_listeners;
 	bool stopping;
@@ -153,7 +159,8 @@ void conn_success(struct conn *c)
 	c->run_n = 0;
 	if (c->state == CONN_OFFLINE) {
 		double away = (double)(c->clock() - c->since_ms) / 1000.0;
-		log_info("service reachable again after %.1f s offline (%u probe%s); "
+		if (c->verbose)
+			log_info("service reachable again after %.1f s offline (%u probe%s); "
 			 "resuming queued work", away, c->probes + 1, c->probes ? "s" : "");
 		c->probes = 0;
 		n = c->n_listeners;
@@ -174,9 +181,35 @@ static void go_offline(struct conn *c)
 	c->outages++;
 	c->probes = 0;
 	set_state(c, CONN_OFFLINE);
-	log_info("service unreachable (%s): offline; cached files and listings are served "
+	if (c->verbose)
+		log_info("service unreachable (%s): offline; cached files and listings are served "
 		 "locally, writes are queued, anything else fails with EHOSTDOWN until it is back",
 		 c->last_error);
+}
+
+/*
+ * A long run of failures (c->lock held, degraded): is the service gone, or
+ * do only some requests fail? One probe decides (its own outcome is
+ * reported by net/http: an answer makes it online); without a probe, or
+ * when it fails, offline. Other threads meanwhile go on as degraded.
+ */
+static void confirm_offline(struct conn *c)
+{
+	if (!c->probe) {
+		go_offline(c);
+		return;
+	}
+	if (c->confirming)
+		return;
+	c->confirming = true;
+	pthread_mutex_unlock(&c->lock);
+	int err = c->probe(c->probe_ctx);
+	pthread_mutex_lock(&c->lock);
+	c->confirming = false;
+	if (err && c->state == CONN_DEGRADED)
+		go_offline(c);
+	else if (!err)
+		log_debug("conn: a run of failures, but the service answers: not offline");
 }
 
 void conn_failure(struct conn *c, const char *cause)
@@ -192,7 +225,7 @@ void conn_failure(struct conn *c, const char *cause)
 		if (c->run_n++ == 0)
 			c->run_t0 = now;
 		if (c->run_n >= CONN_FAIL_RUN && now - c->run_t0 >= CONN_FAIL_SPAN_MS)
-			go_offline(c);
+			confirm_offline(c);
 	}
 	pthread_mutex_unlock(&c->lock);
 }
@@ -260,17 +293,25 @@ static void *probe_main(void *arg)
 	return NULL;
 }
 
+void conn_set_probe(struct conn *c, conn_probe_fn probe, void *ctx)
+{
+	pthread_mutex_lock(&c->lock);
+	c->probe = probe;
+	c->probe_ctx = ctx;
+	pthread_mutex_unlock(&c->lock);
+}
+
 int conn_start(struct conn *c, conn_probe_fn probe, void *ctx)
 {
 	int rc;
 
-	c->probe = probe;
-	c->probe_ctx = ctx;
+	conn_set_probe(c, probe, ctx);
 	rc = pthread_create(&c->thread, NULL, probe_main, c);
 	if (rc)
 		return -rc;
 	pthread_mutex_lock(&c->lock);
 	c->started = true;
+	c->verbose = true;
 	pthread_mutex_unlock(&c->lock);
 	return 0;
 }

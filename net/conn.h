@@ -8,7 +8,10 @@
  *             to call the service gone: requests still go out (and are
  *             retried as usual);
  *   offline   a run of at least CONN_FAIL_RUN failures spanning at least
- *             CONN_FAIL_SPAN_MS with no success in between. Requests are
+ *             CONN_FAIL_SPAN_MS with no success in between, confirmed by
+ *             a probe that gets no answer either (when only some requests
+ *             fail — one endpoint answering 503 — the service is there,
+ *             and the state stays online/degraded). Requests are
  *             refused at once (net/http: -EHOSTDOWN) without touching the
  *             network; one probe at a time, with backoff (1 s doubling to
  *             4 s: cheap, and work resumes within seconds), decides when the service is back. Any success (a
@@ -20,7 +23,8 @@
  * conn_admit() before each; components above never discover an outage
  * with their own timeouts: they see -EHOSTDOWN and serve what is local.
  *
- * Transitions are logged at info level with their cause. Listeners
+ * Transitions are logged at info level with their cause, from conn_start()
+ * on (before it, at mount time, the caller says what happened). Listeners
  * registered with conn_on_online() run (on the thread that saw the
  * service come back, no lock held) when offline turns online, so that
  * queued work restarts at once.
@@ -65,7 +69,10 @@ int conn_new(conn_clock_fn clock, struct conn **out);
 /* Stops the probe thread (conn_stop) and frees. */
 void conn_free(struct conn *c);
 
-/* Start the probe thread (after fork). 0 or -errno. */
+/* The probe, also used (without the thread) to confirm a run of failures;
+ * set it as soon as it can work. */
+void conn_set_probe(struct conn *c, conn_probe_fn probe, void *ctx);
+/* Set the probe and start the probe thread (after fork). 0 or -errno. */
 int conn_start(struct conn *c, conn_probe_fn probe, void *ctx);
 /* Stop the probe thread; waits for a probe in flight. */
 void conn_stop(struct conn *c);

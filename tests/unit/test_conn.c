@@ -152,6 +152,53 @@ static void test_run_goes_offline(void **state)
 	conn_free(c);
 }
 
+/* A run of failures is confirmed by one probe: when the service answers
+ * it (only some requests fail), not offline; when it does not, offline. */
+static struct conn *confirm_conn;
+static int confirm_calls;
+static int confirm_answer;
+
+static int confirm_probe(void *ctx)
+{
+	(void)ctx;
+	confirm_calls++;
+	if (confirm_answer) {
+		conn_success(confirm_conn);     /* as net/http reports an answer */
+		return 0;
+	}
+	conn_failure(confirm_conn, "probe: Connection refused");
+	return -ECONNREFUSED;
+}
+
+static void run_of_failures(struct conn *c)
+{
+	/* the last one completes the run, in count and in time */
+	for (int i = 0; i < CONN_FAIL_RUN; i++) {
+		if (i == CONN_FAIL_RUN - 1)
+			atomic_fetch_add(&fake_now, CONN_FAIL_SPAN_MS);
+		conn_failure(c, "HTTP 503");
+	}
+}
+
+static void test_run_confirmed_by_probe(void **state)
+{
+	(void)state;
+	struct conn *c = new_conn();
+
+	confirm_conn = c;
+	conn_set_probe(c, confirm_probe, NULL);
+	confirm_calls = 0;
+	confirm_answer = 1;
+	run_of_failures(c);
+	assert_int_equal(confirm_calls, 1);
+	assert_int_equal(conn_state(c), CONN_ONLINE);   /* a partial fault */
+	confirm_answer = 0;
+	run_of_failures(c);
+	assert_int_equal(confirm_calls, 2);
+	assert_int_equal(conn_state(c), CONN_OFFLINE);
+	conn_free(c);
+}
+
 static void test_back_online_calls_listeners(void **state)
 {
 	(void)state;
@@ -289,6 +336,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_starts_online_and_degrades, arm, disarm),
 		cmocka_unit_test_setup_teardown(test_scattered_failures_stay_online, arm, disarm),
 		cmocka_unit_test_setup_teardown(test_run_goes_offline, arm, disarm),
+		cmocka_unit_test_setup_teardown(test_run_confirmed_by_probe, arm, disarm),
 		cmocka_unit_test_setup_teardown(test_back_online_calls_listeners, arm, disarm),
 		cmocka_unit_test_setup_teardown(test_probe_delay, arm, disarm),
 		cmocka_unit_test_setup_teardown(test_probe_thread, arm, disarm),
