@@ -54,6 +54,7 @@
 #include "fs/poll.h"
 #include "fs/options.h"
 #include "lib/log.h"
+#include "net/conn.h"
 #include "net/names.h"
 
 #define XATTR_PREFIX    "user.jottacloud."
@@ -1393,6 +1394,9 @@ static void op_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_f
 	}
 	if (h && h->writable)
 		err = commit_file(fs, h->df, id);
+	/* offline: ask the service once now, it may be back already */
+	if (!err && fs->up && fs->conn && conn_state(fs->conn) == CONN_OFFLINE)
+		conn_recheck(fs->conn);
 	if (!err && fs->up) {
 		/* The generation journalled last, not any: an older upload
 		 * landing now does not make this content durable. */

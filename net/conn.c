@@ -293,6 +293,16 @@ static void *probe_main(void *arg)
 	return NULL;
 }
 
+enum conn_state conn_recheck(struct conn *c)
+{
+	pthread_mutex_lock(&c->lock);
+	bool ask = c->state == CONN_OFFLINE && c->probe;
+	pthread_mutex_unlock(&c->lock);
+	if (ask)
+		c->probe(c->probe_ctx);     /* an answer makes it online (net/http) */
+	return conn_state(c);
+}
+
 void conn_set_probe(struct conn *c, conn_probe_fn probe, void *ctx)
 {
 	pthread_mutex_lock(&c->lock);

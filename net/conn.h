@@ -94,6 +94,13 @@ void conn_failure(struct conn *c, const char *cause);
  * @cause is recorded unless it is offline already. */
 void conn_set_offline(struct conn *c, const char *cause);
 
+/*
+ * Offline: send one probe now, from this thread, rather than wait for the
+ * probe thread's next one (for an operation that would otherwise fail just
+ * after the service came back, e.g. fsync). Returns the state after it.
+ */
+enum conn_state conn_recheck(struct conn *c);
+
 /* For the status file and tests. */
 struct conn_info {
 	enum conn_state state;
