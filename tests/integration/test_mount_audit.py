@@ -390,7 +390,8 @@ def test_read_only_refuses_every_change(account, emulator, mounter):
 
 def test_xattrs_match_the_server(account, emulator, mounter):
     """getfattr -d shows md5/revision/created/updated equal to the server's
-    record; a directory has none (ENODATA); unknown names are ENODATA."""
+    record and the state of a clean file as "synced"; a directory has none
+    (ENODATA); unknown names are ENODATA."""
     emulator.seed([{"path": "x/v", "revisions": [
         {"content": "one"},
         {"content": "two!", "created": "2020-02-02T02:02:02Z",
@@ -405,7 +406,8 @@ def test_xattrs_match_the_server(account, emulator, mounter):
     assert vals == {"user.jottacloud.md5": '"%s"' % md5_bytes(b"two!"),
                     "user.jottacloud.revision": '"%d"' % x["revision"],
                     "user.jottacloud.created": fmt(x["created"]),
-                    "user.jottacloud.updated": fmt(x["updated"])}
+                    "user.jottacloud.updated": fmt(x["updated"]),
+                    "user.jottacloud.state": '"synced"'}
     assert x["revision"] == 2
     d = os.path.join(m.path, "x")
     assert os.listxattr(d) == []
