@@ -29,6 +29,7 @@
  * fails at once, saying why.
  */
 #include "fs/mount.h"
+#include "fs/mountinfo.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -95,60 +96,31 @@ static void say(const char *fmt, ...)
 	fputc('\n', stderr);
 }
 
-/* Undo mountinfo's octal escapes (\040 for a space, ...) in place. */
-static void mountinfo_unescape(char *s)
-{
-	char *d = s;
+struct mounted_on {
+	const char *path;
+	char *src;
+	size_t srcsz;
+	bool found;
+};
 
-	for (; *s; s++) {
-		if (s[0] == '\\' && s[1] >= '0' && s[1] <= '3' && s[2] >= '0' && s[2] <= '7' &&
-		    s[3] >= '0' && s[3] <= '7') {
-			*d++ = (char)((s[1] - '0') << 6 | (s[2] - '0') << 3 | (s[3] - '0'));
-			s += 3;
-		} else {
-			*d++ = *s;
-		}
-	}
-	*d = '\0';
+static bool mounted_on_cb(const struct mountinfo_entry *e, void *ctx)
+{
+	struct mounted_on *m = ctx;
+
+	if (strcmp(e->mountpoint, m->path))
+		return false;
+	snprintf(m->src, m->srcsz, "%s", e->source);
+	m->found = true;
+	return true;
 }
 
 /* Whether a jottafs is mounted on @path (absolute, resolved): its source
- * ("Device/Mountpoint") in @src, else "". Read from /proc/self/mountinfo:
- * "ID PARENT MAJ:MIN ROOT MOUNTPOINT OPTS [TAGS...] - FSTYPE SOURCE SUPER". */
+ * ("Device/Mountpoint") in @src, else "". */
 static bool jottafs_mounted_on(const char *path, char *src, size_t srcsz)
 {
-	FILE *f = fopen("/proc/self/mountinfo", "re");
-	char *line = NULL;
-	size_t cap = 0;
-	bool found = false;
+	struct mounted_on m = { .path = path, .src = src, .srcsz = srcsz };
 
-	if (!f)
-		return false;
-	while (!found && getline(&line, &cap, f) > 0) {
-		char *save = NULL, *mnt = NULL, *type = NULL, *source = NULL;
-		char *tok = strtok_r(line, " \n", &save);
-		for (int i = 0; tok; i++, tok = strtok_r(NULL, " \n", &save)) {
-			if (i == 4)
-				mnt = tok;
-			if (!strcmp(tok, "-") && i >= 6) {
-				type = strtok_r(NULL, " \n", &save);
-				source = type ? strtok_r(NULL, " \n", &save) : NULL;
-				break;
-			}
-		}
-		if (!mnt || !type || strcmp(type, "fuse.jottafs"))
-			continue;
-		mountinfo_unescape(mnt);
-		if (strcmp(mnt, path))
-			continue;
-		found = true;
-		if (source)
-			mountinfo_unescape(source);
-		snprintf(src, srcsz, "%s", source ? source : "");
-	}
-	free(line);
-	fclose(f);
-	return found;
+	return mountinfo_each_jottafs(mounted_on_cb, &m) == 0 && m.found;
 }
 
 /* Step 0: refuse a mount directory that cannot be right: one a jottafs is

@@ -14,6 +14,7 @@
  * the highest applies.
  */
 #include "fs/status_cli.h"
+#include "fs/mountinfo.h"
 
 #include <cjson/cJSON.h>
 #include <errno.h>
@@ -127,72 +128,49 @@ static int verdict(const cJSON *j)
 	return ST_OK;
 }
 
-/* "\040" and friends of /proc/self/mountinfo, decoded in place. */
-static void unescape(char *s)
-{
-	char *d = s;
+struct mount_list {
+	char **v;
+	size_t n;
+	bool oom;
+};
 
-	for (; *s; s++) {
-		if (s[0] == '\\' && s[1] >= '0' && s[1] <= '3' && s[2] >= '0' && s[2] <= '7' &&
-		    s[3] >= '0' && s[3] <= '7') {
-			*d++ = (char)((s[1] - '0') * 64 + (s[2] - '0') * 8 + (s[3] - '0'));
-			s += 3;
-		} else {
-			*d++ = *s;
-		}
+static bool collect_mine(const struct mountinfo_entry *e, void *ctx)
+{
+	struct mount_list *l = ctx;
+	char **nv;
+
+	if (e->user_id != getuid())
+		return false;
+	nv = realloc(l->v, (l->n + 2) * sizeof(*nv));
+	if (!nv || !(nv[l->n] = strdup(e->mountpoint))) {
+		if (nv)
+			l->v = nv;
+		l->oom = true;
+		return true;
 	}
-	*d = '\0';
+	l->v = nv;
+	l->v[++l->n] = NULL;
+	return false;
 }
 
-/* Every jottafs mount of the calling user; NULL-terminated, malloc'd. */
+/* Every jottafs mount of the calling user; NULL-terminated, malloc'd;
+ * NULL with errno set when mountinfo cannot be read. */
 static char **find_mounts(void)
 {
-	FILE *f = fopen("/proc/self/mountinfo", "re");
-	char *line = NULL, **v = calloc(1, sizeof(*v));
-	size_t cap = 0, n = 0;
-	char uid[32];
+	struct mount_list l = { .v = calloc(1, sizeof(char *)) };
+	int err;
 
-	if (!f || !v) {
-		if (f)
-			fclose(f);
-		free(v);
+	if (!l.v)
+		return NULL;
+	err = mountinfo_each_jottafs(collect_mine, &l);
+	if (err || l.oom) {
+		for (size_t i = 0; i < l.n; i++)
+			free(l.v[i]);
+		free(l.v);
+		errno = err ? -err : ENOMEM;
 		return NULL;
 	}
-	snprintf(uid, sizeof(uid), "user_id=%u", (unsigned)getuid());
-	while (getline(&line, &cap, f) > 0) {
-		/* id parent major:minor root mountpoint opts [optional...] - type source super */
-		char *sep = strstr(line, " - "), *save = NULL, *mp, *type, *super;
-		if (!sep)
-			continue;
-		*sep = '\0';
-		strtok_r(line, " ", &save);
-		for (int i = 0; i < 3; i++)
-			strtok_r(NULL, " ", &save);
-		mp = strtok_r(NULL, " ", &save);
-		save = NULL;
-		type = strtok_r(sep + 3, " ", &save);
-		strtok_r(NULL, " ", &save);
-		super = strtok_r(NULL, " \n", &save);
-		if (!mp || !type || strcmp(type, "fuse.jottafs") || !super)
-			continue;
-		bool mine = false;
-		char *s2 = NULL;
-		for (char *o = strtok_r(super, ",", &s2); o; o = strtok_r(NULL, ",", &s2))
-			mine |= !strcmp(o, uid);
-		if (!mine)
-			continue;
-		unescape(mp);
-		char **nv = realloc(v, (n + 2) * sizeof(*v));
-		if (!nv)
-			break;
-		v = nv;
-		if (!(v[n] = strdup(mp)))
-			break;
-		v[++n] = NULL;
-	}
-	free(line);
-	fclose(f);
-	return v;
+	return l.v;
 }
 
 int status_cli_main(int argc, char **argv)
