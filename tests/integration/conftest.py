@@ -13,9 +13,9 @@ from emu import Emulator  # noqa: E402
 from jfs_helpers import Account, Mount  # noqa: E402
 
 
-@pytest.fixture(scope="module")
-def emulator():
-    """One emulator per test module; tests isolate themselves by user."""
+def _serve_emulator():
+    """An emulator for the fixture's scope; at teardown it must have exited
+    cleanly, without a Python traceback."""
     e = Emulator()
     yield e
     rc = e.stop()
@@ -23,6 +23,18 @@ def emulator():
     e.close()
     assert "Traceback" not in err, "emulator raised:\n" + err
     assert rc == 0, "emulator exited %s:\n%s" % (rc, err)
+
+
+@pytest.fixture(scope="module")
+def emulator():
+    """One emulator per test module; tests isolate themselves by user."""
+    yield from _serve_emulator()
+
+
+@pytest.fixture
+def own_emulator():
+    """An emulator of the test's own, for tests that stop or cut it off."""
+    yield from _serve_emulator()
 
 
 def pytest_assertrepr_compare(config, op, left, right):

@@ -38,14 +38,8 @@ def q(name):
 
 
 @pytest.fixture(scope="module")
-def emu():
-    e = Emulator()
-    yield e
-    rc = e.stop()
-    err = e.stderr()
-    e.close()
-    assert rc == 0, "emulator exit status %s\n%s" % (rc, err)
-    assert "Traceback" not in err, err
+def emu(emulator):
+    return emulator
 
 
 @pytest.fixture(autouse=True)

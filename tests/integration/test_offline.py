@@ -17,7 +17,6 @@ import time
 
 import pytest
 
-from emu import Emulator
 from jfs_helpers import Account, Mount, BIN
 from wtest_helpers import MiB, live, md5_bytes, wait_for
 
@@ -32,14 +31,8 @@ DETECT_S = 10.0
 
 
 @pytest.fixture
-def emu():
-    e = Emulator()
-    yield e
-    rc = e.stop()
-    err = e.stderr()
-    e.close()
-    assert "Traceback" not in err, "emulator raised:\n" + err
-    assert rc == 0, "emulator exited %s:\n%s" % (rc, err)
+def emu(own_emulator):
+    return own_emulator
 
 
 def _account(emu, tmp_path, name="a"):
