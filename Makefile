@@ -93,9 +93,10 @@ SANBUILD ?= build-san
 unit-san:
 	@$(MAKE) --no-print-directory BUILD=$(SANBUILD) SANITIZE=address,undefined unit
 
-# pytest exits 5 when it collected no test: that is a failure here too.
+# pytest exits 5 when it collected no test: that is a failure here too. The
+# 25 slowest tests are listed at the end, to see where make check spends its time.
 integration: $(BIN)
-	JOTTAFS_BIN=$(abspath $(BIN)) $(PYTHON) -m pytest -p no:cacheprovider -ra tests/integration $(PYTEST_ARGS)
+	JOTTAFS_BIN=$(abspath $(BIN)) $(PYTHON) -m pytest -p no:cacheprovider -ra --durations=25 tests/integration $(PYTEST_ARGS)
 
 bench: $(BIN)
 	JOTTAFS_BIN=$(abspath $(BIN)) $(PYTHON) tests/bench/run.py $(BENCH_ARGS)
