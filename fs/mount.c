@@ -180,41 +180,6 @@ static int mkdir_p(const char *path)
 	return err;
 }
 
-/* Replace what cannot be part of one path segment. */
-static void sanitize_segment(char *s)
-{
-	if (!strcmp(s, ".") || !strcmp(s, "..") || !*s)
-		s[0] = '_';
-	for (; *s; s++)
-		if (*s == '/')
-			*s = '_';
-}
-
-/* The default cache directory: $XDG_CACHE_HOME/jottafs/<account>/<device>/<mountpoint>. */
-static int default_cache_dir(const struct mount_options *o, char **out)
-{
-	const char *xdg = getenv("XDG_CACHE_HOME"), *home = getenv("HOME");
-	char *dev = strdup(o->device), *mp = strdup(o->mountpoint);
-	int n = -1;
-
-	*out = NULL;
-	if (dev && mp) {
-		sanitize_segment(dev);
-		sanitize_segment(mp);
-		if (xdg && xdg[0] == '/')
-			n = asprintf(out, "%s/jottafs/%s/%s/%s", xdg, o->account, dev, mp);
-		else if (home && home[0] == '/')
-			n = asprintf(out, "%s/.cache/jottafs/%s/%s/%s", home, o->account, dev, mp);
-		else
-			n = -2;
-	}
-	free(dev);
-	free(mp);
-	if (n == -2)
-		return -ENOENT;
-	return n < 0 ? -ENOMEM : 0;
-}
-
 /* Lock the cache directory for this process. */
 static int lock_cache_dir(struct mount *m)
 {
@@ -367,13 +332,8 @@ static int open_cache(struct mount *m)
 	char real[PATH_MAX];
 	int err;
 
-	if (o->cache_dir && o->cache_dir[0])
-		m->cache_dir = strdup(o->cache_dir);
-	else if ((err = default_cache_dir(o, &m->cache_dir)) == -ENOENT) {
-		say("cannot choose a cache directory: neither XDG_CACHE_HOME nor HOME is set "
-		    "(use -o cache_dir=DIR)");
-		return -1;
-	}
+	/* options_finish() chose the default cache directory if none was given. */
+	m->cache_dir = strdup(o->cache_dir);
 	if (!m->cache_dir)
 		return -1;
 	err = mkdir_p(m->cache_dir);
