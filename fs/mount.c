@@ -82,20 +82,6 @@ struct mount {
 	struct fs fs;
 };
 
-static void say(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-
-/* A one-line message for the user on stderr (before daemonizing). */
-static void say(const char *fmt, ...)
-{
-	va_list ap;
-
-	fputs("jottafs: ", stderr);
-	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
-	va_end(ap);
-	fputc('\n', stderr);
-}
-
 struct mounted_on {
 	const char *path;
 	char *src;
@@ -133,23 +119,23 @@ static int check_mount_dir(const struct mount_options *o)
 	DIR *d;
 
 	if (jottafs_mounted_on(o->local_mountpoint, src, sizeof(src))) {
-		say("'%s' is already mounted (jottafs %s); unmount it first "
-		    "(fusermount3 -u '%s')", o->local_mountpoint, src, o->local_mountpoint);
+		log_user("'%s' is already mounted (jottafs %s); unmount it first "
+			 "(fusermount3 -u '%s')", o->local_mountpoint, src, o->local_mountpoint);
 		return -1;
 	}
 	if (o->nonempty)
 		return 0;
 	d = opendir(o->local_mountpoint);
 	if (!d) {
-		say("cannot use MOUNTPOINT '%s': %s", o->local_mountpoint, strerror(errno));
+		log_user("cannot use MOUNTPOINT '%s': %s", o->local_mountpoint, strerror(errno));
 		return -1;
 	}
 	while ((de = readdir(d)) && (!strcmp(de->d_name, ".") || !strcmp(de->d_name, "..")))
 		;
 	closedir(d);
 	if (de) {
-		say("MOUNTPOINT '%s' is not empty: the mount would hide its files "
-		    "(use -o nonempty to mount over them anyway)", o->local_mountpoint);
+		log_user("MOUNTPOINT '%s' is not empty: the mount would hide its files "
+			 "(use -o nonempty to mount over them anyway)", o->local_mountpoint);
 		return -1;
 	}
 	return 0;
@@ -190,7 +176,7 @@ static int lock_cache_dir(struct mount *m)
 		return -ENOMEM;
 	fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
 	if (fd < 0) {
-		say("cannot open '%s': %s", path, strerror(errno));
+		log_user("cannot open '%s': %s", path, strerror(errno));
 		free(path);
 		return -1;
 	}
@@ -201,10 +187,10 @@ static int lock_cache_dir(struct mount *m)
 		if (errno == EWOULDBLOCK || errno == EAGAIN || n >= 0) {
 			buf[n > 0 ? n : 0] = '\0';
 			buf[strcspn(buf, "\n")] = '\0';
-			say("cache directory '%s' is in use by another jottafs (pid %s)",
-			    m->cache_dir, buf[0] ? buf : "unknown");
+			log_user("cache directory '%s' is in use by another jottafs (pid %s)",
+				 m->cache_dir, buf[0] ? buf : "unknown");
 		} else {
-			say("cannot lock cache directory '%s': %s", m->cache_dir, strerror(errno));
+			log_user("cannot lock cache directory '%s': %s", m->cache_dir, strerror(errno));
 		}
 		close(fd);
 		return -1;
@@ -257,23 +243,23 @@ static int open_remote(struct mount *m)
 
 	err = auth_config_dir(&m->config_dir);
 	if (err) {
-		say("cannot find the configuration directory: %s", strerror(-err));
+		log_user("cannot find the configuration directory: %s", strerror(-err));
 		return -1;
 	}
 	err = http_client_new(&hc, &m->http);
 	if (!err)
 		err = conn_new(NULL, &m->conn);
 	if (err) {
-		say("cannot set up the HTTP client: %s", strerror(-err));
+		log_user("cannot set up the HTTP client: %s", strerror(-err));
 		return -1;
 	}
 	http_client_set_conn(m->http, m->conn);
 	err = auth_open(m->http, m->config_dir, o->account, &ep, &m->auth, &errmsg);
 	if (err) {
 		if (errmsg)
-			say("%s", errmsg);
+			log_user("%s", errmsg);
 		else
-			say("cannot open account '%s': %s", o->account, strerror(-err));
+			log_user("cannot open account '%s': %s", o->account, strerror(-err));
 		free(errmsg);
 		return -1;
 	}
@@ -288,20 +274,20 @@ static int open_remote(struct mount *m)
 	};
 	err = jfs_new(m->http, &jc, &m->jfs);
 	if (err) {
-		say("cannot set up the service client: %s", strerror(-err));
+		log_user("cannot set up the service client: %s", strerror(-err));
 		return -1;
 	}
 	conn_set_probe(m->conn, probe, m->jfs);
 	err = jfs_check_mountpoint(m->jfs);
 	if (err == -ENOENT) {
-		say("the account has no mountpoint '%s/%s': see 'jottafs devices' for the "
-		    "devices and mountpoints it has", o->device, o->mountpoint);
+		log_user("the account has no mountpoint '%s/%s': see 'jottafs devices' for the "
+			 "devices and mountpoints it has", o->device, o->mountpoint);
 		return -1;
 	}
 	if (err == -EKEYREJECTED || err == -EACCES) {
-		say("the service refused the login (%s): run 'jottafs login%s%s' again",
-		    strerror(-err), strcmp(o->account, "default") ? " --account " : "",
-		    strcmp(o->account, "default") ? o->account : "");
+		log_user("the service refused the login (%s): run 'jottafs login%s%s' again",
+			 strerror(-err), strcmp(o->account, "default") ? " --account " : "",
+			 strcmp(o->account, "default") ? o->account : "");
 		return -1;
 	}
 	if (err && unreachable(m, err)) {
@@ -314,7 +300,7 @@ static int open_remote(struct mount *m)
 		char why[256];
 		if (!cli_connection_advice(err, why, sizeof(why)))
 			snprintf(why, sizeof(why), "%s", strerror(-err));
-		say("cannot check '%s/%s' on the service: %s", o->device, o->mountpoint, why);
+		log_user("cannot check '%s/%s' on the service: %s", o->device, o->mountpoint, why);
 		return -1;
 	}
 	if (asprintf(&m->identity, "%s/%s/%s", auth_username(m->auth), o->device,
@@ -338,13 +324,13 @@ static int open_cache(struct mount *m)
 		return -1;
 	err = mkdir_p(m->cache_dir);
 	if (err) {
-		say("cannot create cache directory '%s': %s", m->cache_dir, strerror(-err));
+		log_user("cannot create cache directory '%s': %s", m->cache_dir, strerror(-err));
 		return -1;
 	}
 	chmod(m->cache_dir, 0700);
 	/* Absolute: the daemon changes to '/'. */
 	if (!realpath(m->cache_dir, real)) {
-		say("cannot resolve cache directory '%s': %s", m->cache_dir, strerror(errno));
+		log_user("cannot resolve cache directory '%s': %s", m->cache_dir, strerror(errno));
 		return -1;
 	}
 	free(m->cache_dir);
@@ -358,7 +344,7 @@ static int open_cache(struct mount *m)
 
 	err = meta_open(m->index_path, m->identity, &meta);
 	if (err) {
-		say("cannot open the cache index '%s': %s", m->index_path, strerror(-err));
+		log_user("cannot open the cache index '%s': %s", m->index_path, strerror(-err));
 		return -1;
 	}
 	struct lister_config lc = { .jfs = m->jfs, .meta = meta, .root_id = META_ROOT_ID,
@@ -375,9 +361,9 @@ static int open_cache(struct mount *m)
 			err = -EHOSTDOWN;
 		if (err == -EHOSTDOWN || unreachable(m, err)) {
 			meta_close(meta, meta_was_clean(meta));
-			say("cannot reach the service (%s) and the cache '%s' holds no index of "
-			    "'%s/%s' to start from: mount again when the service is reachable",
-			    ci.last_error, m->cache_dir, o->device, o->mountpoint);
+			log_user("cannot reach the service (%s) and the cache '%s' holds no index of "
+				 "'%s/%s' to start from: mount again when the service is reachable",
+				 ci.last_error, m->cache_dir, o->device, o->mountpoint);
 			return -1;
 		}
 		if (!err)
@@ -387,13 +373,13 @@ static int open_cache(struct mount *m)
 	/* Closed across the fork; the clean flag of the last session is kept. */
 	meta_close(meta, meta_was_clean(meta));
 	if (err == -ENOENT || err == -ENOTDIR) {
-		say("'%s/%s:/%s' %s", o->device, o->mountpoint, o->subpath,
-		    err == -ENOENT ? "does not exist" : "is not a folder");
+		log_user("'%s/%s:/%s' %s", o->device, o->mountpoint, o->subpath,
+			 err == -ENOENT ? "does not exist" : "is not a folder");
 		return -1;
 	}
 	if (err) {
-		say("cannot list '%s/%s:/%s': %s", o->device, o->mountpoint,
-		    o->subpath ? o->subpath : "", strerror(-err));
+		log_user("cannot list '%s/%s:/%s': %s", o->device, o->mountpoint,
+			 o->subpath ? o->subpath : "", strerror(-err));
 		return -1;
 	}
 	/* The upload journal: opened once here to report problems on the
@@ -402,7 +388,7 @@ static int open_cache(struct mount *m)
 	struct upload_config uc = { .cache_dir = m->cache_dir, .jfs = m->jfs };
 	err = upload_open(&uc, &q);
 	if (err) {
-		say("cannot open the upload journal in '%s': %s", m->cache_dir, strerror(-err));
+		log_user("cannot open the upload journal in '%s': %s", m->cache_dir, strerror(-err));
 		return -1;
 	}
 	upload_close(q);
@@ -601,7 +587,7 @@ int mount_main(struct mount_options *o, struct fuse_args *args)
 	pthread_cond_init(&fs->up_cond, NULL);
 	fs->upend = calloc(UPEND_BUCKETS, sizeof(*fs->upend));
 	if (!fs->upend) {
-		say("out of memory");
+		log_user("out of memory");
 		return 1;
 	}
 	fs->o = o;
@@ -622,23 +608,23 @@ int mount_main(struct mount_options *o, struct fuse_args *args)
 		goto fail;
 	m.se = fuse_session_new(args, fs_ops(), sizeof(*fs_ops()), fs);
 	if (!m.se) {
-		say("cannot create the FUSE session (see the message above)");
+		log_user("cannot create the FUSE session (see the message above)");
 		goto fail;
 	}
 	if (fuse_set_signal_handlers(m.se)) {
-		say("cannot install signal handlers");
+		log_user("cannot install signal handlers");
 		goto fail;
 	}
 	m.signals = true;
 	if (fuse_session_mount(m.se, o->local_mountpoint)) {
-		say("cannot mount on '%s' (see the message above)", o->local_mountpoint);
+		log_user("cannot mount on '%s' (see the message above)", o->local_mountpoint);
 		goto fail;
 	}
 	m.mounted = true;
 	fs->se = m.se;
 	if (!o->foreground && !o->debug) {
 		if (fuse_daemonize(0)) {
-			say("cannot become a daemon");
+			log_user("cannot become a daemon");
 			goto fail;
 		}
 		log_setup(level, true);

@@ -18,6 +18,7 @@
 #include "fs/options.h"
 
 #include "auth/auth.h"
+#include "lib/log.h"
 
 #include <errno.h>
 #include <fuse_lowlevel.h>
@@ -165,11 +166,9 @@ static int usage_error(struct parse_state *st, const char *fmt, ...)
 static int usage_error(struct parse_state *st, const char *fmt, ...)
 {
 	va_list ap;
-	fputs("jottafs: ", stderr);
 	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
+	log_vuser(fmt, ap);
 	va_end(ap);
-	fputc('\n', stderr);
 	st->failed = true;
 	return -1;
 }
@@ -505,11 +504,9 @@ static int finish_error(int err, const char *fmt, ...) __attribute__((format(pri
 static int finish_error(int err, const char *fmt, ...)
 {
 	va_list ap;
-	fputs("jottafs: ", stderr);
 	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
+	log_vuser(fmt, ap);
 	va_end(ap);
-	fputc('\n', stderr);
 	return err;
 }
 

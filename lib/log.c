@@ -59,3 +59,21 @@ void log_msg(enum log_level level, const char *fmt, ...)
 	ssize_t w = write(STDERR_FILENO, out, (size_t)n);
 	(void)w;
 }
+
+void log_vuser(const char *fmt, va_list ap)
+{
+	flockfile(stderr);
+	fputs("jottafs: ", stderr);
+	vfprintf(stderr, fmt, ap);
+	fputc('\n', stderr);
+	funlockfile(stderr);
+}
+
+void log_user(const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	log_vuser(fmt, ap);
+	va_end(ap);
+}

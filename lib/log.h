@@ -10,6 +10,7 @@
 #ifndef JOTTAFS_LOG_H
 #define JOTTAFS_LOG_H
 
+#include <stdarg.h>
 #include <stdbool.h>
 
 enum log_level {
@@ -26,6 +27,12 @@ bool log_enabled(enum log_level level);
 /* Write one line (no trailing newline needed). Use the macros below. */
 void log_msg(enum log_level level, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
+
+/* One line for the person at the terminal on stderr, "jottafs: " first, at
+ * any log level: command-line and mount-time errors before daemonizing. */
+void log_user(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* The same with a va_list. */
+void log_vuser(const char *fmt, va_list ap) __attribute__((format(printf, 1, 0)));
 
 #define log_at(lvl, ...)                                   \
 	do {                                               \
