@@ -11,6 +11,7 @@ sys.path.insert(0, os.path.dirname(__file__))
 
 from emu import Emulator  # noqa: E402
 from jfs_helpers import Account, Mount  # noqa: E402
+from wtest_helpers import rclone_for  # noqa: E402
 
 
 def _serve_emulator():
@@ -89,3 +90,9 @@ def mounter(tmp_path):
 def mount(account, mounter):
     """Jotta/Archive of a fresh account, mounted."""
     return mounter(account)
+
+
+@pytest.fixture
+def rclone(emulator, account, tmp_path):
+    """rclone 1.60 configured for the test's account (remote 'jc')."""
+    return rclone_for(emulator, account, tmp_path / "rclone")

@@ -32,7 +32,6 @@ import time
 import pytest
 
 from jfs_helpers import BIN, DaemonFailed, SANITIZER_RE
-from rclone_helpers import RClone
 from wtest_helpers import (RCLONE_ENCODING, encode_name, errno_of, knobs, md5_bytes, read_file,
                            wait_for)
 
@@ -89,14 +88,6 @@ EVERY_CLASS = [
     "quote\"s<>|*?:", "a" * 200 + "?" * 55,          # 255 units after encoding
     "\U0001F600" * 63 + "b",                           # 127 units, 253 bytes
 ]
-
-
-@pytest.fixture
-def rclone(emulator, account, tmp_path):
-    rc = RClone(emulator, str(tmp_path / "rclone"))
-    os.makedirs(str(tmp_path / "rclone"), exist_ok=True)
-    rc.configure(emulator.login_token(account.user))
-    return rc
 
 
 def rclone_local_decode(name):

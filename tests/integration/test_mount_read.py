@@ -4,7 +4,6 @@ content, the caches, recursive walks, faults, unmount.
 Every test unmounts with fusermount3 -u and requires exit status 0 and a log
 free of error lines and sanitizer reports (jfs_helpers.Mount.unmount).
 """
-import hashlib
 import json
 import os
 import stat
@@ -14,9 +13,8 @@ import time
 
 import pytest
 
-from jfs_helpers import BIN, DaemonFailed, Mount
-from rclone_helpers import RClone
-from wtest_helpers import read_file
+from jfs_helpers import BIN, DaemonFailed
+from wtest_helpers import md5_file, read_file
 
 MiB = 1 << 20
 
@@ -38,14 +36,6 @@ def fsencode(name):
 def write(path, data):
     with open(path, "wb") as f:
         f.write(data)
-
-
-def md5_file(path):
-    h = hashlib.md5()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(MiB), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def run(*args, **kw):
@@ -76,14 +66,6 @@ def make_local_tree(root):
         os.makedirs(d)
         for j in range(4):
             write(os.path.join(d, "f%d" % j), rnd(1000 + j))
-
-
-@pytest.fixture
-def rclone(emulator, account, tmp_path):
-    rc = RClone(emulator, str(tmp_path / "rclone"))
-    os.makedirs(str(tmp_path / "rclone"), exist_ok=True)
-    rc.configure(emulator.login_token(account.user))
-    return rc
 
 
 def test_tree_written_by_rclone(account, rclone, mounter, tmp_path):

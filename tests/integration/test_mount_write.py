@@ -14,7 +14,7 @@ import time
 
 import pytest
 
-from rclone_helpers import RClone
+from wtest_helpers import md5_bytes, md5_file, rclone_for
 
 MiB = 1 << 20
 
@@ -28,18 +28,6 @@ def run(*args, check=True, **kw):
                                                       p.stdout.decode(errors="replace"),
                                                       p.stderr.decode(errors="replace")))
     return p
-
-
-def md5_bytes(b):
-    return hashlib.md5(b).hexdigest()
-
-
-def md5_file(path):
-    h = hashlib.md5()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(MiB), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def server_files(emulator, user):
@@ -121,9 +109,7 @@ def test_rsync_a_tree_and_rclone_reads_it(account, emulator, mounter, tmp_path):
     m.unmount()
     check_on_server(emulator, account.user, files, "r/")
     # rclone 1.60 sees the same names and MD5s.
-    rc = RClone(emulator, str(tmp_path / "rc"))
-    os.makedirs(str(tmp_path / "rc"))
-    rc.configure(emulator.login_token(account.user))
+    rc = rclone_for(emulator, account, tmp_path / "rc")
     out = rc.run("md5sum", "jc:r").out
     got = {line.split("  ", 1)[1]: line.split("  ", 1)[0] for line in out.splitlines()}
     assert got == files
