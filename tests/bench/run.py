@@ -19,14 +19,22 @@ fresh mount with an empty cache each time:
          by a TCP relay, see below); then a sequential read of the whole file
          at latency 0: MB/s.
   rss    daemon VmRSS after `ls -f` of a directory with 100k entries.
+  empty  `cp -r` of 1,000 empty files: seconds until on the server, requests.
+  rm     `rm -rf` of a seeded 2,000-file tree: seconds until rm returned and
+         until the service no longer has any of it, requests.
+
+Every workload reports the daemon's CPU seconds (utime + stime of the mount
+process while the workload ran); the byte-moving ones also per GiB, and the
+file ones requests per file.
 
 rclone is Debian's unmodified 1.60: it reaches its hard-coded
 https://*.jottacloud.com hosts through the emulator's CONNECT proxy and trusts
 the emulator's CA.  `rclone mount` runs with its defaults for reads and with
 `--vfs-cache-mode full` (defaults otherwise, so a 5 s --vfs-write-back) for
-the write workloads.  jottafs talks plain HTTP to the emulator by default
-(api_url/jfs_url); --jottafs-tls sends it through the same CONNECT + TLS path
-as rclone, which is the fair setting for the throughput rows.
+the write workloads.  Both clients reach the emulator the same way: the real
+https hosts through its CONNECT proxy, with TLS (jottafs with cafile=, rclone
+with --ca-cert).  --jottafs-plain-http lets jottafs talk plain HTTP to the
+emulator instead (api_url/jfs_url), which flatters it: never for comparisons.
 
 Why a relay for `head`: the emulator adds download_bytes only when a body was
 sent completely, so a client that asks for a large range and hangs up after
@@ -72,7 +80,7 @@ from emu import Emulator  # noqa: E402
 from emu_throughput import make_file  # noqa: E402
 from rclone_helpers import RClone  # noqa: E402
 
-WORKLOADS = ("find", "small", "big", "read", "rss")
+WORKLOADS = ("find", "small", "empty", "rm", "big", "read", "rss")
 RCLONE_HOSTS_ISSUER = "https://id.jottacloud.com"
 MiB = 1 << 20
 
@@ -140,6 +148,17 @@ def proc_status(pid):
             if k in ("VmRSS", "VmHWM"):
                 out[k] = int(v.split()[0]) * 1024
     return out
+
+
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+GiB = 1 << 30
+
+
+def cpu_seconds(pid):
+    """utime + stime of process @pid so far (its own threads, not children)."""
+    with open("/proc/%d/stat" % pid) as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / CLK_TCK
 
 
 def fusermount_lazy(path):
@@ -409,7 +428,7 @@ class RcloneSide:
 class Bench:
     def __init__(self, args):
         self.a = args
-        self.tls = args.jottafs_tls
+        self.tls = not args.jottafs_plain_http
         self.work = args.workdir
         self.emu = None
         self.live = []          # every Mounted, for the final clean-up
@@ -622,8 +641,10 @@ class Bench:
             out = {"flags": side.flags(False)}
             for phase in ("cold", "warm"):
                 self.emu.reset_stats()
+                c0 = cpu_seconds(m.pid)
                 stdout, dt = checked(["find", target], timeout=self.left(self.a.step_timeout),
                                      what="find")
+                out[phase + "_cpu_s"] = cpu_seconds(m.pid) - c0
                 n = stdout.count(b"\n")
                 if n != want_lines:
                     raise SideFailed("%s find listed %d entries, want %d"
@@ -641,6 +662,8 @@ class Bench:
                  "%s, %s" % (what, lat))
         self.row("find", "cold find: requests", "requests", "lower",
                  self.pick(res, "cold_requests"), self._kinds_note(res, "cold_by_kind"))
+        self.row("find", "cold find: daemon CPU seconds", "s", "lower",
+                 self.pick(res, "cold_cpu_s"), "utime + stime of the mount process")
         self.row("find", "warm find: seconds", "s", "lower", self.pick(res, "warm_s"),
                  "same mount, right after")
         self.row("find", "warm find: requests", "requests", "lower",
@@ -672,24 +695,113 @@ class Bench:
                     f.write(data)
                 expected[side.name + "/" + rel] = (size, hashlib.md5(data).hexdigest())
             m = side.mount("small", write=True)
-            self.settle()
-            self.emu.reset_stats()
-            t0 = time.monotonic()
-            _, dt = checked(["cp", "-r", src, os.path.join(m.path, side.name)],
-                            timeout=self.left(self.a.step_timeout), what="cp -r")
-            t_srv = self.wait_on_server(user, expected, n, timeout=self.left(self.a.upload_timeout))
-            s = self.emu.stats()
-            return {"flags": side.flags(True), "cp_s": dt, "server_s": t_srv - t0,
-                    "after_cp_s": t_srv - t0 - dt, "requests": self.total_requests(s),
-                    "by_kind": self.by_kind(s)}
+            return self.copy_in(m, side, src, user, expected)
 
         res = self.run_sides("small", one, self.sides(user))
         what = "%d x %d KiB in %d folders, cp -r" % (n, self.a.small_kib, ndirs)
-        self.row("small", "cp -r returned: seconds", "s", "lower", self.pick(res, "cp_s"), what)
-        self.row("small", "all on server: seconds", "s", "lower", self.pick(res, "server_s"),
+        self.copy_rows("small", res, what)
+
+    def copy_in(self, m, side, src, user, expected):
+        """cp -r @src into mount @m, then wait until @expected is on the server."""
+        self.settle()
+        self.emu.reset_stats()
+        c0 = cpu_seconds(m.pid)
+        t0 = time.monotonic()
+        _, dt = checked(["cp", "-r", src, os.path.join(m.path, side.name)],
+                        timeout=self.left(self.a.step_timeout), what="cp -r")
+        t_srv = self.wait_on_server(user, expected, len(expected),
+                                    timeout=self.left(self.a.upload_timeout))
+        s = self.emu.stats()
+        n = self.total_requests(s)
+        return {"flags": side.flags(True), "cp_s": dt, "server_s": t_srv - t0,
+                "after_cp_s": t_srv - t0 - dt, "requests": n,
+                "requests_per_file": n / len(expected), "cpu_s": cpu_seconds(m.pid) - c0,
+                "by_kind": self.by_kind(s)}
+
+    def copy_rows(self, workload, res, what):
+        self.row(workload, "cp -r returned: seconds", "s", "lower", self.pick(res, "cp_s"), what)
+        self.row(workload, "all on server: seconds", "s", "lower", self.pick(res, "server_s"),
                  "from cp start; rclone uploads after its 5 s --vfs-write-back")
-        self.row("small", "requests until all on server", "requests", "lower",
-                 self.pick(res, "requests"), self._kinds_note(res, "by_kind"))
+        self.row(workload, "requests per file until on server", "per file", "lower",
+                 self.pick(res, "requests_per_file"), self._kinds_note(res, "by_kind"))
+        self.row(workload, "daemon CPU seconds", "s", "lower", self.pick(res, "cpu_s"),
+                 "utime + stime of the mount process, cp start to all on server")
+
+    def w_empty(self):
+        n = self.a.empty_files
+        user = "bench-empty"
+        ndirs = max(1, min(10, n // 10))
+        empty_md5 = hashlib.md5(b"").hexdigest()
+
+        def one(side):
+            src = os.path.join(self.work, "local", "empty-" + side.name)
+            expected = {}
+            for i in range(n):
+                rel = "d%02d/e%05d" % (i % ndirs, i)
+                p = os.path.join(src, rel)
+                os.makedirs(os.path.dirname(p), exist_ok=True)
+                open(p, "wb").close()
+                expected[side.name + "/" + rel] = (0, empty_md5)
+            m = side.mount("empty", write=True)
+            return self.copy_in(m, side, src, user, expected)
+
+        res = self.run_sides("empty", one, self.sides(user))
+        self.copy_rows("empty", res, "%d empty files in %d folders, cp -r" % (n, ndirs))
+
+    def w_rm(self):
+        n = self.a.rm_files
+        user = "bench-rm"
+        ndirs = max(1, min(20, n // 10))
+
+        def live_under(prefix):
+            """Paths under @prefix the service still has (not deleted, nor any folder above)."""
+            gone, live = set(), 0
+            for x in self.emu.tree(user):
+                p = x["path"]
+                if p != prefix and not p.startswith(prefix + "/"):
+                    continue
+                parent = p.rsplit("/", 1)[0] if "/" in p else ""
+                if x["deleted"] or parent in gone:
+                    gone.add(p)
+                else:
+                    live += 1
+            return live
+
+        def one(side):
+            top = "rm-" + side.name
+            log("rm: seeding %d files for %s" % (n, side.name))
+            self.emu.seed([{"path": "%s/d%02d/f%05d" % (top, i % ndirs, i),
+                            "content": "file %d\n" % i} for i in range(n)], user=user)
+            m = side.mount("rm", write=True)
+            self.settle()
+            self.emu.reset_stats()
+            c0 = cpu_seconds(m.pid)
+            t0 = time.monotonic()
+            _, dt = checked(["rm", "-rf", os.path.join(m.path, top)],
+                            timeout=self.left(self.a.step_timeout), what="rm -rf")
+            deadline = time.monotonic() + self.left(self.a.upload_timeout)
+            while True:
+                left = live_under(top)
+                if left == 0:
+                    break
+                if time.monotonic() > deadline:
+                    raise SideFailed("%d entries still on the service" % left)
+                time.sleep(0.25)
+            t_srv = time.monotonic()
+            s = self.emu.stats()
+            return {"flags": side.flags(True), "rm_s": dt, "server_s": t_srv - t0,
+                    "requests": self.total_requests(s), "cpu_s": cpu_seconds(m.pid) - c0,
+                    "by_kind": self.by_kind(s)}
+
+        res = self.run_sides("rm", one, self.sides(user))
+        what = "%d files in %d folders, seeded; cold mount" % (n, ndirs)
+        self.row("rm", "rm -rf returned: seconds", "s", "lower", self.pick(res, "rm_s"), what)
+        self.row("rm", "service matches: seconds", "s", "lower", self.pick(res, "server_s"),
+                 "from rm start until no entry of the tree is left on the service")
+        self.row("rm", "requests", "requests", "lower", self.pick(res, "requests"),
+                 self._kinds_note(res, "by_kind"))
+        self.row("rm", "daemon CPU seconds", "s", "lower", self.pick(res, "cpu_s"),
+                 "utime + stime of the mount process")
 
     def w_big(self):
         user = "bench-big"
@@ -708,6 +820,7 @@ class Bench:
             m = side.mount("big", write=True)
             self.settle()
             self.emu.reset_stats()
+            c0 = cpu_seconds(m.pid)
             t0 = time.monotonic()
             sp = "big-%s.bin" % side.name
             _, dt = checked(["cp", path, os.path.join(m.path, sp)],
@@ -715,8 +828,10 @@ class Bench:
             t_srv = self.wait_on_server(user, {sp: (size, md5)}, 1,
                                         timeout=self.left(self.a.upload_timeout), poll=0.1)
             s = self.emu.stats()
+            cpu = cpu_seconds(m.pid) - c0
             return {"flags": side.flags(True), "cp_s": dt, "close_to_server_s": t_srv - t0 - dt,
                     "total_s": t_srv - t0, "requests": self.total_requests(s),
+                    "cpu_s": cpu, "cpu_s_per_GiB": cpu / (size / GiB),
                     "by_kind": self.by_kind(s)}
 
         res = self.run_sides("big", one, self.sides(user))
@@ -728,6 +843,8 @@ class Bench:
                  self.pick(res, "close_to_server_s"), note)
         self.row("big", "cp start -> server-confirmed: seconds", "s", "lower",
                  self.pick(res, "total_s"), "rclone waits 5 s (--vfs-write-back) first")
+        self.row("big", "daemon CPU seconds per GiB written", "s", "lower",
+                 self.pick(res, "cpu_s_per_GiB"), "cp start to server-confirmed")
 
     def w_read(self):
         user = "bench-read"
@@ -773,12 +890,15 @@ class Bench:
             m = side.mount("seq")
             self.settle()
             self.emu.reset_stats()
+            c0 = cpu_seconds(m.pid)
             rc, o, e, dt = run_cmd([sys.executable, "-c", CMP_SCRIPT, os.path.join(m.path, sp),
                                     path], timeout=self.left(self.a.step_timeout))
             if rc != 0:
                 raise SideFailed("sequential read: " + short((o + e).decode(errors="replace")))
             s = self.emu.stats()
+            cpu = cpu_seconds(m.pid) - c0
             out.update({"seq_s": dt, "seq_MBps": size / dt / 1e6,
+                        "seq_cpu_s_per_GiB": cpu / (size / GiB),
                         "seq_download_bytes": s["download_bytes"],
                         "seq_by_kind": self.by_kind(s)})
             return out
@@ -797,6 +917,8 @@ class Bench:
                  "median, latency %d ms: %s" % (self.a.latency_ms, runs("seconds")))
         self.row("read", "sequential read %d MiB: MB/s" % self.a.big_mib, "MB/s", "higher",
                  self.pick(res, "seq_MBps"), "latency 0, read + compare in 1 MiB blocks")
+        self.row("read", "daemon CPU seconds per GiB read", "s", "lower",
+                 self.pick(res, "seq_cpu_s_per_GiB"), "the sequential read above")
 
     def w_rss(self):
         n = self.a.rss_entries
@@ -907,6 +1029,8 @@ def fmt(v, unit):
         return "%d (%.2f MiB)" % (v, v / MiB) if v >= MiB else "%d (%.0f KiB)" % (v, v / 1024)
     if unit == "requests":
         return "%d" % v
+    if unit == "per file":
+        return "%.2f" % v
     if unit == "MB/s":
         return "%.0f MB/s" % v
     if unit == "MiB":
@@ -942,7 +1066,7 @@ def parse_args(argv):
                                  epilog="\n".join(__doc__.splitlines()[2:]))
     ap.add_argument("--quick", action="store_true",
                     help="10x smaller sizes (smoke run): 500 files/25 folders, 200 small "
-                         "files, 100 MiB, 10k entries")
+                         "files, 100 empty, rm of 200, 100 MiB, 10k entries")
     ap.add_argument("--only", action="append", default=[], metavar="NAME",
                     help="run only these workloads (repeat or comma-separate): "
                          + ", ".join(WORKLOADS))
@@ -950,6 +1074,8 @@ def parse_args(argv):
     ap.add_argument("--find-folders", type=int)
     ap.add_argument("--small-files", type=int)
     ap.add_argument("--small-kib", type=int, default=4)
+    ap.add_argument("--empty-files", type=int)
+    ap.add_argument("--rm-files", type=int)
     ap.add_argument("--big-mib", type=int, help="size of the big file (big and read)")
     ap.add_argument("--rss-entries", type=int)
     ap.add_argument("--latency-ms", type=int, default=20)
@@ -962,8 +1088,9 @@ def parse_args(argv):
                     help="timeout of each measured command (s)")
     ap.add_argument("--upload-timeout", type=int, default=240,
                     help="how long to wait for uploads to reach the server (s)")
-    ap.add_argument("--jottafs-tls", action="store_true",
-                    help="jottafs through the emulator's CONNECT proxy + TLS, like rclone")
+    ap.add_argument("--jottafs-plain-http", action="store_true",
+                    help="jottafs talks plain HTTP to the emulator (rclone always goes "
+                         "through the CONNECT proxy + TLS): unfair, for profiling only")
     ap.add_argument("--jottafs", default=None, help="jottafs binary (default $JOTTAFS_BIN)")
     ap.add_argument("--json", default=None, help="where the JSON goes "
                                                  "(default: next to the jottafs binary)")
@@ -978,7 +1105,8 @@ def parse_args(argv):
     a = ap.parse_args(argv)
     q = 10 if a.quick else 1
     defaults = {"find_files": 5000 // q, "find_folders": 250 // q, "small_files": 2000 // q,
-                "big_mib": 1024 // q if q == 1 else 100, "rss_entries": 100000 // q}
+                "big_mib": 1024 // q if q == 1 else 100, "rss_entries": 100000 // q,
+                "empty_files": 1000 // q, "rm_files": 2000 // q}
     for k, v in defaults.items():
         if getattr(a, k) is None:
             setattr(a, k, v)
@@ -991,7 +1119,7 @@ def parse_args(argv):
                                                        ", ".join(WORKLOADS)))
     a.only = only
     for k in ("find_files", "find_folders", "small_files", "small_kib", "big_mib",
-              "rss_entries", "head_repeat"):
+              "rss_entries", "empty_files", "rm_files", "head_repeat"):
         if getattr(a, k) < 1:
             ap.error("--%s must be at least 1" % k.replace("_", "-"))
     return a
@@ -1050,14 +1178,16 @@ def main(argv=None):
         "wall_s": wall,
         "quick": a.quick,
         "sizes": {k: getattr(a, k) for k in ("find_files", "find_folders", "small_files",
-                                             "small_kib", "big_mib", "rss_entries")},
+                                             "small_kib", "big_mib", "rss_entries",
+                                             "empty_files", "rm_files")},
         "latency_ms": a.latency_ms,
         "emulator_knobs": {"dedup": "off", "latency_ms": a.latency_ms,
                            "latency_kinds": "*"},
         "jottafs_bin": jbin,
         "emulator_data": a.emu_dir,
         "scratch": a.workdir,
-        "jottafs_transport": "https via CONNECT proxy" if a.jottafs_tls else "plain http",
+        "jottafs_transport": ("plain http (--jottafs-plain-http)" if a.jottafs_plain_http
+                              else "https via CONNECT proxy, like rclone"),
         "rclone": rc_version[0] if rc_version else "?",
         "rclone_flags": {"read": RcloneSide.flags(False),
                          "write": RcloneSide.flags(True)},
