@@ -1764,26 +1764,37 @@ static int content_open(struct upload_queue *q, struct upload_job *job, struct u
 /*
  * Decide where @r goes: its path, or a conflict name when the server copy
  * changed since the local copy was opened. *target is malloc'd.
+ *
+ * A file new here (no base) needs no look first: the allocate carries
+ * REJECT_CONFLICTS (*reject set), so the service itself refuses when someone
+ * else put a different file at the path meanwhile. That saves a round trip
+ * per new file. Only when it refused (@refused, its error) is the path looked
+ * at; if nothing is there, the refusal was about something else and is
+ * returned as it is.
  */
 static int choose_target(struct upload_queue *q, struct upload_job *job, struct urec *r,
-			 char **target)
+			 int refused, char **target, bool *reject)
 {
 	struct jfs_entry e;
-	bool conflict;
+	bool conflict, live;
 	char name[4096];
 	int err;
 
 	*target = NULL;
+	*reject = false;
 	if (r->target) {
 		*target = strdup(r->target);
 		return *target ? 0 : -ENOMEM;
 	}
-	if (!r->overwrite) {
+	if (!r->overwrite && r->base_size < 0 && !refused) {
+		*reject = true;
+	} else if (!r->overwrite) {
 		memset(&e, 0, sizeof(e));
 		err = q->ops.stat(q->ops.ctx, r->path, &e);
 		if (err && err != -ENOENT)
 			return err;
-		if (err == -ENOENT || e.deleted || (!e.is_dir && !e.completed))
+		live = !err && !e.deleted && (e.is_dir || e.completed);
+		if (!live)
 			conflict = false;       /* nothing live there */
 		else if (e.is_dir)
 			conflict = true;
@@ -1796,6 +1807,8 @@ static int choose_target(struct upload_queue *q, struct upload_job *job, struct 
 				     strcmp(e.md5, r->base_md5) == 0);
 		if (!err)
 			q->ops.entry_release(q->ops.ctx, &e);
+		if (!live && refused)
+			return refused;         /* the refusal was not about what is there */
 		if (conflict) {
 			err = upload_conflict_name(r->path, time(NULL), name, sizeof(name));
 			if (err)
@@ -1859,11 +1872,12 @@ static bool landed_anyway(struct upload_queue *q, const struct urec *r, const ch
  * *resumed is the resume_pos of the data POST, -1 when none was sent.
  */
 static int transfer(struct upload_queue *q, struct upload_job *job, const struct urec *r,
-		    const char *target, int fd, bool *instant, int64_t *resumed)
+		    const char *target, bool reject, int fd, bool *instant, int64_t *resumed)
 {
 	struct jfs_alloc_req req = {
 		.path = target, .size = r->size, .md5 = r->md5,
 		.created = (time_t)r->created, .modified = (time_t)r->modified,
+		.reject_conflicts = reject,
 	};
 	struct jfs_alloc a;
 	int err;
@@ -2300,20 +2314,40 @@ static void finish_failed(struct upload_queue *q, struct upload_job *job, const 
 	finish_retry(q, job, r, hard, now_ms() + delay, why, resumed);
 }
 
+/*
+ * Did an allocate with REJECT_CONFLICTS fail because of what is at the path?
+ * The reference names the refusal (UniqueFileException) but not its status,
+ * so any refusal of the request itself counts; transient failures do not.
+ */
+static bool refused_as_conflict(int err)
+{
+	return err == -EEXIST || err == -EINVAL || err == -EISDIR || err == -ENOTDIR;
+}
+
 /* Run one claimed record to an outcome. */
 static void job_run(struct upload_queue *q, struct upload_job *job, struct urec *r)
 {
 	char *target = NULL;
-	bool instant = false;
+	bool instant = false, reject = false;
 	int64_t resumed = -1;
 	struct job_flags f;
 	int fd = -1, err;
 
 	err = content_open(q, job, r, &fd);
 	if (err == 0)
-		err = choose_target(q, job, r, &target);
+		err = choose_target(q, job, r, 0, &target, &reject);
 	if (err == 0)
-		err = transfer(q, job, r, target, fd, &instant, &resumed);
+		err = transfer(q, job, r, target, reject, fd, &instant, &resumed);
+	if (reject && refused_as_conflict(err)) {
+		/* refused: look at the path, as for a file that has a base */
+		log_debug("upload of '%s': the service refused a new file there (%s); "
+			  "looking at what is there", target, strerror(-err));
+		free(target);
+		target = NULL;
+		err = choose_target(q, job, r, err, &target, &reject);
+		if (err == 0)
+			err = transfer(q, job, r, target, false, fd, &instant, &resumed);
+	}
 	f = job_flags(q, job);
 	if (err == 0 && f.cancelled) {
 		/* landed although unlinked meanwhile: the caller's delete removes it */

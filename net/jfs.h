@@ -178,6 +178,9 @@ struct jfs_alloc_req {
 	const char *md5;         /* 32 lower-case hex */
 	time_t created;
 	time_t modified;
+	/* conflict_handler REJECT_CONFLICTS: the service refuses (an error,
+	 * -EEXIST for its 409) when a different file is at @path already. */
+	bool reject_conflicts;
 };
 struct jfs_alloc {
 	bool completed;          /* state COMPLETED: nothing to send (instant upload) */

@@ -74,6 +74,8 @@ int jfs_json_alloc_request(const char *device, const char *mountpoint,
 	int err = -ENOMEM;
 	cJSON *root = cJSON_CreateObject();
 	if (root && cJSON_AddRawToObject(root, "bytes", bytes) &&
+	    (!req->reject_conflicts ||
+	     cJSON_AddStringToObject(root, "conflict_handler", "REJECT_CONFLICTS")) &&
 	    cJSON_AddStringToObject(root, "created", created) &&
 	    cJSON_AddStringToObject(root, "md5", req->md5) &&
 	    cJSON_AddStringToObject(root, "modified", modified) &&

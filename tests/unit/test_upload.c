@@ -161,6 +161,7 @@ struct fake {
 	int nf;
 	/* scripted errors: popped one per call */
 	int stat_err[MAXERR], n_stat_err;
+	int n_reject;               /* allocates refused by REJECT_CONFLICTS */
 	int alloc_err[MAXERR], n_alloc_err;
 	int up_err[MAXERR], n_up_err;
 	int lost_err[MAXERR], n_lost_err; /* an upload stores everything, then fails so */
@@ -274,6 +275,14 @@ static int f_allocate(void *ctx, const struct jfs_alloc_req *req, struct jfs_all
 	err = pop(F.alloc_err, &F.n_alloc_err);
 	if (!err && F.refuse[0] && strstr(req->path, F.refuse))
 		err = F.refuse_err;
+	if (!err && req->reject_conflicts) {
+		/* the service's REJECT_CONFLICTS: a folder, or a file of other content */
+		struct ffile *o = ff_find(req->path);
+		if (o && (o->is_dir || (o->completed && (o->size != req->size ||
+							 strcmp(o->md5, req->md5)))))
+			err = -EEXIST;
+		F.n_reject += err == -EEXIST;
+	}
 	if (!err) {
 		struct ffile *f = ff_get(req->path);
 		memset(a, 0, sizeof(*a));
@@ -1190,6 +1199,49 @@ static void resume_after_close_mid_transfer(void **state)
 	assert_int_equal(FG(bytes_in), 20000);
 }
 
+/*
+ * A new file is allocated with REJECT_CONFLICTS and no look first (two
+ * requests: allocate, POST). When another client put a different file at
+ * its path meanwhile, the service refuses; the path is looked at then, and
+ * the upload goes to a conflict name, the other file untouched. A refusal
+ * with nothing at the path is not a conflict: it is the upload's failure.
+ */
+static void new_file_conflict_found_by_the_service(void **state)
+{
+	struct upload_config c = cfg_default();
+	struct itembuf b1, b2, b3;
+	char m[33], theirs[33];
+
+	c.max_attempts = 1;
+	q_open(&c);
+	assert_int_equal(upload_start(Q), 0);
+	assert_int_equal(upload_enqueue(Q, mk_item(&b1, 1, 1, "fresh.txt", "mine")), 0);
+	assert_int_equal(upload_wait(Q, 1, 1), 0);
+	assert_int_equal(FG(n_stat), 0);
+	assert_int_equal(FG(n_alloc), 1);
+	assert_int_equal(FG(n_reject), 0);
+
+	fake_put("taken.txt", "theirs");
+	fake_md5("taken.txt", theirs);
+	assert_int_equal(upload_enqueue(Q, mk_item(&b2, 2, 1, "taken.txt", "mine too")), 0);
+	assert_int_equal(upload_wait(Q, 2, 1), 0);
+	assert_int_equal(FG(n_reject), 1);
+	assert_int_equal(FG(n_stat), 1);
+	assert_int_equal(FG(n_alloc), 3);
+	fake_md5("taken.txt", m);
+	assert_string_equal(m, theirs);
+	wait_events(2);
+	assert_int_equal(D.ev[1].err, 0);
+	assert_non_null(strstr(D.ev[1].path, "taken (conflict "));
+
+	/* refused for another reason (a name the service does not take) */
+	fake_refuse("bad", -EINVAL);
+	assert_int_equal(upload_enqueue(Q, mk_item(&b3, 3, 1, "bad.txt", "x")), 0);
+	assert_int_equal(upload_wait(Q, 3, 1), -EIO);
+	assert_int_equal(FG(n_alloc), 4);
+	assert_int_equal(FG(n_stat), 2);
+}
+
 static void give_up_refused_name(void **state)
 {
 	struct upload_config c = cfg_default();
@@ -1367,7 +1419,8 @@ static void lost_answer_is_not_uploaded_twice(void **state)
 	assert_int_equal(upload_wait(Q, 1, 1), 0);
 	assert_int_equal(FG(n_alloc), 1);
 	assert_int_equal(FG(n_up), 1);
-	assert_int_equal(FG(n_stat), 2);        /* the conflict check, then the check after -EIO */
+	assert_int_equal(FG(n_stat), 1);        /* the check after -EIO (a new file needs no
+						 * conflict check: REJECT_CONFLICTS) */
 	assert_int_equal(fake_revisions("lost.bin"), 1);
 	wait_events(1);
 	assert_int_equal(D.ev[0].err, 0);
@@ -1388,13 +1441,12 @@ static void lost_answer_is_not_uploaded_twice(void **state)
 	assert_int_equal(upload_wait(Q, 3, 1), 0);
 	assert_int_equal(FG(n_alloc), 4);
 	assert_int_equal(FG(n_up), 4);
-	assert_int_equal(FG(n_stat), 2 + 2 + 3); /* and the retry's conflict check */
+	assert_int_equal(FG(n_stat), 1 + 1 + 1); /* the check after the cut */
 	assert_int_equal(fake_revisions("cut.bin"), 1);
 	fake_md5("cut.bin", m);
 	assert_string_equal(m, b3.it.md5);
 
 	/* 4. lost answer, and the stat after it fails: retried (here: stored twice) */
-	push(F.stat_err, &F.n_stat_err, 0, 1);  /* the conflict check goes through */
 	push(F.stat_err, &F.n_stat_err, -ETIMEDOUT, 1);
 	push(F.lost_err, &F.n_lost_err, -EIO, 1);
 	assert_int_equal(upload_enqueue(Q, mk_item(&b4, 4, 1, "blind.bin", "cannot tell")), 0);
@@ -1623,6 +1675,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(resume_after_cut, setup, teardown),
 		cmocka_unit_test_setup_teardown(resume_after_close_mid_transfer, setup, teardown),
 		cmocka_unit_test_setup_teardown(give_up_refused_name, setup, teardown),
+		cmocka_unit_test_setup_teardown(new_file_conflict_found_by_the_service, setup,
+						teardown),
 		cmocka_unit_test_setup_teardown(rename_revives_given_up, setup, teardown),
 		cmocka_unit_test_setup_teardown(give_up_corrupt, setup, teardown),
 		cmocka_unit_test_setup_teardown(eio_with_progress_never_gives_up, setup, teardown),
