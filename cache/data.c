@@ -1690,6 +1690,25 @@ bool dcache_peek(struct dcache *dc, uint64_t id, int64_t *size, time_t *mtime)
 	return r;
 }
 
+bool dcache_peek_open(struct dcache *dc, uint64_t id, int64_t *size, time_t *mtime)
+{
+	struct dfile *f;
+
+	pthread_mutex_lock(&dc->lock);
+	f = hash_find(dc, id);
+	if (f)
+		f->refs++;
+	pthread_mutex_unlock(&dc->lock);
+	if (!f)
+		return false;
+	pthread_mutex_lock(&f->lock);
+	*size = f->size;
+	*mtime = f->mtime;
+	pthread_mutex_unlock(&f->lock);
+	dfile_unref(f);
+	return true;
+}
+
 int64_t dcache_blocks(struct dcache *dc, uint64_t id)
 {
 	char name[32];

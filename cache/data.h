@@ -199,6 +199,9 @@ bool dcache_set_clean(struct dcache *dc, uint64_t id, int64_t size, const char *
 void dcache_discard(struct dcache *dc, uint64_t id);
 /* If @id is open with local content, its current size and mtime. */
 bool dcache_peek(struct dcache *dc, uint64_t id, int64_t *size, time_t *mtime);
+/* If @id is open at all (also unlinked while open), its current size and
+ * the mtime of its local content (0 when it never had any). */
+bool dcache_peek_open(struct dcache *dc, uint64_t id, int64_t *size, time_t *mtime);
 /* 512-byte blocks the cache file of @id has allocated (its local extent:
  * holes take none), or -1 when there is none. */
 int64_t dcache_blocks(struct dcache *dc, uint64_t id);

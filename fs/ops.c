@@ -398,17 +398,19 @@ static void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 		return;
 	}
 	err = get_fresh(fs, fs_id(fs, ino), &a);
-	if (err == -ENOENT && fi && fi->fh) {
-		/* fstat of a file unlinked while open: it lives on. */
-		struct fileh *h = (struct fileh *)(uintptr_t)fi->fh;
+	if (err == -ENOENT) {
+		/* fstat of a file unlinked (or renamed over) while open: it lives
+		 * on, with no name. The kernel asks without the handle. */
 		memset(&a, 0, sizeof(a));
-		a.id = h->id;
-		a.size = dcache_size(h->df);
-		a.mtime = time(NULL);
-		fill_stat(fs, &a, &st);
-		st.st_nlink = 0;
-		fuse_reply_attr(req, &st, 0);
-		return;
+		a.id = fs_id(fs, ino);
+		if (fs->dc && dcache_peek_open(fs->dc, a.id, &a.size, &a.mtime)) {
+			if (!a.mtime)
+				a.mtime = time(NULL);
+			fill_stat(fs, &a, &st);
+			st.st_nlink = 0;
+			fuse_reply_attr(req, &st, 0);
+			return;
+		}
 	}
 	if (err) {
 		reply_err(req, err);

@@ -1,0 +1,175 @@
+"""Promises under real save patterns (issue 7, items 1 and 3).
+
+- No false conflicts for a lone writer: a file changed again while an older
+  upload of it is still in flight (slow uploads) is never taken for a change
+  by another client, whether it is reopened each time or kept open with fsync
+  (or msync of a shared mapping) now and then.
+- Open files outlive their name (POSIX): after unlink or a rename over it, an
+  open file reads back what it holds, and fstat says st_nlink == 0.
+"""
+import mmap
+import os
+import random
+import re
+
+from wtest_helpers import encode_name, knobs, live, md5_bytes, read_file, write_file
+
+DBG = ["-d"] if os.environ.get("W_DEBUG") else []
+SLOW = dict(latency_ms=300, latency_kinds="upload,allocate")
+CONFLICT_RE = re.compile(r"\(conflict \d{4}-\d\d-\d\d \d{6}\)")
+
+
+def J(m, *parts):
+    return os.path.join(m.path, *parts)
+
+
+def no_conflicts(emulator, account, *mounts):
+    """Neither a conflict copy on the service nor a conflict line in a log."""
+    names = sorted(p for p in live(emulator, account.user) if CONFLICT_RE.search(p))
+    assert not names, "false conflict copies on the service: %r" % names
+    for m in mounts:
+        lines = [ln for ln in m.output().splitlines()
+                 if "changed on the server" in ln or "conflict" in ln]
+        assert not lines, "conflicts reported while only this mount wrote:\n" + \
+            "\n".join(lines[:20])
+
+
+# ------------------------------------------------------------------ item 1
+
+def _check_lone_writer(emulator, account, m, name, model):
+    m.unmount(timeout=300)
+    t = live(emulator, account.user)
+    x = t.get(encode_name(name))
+    assert x is not None and x["md5"] == md5_bytes(bytes(model)), (
+        "the service holds %r, the model has md5 %s" % (x and x["md5"], md5_bytes(bytes(model))))
+    assert emulator.content(encode_name(name), user=account.user) == bytes(model)
+    no_conflicts(emulator, account, m)
+
+
+def test_lone_writer_reopen_loop_slow_uploads(account, emulator, mounter):
+    """open(O_RDWR), pwrite or ftruncate, (every third round fsync,) close,
+    60 rounds while earlier uploads of the same file are in flight (the
+    fsyncs start them at once, the closes queue newer versions behind them):
+    never a conflict, and the service ends with the newest content."""
+    m = mounter(account, extra_args=DBG)
+    p = J(m, "lone.bin")
+    model = bytearray(os.urandom(200000))
+    write_file(p, bytes(model))
+    rng = random.Random(7)
+    with knobs(emulator, **SLOW):
+        for i in range(60):
+            fd = os.open(p, os.O_RDWR)
+            try:
+                if rng.random() < 0.2:
+                    n = rng.randint(1000, 260000)
+                    os.ftruncate(fd, n)
+                    model = model[:n] + bytearray(max(0, n - len(model)))
+                else:
+                    off = rng.randint(0, len(model))
+                    data = os.urandom(rng.randint(1, 5000))
+                    os.pwrite(fd, data, off)
+                    end = off + len(data)
+                    if end > len(model):
+                        model += bytearray(end - len(model))
+                    model[off:end] = data
+                if i % 3 == 2:
+                    os.fsync(fd)
+            finally:
+                os.close(fd)
+            if i % 10 == 9:
+                assert read_file(p) == bytes(model), i
+        assert read_file(p) == bytes(model)
+    _check_lone_writer(emulator, account, m, "lone.bin", model)
+
+
+def _one_descriptor(emulator, account, mounter, use_mmap):
+    m = mounter(account, extra_args=DBG)
+    p = J(m, "one.bin")
+    size = 256 * 1024
+    model = bytearray(os.urandom(size))
+    write_file(p, bytes(model))
+    rng = random.Random(11)
+    with knobs(emulator, **SLOW):
+        fd = os.open(p, os.O_RDWR)
+        mm = mmap.mmap(fd, size, mmap.MAP_SHARED) if use_mmap else None
+        try:
+            for i in range(40):
+                off = rng.randint(0, size - 5000)
+                data = os.urandom(5000)
+                if mm is not None:
+                    mm[off:off + 5000] = data
+                    mm.flush()
+                else:
+                    os.pwrite(fd, data, off)
+                    os.fsync(fd)
+                model[off:off + 5000] = data
+                st = os.fstat(fd)
+                assert st.st_size == size, (i, st.st_size)
+            os.ftruncate(fd, size)
+            assert os.pread(fd, size, 0) == bytes(model)
+        finally:
+            if mm is not None:
+                mm.close()
+            os.close(fd)
+        assert read_file(p) == bytes(model)
+    _check_lone_writer(emulator, account, m, "one.bin", model)
+
+
+def test_lone_writer_one_descriptor_fsync(account, emulator, mounter):
+    _one_descriptor(emulator, account, mounter, use_mmap=False)
+
+
+def test_lone_writer_one_descriptor_msync(account, emulator, mounter):
+    _one_descriptor(emulator, account, mounter, use_mmap=True)
+
+
+# ------------------------------------------------------------------ item 3
+
+def _outlives(m, emulator, account, dirty, how):
+    p = J(m, "victim-%s-%s" % ("dirty" if dirty else "clean", how))
+    base = os.urandom(300000)
+    with open(p, "wb") as f:
+        f.write(base)
+        f.flush()
+        os.fsync(f.fileno())        # clean: the service holds it
+    fd = os.open(p, os.O_RDWR)
+    try:
+        want = bytearray(base)
+        if dirty:
+            extra = os.urandom(7000)
+            os.pwrite(fd, extra, 123456)
+            want[123456:123456 + 7000] = extra
+        else:
+            # clean: make sure the content is read from the cache and the server
+            assert os.pread(fd, 4096, 0) == base[:4096]
+        if how == "unlink":
+            os.unlink(p)
+        else:
+            write_file(p + ".new", b"the replacement")
+            os.rename(p + ".new", p)
+        st = os.fstat(fd)
+        assert st.st_nlink == 0, st
+        assert st.st_size == len(want), st
+        assert os.pread(fd, len(want) + 10, 0) == bytes(want)
+        # and it can still be written and read back
+        os.pwrite(fd, b"after", 5)
+        want[5:10] = b"after"
+        assert os.pread(fd, len(want), 0) == bytes(want)
+        assert os.fstat(fd).st_nlink == 0
+    finally:
+        os.close(fd)
+    if how == "rename":
+        assert read_file(p) == b"the replacement"
+    else:
+        assert not os.path.exists(p)
+
+
+def test_open_files_outlive_their_name(account, emulator, mounter):
+    m = mounter(account, extra_args=DBG)
+    for dirty in (False, True):
+        for how in ("unlink", "rename"):
+            _outlives(m, emulator, account, dirty, how)
+    m.unmount()
+    t = live(emulator, account.user)
+    assert sorted(t) == ["victim-clean-rename", "victim-dirty-rename"], sorted(t)
+    assert emulator.content("victim-dirty-rename", user=account.user) == b"the replacement"
