@@ -913,6 +913,29 @@ void fs_upend_free(struct fs *fs)
 }
 
 /*
+ * If an upload of node @id finished but its done callback has not run yet,
+ * wait for the callback (at most ~10 s): it tells the index what the service
+ * holds now, and where. up_lock held.
+ */
+static void wait_upload_settled(struct fs *fs, uint64_t id)
+{
+	struct upend *e = *upend_slot(fs, id);
+
+	for (int i = 0; e && e->last_done < e->last_enq && i < 100 &&
+	     !upload_pending(fs->up, id); i++) {
+		struct timespec ts;
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ts.tv_nsec += 100000000;
+		if (ts.tv_nsec >= 1000000000) {
+			ts.tv_sec++;
+			ts.tv_nsec -= 1000000000;
+		}
+		pthread_cond_timedwait(&fs->up_cond, &fs->up_lock, &ts);
+		e = *upend_slot(fs, id);
+	}
+}
+
+/*
  * Commit the local changes of @df (node @id) and journal their upload: on
  * return 0 the content and the pending upload are on disk. The upload
  * generation is taken before the index records the content, so it stays
@@ -929,7 +952,6 @@ static int commit_file(struct fs *fs, struct dfile *df, uint64_t id)
 	struct dcache_commit c;
 	struct upload_item it;
 	struct meta_attr a;
-	struct upend *e;
 	char *path = NULL;
 	uint64_t gen;
 	int err;
@@ -942,19 +964,7 @@ static int commit_file(struct fs *fs, struct dfile *df, uint64_t id)
 	if (err || !c.committed)
 		return err;
 	pthread_mutex_lock(&fs->up_lock);
-	e = *upend_slot(fs, id);
-	for (int i = 0; e && e->last_done < e->last_enq && i < 100 &&
-	     !upload_pending(fs->up, id); i++) {
-		struct timespec ts;
-		clock_gettime(CLOCK_REALTIME, &ts);
-		ts.tv_nsec += 100000000;
-		if (ts.tv_nsec >= 1000000000) {
-			ts.tv_sec++;
-			ts.tv_nsec -= 1000000000;
-		}
-		pthread_cond_timedwait(&fs->up_cond, &fs->up_lock, &ts);
-		e = *upend_slot(fs, id);
-	}
+	wait_upload_settled(fs, id);
 	gen = meta_gen_next(fs->meta);
 	err = meta_set_local(fs->meta, id, c.size, c.mtime, c.md5);
 	if (!err)
@@ -1777,7 +1787,19 @@ static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
 		if (err && fs->up)
 			upload_rename_dir(fs->up, to, from);
 	} else if (!err) {
-		pending = fs->up && upload_pending(fs->up, src.id);
+		if (fs->up && src.local) {
+			/* An upload that landed at the old name but whose done
+			 * callback has not run yet (an fsync just before, say) is
+			 * on the service although the index still says "new,
+			 * local": let the callback record it first, so that it is
+			 * moved along instead of left behind under the old name
+			 * and then taken for someone else's version. */
+			pthread_mutex_lock(&fs->up_lock);
+			wait_upload_settled(fs, src.id);
+			pthread_mutex_unlock(&fs->up_lock);
+			err = meta_get(fs->meta, src.id, &src);
+		}
+		pending = !err && fs->up && upload_pending(fs->up, src.id);
 		if (pending)
 			err = upload_rename(fs->up, src.id, to);
 		if (!err && (!src.local || src.base_size >= 0 || pending)) {
