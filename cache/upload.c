@@ -99,6 +99,7 @@
 #define DB_TROUBLE_MIN_MS  1000    /* pause after a journal write failed (disk full) ... */
 #define DB_TROUBLE_MAX_MS  16000   /* ... doubling up to this */
 #define BUSY_TIMEOUT_MS    10000
+#define OWN_RING           256     /* contents of ours remembered (see struct upload_queue) */
 #define JOURNAL_VERSION    1
 
 /* Internal results of the steps of a job, besides 0 and -errno. */
@@ -333,6 +334,17 @@ struct upload_queue {
 	bool started, stopping;
 	int64_t paused_until;               /* ms; 0: not paused */
 	unsigned pause_level;
+	/* The contents this mount last sent (or began to send) to their
+	 * node's path, newest overwriting oldest: what the service holds
+	 * there may be one of them whatever order uploads, their callbacks
+	 * and cancels (a superseded upload may complete all the same) come
+	 * in, and that is no change by another client (choose_target). */
+	struct {
+		uint64_t id;
+		int64_t size;
+		char md5[33];
+	} own[OWN_RING];
+	unsigned own_next;
 };
 
 /* ---- time, small helpers ---- */
@@ -1761,6 +1773,29 @@ static int content_open(struct upload_queue *q, struct upload_job *job, struct u
 	return 0;
 }
 
+/* Note that content (@md5, @size) of node @id is being sent to its path. */
+static void own_add(struct upload_queue *q, uint64_t id, const char *md5, int64_t size)
+{
+	pthread_mutex_lock(&q->lock);
+	unsigned k = q->own_next++ % OWN_RING;
+	q->own[k].id = id;
+	q->own[k].size = size;
+	memcpy(q->own[k].md5, md5, sizeof(q->own[k].md5));
+	pthread_mutex_unlock(&q->lock);
+}
+
+/* Did this mount itself send content (@md5, @size) to node @id's path lately? */
+static bool own_content(struct upload_queue *q, uint64_t id, const char *md5, int64_t size)
+{
+	bool r = false;
+
+	pthread_mutex_lock(&q->lock);
+	for (unsigned i = 0; i < OWN_RING && !r; i++)
+		r = q->own[i].id == id && q->own[i].size == size && !strcmp(q->own[i].md5, md5);
+	pthread_mutex_unlock(&q->lock);
+	return r;
+}
+
 /*
  * Decide where @r goes: its path, or a conflict name when the server copy
  * changed since the local copy was opened. *target is malloc'd.
@@ -1802,9 +1837,11 @@ static int choose_target(struct upload_queue *q, struct upload_job *job, struct 
 			conflict = false;       /* nothing to compare with */
 		else if (e.size == r->size && strcmp(e.md5, r->md5) == 0)
 			conflict = false;       /* already ours */
+		else if (r->base_size >= 0 && e.size == r->base_size &&
+			 strcmp(e.md5, r->base_md5) == 0)
+			conflict = false;       /* what the local copy started from */
 		else
-			conflict = !(r->base_size >= 0 && e.size == r->base_size &&
-				     strcmp(e.md5, r->base_md5) == 0);
+			conflict = !own_content(q, r->id, e.md5, e.size);
 		if (!err)
 			q->ops.entry_release(q->ops.ctx, &e);
 		if (!live && refused)
@@ -1885,6 +1922,8 @@ static int transfer(struct upload_queue *q, struct upload_job *job, const struct
 	*resumed = -1;
 	if (job_stop_now(q, job))
 		return -ECANCELED;
+	if (strcmp(target, r->path) == 0)
+		own_add(q, r->id, r->md5, r->size);
 	memset(&a, 0, sizeof(a));
 	err = q->ops.allocate(q->ops.ctx, &req, &a);
 	if (err)

@@ -912,14 +912,24 @@ static void base_follows_before_callback(void **state)
 		assert_int_equal(D.ev[i].err, 0);
 		assert_null(strstr(D.ev[i].path, "conflict"));
 	}
-	/* once the callback returned, the window is closed: a stale base is a
-	 * conflict again (someone else's change, as far as the queue knows) */
+	/* once the callback returned, a generation still based on "new file"
+	 * finds our own generation 2 on the service: this mount put it there,
+	 * so it is no conflict (issue 7 item 1: whatever order uploads land in) */
 	H.in = false;
 	mk_item2(&b3, 21, 3, "new.txt", "stale", ".3");
 	assert_int_equal(upload_enqueue(Q, &b3.it), 0);
 	assert_int_equal(upload_wait(Q, 21, 3), 0);
 	wait_events(4);
-	assert_non_null(strstr(D.ev[3].path, "new (conflict "));
+	assert_string_equal(D.ev[3].path, "new.txt");
+	fake_md5("new.txt", m);
+	assert_string_equal(m, b3.it.md5);
+	/* but another client's content there is a conflict, as always */
+	fake_put("new.txt", "theirs");
+	mk_item2(&b3, 21, 4, "new.txt", "mine, on a stale base", ".4");
+	assert_int_equal(upload_enqueue(Q, &b3.it), 0);
+	assert_int_equal(upload_wait(Q, 21, 4), 0);
+	wait_events(5);
+	assert_non_null(strstr(D.ev[4].path, "new (conflict "));
 }
 
 static void *wait_thread(void *arg)
