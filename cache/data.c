@@ -1667,46 +1667,46 @@ void dcache_discard(struct dcache *dc, uint64_t id)
 	dfile_unref(f);
 }
 
-bool dcache_peek(struct dcache *dc, uint64_t id, int64_t *size, time_t *mtime)
+/* The open dfile of @id with a reference taken (dfile_unref() it), or NULL. */
+static struct dfile *find_ref(struct dcache *dc, uint64_t id)
 {
 	struct dfile *f;
-	bool r = false;
 
 	pthread_mutex_lock(&dc->lock);
 	f = hash_find(dc, id);
 	if (f)
 		f->refs++;
 	pthread_mutex_unlock(&dc->lock);
+	return f;
+}
+
+/* Size and mtime of open @id; with @local_only, only of local content. */
+static bool peek(struct dcache *dc, uint64_t id, bool local_only, int64_t *size, time_t *mtime)
+{
+	struct dfile *f = find_ref(dc, id);
+	bool r;
+
 	if (!f)
 		return false;
 	pthread_mutex_lock(&f->lock);
-	if (f->local && !f->discarded) {
+	r = !local_only || (f->local && !f->discarded);
+	if (r) {
 		*size = f->size;
 		*mtime = f->mtime;
-		r = true;
 	}
 	pthread_mutex_unlock(&f->lock);
 	dfile_unref(f);
 	return r;
 }
 
+bool dcache_peek(struct dcache *dc, uint64_t id, int64_t *size, time_t *mtime)
+{
+	return peek(dc, id, true, size, mtime);
+}
+
 bool dcache_peek_open(struct dcache *dc, uint64_t id, int64_t *size, time_t *mtime)
 {
-	struct dfile *f;
-
-	pthread_mutex_lock(&dc->lock);
-	f = hash_find(dc, id);
-	if (f)
-		f->refs++;
-	pthread_mutex_unlock(&dc->lock);
-	if (!f)
-		return false;
-	pthread_mutex_lock(&f->lock);
-	*size = f->size;
-	*mtime = f->mtime;
-	pthread_mutex_unlock(&f->lock);
-	dfile_unref(f);
-	return true;
+	return peek(dc, id, false, size, mtime);
 }
 
 int64_t dcache_blocks(struct dcache *dc, uint64_t id)
@@ -1724,13 +1724,8 @@ int64_t dcache_blocks(struct dcache *dc, uint64_t id)
 
 void dcache_invalidate(struct dcache *dc, uint64_t id, int64_t size, const char *md5)
 {
-	struct dfile *f;
+	struct dfile *f = find_ref(dc, id);
 
-	pthread_mutex_lock(&dc->lock);
-	f = hash_find(dc, id);
-	if (f)
-		f->refs++;
-	pthread_mutex_unlock(&dc->lock);
 	if (!f) {
 		dcache_gc(dc);
 		return;
