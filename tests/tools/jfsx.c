@@ -8,7 +8,11 @@
  * whole-file comparisons, fsync, and optionally mmap reads/writes (-M).
  *
  *   jfsx [-s SEED] [-N OPS] [-f FILES] [-m MAXLEN] [-w MAXIO] [-y PERMILLE]
- *        [-P OP -p PAUSEFILE] [-o MODELDIR] [-l LOGFILE] [-M] DIR
+ *        [-c N] [-P OP -p PAUSEFILE] [-o MODELDIR] [-l LOGFILE] [-M] DIR
+ *
+ * -c N: a file is closed after every N operations on it (the next operation
+ * reopens it), so that each close starts an upload while earlier uploads of
+ * the same file may still be in flight: the lone-writer pattern of issue 7.
  *
  * -P/-p: after op OP every file is closed, PAUSEFILE.ready is created and the
  * program waits (up to 15 minutes) until PAUSEFILE exists, e.g. while a test
@@ -55,6 +59,7 @@ struct tfile {
 	unsigned char *model;   /* maxlen bytes; [0, size) is the content */
 	size_t size;
 	int fd;                 /* -1 when closed */
+	long ops_open;          /* operations on it since it was last opened */
 };
 
 /* The run's parameters and state. */
@@ -63,6 +68,7 @@ struct run {
 	long ops, nfiles, pause_at;
 	size_t maxlen, maxio;
 	int fsync_permille;
+	long close_every;       /* -c: close a file after this many ops on it; 0 never */
 	bool mmap_ops;
 	const char *dir, *pausefile, *modeldir, *logpath;
 	FILE *log;
@@ -181,6 +187,7 @@ static void do_open(struct run *r, struct tfile *t, int extra)
 	t->fd = open(t->path, O_RDWR | extra);
 	if (t->fd < 0)
 		sysfail(r, "open", t);
+	t->ops_open = 0;
 	if (extra & O_TRUNC)
 		t->size = 0;
 }
@@ -488,7 +495,7 @@ static void write_model(struct run *r)
 static void usage(void)
 {
 	fprintf(stderr, "usage: jfsx [-s SEED] [-N OPS] [-f FILES] [-m MAXLEN] [-w MAXIO] "
-		"[-y FSYNC_PERMILLE] [-P OP -p PAUSEFILE] [-o MODELDIR] [-l LOGFILE] [-M] DIR\n");
+		"[-y FSYNC_PERMILLE] [-c N] [-P OP -p PAUSEFILE] [-o MODELDIR] [-l LOGFILE] [-M] DIR\n");
 	exit(2);
 }
 
@@ -501,7 +508,7 @@ int main(int argc, char **argv)
 	int c;
 
 	clock_gettime(CLOCK_REALTIME, &ts);
-	while ((c = getopt(argc, argv, "s:N:f:m:w:y:P:p:o:l:M")) != -1) {
+	while ((c = getopt(argc, argv, "s:N:f:m:w:y:c:P:p:o:l:M")) != -1) {
 		switch (c) {
 		case 's': r.seed = strtoull(optarg, NULL, 0); seeded = true; break;
 		case 'N': r.ops = strtol(optarg, NULL, 0); break;
@@ -509,6 +516,7 @@ int main(int argc, char **argv)
 		case 'm': r.maxlen = strtoull(optarg, NULL, 0); break;
 		case 'w': r.maxio = strtoull(optarg, NULL, 0); break;
 		case 'y': r.fsync_permille = atoi(optarg); break;
+		case 'c': r.close_every = strtol(optarg, NULL, 0); break;
 		case 'P': r.pause_at = strtol(optarg, NULL, 0); break;
 		case 'p': r.pausefile = optarg; break;
 		case 'o': r.modeldir = optarg; break;
@@ -518,7 +526,7 @@ int main(int argc, char **argv)
 		}
 	}
 	if (optind + 1 != argc || r.nfiles < 1 || r.nfiles > 1000 || r.maxlen < 2 ||
-	    r.maxio < 1 || r.ops < 0 || (r.pause_at >= 0 && !r.pausefile))
+	    r.maxio < 1 || r.ops < 0 || r.close_every < 0 || (r.pause_at >= 0 && !r.pausefile))
 		usage();
 	r.dir = argv[optind];
 	if (!seeded)
@@ -526,8 +534,9 @@ int main(int argc, char **argv)
 	r.rng = r.seed * 0x9E3779B97F4A7C15ULL + 1;
 	if (r.rng == 0)
 		r.rng = 1;
-	printf("jfsx: seed %" PRIu64 ", %ld ops on %ld files (max %zu bytes, io up to %zu) in %s\n",
-	       r.seed, r.ops, r.nfiles, r.maxlen, r.maxio, r.dir);
+	printf("jfsx: seed %" PRIu64 ", %ld ops on %ld files (max %zu bytes, io up to %zu%s) in %s\n",
+	       r.seed, r.ops, r.nfiles, r.maxlen, r.maxio,
+	       r.close_every ? ", closed every few ops" : "", r.dir);
 	fflush(stdout);
 	if (r.logpath) {
 		r.log = fopen(r.logpath, "w");
@@ -585,6 +594,10 @@ int main(int argc, char **argv)
 		case OP_MAPREAD: op_mapread(&r, t); break;
 		case OP_MAPWRITE: op_mapwrite(&r, t); break;
 		case OP_KINDS: break;
+		}
+		if (r.close_every && t->fd >= 0 && ++t->ops_open >= r.close_every) {
+			note(&r, "close %s (after %ld ops)", t->name, t->ops_open);
+			do_close(&r, t);
 		}
 		if (r.opno == r.pause_at)
 			pause_here(&r);
