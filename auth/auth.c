@@ -40,6 +40,7 @@
 #include "auth/auth.h"
 
 #include "lib/log.h"
+#include "lib/redact.h"
 #include "net/http.h"
 
 #include <cjson/cJSON.h>
@@ -633,9 +634,11 @@ static int parse_token_response(const char *body, size_t len, const char *old_re
 	else if (cJSON_IsString(e) && e->valuestring && atol(e->valuestring) > 0)
 		expires_in = atol(e->valuestring);
 	const cJSON *tt = cJSON_GetObjectItemCaseSensitive(j, "token_type");
-	if (cJSON_IsString(tt) && tt->valuestring && strcasecmp(tt->valuestring, "bearer"))
-		log_warn("token endpoint returned token_type '%.32s'; using it as Bearer",
-			 tt->valuestring);
+	if (cJSON_IsString(tt) && tt->valuestring && strcasecmp(tt->valuestring, "bearer")) {
+		char shown[33];
+		log_warn("token endpoint returned token_type '%s'; using it as Bearer",
+			 redact_str(tt->valuestring, shown, sizeof(shown)));
+	}
 	json_wipe_secrets(j);
 	cJSON_Delete(j);
 	if (!t->access || !t->refresh) {
@@ -657,19 +660,14 @@ static void parse_oauth_error(const struct http_response *r, char *err, size_t e
 	if (j && cJSON_IsObject(j)) {
 		const cJSON *e = cJSON_GetObjectItemCaseSensitive(j, "error");
 		const cJSON *d = cJSON_GetObjectItemCaseSensitive(j, "error_description");
+		/* the text goes into logs and user-facing messages: printable,
+		 * capped, and nothing of a token a server may echo */
 		if (cJSON_IsString(e) && e->valuestring)
-			snprintf(err, errsz, "%s", e->valuestring);
+			redact_str(e->valuestring, err, errsz);
 		if (cJSON_IsString(d) && d->valuestring)
-			snprintf(desc, descsz, "%s", d->valuestring);
+			redact_str(d->valuestring, desc, descsz);
 	}
 	cJSON_Delete(j);
-	/* the text goes into user-facing messages: keep it printable */
-	for (char *p = err; *p; p++)
-		if (!isprint((unsigned char)*p))
-			*p = '?';
-	for (char *p = desc; *p; p++)
-		if (!isprint((unsigned char)*p))
-			*p = '?';
 }
 
 /*

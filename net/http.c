@@ -80,6 +80,7 @@
 #include "net/http.h"
 
 #include "lib/log.h"
+#include "lib/redact.h"
 #include "net/conn.h"
 
 #include <curl/curl.h>
@@ -1147,7 +1148,8 @@ static bool status_retryable(long status)
 /* The request loop                                                       */
 
 /* One debug line per attempt (the caller checked the level). The error
- * body is shown only for requests without secrets, control bytes masked. */
+ * body is shown only for requests without secrets, and then redacted (a
+ * server or proxy may echo our Authorization header in it). */
 static void trace_attempt(const struct http_request *req, const char *turl,
 			  const struct xfer *x, CURLcode rc, bool http_done, long status,
 			  const char *errbuf, long ms, bool retry)
@@ -1172,13 +1174,8 @@ static void trace_attempt(const struct http_request *req, const char *turl,
 		log_debug("http: (curl re-sent it on a fresh connection: the reused one had died)");
 	if (x->is_error_body && x->body.len && !req->secret_body) {
 		char shown[301];
-		size_t n = x->body.len < 300 ? x->body.len : 300;
-		for (size_t i = 0; i < n; i++) {
-			unsigned char ch = (unsigned char)x->body.data[i];
-			shown[i] = ch >= 0x20 && ch < 0x7f ? (char)ch : '.';
-		}
-		shown[n] = '\0';
-		log_debug("http: error body: %s", shown);
+		log_debug("http: error body: %s", redact_text(x->body.data, x->body.len, shown,
+							      sizeof(shown)));
 	}
 }
 

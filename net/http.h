@@ -17,7 +17,8 @@
  *   - refreshes on 401: once per request, through the token provider;
  *   - maps HTTP statuses and curl errors to negative errno (http_status_errno);
  *   - traces requests at debug level, with Authorization and token-bearing
- *     bodies redacted.
+ *     bodies left out and error bodies passed through redact_text()
+ *     (lib/redact.h: capped, credentials replaced).
  *
  * Threads: an http_client is shared by all threads; each request checks a
  * handle out of the pool for its duration. No lock is held across I/O.

@@ -36,6 +36,7 @@
 #include "net/jfs.h"
 
 #include "lib/log.h"
+#include "lib/redact.h"
 #include "net/http.h"
 #include "net/jfs_json.h"
 #include "net/jfs_xml.h"
@@ -302,8 +303,11 @@ static int map_failure(int rc, const struct http_response *resp, bool json)
 		return jfs_json_error_errno(resp->status, resp->body, resp->body_len, rc);
 	struct jfs_xml_error e;
 	bool ok = resp->body && jfs_xml_parse_error(resp->body, resp->body_len, &e) == 0;
-	if (ok)
-		log_debug("jfs: error %ld: %s (%s)", e.code, e.message, e.reason);
+	if (ok && log_enabled(LOG_LVL_DEBUG)) {
+		char msg[512], why[160];
+		log_debug("jfs: error %ld: %s (%s)", e.code, redact_str(e.message, msg, sizeof(msg)),
+			  redact_str(e.reason, why, sizeof(why)));
+	}
 	return jfs_xml_error_errno(resp->status, ok ? &e : NULL, rc);
 }
 
@@ -364,8 +368,11 @@ static int xml_request(struct jfs *j, const struct http_request *req, struct xml
 	} else {
 		rc = map_failure(rc, &resp, false);
 	}
-	if (s->err == -EIO && rc == -EIO)
-		log_err("jfs: %s '%s': bad response: %s", what, path, jfs_xml_errmsg(s->x));
+	if (s->err == -EIO && rc == -EIO) {
+		char why[200];
+		log_err("jfs: %s '%s': bad response: %s", what, path,
+			redact_str(jfs_xml_errmsg(s->x), why, sizeof(why)));
+	}
 	else if (rc < 0)
 		log_debug("jfs: %s '%s': %s", what, path, strerror(-rc));
 	http_response_release(&resp);

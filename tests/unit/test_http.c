@@ -692,6 +692,50 @@ static void test_trace_redaction(void **state)
 	server_stop(s);
 }
 
+/* A server (or proxy) that echoes our request headers in an error body:
+ * the error body is traced at debug level, but never the token in it
+ * (issue 14: it goes through lib/redact). */
+static void test_trace_error_body_redacted(void **state)
+{
+	static const struct canned script[] = {
+		R(400, NULL, "<error><message>bad request; you sent: Host: x\r\n"
+			     "Authorization: Bearer stale-token\r\n"
+			     "{\"refresh_token\":\"rt-secret\"}</message></error>"),
+	};
+	struct server *s = server_start(script, 1);
+	struct http_client *c = fast_client();
+	struct fake_tp ft = { 0 };
+	struct http_token_provider tp = { fake_get_token, &ft };
+	http_client_set_token_provider(c, &tp);
+
+	char logpath[] = "/tmp/jottafs-test-log-XXXXXX";
+	int lfd = mkstemp(logpath);
+	unlink(logpath);
+	int saved = dup(STDERR_FILENO);
+	dup2(lfd, STDERR_FILENO);
+	log_setup(LOG_LVL_DEBUG, false);
+
+	char url[128];
+	snprintf(url, sizeof(url), "http://127.0.0.1:%d/jfs/u", s->port);
+	struct http_request req;
+	http_request_init(&req, "GET", url);
+	assert_int_equal(http_request_do(c, &req, NULL), -EINVAL);
+
+	log_setup(LOG_LVL_INFO, false);
+	dup2(saved, STDERR_FILENO);
+	close(saved);
+	char buf[8192] = { 0 };
+	assert_true(pread(lfd, buf, sizeof(buf) - 1, 0) > 0);
+	close(lfd);
+	assert_non_null(strstr(s->req[0].head, "Authorization: Bearer stale-token\r\n"));
+	assert_non_null(strstr(buf, "error body: <error><message>bad request"));
+	assert_non_null(strstr(buf, "Authorization: Bearer [redacted]"));
+	assert_null(strstr(buf, "stale-token"));
+	assert_null(strstr(buf, "rt-secret"));
+	http_client_free(c);
+	server_stop(s);
+}
+
 /* ---------------------------------------------------------------------- */
 /* A raw server for cuts, stalls and keep-alive (one connection at a time) */
 
@@ -1183,6 +1227,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_connection_refused, arm, disarm),
 		cmocka_unit_test_setup_teardown(test_bad_cafile, arm, disarm),
 		cmocka_unit_test_setup_teardown(test_trace_redaction, arm, disarm),
+		cmocka_unit_test_setup_teardown(test_trace_error_body_redacted, arm, disarm),
 		cmocka_unit_test_setup_teardown(test_cancel_mid_upload, arm, disarm),
 		cmocka_unit_test_setup_teardown(test_cancel_mid_download, arm, disarm),
 		cmocka_unit_test_setup_teardown(test_cancel_before_and_in_backoff, arm, disarm),
