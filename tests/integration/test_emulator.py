@@ -143,7 +143,7 @@ def test_help_documents_every_knob():
     for opt in ("--latency-ms", "--bandwidth", "--error-rate", "--burst-429", "--retry-after",
                 "--reset-rate", "--truncate-rate", "--outage", "--token-lifetime", "--seed",
                 "--capacity", "--dedup", "--max-revisions", "--reject-basic-auth",
-                "--error-kinds", "--reset-kinds", "/_emu/knobs", "/_emu/seed", "/_emu/stats"):
+                "--error-echo-headers", "--error-kinds", "--reset-kinds", "/_emu/knobs", "/_emu/seed", "/_emu/stats"):
         assert opt in out, opt
 
 
@@ -272,6 +272,23 @@ def test_reject_basic_auth_knob(emu):
     assert st == 401 and js["error"] == "unauthorized_client"
     st, js = refresh(emu, c.tok["refresh_token"], basic=False)
     assert st == 200, js
+
+
+def test_error_echo_headers_knob(emu):
+    """Fault injection for log-redaction tests: error answers echo the request
+    headers (Authorization included) only while the knob is on."""
+    c = Client(emu)
+    tok = c.tok["access_token"]
+    st, _, body = emu.request("GET", "/jfs/nosuchuser", token=tok)
+    assert st >= 400 and tok.encode() not in body
+    emu.set_knobs(error_echo_headers=True)
+    try:
+        st, _, body = emu.request("GET", "/jfs/nosuchuser", token=tok)
+        assert st >= 400 and ("Bearer " + tok).encode() in body
+        st, _, body = emu.request("GET", "/account/v1/customer", token="not-a-token")
+        assert st == 401 and b"Bearer not-a-token" in body
+    finally:
+        emu.set_knobs(error_echo_headers=False)
 
 
 def test_refresh_grant_type_is_case_sensitive(emu):

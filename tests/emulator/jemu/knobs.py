@@ -41,6 +41,10 @@ KNOBS = {
     "reject_basic_auth": (bool, False, "refresh grants with HTTP Basic client auth get 401 "
                                        "unauthorized_client (tests the client's retry with "
                                        "client_id in the body)"),
+    "error_echo_headers": (bool, False, "fault injection: every error answer (XML, JSON, "
+                                        "OAuth, raw) carries the request's headers, "
+                                        "Authorization included, in its message, as a "
+                                        "careless proxy does (tests log redaction)"),
     "auth_user": (str, "testuser", "login name the authorization endpoint (code grant) "
                                    "logs in, unless login_hint is given"),
 }

@@ -590,6 +590,16 @@ class Handler(BaseHTTPRequestHandler):
                 log("%s %s -> %d" % (self.command, self.path[:200], self.status))
 
     def send_service_error(self, e):
+        if self.server.knobs["error_echo_headers"]:
+            # Fault injection: a careless proxy or debug build that puts the
+            # request headers (Authorization included) into its error text.
+            echo = " [request headers: %s]" % "; ".join(
+                "%s: %s" % (k, v) for k, v in self.headers.items())
+            if e.body is not None:
+                e.body = (e.body if isinstance(e.body, bytes) else e.body.encode()) \
+                    + echo.encode()
+            else:
+                e.message = (e.message or "") + echo
         if e.body is not None:
             return self.send(e.status, e.body, "text/plain", e.headers)
         if self.family == "xml":
