@@ -42,6 +42,7 @@
 #include "lib/log.h"
 #include "lib/redact.h"
 #include "net/http.h"
+#include "net/url.h"
 
 #include <cjson/cJSON.h>
 #include <ctype.h>
@@ -172,6 +173,56 @@ static char *url_origin(const char *url)
 		host = at + 1;
 	}
 	return xasprintf("%.*s%.*s", (int)scheme_len, url, (int)n, host);
+}
+
+/*
+ * The plain-HTTP policy (net/url.h) for the endpoint @what ("api_url", ...)
+ * that the user chose, @where saying how ("given with -o api_url", "stored
+ * in '<file>'"): 0 when it may be used — with a warning when only
+ * insecure_http lets it through — else -EINVAL or -EPERM with *errmsg set.
+ */
+static int endpoint_ok(const char *what, const char *where, const char *url,
+		       bool insecure_http, char **errmsg)
+{
+	int err = url_allowed(url, insecure_http);
+	if (err == -EINVAL) {
+		set_errmsg(errmsg, xasprintf("the %s %s is not a usable http(s) URL: give an "
+					     "absolute https:// URL", what, where));
+		return err;
+	}
+	if (err == 0 && url_check(url) == URL_OK)
+		return 0;
+	char *origin = url_origin(url);
+	if (err == -EPERM)
+		set_errmsg(errmsg, xasprintf("refusing the plain-http %s '%s' (%s): the access "
+					     "and refresh tokens would travel unencrypted; use "
+					     "https, or pass -o insecure_http to accept that",
+					     what, origin ? origin : "?", where));
+	else
+		log_warn("the %s '%s' is plain http (insecure_http): tokens and data travel "
+			 "unencrypted", what, origin ? origin : "?");
+	free(origin);
+	return err;
+}
+
+/*
+ * A link that came with a login token (its discovery link, and the token
+ * endpoint the discovery document names) may be plain http only to a
+ * loopback host: insecure_http does not apply to what a pasted token or a
+ * server says. 0, or -EPERM with *errmsg set (the caller checked the form).
+ */
+static int login_link_ok(const char *url, const char *what, char **errmsg)
+{
+	if (url_check(url) == URL_OK)
+		return 0;
+	char *origin = url_origin(url);
+	set_errmsg(errmsg, xasprintf("refusing %s '%s': it is plain http to a host that is not "
+				     "loopback, and the login would travel unencrypted "
+				     "(-o insecure_http does not apply to links from a login "
+				     "token): check that the token comes from your service, or "
+				     "pass -o token_url=URL", what, origin ? origin : "?"));
+	free(origin);
+	return -EPERM;
 }
 
 /* Wipe the token strings inside an account/token JSON tree before it is freed. */
@@ -584,7 +635,7 @@ int auth_login_token_decode(const char *text, struct auth_login_token *out, char
 		FAIL("the field 'auth_token' is missing");
 	if (!out->well_known_link)
 		FAIL("the field 'well_known_link' is missing");
-	if (strncmp(out->well_known_link, "https://", 8) && strncmp(out->well_known_link, "http://", 7))
+	if (url_check(out->well_known_link) == URL_REFUSED)
 		FAIL("the field 'well_known_link' is not an http(s) URL");
 	if (!out->realm)
 		FAIL("out of memory");
@@ -798,12 +849,18 @@ static int discover(struct http_client *http, const char *link, char **token_end
 	char *te = j ? json_str(j, "token_endpoint") : NULL;
 	cJSON_Delete(j);
 	http_response_release(&resp);
-	if (!te || (strncmp(te, "https://", 8) && strncmp(te, "http://", 7))) {
+	if (!te || url_check(te) == URL_REFUSED) {
 		free(te);
 		set_errmsg(errmsg, xasprintf("the login service's configuration at %s has no "
 					     "usable token_endpoint: the service may have changed; "
 					     "pass -o token_url=URL", link));
 		return -EIO;
+	}
+	int err2 = login_link_ok(te, "the token_endpoint of the login service's configuration",
+				 errmsg);
+	if (err2 < 0) {
+		free(te);
+		return err2;
 	}
 	*token_endpoint = te;
 	return 0;
@@ -891,6 +948,24 @@ int auth_login(struct http_client *http, const char *config_dir, const char *acc
 								    : strerror(-err)));
 			goto out;
 		}
+	}
+
+	/* 0. the plain-HTTP policy, before anything is sent */
+	{
+		bool insecure = http_client_insecure_http(http);
+		static const char *const names[] = { "api_url", "jfs_url", "token_url" };
+		const char *urls[] = { ep->api_url, ep->jfs_url, ep->token_url };
+		for (unsigned i = 0; i < 3; i++) {
+			char where[32];
+			snprintf(where, sizeof(where), "given with -o %s", names[i]);
+			if (urls[i] && (err = endpoint_ok(names[i], where, urls[i], insecure,
+							   errmsg)) < 0)
+				goto out;
+		}
+		if (!ep->token_url &&
+		    (err = login_link_ok(lt.well_known_link, "the login token's discovery link",
+					 errmsg)) < 0)
+			goto out;
 	}
 
 	/* 1. the token endpoint */
@@ -1138,6 +1213,23 @@ int auth_open(struct http_client *http, const char *config_dir, const char *acco
 	}
 	strip_slashes(a->api_url);
 	strip_slashes(a->jfs_url);
+	{
+		bool insecure = http_client_insecure_http(http);
+		static const char *const names[] = { "api_url", "jfs_url", "token_url" };
+		const char *given[] = { ep->api_url, ep->jfs_url, ep->token_url };
+		const char *urls[] = { a->api_url, a->jfs_url, a->token_url };
+		for (unsigned i = 0; i < 3; i++) {
+			char *where = given[i] ? xasprintf("given with -o %s", names[i])
+					       : xasprintf("stored in '%s'", path);
+			err = endpoint_ok(names[i], where ? where : "", urls[i], insecure, errmsg);
+			free(where);
+			if (err < 0) {
+				tokens_release(&t);
+				auth_free(a);
+				return err;
+			}
+		}
+	}
 	a->access_token = t.access;
 	a->refresh_token = t.refresh;
 	a->expiry = t.expiry;

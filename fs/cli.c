@@ -42,6 +42,7 @@ struct cli_opts {
 	char *jfs_url;
 	char *token_url;
 	char *cafile;
+	int insecure_http;
 	int json;
 	int debug;
 	int help;
@@ -60,6 +61,7 @@ static const struct fuse_opt cli_opt_table[] = {
 	COPT("jfs_url=%s", jfs_url, 0),
 	COPT("token_url=%s", token_url, 0),
 	COPT("cafile=%s", cafile, 0),
+	COPT("insecure_http", insecure_http, 1),
 	COPT("--json", json, 1),
 	COPT("-d", debug, 1),
 	COPT("--debug", debug, 1),
@@ -105,11 +107,13 @@ static void cli_usage(enum cli_cmd cmd)
 	switch (cmd) {
 	case CMD_LOGIN:
 		printf("usage: jottafs login [--account NAME] [-o api_url=URL,jfs_url=URL,"
-		       "token_url=URL,cafile=FILE] [-d]\n\n"
+		       "token_url=URL,cafile=FILE,insecure_http] [-d]\n\n"
 		       "Reads a personal login token (web interface: Settings > Security) from\n"
 		       "the terminal without echo, or from standard input, and stores the\n"
 		       "account in $XDG_CONFIG_HOME/jottafs/NAME.json (default NAME: default).\n"
-		       "Endpoint options are stored with the account.\n");
+		       "Endpoint options are stored with the account. Plain http:// endpoints\n"
+		       "are refused unless on a loopback host, or with -o insecure_http (which\n"
+		       "never applies to the login token's own discovery link).\n");
 		break;
 	case CMD_LOGOUT:
 		printf("usage: jottafs logout [--account NAME]\n\n"
@@ -328,7 +332,7 @@ static int make_http(const struct cli_opts *c, struct http_client **out)
 {
 	struct http_config cfg = {
 		.cafile = c->cafile, .max_retries = 2, .connect_timeout_s = 15,
-		.backoff_max_ms = 2000,
+		.backoff_max_ms = 2000, .insecure_http = c->insecure_http,
 	};
 	int err = http_client_new(&cfg, out);
 	if (err < 0) {
@@ -556,11 +560,11 @@ int cli_main(int argc, char **argv)
 		rc = 0;
 		goto out;
 	}
-	bool endpoints = c.api_url || c.jfs_url || c.token_url || c.cafile;
+	bool endpoints = c.api_url || c.jfs_url || c.token_url || c.cafile || c.insecure_http;
 	if ((c.json && (c.cmd == CMD_LOGIN || c.cmd == CMD_LOGOUT)) ||
 	    (endpoints && c.cmd == CMD_LOGOUT)) {
 		fprintf(stderr, "jottafs: option '%s' is not used by '%s'\n",
-			c.json ? "--json" : "-o ...url/cafile", cmd_names[c.cmd]);
+			c.json ? "--json" : "-o ...url/cafile/insecure_http", cmd_names[c.cmd]);
 		goto out;
 	}
 	if (!c.account && !(c.account = strdup("default"))) {

@@ -234,7 +234,7 @@ static bool unreachable(struct mount *m, int err)
 static int open_remote(struct mount *m)
 {
 	struct mount_options *o = m->o;
-	struct http_config hc = { .cafile = o->cafile };
+	struct http_config hc = { .cafile = o->cafile, .insecure_http = o->insecure_http };
 	struct auth_endpoints ep = { .api_url = o->api_url, .jfs_url = o->jfs_url,
 				     .token_url = o->token_url };
 	struct http_token_provider tp;

@@ -67,6 +67,7 @@ enum {
 	KEY_POLL_INTERVAL,
 	KEY_MAX_READ,
 	KEY_NONEMPTY,
+	KEY_INSECURE_HTTP,
 };
 
 /* Parsing state: the result plus what needs checking after the table. The
@@ -111,6 +112,7 @@ static const struct fuse_opt mount_opts[] = {
 	FUSE_OPT_KEY("poll_interval=", KEY_POLL_INTERVAL),
 	FUSE_OPT_KEY("max_read=", KEY_MAX_READ),
 	FUSE_OPT_KEY("nonempty", KEY_NONEMPTY),
+	FUSE_OPT_KEY("insecure_http", KEY_INSECURE_HTTP),
 	FUSE_OPT_KEY("ro", KEY_RO),
 	FUSE_OPT_KEY("allow_other", KEY_ALLOW_OTHER),
 	FUSE_OPT_KEY("-h", KEY_HELP),
@@ -393,6 +395,9 @@ static int opt_proc(void *data, const char *arg, int key, struct fuse_args *outa
 	case KEY_NONEMPTY:
 		o->nonempty = true;
 		return 0;
+	case KEY_INSECURE_HTTP:
+		o->insecure_http = true;
+		return 0;
 	case FUSE_OPT_KEY_NONOPT:
 		if (st->n_positional >= 2)
 			return usage_error(st, "too many arguments: '%s' (usage: jottafs [options] "
@@ -513,7 +518,8 @@ static int finish_error(int err, const char *fmt, ...)
 static void print_help(const char *prog)
 {
 	printf("usage: %s [options] [REMOTE] MOUNTPOINT\n"
-	       "       %s login [--account NAME] [-o api_url=URL,jfs_url=URL,token_url=URL,cafile=FILE]\n"
+	       "       %s login [--account NAME] [-o api_url=URL,jfs_url=URL,token_url=URL,cafile=FILE,\n"
+	       "                insecure_http]\n"
 	       "       %s logout [--account NAME]\n"
 	       "       %s about [--account NAME] [--json]\n"
 	       "       %s devices [--account NAME] [--json]\n"
@@ -553,6 +559,8 @@ static void print_help(const char *prog)
 	       "    -o jfs_url=URL         JFS endpoint (default https://jfs.jottacloud.com/jfs)\n"
 	       "    -o token_url=URL       OAuth token endpoint (default: from the login)\n"
 	       "    -o cafile=FILE         trust an extra CA (certificates are always verified)\n"
+	       "    -o insecure_http       accept plain http:// endpoints on hosts that are not\n"
+	       "                           loopback (tokens travel unencrypted)\n"
 	       "\n"
 	       "fstab options _netdev, noauto, auto, user, users, nofail, rw, defaults and\n"
 	       "x-systemd.* are accepted and ignored.\n"

@@ -28,6 +28,7 @@ struct mount_options {
 	char *jfs_url;
 	char *token_url;
 	char *cafile;
+	bool insecure_http;     /* -o insecure_http: plain http:// to hosts that are not loopback */
 	/* cache */
 	char *cache_dir;        /* default $XDG_CACHE_HOME/jottafs/<account>/<device>/<mountpoint> */
 	double dir_cache_time;  /* seconds metadata is fresh (default 60) */

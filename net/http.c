@@ -82,6 +82,7 @@
 #include "lib/log.h"
 #include "lib/redact.h"
 #include "net/conn.h"
+#include "net/url.h"
 
 #include <curl/curl.h>
 #include <errno.h>
@@ -148,6 +149,7 @@ struct http_client {
 	int max_retries;
 	long backoff_min_ms;
 	long backoff_max_ms;
+	bool insecure_http;              /* plain http to any host (net/url.h) */
 };
 
 /* A byte buffer that never grows past its cap. */
@@ -569,6 +571,11 @@ int http_client_set_cafile(struct http_client *c, const char *cafile)
 	return 0;
 }
 
+bool http_client_insecure_http(const struct http_client *c)
+{
+	return c->insecure_http;
+}
+
 const char *http_client_cafile(const struct http_client *c)
 {
 	return c->ca ? c->ca->cafile : NULL;
@@ -612,6 +619,7 @@ int http_client_new(const struct http_config *cfg, struct http_client **out)
 	c->max_retries = cfg->max_retries > 0 ? cfg->max_retries : cfg->max_retries < 0 ? 0 : 8;
 	c->backoff_min_ms = cfg->backoff_min_ms > 0 ? cfg->backoff_min_ms : 100;
 	c->backoff_max_ms = cfg->backoff_max_ms > 0 ? cfg->backoff_max_ms : 16000;
+	c->insecure_http = cfg->insecure_http;
 	if (c->backoff_max_ms < c->backoff_min_ms)
 		c->backoff_max_ms = c->backoff_min_ms;
 	if (cfg->user_agent)
@@ -1296,6 +1304,19 @@ int http_request_do(struct http_client *c, const struct http_request *req,
 		resp = &local;
 	memset(resp, 0, sizeof(*resp));
 	resp->retry_after_s = -1;
+
+	int allowed = url_allowed(req->url, c->insecure_http);
+	if (allowed < 0) {
+		char *turl = trace_url(req->url ? req->url : "", true);
+		if (allowed == -EPERM)
+			log_err("http: refusing %s %s: plain http to a host that is not loopback "
+				"would send tokens unencrypted (-o insecure_http allows it)",
+				req->method, turl ? turl : "");
+		else
+			log_err("http: refusing %s: not a usable http(s) URL", req->method);
+		free(turl);
+		return allowed;
+	}
 
 	int64_t body_len = 0;
 	if (req->body) {

@@ -16,6 +16,10 @@
  *   - aborts a request on demand (http_request.cancel, -ECANCELED);
  *   - refreshes on 401: once per request, through the token provider;
  *   - maps HTTP statuses and curl errors to negative errno (http_status_errno);
+ *   - refuses, before anything is sent, a URL that net/url.h refuses, and a
+ *     plain http:// URL to a host that is not loopback unless the client was
+ *     made with insecure_http (-EPERM), wherever the URL came from (an
+ *     option, the account file, a server's upload_url);
  *   - traces requests at debug level, with Authorization and token-bearing
  *     bodies left out and error bodies passed through redact_text()
  *     (lib/redact.h: capped, credentials replaced).
@@ -59,6 +63,9 @@ struct http_config {
 				      began; 0: 60000 */
 	long backoff_max_ms;       /* backoff cap; 0: 16000 ms */
 	long backoff_min_ms;       /* first backoff; 0: 100 ms */
+	bool insecure_http;        /* -o insecure_http: plain http:// to hosts that are not
+				      loopback is allowed (net/url.h); else such a request
+				      fails with -EPERM before anything is sent */
 };
 
 /*
@@ -192,6 +199,9 @@ long http_backoff_ms(long min_ms, long max_ms, unsigned attempt, uint64_t rnd);
 int http_client_set_cafile(struct http_client *c, const char *cafile);
 /* The extra CA file in use, or NULL. Valid until the next set_cafile/free. */
 const char *http_client_cafile(const struct http_client *c);
+
+/* Whether the client was made with insecure_http (plain http to any host). */
+bool http_client_insecure_http(const struct http_client *c);
 
 /*
  * Percent-encode @len bytes of @s for use in a URL path segment or a query

@@ -41,6 +41,7 @@
 #include "net/jfs_json.h"
 #include "net/jfs_xml.h"
 #include "net/jtime.h"
+#include "net/url.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -233,9 +234,11 @@ void jfs_free(struct jfs *j)
 	free(j);
 }
 
+/* A usable endpoint URL (net/url.h); whether plain http may be used is
+ * decided by auth/ for endpoints and by net/http for every request. */
 static bool url_ok(const char *u)
 {
-	return u && (!strncasecmp(u, "http://", 7) || !strncasecmp(u, "https://", 8));
+	return url_check(u) != URL_REFUSED;
 }
 
 int jfs_new(struct http_client *http, const struct jfs_config *cfg, struct jfs **out)
@@ -1329,7 +1332,7 @@ int jfs_upload_progress(struct jfs *j, const char *upload_url, int fd, int64_t r
 {
 	if (out_modified)
 		*out_modified = 0;
-	if (!jfs_json_url_ok(upload_url) || fd < 0 || size < 0 || resume_pos < 0 ||
+	if (!url_ok(upload_url) || fd < 0 || size < 0 || resume_pos < 0 ||
 	    resume_pos > size || !md5_ok(md5))
 		return -EINVAL;
 	if (cancel && atomic_load(cancel))

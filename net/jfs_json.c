@@ -5,6 +5,7 @@
 #include "net/jfs_json.h"
 
 #include "net/jtime.h"
+#include "net/url.h"
 
 #include <cjson/cJSON.h>
 #include <errno.h>
@@ -16,7 +17,6 @@
 #include <strings.h>
 
 #define JSON_EXACT_MAX 9007199254740992.0     /* 2^53: larger doubles skip integers */
-#define JSON_URL_MAX   8192
 
 static bool is_md5(const char *s)
 {
@@ -89,22 +89,6 @@ int jfs_json_alloc_request(const char *device, const char *mountpoint,
 	return err;
 }
 
-bool jfs_json_url_ok(const char *url)
-{
-	if (!url)
-		return false;
-	size_t n = strlen(url);
-	size_t scheme = !strncasecmp(url, "https://", 8) ? 8 : !strncasecmp(url, "http://", 7) ? 7 : 0;
-	if (!scheme || n == scheme || n > JSON_URL_MAX || url[scheme] == '/')
-		return false;
-	for (size_t i = 0; i < n; i++) {
-		unsigned char c = (unsigned char)url[i];
-		if (c <= 0x20 || c == 0x7f)
-			return false;
-	}
-	return true;
-}
-
 int jfs_json_alloc_response(const char *body, size_t len, int64_t size, struct jfs_alloc *out)
 {
 	memset(out, 0, sizeof(*out));
@@ -133,7 +117,7 @@ int jfs_json_alloc_response(const char *body, size_t len, int64_t size, struct j
 		out->resume_pos = out->completed ? size : 0;
 	}
 	if (!out->completed) {
-		if (!cJSON_IsString(url) || !jfs_json_url_ok(url->valuestring))
+		if (!cJSON_IsString(url) || url_check(url->valuestring) == URL_REFUSED)
 			goto out;
 		out->upload_url = strdup(url->valuestring);
 		if (!out->upload_url) {

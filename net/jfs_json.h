@@ -31,7 +31,8 @@ int jfs_json_alloc_request(const char *device, const char *mountpoint,
 /*
  * Check the allocate answer for a file of @size bytes and fill @out
  * (out->upload_url malloc'd, or NULL when COMPLETED). The state must be a
- * short string; unless COMPLETED an http(s) upload_url is required;
+ * short string; unless COMPLETED an upload_url that url_check() does not
+ * refuse is required (net/http applies the plain-HTTP policy when it is used);
  * resume_pos must be within [0, size] (absent: 0, or @size when COMPLETED);
  * "bytes", when present, must equal @size. -EIO otherwise, -ENOMEM.
  */
@@ -61,9 +62,5 @@ int jfs_json_purge_response(const char *body, size_t len, int64_t *folders, int6
  * 404 -ENOENT; else @fallback.
  */
 int jfs_json_error_errno(long status, const char *body, size_t len, int fallback);
-
-/* Is @url an absolute http:// or https:// URL without spaces or control
- * characters (what we accept as an upload_url)? */
-bool jfs_json_url_ok(const char *url);
 
 #endif

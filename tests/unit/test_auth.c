@@ -224,6 +224,8 @@ struct provider {
 	int basic_seen;
 	int api_calls;
 	int fail_refresh_status;  /* answer refreshes with this status (0: normal) */
+	const char *token_endpoint; /* discovery names this one (NULL: ours) */
+	int discoveries;          /* discovery documents served */
 };
 
 /* Value of form field @key in @body (percent-decoded into @out). */
@@ -278,6 +280,11 @@ static void provider_handler(void *ctx, const struct testsrv_req *rq, struct tes
 	struct provider *p = ctx;
 	char v[256], cid[64];
 	if (!strcmp(rq->path, "/auth/realms/jottacloud/.well-known/openid-configuration")) {
+		p->discoveries++;
+		if (p->token_endpoint) {
+			json_answer(rs, 200, "{\"token_endpoint\":\"%s\"}", p->token_endpoint);
+			return;
+		}
 		json_answer(rs, 200, "{\"issuer\":\"%s/auth/realms/jottacloud\",\"token_endpoint\":"
 			    "\"%s/auth/realms/jottacloud/protocol/openid-connect/token\"}",
 			    p->srv->url, p->srv->url);
@@ -493,9 +500,9 @@ static void test_login_and_store(void **state)
 	auth_free(a);
 
 	/* overrides are not persisted */
-	struct auth_endpoints ov = { .api_url = "http://override.invalid/" };
+	struct auth_endpoints ov = { .api_url = "https://override.invalid/" };
 	assert_int_equal(auth_open(f->http, f->cfg, "default", &ov, &a, &msg), 0);
-	assert_string_equal(auth_api_url(a), "http://override.invalid");
+	assert_string_equal(auth_api_url(a), "https://override.invalid");
 	auth_free(a);
 	j = read_account(f, "default");
 	assert_string_equal(jstr(j, "api_url"), f->api);
@@ -558,6 +565,93 @@ static void test_login_errors(void **state)
 	assert_int_equal(auth_open(f->http, f->cfg, "broken", NULL, &a, &msg), -EINVAL);
 	assert_non_null(strstr(msg, "jottafs login --account broken"));
 	free(msg);
+}
+
+/* Plain http:// only to loopback hosts, or with insecure_http; never from a
+ * login token's discovery link or the token endpoint its document names
+ * (issue 14). Every refusal comes before anything is sent: the hosts here
+ * are never resolved or connected to. */
+static void test_plain_http_policy(void **state)
+{
+	struct fixture *f = *state;
+	char *msg = NULL, link[256];
+	struct auth *a = NULL;
+	struct http_client *insecure = NULL;
+	struct http_config icfg = { .backoff_min_ms = 1, .backoff_max_ms = 5, .max_retries = 2,
+				    .insecure_http = true };
+	assert_int_equal(http_client_new(&icfg, &insecure), 0);
+	assert_false(http_client_insecure_http(f->http));
+	assert_true(http_client_insecure_http(insecure));
+
+	/* an endpoint option: refused without the flag, before any request */
+	snprintf(link, sizeof(link), "%s/auth/realms/jottacloud/.well-known/openid-configuration",
+		 f->p.srv->url);
+	char *tok = login_token_for(link, f->p.secret);
+	struct auth_endpoints ep = f->ep;
+	ep.jfs_url = "http://192.0.2.1/jfs";
+	assert_int_equal(auth_login(f->http, f->cfg, "default", tok, &ep, &msg), -EPERM);
+	assert_non_null(strstr(msg, "plain-http jfs_url 'http://192.0.2.1'"));
+	assert_non_null(strstr(msg, "-o insecure_http"));
+	assert_int_equal(f->p.discoveries, 0);
+	free(msg);
+	msg = NULL;
+	ep.jfs_url = "jfs.example.com";
+	assert_int_equal(auth_login(insecure, f->cfg, "default", tok, &ep, &msg), -EINVAL);
+	assert_non_null(strstr(msg, "jfs_url given with -o jfs_url is not a usable"));
+	free(msg);
+	msg = NULL;
+	/* with the flag the login goes through (jfs_url is only stored) */
+	ep.jfs_url = "http://192.0.2.1/jfs";
+	assert_int_equal(auth_login(insecure, f->cfg, "default", tok, &ep, &msg), 0);
+	assert_null(msg);
+	free(tok);
+
+	/* the stored plain-http jfs_url needs the flag again at every open */
+	assert_int_equal(auth_open(f->http, f->cfg, "default", NULL, &a, &msg), -EPERM);
+	assert_null(a);
+	assert_non_null(strstr(msg, "stored in '"));
+	assert_non_null(strstr(msg, "-o insecure_http"));
+	free(msg);
+	msg = NULL;
+	assert_int_equal(auth_open(insecure, f->cfg, "default", NULL, &a, &msg), 0);
+	assert_string_equal(auth_jfs_url(a), "http://192.0.2.1/jfs");
+	auth_free(a);
+	/* an https or loopback override is fine without the flag */
+	struct auth_endpoints ov = { .jfs_url = "http://localhost:1/jfs" };
+	assert_int_equal(auth_open(f->http, f->cfg, "default", &ov, &a, &msg), 0);
+	auth_free(a);
+	ov.jfs_url = "http://[::1]:1/jfs";
+	assert_int_equal(auth_open(f->http, f->cfg, "default", &ov, &a, &msg), 0);
+	auth_free(a);
+	ov.jfs_url = "http://127.1/jfs"; /* not a literal loopback address */
+	assert_int_equal(auth_open(f->http, f->cfg, "default", &ov, &a, &msg), -EPERM);
+	assert_non_null(strstr(msg, "given with -o jfs_url"));
+	free(msg);
+	msg = NULL;
+
+	/* the login token's discovery link: never plain http elsewhere, flag or not */
+	tok = login_token_for("http://192.0.2.1/auth/realms/jottacloud/.well-known/"
+			      "openid-configuration", "s");
+	assert_int_equal(auth_login(insecure, f->cfg, "other", tok, &f->ep, &msg), -EPERM);
+	assert_non_null(strstr(msg, "discovery link 'http://192.0.2.1'"));
+	assert_non_null(strstr(msg, "does not apply"));
+	free(msg);
+	msg = NULL;
+	free(tok);
+
+	/* the token endpoint a discovery document names: the same */
+	f->p.token_endpoint = "http://192.0.2.1/token";
+	int discoveries = f->p.discoveries;
+	tok = login_token_for(link, f->p.secret);
+	assert_int_equal(auth_login(insecure, f->cfg, "other", tok, &f->ep, &msg), -EPERM);
+	assert_int_equal(f->p.discoveries, discoveries + 1);
+	assert_non_null(strstr(msg, "token_endpoint"));
+	assert_non_null(strstr(msg, "'http://192.0.2.1'"));
+	free(msg);
+	msg = NULL;
+	f->p.token_endpoint = NULL;
+	free(tok);
+	http_client_free(insecure);
 }
 
 static int get(struct auth *a, bool force, char *out, size_t outsz)
@@ -839,6 +933,7 @@ int main(void)
 		cmocka_unit_test(test_config_dir),
 		cmocka_unit_test_setup_teardown(test_login_and_store, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_login_errors, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_plain_http_policy, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_refresh_and_persist, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_rotation_by_other_holder, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_basic_client_auth_fallback, setup, teardown),

@@ -692,6 +692,34 @@ static void test_trace_redaction(void **state)
 	server_stop(s);
 }
 
+/* The plain-HTTP policy (net/url.h) holds for every request, whatever its
+ * URL came from: plain http to a host that is not loopback fails with
+ * -EPERM before anything is sent (192.0.2.1 is TEST-NET: never reached),
+ * and a URL net/url refuses with -EINVAL. Loopback works (every other test
+ * here). */
+static void test_plain_http_policy(void **state)
+{
+	(void)state;
+	struct http_client *c = fast_client();
+	assert_false(http_client_insecure_http(c));
+	struct http_request req;
+	struct http_response resp;
+	long t0 = now_ms();
+	http_request_init(&req, "POST", "http://192.0.2.1/files/v1/upload/x");
+	assert_int_equal(http_request_do(c, &req, &resp), -EPERM);
+	assert_int_equal(resp.status, 0);
+	assert_int_equal(resp.attempts, 0);
+	http_response_release(&resp);
+	http_request_init(&req, "GET", "http://localhost.example/x");
+	assert_int_equal(http_request_do(c, &req, NULL), -EPERM);
+	http_request_init(&req, "GET", "ftp://127.0.0.1/x");
+	assert_int_equal(http_request_do(c, &req, NULL), -EINVAL);
+	http_request_init(&req, "GET", "http://a@b@127.0.0.1/x");
+	assert_int_equal(http_request_do(c, &req, NULL), -EINVAL);
+	assert_true(now_ms() - t0 < 1000);
+	http_client_free(c);
+}
+
 /* A server (or proxy) that echoes our request headers in an error body:
  * the error body is traced at debug level, but never the token in it
  * (issue 14: it goes through lib/redact). */
@@ -1228,6 +1256,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_bad_cafile, arm, disarm),
 		cmocka_unit_test_setup_teardown(test_trace_redaction, arm, disarm),
 		cmocka_unit_test_setup_teardown(test_trace_error_body_redacted, arm, disarm),
+		cmocka_unit_test_setup_teardown(test_plain_http_policy, arm, disarm),
 		cmocka_unit_test_setup_teardown(test_cancel_mid_upload, arm, disarm),
 		cmocka_unit_test_setup_teardown(test_cancel_mid_download, arm, disarm),
 		cmocka_unit_test_setup_teardown(test_cancel_before_and_in_backoff, arm, disarm),

@@ -88,7 +88,7 @@ static void test_every_option(void **state)
 			       "dir_cache_time=2.5,cache_max_size=512M,prefetch,uid=1234,gid=99,"
 			       "umask=077,ro,allow_other,api_url=http://a,jfs_url=http://a/jfs,"
 			       "token_url=http://a/t,cafile=/ca.pem,transfers=8,unmount_wait=0,"
-			       "hard_delete,max_threads=3,control_dir=.jc,poll_interval=0",
+			       "hard_delete,max_threads=3,control_dir=.jc,poll_interval=0,insecure_http",
 			       "/tmp", NULL), 0);
 	assert_string_equal(o.account, "work");
 	assert_string_equal(o.device, "Laptop");
@@ -110,6 +110,7 @@ static void test_every_option(void **state)
 	assert_int_equal(o.max_threads, 3);
 	assert_string_equal(o.control_dir, ".jc");
 	assert_true(o.poll_interval == 0.0);
+	assert_true(o.insecure_http);
 	/* ro goes to the kernel, allow_other to libfuse */
 	left(&args, rest, sizeof(rest));
 	assert_string_equal(rest, "-o ro,allow_other ");
