@@ -3,7 +3,9 @@
  *
  * The level is tested before the arguments are formatted, so a debug line on
  * a hot path costs one branch when debugging is off. Never pass a token, an
- * Authorization header or any other secret to these functions.
+ * Authorization header or any other secret to these functions, and pass
+ * text a server sent (error messages, bodies) through redact_text()
+ * (lib/redact.h) first: a server may echo what we sent it.
  *
  * Thread-safe: one line is written with one write(2)/syslog(3) call.
  */

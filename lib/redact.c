@@ -43,10 +43,11 @@ static bool is_word(unsigned char c)
 	       c == '_';
 }
 
-/* base64 and base64url characters (padding included) */
+/* base64url characters, with '+' and the '=' padding of base64 ('/'
+ * separates runs: it is what paths are made of) */
 static bool is_b64(unsigned char c)
 {
-	return is_word(c) || c == '-' || c == '+' || c == '/' || c == '=';
+	return is_word(c) || c == '-' || c == '+' || c == '=';
 }
 
 static bool is_space(unsigned char c)
@@ -201,4 +202,12 @@ char *redact_text(const char *text, size_t len, char *out, size_t outsz)
 char *redact_str(const char *text, char *out, size_t outsz)
 {
 	return redact_text(text, text ? strlen(text) : 0, out, outsz);
+}
+
+bool redact_is_token(const char *s, size_t len)
+{
+	size_t runlen;
+	if (!s || !len || !(is_b64((unsigned char)s[0]) || s[0] == '.'))
+		return false;
+	return run_rule(s, len, &runlen) && runlen == len;
 }

@@ -12,10 +12,13 @@
  *       "client_secret", "code", ...) written key=value or "key": "value";
  *       a JWT-like run (three or more base64url segments joined by '.', the
  *       first starting "eyJ", i.e. a JSON header);
- *       any run of REDACT_MIN_RUN or more base64/base64url characters
- *       ([A-Za-z0-9_+/=-]), also inside a dotted run (so a long path
- *       without separators or an MD5 in hex is hidden too: we prefer that
- *       to a leaked token);
+ *       any run of REDACT_MIN_RUN or more base64url characters, '+' and
+ *       '=' included ([A-Za-z0-9_+=-]), also as a segment of a dotted run
+ *       (so an MD5 in hex or a long file name without a dot is hidden too:
+ *       we prefer that to a leaked token). '/' separates runs, so paths
+ *       stay readable; a standard-base64 token with a '/' in it is hidden
+ *       when it follows "Bearer" or a credential key, or when a piece of it
+ *       is long enough;
  *   - masks every byte that is not printable ASCII as '?' (no terminal
  *     escapes, no line breaks in a log line);
  *   - caps the length: the output ends with "..." when text was left out.
@@ -27,6 +30,7 @@
 #ifndef JOTTAFS_LIB_REDACT_H
 #define JOTTAFS_LIB_REDACT_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #define REDACT_MARK    "[redacted]"
@@ -42,5 +46,12 @@ char *redact_text(const char *text, size_t len, char *out, size_t outsz);
 
 /* The same for a NUL-terminated @text (NULL gives ""). */
 char *redact_str(const char *text, char *out, size_t outsz);
+
+/*
+ * Is all of @s (@len bytes) one token-like run (a JWT, or base64url
+ * characters with a segment of REDACT_MIN_RUN or more)? For text that is
+ * split into fields first, e.g. the segments of a URL path in a trace.
+ */
+bool redact_is_token(const char *s, size_t len);
 
 #endif

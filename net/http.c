@@ -371,10 +371,32 @@ static long elapsed_ms(const struct timespec *t0)
 	return (long)((t1.tv_sec - t0->tv_sec) * 1000 + (t1.tv_nsec - t0->tv_nsec) / 1000000);
 }
 
+/* Copy the path [p, end) to @o with every segment that looks like a token
+ * (a server's upload URL carries one) replaced; returns the new end of @o. */
+static char *trace_path(char *o, const char *p, const char *end)
+{
+	while (p < end) {
+		const char *slash = memchr(p, '/', (size_t)(end - p));
+		const char *seg_end = slash ? slash : end;
+		if (redact_is_token(p, (size_t)(seg_end - p))) {
+			memcpy(o, REDACT_MARK, strlen(REDACT_MARK));
+			o += strlen(REDACT_MARK);
+		} else {
+			memcpy(o, p, (size_t)(seg_end - p));
+			o += seg_end - p;
+		}
+		p = seg_end;
+		if (slash)
+			*o++ = *p++;
+	}
+	return o;
+}
+
 /*
- * The URL as it may appear in a debug line: user info dropped, and query
- * values replaced by "***" when the request carries secrets (@secret) or the
- * key names a credential. Returns a malloc'd string or NULL.
+ * The URL as it may appear in a debug line: user info dropped, path
+ * segments that look like tokens replaced (lib/redact.h), and query values
+ * replaced by "***" when the request carries secrets (@secret) or the key
+ * names a credential. Returns a malloc'd string or NULL.
  */
 static char *trace_url(const char *url, bool secret)
 {
@@ -400,11 +422,12 @@ static char *trace_url(const char *url, bool secret)
 	}
 	const char *q = strchr(p, '?');
 	if (!q) {
-		strcpy(o, p);
+		o = trace_path(o, p, p + strlen(p));
+		*o = '\0';
 		return out;
 	}
-	memcpy(o, p, (size_t)(q - p + 1));
-	o += q - p + 1;
+	o = trace_path(o, p, q);
+	*o++ = '?';
 	p = q + 1;
 	while (*p) {
 		size_t plen = strcspn(p, "&#");

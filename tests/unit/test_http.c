@@ -743,8 +743,10 @@ static void test_trace_error_body_redacted(void **state)
 	dup2(lfd, STDERR_FILENO);
 	log_setup(LOG_LVL_DEBUG, false);
 
-	char url[128];
-	snprintf(url, sizeof(url), "http://127.0.0.1:%d/jfs/u", s->port);
+	/* the path carries a server-issued upload token: not traced either */
+	char url[256];
+	snprintf(url, sizeof(url), "http://127.0.0.1:%d/files/v1/upload/"
+		 "eyJhbGciOiJIUzI1NiJ9.eyJ1cGxvYWQiOiJ4In0.c2lnbmF0dXJlLXNlY3JldA", s->port);
 	struct http_request req;
 	http_request_init(&req, "GET", url);
 	assert_int_equal(http_request_do(c, &req, NULL), -EINVAL);
@@ -760,6 +762,9 @@ static void test_trace_error_body_redacted(void **state)
 	assert_non_null(strstr(buf, "Authorization: Bearer [redacted]"));
 	assert_null(strstr(buf, "stale-token"));
 	assert_null(strstr(buf, "rt-secret"));
+	assert_non_null(strstr(buf, "GET http://127.0.0.1:"));
+	assert_non_null(strstr(buf, "/files/v1/upload/[redacted] -> 400"));
+	assert_null(strstr(buf, "c2lnbmF0dXJlLXNlY3JldA"));
 	http_client_free(c);
 	server_stop(s);
 }

@@ -87,7 +87,13 @@ static void test_runs(void **state)
 	check("k 0123456789abcdef0123456789abcde k", "k 0123456789abcdef0123456789abcde k");
 	check("k 0123456789abcdef0123456789abcdef k", "k [redacted] k");
 	check("(d41d8cd98f00b204e9800998ecf8427e)", "([redacted])");
-	check("a/b+c=d-e_f0123456789ABCDEFGHIJKLMNOP", "[redacted]"); /* standard base64 too */
+	check("b+c=d-e_f0123456789ABCDEFGHIJKLMNOPQ", "[redacted]");  /* base64 '+', '=' too */
+	/* '/' separates runs: paths stay readable, long pieces do not */
+	check("NoSuchPathException: /56dc8df5e86ff7dee1d0e67a/Jotta/Archive/some/dir/f.txt",
+	      "NoSuchPathException: /56dc8df5e86ff7dee1d0e67a/Jotta/Archive/some/dir/f.txt");
+	check("/files/v1/upload/0123456789abcdef0123456789abcdef/x",
+	      "/files/v1/upload/[redacted]/x");
+	check("Bearer ab/cd+ef==", "Bearer [redacted]");  /* a value after Bearer: whole */
 	check("name.0123456789abcdef0123456789abcdef.txt", "[redacted]");
 	/* a login token (base64url JSON, unpadded) */
 	check("login eyJ1c2VybmFtZSI6InUiLCJhdXRoX3Rva2VuIjoicyJ9 failed",
@@ -126,6 +132,22 @@ static void test_cap(void **state)
 	assert_string_equal(redact_text("Bearer abc", 7, out, sizeof(out)), "Bearer ");
 }
 
+static void test_is_token(void **state)
+{
+	(void)state;
+	assert_true(redact_is_token(JWT, strlen(JWT)));
+	assert_true(redact_is_token("0123456789abcdef0123456789abcdef", 32));
+	assert_false(redact_is_token("0123456789abcdef0123456789abcde", 31));
+	assert_false(redact_is_token("upload", 6));
+	assert_false(redact_is_token("", 0));
+	assert_false(redact_is_token(NULL, 0));
+	/* only when all of it is the token */
+	assert_false(redact_is_token("x " JWT, strlen(JWT) + 2));
+	assert_false(redact_is_token(JWT "/x", strlen(JWT) + 2));
+	/* the length bounds it */
+	assert_true(redact_is_token(JWT "/x", strlen(JWT)));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -135,6 +157,7 @@ int main(void)
 		cmocka_unit_test(test_runs),
 		cmocka_unit_test(test_mask),
 		cmocka_unit_test(test_cap),
+		cmocka_unit_test(test_is_token),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
