@@ -264,6 +264,32 @@ long http_backoff_ms(long min_ms, long max_ms, unsigned attempt, uint64_t rnd)
 	return (long)(rnd % ((uint64_t)ceiling + 1));
 }
 
+long http_retry_delay_ms(long retry_after_s, long backoff_ms, uint64_t rnd)
+{
+	if (retry_after_s <= 0)
+		return backoff_ms;
+	/* The server said when: then, plus a little jitter (up to a quarter)
+	 * so that a crowd of requests does not come back at once; the
+	 * exponential backoff does not apply. */
+	long ra_ms = retry_after_s > HTTP_RETRY_AFTER_MAX_MS / 1000 ? HTTP_RETRY_AFTER_MAX_MS
+								  : retry_after_s * 1000;
+	return ra_ms + (long)(rnd % (uint64_t)(ra_ms / 4 + 1));
+}
+
+char *http_header_value(const char *line, size_t len, const char *name)
+{
+	size_t n = strlen(name);
+	if (len <= n || line[n] != ':' || strncasecmp(line, name, n))
+		return NULL;
+	const char *v = line + n + 1;
+	const char *end = line + len;
+	while (v < end && (*v == ' ' || *v == '\t'))
+		v++;
+	while (end > v && (end[-1] == '\r' || end[-1] == '\n' || end[-1] == ' ' || end[-1] == '\t'))
+		end--;
+	return strndup(v, (size_t)(end - v));
+}
+
 char *http_escape(const char *s, size_t len)
 {
 	/* curl_easy_escape keeps exactly A-Za-z0-9-._~ and needs no handle. */
@@ -827,7 +853,6 @@ static size_t header_cb(char *data, size_t size, size_t nitems, void *ctx)
 {
 	struct xfer *x = ctx;
 	size_t len = size * nitems;
-	static const char cr[] = "content-range:";
 	if (x->decided)
 		return len; /* trailers */
 	if (len >= 5 && !memcmp(data, "HTTP/", 5)) {
@@ -838,15 +863,12 @@ static size_t header_cb(char *data, size_t size, size_t nitems, void *ctx)
 		curl_easy_getinfo(x->h, CURLINFO_RESPONSE_CODE, &status);
 		if (status >= 200 && xfer_decide(x) < 0)
 			return 0;
-	} else if (len > sizeof(cr) - 1 && !strncasecmp(data, cr, sizeof(cr) - 1)) {
-		const char *v = data + sizeof(cr) - 1;
-		const char *end = data + len;
-		while (v < end && (*v == ' ' || *v == '\t'))
-			v++;
-		while (end > v && (end[-1] == '\r' || end[-1] == '\n' || end[-1] == ' '))
-			end--;
-		free(x->content_range);
-		x->content_range = strndup(v, (size_t)(end - v));
+	} else {
+		char *v = http_header_value(data, len, "Content-Range");
+		if (v) {
+			free(x->content_range);
+			x->content_range = v;
+		}
 	}
 	return len;
 }
@@ -1248,17 +1270,10 @@ static enum step next_step(const struct http_client *c, const struct http_reques
 		if (!status_retryable(status) || !(req->idempotent || status == 429) ||
 		    (retries >= c->max_retries && status != 429))
 			return STEP_DONE;
-		*delay_ms = http_backoff_ms(c->backoff_min_ms, c->backoff_max_ms,
-					    (unsigned)retries, random_u64());
-		if (retry_after_s > 0) {
-			/* The server said when: then, plus a little jitter (up to a
-			 * quarter) so that a crowd of requests does not come back at
-			 * once; the exponential backoff does not apply. */
-			long ra_ms = retry_after_s > HTTP_RETRY_AFTER_MAX_MS / 1000
-					     ? HTTP_RETRY_AFTER_MAX_MS
-					     : retry_after_s * 1000;
-			*delay_ms = ra_ms + (long)(random_u64() % (uint64_t)(ra_ms / 4 + 1));
-		}
+		*delay_ms = http_retry_delay_ms(retry_after_s,
+						http_backoff_ms(c->backoff_min_ms, c->backoff_max_ms,
+								(unsigned)retries, random_u64()),
+						random_u64());
 		return STEP_RETRY;
 	}
 	bool nothing_sent;

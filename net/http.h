@@ -191,6 +191,25 @@ int http_transport_errno(int curl_code);
 long http_backoff_ms(long min_ms, long max_ms, unsigned attempt, uint64_t rnd);
 
 /*
+ * Added (issue 14). The delay before a retry the server answered with
+ * Retry-After @retry_after_s seconds (libcurl decodes the header, seconds
+ * or an HTTP date, into this number; <= 0: none, or in the past): that
+ * time, capped at 60 s, plus up to a quarter of it as jitter drawn from
+ * @rnd; without one, @backoff_ms (http_backoff_ms()). Pure; exposed for
+ * tests and fuzzing.
+ */
+long http_retry_delay_ms(long retry_after_s, long backoff_ms, uint64_t rnd);
+
+/*
+ * Added (issue 14). The value of header @name (matched case-insensitively)
+ * in one header @line of @len bytes as libcurl hands it over ("Name:
+ * value\r\n", not NUL-terminated), without the blanks around it and the
+ * line end; malloc'd. NULL when the line is another header (or ENOMEM).
+ * Pure; exposed for tests and fuzzing.
+ */
+char *http_header_value(const char *line, size_t len, const char *name);
+
+/*
  * Trust the PEM certificates of @cafile in addition to the system bundle for
  * connections made from now on (NULL: the system bundle only). Certificates
  * are always verified. Call before requests run on other threads. 0,

@@ -645,34 +645,55 @@ struct dl_sink {
 	const char *path;
 };
 
+/* Decimal digits (at least one; no sign, no blanks) at *s, within int64. */
+static bool range_num(const char **s, long long *out)
+{
+	char *end;
+	if (**s < '0' || **s > '9')
+		return false;
+	errno = 0;
+	*out = strtoll(*s, &end, 10);
+	if (errno)
+		return false;
+	*s = end;
+	return true;
+}
+
 /* "bytes a-b/total", or "bytes a-b/" then "*" for an unknown total (-1). */
 static bool parse_content_range(const char *s, int64_t *a, int64_t *b, int64_t *total)
 {
+	long long x, y, t = -1;
 	if (!s || strncasecmp(s, "bytes ", 6))
 		return false;
 	s += 6;
-	char *end;
-	errno = 0;
-	long long x = strtoll(s, &end, 10);
-	if (errno || end == s || *end != '-' || x < 0 || s[0] == '-' || s[0] == '+')
+	if (!range_num(&s, &x) || *s++ != '-' || !range_num(&s, &y) || *s++ != '/' || y < x)
 		return false;
-	s = end + 1;
-	long long y = strtoll(s, &end, 10);
-	if (errno || end == s || *end != '/' || y < x || s[0] == '-' || s[0] == '+')
+	if (strcmp(s, "*") && (!range_num(&s, &t) || *s || t <= y))
 		return false;
-	s = end + 1;
-	long long t = -1;
-	if (!strcmp(s, "*")) {
-		t = -1;
-	} else {
-		t = strtoll(s, &end, 10);
-		if (errno || end == s || *end || t <= y || s[0] == '-' || s[0] == '+')
-			return false;
-	}
 	*a = x;
 	*b = y;
 	*total = t;
 	return true;
+}
+
+int jfs_content_range_check(const char *content_range, int64_t first, int64_t last,
+			    int64_t *expect)
+{
+	int64_t a, b, total;
+	if (!parse_content_range(content_range, &a, &b, &total) || a != first)
+		return -EIO;
+	if (last >= 0) {
+		/* the requested range, or shorter when the file ends first */
+		if (b != last && !(b < last && total >= 0 && b == total - 1))
+			return -EIO;
+	} else if (total >= 0 && b != total - 1) {
+		return -EIO;
+	}
+	/* b >= a >= 0, yet "bytes 0-<INT64_MAX>/" with an unknown total is
+	 * one byte longer than int64 */
+	if (__builtin_sub_overflow(b, a, expect) || __builtin_add_overflow(*expect, 1, expect))
+		return -EIO;
+	return 0;
 }
 
 static int dl_begin(void *ctx, long status, const char *content_range)
@@ -687,17 +708,8 @@ static int dl_begin(void *ctx, long status, const char *content_range)
 		d->begun = true;
 		return 0;
 	}
-	int64_t a, b, total;
-	if (status != 206 || !parse_content_range(content_range, &a, &b, &total) || a != d->first)
+	if (status != 206 || jfs_content_range_check(content_range, d->first, d->last, &d->expect) < 0)
 		goto bad;
-	if (d->last >= 0) {
-		/* the requested range, or shorter when the file ends first */
-		if (b != d->last && !(b < d->last && total >= 0 && b == total - 1))
-			goto bad;
-	} else if (total >= 0 && b != total - 1) {
-		goto bad;
-	}
-	d->expect = b - a + 1;           /* b >= a >= 0: no overflow */
 	d->begun = true;
 	return 0;
 bad:

@@ -244,6 +244,18 @@ int jfs_download_revision(struct jfs *j, const char *path, int64_t revision, int
 			  int64_t last, const struct http_sink *sink, int64_t *got);
 
 /*
+ * Added (issue 14). The Content-Range of a 206 answer to a download of
+ * [@first, @last] (@last -1: to the end): "bytes a-b/total", or "bytes a-b/"
+ * and a star for an unknown total; decimal digits only, a <= b < total. It
+ * must start at @first and end at @last, or earlier at the end of the file
+ * (total - 1); for a download to the end it must end at total - 1 when the
+ * total is known. 0 with *expect = the body's length, or -EIO. Pure: what
+ * jfs_download checks, exposed for tests and fuzzing.
+ */
+int jfs_content_range_check(const char *content_range, int64_t first, int64_t last,
+			    int64_t *expect);
+
+/*
  * The device's trash view (GET /<user>/<device>/Trash): the top-level
  * trashed items of every mountpoint of the device, each with e->origin set.
  */

@@ -202,6 +202,55 @@ static void test_backoff_bounds(void **state)
 	assert_true(http_backoff_ms(LONG_MAX / 2, LONG_MAX, 60, UINT64_MAX) <= LONG_MAX);
 }
 
+/* Retry-After (as libcurl gives it, in seconds): capped at 60 s, plus up to
+ * a quarter of jitter; none (<= 0): the backoff. Huge values cannot
+ * overflow (issue 14, tests/fuzz/fuzz_http_headers). */
+static void test_retry_after_delay(void **state)
+{
+	assert_int_equal(http_retry_delay_ms(0, 1234, 99), 1234);
+	assert_int_equal(http_retry_delay_ms(-5, 77, 99), 77);
+	assert_int_equal(http_retry_delay_ms(1, 77, 0), 1000);
+	assert_int_equal(http_retry_delay_ms(1, 77, 250), 1250);
+	assert_int_equal(http_retry_delay_ms(1, 77, 251), 1000);
+	assert_int_equal(http_retry_delay_ms(61, 77, 0), 60000);
+	assert_int_equal(http_retry_delay_ms(LONG_MAX, 77, 15000), 75000);
+	assert_int_equal(http_retry_delay_ms(LONG_MAX, 77, UINT64_MAX), 60000 + UINT64_MAX % 15001);
+}
+
+/* One header line as libcurl hands it over: the value of the named field,
+ * trimmed; another field (or a status line) gives NULL. */
+static void test_header_value(void **state)
+{
+	static const struct {
+		const char *line;
+		const char *want;
+	} cases[] = {
+		{ "Content-Range: bytes 0-11/12\r\n", "bytes 0-11/12" },
+		{ "content-range:bytes 0-0/1", "bytes 0-0/1" },
+		{ "CONTENT-RANGE: \t bytes 5-9/* \t\r\n", "bytes 5-9/*" },
+		{ "Content-Range:\r\n", "" },
+		{ "Content-Range : bytes 0-1/2\r\n", NULL },
+		{ "Content-Ranges: bytes 0-1/2\r\n", NULL },
+		{ "Content-Rang", NULL },
+		{ "HTTP/1.1 206 Partial Content\r\n", NULL },
+		{ "\r\n", NULL },
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		char *v = http_header_value(cases[i].line, strlen(cases[i].line), "Content-Range");
+		if (cases[i].want) {
+			assert_non_null(v);
+			assert_string_equal(v, cases[i].want);
+		} else {
+			assert_null(v);
+		}
+		free(v);
+	}
+	/* the length is respected: no terminator needed */
+	char *v = http_header_value("Retry-After: 120XYZ", 16, "retry-after");
+	assert_string_equal(v, "120");
+	free(v);
+}
+
 /* ---------------------------------------------------------------------- */
 /* Requests                                                               */
 
@@ -1243,6 +1292,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_transport_errno, arm, disarm),
 		cmocka_unit_test_setup_teardown(test_escape, arm, disarm),
 		cmocka_unit_test_setup_teardown(test_backoff_bounds, arm, disarm),
+		cmocka_unit_test_setup_teardown(test_retry_after_delay, arm, disarm),
+		cmocka_unit_test_setup_teardown(test_header_value, arm, disarm),
 		cmocka_unit_test_setup_teardown(test_retry_503_then_success, arm, disarm),
 		cmocka_unit_test_setup_teardown(test_retries_exhausted, arm, disarm),
 		cmocka_unit_test_setup_teardown(test_no_retry_on_post, arm, disarm),

@@ -872,11 +872,61 @@ static void test_new(void **state)
 	jfs_free(j);
 }
 
+/* The Content-Range of a ranged download, without a server (issue 14,
+ * tests/fuzz/fuzz_http_headers): only digits, within int64, and a length
+ * that fits int64 (0 to INT64_MAX with an unknown total overflowed b - a + 1 before). */
+static void test_content_range(void **state)
+{
+	static const struct {
+		const char *cr;
+		int64_t first, last;
+		int64_t expect; /* -1: refused */
+	} cases[] = {
+		{ "bytes 0-11/12", 0, 11, 12 },
+		{ "BYTES 0-11/12", 0, -1, 12 },
+		{ "bytes 100-299999/300000", 100, -1, 299900 },
+		{ "bytes 4096-8191/*", 4096, 8191, 4096 },
+		{ "bytes 4096-8191/*", 4096, -1, 4096 },
+		{ "bytes 5-9/10", 5, 99, 5 },            /* the file ends first */
+		{ "bytes 5-8/10", 5, 99, -1 },           /* ... but not there */
+		{ "bytes 5-9/*", 5, 99, -1 },            /* unknown end: not short */
+		{ "bytes 5-9/10", 4, 9, -1 },            /* another start */
+		{ "bytes 5-9/9", 5, 9, -1 },             /* beyond the total */
+		{ "bytes 9-5/10", 9, 5, -1 },
+		{ "bytes  5-9/10", 5, 9, -1 },           /* blanks, signs: not digits */
+		{ "bytes 5- 9/10", 5, 9, -1 },
+		{ "bytes 5-9/ 10", 5, 9, -1 },
+		{ "bytes +5-9/10", 5, 9, -1 },
+		{ "bytes 5-9/10 ", 5, 9, -1 },
+		{ "bytes 5-9", 5, 9, -1 },
+		{ "bytes */10", 0, 9, -1 },
+		{ "bytes 0-9223372036854775807/*", 0, -1, -1 },
+		{ "bytes 0-9223372036854775807/*", 0, INT64_MAX, -1 },
+		{ "bytes 1-9223372036854775807/*", 1, -1, INT64_MAX },
+		{ "bytes 0-9223372036854775806/9223372036854775807", 0, -1, INT64_MAX },
+		{ "bytes 0-9223372036854775808/*", 0, -1, -1 },
+		{ "", 0, -1, -1 },
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		int64_t got = -7;
+		int rc = jfs_content_range_check(cases[i].cr, cases[i].first, cases[i].last, &got);
+		if (cases[i].expect < 0) {
+			assert_int_equal(rc, -EIO);
+		} else {
+			assert_int_equal(rc, 0);
+			assert_int_equal(got, cases[i].expect);
+		}
+	}
+	int64_t got;
+	assert_int_equal(jfs_content_range_check(NULL, 0, -1, &got), -EIO);
+}
+
 int main(void)
 {
 	/* the scripted server writes to connections a cancelled client closed */
 	signal(SIGPIPE, SIG_IGN);
 	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_content_range),
 		cmocka_unit_test_setup_teardown(test_list, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_list_retry, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_liststream, setup, teardown),
