@@ -42,6 +42,7 @@
 #include "lib/log.h"
 #include "lib/redact.h"
 #include "net/http.h"
+#include "net/jfs_json.h"
 #include "net/url.h"
 
 #include <cjson/cJSON.h>
@@ -49,6 +50,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <math.h>
 #include <openssl/evp.h>
 #include <pthread.h>
 #include <pwd.h>
@@ -103,14 +105,6 @@ struct auth {
 
 #define AUTH_REVIVE_CHECK_S 5     /* a dead login looks for a new one this often */
 
-/* Tokens from a token endpoint response or from the account file. */
-struct tokens {
-	char *access;
-	char *refresh;
-	time_t expiry;
-	long lifetime;
-};
-
 /* ---------------------------------------------------------------------- */
 /* Small helpers                                                          */
 
@@ -122,7 +116,7 @@ static void free_secret(char *s)
 	}
 }
 
-static void tokens_release(struct tokens *t)
+void auth_tokens_release(struct auth_tokens *t)
 {
 	free_secret(t->access);
 	free_secret(t->refresh);
@@ -374,8 +368,9 @@ static void unlock_account_file(int fd)
 		close(fd); /* releases the flock */
 }
 
-/* Read and parse the account file through @fd (or @path when fd < 0). */
-static int read_account_json(const char *path, int fd, cJSON **out)
+/* Read the account file through @fd (or @path when fd < 0): *out is
+ * malloc'd and NUL-terminated (the caller wipes and frees it). */
+static int read_account_file(const char *path, int fd, char **out, size_t *out_len)
 {
 	int own = fd < 0;
 	if (own) {
@@ -412,16 +407,36 @@ static int read_account_json(const char *path, int fd, cJSON **out)
 	buf[got] = '\0';
 	if (own)
 		close(fd);
-	cJSON *j = cJSON_ParseWithLength(buf, got);
-	explicit_bzero(buf, got);
-	/* (the caller wipes the tree's secrets with json_wipe_secrets) */
-	free(buf);
+	*out = buf;
+	*out_len = got;
+	return 0;
+}
+
+/* The account file's text as a JSON object; -EINVAL when it is not one.
+ * (The caller wipes the tree's secrets with json_wipe_secrets.) */
+static int parse_account_json(const char *text, size_t len, cJSON **out)
+{
+	cJSON *j = text ? cJSON_ParseWithLength(text, len) : NULL;
 	if (!j || !cJSON_IsObject(j)) {
 		cJSON_Delete(j);
 		return -EINVAL;
 	}
 	*out = j;
 	return 0;
+}
+
+/* Read and parse the account file through @fd (or @path when fd < 0). */
+static int read_account_json(const char *path, int fd, cJSON **out)
+{
+	char *buf = NULL;
+	size_t len = 0;
+	int err = read_account_file(path, fd, &buf, &len);
+	if (err < 0)
+		return err;
+	err = parse_account_json(buf, len, out);
+	explicit_bzero(buf, len);
+	free(buf);
+	return err;
 }
 
 /* Write @data to @path atomically: a temp file in the same directory
@@ -517,7 +532,7 @@ static int json_set_num(cJSON *j, const char *name, double value)
 }
 
 /* Put @t (and the client auth style) into the account JSON @j. */
-static int json_set_tokens(cJSON *j, const struct tokens *t, bool basic_auth)
+static int json_set_tokens(cJSON *j, const struct auth_tokens *t, bool basic_auth)
 {
 	int err = json_set_str(j, "access_token", t->access);
 	if (!err)
@@ -533,8 +548,19 @@ static int json_set_tokens(cJSON *j, const struct tokens *t, bool basic_auth)
 	return err;
 }
 
+/* A count of seconds from the account file: a whole number within
+ * [0, 2^53], else 0 (unknown). A double out of range of time_t or long must
+ * never be converted. */
+static int64_t json_seconds(const cJSON *v)
+{
+	if (!cJSON_IsNumber(v) || !(v->valuedouble >= 0 && v->valuedouble <= 9007199254740992.0) ||
+	    v->valuedouble != floor(v->valuedouble))
+		return 0;
+	return (int64_t)v->valuedouble;
+}
+
 /* Tokens stored in the account JSON. -EINVAL when the refresh token is missing. */
-static int json_get_tokens(const cJSON *j, struct tokens *t)
+static int json_get_tokens(const cJSON *j, struct auth_tokens *t)
 {
 	memset(t, 0, sizeof(*t));
 	t->refresh = json_str(j, "refresh_token");
@@ -543,9 +569,61 @@ static int json_get_tokens(const cJSON *j, struct tokens *t)
 	t->access = json_str(j, "access_token");
 	const cJSON *e = cJSON_GetObjectItemCaseSensitive(j, "expiry");
 	const cJSON *l = cJSON_GetObjectItemCaseSensitive(j, "lifetime");
-	t->expiry = cJSON_IsNumber(e) ? (time_t)e->valuedouble : 0;
-	t->lifetime = cJSON_IsNumber(l) ? (long)l->valuedouble : 0;
+	t->expiry = (time_t)json_seconds(e);
+	t->lifetime = (long)json_seconds(l);
 	return 0;
+}
+
+void auth_account_release(struct auth_account *acc)
+{
+	if (!acc)
+		return;
+	free(acc->username);
+	free(acc->login_user);
+	free(acc->api_url);
+	free(acc->jfs_url);
+	free(acc->token_url);
+	free(acc->cafile);
+	free(acc->client_id);
+	auth_tokens_release(&acc->tokens);
+	memset(acc, 0, sizeof(*acc));
+}
+
+/* strdup of a string member into *@dst (NULL when absent); false on ENOMEM. */
+static bool json_str_into(const cJSON *j, const char *name, char **dst)
+{
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(j, name);
+	*dst = json_str(j, name);
+	return *dst || !cJSON_IsString(v) || !v->valuestring || !*v->valuestring;
+}
+
+int auth_account_decode(const char *text, size_t len, struct auth_account *out)
+{
+	memset(out, 0, sizeof(*out));
+	cJSON *j = NULL;
+	int err = parse_account_json(text, len, &j);
+	if (err < 0)
+		return err;
+	err = -ENOMEM;
+	if (!json_str_into(j, "username", &out->username) ||
+	    !json_str_into(j, "login_user", &out->login_user) ||
+	    !json_str_into(j, "api_url", &out->api_url) ||
+	    !json_str_into(j, "jfs_url", &out->jfs_url) ||
+	    !json_str_into(j, "token_url", &out->token_url) ||
+	    !json_str_into(j, "cafile", &out->cafile) ||
+	    !json_str_into(j, "client_id", &out->client_id))
+		goto out;
+	const cJSON *ca = cJSON_GetObjectItemCaseSensitive(j, "client_auth");
+	out->basic_auth = cJSON_IsString(ca) && ca->valuestring && !strcmp(ca->valuestring, "basic");
+	/* no refresh token (tokens.refresh NULL): the caller says what is missing */
+	json_get_tokens(j, &out->tokens);
+	err = 0;
+out:
+	json_wipe_secrets(j);
+	cJSON_Delete(j);
+	if (err < 0)
+		auth_account_release(out);
+	return err;
 }
 
 /* ---------------------------------------------------------------------- */
@@ -663,10 +741,8 @@ fail:
 /* ---------------------------------------------------------------------- */
 /* Token endpoint                                                          */
 
-/* Parse a token endpoint's success JSON. @old_refresh is kept when the
- * response carries none. 0 or -EIO (no access token / not JSON). */
-static int parse_token_response(const char *body, size_t len, const char *old_refresh,
-				struct tokens *t)
+int auth_token_response_decode(const char *body, size_t len, const char *old_refresh,
+			       time_t now, struct auth_tokens *t)
 {
 	memset(t, 0, sizeof(*t));
 	cJSON *j = body ? cJSON_ParseWithLength(body, len) : NULL;
@@ -674,16 +750,27 @@ static int parse_token_response(const char *body, size_t len, const char *old_re
 		cJSON_Delete(j);
 		return -EIO;
 	}
+	int err = -EIO;
 	t->access = json_str(j, "access_token");
 	t->refresh = json_str(j, "refresh_token");
-	if (!t->refresh && old_refresh)
+	if (!t->refresh && old_refresh) {
 		t->refresh = strdup(old_refresh);
+		if (!t->refresh)
+			err = -ENOMEM;
+	}
+	/* a lifetime out of range (or a numeric string that overflows) is
+	 * ignored: 3600 is what the service gives */
 	long expires_in = 3600;
 	const cJSON *e = cJSON_GetObjectItemCaseSensitive(j, "expires_in");
-	if (cJSON_IsNumber(e) && e->valuedouble > 0 && e->valuedouble < 1e9)
+	if (cJSON_IsNumber(e) && e->valuedouble >= 1 && e->valuedouble <= AUTH_LIFETIME_MAX) {
 		expires_in = (long)e->valuedouble;
-	else if (cJSON_IsString(e) && e->valuestring && atol(e->valuestring) > 0)
-		expires_in = atol(e->valuestring);
+	} else if (cJSON_IsString(e) && e->valuestring) {
+		char *end;
+		errno = 0;
+		long v = strtol(e->valuestring, &end, 10);
+		if (!errno && end != e->valuestring && !*end && v >= 1 && v <= AUTH_LIFETIME_MAX)
+			expires_in = v;
+	}
 	const cJSON *tt = cJSON_GetObjectItemCaseSensitive(j, "token_type");
 	if (cJSON_IsString(tt) && tt->valuestring && strcasecmp(tt->valuestring, "bearer")) {
 		char shown[33];
@@ -693,21 +780,19 @@ static int parse_token_response(const char *body, size_t len, const char *old_re
 	json_wipe_secrets(j);
 	cJSON_Delete(j);
 	if (!t->access || !t->refresh) {
-		tokens_release(t);
-		return -EIO;
+		auth_tokens_release(t);
+		return err;
 	}
 	t->lifetime = expires_in;
-	t->expiry = time(NULL) + expires_in;
+	t->expiry = now + expires_in;
 	return 0;
 }
 
-/* The OAuth "error" (and "error_description") of an error response body,
- * copied into @err / @desc (empty when absent). */
-static void parse_oauth_error(const struct http_response *r, char *err, size_t errsz,
-			      char *desc, size_t descsz)
+void auth_oauth_error_decode(const char *body, size_t len, char *err, size_t errsz, char *desc,
+			     size_t descsz)
 {
 	err[0] = desc[0] = '\0';
-	cJSON *j = r->body ? cJSON_ParseWithLength(r->body, r->body_len) : NULL;
+	cJSON *j = body ? cJSON_ParseWithLength(body, len) : NULL;
 	if (j && cJSON_IsObject(j)) {
 		const cJSON *e = cJSON_GetObjectItemCaseSensitive(j, "error");
 		const cJSON *d = cJSON_GetObjectItemCaseSensitive(j, "error_description");
@@ -775,7 +860,7 @@ static bool client_auth_refused(const struct http_response *r)
 	char e[64], d[16];
 	if (r->status != 400 && r->status != 401)
 		return false;
-	parse_oauth_error(r, e, sizeof(e), d, sizeof(d));
+	auth_oauth_error_decode(r->body, r->body_len, e, sizeof(e), d, sizeof(d));
 	return !strcmp(e, "unauthorized_client") || !strcmp(e, "invalid_client");
 }
 
@@ -823,6 +908,21 @@ static char *describe_http_failure(const char *what, const char *url, int err,
 /* ---------------------------------------------------------------------- */
 /* Login                                                                  */
 
+int auth_discovery_decode(const char *body, size_t len, char **token_endpoint)
+{
+	*token_endpoint = NULL;
+	cJSON *j = body ? cJSON_ParseWithLength(body, len) : NULL;
+	const cJSON *v = cJSON_IsObject(j) ? cJSON_GetObjectItemCaseSensitive(j, "token_endpoint")
+					   : NULL;
+	int err = -EIO;
+	if (cJSON_IsString(v) && v->valuestring && url_check(v->valuestring) != URL_REFUSED) {
+		*token_endpoint = strdup(v->valuestring);
+		err = *token_endpoint ? 0 : -ENOMEM;
+	}
+	cJSON_Delete(j);
+	return err;
+}
+
 /* GET the OIDC discovery document; *token_endpoint is malloc'd. */
 static int discover(struct http_client *http, const char *link, char **token_endpoint,
 		    char **errmsg)
@@ -845,12 +945,12 @@ static int discover(struct http_client *http, const char *link, char **token_end
 		http_response_release(&resp);
 		return err;
 	}
-	cJSON *j = cJSON_ParseWithLength(resp.body ? resp.body : "", resp.body_len);
-	char *te = j ? json_str(j, "token_endpoint") : NULL;
-	cJSON_Delete(j);
+	char *te = NULL;
+	err = auth_discovery_decode(resp.body, resp.body_len, &te);
 	http_response_release(&resp);
-	if (!te || url_check(te) == URL_REFUSED) {
-		free(te);
+	if (err == -ENOMEM)
+		return err;
+	if (err < 0) {
 		set_errmsg(errmsg, xasprintf("the login service's configuration at %s has no "
 					     "usable token_endpoint: the service may have changed; "
 					     "pass -o token_url=URL", link));
@@ -894,12 +994,15 @@ static int customer_username(struct http_client *http, const char *api_url,
 		http_response_release(&resp);
 		return err;
 	}
-	cJSON *j = cJSON_ParseWithLength(resp.body ? resp.body : "", resp.body_len);
-	char *u = j ? json_str(j, "username") : NULL;
-	cJSON_Delete(j);
+	/* the same decoder as net/jfs's (one set of rules for the name) */
+	char *u = NULL;
+	err = jfs_json_customer_username(resp.body, resp.body_len, &u);
 	http_response_release(&resp);
-	if (!u || strchr(u, '/') || !strcmp(u, ".") || !strcmp(u, "..")) {
-		free(u);
+	if (err == -ENOMEM) {
+		free(url);
+		return err;
+	}
+	if (err < 0) {
 		set_errmsg(errmsg, xasprintf("cannot read the account's user name: %s returned "
 					     "no usable 'username': check the api_url option", url));
 		free(url);
@@ -917,7 +1020,7 @@ int auth_login(struct http_client *http, const char *config_dir, const char *acc
 	struct auth_login_token lt;
 	char *why = NULL, *token_url = NULL, *username = NULL, *form = NULL;
 	char *api_url = NULL, *jfs_url = NULL, *path = NULL;
-	struct tokens t = { 0 };
+	struct auth_tokens t = { 0 };
 	cJSON *j = NULL;
 	int err, lockfd = -1;
 
@@ -998,7 +1101,7 @@ int auth_login(struct http_client *http, const char *config_dir, const char *acc
 	err = token_post(http, token_url, AUTH_CLIENT_ID, false, form, &resp);
 	if (err < 0) {
 		char e[64], d[160];
-		parse_oauth_error(&resp, e, sizeof(e), d, sizeof(d));
+		auth_oauth_error_decode(resp.body, resp.body_len, e, sizeof(e), d, sizeof(d));
 		if (!strcmp(e, "invalid_grant")) {
 			err = -EKEYREJECTED;
 			set_errmsg(errmsg, xasprintf(
@@ -1020,7 +1123,7 @@ int auth_login(struct http_client *http, const char *config_dir, const char *acc
 		http_response_release(&resp);
 		goto out;
 	}
-	err = parse_token_response(resp.body, resp.body_len, NULL, &t);
+	err = auth_token_response_decode(resp.body, resp.body_len, NULL, time(NULL), &t);
 	http_response_release(&resp);
 	if (err < 0) {
 		set_errmsg(errmsg, xasprintf("cannot log in: the token endpoint %s returned no "
@@ -1083,7 +1186,7 @@ out:
 	unlock_account_file(lockfd);
 	json_wipe_secrets(j);
 	cJSON_Delete(j);
-	tokens_release(&t);
+	auth_tokens_release(&t);
 	auth_login_token_release(&lt);
 	free_secret(form);
 	free(token_url);
@@ -1124,6 +1227,18 @@ int auth_logout(const char *config_dir, const char *account)
 /* ---------------------------------------------------------------------- */
 /* Open, accessors                                                        */
 
+/* A decoded account member, taken over from *@stored; @override (may be
+ * NULL), when set, replaces it (a copy; NULL on ENOMEM). */
+static char *take(char **stored, const char *override)
+{
+	char *v = *stored;
+	*stored = NULL;
+	if (!override)
+		return v;
+	free(v);
+	return strdup(override);
+}
+
 int auth_open(struct http_client *http, const char *config_dir, const char *account,
 	      const struct auth_endpoints *ep, struct auth **out, char **errmsg)
 {
@@ -1140,8 +1255,15 @@ int auth_open(struct http_client *http, const char *config_dir, const char *acco
 	char *path = account_path(config_dir, account);
 	if (!path)
 		return -ENOMEM;
-	cJSON *j = NULL;
-	int err = read_account_json(path, -1, &j);
+	char *text = NULL;
+	size_t text_len = 0;
+	struct auth_account acc;
+	int err = read_account_file(path, -1, &text, &text_len);
+	if (err == 0) {
+		err = auth_account_decode(text, text_len, &acc);
+		explicit_bzero(text, text_len);
+		free(text);
+	}
 	if (err == -ENOENT) {
 		set_errmsg(errmsg, xasprintf("not logged in (no account '%s'): run 'jottafs login%s%s' "
 					     "first", account, named ? " --account " : "",
@@ -1163,9 +1285,8 @@ int auth_open(struct http_client *http, const char *config_dir, const char *acco
 			 path, (unsigned)(st.st_mode & 0777));
 
 	struct auth *a = calloc(1, sizeof(*a));
-	struct tokens t;
 	if (!a) {
-		cJSON_Delete(j);
+		auth_account_release(&acc);
 		free(path);
 		return -ENOMEM;
 	}
@@ -1174,18 +1295,17 @@ int auth_open(struct http_client *http, const char *config_dir, const char *acco
 	a->http = http;
 	a->path = path;
 	a->account = strdup(account);
-	a->username = json_str(j, "username");
-	a->login_user = json_str(j, "login_user");
-	a->api_url = ep->api_url ? strdup(ep->api_url) : json_str(j, "api_url");
-	a->jfs_url = ep->jfs_url ? strdup(ep->jfs_url) : json_str(j, "jfs_url");
-	a->token_url = ep->token_url ? strdup(ep->token_url) : json_str(j, "token_url");
-	a->cafile = ep->cafile ? strdup(ep->cafile) : json_str(j, "cafile");
-	a->client_id = json_str(j, "client_id");
-	const cJSON *ca = cJSON_GetObjectItemCaseSensitive(j, "client_auth");
-	a->basic_auth = cJSON_IsString(ca) && ca->valuestring && !strcmp(ca->valuestring, "basic");
-	err = json_get_tokens(j, &t);
-	json_wipe_secrets(j);
-	cJSON_Delete(j);
+	a->username = take(&acc.username, NULL);
+	a->login_user = take(&acc.login_user, NULL);
+	a->api_url = take(&acc.api_url, ep->api_url);
+	a->jfs_url = take(&acc.jfs_url, ep->jfs_url);
+	a->token_url = take(&acc.token_url, ep->token_url);
+	a->cafile = take(&acc.cafile, ep->cafile);
+	a->client_id = take(&acc.client_id, NULL);
+	a->basic_auth = acc.basic_auth;
+	struct auth_tokens t = acc.tokens;
+	memset(&acc.tokens, 0, sizeof(acc.tokens));
+	auth_account_release(&acc);
 	if (!a->login_user)
 		a->login_user = strdup("");
 	if (!a->api_url)
@@ -1196,18 +1316,18 @@ int auth_open(struct http_client *http, const char *config_dir, const char *acco
 		a->token_url = strdup(AUTH_DEFAULT_TOKEN_URL);
 	if (!a->client_id)
 		a->client_id = strdup(AUTH_CLIENT_ID);
-	if (err < 0 || !a->username) {
+	if (!t.refresh || !a->username) {
 		set_errmsg(errmsg, xasprintf("the account file '%s' is incomplete (%s missing): run "
 					     "'jottafs login%s%s' again", path,
-					     err < 0 ? "refresh_token" : "username",
+					     !t.refresh ? "refresh_token" : "username",
 					     named ? " --account " : "", named ? named : ""));
-		tokens_release(&t);
+		auth_tokens_release(&t);
 		auth_free(a);
 		return -EINVAL;
 	}
 	if (!a->account || !a->login_user || !a->api_url || !a->jfs_url || !a->token_url ||
 	    !a->client_id) {
-		tokens_release(&t);
+		auth_tokens_release(&t);
 		auth_free(a);
 		return -ENOMEM;
 	}
@@ -1224,7 +1344,7 @@ int auth_open(struct http_client *http, const char *config_dir, const char *acco
 			err = endpoint_ok(names[i], where ? where : "", urls[i], insecure, errmsg);
 			free(where);
 			if (err < 0) {
-				tokens_release(&t);
+				auth_tokens_release(&t);
 				auth_free(a);
 				return err;
 			}
@@ -1296,10 +1416,10 @@ bool auth_is_dead(struct auth *a)
  * On success *out holds the tokens to use; @basic_out the client auth style.
  * Returns 0, -EKEYREJECTED (dead login), or another -errno (try later).
  */
-static int refresh_tokens(struct auth *a, const struct tokens *cur, bool basic_in,
-			  const char *refused_access, struct tokens *out, bool *basic_out)
+static int refresh_tokens(struct auth *a, const struct auth_tokens *cur, bool basic_in,
+			  const char *refused_access, struct auth_tokens *out, bool *basic_out)
 {
-	struct tokens file = { 0 };
+	struct auth_tokens file = { 0 };
 	cJSON *j = NULL;
 	char *form = NULL;
 	bool basic = basic_in;
@@ -1365,7 +1485,7 @@ static int refresh_tokens(struct auth *a, const struct tokens *cur, bool basic_i
 	}
 	if (err < 0) {
 		char e[64], d[160];
-		parse_oauth_error(&resp, e, sizeof(e), d, sizeof(d));
+		auth_oauth_error_decode(resp.body, resp.body_len, e, sizeof(e), d, sizeof(d));
 		if (!strcmp(e, "invalid_grant")) {
 			err = -EKEYREJECTED;
 		} else if (resp.status) {
@@ -1378,7 +1498,7 @@ static int refresh_tokens(struct auth *a, const struct tokens *cur, bool basic_i
 		http_response_release(&resp);
 		goto out;
 	}
-	err = parse_token_response(resp.body, resp.body_len, rt, out);
+	err = auth_token_response_decode(resp.body, resp.body_len, rt, time(NULL), out);
 	http_response_release(&resp);
 	if (err < 0) {
 		log_err("token refresh failed: %s returned no usable tokens", a->token_url);
@@ -1399,7 +1519,7 @@ out:
 	unlock_account_file(fd);
 	json_wipe_secrets(j);
 	cJSON_Delete(j);
-	tokens_release(&file);
+	auth_tokens_release(&file);
 	free_secret(form);
 	return err;
 }
@@ -1418,7 +1538,7 @@ static void try_revive(struct auth *a)
 	a->dead_checked = now;
 	pthread_mutex_unlock(&a->lock);
 	cJSON *j = NULL;
-	struct tokens t = { 0 };
+	struct auth_tokens t = { 0 };
 	bool got = read_account_json(a->path, -1, &j) == 0 && json_get_tokens(j, &t) == 0;
 	json_wipe_secrets(j);
 	cJSON_Delete(j);
@@ -1436,7 +1556,7 @@ static void try_revive(struct auth *a)
 		memset(&t, 0, sizeof(t));
 		log_info("a new login was found in '%s': using it", a->path);
 	}
-	tokens_release(&t);
+	auth_tokens_release(&t);
 }
 
 /*
@@ -1475,12 +1595,12 @@ static int provider_get_token(void *ctx, bool force, char **token)
 
 		/* This thread refreshes; the others wait for it. */
 		a->refreshing = true;
-		struct tokens cur = { .access = a->access_token ? strdup(a->access_token) : NULL,
+		struct auth_tokens cur = { .access = a->access_token ? strdup(a->access_token) : NULL,
 				      .refresh = strdup(a->refresh_token) };
 		bool basic = a->basic_auth, basic_out = basic;
 		pthread_mutex_unlock(&a->lock);
 
-		struct tokens fresh_tokens = { 0 };
+		struct auth_tokens fresh_tokens = { 0 };
 		if (!cur.refresh)
 			err = -ENOMEM;
 		else
@@ -1510,8 +1630,8 @@ static int provider_get_token(void *ctx, bool force, char **token)
 			}
 		}
 		pthread_cond_broadcast(&a->cond);
-		tokens_release(&cur);
-		tokens_release(&fresh_tokens);
+		auth_tokens_release(&cur);
+		auth_tokens_release(&fresh_tokens);
 		if (err < 0)
 			break;
 		/* loop: hand out the new token (generation changed) */

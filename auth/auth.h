@@ -20,6 +20,8 @@
 #define JOTTAFS_AUTH_H
 
 #include <stdbool.h>
+#include <stddef.h>
+#include <time.h>
 
 struct http_client;
 struct http_token_provider;
@@ -77,6 +79,74 @@ struct auth_login_token {
 int auth_login_token_decode(const char *text, struct auth_login_token *out, char **why);
 /* Wipe and free the fields. */
 void auth_login_token_release(struct auth_login_token *t);
+
+/*
+ * Added (issue 14). The decoders of what the login servers and the account
+ * file give us: pure (no I/O, no globals, nothing logged but a warning about
+ * an unexpected token_type), the very functions auth_login, auth_open and
+ * the refresh use; exposed for the unit tests and the fuzz target.
+ */
+
+/* OAuth tokens, from a token endpoint answer or the account file. */
+struct auth_tokens {
+	char *access;            /* access token; NULL when the account file has none */
+	char *refresh;           /* refresh token */
+	time_t expiry;           /* unix seconds (0: unknown) */
+	long lifetime;           /* expires_in when issued, seconds (0: unknown) */
+};
+/* Wipe and free the tokens; the struct is zeroed. */
+void auth_tokens_release(struct auth_tokens *t);
+
+/*
+ * A token endpoint's success answer: a JSON object with string members
+ * access_token and refresh_token (@old_refresh, may be NULL, is kept when
+ * the answer has none) and expires_in, a number or a numeric string within
+ * 1..AUTH_LIFETIME_MAX seconds (otherwise 3600 is assumed). expiry is
+ * @now + lifetime. 0, or -EIO (not such an object, a token missing) with
+ * @out zeroed; -ENOMEM.
+ */
+#define AUTH_LIFETIME_MAX 999999999L
+int auth_token_response_decode(const char *body, size_t len, const char *old_refresh,
+			       time_t now, struct auth_tokens *out);
+
+/*
+ * The OAuth "error" and "error_description" of an error answer, through
+ * redact_str() (lib/redact.h: printable, capped, nothing token-like) into
+ * @err (@errsz > 0) and @desc (@descsz > 0); "" when absent or when @body
+ * (may be NULL) is not a JSON object.
+ */
+void auth_oauth_error_decode(const char *body, size_t len, char *err, size_t errsz, char *desc,
+			     size_t descsz);
+
+/*
+ * The OIDC discovery document: its token_endpoint, which must be a URL
+ * that url_check() (net/url.h) does not refuse; whether plain http is
+ * allowed is the caller's decision. *token_endpoint is malloc'd. 0, -EIO,
+ * -ENOMEM.
+ */
+int auth_discovery_decode(const char *body, size_t len, char **token_endpoint);
+
+/*
+ * The account file (see auth.c for its members), decoded. String members
+ * are malloc'd, NULL when absent, empty or not strings; tokens.refresh NULL
+ * means the file holds no login. expiry and lifetime are whole seconds
+ * within [0, 2^53] (anything else: 0).
+ */
+struct auth_account {
+	char *username;
+	char *login_user;
+	char *api_url;
+	char *jfs_url;
+	char *token_url;
+	char *cafile;
+	char *client_id;
+	bool basic_auth;         /* client_auth "basic" */
+	struct auth_tokens tokens;
+};
+/* 0, -EINVAL (not a JSON object), -ENOMEM (@out zeroed on error). */
+int auth_account_decode(const char *text, size_t len, struct auth_account *out);
+/* Free the members (tokens wiped); the struct is zeroed. */
+void auth_account_release(struct auth_account *acc);
 
 /* Remove the account file. -ENOENT when there was none. */
 int auth_logout(const char *config_dir, const char *account);

@@ -922,6 +922,113 @@ static void test_processes_share_account(void **state)
 	cJSON_Delete(j);
 }
 
+/* ---------------------------------------------------------------------- */
+/* The pure decoders (issue 14; found by tests/fuzz/fuzz_auth)            */
+
+/* An expires_in out of range — a numeric string that overflows long, a
+ * fraction below one second — is ignored (3600), never added to the clock
+ * (a signed overflow before). */
+static void test_token_answer_lifetime(void **state)
+{
+	static const struct {
+		const char *json;
+		long lifetime;
+	} cases[] = {
+		{ "{\"access_token\":\"a\",\"refresh_token\":\"r\",\"expires_in\":300}", 300 },
+		{ "{\"access_token\":\"a\",\"refresh_token\":\"r\",\"expires_in\":\"300\"}", 300 },
+		{ "{\"access_token\":\"a\",\"refresh_token\":\"r\","
+		  "\"expires_in\":\"9223372036854775807\"}", 3600 },
+		{ "{\"access_token\":\"a\",\"refresh_token\":\"r\","
+		  "\"expires_in\":\"99999999999999999999999\"}", 3600 },
+		{ "{\"access_token\":\"a\",\"refresh_token\":\"r\",\"expires_in\":\"30x\"}", 3600 },
+		{ "{\"access_token\":\"a\",\"refresh_token\":\"r\",\"expires_in\":0.5}", 3600 },
+		{ "{\"access_token\":\"a\",\"refresh_token\":\"r\",\"expires_in\":1e300}", 3600 },
+		{ "{\"access_token\":\"a\",\"refresh_token\":\"r\",\"expires_in\":-5}", 3600 },
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct auth_tokens t;
+		const char *j = cases[i].json;
+		assert_int_equal(auth_token_response_decode(j, strlen(j), NULL, 1000, &t), 0);
+		assert_string_equal(t.access, "a");
+		assert_string_equal(t.refresh, "r");
+		assert_int_equal(t.lifetime, cases[i].lifetime);
+		assert_int_equal(t.expiry, 1000 + cases[i].lifetime);
+		auth_tokens_release(&t);
+	}
+	/* no refresh token: the old one is kept, or the answer is unusable */
+	struct auth_tokens t;
+	const char *j = "{\"access_token\":\"a\"}";
+	assert_int_equal(auth_token_response_decode(j, strlen(j), "old", 0, &t), 0);
+	assert_string_equal(t.refresh, "old");
+	auth_tokens_release(&t);
+	assert_int_equal(auth_token_response_decode(j, strlen(j), NULL, 0, &t), -EIO);
+	assert_null(t.access);
+	assert_int_equal(auth_token_response_decode("[1]", 3, "old", 0, &t), -EIO);
+	assert_int_equal(auth_token_response_decode(NULL, 0, "old", 0, &t), -EIO);
+}
+
+/* expiry/lifetime in the account file: whole seconds within [0, 2^53],
+ * else 0; a double out of range of time_t was converted before (UB). */
+static void test_account_decode_numbers(void **state)
+{
+	static const struct {
+		const char *num;
+		long long want;
+	} cases[] = {
+		{ "1795447004", 1795447004 }, { "0", 0 }, { "1e300", 0 }, { "-1e300", 0 },
+		{ "-5", 0 }, { "12.5", 0 }, { "9007199254740992", 9007199254740992LL },
+		{ "9007199254740994", 0 }, { "\"3600\"", 0 },
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		char text[256];
+		snprintf(text, sizeof(text),
+			 "{\"username\":\"u\",\"refresh_token\":\"r\",\"expiry\":%s,\"lifetime\":%s}",
+			 cases[i].num, cases[i].num);
+		struct auth_account a;
+		assert_int_equal(auth_account_decode(text, strlen(text), &a), 0);
+		assert_string_equal(a.username, "u");
+		assert_string_equal(a.tokens.refresh, "r");
+		assert_null(a.tokens.access);
+		assert_int_equal((long long)a.tokens.expiry, cases[i].want);
+		assert_int_equal((long long)a.tokens.lifetime, cases[i].want);
+		auth_account_release(&a);
+	}
+	struct auth_account a;
+	const char *basic = "{\"client_auth\":\"basic\",\"api_url\":\"\",\"cafile\":7}";
+	assert_int_equal(auth_account_decode(basic, strlen(basic), &a), 0);
+	assert_true(a.basic_auth);
+	assert_null(a.api_url);
+	assert_null(a.cafile);
+	assert_null(a.tokens.refresh);
+	auth_account_release(&a);
+	assert_int_equal(auth_account_decode("[]", 2, &a), -EINVAL);
+	assert_int_equal(auth_account_decode("{", 1, &a), -EINVAL);
+}
+
+static void test_discovery_and_oauth_error(void **state)
+{
+	char *te = NULL;
+	const char *d = "{\"issuer\":\"x\",\"token_endpoint\":\"https://id.example/token\"}";
+	assert_int_equal(auth_discovery_decode(d, strlen(d), &te), 0);
+	assert_string_equal(te, "https://id.example/token");
+	free(te);
+	const char *bad[] = { "{\"token_endpoint\":\"ftp://x\"}", "{\"token_endpoint\":1}",
+			      "[\"https://x\"]", "" };
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		assert_int_equal(auth_discovery_decode(bad[i], strlen(bad[i]), &te), -EIO);
+		assert_null(te);
+	}
+
+	char e[16], desc[16];
+	const char *o = "{\"error\":\"invalid_grant\",\"error_description\":\"Stale\\ntoken!\"}";
+	auth_oauth_error_decode(o, strlen(o), e, sizeof(e), desc, sizeof(desc));
+	assert_string_equal(e, "invalid_grant");
+	assert_string_equal(desc, "Stale?token!"); /* the newline made printable */
+	auth_oauth_error_decode(NULL, 0, e, sizeof(e), desc, sizeof(desc));
+	assert_string_equal(e, "");
+	assert_string_equal(desc, "");
+}
+
 int main(void)
 {
 	signal(SIGPIPE, SIG_IGN);
@@ -930,6 +1037,9 @@ int main(void)
 		cmocka_unit_test(test_token_decode_valid),
 		cmocka_unit_test(test_token_decode_invalid),
 		cmocka_unit_test(test_account_name),
+		cmocka_unit_test(test_token_answer_lifetime),
+		cmocka_unit_test(test_account_decode_numbers),
+		cmocka_unit_test(test_discovery_and_oauth_error),
 		cmocka_unit_test(test_config_dir),
 		cmocka_unit_test_setup_teardown(test_login_and_store, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_login_errors, setup, teardown),
