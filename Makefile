@@ -108,11 +108,30 @@ lint:
 	  lib net auth cache fs
 
 # libFuzzer targets: the library is built with coverage instrumentation in its
-# own object directory, then each tests/fuzz/fuzz_*.c is linked against it.
+# own object directory, then each tests/fuzz/fuzz_*.c is linked against it and
+# run for FUZZTIME seconds (0: build only), with tests/fuzz/<name>.dict and the
+# seeds in tests/fuzz/<name>_seeds when they exist. The corpus grows in
+# $(FUZZBUILD)/fuzz/corpus-<name> from one run to the next; a crash, a leak or
+# a sanitizer report fails the run and leaves its input in $(FUZZBUILD)/fuzz/.
+# FUZZ_ARGS adds libFuzzer options (e.g. -jobs=2). A long run of one target:
+#   make fuzz FUZZTIME=600 FUZZSRC=tests/fuzz/fuzz_auth.c
 FUZZBUILD ?= build-fuzz
+FUZZTIME  ?= 10
+FUZZ_ARGS ?=
 fuzz:
 	$(MAKE) --no-print-directory BUILD=$(FUZZBUILD) CC=clang \
 	  SANITIZE=fuzzer-no-link,address,undefined fuzz-targets
+	@set -e; [ "$(FUZZTIME)" -gt 0 ] || exit 0; \
+	 for f in $(FUZZSRC); do n=$$(basename $$f .c); s=$${n#fuzz_}; \
+	  d=tests/fuzz/$$s.dict; c=$(FUZZBUILD)/fuzz/corpus-$$s; mkdir -p $$c; \
+	  echo "== $$n: $(FUZZTIME) s"; \
+	  $(FUZZBUILD)/fuzz/$$n -max_total_time=$(FUZZTIME) -print_final_stats=1 \
+	    -artifact_prefix=$(FUZZBUILD)/fuzz/$$n- $$( [ -f $$d ] && echo -dict=$$d ) \
+	    $(FUZZ_ARGS) $$c $$( [ -d tests/fuzz/$${s}_seeds ] && echo tests/fuzz/$${s}_seeds ) \
+	    > $(FUZZBUILD)/fuzz/$$n.log 2>&1 || { tail -n 60 $(FUZZBUILD)/fuzz/$$n.log; \
+	    echo "fuzz: $$n failed (log: $(FUZZBUILD)/fuzz/$$n.log)" >&2; exit 1; }; \
+	  grep -E '^#[0-9]+.*DONE|^stat::number_of_executed_units' $(FUZZBUILD)/fuzz/$$n.log; \
+	 done
 
 fuzz-targets: $(LIBA)
 	@mkdir -p $(BUILD)/fuzz
