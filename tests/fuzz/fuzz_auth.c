@@ -7,14 +7,15 @@
  * which is a C string, gets a NUL-terminated copy cut at the first NUL):
  *   login token  as given, and base64url-encoded here first (so that the
  *                fuzzer mutates the JSON inside a well-formed token): on
- *                success every field is set and the link is http(s); on
+ *                success every field is set and url_check() takes the
+ *                link; on
  *                failure every field is NULL and the reason never quotes
  *                the token;
  *   token answer with and without a refresh token to keep: access and
  *                refresh tokens set, 1 <= lifetime <= AUTH_LIFETIME_MAX and
  *                expiry = now + lifetime; else -EIO and nothing kept;
  *   OAuth error  NUL-terminated, printable, cut to the buffer (also 1 byte);
- *   discovery    an http(s) token endpoint or -EIO;
+ *   discovery    a token endpoint url_check() takes, or -EIO;
  *   account file non-empty strings, expiry and lifetime within [0, 2^53].
  * Memory safety and leaks (of the secrets too) are ASan's job; undefined
  * conversions of server numbers UBSan's.
@@ -25,6 +26,7 @@
  */
 #include "auth/auth.h"
 #include "lib/log.h"
+#include "net/url.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -65,8 +67,7 @@ static void check_login_token(const char *text)
 		CHECK(why == NULL);
 		CHECK(t.username && t.username[0] && t.auth_token && t.auth_token[0]);
 		CHECK(t.realm && t.well_known_link);
-		CHECK(!strncmp(t.well_known_link, "https://", 8) ||
-		      !strncmp(t.well_known_link, "http://", 7));
+		CHECK(url_check(t.well_known_link) != URL_REFUSED);
 		auth_login_token_release(&t);
 		CHECK(!t.username && !t.realm && !t.well_known_link && !t.auth_token);
 		return;
@@ -147,7 +148,7 @@ static void check_discovery(const char *body, size_t len)
 		return;
 	}
 	CHECK(rc == 0 && te);
-	CHECK(!strncmp(te, "https://", 8) || !strncmp(te, "http://", 7));
+	CHECK(url_check(te) != URL_REFUSED);
 	free(te);
 }
 

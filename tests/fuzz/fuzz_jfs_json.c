@@ -7,9 +7,9 @@
  * after it). Every decoder sees it:
  *   allocate  for sizes 0, 12, 300000 and the body's own "bytes": on success
  *             the state is a short non-empty string, resume_pos within
- *             [0, size], and an upload_url that passes jfs_json_url_ok
- *             exactly when the state is not COMPLETED; on failure -EIO and
- *             an all-zero result;
+ *             [0, size], and an upload_url that url_check() does not refuse
+ *             exactly when the state is not COMPLETED; on failure -EIO and an
+ *             all-zero result;
  *   upload    for the same sizes and a fixed MD5 or the body's own: success
  *             only when the body names that size and MD5, modified >= 0;
  *   customer  a username of 1-255 bytes without '/' or control characters;
@@ -24,6 +24,7 @@
  *          -max_total_time=60 /tmp/corpus-json tests/fuzz/jfs_json_seeds
  */
 #include "net/jfs_json.h"
+#include "net/url.h"
 
 #include <cjson/cJSON.h>
 #include <errno.h>
@@ -73,7 +74,7 @@ static void check_alloc(const char *body, size_t len, int64_t size)
 	if (a.completed)
 		CHECK(a.upload_url == NULL);
 	else
-		CHECK(a.upload_url && jfs_json_url_ok(a.upload_url));
+		CHECK(a.upload_url && url_check(a.upload_url) != URL_REFUSED);
 	jfs_alloc_release(&a);
 }
 
@@ -182,7 +183,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 	char *path = strndup(body, size);
 	CHECK(path != NULL);
-	CHECK(jfs_json_url_ok(path) == jfs_json_url_ok(path)); /* reads it whole */
+	/* the server's text as a URL (what net/url checks an upload_url with) */
+	enum url_verdict v = url_check(path);
+	CHECK(v == URL_OK || v == URL_NEEDS_FLAG || v == URL_REFUSED);
 	check_request(path, own_size);
 	free(path);
 	free(body);
