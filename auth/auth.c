@@ -40,6 +40,7 @@
 #include "auth/auth.h"
 
 #include "lib/log.h"
+#include "lib/privdir.h"
 #include "lib/redact.h"
 #include "net/http.h"
 #include "net/jfs_json.h"
@@ -301,36 +302,6 @@ static char *account_path(const char *config_dir, const char *account)
 	return xasprintf("%s/%s.json", config_dir, account);
 }
 
-/* mkdir -p @dir; the last component (ours) is made or tightened to 0700. */
-static int make_config_dir(const char *dir)
-{
-	char *tmp = strdup(dir);
-	if (!tmp)
-		return -ENOMEM;
-	for (char *p = tmp + 1; *p; p++) {
-		if (*p != '/')
-			continue;
-		*p = '\0';
-		if (mkdir(tmp, 0700) < 0 && errno != EEXIST) {
-			int err = -errno;
-			free(tmp);
-			return err;
-		}
-		*p = '/';
-	}
-	free(tmp);
-	if (mkdir(dir, 0700) < 0 && errno != EEXIST)
-		return -errno;
-	struct stat st;
-	if (stat(dir, &st) < 0)
-		return -errno;
-	if (!S_ISDIR(st.st_mode))
-		return -ENOTDIR;
-	if ((st.st_mode & 077) && st.st_uid == getuid() && chmod(dir, 0700) < 0)
-		return -errno;
-	return 0;
-}
-
 /* ---------------------------------------------------------------------- */
 /* The account file                                                       */
 
@@ -343,9 +314,9 @@ static int make_config_dir(const char *dir)
 static int lock_account_file(const char *path)
 {
 	for (int tries = 0; tries < 1000; tries++) {
-		int fd = open(path, O_RDONLY | O_CLOEXEC);
+		int fd = privdir_open_file(AT_FDCWD, path, O_RDONLY, false);
 		if (fd < 0)
-			return -errno;
+			return fd;
 		while (flock(fd, LOCK_EX) < 0) {
 			if (errno != EINTR) {
 				int err = -errno;
@@ -374,9 +345,11 @@ static int read_account_file(const char *path, int fd, char **out, size_t *out_l
 {
 	int own = fd < 0;
 	if (own) {
-		fd = open(path, O_RDONLY | O_CLOEXEC);
+		/* a regular file of ours, not through a symlink (lib/privdir.h);
+		 * -ELOOP, -EPERM: see privdir_file_error() */
+		fd = privdir_open_file(AT_FDCWD, path, O_RDONLY, false);
 		if (fd < 0)
-			return -errno;
+			return fd == -EINVAL ? -EPERM : fd;
 	}
 	struct stat st;
 	int err = 0;
@@ -1019,7 +992,8 @@ int auth_login(struct http_client *http, const char *config_dir, const char *acc
 	static const struct auth_endpoints none;
 	struct auth_login_token lt;
 	char *why = NULL, *token_url = NULL, *username = NULL, *form = NULL;
-	char *api_url = NULL, *jfs_url = NULL, *path = NULL;
+	char *api_url = NULL, *jfs_url = NULL, *path = NULL, *real_dir = NULL;
+	char dir_why[2 * PATH_MAX + 300];
 	struct auth_tokens t = { 0 };
 	cJSON *j = NULL;
 	int err, lockfd = -1;
@@ -1162,13 +1136,14 @@ int auth_login(struct http_client *http, const char *config_dir, const char *acc
 		err = -ENOMEM;
 		goto out;
 	}
-	err = make_config_dir(config_dir);
+	/* Made 0700; refused unless only we (and root) can change it and the
+	 * directories above it (lib/privdir.h). */
+	err = privdir_make(config_dir, geteuid(), &real_dir, dir_why, sizeof(dir_why));
 	if (err < 0) {
-		set_errmsg(errmsg, xasprintf("cannot create the directory '%s': %s", config_dir,
-					     strerror(-err)));
+		set_errmsg(errmsg, xasprintf("cannot use the configuration directory: %s", dir_why));
 		goto out;
 	}
-	path = account_path(config_dir, account);
+	path = account_path(real_dir, account);
 	if (!path) {
 		err = -ENOMEM;
 		goto out;
@@ -1194,6 +1169,7 @@ out:
 	free(api_url);
 	free(jfs_url);
 	free(path);
+	free(real_dir);
 	if (err < 0 && errmsg && !*errmsg)
 		*errmsg = xasprintf("login failed: %s", strerror(-err));
 	return err;
@@ -1252,13 +1228,22 @@ int auth_open(struct http_client *http, const char *config_dir, const char *acco
 		set_errmsg(errmsg, xasprintf("invalid account name '%s'", account));
 		return -EINVAL;
 	}
-	char *path = account_path(config_dir, account);
+	/* Only we (and root) can change the directory and those above it
+	 * (lib/privdir.h); the resolved path is used from here on. */
+	char dir_why[2 * PATH_MAX + 300], *real_dir = NULL;
+	int err = privdir_check(config_dir, geteuid(), &real_dir, dir_why, sizeof(dir_why));
+	if (err < 0 && err != -ENOENT) {
+		set_errmsg(errmsg, xasprintf("cannot use the configuration directory: %s", dir_why));
+		return err;
+	}
+	char *path = account_path(real_dir ? real_dir : config_dir, account);
+	free(real_dir);
 	if (!path)
 		return -ENOMEM;
 	char *text = NULL;
 	size_t text_len = 0;
 	struct auth_account acc;
-	int err = read_account_file(path, -1, &text, &text_len);
+	err = read_account_file(path, -1, &text, &text_len);
 	if (err == 0) {
 		err = auth_account_decode(text, text_len, &acc);
 		explicit_bzero(text, text_len);
@@ -1271,6 +1256,14 @@ int auth_open(struct http_client *http, const char *config_dir, const char *acco
 		free(path);
 		return err;
 	}
+	if (err == -ELOOP || err == -EPERM) {
+		char file_why[PATH_MAX + 200];
+		set_errmsg(errmsg, xasprintf("cannot use the account file: %s",
+					     privdir_file_error(path, err, file_why,
+								sizeof(file_why))));
+		free(path);
+		return err;
+	}
 	if (err < 0) {
 		set_errmsg(errmsg, xasprintf("cannot read the account file '%s' (%s): run "
 					     "'jottafs login%s%s' again", path,
@@ -1279,10 +1272,15 @@ int auth_open(struct http_client *http, const char *config_dir, const char *acco
 		free(path);
 		return err;
 	}
+	/* Written 0600; one that others can read is made private again. */
 	struct stat st;
-	if (stat(path, &st) == 0 && (st.st_mode & 077))
-		log_warn("the account file '%s' is readable by others (mode %03o): chmod 600 it",
-			 path, (unsigned)(st.st_mode & 0777));
+	if (lstat(path, &st) == 0 && S_ISREG(st.st_mode) && (st.st_mode & 077)) {
+		log_warn("the account file '%s' was readable by others (mode %03o): made it 0600; "
+			 "if someone may have read it, run 'jottafs login%s%s' with a new token",
+			 path, (unsigned)(st.st_mode & 0777), named ? " --account " : "",
+			 named ? named : "");
+		chmod(path, 0600);
+	}
 
 	struct auth *a = calloc(1, sizeof(*a));
 	if (!a) {

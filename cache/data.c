@@ -38,6 +38,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <openssl/evp.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -52,6 +53,7 @@
 #include "cache/meta.h"
 #include "cache/ranges.h"
 #include "lib/log.h"
+#include "lib/privdir.h"
 #include "net/http.h"
 #include "net/jfs.h"
 
@@ -187,12 +189,16 @@ static int body_open(struct dcache *dc, uint64_t id, bool fresh, struct dbody **
 	snprintf(name, sizeof(name), "%" PRIu64, id);
 	if (fresh)
 		unlinkat(dc->dirfd, name, 0);
-	fd = openat(dc->dirfd, name, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	/* A regular file of ours, never through a symlink (lib/privdir.h);
+	 * new content is a new file. Other hard links are fine: lost+found
+	 * keeps content that way. */
+	fd = privdir_open_file(dc->dirfd, name, O_RDWR | O_CREAT | (fresh ? O_EXCL : 0), false);
 	if (fd < 0) {
-		int err = -errno;
-		log_err("cache: cannot open '%s/%s': %s", dc->dir, name, strerror(errno));
+		char path[PATH_MAX + 64], why[PATH_MAX + 200];
+		snprintf(path, sizeof(path), "%s/%s", dc->dir, name);
+		log_err("cache: %s", privdir_file_error(path, fd, why, sizeof(why)));
 		free(b);
-		return err;
+		return fd;
 	}
 	b->fd = fd;
 	atomic_init(&b->refs, 1);
@@ -1715,7 +1721,7 @@ int64_t dcache_blocks(struct dcache *dc, uint64_t id)
 	struct stat st;
 
 	snprintf(name, sizeof(name), "%" PRIu64, id);
-	if (fstatat(dc->dirfd, name, &st, 0))
+	if (fstatat(dc->dirfd, name, &st, AT_SYMLINK_NOFOLLOW))
 		return -1;
 	return (int64_t)st.st_blocks;
 }
@@ -1944,15 +1950,13 @@ int dcache_new(const struct dcache_config *cfg, struct dcache **out)
 		err = -ENOMEM;
 		goto fail;
 	}
-	if (mkdir(dc->dir, 0700) && errno != EEXIST) {
-		err = -errno;
-		log_err("cache: cannot create '%s': %s", dc->dir, strerror(errno));
-		goto fail;
-	}
-	dc->dirfd = open(dc->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	/* created 0700; not a symlink, ours, not writable by others */
+	dc->dirfd = privdir_open_dir(AT_FDCWD, dc->dir);
 	if (dc->dirfd < 0) {
-		err = -errno;
-		log_err("cache: cannot open '%s': %s", dc->dir, strerror(errno));
+		err = dc->dirfd;
+		log_err("cache: cannot use '%s': %s", dc->dir,
+			err == -EPERM ? "not a directory of ours that only we can write to"
+				      : strerror(-err));
 		goto fail;
 	}
 	pthread_mutex_init(&dc->lock, NULL);

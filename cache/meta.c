@@ -17,6 +17,7 @@
 #include "cache/meta.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <locale.h>
 #include <pthread.h>
 #include <sqlite3.h>
@@ -26,6 +27,7 @@
 #include <wctype.h>
 
 #include "lib/log.h"
+#include "lib/privdir.h"
 
 #define META_SCHEMA_VERSION "2"
 #define META_FOLD_RULE      "java-ci"   /* meta_fold()'s rule, kept as info "fold" */
@@ -608,8 +610,17 @@ int meta_open(const char *path, const char *identity, struct meta **out)
 	if (!m)
 		return -ENOMEM;
 	pthread_mutex_init(&m->lock, NULL);
+	/* 0600 (its -wal and -shm files take the same mode), never through a
+	 * symlink: the index shows every name, size and MD5 of the mount. */
+	err = privdir_sqlite_files(path);
+	if (err) {
+		char why[PATH_MAX + 200];
+		log_err("index: %s", privdir_file_error(path, err, why, sizeof(why)));
+		meta_close(m, false);
+		return err;
+	}
 	rc = sqlite3_open_v2(path, &m->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
-			     SQLITE_OPEN_NOMUTEX, NULL);
+			     SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_NOFOLLOW, NULL);
 	if (rc != SQLITE_OK) {
 		log_err("index: cannot open '%s': %s", path,
 			m->db ? sqlite3_errmsg(m->db) : sqlite3_errstr(rc));

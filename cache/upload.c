@@ -83,6 +83,7 @@
 #include <sqlite3.h>
 
 #include "lib/log.h"
+#include "lib/privdir.h"
 #include "net/jfs.h"
 #include "net/names.h"
 
@@ -821,8 +822,17 @@ static int journal_open(struct upload_queue *q)
 
 	if (asprintf(&file, "%s/journal.db", q->cache_dir) < 0)
 		return -ENOMEM;
+	/* 0600 with its -wal and -shm, never through a symlink (lib/privdir.h) */
+	rc = privdir_sqlite_files(file);
+	if (rc) {
+		char why[PATH_MAX + 200];
+		log_err("upload journal: %s", privdir_file_error(file, rc, why, sizeof(why)));
+		free(file);
+		return rc;
+	}
 	rc = sqlite3_open_v2(file, &q->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
-			     SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_EXRESCODE, NULL);
+			     SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_EXRESCODE | SQLITE_OPEN_NOFOLLOW,
+			     NULL);
 	free(file);
 	if (rc != SQLITE_OK)
 		return db_fail(q, rc, "open");
@@ -1107,7 +1117,7 @@ int upload_enqueue(struct upload_queue *q, const struct upload_item *it)
 	    it->size < 0 || !md5_valid(it->md5) || it->base_size < -1 ||
 	    (it->base_size >= 0 ? !md5_valid(it->base_md5) : it->base_md5[0] != '\0'))
 		return -EINVAL;
-	if (stat(it->content_file, &sb) < 0) {
+	if (lstat(it->content_file, &sb) < 0) {
 		err = -errno;
 		log_err("cannot queue upload of '%s': content file '%s': %s", it->path,
 			it->content_file, strerror(-err));
@@ -1722,17 +1732,21 @@ static int content_open(struct upload_queue *q, struct upload_job *job, struct u
 	int64_t mtime_ns;
 	int err;
 
-	*fd = open(r->content_file, O_RDONLY | O_CLOEXEC | O_NOCTTY);
-	if (*fd < 0) {
-		err = -errno;
+	/* a regular file of ours, not through a symlink (lib/privdir.h) */
+	err = privdir_open_file(AT_FDCWD, r->content_file, O_RDONLY, false);
+	*fd = err < 0 ? -1 : err;
+	if (err < 0) {
+		char why[PATH_MAX + 200];
 		if (job_flags(q, job).superseded)
 			return JOB_SKIP;
-		log_warn("upload of '%s': content file '%s': %s", r->path, r->content_file,
-			 strerror(-err));
-		/* a lost cache file is not the service's fault: retrying cannot help for long */
-		return err == -ENOENT ? JOB_NOCONTENT : err;
+		log_warn("upload of '%s': content file: %s", r->path,
+			 privdir_file_error(r->content_file, err, why, sizeof(why)));
+		/* a lost (or replaced) cache file is not the service's fault:
+		 * retrying cannot help for long */
+		return err == -ENOENT || err == -ELOOP || err == -EINVAL || err == -EPERM ?
+		       JOB_NOCONTENT : err;
 	}
-	if (fstat(*fd, &sb) < 0 || !S_ISREG(sb.st_mode))
+	if (fstat(*fd, &sb) < 0)
 		return -EIO;
 	mtime_ns = (int64_t)sb.st_mtim.tv_sec * 1000000000 + sb.st_mtim.tv_nsec;
 	if ((uint64_t)sb.st_ino == r->ino && sb.st_size == r->size && mtime_ns == r->mtime_ns)
@@ -2050,6 +2064,21 @@ static int copy_to(int fd, const char *dst)
 	return err;
 }
 
+/* Make (0700) or check one directory of lost+found: each level must be a
+ * directory of ours, not a symlink, that only we can write to. */
+static int keep_dir(const char *dir)
+{
+	int fd = privdir_open_dir(AT_FDCWD, dir);
+
+	if (fd < 0) {
+		log_err("lost+found: cannot use '%s': %s", dir, fd == -EPERM ?
+			"not a directory of ours that only we can write to" : strerror(-fd));
+		return fd;
+	}
+	close(fd);
+	return 0;
+}
+
 /*
  * Keep the content of @fd under <cache_dir>/lost+found/<path>: the server
  * path's directories become directories there, a name already taken gets
@@ -2065,8 +2094,8 @@ static int lost_found_keep(struct upload_queue *q, const char *path, int fd, cha
 	*out = NULL;
 	if (snprintf(dir, sizeof(dir), "%s", q->lost_dir) >= (int)sizeof(dir))
 		return -ENAMETOOLONG;
-	if (mkdir(dir, 0700) < 0 && errno != EEXIST)
-		return -errno;
+	if ((err = keep_dir(dir)))
+		return err;
 	for (;;) {
 		const char *slash = strchr(p, '/');
 		size_t sl = slash ? (size_t)(slash - p) : strlen(p), dl;
@@ -2081,8 +2110,8 @@ static int lost_found_keep(struct upload_queue *q, const char *path, int fd, cha
 		dl = strlen(dir);
 		if (snprintf(dir + dl, sizeof(dir) - dl, "/%s", name) >= (int)(sizeof(dir) - dl))
 			return -ENAMETOOLONG;
-		if (mkdir(dir, 0700) < 0 && errno != EEXIST)
-			return -errno;
+		if ((err = keep_dir(dir)))
+			return err;
 	}
 	snprintf(procfd, sizeof(procfd), "/proc/self/fd/%d", fd);
 	for (n = 0; n < 1000; n++) {

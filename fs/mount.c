@@ -7,8 +7,10 @@
  *   1. account: http client, auth_open, token provider, jfs client;
  *   2. remote checks: the mountpoint exists, the sub path resolves to a
  *      folder (this lists its ancestors into the index);
- *   3. cache directory: created 0700, locked with flock(LOCK_EX) on
- *      <cache_dir>/lock (a second daemon on it is refused, naming the pid);
+ *   3. cache directory: created 0700 and refused unless only we (and
+ *      root) can change it and the directories above it (lib/privdir.h);
+ *      locked with flock(LOCK_EX) on <cache_dir>/lock (a second daemon on
+ *      it is refused, naming the pid);
  *   4. FUSE: session, signal handlers, mount;
  *   5. fuse_daemonize() unless -f/-d; from here on the log goes to syslog;
  *   6. threads: notifier, content cache workers, lister workers, upload
@@ -58,6 +60,7 @@
 #include "fs/notify.h"
 #include "fs/options.h"
 #include "lib/log.h"
+#include "lib/privdir.h"
 #include "net/conn.h"
 #include "net/http.h"
 #include "net/jfs.h"
@@ -141,31 +144,6 @@ static int check_mount_dir(const struct mount_options *o)
 	return 0;
 }
 
-/* mkdir -p @path with mode 0700 for the directories it creates. */
-static int mkdir_p(const char *path)
-{
-	char *p = strdup(path);
-	int err = 0;
-
-	if (!p)
-		return -ENOMEM;
-	for (char *s = p + 1; ; s++) {
-		if (*s == '/' || !*s) {
-			char c = *s;
-			*s = '\0';
-			if (mkdir(p, 0700) && errno != EEXIST) {
-				err = -errno;
-				break;
-			}
-			*s = c;
-			if (!c)
-				break;
-		}
-	}
-	free(p);
-	return err;
-}
-
 /* Lock the cache directory for this process. */
 static int lock_cache_dir(struct mount *m)
 {
@@ -174,9 +152,13 @@ static int lock_cache_dir(struct mount *m)
 
 	if (asprintf(&path, "%s/lock", m->cache_dir) < 0)
 		return -ENOMEM;
-	fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	/* Not through a symlink, and only a file of ours: a planted link to a
+	 * file of root's would have a root mount write its pid there. */
+	fd = privdir_open_file(AT_FDCWD, path, O_RDWR | O_CREAT, true);
 	if (fd < 0) {
-		log_user("cannot open '%s': %s", path, strerror(errno));
+		char why[PATH_MAX + 200];
+		log_user("cannot use the cache directory: %s",
+			 privdir_file_error(path, fd, why, sizeof(why)));
 		free(path);
 		return -1;
 	}
@@ -315,27 +297,19 @@ static int open_cache(struct mount *m)
 	struct mount_options *o = m->o;
 	struct meta *meta = NULL;
 	struct lister *ls = NULL;
-	char real[PATH_MAX];
+	char why[2 * PATH_MAX + 300];
 	int err;
 
-	/* options_finish() chose the default cache directory if none was given. */
-	m->cache_dir = strdup(o->cache_dir);
-	if (!m->cache_dir)
-		return -1;
-	err = mkdir_p(m->cache_dir);
+	/* options_finish() chose the default cache directory if none was given.
+	 * Created 0700; refused unless only we (and root) can change it or any
+	 * directory above it (lib/privdir.h). Resolved: the daemon changes to
+	 * '/', and a symlink in the option is followed once, here. */
+	err = privdir_make(o->cache_dir, geteuid(), &m->cache_dir, why, sizeof(why));
 	if (err) {
-		log_user("cannot create cache directory '%s': %s", m->cache_dir, strerror(-err));
+		log_user("cannot use the cache directory: %s", why);
 		return -1;
 	}
-	chmod(m->cache_dir, 0700);
-	/* Absolute: the daemon changes to '/'. */
-	if (!realpath(m->cache_dir, real)) {
-		log_user("cannot resolve cache directory '%s': %s", m->cache_dir, strerror(errno));
-		return -1;
-	}
-	free(m->cache_dir);
-	m->cache_dir = strdup(real);
-	if (!m->cache_dir || lock_cache_dir(m))
+	if (lock_cache_dir(m))
 		return -1;
 	write_pid(m);
 	if (asprintf(&m->index_path, "%s/index.db", m->cache_dir) < 0 ||
