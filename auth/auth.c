@@ -35,13 +35,17 @@
  *   found there (try_revive).
  *
  * Secrets (login token, tokens, request bodies that carry them) are never
- * logged and are wiped from memory when freed.
+ * logged and are wiped from memory when freed. The long-lived copies (the
+ * tokens in struct auth) live in pages kept out of core dumps
+ * (lib/secret.h); the short-lived ones (parsing, request bodies, the copy
+ * handed to each request) are on the heap.
  */
 #include "auth/auth.h"
 
 #include "lib/log.h"
 #include "lib/privdir.h"
 #include "lib/redact.h"
+#include "lib/secret.h"
 #include "net/http.h"
 #include "net/jfs_json.h"
 #include "net/url.h"
@@ -92,7 +96,7 @@ struct auth {
 	pthread_mutex_t lock;
 	pthread_cond_t cond;     /* signalled when a refresh ends */
 	/* protected by lock: */
-	char *access_token;
+	char *access_token;      /* secret_strdup() copies (set_tokens) */
 	char *refresh_token;
 	time_t expiry;
 	long lifetime;
@@ -122,6 +126,28 @@ void auth_tokens_release(struct auth_tokens *t)
 	free_secret(t->access);
 	free_secret(t->refresh);
 	memset(t, 0, sizeof(*t));
+}
+
+/* Replace the tokens of @a (a->lock held, or before @a is shared) by copies
+ * of @t's in memory kept out of core dumps (lib/secret.h); @t keeps its
+ * own. 0 or -ENOMEM (@a unchanged). */
+static int set_tokens(struct auth *a, const struct auth_tokens *t)
+{
+	char *access = t->access ? secret_strdup(t->access) : NULL;
+	char *refresh = t->refresh ? secret_strdup(t->refresh) : NULL;
+
+	if ((t->access && !access) || (t->refresh && !refresh)) {
+		secret_free(access);
+		secret_free(refresh);
+		return -ENOMEM;
+	}
+	secret_free(a->access_token);
+	secret_free(a->refresh_token);
+	a->access_token = access;
+	a->refresh_token = refresh;
+	a->expiry = t->expiry;
+	a->lifetime = t->lifetime;
+	return 0;
 }
 
 static char *xasprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -1348,10 +1374,12 @@ int auth_open(struct http_client *http, const char *config_dir, const char *acco
 			}
 		}
 	}
-	a->access_token = t.access;
-	a->refresh_token = t.refresh;
-	a->expiry = t.expiry;
-	a->lifetime = t.lifetime;
+	err = set_tokens(a, &t);
+	auth_tokens_release(&t);
+	if (err) {
+		auth_free(a);
+		return err;
+	}
 	if (a->cafile && !http_client_cafile(http)) {
 		err = http_client_set_cafile(http, a->cafile);
 		if (err < 0) {
@@ -1370,8 +1398,8 @@ void auth_free(struct auth *a)
 {
 	if (!a)
 		return;
-	free_secret(a->access_token);
-	free_secret(a->refresh_token);
+	secret_free(a->access_token);
+	secret_free(a->refresh_token);
 	free(a->path);
 	free(a->account);
 	free(a->username);
@@ -1541,17 +1569,10 @@ static void try_revive(struct auth *a)
 	json_wipe_secrets(j);
 	cJSON_Delete(j);
 	pthread_mutex_lock(&a->lock);
-	if (got && a->dead && strcmp(t.refresh, a->refresh_token)) {
-		free_secret(a->access_token);
-		free_secret(a->refresh_token);
-		a->access_token = t.access;
-		a->refresh_token = t.refresh;
-		a->expiry = t.expiry;
-		a->lifetime = t.lifetime;
+	if (got && a->dead && strcmp(t.refresh, a->refresh_token) && set_tokens(a, &t) == 0) {
 		a->generation++;
 		a->dead = false;
 		a->dead_logged = false;
-		memset(&t, 0, sizeof(t));
 		log_info("a new login was found in '%s': using it", a->path);
 	}
 	auth_tokens_release(&t);
@@ -1607,16 +1628,11 @@ static int provider_get_token(void *ctx, bool force, char **token)
 
 		pthread_mutex_lock(&a->lock);
 		a->refreshing = false;
+		if (err == 0)
+			err = set_tokens(a, &fresh_tokens);
 		if (err == 0) {
-			free_secret(a->access_token);
-			free_secret(a->refresh_token);
-			a->access_token = fresh_tokens.access;
-			a->refresh_token = fresh_tokens.refresh;
-			a->expiry = fresh_tokens.expiry;
-			a->lifetime = fresh_tokens.lifetime;
 			a->basic_auth = basic_out;
 			a->generation++;
-			memset(&fresh_tokens, 0, sizeof(fresh_tokens));
 		} else if (err == -EKEYREJECTED) {
 			a->dead = true;
 			a->dead_checked = time(NULL);

@@ -2,6 +2,8 @@
  * fs/main.c — entry point: a subcommand (login, logout, about, devices; see
  * fs/cli.h; status, see fs/status_cli.h), or the mount: options (fs/options.h), then mount_main().
  *
+ * Every form starts not dumpable (lib/secret.h).
+ *
  * Exit status: 0 ok, 1 error, 2 usage error.
  */
 #include "fs/cli.h"
@@ -9,6 +11,7 @@
 #include "fs/options.h"
 #include "fs/status_cli.h"
 #include "lib/log.h"
+#include "lib/secret.h"
 
 #include <errno.h>
 #include <fuse_lowlevel.h>
@@ -16,6 +19,9 @@
 
 int main(int argc, char **argv)
 {
+	/* The process holds tokens: no core dump, no same-user ptrace or /proc
+	 * memory access; mount_main() allows them again for -d or -o coredump. */
+	secret_set_dumpable(false);
 	if (argc > 1 && cli_is_subcommand(argv[1]))
 		return cli_main(argc, argv);
 	if (argc > 1 && !strcmp(argv[1], "status"))

@@ -61,6 +61,7 @@
 #include "fs/options.h"
 #include "lib/log.h"
 #include "lib/privdir.h"
+#include "lib/secret.h"
 #include "net/conn.h"
 #include "net/http.h"
 #include "net/jfs.h"
@@ -555,6 +556,10 @@ int mount_main(struct mount_options *o, struct fuse_args *args)
 	int ret;
 
 	log_setup(level, false);
+	/* main() made the process not dumpable: it holds tokens. */
+	if ((o->debug || o->coredump) && secret_set_dumpable(true) == 0)
+		log_debug("core dumps allowed (%s); the tokens are kept out of them",
+			  o->coredump ? "-o coredump" : "-d");
 	pthread_mutex_init(&fs->qlock, NULL);
 	pthread_mutex_init(&fs->up_lock, NULL);
 	pthread_mutex_init(&fs->h_lock, NULL);

@@ -68,6 +68,7 @@ enum {
 	KEY_MAX_READ,
 	KEY_NONEMPTY,
 	KEY_INSECURE_HTTP,
+	KEY_COREDUMP,
 };
 
 /* Parsing state: the result plus what needs checking after the table. The
@@ -113,6 +114,7 @@ static const struct fuse_opt mount_opts[] = {
 	FUSE_OPT_KEY("max_read=", KEY_MAX_READ),
 	FUSE_OPT_KEY("nonempty", KEY_NONEMPTY),
 	FUSE_OPT_KEY("insecure_http", KEY_INSECURE_HTTP),
+	FUSE_OPT_KEY("coredump", KEY_COREDUMP),
 	FUSE_OPT_KEY("ro", KEY_RO),
 	FUSE_OPT_KEY("allow_other", KEY_ALLOW_OTHER),
 	FUSE_OPT_KEY("-h", KEY_HELP),
@@ -380,6 +382,9 @@ static int opt_proc(void *data, const char *arg, int key, struct fuse_args *outa
 	case KEY_HARD_DELETE:
 		o->hard_delete = true;
 		return 0;
+	case KEY_COREDUMP:
+		o->coredump = true;
+		return 0;
 	case KEY_DIR_CACHE_TIME:
 	case KEY_CACHE_MAX_SIZE:
 	case KEY_UID:
@@ -531,7 +536,7 @@ static void print_help(const char *prog)
 	       "    -h, --help             print this help and exit\n"
 	       "    -V, --version          print the version and exit\n"
 	       "    -f                     stay in the foreground\n"
-	       "    -d, --debug            foreground, with debug logging\n"
+	       "    -d, --debug            foreground, with debug logging (core dumps allowed)\n"
 	       "    -s                     serve requests on one thread\n"
 	       "\n"
 	       "jottafs options:\n"
@@ -555,6 +560,7 @@ static void print_help(const char *prog)
 	       "    -o poll_interval=SECS  revalidate the directory in use this often (default 5;\n"
 	       "                           0: off)\n"
 	       "    -o nonempty            mount over a directory that is not empty\n"
+	       "    -o coredump            allow core dumps (they can hold the tokens)\n"
 	       "    -o api_url=URL         JSON API endpoint (default https://api.jottacloud.com)\n"
 	       "    -o jfs_url=URL         JFS endpoint (default https://jfs.jottacloud.com/jfs)\n"
 	       "    -o token_url=URL       OAuth token endpoint (default: from the login)\n"

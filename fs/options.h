@@ -46,7 +46,8 @@ struct mount_options {
 	bool hard_delete;       /* unlink/rmdir skip the trash */
 	/* process */
 	bool foreground;        /* -f */
-	bool debug;             /* -d: foreground + debug log */
+	bool debug;             /* -d: foreground + debug log (and core dumps allowed) */
+	bool coredump;          /* -o coredump: core dumps allowed (default: not dumpable) */
 	unsigned max_threads;   /* FUSE worker threads (default 10) */
 	/* control directory and change detection (issue 11) */
 	char *control_dir;      /* -o control_dir=NAME (default ".jottacloud") */

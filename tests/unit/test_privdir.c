@@ -1,6 +1,6 @@
 /*
  * Unit tests of lib/privdir (directories only we can change, files opened
- * without following symlinks). Each
+ * without following symlinks) and lib/secret (dump-excluded copies). Each
  * test works in its own directory under /tmp (root-owned, sticky); "another
  * user" is simulated by checking for a uid that is not ours, and, as root,
  * with chown.
@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "lib/privdir.h"
+#include "lib/secret.h"
 
 struct fixture {
 	char base[64];          /* /tmp/test_privdir.XXXXXX, 0700, ours */
@@ -323,6 +324,30 @@ static void test_sqlite_files(void **state)
 	assert_int_equal(privdir_sqlite_files(p), -ELOOP);
 }
 
+static void test_secret(void **state)
+{
+	char big[10000];
+	char *s;
+
+	(void)state;
+	s = secret_strdup("token");
+	assert_non_null(s);
+	assert_string_equal(s, "token");
+	secret_free(s);
+	memset(big, 'a', sizeof(big) - 1);
+	big[sizeof(big) - 1] = '\0';
+	s = secret_strdup(big);     /* more than a page */
+	assert_non_null(s);
+	assert_string_equal(s, big);
+	secret_free(s);
+	secret_free(NULL);
+	/* dumpable on request, and back */
+	assert_int_equal(secret_set_dumpable(false), 0);
+	assert_false(secret_dumpable());
+	assert_int_equal(secret_set_dumpable(true), 0);
+	assert_true(secret_dumpable());
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -335,6 +360,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_open_file, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_open_dir, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_sqlite_files, setup, teardown),
+		cmocka_unit_test(test_secret),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
