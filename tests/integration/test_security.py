@@ -186,6 +186,33 @@ def test_planted_index_symlink_is_refused(account, tmp_path, mounter):
     assert precious.read_text() == "root's data\n"
 
 
+def test_config_dir_writable_by_others_is_refused(account, tmp_path):
+    """The directory with the account files follows the same rule: every
+    command that reads it refuses, and so does a login into it."""
+    conf = account.config_home / "jottafs"
+    assert mode(conf) == 0o700 and mode(conf / (account.name + ".json")) == 0o600
+    os.chmod(conf, 0o777)
+    for args in (["about"], ["devices"]):
+        p = account.run(args, check=False)
+        assert p.returncode == 1, p.stderr
+        assert ("cannot use the configuration directory: '%s' is writable by group and others "
+                "(mode 0777)" % conf) in p.stderr, p.stderr
+    p = subprocess.run([BIN, "login", "--account", account.name, "-o", account.endpoint_opts()],
+                       env=account.env, input=account.emu.login_token(account.user) + "\n",
+                       capture_output=True, text=True, timeout=60)
+    assert p.returncode == 1 and "cannot use the configuration directory" in p.stderr, p.stderr
+    err = refused_mount(account, tmp_path, tmp_path / "cache")
+    assert "cannot use the configuration directory" in err, err
+    # Back to 0700, with the account file made a symlink: refused too.
+    os.chmod(conf, 0o700)
+    f = conf / (account.name + ".json")
+    os.rename(f, conf / "elsewhere.json")
+    os.symlink("elsewhere.json", f)
+    p = account.run(["about"], check=False)
+    assert p.returncode == 1, p.stderr
+    assert "cannot use the account file: '%s' is a symbolic link" % f in p.stderr, p.stderr
+
+
 def test_cache_files_are_private(account, mounter):
     """After a mount that wrote and read: the cache directory and data 0700;
     index.db, journal.db, their -wal/-shm and the lock 0600. A database left
