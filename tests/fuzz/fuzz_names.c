@@ -13,7 +13,7 @@
  *     '/', NUL, "", "." or "..", and must equal the raw decode with the
  *     POSIX substitutions.
  *
- * Build: make BUILD=build-fuzz CC=clang fuzz
+ * Build: make fuzz
  * Run:   build-fuzz/fuzz/fuzz_names -dict=tests/fuzz/names.dict -max_total_time=60
  */
 #include "net/names.h"
