@@ -432,47 +432,36 @@ int64_t upload_backoff_ms(unsigned attempt, unsigned min_ms, unsigned max_ms, ui
 
 int upload_conflict_name(const char *path, time_t t, char *buf, size_t len)
 {
-	const char *slash, *name, *dot;
-	size_t dirlen, nlen, stem, keep, extlen, total, tag_units, ext_units, budget;
-	char tag[64];
+	const char *slash, *name;
+	char tag[64], *leaf = NULL;
+	size_t dirlen, leaflen;
 	struct tm tm;
-	int n;
+	int n, err;
 
 	if (!path || !buf)
 		return -EINVAL;
 	slash = strrchr(path, '/');
 	name = slash ? slash + 1 : path;
 	dirlen = (size_t)(name - path);
-	nlen = strlen(name);
-	if (nlen == 0 || !gmtime_r(&t, &tm))
+	if (!*name || !gmtime_r(&t, &tm))
 		return -EINVAL;
-	dot = strrchr(name, '.');
-	stem = (dot && dot != name && dot[1] != '\0') ? (size_t)(dot - name) : nlen;
-	extlen = nlen - stem;
 	n = snprintf(tag, sizeof(tag), " (conflict %04d-%02d-%02d %02d%02d%02d)",
 		     tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
 		     tm.tm_hour, tm.tm_min, tm.tm_sec);
 	if (n < 0 || (size_t)n >= sizeof(tag))
 		return -EINVAL;
-	/* keep the result within the service's name limit: shorten NAME */
-	tag_units = (size_t)n;
-	ext_units = names_utf16_units(name + stem, extlen);
-	if (tag_units + ext_units > NAMES_MAX_UNITS)
+	/* within the service's name limit: NAME shortened when needed */
+	err = names_insert_tag(name, tag, 0, &leaf);
+	if (err)
+		return err;
+	leaflen = strlen(leaf);
+	if (dirlen + leaflen + 1 > len) {
+		free(leaf);
 		return -ENAMETOOLONG;
-	budget = NAMES_MAX_UNITS - tag_units - ext_units;
-	keep = stem;
-	while (keep > 0 && names_utf16_units(name, keep) > budget) {
-		keep--;
-		while (keep > 0 && ((unsigned char)name[keep] & 0xC0) == 0x80)
-			keep--;
 	}
-	total = dirlen + keep + (size_t)n + extlen + 1;
-	if (total > len)
-		return -ENAMETOOLONG;
-	memcpy(buf, path, dirlen + keep);
-	memcpy(buf + dirlen + keep, tag, (size_t)n);
-	memcpy(buf + dirlen + keep + (size_t)n, name + stem, extlen);
-	buf[total - 1] = '\0';
+	memcpy(buf, path, dirlen);
+	memcpy(buf + dirlen, leaf, leaflen + 1);
+	free(leaf);
 	return 0;
 }
 

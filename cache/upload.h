@@ -179,7 +179,8 @@ unsigned upload_given_up(struct upload_queue *q);
  * when its only '.' is the first byte (".bashrc") or when it ends in '.'.
  * So "archive.tar.gz" gives "archive.tar (conflict ...).gz". A name that
  * would exceed NAMES_MAX_UNITS has its NAME shortened (at a character
- * boundary). Returns 0, -ENAMETOOLONG (@len too small) or -EINVAL.
+ * boundary; names_insert_tag). Returns 0, -ENAMETOOLONG (@len too small),
+ * -EINVAL or -ENOMEM.
  */
 int upload_conflict_name(const char *path, time_t t, char *buf, size_t len);
 

@@ -28,6 +28,8 @@
 #include "net/names.h"
 
 #include <errno.h>
+#include <limits.h>
+#include <stdio.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -449,4 +451,65 @@ size_t names_utf16_units(const char *s, size_t len)
 		i += n;
 	}
 	return units;
+}
+
+int names_insert_tag(const char *name, const char *tag, size_t max_bytes, char **out)
+{
+	size_t nlen = strlen(name), tlen = strlen(tag), stem, extlen, keep, units, budget;
+	size_t tag_units, ext_units;
+	const char *dot = strrchr(name, '.');
+	char *r;
+
+	*out = NULL;
+	if (nlen == 0)
+		return -EINVAL;
+	stem = (dot && dot != name && dot[1] != '\0') ? (size_t)(dot - name) : nlen;
+	extlen = nlen - stem;
+	tag_units = names_utf16_units(tag, tlen);
+	ext_units = names_utf16_units(name + stem, extlen);
+	if (tag_units + ext_units > NAMES_MAX_UNITS || (max_bytes && tlen + extlen > max_bytes))
+		return -ENAMETOOLONG;
+	budget = NAMES_MAX_UNITS - tag_units - ext_units;
+	/* Drop whole characters from the end of the stem until it fits. */
+	keep = stem;
+	units = names_utf16_units(name, stem);
+	while (keep > 0 && (units > budget || (max_bytes && keep + tlen + extlen > max_bytes))) {
+		size_t end = keep;
+
+		keep--;
+		while (keep > 0 && ((unsigned char)name[keep] & 0xC0) == 0x80)
+			keep--;
+		units -= names_utf16_units(name + keep, end - keep);
+	}
+	r = malloc(keep + tlen + extlen + 1);
+	if (!r)
+		return -ENOMEM;
+	memcpy(r, name, keep);
+	memcpy(r + keep, tag, tlen);
+	memcpy(r + keep + tlen, name + stem, extlen);
+	r[keep + tlen + extlen] = '\0';
+	*out = r;
+	return 0;
+}
+
+uint32_t names_dup_hash(const char *sname, unsigned round)
+{
+	uint32_t h = 2166136261u;
+
+	for (const unsigned char *p = (const unsigned char *)sname; *p; p++)
+		h = (h ^ *p) * 16777619u;
+	if (round) {
+		h = (h ^ 0u) * 16777619u;       /* a NUL cannot occur in @sname */
+		for (unsigned i = 0; i < 4; i++)
+			h = (h ^ ((round >> (8 * i)) & 0xFFu)) * 16777619u;
+	}
+	return h;
+}
+
+int names_dup_name(const char *name, uint32_t hash, char **out)
+{
+	char tag[32];
+
+	snprintf(tag, sizeof(tag), NAMES_DUP_TAG "%08x)", (unsigned)hash);
+	return names_insert_tag(name, tag, NAME_MAX, out);
 }

@@ -19,6 +19,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 /* The service's per-name limit, counted in UTF-16 code units. */
 #define NAMES_MAX_UNITS 255
@@ -55,6 +56,38 @@ int names_decode(const char *server, char **out);
  * diagnostics; the mount shows names_decode() results.
  */
 int names_decode_raw(const char *server, char **out, size_t *out_len);
+
+/*
+ * @name (one segment, NUL-terminated) with @tag inserted before its
+ * extension: "a.txt" -> "a TAG.txt". The extension is the text from the
+ * last '.'; there is none when the name has no '.', when its only '.' is
+ * the first byte (".bashrc") or when it ends in '.' ("archive.tar.gz" gives
+ * "archive.tar TAG.gz"). When the result would exceed NAMES_MAX_UNITS
+ * UTF-16 units, or @max_bytes bytes (0: no byte limit), the part before the
+ * extension is shortened at a character boundary. *out malloc'd. Returns 0,
+ * -EINVAL (empty name), -ENAMETOOLONG (tag and extension alone are too
+ * long) or -ENOMEM.
+ */
+int names_insert_tag(const char *name, const char *tag, size_t max_bytes, char **out);
+
+/*
+ * Two server entries of one folder that decode to the same name. The
+ * canonical spelling (names_encode(name) == server name) keeps the name;
+ * every other spelling is shown as "NAME (jottacloud XXXXXXXX).EXT", where
+ * XXXXXXXX is names_dup_hash() of its server name in lower-case hex — so
+ * the name depends on the server name alone, not on the listing order or
+ * on the other entries. Should that name be taken, the caller tries the
+ * next @round (1, 2, ...), which hashes differently.
+ *
+ * names_dup_hash: 32-bit FNV-1a of @sname (and of @round when it is not 0).
+ * Stable: the man page promises these names; never change the function.
+ * names_dup_name: the shown name for decoded name @name and hash @hash,
+ * within NAMES_MAX_UNITS units and NAME_MAX bytes (names_insert_tag).
+ * Same returns as names_insert_tag.
+ */
+#define NAMES_DUP_TAG " (jottacloud "
+uint32_t names_dup_hash(const char *sname, unsigned round);
+int names_dup_name(const char *name, uint32_t hash, char **out);
 
 /* Length of UTF-8 string @s in UTF-16 code units (invalid bytes count 1). */
 size_t names_utf16_units(const char *s, size_t len);

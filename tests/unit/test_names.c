@@ -966,6 +966,57 @@ static void test_random_hostile(void **state)
 	}
 }
 
+/* The suffix for server names that decode like another entry's. */
+static void test_dup_names(void **state)
+{
+	char *out = NULL, name[600];
+
+	/* Stable values (the man page promises these names). */
+	assert_int_equal(names_dup_hash("a:b", 0), 0x08bd8540u);
+	assert_int_equal(names_dup_hash("．．", 0), 0x180eb51fu);
+	assert_int_equal(names_dup_hash("‛．‛．", 0), 0x5bc7dc91u);
+	assert_int_equal(names_dup_hash("a:b", 1), 0xf53d7ed1u);
+	assert_int_not_equal(names_dup_hash("a:b", 1), names_dup_hash("a:b", 2));
+
+	assert_int_equal(names_dup_name("a:b", 0x08bd8540u, &out), 0);
+	assert_string_equal(out, "a:b (jottacloud 08bd8540)");
+	free(out);
+	assert_int_equal(names_dup_name("report.final.pdf", 0xabcdef01u, &out), 0);
+	assert_string_equal(out, "report.final (jottacloud abcdef01).pdf");
+	free(out);
+	assert_int_equal(names_dup_name(".bashrc", 1, &out), 0);
+	assert_string_equal(out, ".bashrc (jottacloud 00000001)");
+	free(out);
+	assert_int_equal(names_dup_name("．．", 0x180eb51fu, &out), 0);
+	assert_string_equal(out, "．． (jottacloud 180eb51f)");
+	free(out);
+	assert_int_equal(names_dup_name("", 1, &out), -EINVAL);
+	assert_null(out);
+
+	/* Long names: within NAME_MAX bytes, cut at a character boundary, the
+	 * extension kept. */
+	name[0] = '\0';
+	for (int i = 0; i < 120; i++)
+		strcat(name, "\xc3\xa6");     /* æ: 2 bytes, 1 unit */
+	strcat(name, ".txt");
+	assert_int_equal(names_dup_name(name, 0x12345678u, &out), 0);
+	assert_true(strlen(out) <= 255);
+	assert_non_null(strstr(out, " (jottacloud 12345678).txt"));
+	assert_int_equal(strstr(out, " (jottacloud") - out, 228);      /* 114 æ */
+	free(out);
+
+	/* The general helper: UTF-16 limit only without a byte limit. */
+	assert_int_equal(names_insert_tag(name, " (x)", 0, &out), 0);
+	assert_int_equal(strlen(out), strlen(name) + 4);
+	free(out);
+	memset(name, 'e', 300);
+	name[0] = 'a';
+	name[1] = '.';
+	name[300] = '\0';
+	assert_int_equal(names_insert_tag(name, " (x)", 0, &out), -ENAMETOOLONG);
+	assert_null(out);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -985,6 +1036,7 @@ int main(void)
 		cmocka_unit_test(test_utf16_units),
 		cmocka_unit_test(test_random_roundtrip),
 		cmocka_unit_test(test_random_hostile),
+		cmocka_unit_test(test_dup_names),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
