@@ -28,6 +28,7 @@
 
 #include "lib/log.h"
 #include "lib/privdir.h"
+#include "net/names.h"
 
 #define META_SCHEMA_VERSION "2"
 #define META_FOLD_RULE      "java-ci"   /* meta_fold()'s rule, kept as info "fold" */
@@ -84,10 +85,15 @@ static const char *const meta_schema =
 	X(COMMIT, "COMMIT")                                                              \
 	X(ROLLBACK, "ROLLBACK")                                                          \
 	X(GET, "SELECT " NODE_COLS " FROM nodes WHERE id = ?1")                          \
-	X(LOOKUP, "SELECT " NODE_COLS " FROM nodes WHERE parent = ?1 AND name = ?2"       \
-		  " ORDER BY canonical DESC, sname LIMIT 1")                              \
+	X(LOOKUP, "SELECT " NODE_COLS ", canonical FROM nodes WHERE parent = ?1"         \
+		  " AND name = ?2 ORDER BY canonical DESC, sname LIMIT 2")                \
+	X(TWINS, "SELECT sname, canonical FROM nodes WHERE parent = ?1 AND name = ?2")  \
+	X(NAME_TAKEN, "SELECT 1 FROM nodes WHERE parent = ?1 AND name = ?2 LIMIT 1")    \
+	X(NONCANON, "SELECT " NODE_COLS ", name, sname FROM nodes WHERE parent = ?1"      \
+		    " AND canonical = 0")                                                 \
 	X(LOOKUP_FOLD, "SELECT id, sname FROM nodes WHERE parent = ?1 AND fold = ?2 LIMIT 1") \
-	X(CHILDREN, "SELECT " NODE_COLS ", name FROM nodes WHERE parent = ?1"            \
+	X(CHILDREN, "SELECT " NODE_COLS ", name, sname, canonical FROM nodes"            \
+		    " WHERE parent = ?1"                                                  \
 		    " ORDER BY name, canonical DESC, sname")                             \
 	X(COUNT, "SELECT count(*), coalesce(sum(is_dir), 0) FROM nodes WHERE parent = ?1") \
 	X(PATH, "WITH RECURSIVE up(id, parent, sname, depth) AS ("                        \
@@ -127,7 +133,8 @@ static const char *const meta_schema =
 		  " revision = CASE WHEN ?9 >= 0 THEN ?9 ELSE revision END,"                \
 		  " seen = max(seen, ?10) WHERE id = ?1")                                   \
 	X(TOUCH_SEEN, "UPDATE nodes SET seen = max(seen, ?2) WHERE id = ?1")              \
-	X(SWEEP, "SELECT id, name FROM nodes WHERE parent = ?1 AND seen < ?2 AND local = 0") \
+	X(SWEEP, "SELECT id, name, canonical, sname FROM nodes WHERE parent = ?1"          \
+		 " AND seen < ?2 AND local = 0")                                          \
 	X(LISTED, "UPDATE nodes SET listed_at = ?2, listed_gen = max(listed_gen, ?3)"    \
 		  " WHERE id = ?1")                                                         \
 	X(STALE, "UPDATE nodes SET listed_at = 0 WHERE id = ?1 AND listed_at > 0")       \
@@ -688,6 +695,359 @@ int meta_quota_put(struct meta *m, int64_t usage, int64_t capacity)
 	return err;
 }
 
+/* ---- server names that decode alike ("twins") ---------------------------- */
+
+/*
+ * Children of one folder whose server names decode to one POSIX name form
+ * a group. A group of one shows its name. In a larger group the canonical
+ * spelling (at most one: names_encode is a function) shows the name, and
+ * every other member is shown as names_dup_name(name, names_dup_hash(sname,
+ * r)) for the first round r whose name is free: no child of the folder has
+ * it as its POSIX name, no other pending member of the group has the same
+ * hash in that round, and no member settled in an earlier round has it. A
+ * member with no free name in DUP_ROUNDS rounds stays hidden. Everything
+ * depends only on the group's server names and on the folder's POSIX names,
+ * never on row order, so meta_children() and meta_lookup() agree.
+ */
+#define DUP_ROUNDS 4
+
+static int path_locked(struct meta *m, uint64_t id, char **path);
+
+struct twin {
+	char *sname;            /* non-canonical members only (else NULL) */
+	bool canonical;
+	char *shown;            /* the name shown (malloc'd); NULL: hidden */
+	struct meta_attr a;     /* meta_children(): the row's attributes */
+};
+
+static void twins_release(struct twin *t, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		free(t[i].sname);
+		free(t[i].shown);
+	}
+}
+
+/* Is @name the POSIX name of a child of @parent? 1, 0 or -errno. Lock held. */
+static int name_taken(struct meta *m, uint64_t parent, const char *name)
+{
+	sqlite3_stmt *s = stmt(m, ST_NAME_TAKEN);
+	int rc;
+
+	bind_i64(s, 1, (int64_t)parent);
+	bind_name(s, 2, name);
+	rc = sqlite3_step(s);
+	sqlite3_reset(s);
+	if (rc == SQLITE_ROW)
+		return 1;
+	return rc == SQLITE_DONE ? 0 : meta_fail(m, rc, "name");
+}
+
+struct hash_idx {
+	uint32_t h;
+	size_t i;
+};
+
+static int hash_idx_cmp(const void *a, const void *b)
+{
+	const struct hash_idx *x = a, *y = b;
+
+	return x->h < y->h ? -1 : x->h > y->h;
+}
+
+static int u32_cmp(const void *a, const void *b)
+{
+	uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+/* Set t[i].shown for group @t[0..n) of children of @parent named @name
+ * (the rule above). O(n log n) plus one indexed query per member and round.
+ * 0 or -errno. Lock held. */
+static int twins_name(struct meta *m, uint64_t parent, const char *name, struct twin *t,
+		      size_t n)
+{
+	struct hash_idx *p = NULL;
+	uint32_t *settled = NULL;
+	size_t np = 0, ns = 0;
+	int err = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		if (t[i].canonical || n == 1) {
+			if (!(t[i].shown = strdup(name)))
+				return -ENOMEM;
+		}
+	}
+	if (n == 1)
+		return 0;
+	p = calloc(n, sizeof(*p));
+	settled = calloc(n, sizeof(*settled));
+	if (!p || !settled) {
+		err = -ENOMEM;
+		goto out;
+	}
+	for (size_t i = 0; i < n; i++)
+		if (!t[i].canonical && t[i].sname)
+			p[np++].i = i;
+	for (unsigned r = 0; r < DUP_ROUNDS && np && !err; r++) {
+		size_t left = 0, ns0 = ns;
+
+		for (size_t k = 0; k < np; k++)
+			p[k].h = names_dup_hash(t[p[k].i].sname, r);
+		qsort(p, np, sizeof(*p), hash_idx_cmp);
+		for (size_t k = 0; k < np && !err; k++) {
+			bool unique = (k == 0 || p[k - 1].h != p[k].h) &&
+				      (k + 1 == np || p[k + 1].h != p[k].h);
+			char *cand = NULL;
+			int e;
+
+			if (unique && ns0 && bsearch(&p[k].h, settled, ns0, sizeof(*settled), u32_cmp))
+				unique = false;
+			if (unique) {
+				e = names_dup_name(name, p[k].h, &cand);
+				if (e == -ENOMEM) {
+					err = e;
+					break;
+				}
+				if (e)
+					continue;       /* no room for the tag: hidden */
+				e = name_taken(m, parent, cand);
+				if (e < 0) {
+					free(cand);
+					err = e;
+					break;
+				}
+				if (e == 0) {
+					t[p[k].i].shown = cand;
+					settled[ns++] = p[k].h;
+					continue;
+				}
+				free(cand);
+			}
+			p[left++] = p[k];
+		}
+		np = left;
+		qsort(settled, ns, sizeof(*settled), u32_cmp);
+	}
+out:
+	free(p);
+	free(settled);
+	return err;
+}
+
+/* Load the group of children of @parent named @name (snames of
+ * non-canonical members only). *t malloc'd. 0 or -errno. Lock held. */
+static int twins_load(struct meta *m, uint64_t parent, const char *name, struct twin **t,
+		      size_t *n)
+{
+	sqlite3_stmt *s = stmt(m, ST_TWINS);
+	struct twin *v = NULL;
+	size_t cap = 0;
+	int rc, err = 0;
+
+	*t = NULL;
+	*n = 0;
+	bind_i64(s, 1, (int64_t)parent);
+	bind_name(s, 2, name);
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		if (*n == cap) {
+			size_t nc = cap ? cap * 2 : 4;
+			struct twin *nv = reallocarray(v, nc, sizeof(*nv));
+			if (!nv) {
+				err = -ENOMEM;
+				break;
+			}
+			v = nv;
+			cap = nc;
+		}
+		memset(&v[*n], 0, sizeof(v[*n]));
+		v[*n].canonical = sqlite3_column_int(s, 1) != 0;
+		if (!v[*n].canonical && !(v[*n].sname = col_strdup(s, 0))) {
+			err = -ENOMEM;
+			break;
+		}
+		(*n)++;
+	}
+	if (!err && rc != SQLITE_DONE)
+		err = meta_fail(m, rc, "twins");
+	sqlite3_reset(s);
+	if (err) {
+		twins_release(v, *n);
+		free(v);
+		*n = 0;
+		return err;
+	}
+	*t = v;
+	return 0;
+}
+
+/* The name shown for child @sname of @parent named @name: *shown malloc'd,
+ * NULL when hidden. 0 or -errno. Lock held. */
+static int twin_shown(struct meta *m, uint64_t parent, const char *name, const char *sname,
+		      char **shown)
+{
+	struct twin *t;
+	size_t n;
+	int err = twins_load(m, parent, name, &t, &n);
+
+	*shown = NULL;
+	if (!err)
+		err = twins_name(m, parent, name, t, n);
+	for (size_t i = 0; !err && i < n; i++) {
+		if (t[i].sname && !strcmp(t[i].sname, sname)) {
+			*shown = t[i].shown;
+			t[i].shown = NULL;
+		}
+	}
+	twins_release(t, n);
+	free(t);
+	return err;
+}
+
+/* Does @name carry a tag names_dup_name() could have made from @sname? */
+static bool may_be_twin_of(const char *name, const char *sname)
+{
+	char tag[32];
+
+	for (unsigned r = 0; r < DUP_ROUNDS; r++) {
+		snprintf(tag, sizeof(tag), NAMES_DUP_TAG "%08x)", (unsigned)names_dup_hash(sname, r));
+		if (strstr(name, tag))
+			return true;
+	}
+	return false;
+}
+
+/* meta_lookup() of a name that is no child's POSIX name: a suffixed twin?
+ * Scans the folder's non-canonical children (rare), and only for names
+ * that carry the tag. Lock held. */
+static int lookup_twin(struct meta *m, uint64_t parent, const char *name, struct meta_attr *out)
+{
+	sqlite3_stmt *s;
+	int rc, err = -ENOENT;
+
+	if (!strstr(name, NAMES_DUP_TAG))
+		return -ENOENT;
+	s = stmt(m, ST_NONCANON);
+	bind_i64(s, 1, (int64_t)parent);
+	while (err == -ENOENT && (rc = sqlite3_step(s)) == SQLITE_ROW) {
+		const char *sn = (const char *)sqlite3_column_text(s, 15);
+		char *base, *sname, *shown = NULL;
+		struct meta_attr a;
+
+		if (!sn || !may_be_twin_of(name, sn))
+			continue;
+		row_attr(s, &a);
+		base = col_strdup(s, 14);
+		sname = strdup(sn);
+		if (!base || !sname)
+			err = -ENOMEM;
+		else
+			err = twin_shown(m, parent, base, sname, &shown);
+		if (!err)
+			err = shown && !strcmp(shown, name) ? 0 : -ENOENT;
+		if (!err)
+			*out = a;
+		free(base);
+		free(sname);
+		free(shown);
+	}
+	if (err == -ENOENT && rc != SQLITE_DONE && rc != SQLITE_ROW)
+		err = meta_fail(m, rc, "lookup");
+	sqlite3_reset(s);
+	return err;
+}
+
+/* A listing applied entries with non-canonical server names: where one
+ * decodes like another child of its folder, say once per entry which name
+ * it is shown under. Lock held. */
+struct twin_note {
+	uint64_t dir;
+	char *name;
+};
+
+static void twin_notes_release(struct twin_note *v, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		free(v[i].name);
+	free(v);
+}
+
+/* Remember that non-canonical entry @name was listed in @dir. */
+static int twin_note_add(struct twin_note **v, size_t *n, size_t *cap, uint64_t dir,
+			 const char *name)
+{
+	if (*n == *cap) {
+		size_t nc = *cap ? *cap * 2 : 8;
+		struct twin_note *nv = reallocarray(*v, nc, sizeof(*nv));
+		if (!nv)
+			return -ENOMEM;
+		*v = nv;
+		*cap = nc;
+	}
+	if (!((*v)[*n].name = strdup(name)))
+		return -ENOMEM;
+	(*v)[(*n)++].dir = dir;
+	return 0;
+}
+
+static int twin_note_cmp(const void *a, const void *b)
+{
+	const struct twin_note *x = a, *y = b;
+
+	if (x->dir != y->dir)
+		return x->dir < y->dir ? -1 : 1;
+	return strcmp(x->name, y->name);
+}
+
+static void twins_warn(struct meta *m, struct twin_note *v, size_t n)
+{
+	qsort(v, n, sizeof(*v), twin_note_cmp);
+	for (size_t i = 0; i < n; i++) {
+		struct twin *t = NULL;
+		size_t tn = 0;
+		char *dir = NULL;
+
+		if (i && !twin_note_cmp(&v[i - 1], &v[i]))
+			continue;       /* group done */
+		if (twins_load(m, v[i].dir, v[i].name, &t, &tn) || tn < 2 ||
+		    twins_name(m, v[i].dir, v[i].name, t, tn) ||
+		    path_locked(m, v[i].dir, &dir)) {
+			twins_release(t, tn);
+			free(t);
+			continue;
+		}
+		for (size_t k = 0; k < tn; k++) {
+			if (!t[k].sname)
+				continue;
+			if (t[k].shown)
+				log_warn("listing: '%s%s%s' decodes to the same name as another entry "
+					 "of its folder; shown as '%s'", dir, *dir ? "/" : "",
+					 t[k].sname, t[k].shown);
+			else
+				log_warn("listing: '%s%s%s' decodes to the same name as another entry "
+					 "of its folder and no free name is left for it; not shown",
+					 dir, *dir ? "/" : "", t[k].sname);
+		}
+		free(dir);
+		twins_release(t, tn);
+		free(t);
+	}
+}
+
+/* Report a change of non-canonical child @sname under the name a twin of
+ * it would show, too (the kernel may hold that entry; best effort). */
+static void change_add_twin(struct meta_changes *c, enum meta_change_kind kind, uint64_t id,
+			    uint64_t parent, const char *name, const char *sname)
+{
+	char *shown = NULL;
+
+	if (!c || names_dup_name(name, names_dup_hash(sname, 0), &shown))
+		return;
+	change_add(c, kind, id, parent, shown);
+	free(shown);
+}
+
 int meta_get(struct meta *m, uint64_t id, struct meta_attr *out)
 {
 	sqlite3_stmt *s;
@@ -716,11 +1076,19 @@ int meta_lookup(struct meta *m, uint64_t parent, const char *name, struct meta_a
 	bind_i64(s, 1, (int64_t)parent);
 	bind_name(s, 2, name);
 	rc = sqlite3_step(s);
-	if (rc == SQLITE_ROW)
+	if (rc == SQLITE_ROW) {
+		/* The canonical spelling, or the only one, shows the name;
+		 * twins that are all non-canonical show it for none. */
+		bool canonical = sqlite3_column_int(s, 14) != 0;
 		row_attr(s, out);
-	else
+		if (!canonical && (rc = sqlite3_step(s)) != SQLITE_DONE)
+			err = rc == SQLITE_ROW ? -ENOENT : meta_fail(m, rc, "lookup");
+	} else {
 		err = rc == SQLITE_DONE ? -ENOENT : meta_fail(m, rc, "lookup");
+	}
 	sqlite3_reset(s);
+	if (err == -ENOENT)
+		err = lookup_twin(m, parent, name, out);
 	pthread_mutex_unlock(&m->lock);
 	return err;
 }
@@ -755,7 +1123,8 @@ int meta_lookup_fold(struct meta *m, uint64_t parent, const char *sname, uint64_
 	return err;
 }
 
-int meta_path(struct meta *m, uint64_t id, char **path)
+/* meta_path() with the lock held. */
+static int path_locked(struct meta *m, uint64_t id, char **path)
 {
 	sqlite3_stmt *s;
 	size_t len = 0, cap = 128;
@@ -767,7 +1136,6 @@ int meta_path(struct meta *m, uint64_t id, char **path)
 	if (!buf)
 		return -ENOMEM;
 	buf[0] = '\0';
-	pthread_mutex_lock(&m->lock);
 	s = stmt(m, ST_PATH);
 	bind_i64(s, 1, (int64_t)id);
 	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
@@ -800,7 +1168,6 @@ int meta_path(struct meta *m, uint64_t id, char **path)
 	if (!err && rc != SQLITE_DONE && rc != SQLITE_ROW)
 		err = meta_fail(m, rc, "path");
 	sqlite3_reset(s);
-	pthread_mutex_unlock(&m->lock);
 	if (!err && (first || !rooted))
 		err = -ENOENT;
 	if (err) {
@@ -809,6 +1176,16 @@ int meta_path(struct meta *m, uint64_t id, char **path)
 	}
 	*path = buf;
 	return 0;
+}
+
+int meta_path(struct meta *m, uint64_t id, char **path)
+{
+	int err;
+
+	pthread_mutex_lock(&m->lock);
+	err = path_locked(m, id, path);
+	pthread_mutex_unlock(&m->lock);
+	return err;
 }
 
 int meta_names(struct meta *m, uint64_t id, char **name, char **sname)
@@ -847,45 +1224,87 @@ int meta_names(struct meta *m, uint64_t id, char **name, char **sname)
 	return err;
 }
 
+/* Hand group @t[0..n) of children named @name to @cb: the one child under
+ * its name, or each twin under the name it shows. Lock held. */
+static int children_emit(struct meta *m, uint64_t parent, const char *name, struct twin *t,
+			 size_t n, meta_child_cb cb, void *ctx)
+{
+	int ret;
+
+	if (n == 1)
+		return cb(ctx, &t[0].a, name);
+	ret = twins_name(m, parent, name, t, n);
+	for (size_t i = 0; !ret && i < n; i++)
+		if (t[i].shown)
+			ret = cb(ctx, &t[i].a, t[i].shown);
+	return ret;
+}
+
 int meta_children(struct meta *m, uint64_t parent, meta_child_cb cb, void *ctx)
 {
 	sqlite3_stmt *s;
-	struct meta_attr a;
-	char *prev = NULL;
-	size_t prev_len = 0;
+	struct twin *g = NULL;          /* the current group of equal names */
+	size_t gn = 0, gcap = 0;
+	char *name = NULL;              /* its name */
+	size_t name_len = 0;
 	int rc, ret = 0;
 
 	pthread_mutex_lock(&m->lock);
 	s = stmt(m, ST_CHILDREN);
 	bind_i64(s, 1, (int64_t)parent);
 	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-		const char *name = sqlite3_column_blob(s, 14);
+		const char *rname = sqlite3_column_blob(s, 14);
 		size_t len = (size_t)sqlite3_column_bytes(s, 14);
-		char *copy;
-		/* Rows come ordered by (name, canonical DESC, sname): the first
-		 * of a group of equal POSIX names is the visible one. */
-		if (prev && len == prev_len && !memcmp(prev, name, len))
-			continue;
-		copy = malloc(len + 1);
-		if (!copy) {
+		struct twin *t;
+
+		/* Rows come ordered by name: a group is a run of equal names. */
+		if (!name || len != name_len || memcmp(name, rname, len)) {
+			if (name) {
+				ret = children_emit(m, parent, name, g, gn, cb, ctx);
+				twins_release(g, gn);
+				gn = 0;
+				free(name);
+				name = NULL;
+				if (ret)
+					break;
+			}
+			if (!(name = malloc(len + 1))) {
+				ret = -ENOMEM;
+				break;
+			}
+			if (len)
+				memcpy(name, rname, len);
+			name[len] = '\0';
+			name_len = len;
+		}
+		if (gn == gcap) {
+			size_t nc = gcap ? gcap * 2 : 4;
+			struct twin *nv = reallocarray(g, nc, sizeof(*nv));
+			if (!nv) {
+				ret = -ENOMEM;
+				break;
+			}
+			g = nv;
+			gcap = nc;
+		}
+		t = &g[gn++];
+		memset(t, 0, sizeof(*t));
+		row_attr(s, &t->a);
+		t->canonical = sqlite3_column_int(s, 16) != 0;
+		if (!t->canonical && !(t->sname = col_strdup(s, 15))) {
 			ret = -ENOMEM;
 			break;
 		}
-		memcpy(copy, name, len);
-		copy[len] = '\0';
-		free(prev);
-		prev = copy;
-		prev_len = len;
-		row_attr(s, &a);
-		ret = cb(ctx, &a, copy);
-		if (ret)
-			break;
 	}
 	if (!ret && rc != SQLITE_DONE)
 		ret = meta_fail(m, rc, "children");
 	sqlite3_reset(s);
+	if (!ret && name)
+		ret = children_emit(m, parent, name, g, gn, cb, ctx);
+	twins_release(g, gn);
 	pthread_mutex_unlock(&m->lock);
-	free(prev);
+	free(g);
+	free(name);
 	return ret;
 }
 
@@ -1062,8 +1481,12 @@ insert: {
 		return err;
 	if (idp)
 		*idp = (uint64_t)sqlite3_last_insert_rowid(m->db);
-	if (report_add)
-		change_add(ch, META_ADDED, (uint64_t)sqlite3_last_insert_rowid(m->db), dir, e->name);
+	if (report_add) {
+		uint64_t id = (uint64_t)sqlite3_last_insert_rowid(m->db);
+		change_add(ch, META_ADDED, id, dir, e->name);
+		if (!e->canonical)
+			change_add_twin(ch, META_ADDED, id, dir, e->name, e->sname);
+	}
 	return 0;
 }
 }
@@ -1096,6 +1519,9 @@ static int sweep(struct meta *m, uint64_t dir, uint64_t gen, struct meta_changes
 			char *copy = strndup(name ? name : "", (size_t)len);
 			if (copy) {
 				change_add(ch, META_REMOVED, ids[n], dir, copy);
+				if (!sqlite3_column_int(s, 2))
+					change_add_twin(ch, META_REMOVED, ids[n], dir, copy,
+							(const char *)sqlite3_column_text(s, 3));
 				free(copy);
 			}
 		}
@@ -1139,6 +1565,8 @@ int meta_apply_listing(struct meta *m, uint64_t dir, uint64_t gen,
 		       const struct meta_entry *v, size_t n, time_t now,
 		       struct meta_changes *ch)
 {
+	struct twin_note *notes = NULL;
+	size_t nnotes = 0, capnotes = 0;
 	time_t listed_at = 0;
 	sqlite3_stmt *s;
 	int err;
@@ -1154,8 +1582,11 @@ int meta_apply_listing(struct meta *m, uint64_t dir, uint64_t gen,
 			err = 0;
 		goto out;
 	}
-	for (size_t i = 0; !err && i < n; i++)
+	for (size_t i = 0; !err && i < n; i++) {
 		err = upsert(m, dir, gen, &v[i], listed_at != 0, ch, NULL);
+		if (!err && !v[i].canonical)
+			err = twin_note_add(&notes, &nnotes, &capnotes, dir, v[i].name);
+	}
 	if (!err)
 		err = sweep(m, dir, gen, ch);
 	if (!err) {
@@ -1176,8 +1607,11 @@ int meta_apply_listing(struct meta *m, uint64_t dir, uint64_t gen,
 		err = tx_commit(m);
 	if (err)
 		tx_rollback(m);
+	else
+		twins_warn(m, notes, nnotes);
 out:
 	pthread_mutex_unlock(&m->lock);
+	twin_notes_release(notes, nnotes);
 	return err;
 }
 
@@ -1283,6 +1717,8 @@ struct meta_stream {
 	size_t nbatch;
 	uint64_t count;
 	struct meta_changes *ch;
+	struct twin_note *notes; /* non-canonical entries applied */
+	size_t nnotes, capnotes;
 	int err;                /* first error; the stream is then dead */
 };
 
@@ -1427,6 +1863,8 @@ static int stream_apply(struct meta_stream *st, struct stream_item *it)
 			return 0;
 	} else {
 		err = upsert(m, d->id, st->gen, &it->e, d->listed_before, st->ch, &id);
+		if (!err && !it->e.canonical)
+			err = twin_note_add(&st->notes, &st->nnotes, &st->capnotes, d->id, it->name);
 		if (err)
 			return err;
 		if (!it->e.is_dir)
@@ -1533,6 +1971,12 @@ int meta_stream_end(struct meta_stream *st, bool complete, time_t now)
 			pthread_mutex_unlock(&m->lock);
 		}
 	}
+	if (st->nnotes) {
+		pthread_mutex_lock(&m->lock);
+		twins_warn(m, st->notes, st->nnotes);
+		pthread_mutex_unlock(&m->lock);
+	}
+	twin_notes_release(st->notes, st->nnotes);
 	for (size_t i = 0; i < st->nbatch; i++)
 		stream_item_free(&st->batch[i]);
 	for (size_t i = 0; i < st->ndirs; i++)

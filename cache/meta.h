@@ -10,9 +10,13 @@
  * the mountpoint root (parent 0, empty names). Each node keeps both its
  * exact server name (as listed, reused in every later request) and the POSIX
  * name shown in the mount (names_decode of it; the caller decodes). Two
- * server names may decode to one POSIX name: only one is visible, chosen
- * deterministically — the canonical spelling (names_encode(name) == sname,
- * flagged by the caller) first, else the bytewise smallest server name.
+ * server names may decode to one POSIX name ("twins": "a:b" and "a：b"
+ * made by other clients, "．．" and "‛．‛．"). All stay reachable: the
+ * canonical spelling (names_encode(name) == sname, flagged by the caller)
+ * keeps the name, every other one is shown as "NAME (jottacloud
+ * XXXXXXXX).EXT" (names_dup_name: a hash of its own server name, another
+ * round of it if that name is taken), and a listing that applies such an
+ * entry logs one warning for it. A name without twins costs nothing more.
  * The service is case-insensitive; meta_fold() gives the key under which
  * names collide there.
  *
@@ -128,7 +132,8 @@ char *meta_fold(const char *sname);
 
 /* Attributes of node @id. -ENOENT if there is none. */
 int meta_get(struct meta *m, uint64_t id, struct meta_attr *out);
-/* The visible child of @parent named @name (POSIX). -ENOENT if none. */
+/* The visible child of @parent named @name (POSIX; a twin's suffixed name
+ * finds that twin). -ENOENT if none. */
 int meta_lookup(struct meta *m, uint64_t parent, const char *name, struct meta_attr *out);
 /* Child of @parent whose server name folds like @sname (the service would
  * see them as one name); its id in *id, 0 when none. */
@@ -141,8 +146,9 @@ int meta_path(struct meta *m, uint64_t id, char **path);
 int meta_names(struct meta *m, uint64_t id, char **name, char **sname);
 
 /*
- * The visible children of @parent, ordered by POSIX name, one call of @cb
- * each. @cb runs under the module lock: it must not call back into meta;
+ * The visible children of @parent, ordered by POSIX name (twins follow
+ * the canonical spelling of their name), one call of @cb each with the name
+ * it is shown under. @cb runs under the module lock: it must not call back into meta;
  * copy what you keep. Returning non-zero from @cb stops (that value is
  * returned).
  */

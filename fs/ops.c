@@ -1440,12 +1440,14 @@ static void op_fsyncdir(fuse_req_t req, fuse_ino_t ino, int datasync, struct fus
 
 /*
  * The server name for a new entry @name in @pid: encoded (-ENAMETOOLONG
- * over 255 units), and refused with -EEXIST when the directory holds an
- * entry the case-insensitive service sees as the same name (other than
- * @self).
+ * over 255 units), and refused with -EEXIST when the directory shows an
+ * entry of that name (another spelling of it on the server, or a twin's
+ * suffixed name) or holds one the case-insensitive service sees as the
+ * same name (other than @self).
  */
 static int new_name(struct fs *fs, uint64_t pid, const char *name, uint64_t self, char **sname)
 {
+	struct meta_attr a;
 	uint64_t other = 0;
 	int err;
 
@@ -1453,7 +1455,14 @@ static int new_name(struct fs *fs, uint64_t pid, const char *name, uint64_t self
 	err = names_encode(name, strlen(name), sname);
 	if (!err)
 		err = lister_fresh(fs->ls, pid, 0, NULL);
-	if (!err)
+	if (!err) {
+		err = meta_lookup(fs->meta, pid, name, &a);
+		if (!err)
+			other = a.id;
+		else if (err == -ENOENT)
+			err = 0;
+	}
+	if (!err && (!other || other == self))
 		err = meta_lookup_fold(fs->meta, pid, *sname, &other, NULL);
 	if (!err && other && other != self)
 		err = -EEXIST;

@@ -17,6 +17,7 @@
 #include <cmocka.h>
 
 #include "cache/meta.h"
+#include "net/names.h"
 
 struct fixture {
 	char dir[64];
@@ -148,8 +149,8 @@ static void test_listing(void **state)
 }
 
 struct collect {
-	char names[16][64];
-	uint64_t ids[16];
+	char names[4096][64];
+	uint64_t ids[4096];
 	int n;
 };
 
@@ -165,14 +166,33 @@ static int collect_cb(void *ctx, const struct meta_attr *a, const char *name)
 {
 	struct collect *c = ctx;
 
+	assert_true(c->n < 4096);
 	snprintf(c->names[c->n], sizeof(c->names[0]), "%s", name);
 	c->ids[c->n] = a->id;
 	c->n++;
 	return 0;
 }
 
-/* Two server names that decode to one POSIX name: exactly one is visible,
- * the canonical one, in lookups and in listings alike. */
+/* The name twin @sname of @name is shown under, for hash round @round. */
+static char *twin_name(const char *name, const char *sname, unsigned round)
+{
+	char *out = NULL;
+
+	assert_int_equal(names_dup_name(name, names_dup_hash(sname, round), &out), 0);
+	return out;
+}
+
+static int64_t size_of(struct meta *m, uint64_t parent, const char *name)
+{
+	struct meta_attr a;
+	int err = meta_lookup(m, parent, name, &a);
+
+	return err ? err : a.size;
+}
+
+/* Two server names that decode to one POSIX name ("twins"): all stay
+ * reachable, the canonical one under the name, the others under a suffix
+ * from their own server name, in lookups and in listings alike. */
 static void test_duplicates(void **state)
 {
 	struct fixture *f = *state;
@@ -183,30 +203,147 @@ static void test_duplicates(void **state)
 		file_entry("y2", "y", 4, "00000000000000000000000000000004"),
 		file_entry("y1", "y", 5, "00000000000000000000000000000005"),
 	};
+	struct meta_changes ch = { 0 };
 	struct collect c = { 0 };
+	char *y1 = twin_name("y", "y1", 0), *y2 = twin_name("y", "y2", 0);
 	struct meta_attr a;
 	char *sname;
 
 	v[0].canonical = false;
 	v[3].canonical = v[4].canonical = false;
 	assert_int_equal(meta_apply_listing(f->m, META_ROOT_ID, meta_gen_next(f->m), v, 5, 1, NULL), 0);
-	assert_int_equal(meta_lookup(f->m, META_ROOT_ID, "a:b", &a), 0);
-	assert_int_equal(a.size, 2);
-	/* No canonical spelling: the bytewise smallest server name wins. */
-	assert_int_equal(meta_lookup(f->m, META_ROOT_ID, "y", &a), 0);
-	assert_int_equal(a.size, 5);
+	assert_int_equal(size_of(f->m, META_ROOT_ID, "a:b"), 2);
+	assert_int_equal(size_of(f->m, META_ROOT_ID, "a:b (jottacloud 08bd8540)"), 1);
+	/* No canonical spelling: nobody has the plain name, each its own suffix. */
+	assert_int_equal(size_of(f->m, META_ROOT_ID, "y"), -ENOENT);
+	assert_int_equal(size_of(f->m, META_ROOT_ID, y1), 5);
+	assert_int_equal(size_of(f->m, META_ROOT_ID, y2), 4);
+	assert_int_equal(meta_lookup(f->m, META_ROOT_ID, y1, &a), 0);
 	assert_int_equal(meta_names(f->m, a.id, NULL, &sname), 0);
 	assert_string_equal(sname, "y1");
 	free(sname);
+	/* Suffixes that are not (or no longer) shown find nothing. */
+	assert_int_equal(size_of(f->m, META_ROOT_ID, "z (jottacloud 00000000)"), -ENOENT);
+	assert_int_equal(size_of(f->m, META_ROOT_ID, "a:b (jottacloud 00000000)"), -ENOENT);
+
 	assert_int_equal(meta_children(f->m, META_ROOT_ID, collect_cb, &c), 0);
-	assert_int_equal(c.n, 3);
+	assert_int_equal(c.n, 5);
 	assert_string_equal(c.names[0], "a:b");
-	assert_string_equal(c.names[1], "y");
-	assert_string_equal(c.names[2], "z");
+	assert_string_equal(c.names[1], "a:b (jottacloud 08bd8540)");
+	assert_string_equal(c.names[2], y1);
+	assert_string_equal(c.names[3], y2);
+	assert_string_equal(c.names[4], "z");
 	assert_int_equal(meta_get(f->m, c.ids[0], &a), 0);
 	assert_int_equal(a.size, 2);
 	assert_int_equal(meta_get(f->m, c.ids[1], &a), 0);
-	assert_int_equal(a.size, 5);
+	assert_int_equal(a.size, 1);
+
+	/* y1 goes away: y2 has no twin left and shows the plain name again;
+	 * the kernel hears of both names y1 may have been known by. */
+	v[4] = v[2];
+	assert_int_equal(meta_apply_listing(f->m, META_ROOT_ID, meta_gen_next(f->m), v, 4, 2, &ch), 0);
+	assert_int_equal(count_change(&ch, META_REMOVED, "y"), 1);
+	assert_int_equal(count_change(&ch, META_REMOVED, y1), 1);
+	meta_changes_release(&ch);
+	assert_int_equal(size_of(f->m, META_ROOT_ID, "y"), 4);
+	assert_int_equal(size_of(f->m, META_ROOT_ID, y2), -ENOENT);
+
+	/* A twin that appears later is reported under both names too. */
+	struct meta_entry y1e = file_entry("y1", "y", 5, "00000000000000000000000000000005");
+	y1e.canonical = false;
+	v[4] = y1e;
+	assert_int_equal(meta_apply_listing(f->m, META_ROOT_ID, meta_gen_next(f->m), v, 5, 3, &ch), 0);
+	assert_int_equal(count_change(&ch, META_ADDED, "y"), 1);
+	assert_int_equal(count_change(&ch, META_ADDED, y1), 1);
+	meta_changes_release(&ch);
+	assert_int_equal(size_of(f->m, META_ROOT_ID, y2), 4);
+	free(y1);
+	free(y2);
+}
+
+/* A suffixed name that another entry has: the next round, for lookups and
+ * listings alike; and the result does not depend on the listing order. */
+static void test_duplicates_taken(void **state)
+{
+	struct fixture *f = *state;
+	char *q1 = twin_name("q.txt", "q1.txt", 0), *q2 = twin_name("q.txt", "q2.txt", 0);
+	char *q1b = twin_name("q.txt", "q1.txt", 1);
+	struct meta_entry v[] = {
+		file_entry("q1.txt", "q.txt", 1, "00000000000000000000000000000001"),
+		file_entry("q2.txt", "q.txt", 2, "00000000000000000000000000000002"),
+		file_entry(q1, q1, 3, "00000000000000000000000000000003"),  /* a real file */
+		dir_entry("d1", "d1"),
+		dir_entry("d2", "d2"),
+	};
+	struct meta_entry r[3];
+	struct collect c1 = { 0 }, c2 = { 0 };
+	struct meta_attr d1, d2;
+
+	v[0].canonical = v[1].canonical = false;
+	assert_int_equal(meta_apply_listing(f->m, META_ROOT_ID, meta_gen_next(f->m), v, 5, 1, NULL), 0);
+	assert_int_equal(size_of(f->m, META_ROOT_ID, q1), 3);
+	assert_int_equal(size_of(f->m, META_ROOT_ID, q1b), 1);
+	assert_int_equal(size_of(f->m, META_ROOT_ID, q2), 2);
+	assert_int_equal(size_of(f->m, META_ROOT_ID, "q.txt"), -ENOENT);
+	assert_non_null(strstr(q1b, ").txt"));
+
+	/* The same entries in the opposite order, in two folders. */
+	for (int i = 0; i < 3; i++)
+		r[i] = v[2 - i];
+	assert_int_equal(meta_lookup(f->m, META_ROOT_ID, "d1", &d1), 0);
+	assert_int_equal(meta_lookup(f->m, META_ROOT_ID, "d2", &d2), 0);
+	assert_int_equal(meta_apply_listing(f->m, d1.id, meta_gen_next(f->m), v, 3, 1, NULL), 0);
+	assert_int_equal(meta_apply_listing(f->m, d2.id, meta_gen_next(f->m), r, 3, 1, NULL), 0);
+	assert_int_equal(meta_children(f->m, d1.id, collect_cb, &c1), 0);
+	assert_int_equal(meta_children(f->m, d2.id, collect_cb, &c2), 0);
+	assert_int_equal(c1.n, 3);
+	assert_int_equal(c2.n, 3);
+	for (size_t i = 0; i < 3; i++)
+		assert_string_equal(c1.names[i], c2.names[i]);
+	free(q1);
+	free(q2);
+	free(q1b);
+}
+
+/* Twins arriving in a recursive listing: "．．" (another client's spelling
+ * of "..", shown as U+FF0E U+FF0E) and "‛．‛．" (the canonical spelling of a
+ * local "．．"), also across a batch boundary. */
+static void test_duplicates_stream(void **state)
+{
+	struct fixture *f = *state;
+	struct meta_stream *st;
+	struct meta_entry root = dir_entry("", ""), dd = dir_entry("d", "d");
+	struct meta_entry raw = file_entry("\xef\xbc\x8e\xef\xbc\x8e", "\xef\xbc\x8e\xef\xbc\x8e", 1,
+					   "00000000000000000000000000000001");
+	struct meta_entry can = file_entry("\xe2\x80\x9b\xef\xbc\x8e\xe2\x80\x9b\xef\xbc\x8e",
+					   "\xef\xbc\x8e\xef\xbc\x8e", 2,
+					   "00000000000000000000000000000002");
+	char *shown = twin_name("\xef\xbc\x8e\xef\xbc\x8e", "\xef\xbc\x8e\xef\xbc\x8e", 0);
+	struct collect c = { 0 };
+	struct meta_attr d;
+
+	raw.canonical = false;
+	assert_int_equal(meta_stream_begin(f->m, META_ROOT_ID, meta_gen_next(f->m), NULL, &st), 0);
+	assert_int_equal(meta_stream_add(st, "", &root), 0);
+	assert_int_equal(meta_stream_add(st, "", &dd), 0);
+	assert_int_equal(meta_stream_add(st, "d", &raw), 0);
+	for (int i = 0; i < 3000; i++) {
+		char name[32];
+		snprintf(name, sizeof(name), "f%05d", i);
+		struct meta_entry fe = file_entry(name, name, i, "00000000000000000000000000000009");
+		assert_int_equal(meta_stream_add(st, "d", &fe), 0);
+	}
+	assert_int_equal(meta_stream_add(st, "d", &can), 0);
+	assert_int_equal(meta_stream_end(st, true, 5), 0);
+	assert_int_equal(meta_lookup(f->m, META_ROOT_ID, "d", &d), 0);
+	assert_int_equal(size_of(f->m, d.id, "\xef\xbc\x8e\xef\xbc\x8e"), 2);
+	assert_int_equal(size_of(f->m, d.id, shown), 1);
+	assert_string_equal(shown, "\xef\xbc\x8e\xef\xbc\x8e (jottacloud 180eb51f)");
+	assert_int_equal(meta_children(f->m, d.id, collect_cb, &c), 0);
+	assert_int_equal(c.n, 3002);
+	assert_string_equal(c.names[3000], "\xef\xbc\x8e\xef\xbc\x8e");
+	assert_string_equal(c.names[3001], shown);
+	free(shown);
 }
 
 static void test_fold(void **state)
@@ -632,6 +769,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_root, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_listing, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_duplicates, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_duplicates_taken, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_duplicates_stream, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_fold, setup, teardown),
 		cmocka_unit_test(test_fold_is_java_equals_ignore_case),
 		cmocka_unit_test_setup_teardown(test_generations, setup, teardown),
