@@ -451,7 +451,7 @@ int upload_conflict_name(const char *path, time_t t, char *buf, size_t len)
 	if (n < 0 || (size_t)n >= sizeof(tag))
 		return -EINVAL;
 	/* within the service's name limit: NAME shortened when needed */
-	err = names_insert_tag(name, tag, 0, &leaf);
+	err = names_insert_tag(name, tag, &leaf);
 	if (err)
 		return err;
 	leaflen = strlen(leaf);

@@ -28,7 +28,6 @@
 #include "net/names.h"
 
 #include <errno.h>
-#include <limits.h>
 #include <stdio.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -453,7 +452,7 @@ size_t names_utf16_units(const char *s, size_t len)
 	return units;
 }
 
-int names_insert_tag(const char *name, const char *tag, size_t max_bytes, char **out)
+int names_insert_tag(const char *name, const char *tag, char **out)
 {
 	size_t nlen = strlen(name), tlen = strlen(tag), stem, extlen, keep, units, budget;
 	size_t tag_units, ext_units;
@@ -467,13 +466,13 @@ int names_insert_tag(const char *name, const char *tag, size_t max_bytes, char *
 	extlen = nlen - stem;
 	tag_units = names_utf16_units(tag, tlen);
 	ext_units = names_utf16_units(name + stem, extlen);
-	if (tag_units + ext_units > NAMES_MAX_UNITS || (max_bytes && tlen + extlen > max_bytes))
+	if (tag_units + ext_units > NAMES_MAX_UNITS)
 		return -ENAMETOOLONG;
 	budget = NAMES_MAX_UNITS - tag_units - ext_units;
 	/* Drop whole characters from the end of the stem until it fits. */
 	keep = stem;
 	units = names_utf16_units(name, stem);
-	while (keep > 0 && (units > budget || (max_bytes && keep + tlen + extlen > max_bytes))) {
+	while (keep > 0 && units > budget) {
 		size_t end = keep;
 
 		keep--;
@@ -511,5 +510,5 @@ int names_dup_name(const char *name, uint32_t hash, char **out)
 	char tag[32];
 
 	snprintf(tag, sizeof(tag), NAMES_DUP_TAG "%08x)", (unsigned)hash);
-	return names_insert_tag(name, tag, NAME_MAX, out);
+	return names_insert_tag(name, tag, out);
 }

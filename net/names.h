@@ -63,12 +63,11 @@ int names_decode_raw(const char *server, char **out, size_t *out_len);
  * last '.'; there is none when the name has no '.', when its only '.' is
  * the first byte (".bashrc") or when it ends in '.' ("archive.tar.gz" gives
  * "archive.tar TAG.gz"). When the result would exceed NAMES_MAX_UNITS
- * UTF-16 units, or @max_bytes bytes (0: no byte limit), the part before the
- * extension is shortened at a character boundary. *out malloc'd. Returns 0,
- * -EINVAL (empty name), -ENAMETOOLONG (tag and extension alone are too
- * long) or -ENOMEM.
+ * UTF-16 units, the part before the extension is shortened at a character
+ * boundary. *out malloc'd. Returns 0, -EINVAL (empty name), -ENAMETOOLONG
+ * (tag and extension alone are too long) or -ENOMEM.
  */
-int names_insert_tag(const char *name, const char *tag, size_t max_bytes, char **out);
+int names_insert_tag(const char *name, const char *tag, char **out);
 
 /*
  * Two server entries of one folder that decode to the same name. The
@@ -82,7 +81,7 @@ int names_insert_tag(const char *name, const char *tag, size_t max_bytes, char *
  * names_dup_hash: 32-bit FNV-1a of @sname (and of @round when it is not 0).
  * Stable: the man page promises these names; never change the function.
  * names_dup_name: the shown name for decoded name @name and hash @hash,
- * within NAMES_MAX_UNITS units and NAME_MAX bytes (names_insert_tag).
+ * within NAMES_MAX_UNITS units (names_insert_tag).
  * Same returns as names_insert_tag.
  */
 #define NAMES_DUP_TAG " (jottacloud "

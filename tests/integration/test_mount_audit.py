@@ -5,8 +5,8 @@ errno, emulator statistics, process state).
 Names (issue 3 item 3): every encoded class written by rclone 1.60 (with the
 HEAD encoding jottafs uses) appears under its own name with its own bytes; hostile or non-canonical server names seeded
 through the emulator never escape their directory and are readable under the
-name shown; names that decode alike show exactly one entry, the same one on
-every path (folder GET, liststream, cold lookup) and across remounts.
+name shown; names that decode alike all stay reachable under the same names
+on every path (folder GET, liststream, cold lookup) and across remounts.
 
 Mount and caches (items 5-7): stable inode numbers, uid/gid/umask, ro, content
 changes of the same size, MD5 verification of a corrupt download, cache reuse
@@ -33,7 +33,7 @@ import pytest
 
 from jfs_helpers import BIN, DaemonFailed, SANITIZER_RE
 from wtest_helpers import (RCLONE_ENCODING, encode_name, errno_of, knobs, md5_bytes, read_file,
-                           wait_for)
+                           twin_name, wait_for)
 
 MiB = 1 << 20
 
@@ -150,16 +150,22 @@ HOSTILE = {
     "msf:1.jpg": ("msf:1.jpg", "android"),
 }
 # Collision groups (each in its own folder): every server name of a group
-# decodes to one POSIX name. Exactly one is shown: the canonical spelling when
-# present, else the least server name (meta.c LOOKUP/CHILDREN order).
+# decodes to one POSIX name. The canonical spelling (if any) is shown under
+# that name, every other one as twin_name(name, server name) (issue 14).
+# group -> (server names, the POSIX name, the canonical one or None)
 COLLIDE = {
     "g1": (["a:b", "a\uff1ab"], "a:b", "a\uff1ab"),
     "g2": (["\uff0e", "\u201b2E", "\u201b\uff0e"], "\uff0e", "\u201b\uff0e"),
-    "g3": (["p\u201b2Fq", "p\uff0fq"], "p\uff0fq", "p\u201b2Fq"),          # no canonical one
-    "g4": (["\u201b2E\u201b2E", "\uff0e\uff0e"], "\uff0e\uff0e", "\u201b2E\u201b2E"),
-    "g5": (["\u2400", "\u201b00"], "\u2400", "\u201b00"),
+    "g3": (["p\u201b2Fq", "p\uff0fq"], "p\uff0fq", None),          # no canonical one
+    "g4": (["\u201b2E\u201b2E", "\uff0e\uff0e"], "\uff0e\uff0e", None),
+    "g5": (["\u2400", "\u201b00"], "\u2400", None),
     "g6": (["Q\u201b3F", "Q?", "Q\uff1f"], "Q?", "Q\uff1f"),
 }
+
+
+def collide_shown(names, name, canonical):
+    """{name shown: server name} for one collision group."""
+    return {(name if s == canonical else twin_name(name, s)): s for s in names}
 
 
 def seed_hostile(emulator, user):
@@ -199,15 +205,18 @@ def check_hostile(m):
 
 
 def check_collisions(m, how):
-    """how: 'list' (readdir first) or 'lookup' (stat the name, no readdir)."""
-    for g, (names, shown, winner) in COLLIDE.items():
-        p = B(m.path, g, os.fsencode(shown))
-        if how == "lookup":
-            assert read_file(p) == ("%s:%s" % (g, winner)).encode(), (g, how)
-            assert os.listdir(B(m.path, g)) == [os.fsencode(shown)], g
-        else:
-            assert os.listdir(B(m.path, g)) == [os.fsencode(shown)], g
-            assert read_file(p) == ("%s:%s" % (g, winner)).encode(), (g, how)
+    """how: 'list' (readdir first) or 'lookup' (stat the names, no readdir)."""
+    for g, (names, name, canonical) in COLLIDE.items():
+        shown = collide_shown(names, name, canonical)
+        want = sorted(os.fsencode(n) for n in shown)
+        if how != "lookup":
+            assert sorted(os.listdir(B(m.path, g))) == want, g
+        for n, s in shown.items():
+            assert read_file(B(m.path, g, os.fsencode(n))) == ("%s:%s" % (g, s)).encode(), \
+                (g, n, how)
+        if canonical is None:
+            assert errno_of(os.stat, B(m.path, g, os.fsencode(name))) == errno.ENOENT, g
+        assert sorted(os.listdir(B(m.path, g))) == want, g
 
 
 def test_hostile_server_names(account, emulator, mounter, tmp_path):
@@ -227,10 +236,10 @@ def test_hostile_server_names(account, emulator, mounter, tmp_path):
 
 
 def test_colliding_names_one_entry_deterministic(account, emulator, mounter, tmp_path):
-    """Two (or three) server names decoding to one POSIX name: exactly one entry,
-    always the same one (canonical spelling first), whether the folder is
-    listed first or the name is looked up cold, streamed or listed, and
-    across remounts with and without the cache."""
+    """Two (or three) server names decoding to one POSIX name: every one is
+    reachable under the same names (the canonical spelling under the plain
+    name), whether the folder is listed first or the names are looked up
+    cold, streamed or listed, and across remounts with and without the cache."""
     seed_hostile(emulator, account.user)
     m = mounter(account, options=["cache_dir=%s" % (tmp_path / "c1")])
     check_collisions(m, "lookup")

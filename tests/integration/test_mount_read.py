@@ -302,16 +302,19 @@ def test_revalidation_sees_remote_changes(account, emulator, mounter):
 
 
 def test_names_decoding_alike(account, emulator, mounter):
-    """Two server names that decode to one POSIX name: one is shown, the
-    canonical spelling, consistently in listings and lookups."""
+    """Two server names that decode to one POSIX name: the canonical spelling
+    keeps the name, the other is shown with a suffix from its own server name
+    (test_name_collisions.py has the rest)."""
     emulator.seed([{"path": "x/a:b", "content": "raw colon"},
                    {"path": "x/a\uff1ab", "content": "canonical"},
                    {"path": "x/msf:1.jpg", "content": "android"}], user=account.user)
     m = mounter(account)
     x = os.path.join(m.path, "x")
-    assert sorted(os.listdir(x)) == ["a:b", "msf:1.jpg"]
+    assert sorted(os.listdir(x)) == ["a:b", "a:b (jottacloud 08bd8540)", "msf:1.jpg"]
     with open(os.path.join(x, "a:b")) as f:
         assert f.read() == "canonical"
+    with open(os.path.join(x, "a:b (jottacloud 08bd8540)")) as f:
+        assert f.read() == "raw colon"
     # A non-canonical name made by another client is reachable as listed.
     with open(os.path.join(x, "msf:1.jpg")) as f:
         assert f.read() == "android"

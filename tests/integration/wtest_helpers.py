@@ -229,3 +229,19 @@ def partial_upload_bytes(emu, ignore=()):
         except OSError:
             pass
     return total
+
+
+def twin_name(name, sname, round=0):
+    """The name jottafs shows server entry @sname when it decodes to @name
+    like another entry of its folder and is not the canonical spelling
+    (net/names.c names_dup_name: 32-bit FNV-1a of the server name, inserted
+    before the extension). Short names only (no shortening)."""
+    h = 2166136261
+    data = sname.encode("utf-8", "surrogateescape")
+    if round:
+        data += b"\0" + round.to_bytes(4, "little")
+    for b in data:
+        h = ((h ^ b) * 16777619) & 0xFFFFFFFF
+    dot = name.rfind(".")
+    stem = dot if 0 < dot < len(name) - 1 else len(name)
+    return "%s (jottacloud %08x)%s" % (name[:stem], h, name[stem:])

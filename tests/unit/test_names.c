@@ -993,27 +993,26 @@ static void test_dup_names(void **state)
 	assert_int_equal(names_dup_name("", 1, &out), -EINVAL);
 	assert_null(out);
 
-	/* Long names: within NAME_MAX bytes, cut at a character boundary, the
-	 * extension kept. */
+	/* Long names: within 255 UTF-16 units, cut at a character boundary,
+	 * the extension kept. */
 	name[0] = '\0';
-	for (int i = 0; i < 120; i++)
+	for (int i = 0; i < 240; i++)
 		strcat(name, "\xc3\xa6");     /* æ: 2 bytes, 1 unit */
 	strcat(name, ".txt");
 	assert_int_equal(names_dup_name(name, 0x12345678u, &out), 0);
-	assert_true(strlen(out) <= 255);
+	assert_int_equal(names_utf16_units(out, strlen(out)), 255);
 	assert_non_null(strstr(out, " (jottacloud 12345678).txt"));
-	assert_int_equal(strstr(out, " (jottacloud") - out, 228);      /* 114 æ */
+	assert_int_equal(strstr(out, " (jottacloud") - out, 458);      /* 229 æ */
 	free(out);
-
-	/* The general helper: UTF-16 limit only without a byte limit. */
-	assert_int_equal(names_insert_tag(name, " (x)", 0, &out), 0);
-	assert_int_equal(strlen(out), strlen(name) + 4);
+	assert_int_equal(names_insert_tag(name + 200, " (x)", &out), 0);
+	assert_int_equal(strlen(out), strlen(name + 200) + 4);
 	free(out);
+	/* No room for the tag before a long extension. */
 	memset(name, 'e', 300);
 	name[0] = 'a';
 	name[1] = '.';
 	name[300] = '\0';
-	assert_int_equal(names_insert_tag(name, " (x)", 0, &out), -ENAMETOOLONG);
+	assert_int_equal(names_insert_tag(name, " (x)", &out), -ENAMETOOLONG);
 	assert_null(out);
 }
 
