@@ -958,9 +958,7 @@ static int lookup_twin(struct meta *m, uint64_t parent, const char *name, struct
 	return err;
 }
 
-/* A listing applied entries with non-canonical server names: where one
- * decodes like another child of its folder, say once per entry which name
- * it is shown under. Lock held. */
+/* A non-canonical entry a listing applied: folder and POSIX name. */
 struct twin_note {
 	uint64_t dir;
 	char *name;
@@ -1000,8 +998,13 @@ static int twin_note_cmp(const void *a, const void *b)
 	return strcmp(x->name, y->name);
 }
 
+/* After a listing applied the entries noted in @v[0..n): where one decodes
+ * like another child of its folder, say once per such entry which name it
+ * is shown under (one pass per group). Lock held. */
 static void twins_warn(struct meta *m, struct twin_note *v, size_t n)
 {
+	if (!n)
+		return;
 	qsort(v, n, sizeof(*v), twin_note_cmp);
 	for (size_t i = 0; i < n; i++) {
 		struct twin *t = NULL;
