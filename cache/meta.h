@@ -58,12 +58,21 @@ enum {
 				   never removed by a listing, attributes are local */
 };
 
+/*
+ * The size of a file whose listed attributes were refused (jfs_entry.bad:
+ * a negative or absurd size, a bad time...): the node is kept so that its
+ * name is listed, and fs/ answers EIO for every access to it until a
+ * listing gives it usable attributes. A size, not a column, so that the
+ * index schema stays as it is; nothing else stores a negative size.
+ */
+#define META_SIZE_BAD (-1)
+
 /* Attributes of one node. */
 struct meta_attr {
 	uint64_t id;
 	uint64_t parent;        /* 0 for the mountpoint root */
 	bool is_dir;
-	int64_t size;           /* file: bytes */
+	int64_t size;           /* file: bytes; META_SIZE_BAD: refused attributes */
 	time_t mtime;           /* file: client-supplied modified; dir: first seen */
 	time_t created;         /* client-supplied created, 0 unknown */
 	time_t updated;         /* server time of the current revision, 0 unknown */

@@ -999,8 +999,10 @@ static void fill_attr(struct fs *fs, const struct vnode *v, struct stat *st)
 		st->st_mode = S_IFDIR | (trash ? (0755 & fs->dmode) : (0555 & fs->dmode));
 	} else {
 		st->st_mode = S_IFREG | (0444 & fs->fmode);
-		st->st_size = v->size;
-		st->st_blocks = (v->size + 511) / 512;
+		int64_t size = v->size > 0 ? v->size : 0;
+
+		st->st_size = size;
+		st->st_blocks = size / 512 + (size % 512 != 0);
 	}
 	st->st_blksize = 128 * 1024;
 	st->st_mtim.tv_sec = v->mtime;
@@ -1569,7 +1571,9 @@ static int restore_child_cb(void *ctx, const struct jfs_entry *e)
 	int err = -ENOMEM;
 
 	if (from && to) {
-		if (e->is_dir)
+		if (e->bad)             /* its size and MD5 cannot be trusted */
+			err = -EIO;
+		else if (e->is_dir)
 			err = restore_dir(r->fs, from, to);
 		else if (e->completed)
 			err = restore_file(r->fs, from, to, e->size, e->md5, e->created,

@@ -91,6 +91,9 @@ struct entries {
 	struct meta_entry *v;
 	size_t n, cap;
 	int err;
+	struct lister *l;
+	uint64_t dir;               /* the listed folder */
+	const char *path;           /* its server path, for messages */
 };
 
 static void entries_release(struct entries *es)
@@ -104,17 +107,28 @@ static void entries_release(struct entries *es)
 }
 
 /*
- * Fill @me from service entry @e (copying nothing: names are set by the
- * caller). Returns false for entries that are not shown: trash tombstones
- * and files without a completed revision (as rclone).
+ * Returns false for entries that are not shown: trash tombstones and files
+ * without a completed revision (as rclone). A file with refused attributes
+ * (e->bad) is shown: its name is listed, every access to it is EIO.
  */
 static bool entry_visible(const struct jfs_entry *e)
 {
 	if (e->deleted)
 		return false;
+	if (e->bad)
+		return true;
 	if (!e->is_dir && !e->completed)
 		return false;
 	return true;
+}
+
+/* One line for a file whose attributes were refused: its server path is
+ * @dir/@sub/@name (@dir, @sub may be ""). */
+static void warn_bad(const char *dir, const char *sub, const char *name, const char *why)
+{
+	log_warn("listing: '%s%s%s%s%s': refused attributes from the service (%s): it "
+		 "answers EIO until the service lists it correctly", dir, *dir ? "/" : "",
+		 sub, *sub ? "/" : "", name, why);
 }
 
 /* Decode @sname; *name malloc'd, *canonical set. 0 or -errno. */
@@ -130,10 +144,15 @@ static int decode_name(const char *sname, char **name, bool *canonical)
 	return 0;
 }
 
+/* Fill @me from service entry @e (copying nothing: names are set by the caller). */
 static void fill_meta_entry(struct meta_entry *me, const struct jfs_entry *e)
 {
 	memset(me, 0, sizeof(*me));
 	me->is_dir = e->is_dir;
+	if (e->bad) {
+		me->size = META_SIZE_BAD;       /* the decoder zeroed the rest */
+		return;
+	}
 	me->size = e->size < 0 ? 0 : e->size;
 	me->mtime = e->modified;
 	me->created = e->created;
@@ -180,6 +199,15 @@ static int list_cb(void *ctx, const struct jfs_entry *e)
 	me->sname = sname;
 	me->name = name;
 	me->canonical = canonical;
+	if (e->bad) {
+		struct meta_attr a;
+
+		/* Said once: not again at each revalidation while it stays bad. */
+		if (meta_lookup(es->l->cfg.meta, es->dir, name, &a) || a.size != META_SIZE_BAD)
+			warn_bad(es->path, "", e->name, e->bad);
+		else
+			log_debug("listing: '%s/%s' still refused (%s)", es->path, e->name, e->bad);
+	}
 	return 0;
 }
 
@@ -286,7 +314,7 @@ static void warn_stale(struct lister *l, uint64_t dir, int err)
 static int do_list(struct lister *l, uint64_t dir)
 {
 	struct meta_changes ch = { 0 };
-	struct entries es = { 0 };
+	struct entries es = { .l = l, .dir = dir };
 	char *path = NULL;
 	int err = 0;
 
@@ -294,6 +322,7 @@ static int do_list(struct lister *l, uint64_t dir)
 	time_t t0 = time(NULL);
 
 	err = meta_path(l->cfg.meta, dir, &path);
+	es.path = path;
 	if (!err) {
 		pthread_mutex_lock(&l->lock);
 		l->stats.lists++;
@@ -319,6 +348,7 @@ struct stream_ctx {
 	struct flight *f;
 	struct meta_stream *st;
 	uint64_t n;
+	const char *root;           /* server path of the streamed folder */
 };
 
 static int stream_cb(void *ctx, const struct jfs_entry *e)
@@ -343,6 +373,8 @@ static int stream_cb(void *ctx, const struct jfs_entry *e)
 	me.sname = e->name;
 	me.name = name ? name : "";
 	me.canonical = canonical;
+	if (e->bad)
+		warn_bad(sc->root, e->parent ? e->parent : "", e->name, e->bad);
 	err = meta_stream_add(sc->st, e->parent ? e->parent : "", &me);
 	free(name);
 	if (err)
@@ -371,6 +403,7 @@ static void do_stream(struct lister *l, struct flight *f)
 	int err;
 
 	err = meta_path(l->cfg.meta, f->dir, &path);
+	sc.root = path;
 	if (!err)
 		err = meta_stream_begin(l->cfg.meta, f->dir, gen, &ch, &sc.st);
 	if (!err) {

@@ -103,9 +103,19 @@ static void reply_err(fuse_req_t req, int err)
 	fuse_reply_err(req, -err);
 }
 
-/* Fill @st from node attributes. */
+/* -EIO for a node whose listed attributes were refused (META_SIZE_BAD:
+ * lister.c logged why), else 0. Checked wherever attributes reach the
+ * kernel or content is opened. */
+static int attr_check(const struct meta_attr *a)
+{
+	return !a->is_dir && a->size < 0 ? -EIO : 0;
+}
+
+/* Fill @st from node attributes (sizes never negative here: attr_check). */
 static void fill_stat(const struct fs *fs, const struct meta_attr *a, struct stat *st)
 {
+	int64_t size = a->is_dir || a->size < 0 ? 0 : a->size;
+
 	memset(st, 0, sizeof(*st));
 	st->st_ino = fs_ino(fs, a->id);
 	st->st_mode = a->is_dir ? (S_IFDIR | fs->dmode) : (S_IFREG | fs->fmode);
@@ -114,9 +124,9 @@ static void fill_stat(const struct fs *fs, const struct meta_attr *a, struct sta
 	st->st_nlink = 1;
 	st->st_uid = fs->uid;
 	st->st_gid = fs->gid;
-	st->st_size = a->is_dir ? 0 : a->size;
+	st->st_size = size;
 	st->st_blksize = 128 * 1024;
-	st->st_blocks = a->is_dir ? 0 : (a->size + 511) / 512;
+	st->st_blocks = size / 512 + (size % 512 != 0);    /* (size + 511) may overflow */
 	/* Local content: what the cache file holds (a sparse file's holes
 	 * take no room here until its upload). */
 	if (!a->is_dir && a->local && fs->dc) {
@@ -209,7 +219,9 @@ void fs_changes(void *ctx, struct meta_changes *ch)
 				notifier_inval_entry(fs->nt, pino, c->name);
 			break;
 		case META_CONTENT:
-			if (fs->dc && meta_get(fs->meta, c->id, &a) == 0)
+			/* A file turned bad keeps the content its open handles
+			 * read; new opens fail (attr_check). */
+			if (fs->dc && meta_get(fs->meta, c->id, &a) == 0 && !attr_check(&a))
 				dcache_invalidate(fs->dc, c->id, a.size, a.md5);
 			if (ino && itable_known(fs->it, ino))
 				notifier_inval_inode(fs->nt, ino, true);
@@ -313,6 +325,8 @@ static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 		fuse_reply_entry(req, &e);
 		return;
 	}
+	if (!err)
+		err = attr_check(&a);
 	if (err) {
 		reply_err(req, err);
 		return;
@@ -412,6 +426,8 @@ static void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 			return;
 		}
 	}
+	if (!err)
+		err = attr_check(&a);
 	if (err) {
 		reply_err(req, err);
 		return;
@@ -514,6 +530,8 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to
 		return;
 	}
 	err = meta_get(fs->meta, id, &a);
+	if (!err)
+		err = attr_check(&a);
 	if (err) {
 		reply_err(req, err);
 		return;
@@ -716,6 +734,10 @@ static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		} else {
 			fill_entry(fs, &d->v[i - 2].a, &e);
 			name = d->v[i - 2].name;
+			/* Refused attributes: the name only (node id 0: the
+			 * kernel makes no entry, a lookup then gets EIO). */
+			if (attr_check(&d->v[i - 2].a))
+				e.ino = 0;
 		}
 		if (plus)
 			need = fuse_add_direntry_plus(req, buf + pos, size - pos, name, &e,
@@ -725,7 +747,7 @@ static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 						 (off_t)(i + 1));
 		if (need > size - pos)
 			break;
-		if (plus && i >= 2 && itable_ref(fs->it, e.ino)) {
+		if (plus && i >= 2 && e.ino && itable_ref(fs->it, e.ino)) {
 			/* Cannot count it: do not hand it out (retry on the next call). */
 			break;
 		}
@@ -1114,6 +1136,8 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		return;
 	}
 	err = meta_get(fs->meta, fs_id(fs, ino), &a);
+	if (!err)
+		err = attr_check(&a);
 	if (err) {
 		reply_err(req, err);
 		return;
@@ -1986,7 +2010,7 @@ static int xattr_attr(struct fs *fs, uint64_t id, struct meta_attr *a)
 		if (lister_fresh(fs->ls, a->parent, LISTER_SYNC, NULL) == 0)
 			err = meta_get(fs->meta, id, a);
 	}
-	return err;
+	return err ? err : attr_check(a);
 }
 
 static void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size)

@@ -71,6 +71,8 @@ struct jfs {
 	char *ls_prefix;         /* "/<mountpoint>" raw (liststream paths) */
 	char *device;
 	char *mountpoint;
+	uint64_t list_entries, list_bytes;      /* limits (jfs.h), defaults applied */
+	uint64_t stream_entries, stream_bytes;
 };
 
 /* ---------------------------------------------------------------------- */
@@ -255,6 +257,11 @@ int jfs_new(struct http_client *http, const struct jfs_config *cfg, struct jfs *
 	j->jfs_url = dup_trimmed(cfg->jfs_url);
 	j->device = strdup(cfg->device);
 	j->mountpoint = strdup(cfg->mountpoint);
+	j->list_entries = cfg->max_list_entries ? cfg->max_list_entries : JFS_LIST_MAX_ENTRIES;
+	j->list_bytes = cfg->max_list_bytes ? cfg->max_list_bytes : JFS_LIST_MAX_BYTES;
+	j->stream_entries = cfg->max_stream_entries ? cfg->max_stream_entries
+						    : JFS_STREAM_MAX_ENTRIES;
+	j->stream_bytes = cfg->max_stream_bytes ? cfg->max_stream_bytes : JFS_STREAM_MAX_BYTES;
 
 	struct sb b = { 0 };
 	sb_adds(&b, j->jfs_url ? j->jfs_url : "");
@@ -317,11 +324,25 @@ static int map_failure(int rc, const struct http_response *resp, bool json)
 /* Streaming an XML body into a decoder (http_sink context). */
 struct xml_sink {
 	struct jfs_xml *x;
+	/* The decoder's limits (jfs_xml_set_limits) and the options that set them. */
+	uint64_t max_entries, max_bytes;
+	const char *opt_entries, *opt_bytes;
 	bool done;               /* the decoder needs no more input */
 	int err;                 /* the decoder's error */
 	void (*on_reset)(void *ctx);   /* before a retry (may be NULL) */
 	void *reset_ctx;
 };
+
+/* Set the limits of @s's decoder, named by the options that set them. */
+static void xml_limits(struct xml_sink *s, uint64_t entries, const char *opt_entries,
+		       uint64_t bytes, const char *opt_bytes)
+{
+	jfs_xml_set_limits(s->x, entries, bytes);
+	s->max_entries = entries;
+	s->max_bytes = bytes;
+	s->opt_entries = opt_entries;
+	s->opt_bytes = opt_bytes;
+}
 
 static int xml_write(void *ctx, const void *data, size_t len)
 {
@@ -371,13 +392,21 @@ static int xml_request(struct jfs *j, const struct http_request *req, struct xml
 	} else {
 		rc = map_failure(rc, &resp, false);
 	}
-	if (s->err == -EIO && rc == -EIO) {
+	if (s->err == -EFBIG && rc == -EFBIG) {
+		/* Over a listing limit: the listing fails as a bad response. */
+		bool entries = s->max_entries && jfs_xml_count(s->x) >= s->max_entries;
+		log_err("jfs: %s of '%s' refused: %s (the limit: -o %s=%llu)", what,
+			*path ? path : "/", jfs_xml_errmsg(s->x),
+			entries ? s->opt_entries : s->opt_bytes,
+			(unsigned long long)(entries ? s->max_entries : s->max_bytes));
+		rc = -EIO;
+	} else if (s->err == -EIO && rc == -EIO) {
 		char why[200];
 		log_err("jfs: %s '%s': bad response: %s", what, path,
 			redact_str(jfs_xml_errmsg(s->x), why, sizeof(why)));
-	}
-	else if (rc < 0)
+	} else if (rc < 0) {
 		log_debug("jfs: %s '%s': %s", what, path, strerror(-rc));
+	}
 	http_response_release(&resp);
 	return rc;
 }
@@ -466,6 +495,7 @@ static uint64_t entry_hash(uint64_t h, const struct jfs_entry *e)
 	h = hash_str(h, e->latest_state);
 	h = hash_str(h, e->md5);
 	h = hash_str(h, e->latest_md5);
+	h = hash_str(h, e->bad);
 	const int64_t v[] = { e->is_dir, e->deleted, e->completed, e->has_latest, e->size,
 			      e->revision, e->latest_size, (int64_t)e->created,
 			      (int64_t)e->modified, (int64_t)e->updated };
@@ -513,6 +543,16 @@ static int replay_end(struct replay *r, int rc)
 	return rc;
 }
 
+/* The decoder of a folder listing into @s, with the folder listing limits. */
+static int list_decoder(struct jfs *j, struct replay *r, struct xml_sink *s)
+{
+	int rc = jfs_xml_new_list(replay_cb, r, &s->x);
+	if (!rc)
+		xml_limits(s, j->list_entries, "max_listing_entries", j->list_bytes,
+			   "max_listing_bytes");
+	return rc;
+}
+
 int jfs_list(struct jfs *j, const char *path, jfs_entry_cb cb, void *ctx)
 {
 	char *url;
@@ -522,7 +562,7 @@ int jfs_list(struct jfs *j, const char *path, jfs_entry_cb cb, void *ctx)
 	struct replay r = { .cb = cb, .ctx = ctx, .what = "list", .path = path };
 	replay_reset(&r);
 	struct xml_sink s = { .on_reset = replay_reset, .reset_ctx = &r };
-	rc = jfs_xml_new_list(replay_cb, &r, &s.x);
+	rc = list_decoder(j, &r, &s);
 	if (!rc) {
 		struct http_request req;
 		http_request_init(&req, "GET", url);
@@ -552,6 +592,8 @@ int jfs_liststream(struct jfs *j, const char *path, jfs_entry_cb cb, void *ctx)
 	struct xml_sink s = { .on_reset = replay_reset, .reset_ctx = &r };
 	rc = pfx ? jfs_xml_new_liststream(pfx, replay_cb, &r, &s.x) : -ENOMEM;
 	if (!rc) {
+		xml_limits(&s, j->stream_entries, "max_stream_entries", j->stream_bytes,
+			   "max_stream_bytes");
 		struct http_request req;
 		http_request_init(&req, "GET", url);
 		req.idempotent = true;
@@ -1492,7 +1534,7 @@ int jfs_trash(struct jfs *j, jfs_entry_cb cb, void *ctx)
 	struct replay r = { .cb = cb, .ctx = ctx, .what = "trash", .path = "" };
 	replay_reset(&r);
 	struct xml_sink s = { .on_reset = replay_reset, .reset_ctx = &r };
-	int rc = jfs_xml_new_list(replay_cb, &r, &s.x);
+	int rc = list_decoder(j, &r, &s);
 	if (!rc) {
 		struct http_request req;
 		http_request_init(&req, "GET", url);
@@ -1513,7 +1555,7 @@ int jfs_list_trashed(struct jfs *j, const char *path, jfs_entry_cb cb, void *ctx
 	struct replay r = { .cb = cb, .ctx = ctx, .what = "list", .path = path };
 	replay_reset(&r);
 	struct xml_sink s = { .on_reset = replay_reset, .reset_ctx = &r };
-	rc = jfs_xml_new_list(replay_cb, &r, &s.x);
+	rc = list_decoder(j, &r, &s);
 	if (!rc) {
 		jfs_xml_list_trashed(s.x);
 		struct http_request req;

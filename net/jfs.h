@@ -35,12 +35,40 @@ struct http_client;
 struct http_sink;
 struct jfs;
 
+/*
+ * What a server can make us believe or hold. The one maximum size believed
+ * from the service: a listed size above it (or negative) makes that entry
+ * bad (struct jfs_entry.bad). 1 PiB, far above any real file (the service
+ * and jottafs write at most tens of GB per file).
+ */
+#define JFS_SIZE_MAX (1LL << 50)
+
+/*
+ * Limits on one listing (defaults; jfs_config overrides them, fs/options
+ * -o max_listing_entries= ...). A listing over one is refused: one log line
+ * naming the folder and the limit, and the call fails with -EIO. They bound
+ * memory (a folder listing is collected before it is applied: about 200
+ * bytes per entry plus its names) and index growth (at most one row per
+ * entry; a row holds the entry's names, which come from the body). A real
+ * folder entry takes about 600 bytes, a liststream file 300-400.
+ */
+#define JFS_LIST_MAX_ENTRIES   1000000ULL      /* entries of one folder listing */
+#define JFS_LIST_MAX_BYTES     (1ULL << 30)    /* its body: 1 GiB */
+#define JFS_STREAM_MAX_ENTRIES 10000000ULL     /* entries of one recursive listing */
+#define JFS_STREAM_MAX_BYTES   (4ULL << 30)    /* its body: 4 GiB */
+
 struct jfs_config {
 	const char *jfs_url;      /* e.g. "https://jfs.jottacloud.com/jfs" (no trailing '/') */
 	const char *api_url;      /* e.g. "https://api.jottacloud.com" (no trailing '/') */
 	const char *username;     /* internal user name (from the customer API) */
 	const char *device;       /* "Jotta" */
 	const char *mountpoint;   /* "Archive" */
+	/* Listing limits; 0: the JFS_*_MAX_* default. Folder listings (also
+	 * of the trash) take the list limits, liststream the stream ones. */
+	uint64_t max_list_entries;
+	uint64_t max_list_bytes;
+	uint64_t max_stream_entries;
+	uint64_t max_stream_bytes;
 };
 
 /* Copies every string of @cfg. The http client must outlive the jfs. */
@@ -75,6 +103,13 @@ struct jfs_entry {
 	/* jfs_trash() only: the original parent folder, "/<user>/<device>/<mountpoint>[/...]"
 	   (server names), NULL when the service did not say */
 	const char *origin;
+	/* Listings only: non-NULL when the service sent a value for this file
+	 * that is refused (negative or over JFS_SIZE_MAX, not a number, a bad
+	 * time or MD5): why, e.g. "<size> above 1125899906842624 bytes" (no
+	 * server text). Its numbers are then 0, md5 "" and completed false, so
+	 * a caller that ignores this field hides the entry; fs/ shows it and
+	 * answers EIO for it. */
+	const char *bad;
 };
 
 /*

@@ -128,6 +128,8 @@ struct jfs_xml {
 	uint64_t count;
 
 	/* Limits and accounting. */
+	uint64_t max_entries;           /* jfs_xml_set_limits(); 0: none */
+	uint64_t max_bytes;
 	size_t mem, mem_peak;
 	uint64_t fed;                   /* bytes given to expat */
 	uint64_t last_event;            /* stream offset of the last handler call */
@@ -138,6 +140,10 @@ struct jfs_xml {
 	size_t text_run;                /* character data since the last tag */
 	unsigned collect_depth;         /* depth whose text goes into text, 0: none */
 	struct sbuf text;
+
+	/* A value of the listed file being read was refused (list,
+	 * liststream): why, "" while it is fine (see refuse_value). */
+	char bad[64];
 
 	/* list, stat */
 	enum jfs_xml_root root;
@@ -226,11 +232,61 @@ static void fail(struct jfs_xml *x, int err, const char *fmt, ...)
 	XML_StopParser(x->parser, XML_FALSE);
 }
 
+/* Over a jfs_xml_set_limits() limit: -EFBIG, errmsg "more than N <what>"
+ * (no position: the caller names the limit). */
+static int over_limit(struct jfs_xml *x, uint64_t limit, const char *what)
+{
+	if (x->err || x->done)
+		return x->err;
+	x->err = -EFBIG;
+	snprintf(x->errmsg, sizeof(x->errmsg), "more than %llu %s", (unsigned long long)limit,
+		 what);
+	XML_StopParser(x->parser, XML_FALSE);
+	return x->err;
+}
+
 /* The document is complete for our purpose: stop without an error. */
 static void finish_early(struct jfs_xml *x)
 {
 	x->done = true;
 	XML_StopParser(x->parser, XML_FALSE);
+}
+
+/* Is the element being read part of one listed file (list: a child file;
+ * liststream: a <file> item) rather than of the document itself? */
+static bool in_listed_file(const struct jfs_xml *x)
+{
+	if (x->kind == K_LIST)
+		return x->entry_depth && !x->entry_is_dir;
+	if (x->kind == K_LISTSTREAM)
+		return x->item_depth && x->item == EL_FILE;
+	return false;
+}
+
+static int refuse_value(struct jfs_xml *x, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+/*
+ * A value the decoder refuses (@fmt says why, without the value: it is
+ * server text). Inside a listed file only that entry is the casualty: it is
+ * delivered with .bad set (the first reason) and the listing goes on.
+ * Anywhere else (a stat's root, <stats>, the user document...) the
+ * document fails. Returns -EIO either way: the value is not stored.
+ */
+static int refuse_value(struct jfs_xml *x, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	if (in_listed_file(x)) {
+		if (!x->bad[0])
+			vsnprintf(x->bad, sizeof(x->bad), fmt, ap);
+	} else {
+		char what[120];
+		vsnprintf(what, sizeof(what), fmt, ap);
+		fail(x, -EIO, "%s", what);
+	}
+	va_end(ap);
+	return -EIO;
 }
 
 /* ---------------------------------------------------------------------- */
@@ -333,19 +389,30 @@ static int parse_i64(struct jfs_xml *x, const char *what, int64_t *out)
 	*out = v;
 	return 0;
 bad:
-	fail(x, -EIO, "bad number in <%s>", what);
-	return -EIO;
+	return refuse_value(x, "bad number in <%s>", what);
 }
 
 /* A count or size: like parse_i64, and negative values are refused. */
 static int parse_u63(struct jfs_xml *x, const char *what, int64_t *out)
 {
-	if (parse_i64(x, what, out) < 0)
+	int64_t v = 0;
+	if (parse_i64(x, what, &v) < 0)
 		return -EIO;
-	if (*out < 0) {
-		fail(x, -EIO, "negative value in <%s>", what);
+	if (v < 0)
+		return refuse_value(x, "negative value in <%s>", what);
+	*out = v;
+	return 0;
+}
+
+/* A file size: like parse_u63, and above JFS_SIZE_MAX is refused too. */
+static int parse_size(struct jfs_xml *x, const char *what, int64_t *out)
+{
+	int64_t v = 0;
+	if (parse_u63(x, what, &v) < 0)
 		return -EIO;
-	}
+	if (v > JFS_SIZE_MAX)
+		return refuse_value(x, "<%s> above %lld bytes", what, (long long)JFS_SIZE_MAX);
+	*out = v;
 	return 0;
 }
 
@@ -364,10 +431,8 @@ static int parse_time(struct jfs_xml *x, bool rfc3339, const char *what, time_t 
 	}
 	int err = rfc3339 ? jtime_parse_rfc3339(s + a, b - a, out)
 			  : jtime_parse_jotta(s + a, b - a, out);
-	if (err < 0) {
-		fail(x, -EIO, "bad time in <%s>", what);
-		return -EIO;
-	}
+	if (err < 0)
+		return refuse_value(x, "bad time in <%s>", what);
 	return 0;
 }
 
@@ -397,17 +462,14 @@ static int parse_md5(struct jfs_xml *x, char out[33])
 	out[32] = '\0';
 	return 0;
 bad:
-	fail(x, -EIO, "bad <md5>");
-	return -EIO;
+	return refuse_value(x, "bad <md5>");
 }
 
 /* Short token (revision state) into a fixed buffer; longer is -EIO. */
 static int copy_token(struct jfs_xml *x, char *out, size_t size, const char *what)
 {
-	if (x->text.len >= size) {
-		fail(x, -EIO, "<%s> too long", what);
-		return -EIO;
-	}
+	if (x->text.len >= size)
+		return refuse_value(x, "<%s> too long", what);
 	memcpy(out, sbuf_str(&x->text), x->text.len + 1);
 	return 0;
 }
@@ -525,6 +587,8 @@ static void rev_clear(struct rev *r)
 /* Hand an entry to the callback; its error stops the decoder. */
 static int deliver(struct jfs_xml *x, const struct jfs_entry *e)
 {
+	if (x->max_entries && x->count >= x->max_entries)
+		return over_limit(x, x->max_entries, "entries");
 	x->count++;
 	if (!x->entry_cb)
 		return 0;
@@ -544,6 +608,10 @@ static void obj_build(struct jfs_xml *x, struct jfs_entry *e)
 	e->is_dir = x->entry_is_dir;
 	e->deleted = x->entry_deleted;
 	e->origin = x->origin.len ? sbuf_str(&x->origin) : NULL;
+	if (x->bad[0]) {
+		e->bad = x->bad;        /* numbers stay 0, not completed */
+		return;
+	}
 	if (e->is_dir) {
 		e->modified = x->root_modified;
 		return;
@@ -583,6 +651,7 @@ static void obj_entry_start(struct jfs_xml *x, const XML_Char **atts, bool is_di
 	x->rev = NULL;
 	x->in_revisions = false;
 	x->root_modified = 0;
+	x->bad[0] = '\0';
 	sbuf_clear(&x->origin);
 	const char *name = attr(atts, "name");
 	if (need_name && (!name || !*name)) {
@@ -718,7 +787,7 @@ static void rev_field(struct jfs_xml *x, struct rev *r, enum el id)
 		sbuf_set(x, &r->mime, sbuf_str(&x->text), x->text.len);
 		break;
 	case EL_SIZE:
-		parse_u63(x, "size", &r->size);
+		parse_size(x, "size", &r->size);
 		break;
 	case EL_MD5:
 		parse_md5(x, r->md5);
@@ -795,6 +864,7 @@ static void ls_start(struct jfs_xml *x, enum el id)
 		x->ls_size = 0;
 		x->ls_md5[0] = '\0';
 		x->ls_modified = x->ls_created = 0;
+		x->bad[0] = '\0';
 		if (id == EL_STATS)
 			x->stat_folders = x->stat_files = 0;
 		return;
@@ -893,11 +963,15 @@ static void ls_item_end(struct jfs_xml *x)
 	entry_init(&e);
 	e.name = sbuf_str(&x->fname);
 	e.parent = rel;
-	e.completed = true;
-	e.size = x->ls_size;
-	memcpy(e.md5, x->ls_md5, sizeof(e.md5));
-	e.created = x->ls_created;
-	e.modified = x->ls_modified;
+	if (x->bad[0]) {
+		e.bad = x->bad;         /* numbers stay 0, not completed */
+	} else {
+		e.completed = true;
+		e.size = x->ls_size;
+		memcpy(e.md5, x->ls_md5, sizeof(e.md5));
+		e.created = x->ls_created;
+		e.modified = x->ls_modified;
+	}
 	x->seen_files++;
 	deliver(x, &e);
 }
@@ -924,7 +998,7 @@ static void ls_end(struct jfs_xml *x, enum el id, bool text)
 		parse_md5(x, x->ls_md5);
 		break;
 	case EL_SIZE:
-		parse_u63(x, "size", &x->ls_size);
+		parse_size(x, "size", &x->ls_size);
 		break;
 	case EL_MODIFIED:
 		parse_time(x, true, "modified", &x->ls_modified);
@@ -1245,6 +1319,7 @@ static void clear_state(struct jfs_xml *x)
 	x->errmsg[0] = '\0';
 	x->count = 0;
 	x->fed = 0;
+	x->bad[0] = '\0';
 	x->last_event = 0;
 	x->depth = 0;
 	x->text_run = 0;
@@ -1317,6 +1392,12 @@ int jfs_xml_new_list(jfs_entry_cb cb, void *ctx, struct jfs_xml **out)
 void jfs_xml_list_trashed(struct jfs_xml *x)
 {
 	x->list_trashed = true;
+}
+
+void jfs_xml_set_limits(struct jfs_xml *x, uint64_t max_entries, uint64_t max_bytes)
+{
+	x->max_entries = max_entries;
+	x->max_bytes = max_bytes;
 }
 
 int jfs_xml_new_stat(jfs_xml_revision_cb cb, void *ctx, struct jfs_xml **out)
@@ -1436,6 +1517,8 @@ int jfs_xml_feed(struct jfs_xml *x, const void *data, size_t len)
 		return JFS_XML_DONE;
 	if (x->finished)
 		return -EINVAL;
+	if (x->max_bytes && (x->fed > x->max_bytes || len > x->max_bytes - x->fed))
+		return over_limit(x, x->max_bytes, "bytes");
 	const char *p = data;
 	while (len > 0) {
 		int n = len > (size_t)INT_MAX / 2 ? INT_MAX / 2 : (int)len;

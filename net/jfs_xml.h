@@ -36,9 +36,17 @@
  * JFS_XML_MAX_ATTRS attributes, a text node or attribute value over
  * JFS_XML_MAX_TEXT bytes, an unfinished token (tag, comment, ...) holding
  * more than JFS_XML_MAX_PENDING bytes inside expat, malformed XML, invalid
- * UTF-8, NUL and control characters, numbers that overflow int64, negative
- * sizes, malformed times and MD5s. The parser is stopped at the first error
- * and every later call returns the same error; jfs_xml_errmsg() says why.
+ * UTF-8, NUL and control characters. The parser is stopped at the first
+ * error and every later call returns the same error; jfs_xml_errmsg() says
+ * why. A listing over its limits (jfs_xml_set_limits) is -EFBIG.
+ *
+ * Refused values: numbers that overflow int64, negative sizes and counts,
+ * sizes above JFS_SIZE_MAX, malformed times and MD5s, an over-long revision
+ * state. In a value of one listed file (a list's child file, a liststream
+ * <file>) only that entry is the casualty: it is delivered with e->bad set
+ * to the reason, its numbers 0 and completed false, and the listing goes
+ * on. Anywhere else (a stat's root or revisions, <stats>, the user and
+ * device documents, an error's <code>) the document fails with -EIO.
  *
  * A callback returning -errno stops the parser; that error is returned by
  * jfs_xml_feed() and jfs_xml_finish().
@@ -122,6 +130,10 @@ int jfs_xml_new_stat(jfs_xml_revision_cb cb, void *ctx, struct jfs_xml **out);
 /* list: accept a trashed folder (root with `deleted`) instead of -ENOENT,
  * to browse the trash (docs 8.7). Call before the first feed. */
 void jfs_xml_list_trashed(struct jfs_xml *x);
+/* Limits on one document (0: none), kept across jfs_xml_reset: delivering
+ * more than @max_entries entries or being fed more than @max_bytes bytes
+ * fails the decoder with -EFBIG (errmsg "more than N entries|bytes"). */
+void jfs_xml_set_limits(struct jfs_xml *x, uint64_t max_entries, uint64_t max_bytes);
 /* @prefix: "/<mountpoint>[/<path>]" of the listed folder, as the stream
  * writes paths (matched ASCII case-insensitively; copied). Paths outside it
  * are -EIO. Implied folders (a file's parent not yet seen as a <folder>) are
@@ -134,7 +146,8 @@ void jfs_xml_free(struct jfs_xml *x);
 
 /*
  * Feed @len bytes. Returns 0, JFS_XML_DONE (the decoder needs nothing more:
- * stop the transfer), or -errno (-EIO malformed/hostile/over a limit,
+ * stop the transfer), or -errno (-EIO malformed/hostile/over a hard limit,
+ * -EFBIG over a jfs_xml_set_limits() limit,
  * -ENOENT/-ENOTDIR from a list's root, a callback's error, -ENOMEM).
  */
 int jfs_xml_feed(struct jfs_xml *x, const void *data, size_t len);

@@ -344,6 +344,51 @@ static void test_list_retry(void **state)
 	http_client_free(http);
 }
 
+/* Issue 14: listing limits from jfs_config: a listing over one is -EIO. */
+static void test_list_limits(void **state)
+{
+	struct fixture *f = *state;
+	struct names nm = { 0 };
+	struct jfs *j;
+	struct jfs_config cfg = {
+		.jfs_url = f->jfs_url, .api_url = f->srv->url, .username = "u+1",
+		.device = "Jotta", .mountpoint = "Archive",
+		.max_list_entries = 2, .max_stream_entries = 3,
+	};
+	assert_int_equal(jfs_new(f->http, &cfg, &j), 0);
+	answer(f, 200, NULL, folder_doc);                /* 3 entries */
+	assert_int_equal(CALL(jfs_list(j, "d", collect, &nm)), -EIO);
+	assert_int_equal(nm.n, 2);
+	static const char ls[] =
+		"<filestream><folder><path>/Archive</path></folder>"
+		"<file><path>/Archive/e</path><filename>f</filename><size>3</size></file>"
+		"<stats><folders>2</folders><files>1</files></stats></filestream>";
+	memset(&nm, 0, sizeof(nm));
+	answer(f, 200, NULL, ls);                         /* 3 entries: at the limit */
+	assert_int_equal(CALL(jfs_liststream(j, "", collect, &nm)), 0);
+	assert_int_equal(nm.n, 3);
+	jfs_free(j);
+
+	/* bytes */
+	cfg.max_list_entries = cfg.max_stream_entries = 0;
+	cfg.max_list_bytes = strlen(folder_doc) - 1;
+	cfg.max_stream_bytes = strlen(ls) - 1;
+	assert_int_equal(jfs_new(f->http, &cfg, &j), 0);
+	memset(&nm, 0, sizeof(nm));
+	answer(f, 200, NULL, folder_doc);
+	assert_int_equal(CALL(jfs_list(j, "d", collect, &nm)), -EIO);
+	memset(&nm, 0, sizeof(nm));
+	answer(f, 200, NULL, ls);
+	assert_int_equal(CALL(jfs_liststream(j, "", collect, &nm)), -EIO);
+	jfs_free(j);
+
+	/* the defaults take a normal listing */
+	memset(&nm, 0, sizeof(nm));
+	answer(f, 200, NULL, folder_doc);
+	assert_int_equal(CALL(jfs_list(f->jfs, "d", collect, &nm)), 0);
+	assert_int_equal(nm.n, 3);
+}
+
 static void test_liststream(void **state)
 {
 	struct fixture *f = *state;
@@ -468,13 +513,18 @@ static void test_download(void **state)
 		{ 206, "Content-Range: items 6-10/12\r\n", "world" },
 		{ 206, "Content-Range: bytes 6-10/10\r\n", "world" },         /* end beyond total */
 		{ 206, "Content-Range: bytes 6-10/12\r\n", "world!!" },       /* longer than range */
+		/* absurd numbers (issue 14): refused before a byte is passed on */
+		{ 206, "Content-Range: bytes 6-9223372036854775807/*\r\n", "world" },
+		{ 206, "Content-Range: bytes 6-9223372036854775808/*\r\n", "world" },
+		{ 206, "Content-Range: bytes 6-10/99999999999999999999\r\n", "world" },
+		{ 206, "Content-Range: bytes -6-10/12\r\n", "world" },
 	};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		b.len = 0;
 		answer(f, bad[i].status, bad[i].headers, bad[i].body);
 		int rc = CALL(jfs_download(f->jfs, "x", 6, 10, &sink, &got));
 		assert_int_equal(rc, -EIO);
-		if (i < 3 || i == 5 || i == 6)
+		if (i < 3 || i == 5 || i == 6 || i >= 8)
 			assert_int_equal(b.len, 0);
 		assert_int_equal(got, (int64_t)b.len);
 	}
@@ -483,6 +533,10 @@ static void test_download(void **state)
 	answer(f, 206, "Content-Range: bytes 0-11/12\r\n", "hello world\n");
 	assert_int_equal(CALL(jfs_download(f->jfs, "x", 0, -1, &sink, &got)), -EIO);
 	assert_int_equal(b.len, 0);
+	/* to the end, with an absurd end and no total: a short body is -EIO */
+	b.len = 0;
+	answer(f, 206, "Content-Range: bytes 6-9223372036854775807/*\r\n", "world\n");
+	assert_int_equal(CALL(jfs_download(f->jfs, "x", 6, -1, &sink, &got)), -EIO);
 	/* errors */
 	answer(f, 404, NULL, err404);
 	assert_int_equal(CALL(jfs_download(f->jfs, "x", 0, 10, &sink, &got)), -ENOENT);
@@ -929,6 +983,7 @@ int main(void)
 		cmocka_unit_test(test_content_range),
 		cmocka_unit_test_setup_teardown(test_list, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_list_retry, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_list_limits, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_liststream, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_stat, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_download, setup, teardown),

@@ -352,7 +352,7 @@ static const char error_255[] =
 /* Collecting entries                                                     */
 
 struct rec {
-	char *name, *parent, *mime, *latest_state;
+	char *name, *parent, *mime, *latest_state, *bad;
 	bool is_dir, deleted, completed, has_latest;
 	int64_t size, revision, latest_size;
 	char md5[33], latest_md5[33];
@@ -385,6 +385,7 @@ static int collect(void *ctx, const struct jfs_entry *e)
 	r->parent = dup_or_null(e->parent);
 	r->mime = dup_or_null(e->mime);
 	r->latest_state = dup_or_null(e->latest_state);
+	r->bad = dup_or_null(e->bad);
 	r->is_dir = e->is_dir;
 	r->deleted = e->deleted;
 	r->completed = e->completed;
@@ -407,6 +408,7 @@ static void coll_free(struct coll *c)
 		free(c->r[i].parent);
 		free(c->r[i].mime);
 		free(c->r[i].latest_state);
+		free(c->r[i].bad);
 	}
 	memset(c, 0, sizeof(*c));
 }
@@ -428,6 +430,7 @@ static void coll_equal(const struct coll *a, const struct coll *b)
 		assert_str_or_null(x->parent, y->parent);
 		assert_str_or_null(x->mime, y->mime);
 		assert_str_or_null(x->latest_state, y->latest_state);
+		assert_str_or_null(x->bad, y->bad);
 		assert_int_equal(x->is_dir, y->is_dir);
 		assert_int_equal(x->deleted, y->deleted);
 		assert_int_equal(x->completed, y->completed);
@@ -734,52 +737,61 @@ static void test_names_verbatim(void **state)
 static void test_numbers(void **state)
 {
 	(void)state;
+	/* A refused size spoils its entry only (bad: why), never the listing. */
 	static const struct {
 		const char *text;
-		int rc;
+		const char *bad;        /* NULL: accepted */
 		int64_t size;
 	} v[] = {
-		{ "", 0, 0 },                   /* empty element: 0, as Go */
-		{ " 12 ", 0, 12 },              /* trimmed */
-		{ "\n\t7\r\n", 0, 7 },
-		{ "+5", 0, 5 },
-		{ "007", 0, 7 },
-		{ "9223372036854775807", 0, INT64_MAX },
-		{ "9223372036854775808", -EIO, 0 },     /* overflow */
-		{ "99999999999999999999999999999", -EIO, 0 },
-		{ "-1", -EIO, 0 },              /* negative size */
-		{ "-9223372036854775808", -EIO, 0 },
-		{ " ", -EIO, 0 },               /* white space only: Go's parse error */
-		{ "12a", -EIO, 0 },
-		{ "0x10", -EIO, 0 },
-		{ "1 2", -EIO, 0 },
-		{ "1e3", -EIO, 0 },
-		{ "+", -EIO, 0 },
-		{ "-", -EIO, 0 },
-		{ "1.5", -EIO, 0 },
+		{ "", NULL, 0 },                /* empty element: 0, as Go */
+		{ " 12 ", NULL, 12 },           /* trimmed */
+		{ "\n\t7\r\n", NULL, 7 },
+		{ "+5", NULL, 5 },
+		{ "007", NULL, 7 },
+		{ "1125899906842624", NULL, JFS_SIZE_MAX },     /* 2^50: the largest believed */
+		{ "1125899906842625", "<size> above 1125899906842624 bytes", 0 },
+		{ "9223372036854775807", "<size> above 1125899906842624 bytes", 0 },  /* INT64_MAX */
+		{ "9223372036854775808", "bad number in <size>", 0 },   /* overflow */
+		{ "99999999999999999999999999999", "bad number in <size>", 0 },
+		{ "-1", "negative value in <size>", 0 },
+		{ "-9223372036854775808", "negative value in <size>", 0 },
+		{ " ", "bad number in <size>", 0 },     /* white space only: Go's parse error */
+		{ "12a", "bad number in <size>", 0 },
+		{ "0x10", "bad number in <size>", 0 },
+		{ "1 2", "bad number in <size>", 0 },
+		{ "1e3", "bad number in <size>", 0 },
+		{ "+", "bad number in <size>", 0 },
+		{ "-", "bad number in <size>", 0 },
+		{ "1.5", "bad number in <size>", 0 },
 	};
 	for (size_t i = 0; i < sizeof(v) / sizeof(v[0]); i++) {
 		char doc[512];
 		snprintf(doc, sizeof(doc), "<folder name=\"d\"><files><file name=\"f\">"
 			 "<currentRevision><state>COMPLETED</state><size>%s</size>"
+			 "<md5>6f5902ac237024bdd0c176cb93063dc4</md5><number>4</number>"
 			 "</currentRevision></file></files></folder>", v[i].text);
 		struct coll c = { 0 };
-		assert_int_equal(list_str(doc, &c), v[i].rc);
-		if (v[i].rc == 0) {
-			assert_int_equal(c.n, 1);
-			assert_int_equal(c.r[0].size, v[i].size);
-		} else {
-			assert_int_equal(c.n, 0);
-		}
+		assert_int_equal(list_str(doc, &c), 0);
+		assert_int_equal(c.n, 1);
+		assert_str_or_null(c.r[0].bad, v[i].bad);
+		assert_int_equal(c.r[0].size, v[i].size);
+		/* a bad entry carries no numbers and is not completed */
+		assert_int_equal(c.r[0].completed, v[i].bad == NULL);
+		assert_int_equal(c.r[0].revision, v[i].bad ? 0 : 4);
+		assert_string_equal(c.r[0].md5, v[i].bad ? "" : "6f5902ac237024bdd0c176cb93063dc4");
 		coll_free(&c);
 	}
 	/* revision numbers: overflow-checked too */
 	struct coll c = { 0 };
 	assert_int_equal(list_str("<folder><files><file name=\"f\"><currentRevision><number>"
 				  "18446744073709551616</number></currentRevision></file></files>"
-				  "</folder>", &c), -EIO);
+				  "</folder>", &c), 0);
+	assert_string_equal(c.r[0].bad, "bad number in <number>");
+	coll_free(&c);
 	assert_int_equal(list_str("<folder><files><file name=\"f\"><currentRevision><number>"
-				  "-3</number></currentRevision></file></files></folder>", &c), -EIO);
+				  "-3</number></currentRevision></file></files></folder>", &c), 0);
+	assert_string_equal(c.r[0].bad, "negative value in <number>");
+	coll_free(&c);
 	/* a number split over several text pieces by an entity */
 	assert_int_equal(list_str("<folder><files><file name=\"f\"><currentRevision><size>1&#50;3"
 				  "</size></currentRevision></file></files></folder>", &c), 0);
@@ -790,6 +802,7 @@ static void test_numbers(void **state)
 static void test_values_malformed(void **state)
 {
 	(void)state;
+	/* in a listed file: that entry is bad, the listing is fine */
 	static const char *const docs[] = {
 		"<folder><files><file name=\"f\"><currentRevision><md5>xyz</md5></currentRevision></file></files></folder>",
 		"<folder><files><file name=\"f\"><currentRevision><md5>6f5902ac237024bdd0c176cb93063dc</md5></currentRevision></file></files></folder>",
@@ -800,13 +813,21 @@ static void test_values_malformed(void **state)
 		"<folder><files><file name=\"f\"><currentRevision><created>2018-02-30-T15:08:02Z</created></currentRevision></file></files></folder>",
 		"<folder><files><file name=\"f\"><latestRevision><size>-5</size></latestRevision></file></files></folder>",
 		"<folder><files><file name=\"f\"><currentRevision><state>COMPLETEDCOMPLETEDCOMPLETEDCOMPLETED</state></currentRevision></file></files></folder>",
-		"<mountPoint><name>x</name><modified>never</modified></mountPoint>",
+		"<folder><files><file name=\"f\"><latestRevision><size>1125899906842625</size></latestRevision></file></files></folder>",
 	};
 	for (size_t i = 0; i < sizeof(docs) / sizeof(docs[0]); i++) {
 		struct coll c = { 0 };
-		assert_int_equal(list_str(docs[i], &c), -EIO);
-		assert_int_equal(c.n, 0);
+		assert_int_equal(list_str(docs[i], &c), 0);
+		assert_int_equal(c.n, 1);
+		assert_non_null(c.r[0].bad);
+		assert_false(c.r[0].completed || c.r[0].has_latest);
+		coll_free(&c);
 	}
+	/* in the document itself: the listing fails */
+	struct coll d = { 0 };
+	assert_int_equal(list_str("<mountPoint><name>x</name><modified>never</modified></mountPoint>",
+				  &d), -EIO);
+	assert_int_equal(d.n, 0);
 	/* an empty md5 is "unknown"; an upper-case one is lower-cased */
 	struct coll c = { 0 };
 	assert_int_equal(list_str("<folder><files><file name=\"f\"><currentRevision><md5></md5>"
@@ -882,6 +903,7 @@ static void rec_free(struct rec *r)
 	free(r->parent);
 	free(r->mime);
 	free(r->latest_state);
+	free(r->bad);
 }
 
 static void test_stat(void **state)
@@ -953,7 +975,143 @@ static void test_stat(void **state)
 
 		assert_int_equal(stat_doc(device_a2, ch, &r, NULL, NULL), -EIO);
 		assert_int_equal(stat_doc("", ch, &r, NULL, NULL), -EIO);
+
+		/* a stat is about one entry: a refused value fails it */
+		assert_int_equal(stat_doc("<file name=\"f\"><currentRevision><size>9223372036854775807"
+					  "</size></currentRevision></file>", ch, &r, NULL, NULL), -EIO);
+		assert_int_equal(stat_doc("<file name=\"f\"><currentRevision><size>-1"
+					  "</size></currentRevision></file>", ch, &r, NULL, NULL), -EIO);
+		assert_int_equal(stat_doc("<file name=\"f\"><revisions><revision><size>"
+					  "1125899906842625</size></revision></revisions></file>", ch,
+					  &r, NULL, NULL), -EIO);
 	}
+}
+
+/* Issue 14: absurd numbers spoil their entry, never their siblings. */
+static void test_bad_entries(void **state)
+{
+	(void)state;
+	static const char list[] =
+		"<folder name=\"d\"><folders><folder name=\"sub\"/></folders><files>"
+		"<file name=\"a\"><currentRevision><number>1</number><state>COMPLETED</state>"
+		"<size>3</size><md5>6f5902ac237024bdd0c176cb93063dc4</md5></currentRevision></file>"
+		"<file name=\"huge\"><currentRevision><number>1</number><state>COMPLETED</state>"
+		"<size>9223372036854775807</size><size>-1</size>"  /* the first reason is kept */
+		"<modified>2024-13-01-T00:00:00Z</modified></currentRevision></file>"
+		"<file name=\"neg\" deleted=\"2024-03-01-T10:00:00Z\"><currentRevision>"
+		"<state>COMPLETED</state><size>-7</size></currentRevision></file>"
+		"<file name=\"z\"><currentRevision><number>2</number><state>COMPLETED</state>"
+		"<size>5</size><modified>2024-03-04-T08:05:00Z</modified></currentRevision></file>"
+		"</files></folder>";
+	struct coll c = { 0 };
+	assert_int_equal(list_str(list, &c), 0);
+	assert_int_equal(c.n, 5);
+	assert_null(c.r[0].bad);                        /* sub */
+	assert_string_equal(c.r[1].name, "a");
+	assert_null(c.r[1].bad);
+	assert_int_equal(c.r[1].size, 3);
+	assert_true(c.r[1].completed);
+	assert_string_equal(c.r[2].name, "huge");
+	assert_string_equal(c.r[2].bad, "<size> above 1125899906842624 bytes");
+	assert_false(c.r[2].completed);
+	assert_int_equal(c.r[2].size, 0);
+	assert_int_equal(c.r[2].modified, 0);
+	assert_string_equal(c.r[3].name, "neg");        /* a tombstone keeps its flag */
+	assert_true(c.r[3].deleted);
+	assert_string_equal(c.r[3].bad, "negative value in <size>");
+	assert_string_equal(c.r[4].name, "z");          /* the next entry starts clean */
+	assert_null(c.r[4].bad);
+	assert_int_equal(c.r[4].size, 5);
+	assert_int_equal(c.r[4].revision, 2);
+	assert_int_equal(c.r[4].modified, jt("2024-03-04-T08:05:00Z"));
+	coll_free(&c);
+
+	/* liststream: the bad file is delivered (and counted for <stats>) */
+	static const char stream[] =
+		"<filestream><folder><path>/Archive</path></folder>"
+		"<file><path>/Archive</path><filename>a</filename><size>1</size></file>"
+		"<file><path>/Archive</path><filename>b</filename><size>9223372036854775807</size></file>"
+		"<file><path>/Archive</path><filename>c</filename><size>-1</size></file>"
+		"<file><path>/Archive</path><filename>d</filename>"
+		"<modified>2024-03-04-T08:00:00Z</modified></file>"   /* JottaTime: not RFC 3339 */
+		"<file><path>/Archive</path><filename>e</filename><size>2</size></file>"
+		"<stats><folders>1</folders><files>5</files></stats></filestream>";
+	assert_int_equal(ls_str("/Archive", stream, &c), 0);
+	assert_int_equal(c.n, 6);
+	assert_null(c.r[1].bad);
+	assert_int_equal(c.r[1].size, 1);
+	assert_true(c.r[1].completed);
+	assert_string_equal(c.r[2].bad, "<size> above 1125899906842624 bytes");
+	assert_false(c.r[2].completed);
+	assert_string_equal(c.r[3].bad, "negative value in <size>");
+	assert_string_equal(c.r[4].bad, "bad time in <modified>");
+	assert_null(c.r[5].bad);
+	assert_int_equal(c.r[5].size, 2);
+	coll_free(&c);
+
+	/* <stats> counts are the document's: refused, the stream fails */
+	assert_int_equal(ls_str("/Archive", "<s><stats><folders>-1</folders><files>0</files>"
+				"</stats></s>", &c), -EIO);
+	coll_free(&c);
+}
+
+static int count_entry(void *ctx, const struct jfs_entry *e)
+{
+	(void)e;
+	(*(size_t *)ctx)++;
+	return 0;
+}
+
+/* Issue 14: listing limits (entries, bytes) are -EFBIG, kept across reset. */
+static void test_limits(void **state)
+{
+	(void)state;
+	static const char doc[] =
+		"<folder name=\"d\"><folders><folder name=\"1\"/><folder name=\"2\"/>"
+		"<folder name=\"3\"/></folders></folder>";
+	struct jfs_xml *x;
+	size_t n = 0;
+
+	assert_int_equal(jfs_xml_new_list(count_entry, &n, &x), 0);
+	jfs_xml_set_limits(x, 3, 0);                    /* exactly at the limit: fine */
+	assert_int_equal(run(x, doc, strlen(doc), 5), 0);
+	assert_int_equal(n, 3);
+	jfs_xml_set_limits(x, 2, 0);
+	for (int round = 0; round < 2; round++) {       /* the limit survives a reset */
+		n = 0;
+		assert_int_equal(jfs_xml_reset(x), 0);
+		assert_int_equal(run(x, doc, strlen(doc), 7), -EFBIG);
+		assert_int_equal(n, 2);
+		assert_non_null(strstr(jfs_xml_errmsg(x), "more than 2 entries"));
+		assert_int_equal(jfs_xml_finish(x), -EFBIG);    /* sticky */
+	}
+	/* bytes: the whole body counts, in any chunking */
+	for (size_t i = 0; i < sizeof(chunks) / sizeof(chunks[0]); i++) {
+		jfs_xml_set_limits(x, 0, strlen(doc));
+		assert_int_equal(jfs_xml_reset(x), 0);
+		assert_int_equal(run(x, doc, strlen(doc), chunks[i]), 0);
+		jfs_xml_set_limits(x, 0, strlen(doc) - 1);
+		assert_int_equal(jfs_xml_reset(x), 0);
+		assert_int_equal(run(x, doc, strlen(doc), chunks[i]), -EFBIG);
+		assert_non_null(strstr(jfs_xml_errmsg(x), "bytes"));
+	}
+	jfs_xml_free(x);
+
+	/* liststream: every delivered entry counts, implied folders too */
+	static const char stream[] =
+		"<s><file><path>/A/x</path><filename>f</filename></file>"
+		"<file><path>/A/x</path><filename>g</filename></file>"
+		"<stats><folders>1</folders><files>2</files></stats></s>";
+	n = 0;
+	assert_int_equal(jfs_xml_new_liststream("/A", count_entry, &n, &x), 0);
+	jfs_xml_set_limits(x, 3, 0);
+	assert_int_equal(run(x, stream, strlen(stream), 11), 0);
+	n = 0;
+	jfs_xml_set_limits(x, 2, 0);
+	assert_int_equal(jfs_xml_reset(x), 0);
+	assert_int_equal(run(x, stream, strlen(stream), 11), -EFBIG);
+	assert_int_equal(n, 2);
+	jfs_xml_free(x);
 }
 
 /* ---------------------------------------------------------------------- */
@@ -1075,8 +1233,6 @@ static void test_liststream_stats(void **state)
 		"<s><folder><path>/Archivex</path></folder><stats/></s>",
 		"<s><folder></folder><stats/></s>",
 		"<s><file><path>/Archive</path></file><stats/></s>",
-		"<s><file><path>/Archive</path><filename>f</filename><size>-1</size></file><stats/></s>",
-		"<s><file><path>/Archive</path><filename>f</filename><modified>2024-03-04-T08:00:00Z</modified></file><stats/></s>",
 		"<s><stats><folders>x</folders></stats></s>",
 		"<s><stats><files>-1</files></stats></s>",
 	};
@@ -1551,6 +1707,8 @@ int main(void)
 		cmocka_unit_test(test_names_verbatim),
 		cmocka_unit_test(test_numbers),
 		cmocka_unit_test(test_values_malformed),
+		cmocka_unit_test(test_bad_entries),
+		cmocka_unit_test(test_limits),
 		cmocka_unit_test(test_callback_error),
 		cmocka_unit_test(test_stat),
 		cmocka_unit_test(test_liststream_c9),
