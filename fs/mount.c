@@ -254,6 +254,10 @@ static int open_remote(struct mount *m)
 		.username = auth_username(m->auth),
 		.device = o->device,
 		.mountpoint = o->mountpoint,
+		.max_list_entries = o->max_listing_entries,
+		.max_list_bytes = o->max_listing_bytes,
+		.max_stream_entries = o->max_stream_entries,
+		.max_stream_bytes = o->max_stream_bytes,
 	};
 	err = jfs_new(m->http, &jc, &m->jfs);
 	if (err) {

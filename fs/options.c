@@ -19,6 +19,7 @@
 
 #include "auth/auth.h"
 #include "lib/log.h"
+#include "net/jfs.h"
 
 #include <errno.h>
 #include <fuse_lowlevel.h>
@@ -69,6 +70,10 @@ enum {
 	KEY_NONEMPTY,
 	KEY_INSECURE_HTTP,
 	KEY_COREDUMP,
+	KEY_MAX_LIST_ENTRIES,
+	KEY_MAX_LIST_BYTES,
+	KEY_MAX_STREAM_ENTRIES,
+	KEY_MAX_STREAM_BYTES,
 };
 
 /* Parsing state: the result plus what needs checking after the table. The
@@ -115,6 +120,10 @@ static const struct fuse_opt mount_opts[] = {
 	FUSE_OPT_KEY("nonempty", KEY_NONEMPTY),
 	FUSE_OPT_KEY("insecure_http", KEY_INSECURE_HTTP),
 	FUSE_OPT_KEY("coredump", KEY_COREDUMP),
+	FUSE_OPT_KEY("max_listing_entries=", KEY_MAX_LIST_ENTRIES),
+	FUSE_OPT_KEY("max_listing_bytes=", KEY_MAX_LIST_BYTES),
+	FUSE_OPT_KEY("max_stream_entries=", KEY_MAX_STREAM_ENTRIES),
+	FUSE_OPT_KEY("max_stream_bytes=", KEY_MAX_STREAM_BYTES),
 	FUSE_OPT_KEY("ro", KEY_RO),
 	FUSE_OPT_KEY("allow_other", KEY_ALLOW_OTHER),
 	FUSE_OPT_KEY("-h", KEY_HELP),
@@ -303,6 +312,32 @@ static int opt_number(struct parse_state *st, const char *arg, int key)
 					   "(expected a number from 1 to 1024)", v);
 		o->max_threads = (unsigned)n;
 		return 0;
+	case KEY_MAX_LIST_ENTRIES:
+	case KEY_MAX_STREAM_ENTRIES:
+		if (parse_uint(v, false, 1, UINT64_MAX, &n) < 0)
+			return usage_error(st, "bad value for option '%s': '%s' (expected a "
+					   "number of entries, at least 1)",
+					   key == KEY_MAX_LIST_ENTRIES ? "max_listing_entries"
+								       : "max_stream_entries", v);
+		if (key == KEY_MAX_LIST_ENTRIES)
+			o->max_listing_entries = n;
+		else
+			o->max_stream_entries = n;
+		return 0;
+	case KEY_MAX_LIST_BYTES:
+	case KEY_MAX_STREAM_BYTES: {
+		uint64_t size;
+		if (options_parse_size(v, &size) < 0 || size == 0)
+			return usage_error(st, "bad value for option '%s': '%s' (expected a "
+					   "size such as 512M or 4G)",
+					   key == KEY_MAX_LIST_BYTES ? "max_listing_bytes"
+								     : "max_stream_bytes", v);
+		if (key == KEY_MAX_LIST_BYTES)
+			o->max_listing_bytes = size;
+		else
+			o->max_stream_bytes = size;
+		return 0;
+	}
 	case KEY_MAX_READ:
 		/* The kernel reads at least a page at a time. */
 		if (parse_uint(v, false, 4096, 1U << 30, &n) < 0)
@@ -394,6 +429,10 @@ static int opt_proc(void *data, const char *arg, int key, struct fuse_args *outa
 	case KEY_UNMOUNT_WAIT:
 	case KEY_MAX_THREADS:
 	case KEY_POLL_INTERVAL:
+	case KEY_MAX_LIST_ENTRIES:
+	case KEY_MAX_LIST_BYTES:
+	case KEY_MAX_STREAM_ENTRIES:
+	case KEY_MAX_STREAM_BYTES:
 		return opt_number(st, arg, key);
 	case KEY_MAX_READ:
 		return opt_number(st, arg, key) < 0 ? -1 : 1; /* the kernel needs it too */
@@ -561,6 +600,12 @@ static void print_help(const char *prog)
 	       "                           0: off)\n"
 	       "    -o nonempty            mount over a directory that is not empty\n"
 	       "    -o coredump            allow core dumps (they can hold the tokens)\n"
+	       "    -o max_listing_entries=N, max_listing_bytes=SIZE\n"
+	       "                           refuse a folder listing beyond these (default\n"
+	       "                           1000000 entries, 1G)\n"
+	       "    -o max_stream_entries=N, max_stream_bytes=SIZE\n"
+	       "                           refuse a recursive listing beyond these (default\n"
+	       "                           10000000 entries, 4G)\n"
 	       "    -o api_url=URL         JSON API endpoint (default https://api.jottacloud.com)\n"
 	       "    -o jfs_url=URL         JFS endpoint (default https://jfs.jottacloud.com/jfs)\n"
 	       "    -o token_url=URL       OAuth token endpoint (default: from the login)\n"
@@ -715,6 +760,10 @@ int options_parse(struct fuse_args *args, struct mount_options *out)
 	o->unmount_wait = DEFAULT_UNMOUNT_WAIT;
 	o->max_threads = DEFAULT_MAX_THREADS;
 	o->poll_interval = DEFAULT_POLL_INTERVAL;
+	o->max_listing_entries = JFS_LIST_MAX_ENTRIES;
+	o->max_listing_bytes = JFS_LIST_MAX_BYTES;
+	o->max_stream_entries = JFS_STREAM_MAX_ENTRIES;
+	o->max_stream_bytes = JFS_STREAM_MAX_BYTES;
 
 	int rc = fuse_opt_parse(args, &st, mount_opts, opt_proc);
 	int result = 0;

@@ -56,6 +56,11 @@ struct mount_options {
 	unsigned max_read;      /* -o max_read=N, also given to the kernel (0: unset) */
 	/* mount directory */
 	bool nonempty;          /* -o nonempty: mount over a non-empty directory */
+	/* what a server can make us hold (net/jfs.h JFS_*_MAX_* defaults) */
+	uint64_t max_listing_entries;   /* -o max_listing_entries=N: one folder listing */
+	uint64_t max_listing_bytes;     /* -o max_listing_bytes=SIZE: its body */
+	uint64_t max_stream_entries;    /* -o max_stream_entries=N: one recursive listing */
+	uint64_t max_stream_bytes;      /* -o max_stream_bytes=SIZE: its body */
 };
 
 /*

@@ -70,6 +70,10 @@ static void test_defaults(void **state)
 	assert_int_equal(o.max_threads, 10);
 	assert_string_equal(o.control_dir, ".jottacloud");
 	assert_true(o.poll_interval == 5.0);
+	assert_true(o.max_listing_entries == 1000000);
+	assert_true(o.max_listing_bytes == 1ULL << 30);
+	assert_true(o.max_stream_entries == 10000000);
+	assert_true(o.max_stream_bytes == 4ULL << 30);
 	assert_false(o.ro || o.allow_other || o.prefetch || o.hard_delete || o.foreground ||
 		     o.debug);
 	left(&args, rest, sizeof(rest));
@@ -88,7 +92,9 @@ static void test_every_option(void **state)
 			       "dir_cache_time=2.5,cache_max_size=512M,prefetch,uid=1234,gid=99,"
 			       "umask=077,ro,allow_other,api_url=http://a,jfs_url=http://a/jfs,"
 			       "token_url=http://a/t,cafile=/ca.pem,transfers=8,unmount_wait=0,"
-			       "hard_delete,max_threads=3,control_dir=.jc,poll_interval=0,insecure_http",
+			       "hard_delete,max_threads=3,control_dir=.jc,poll_interval=0,insecure_http,"
+			       "max_listing_entries=7,max_listing_bytes=64K,max_stream_entries=9,"
+			       "max_stream_bytes=1",
 			       "/tmp", NULL), 0);
 	assert_string_equal(o.account, "work");
 	assert_string_equal(o.device, "Laptop");
@@ -111,6 +117,10 @@ static void test_every_option(void **state)
 	assert_string_equal(o.control_dir, ".jc");
 	assert_true(o.poll_interval == 0.0);
 	assert_true(o.insecure_http);
+	assert_true(o.max_listing_entries == 7);
+	assert_true(o.max_listing_bytes == 64 << 10);
+	assert_true(o.max_stream_entries == 9);
+	assert_true(o.max_stream_bytes == 1);
 	/* ro goes to the kernel, allow_other to libfuse */
 	left(&args, rest, sizeof(rest));
 	assert_string_equal(rest, "-o ro,allow_other ");
@@ -237,7 +247,8 @@ static void test_errors(void **state)
 		"dir_cache_time=1s", "cache_max_size=lots", "unmount_wait=-5", "max_threads=0",
 		"account=.hidden", "account=a/b", "device=..",
 		"control_dir=", "control_dir=a/b", "control_dir=..", "poll_interval=-1",
-		"poll_interval=x",
+		"poll_interval=x", "max_listing_entries=0", "max_listing_entries=-1",
+		"max_stream_entries=x", "max_listing_bytes=0", "max_stream_bytes=lots",
 		/* cannot work (issue 7 item 8) */
 		"max_read=0", "max_read=4095", "max_read=x", "blkdev", "blksize=4096",
 		"relatime", "nodiratime", "strictatime", "lazytime", NULL,
