@@ -79,11 +79,16 @@ static int on_entry(void *ctx, const struct jfs_entry *e)
 		CHECK(e->name[0] != '\0' && e->parent == NULL);
 	if (d->kind == K_LISTSTREAM) {
 		CHECK(e->parent != NULL);
-		CHECK(e->is_dir || (e->name[0] != '\0' && e->completed));
+		CHECK(e->is_dir || (e->name[0] != '\0' && (e->completed || e->bad)));
 		CHECK(e->parent[0] != '/' && !strstr(e->parent, "//"));
 		CHECK(e->name[0] != '\0' || e->parent[0] == '\0');
 	}
 	CHECK(e->size >= 0 && e->revision >= 0 && e->latest_size >= -1);
+	CHECK(e->size <= JFS_SIZE_MAX && e->latest_size <= JFS_SIZE_MAX);
+	/* a refused value spoils one file: nothing of its numbers is passed on */
+	if (e->bad)
+		CHECK(!e->is_dir && e->bad[0] && !e->completed && !e->has_latest &&
+		      e->size == 0 && e->revision == 0 && !e->md5[0] && !e->modified);
 	check_md5(e->md5);
 	check_md5(e->latest_md5);
 	if (e->is_dir)
@@ -93,6 +98,7 @@ static int on_entry(void *ctx, const struct jfs_entry *e)
 	mix_str(d, e->parent);
 	mix_str(d, e->mime);
 	mix_str(d, e->latest_state);
+	mix_str(d, e->bad);
 	unsigned char flags[4] = { e->is_dir, e->deleted, e->completed, e->has_latest };
 	mix(d, flags, sizeof(flags));
 	int64_t nums[7] = { e->size, e->revision, e->latest_size, (int64_t)e->created,
