@@ -19,12 +19,14 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
 #include "cache/meta.h"
 #include "lib/log.h"
+#include "lib/redact.h"
 #include "net/jfs.h"
 #include "net/names.h"
 
@@ -123,12 +125,16 @@ static bool entry_visible(const struct jfs_entry *e)
 }
 
 /* One line for a file whose attributes were refused: its server path is
- * @dir/@sub/@name (@dir, @sub may be ""). */
+ * @dir/@sub/@name (@dir, @sub may be ""), server text: capped and redacted. */
 static void warn_bad(const char *dir, const char *sub, const char *name, const char *why)
 {
-	log_warn("listing: '%s%s%s%s%s': refused attributes from the service (%s): it "
-		 "answers EIO until the service lists it correctly", dir, *dir ? "/" : "",
-		 sub, *sub ? "/" : "", name, why);
+	char path[1024], shown[320];
+
+	snprintf(path, sizeof(path), "%s%s%s%s%s", dir, *dir ? "/" : "", sub, *sub ? "/" : "",
+		 name);
+	log_warn("listing: '%s': refused attributes from the service (%s): it answers EIO "
+		 "until the service lists it correctly", redact_str(path, shown, sizeof(shown)),
+		 why);
 }
 
 /* Decode @sname; *name malloc'd, *canonical set. 0 or -errno. */
@@ -206,7 +212,8 @@ static int list_cb(void *ctx, const struct jfs_entry *e)
 		if (meta_lookup(es->l->cfg.meta, es->dir, name, &a) || a.size != META_SIZE_BAD)
 			warn_bad(es->path, "", e->name, e->bad);
 		else
-			log_debug("listing: '%s/%s' still refused (%s)", es->path, e->name, e->bad);
+			log_debug("listing: a file in '%s' still has refused attributes (%s)",
+				  es->path, e->bad);
 	}
 	return 0;
 }
