@@ -132,6 +132,11 @@ def refused_lines(out, name):
             if "refused attributes" in ln and ("/%s'" % name) in ln]
 
 
+def streamed(front):
+    with front.lock:
+        return sum("mode=liststream" in p for p in front.seen)
+
+
 def check(m, bad):
     h = os.path.join(m.path, "h")
     assert sorted(os.listdir(h)) == sorted(list(GOOD) + list(REWRITES))
@@ -158,16 +163,21 @@ def test_absurd_numbers_spoil_one_entry(account, emulator, front, mounter, tmp_p
     seed(emulator, account.user)
     m = mounter(account, options=["jfs_url=%s/jfs" % front.url, "poll_interval=0",
                                   "dir_cache_time=1", "cache_dir=%s" % (tmp_path / "c1")])
-    check(m, set(REWRITES))
+    check(m, set(REWRITES) - ({"rev.bin"} if streamed(front) else set()))
     # Listed again (the cache time is 1 s): the files stay refused, not logged again.
     seen = len(front.seen)
-    wait_for(lambda: os.listdir(os.path.join(m.path, "h")) and len(front.seen) > seen, 10,
-             "a second listing of h")
-    check(m, set(REWRITES))
+    wait_for(lambda: os.stat(os.path.join(m.path, "h", "good.txt")) and len(front.seen) > seen,
+             10, "a second listing of h")
+    # Another process walking the mount (find, du over /tmp) makes the lister
+    # stream the tree: a stream carries no revision number, so rev.bin reads
+    # fine after one, and each stream says its refusals again.
+    streams = streamed(front)
+    check(m, set(REWRITES) - ({"rev.bin"} if streams else set()))
     out = m.unmount()       # exit 0, no sanitizer report, no error line
     for name in REWRITES:
-        assert len(refused_lines(out, name)) == 1, (name, out)
-    assert "h/good.txt" not in out
+        n = len(refused_lines(out, name))
+        assert n == 1 or (streams and 1 <= n <= 2 + streams), (name, streams, out)
+    assert not refused_lines(out, "good.txt")
 
 
 def test_absurd_numbers_in_a_stream(account, emulator, front, mounter, tmp_path):
@@ -183,8 +193,8 @@ def test_absurd_numbers_in_a_stream(account, emulator, front, mounter, tmp_path)
     assert any("mode=liststream" in p for p in front.seen)
     check(m, bad)
     out = m.unmount()
-    for name in bad:
-        assert len(refused_lines(out, name)) == 1, (name, out)
+    for name in bad:      # once per stream (another process walking the mount streams too)
+        assert 1 <= len(refused_lines(out, name)) <= streamed(front), (name, out)
 
 
 def seed_many(emulator, user):
