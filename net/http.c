@@ -303,6 +303,35 @@ char *http_escape(const char *s, size_t len)
 	return out;
 }
 
+char *http_form_unescape(const char *s, size_t len, size_t *outlen)
+{
+	if (len > INT_MAX)
+		return NULL;
+	char *plus = malloc(len + 1);
+	if (!plus)
+		return NULL;
+	for (size_t i = 0; i < len; i++)
+		plus[i] = s[i] == '+' ? ' ' : s[i];
+	plus[len] = '\0';
+	int n = 0;
+	/* curl_easy_unescape decodes %XX (and needs no handle) */
+	char *d = curl_easy_unescape(NULL, plus, (int)len, &n);
+	explicit_bzero(plus, len);
+	free(plus);
+	if (!d)
+		return NULL;
+	char *out = malloc((size_t)n + 1);
+	if (out) {
+		memcpy(out, d, (size_t)n);
+		out[n] = '\0';
+		if (outlen)
+			*outlen = (size_t)n;
+	}
+	explicit_bzero(d, (size_t)n);
+	curl_free(d);
+	return out;
+}
+
 void http_request_init(struct http_request *req, const char *method, const char *url)
 {
 	memset(req, 0, sizeof(*req));

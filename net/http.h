@@ -229,4 +229,12 @@ bool http_client_insecure_http(const struct http_client *c);
  */
 char *http_escape(const char *s, size_t len);
 
+/*
+ * Decode @len bytes of a form-encoded query value: '+' is a space, %XX a
+ * byte (a '%' not followed by two hex digits stays as it is). The result
+ * may hold NUL bytes (*outlen, may be NULL, is its length). Returns a
+ * malloc'd, NUL-terminated string, or NULL on ENOMEM.
+ */
+char *http_form_unescape(const char *s, size_t len, size_t *outlen);
+
 #endif
