@@ -907,24 +907,50 @@ static char *describe_http_failure(const char *what, const char *url, int err,
 /* ---------------------------------------------------------------------- */
 /* Login                                                                  */
 
+/* The URL member @name of the discovery document @j, malloc'd; NULL when
+ * absent or refused by url_check() (*err -EIO) or on ENOMEM (*err -ENOMEM). */
+static char *discovery_url(const cJSON *j, const char *name, int *err)
+{
+	const cJSON *v = cJSON_IsObject(j) ? cJSON_GetObjectItemCaseSensitive(j, name) : NULL;
+	*err = -EIO;
+	if (!cJSON_IsString(v) || !v->valuestring || url_check(v->valuestring) == URL_REFUSED)
+		return NULL;
+	char *u = strdup(v->valuestring);
+	*err = u ? 0 : -ENOMEM;
+	return u;
+}
+
 int auth_discovery_decode(const char *body, size_t len, char **token_endpoint)
 {
-	*token_endpoint = NULL;
 	cJSON *j = body ? cJSON_ParseWithLength(body, len) : NULL;
-	const cJSON *v = cJSON_IsObject(j) ? cJSON_GetObjectItemCaseSensitive(j, "token_endpoint")
-					   : NULL;
-	int err = -EIO;
-	if (cJSON_IsString(v) && v->valuestring && url_check(v->valuestring) != URL_REFUSED) {
-		*token_endpoint = strdup(v->valuestring);
-		err = *token_endpoint ? 0 : -ENOMEM;
-	}
+	int err;
+	*token_endpoint = discovery_url(j, "token_endpoint", &err);
 	cJSON_Delete(j);
 	return err;
 }
 
-/* GET the OIDC discovery document; *token_endpoint is malloc'd. */
-static int discover(struct http_client *http, const char *link, char **token_endpoint,
-		    char **errmsg)
+int auth_discovery_endpoints_decode(const char *body, size_t len, char **authorization_endpoint,
+				    char **token_endpoint)
+{
+	cJSON *j = body ? cJSON_ParseWithLength(body, len) : NULL;
+	int err, err2;
+	*authorization_endpoint = discovery_url(j, "authorization_endpoint", &err);
+	*token_endpoint = discovery_url(j, "token_endpoint", &err2);
+	cJSON_Delete(j);
+	if (err == 0 && err2 == 0)
+		return 0;
+	free(*authorization_endpoint);
+	free(*token_endpoint);
+	*authorization_endpoint = *token_endpoint = NULL;
+	return err == -ENOMEM || err2 == -ENOMEM ? -ENOMEM : -EIO;
+}
+
+/*
+ * GET the OIDC discovery document; *token_endpoint is malloc'd, and so is
+ * *authz_endpoint when @authz_endpoint is not NULL (the code flow needs it).
+ */
+static int discover(struct http_client *http, const char *link, char **authz_endpoint,
+		    char **token_endpoint, char **errmsg)
 {
 	struct http_request req;
 	struct http_response resp;
@@ -944,25 +970,51 @@ static int discover(struct http_client *http, const char *link, char **token_end
 		http_response_release(&resp);
 		return err;
 	}
-	char *te = NULL;
-	err = auth_discovery_decode(resp.body, resp.body_len, &te);
+	char *te = NULL, *ae = NULL;
+	if (authz_endpoint)
+		err = auth_discovery_endpoints_decode(resp.body, resp.body_len, &ae, &te);
+	else
+		err = auth_discovery_decode(resp.body, resp.body_len, &te);
 	http_response_release(&resp);
 	if (err == -ENOMEM)
 		return err;
 	if (err < 0) {
 		set_errmsg(errmsg, xasprintf("the login service's configuration at %s has no "
-					     "usable token_endpoint: the service may have changed; "
-					     "pass -o token_url=URL", link));
+					     "usable %s: the service may have changed%s", link,
+					     authz_endpoint ? "authorization_endpoint and "
+							      "token_endpoint" : "token_endpoint",
+					     authz_endpoint ? "" : "; pass -o token_url=URL"));
 		return -EIO;
 	}
 	int err2 = login_link_ok(te, "the token_endpoint of the login service's configuration",
 				 errmsg);
+	if (!err2 && ae)
+		err2 = login_link_ok(ae, "the authorization_endpoint of the login service's "
+				     "configuration", errmsg);
 	if (err2 < 0) {
 		free(te);
+		free(ae);
 		return err2;
 	}
 	*token_endpoint = te;
+	if (authz_endpoint)
+		*authz_endpoint = ae;
 	return 0;
+}
+
+int auth_discover(struct http_client *http, const char *link, char **authz_endpoint,
+		  char **token_endpoint, char **errmsg)
+{
+	if (errmsg)
+		*errmsg = NULL;
+	*authz_endpoint = *token_endpoint = NULL;
+	int err = login_link_ok(link, "the login service's configuration link", errmsg);
+	if (err == 0)
+		err = discover(http, link, authz_endpoint, token_endpoint, errmsg);
+	if (err < 0 && errmsg && !*errmsg)
+		*errmsg = xasprintf("cannot fetch the login service's configuration: %s",
+				    strerror(-err));
+	return err;
 }
 
 /* Customer API: the internal user name (every JFS path starts with it). */
@@ -1012,17 +1064,114 @@ static int customer_username(struct http_client *http, const char *api_url,
 	return 0;
 }
 
+/* The endpoint options' plain-HTTP policy, before anything is sent. */
+static int check_endpoint_options(struct http_client *http, const struct auth_endpoints *ep,
+				  char **errmsg)
+{
+	bool insecure = http_client_insecure_http(http);
+	static const char *const names[] = { "api_url", "jfs_url", "token_url" };
+	const char *urls[] = { ep->api_url, ep->jfs_url, ep->token_url };
+	for (unsigned i = 0; i < 3; i++) {
+		char where[32];
+		snprintf(where, sizeof(where), "given with -o %s", names[i]);
+		int err;
+		if (urls[i] && (err = endpoint_ok(names[i], where, urls[i], insecure, errmsg)) < 0)
+			return err;
+	}
+	return 0;
+}
+
+/*
+ * The end of every login: the internal user name from the customer API with
+ * the new access token, then the account file (written atomically, under
+ * the old file's lock). @service is the key of the login service of the
+ * code flow (NULL: login token); @token_url and @client_id are what
+ * refreshes use from now on; @basic the client auth style that worked.
+ */
+static int store_login(struct http_client *http, const char *config_dir, const char *account,
+		       const char *login_user, const char *service, const char *token_url,
+		       const char *client_id, bool basic, const struct auth_tokens *t,
+		       const struct auth_endpoints *ep, char **errmsg)
+{
+	char *username = NULL, *api_url = NULL, *jfs_url = NULL, *path = NULL, *real_dir = NULL;
+	char dir_why[2 * PATH_MAX + 300];
+	cJSON *j = NULL;
+	int err, lockfd = -1;
+
+	api_url = strdup(ep->api_url ? ep->api_url : AUTH_DEFAULT_API_URL);
+	jfs_url = strdup(ep->jfs_url ? ep->jfs_url : AUTH_DEFAULT_JFS_URL);
+	if (!api_url || !jfs_url) {
+		err = -ENOMEM;
+		goto out;
+	}
+	strip_slashes(api_url);
+	strip_slashes(jfs_url);
+	err = customer_username(http, api_url, t->access, &username, errmsg);
+	if (err < 0)
+		goto out;
+
+	j = cJSON_CreateObject();
+	if (!j) {
+		err = -ENOMEM;
+		goto out;
+	}
+	if (!cJSON_AddNumberToObject(j, "version", 1) ||
+	    json_set_str(j, "login_user", login_user) ||
+	    json_set_str(j, "username", username) ||
+	    json_set_str(j, "service", service) ||
+	    json_set_str(j, "api_url", api_url) ||
+	    json_set_str(j, "jfs_url", jfs_url) ||
+	    json_set_str(j, "token_url", token_url) ||
+	    json_set_str(j, "cafile", ep->cafile) ||
+	    json_set_str(j, "client_id", client_id) ||
+	    json_set_tokens(j, t, basic)) {
+		err = -ENOMEM;
+		goto out;
+	}
+	/* Made 0700; refused unless only we (and root) can change it and the
+	 * directories above it (lib/privdir.h). */
+	err = privdir_make(config_dir, geteuid(), &real_dir, dir_why, sizeof(dir_why));
+	if (err < 0) {
+		set_errmsg(errmsg, xasprintf("cannot use the configuration directory: %s", dir_why));
+		goto out;
+	}
+	path = account_path(real_dir, account);
+	if (!path) {
+		err = -ENOMEM;
+		goto out;
+	}
+	/* Replacing an existing login: hold its lock so that a running mount
+	 * does not refresh the old family into the new file meanwhile. */
+	lockfd = lock_account_file(path);
+	err = write_account_json(path, j);
+	if (err < 0)
+		set_errmsg(errmsg, xasprintf("cannot write the account file '%s': %s", path,
+					     strerror(-err)));
+	else if (service)
+		log_info("logged in with service '%s' as %s (account '%s')", service, username,
+			 account);
+	else
+		log_info("logged in as %s (account '%s')", login_user, account);
+out:
+	unlock_account_file(lockfd);
+	json_wipe_secrets(j);
+	cJSON_Delete(j);
+	free(username);
+	free(api_url);
+	free(jfs_url);
+	free(path);
+	free(real_dir);
+	return err;
+}
+
 int auth_login(struct http_client *http, const char *config_dir, const char *account,
 	       const char *login_token, const struct auth_endpoints *ep, char **errmsg)
 {
 	static const struct auth_endpoints none;
 	struct auth_login_token lt;
-	char *why = NULL, *token_url = NULL, *username = NULL, *form = NULL;
-	char *api_url = NULL, *jfs_url = NULL, *path = NULL, *real_dir = NULL;
-	char dir_why[2 * PATH_MAX + 300];
+	char *why = NULL, *token_url = NULL, *form = NULL;
 	struct auth_tokens t = { 0 };
-	cJSON *j = NULL;
-	int err, lockfd = -1;
+	int err;
 
 	if (errmsg)
 		*errmsg = NULL;
@@ -1055,16 +1204,8 @@ int auth_login(struct http_client *http, const char *config_dir, const char *acc
 
 	/* 0. the plain-HTTP policy, before anything is sent */
 	{
-		bool insecure = http_client_insecure_http(http);
-		static const char *const names[] = { "api_url", "jfs_url", "token_url" };
-		const char *urls[] = { ep->api_url, ep->jfs_url, ep->token_url };
-		for (unsigned i = 0; i < 3; i++) {
-			char where[32];
-			snprintf(where, sizeof(where), "given with -o %s", names[i]);
-			if (urls[i] && (err = endpoint_ok(names[i], where, urls[i], insecure,
-							   errmsg)) < 0)
-				goto out;
-		}
+		if ((err = check_endpoint_options(http, ep, errmsg)) < 0)
+			goto out;
 		if (!ep->token_url &&
 		    (err = login_link_ok(lt.well_known_link, "the login token's discovery link",
 					 errmsg)) < 0)
@@ -1074,7 +1215,7 @@ int auth_login(struct http_client *http, const char *config_dir, const char *acc
 	/* 1. the token endpoint */
 	if (ep->token_url)
 		token_url = strdup(ep->token_url);
-	else if ((err = discover(http, lt.well_known_link, &token_url, errmsg)) < 0)
+	else if ((err = discover(http, lt.well_known_link, NULL, &token_url, errmsg)) < 0)
 		goto out;
 	if (!token_url) {
 		err = -ENOMEM;
@@ -1131,71 +1272,102 @@ int auth_login(struct http_client *http, const char *config_dir, const char *acc
 		goto out;
 	}
 
-	/* 3. the internal user name */
-	api_url = strdup(ep->api_url ? ep->api_url : AUTH_DEFAULT_API_URL);
-	jfs_url = strdup(ep->jfs_url ? ep->jfs_url : AUTH_DEFAULT_JFS_URL);
-	if (!api_url || !jfs_url) {
-		err = -ENOMEM;
-		goto out;
-	}
-	strip_slashes(api_url);
-	strip_slashes(jfs_url);
-	err = customer_username(http, api_url, t.access, &username, errmsg);
-	if (err < 0)
-		goto out;
-
-	/* 4. store the account */
-	j = cJSON_CreateObject();
-	if (!j) {
-		err = -ENOMEM;
-		goto out;
-	}
-	if (!cJSON_AddNumberToObject(j, "version", 1) ||
-	    json_set_str(j, "login_user", lt.username) ||
-	    json_set_str(j, "username", username) ||
-	    json_set_str(j, "api_url", api_url) ||
-	    json_set_str(j, "jfs_url", jfs_url) ||
-	    json_set_str(j, "token_url", token_url) ||
-	    json_set_str(j, "cafile", ep->cafile) ||
-	    json_set_str(j, "client_id", AUTH_CLIENT_ID) ||
-	    json_set_tokens(j, &t, false)) {
-		err = -ENOMEM;
-		goto out;
-	}
-	/* Made 0700; refused unless only we (and root) can change it and the
-	 * directories above it (lib/privdir.h). */
-	err = privdir_make(config_dir, geteuid(), &real_dir, dir_why, sizeof(dir_why));
-	if (err < 0) {
-		set_errmsg(errmsg, xasprintf("cannot use the configuration directory: %s", dir_why));
-		goto out;
-	}
-	path = account_path(real_dir, account);
-	if (!path) {
-		err = -ENOMEM;
-		goto out;
-	}
-	/* Replacing an existing login: hold its lock so that a running mount
-	 * does not refresh the old family into the new file meanwhile. */
-	lockfd = lock_account_file(path);
-	err = write_account_json(path, j);
-	if (err < 0)
-		set_errmsg(errmsg, xasprintf("cannot write the account file '%s': %s", path,
-					     strerror(-err)));
-	else
-		log_info("logged in as %s (account '%s')", lt.username, account);
+	/* 3. and 4. */
+	err = store_login(http, config_dir, account, lt.username, NULL, token_url, AUTH_CLIENT_ID,
+			  false, &t, ep, errmsg);
 out:
-	unlock_account_file(lockfd);
-	json_wipe_secrets(j);
-	cJSON_Delete(j);
 	auth_tokens_release(&t);
 	auth_login_token_release(&lt);
 	free_secret(form);
 	free(token_url);
-	free(username);
-	free(api_url);
-	free(jfs_url);
-	free(path);
-	free(real_dir);
+	if (err < 0 && errmsg && !*errmsg)
+		*errmsg = xasprintf("login failed: %s", strerror(-err));
+	return err;
+}
+
+/* The code grant: the answer of the token endpoint for @g. */
+static int code_grant(struct http_client *http, const struct auth_code_grant *g,
+		      struct auth_tokens *t, bool *basic_out, char **errmsg)
+{
+	char *c = http_escape(g->code, strlen(g->code));
+	char *r = http_escape(g->redirect_uri, strlen(g->redirect_uri));
+	char *form = c && r ? xasprintf("code=%s&grant_type=authorization_code&redirect_uri=%s",
+					c, r) : NULL;
+	free_secret(c);
+	free(r);
+	if (!form)
+		return -ENOMEM;
+	/* client_id in the body first (what the reference's services take, and
+	 * what a refresh sends); HTTP Basic when the server refuses that. A code
+	 * the server refused for the client style is still unused. */
+	bool basic = false;
+	struct http_response resp;
+	int err = token_post(http, g->token_url, g->client_id, basic, form, &resp);
+	if (err < 0 && client_auth_refused(&resp)) {
+		http_response_release(&resp);
+		basic = true;
+		err = token_post(http, g->token_url, g->client_id, basic, form, &resp);
+	}
+	free_secret(form);
+	if (err < 0) {
+		char e[64], d[160];
+		auth_oauth_error_decode(resp.body, resp.body_len, e, sizeof(e), d, sizeof(d));
+		if (!strcmp(e, "invalid_grant")) {
+			err = -EKEYREJECTED;
+			set_errmsg(errmsg, xasprintf(
+				"the authorization code was refused by the server (invalid_grant%s%s): "
+				"it has expired or was already used; run 'jottafs login --service %s' "
+				"again and return to it within a few minutes",
+				d[0] ? ": " : "", d, g->service));
+		} else if (resp.status == 400 || resp.status == 401) {
+			err = -EKEYREJECTED;
+			set_errmsg(errmsg, xasprintf(
+				"the server refused the login (HTTP %ld%s%s%s%s) for client '%s': check "
+				"the service's entry in the service table, then run 'jottafs login "
+				"--service %s' again", resp.status, e[0] ? ", " : "", e,
+				d[0] ? ": " : "", d, g->client_id, g->service));
+		} else {
+			set_errmsg(errmsg, describe_http_failure("cannot log in", g->token_url, err,
+								 &resp));
+		}
+		http_response_release(&resp);
+		return err;
+	}
+	err = auth_token_response_decode(resp.body, resp.body_len, NULL, time(NULL), t);
+	http_response_release(&resp);
+	if (err < 0)
+		set_errmsg(errmsg, xasprintf("cannot log in: the token endpoint %s returned no "
+					     "usable tokens", g->token_url));
+	*basic_out = basic;
+	return err;
+}
+
+int auth_login_code(struct http_client *http, const char *config_dir, const char *account,
+		    const struct auth_code_grant *g, const struct auth_endpoints *ep,
+		    char **errmsg)
+{
+	static const struct auth_endpoints none;
+	struct auth_tokens t = { 0 };
+	bool basic = false;
+	if (errmsg)
+		*errmsg = NULL;
+	if (!ep)
+		ep = &none;
+	if (auth_account_name_valid(account) < 0) {
+		set_errmsg(errmsg, xasprintf("invalid account name '%s': use letters, digits, "
+					     "'-', '_' and '.' (not first), at most %d",
+					     account, AUTH_ACCOUNT_MAX));
+		return -EINVAL;
+	}
+	int err = check_endpoint_options(http, ep, errmsg);
+	if (!err)
+		err = login_link_ok(g->token_url, "the token endpoint", errmsg);
+	if (!err)
+		err = code_grant(http, g, &t, &basic, errmsg);
+	if (!err)
+		err = store_login(http, config_dir, account, "", g->service, g->token_url,
+				  g->client_id, basic, &t, ep, errmsg);
+	auth_tokens_release(&t);
 	if (err < 0 && errmsg && !*errmsg)
 		*errmsg = xasprintf("login failed: %s", strerror(-err));
 	return err;

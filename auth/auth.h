@@ -64,6 +64,35 @@ int auth_login(struct http_client *http, const char *config_dir, const char *acc
 	       const char *login_token, const struct auth_endpoints *ep, char **errmsg);
 
 /*
+ * Added (issue 12). The end of the authorization-code flow (auth/codeflow.h
+ * runs the rest): trade @g->code for tokens at @g->token_url (client_id in
+ * the body, HTTP Basic when the server refuses that), then exactly what
+ * auth_login does after its grant: the customer API for the username and
+ * the account file, which records @g->service, @g->token_url and
+ * @g->client_id so that refreshes use them. 0, -EKEYREJECTED (code expired,
+ * used, or the client refused), -EINVAL, network errors as auth_login.
+ */
+struct auth_code_grant {
+	const char *service;      /* the service table key (messages, account file) */
+	const char *token_url;    /* from the discovery document (or -o token_url) */
+	const char *client_id;
+	const char *code;         /* the authorization code (a secret) */
+	const char *redirect_uri; /* exactly as sent in the authorization request */
+};
+int auth_login_code(struct http_client *http, const char *config_dir, const char *account,
+		    const struct auth_code_grant *g, const struct auth_endpoints *ep,
+		    char **errmsg);
+
+/*
+ * Added (issue 12). GET the OIDC discovery document at @link (https, or
+ * http to a loopback host) and return its authorization_endpoint and
+ * token_endpoint (malloc'd), each checked like the login token's links.
+ * *errmsg as auth_login.
+ */
+int auth_discover(struct http_client *http, const char *link, char **authz_endpoint,
+		  char **token_endpoint, char **errmsg);
+
+/*
  * Added (auth owner). A personal login token, decoded: unpadded base64url
  * (alphabet A-Za-z0-9-_, no '=') of a JSON object with string fields
  * username, realm (optional), well_known_link (or wellKnownLink) and
@@ -125,6 +154,10 @@ void auth_oauth_error_decode(const char *body, size_t len, char *err, size_t err
  * -ENOMEM.
  */
 int auth_discovery_decode(const char *body, size_t len, char **token_endpoint);
+/* The same for both authorization_endpoint and token_endpoint (issue 12);
+ * -EIO unless both are there. */
+int auth_discovery_endpoints_decode(const char *body, size_t len, char **authorization_endpoint,
+				    char **token_endpoint);
 
 /*
  * The account file (see auth.c for its members), decoded. String members
