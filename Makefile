@@ -34,7 +34,8 @@ PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 
 ALL_CPPFLAGS := -I. -D_GNU_SOURCE -D_FILE_OFFSET_BITS=64 -DFUSE_USE_VERSION=314 \
-                -DJOTTAFS_VERSION='"$(VERSION)"' $(PKG_CFLAGS) $(CPPFLAGS)
+                -DJOTTAFS_VERSION='"$(VERSION)"' -DJOTTAFS_DATADIR='"$(PREFIX)/share/jottafs"' \
+                $(PKG_CFLAGS) $(CPPFLAGS)
 ALL_CFLAGS   := -std=gnu11 $(WARN) -pthread -fstack-protector-strong $(SANFLAGS) $(CFLAGS)
 ALL_LDFLAGS  := -pthread $(SANFLAGS) $(LDFLAGS)
 LIBS         := $(PKG_LIBS) -lm
@@ -151,9 +152,12 @@ install: $(BIN)
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/man/man1
 	install -m 0755 $(BIN) $(DESTDIR)$(PREFIX)/bin/jottafs
 	install -m 0644 man/jottafs.1 $(DESTDIR)$(PREFIX)/share/man/man1/jottafs.1
+	install -d $(DESTDIR)$(PREFIX)/share/jottafs
+	install -m 0644 share/services.json $(DESTDIR)$(PREFIX)/share/jottafs/services.json
 
 uninstall:
-	rm -f $(DESTDIR)$(PREFIX)/bin/jottafs $(DESTDIR)$(PREFIX)/share/man/man1/jottafs.1
+	rm -f $(DESTDIR)$(PREFIX)/bin/jottafs $(DESTDIR)$(PREFIX)/share/man/man1/jottafs.1 \
+	  $(DESTDIR)$(PREFIX)/share/jottafs/services.json
 
 clean:
 	rm -rf $(BUILD)

@@ -13,6 +13,8 @@
 #include "fs/cli.h"
 
 #include "auth/auth.h"
+#include "auth/codeflow.h"
+#include "auth/services.h"
 #include "lib/log.h"
 #include "net/http.h"
 #include "net/jfs.h"
@@ -42,6 +44,10 @@ struct cli_opts {
 	char *jfs_url;
 	char *token_url;
 	char *cafile;
+	char *service;           /* login --service: the authorization-code flow */
+	char *services;          /* -o services=FILE: the service table */
+	unsigned login_timeout;  /* -o login_timeout=SECONDS */
+	unsigned login_port;     /* -o login_port=PORT */
 	int insecure_http;
 	int json;
 	int debug;
@@ -61,6 +67,11 @@ static const struct fuse_opt cli_opt_table[] = {
 	COPT("jfs_url=%s", jfs_url, 0),
 	COPT("token_url=%s", token_url, 0),
 	COPT("cafile=%s", cafile, 0),
+	COPT("--service=%s", service, 0),
+	COPT("--service %s", service, 0),
+	COPT("services=%s", services, 0),
+	COPT("login_timeout=%u", login_timeout, 0),
+	COPT("login_port=%u", login_port, 0),
 	COPT("insecure_http", insecure_http, 1),
 	COPT("--json", json, 1),
 	COPT("-d", debug, 1),
@@ -107,13 +118,20 @@ static void cli_usage(enum cli_cmd cmd)
 	switch (cmd) {
 	case CMD_LOGIN:
 		printf("usage: jottafs login [--account NAME] [-o api_url=URL,jfs_url=URL,"
-		       "token_url=URL,cafile=FILE,insecure_http] [-d]\n\n"
+		       "token_url=URL,cafile=FILE,insecure_http] [-d]\n"
+		       "       jottafs login --service NAME|list [--account NAME] [-o services=FILE,"
+		       "login_port=PORT,login_timeout=SECONDS,...]\n\n"
 		       "Reads a personal login token (web interface: Settings > Security) from\n"
 		       "the terminal without echo, or from standard input, and stores the\n"
 		       "account in $XDG_CONFIG_HOME/jottafs/NAME.json (default NAME: default).\n"
+		       "With --service, logs in through the service's web page instead (the\n"
+		       "authorization-code flow of Telia, Tele2, Elkjop, ... customers): open\n"
+		       "the printed address, log in; the browser comes back to a listener on\n"
+		       "127.0.0.1:%d, or paste the address it was sent to. '--service list'\n"
+		       "shows the services.\n"
 		       "Endpoint options are stored with the account. Plain http:// endpoints\n"
 		       "are refused unless on a loopback host, or with -o insecure_http (which\n"
-		       "never applies to the login token's own discovery link).\n");
+		       "never applies to the login token's own discovery link).\n", CODEFLOW_PORT);
 		break;
 	case CMD_LOGOUT:
 		printf("usage: jottafs logout [--account NAME]\n\n"
@@ -137,6 +155,8 @@ static void cli_opts_release(struct cli_opts *c)
 	free(c->jfs_url);
 	free(c->token_url);
 	free(c->cafile);
+	free(c->service);
+	free(c->services);
 }
 
 /* ---------------------------------------------------------------------- */
@@ -376,8 +396,95 @@ static int session_open(const struct cli_opts *c, const char *config_dir, struct
 	return 0;
 }
 
+#ifndef JOTTAFS_DATADIR
+#define JOTTAFS_DATADIR "/usr/local/share/jottafs"
+#endif
+
+/* The service table: the installed file (or -o services=FILE), amended by
+ * the user's CONFIG_DIR/services.json. NULL after a message on stderr. */
+static struct services *load_services(const struct cli_opts *c, const char *config_dir)
+{
+	struct services *s = NULL;
+	char *msg = NULL, *user = NULL;
+	const char *sys = c->services ? c->services : JOTTAFS_DATADIR "/services.json";
+	if (services_new(&s) < 0 || asprintf(&user, "%s/services.json", config_dir) < 0) {
+		fprintf(stderr, "jottafs: out of memory\n");
+		services_free(s);
+		return NULL;
+	}
+	int err = services_load_file(s, sys, 0, 0, &msg);
+	if (err == 0)
+		err = services_load_file(s, user, 1, 1, &msg);
+	free(user);
+	if (err < 0) {
+		fprintf(stderr, "jottafs: %s%s\n", msg ? msg : strerror(-err),
+			err == -ENOENT && !c->services ? ": reinstall jottafs or pass -o services=FILE"
+						       : "");
+		free(msg);
+		services_free(s);
+		return NULL;
+	}
+	return s;
+}
+
+static void list_services(const struct services *s, FILE *f)
+{
+	for (size_t i = 0; i < services_count(s); i++) {
+		const struct service *v = services_at(s, i);
+		fprintf(f, "  %-16s %s (%s)\n", v->key, v->name, v->domain);
+	}
+}
+
+static int cmd_login_service(const struct cli_opts *c, const char *config_dir)
+{
+	struct services *s = load_services(c, config_dir);
+	if (!s)
+		return 1;
+	if (!strcmp(c->service, "list")) {
+		printf("Services for 'jottafs login --service NAME':\n");
+		list_services(s, stdout);
+		services_free(s);
+		return 0;
+	}
+	const struct service *svc = services_find(s, c->service);
+	if (!svc) {
+		fprintf(stderr, "jottafs: unknown service '%s'; the services are:\n", c->service);
+		list_services(s, stderr);
+		services_free(s);
+		return 1;
+	}
+	struct http_client *http = NULL;
+	if (make_http(c, &http) < 0) {
+		services_free(s);
+		return 1;
+	}
+	struct auth_endpoints ep = { .api_url = c->api_url, .jfs_url = c->jfs_url,
+				     .token_url = c->token_url, .cafile = c->cafile };
+	struct codeflow_options o = {
+		.port = (uint16_t)c->login_port, .timeout_s = (int)c->login_timeout,
+		.paste_fd = STDIN_FILENO, .out = stdout, .open_browser = true,
+	};
+	char *msg = NULL;
+	int err = codeflow_login(http, config_dir, c->account, svc, &o, &ep, &msg);
+	http_client_free(http);
+	if (err < 0) {
+		fprintf(stderr, "jottafs: %s\n", msg ? msg : strerror(-err));
+		free(msg);
+		services_free(s);
+		return 1;
+	}
+	printf("Logged in to %s (account '%s'). Mount with: jottafs%s%s MOUNTPOINT\n", svc->name,
+	       c->account, strcmp(c->account, "default") ? " -o account=" : "",
+	       strcmp(c->account, "default") ? c->account : "");
+	services_free(s);
+	return 0;
+}
+
 static int cmd_login(const struct cli_opts *c, const char *config_dir)
 {
+	if (c->service)
+		return cmd_login_service(c, config_dir);
+
 	char *token = NULL, *msg = NULL;
 	struct http_client *http = NULL;
 	int err = read_login_token(&token);
@@ -561,6 +668,23 @@ int cli_main(int argc, char **argv)
 		goto out;
 	}
 	bool endpoints = c.api_url || c.jfs_url || c.token_url || c.cafile || c.insecure_http;
+	bool flow_opts = c.services || c.login_timeout || c.login_port;
+	if ((flow_opts || c.service) && c.cmd != CMD_LOGIN) {
+		fprintf(stderr, "jottafs: option '%s' is only for 'login'\n",
+			c.service ? "--service" : "services/login_timeout/login_port");
+		goto out;
+	}
+	if (flow_opts && !c.service) {
+		fprintf(stderr, "jottafs: options services, login_timeout and login_port go with "
+			"--service NAME (see 'jottafs login -h')\n");
+		goto out;
+	}
+	if (c.login_port > 65535 || c.login_timeout > 86400) {
+		fprintf(stderr, "jottafs: %s is out of range (%s)\n",
+			c.login_port > 65535 ? "login_port" : "login_timeout",
+			c.login_port > 65535 ? "1 to 65535" : "1 to 86400 seconds");
+		goto out;
+	}
 	if ((c.json && (c.cmd == CMD_LOGIN || c.cmd == CMD_LOGOUT)) ||
 	    (endpoints && c.cmd == CMD_LOGOUT)) {
 		fprintf(stderr, "jottafs: option '%s' is not used by '%s'\n",
