@@ -47,6 +47,8 @@ KNOBS = {
                                         "careless proxy does (tests log redaction)"),
     "auth_user": (str, "testuser", "login name the authorization endpoint (code grant) "
                                    "logs in, unless login_hint is given"),
+    "auth_deny": (bool, False, "the authorization endpoint (code grant) redirects back with "
+                               "error=access_denied, as when the user cancels the login"),
 }
 
 

@@ -63,8 +63,11 @@ Choices made where docs/jottacloud-api.md section 15 (and elsewhere) is silent:
     (pre-1.58 recursive listing) and thumbnails are not implemented (400).
   * Accounts: the internal username is 24 hex digits derived from the login
     name (stable across runs); access tokens are JWT-shaped with sub
-    "f:<uuid>:<login>"; the authorization endpoint approves at once, logging in
-    login_hint or the auth_user knob; login-token secrets are single use and a
+    "f:<uuid>:<login>"; the authorization endpoint (any realm, so every service of
+    docs 2.4 under its own domain through the CONNECT proxy) approves at once,
+    logging in login_hint or the auth_user knob, or answers error=access_denied
+    with the auth_deny knob; the phonero realm refuses the client "desktop" and
+    the jotta-default scope (docs 2.4); login-token secrets are single use and a
     failed password grant is 400 invalid_grant "Invalid user credentials".
 """
 
@@ -781,10 +784,26 @@ class Handler(BaseHTTPRequestHandler):
         redirect = q.get("redirect_uri", "")
         if not redirect:
             raise ServiceError(400, "invalid_request", "Missing parameter: redirect_uri")
-        login = q.get("login_hint") or self.server.knobs["auth_user"]
-        self.server.store.ensure_user(login)
-        code = self.server.store.new_code(login, q["client_id"], redirect, q.get("scope", ""))
-        params = {"code": code, "session_state": uuid4()}
+        scopes = q.get("scope", "").split()
+        # docs 2.4: Phonero refuses the client "desktop" (desktop-win and desktop-mac
+        # work) and fails when the jotta-default scope is asked for.
+        if realm == "phonero" and q["client_id"] not in ("desktop-win", "desktop-mac"):
+            raise ServiceError(400, "unauthorized_client", "Client not found.")
+        error = None
+        if realm == "phonero" and "jotta-default" in scopes:
+            error = {"error": "invalid_scope",
+                     "error_description": "Invalid scopes: " + " ".join(scopes)}
+        elif self.server.knobs["auth_deny"]:
+            # what Keycloak sends back when the user cancels the consent/login
+            error = {"error": "access_denied"}
+        if error:
+            params = dict(error)
+        else:
+            login = q.get("login_hint") or self.server.knobs["auth_user"]
+            self.server.store.ensure_user(login)
+            code = self.server.store.new_code(login, q["client_id"], redirect,
+                                              q.get("scope", ""))
+            params = {"code": code, "session_state": uuid4()}
         if "state" in q:
             params["state"] = q["state"]
         loc = redirect + ("&" if "?" in redirect else "?") + urllib.parse.urlencode(params)
