@@ -100,7 +100,7 @@
 #define DB_TROUBLE_MIN_MS  1000    /* pause after a journal write failed (disk full) ... */
 #define DB_TROUBLE_MAX_MS  16000   /* ... doubling up to this */
 #define BUSY_TIMEOUT_MS    10000
-#define OWN_RING           256     /* contents of ours remembered (see struct upload_queue) */
+#define OWN_RING           2048    /* contents of ours remembered (see struct upload_queue) */
 #define JOURNAL_VERSION    1
 
 /* Internal results of the steps of a job, besides 0 and -errno. */
@@ -1776,10 +1776,16 @@ static int content_open(struct upload_queue *q, struct upload_job *job, struct u
 	return 0;
 }
 
-/* Note that content (@md5, @size) of node @id is being sent to its path. */
+/* Note that content (@md5, @size) of node @id may land at its path (once). */
 static void own_add(struct upload_queue *q, uint64_t id, const char *md5, int64_t size)
 {
 	pthread_mutex_lock(&q->lock);
+	for (unsigned i = 0; i < OWN_RING; i++) {
+		if (q->own[i].id == id && q->own[i].size == size && !strcmp(q->own[i].md5, md5)) {
+			pthread_mutex_unlock(&q->lock);
+			return;
+		}
+	}
 	unsigned k = q->own_next++ % OWN_RING;
 	q->own[k].id = id;
 	q->own[k].size = size;
@@ -1907,6 +1913,18 @@ static bool landed_anyway(struct upload_queue *q, const struct urec *r, const ch
 	return ours;
 }
 
+/* Did the service refuse an allocate outright (nothing can have landed)? */
+static bool allocate_refused(int err)
+{
+	switch (err) {
+	case -EEXIST: case -EINVAL: case -EISDIR: case -ENOTDIR: case -ENAMETOOLONG:
+	case -ENOSPC: case -EDQUOT: case -EFBIG: case -EPERM: case -ENOENT:
+		return true;
+	default:
+		return false;
+	}
+}
+
 /*
  * Allocate and, unless the service already has the content, send it.
  * *resumed is the resume_pos of the data POST, -1 when none was sent.
@@ -1925,10 +1943,15 @@ static int transfer(struct upload_queue *q, struct upload_job *job, const struct
 	*resumed = -1;
 	if (job_stop_now(q, job))
 		return -ECANCELED;
-	if (strcmp(target, r->path) == 0)
-		own_add(q, r->id, r->md5, r->size);
 	memset(&a, 0, sizeof(a));
 	err = q->ops.allocate(q->ops.ctx, &req, &a);
+	/* Unless the service refused it outright, this content may land at
+	 * the path (an allocate answered or lost may complete it; a POST cut
+	 * as the file is superseded may still finish). Refusals are not
+	 * remembered: a writer rewriting a file in a loop would otherwise
+	 * push what did land out of the ring. */
+	if (strcmp(target, r->path) == 0 && !allocate_refused(err))
+		own_add(q, r->id, r->md5, r->size);
 	if (err)
 		return err;
 	if (a.completed) {
