@@ -1010,7 +1010,10 @@ static int verify_locked(struct dfile *f, bool *mismatch)
 		pthread_cond_wait(&f->cond, &f->lock);
 	if (f->broken)
 		return f->broken;
-	if (f->verified || f->local || f->size == 0 || !ranges_covers(&f->present, 0, f->size))
+	/* (an unlinked file's content is what its descriptors wrote and read:
+	 * there is no server revision left to check it against) */
+	if (f->verified || f->local || f->discarded || f->size == 0 ||
+	    !ranges_covers(&f->present, 0, f->size))
 		return 0;
 	err = hash_locked(f, f->size);
 	if (err)

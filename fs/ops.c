@@ -1627,9 +1627,25 @@ static void op_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t
  * never got there), drop its content and its node. */
 static int remove_file(struct fs *fs, const struct meta_attr *a)
 {
-	bool pending = fs->up && upload_pending(fs->up, a->id);
+	struct meta_attr now;
+	bool pending;
 	char *path = NULL;
 	int err;
+
+	if (fs->up && a->local) {
+		/* As for rename: an upload that landed (an fsync just before)
+		 * but whose done callback has not run yet is on the service
+		 * although the index still says "new, local": let the callback
+		 * record it, so that it is deleted rather than left behind. */
+		pthread_mutex_lock(&fs->up_lock);
+		wait_upload_settled(fs, a->id);
+		pthread_mutex_unlock(&fs->up_lock);
+		err = meta_get(fs->meta, a->id, &now);
+		if (err)
+			return err == -ENOENT ? 0 : err;
+		a = &now;
+	}
+	pending = fs->up && upload_pending(fs->up, a->id);
 
 	if (pending)
 		upload_cancel(fs->up, a->id);
