@@ -173,13 +173,18 @@ void dcache_set_mtime(struct dfile *f, time_t mtime);
 struct dcache_commit {
 	bool committed;           /* false: nothing changed since the last commit */
 	int64_t size;
-	char md5[33];
+	char md5[33];             /* "": not hashed yet (a huge sparse file): the upload
+				     hashes the cache file */
+	uint64_t seq;             /* this commit's number, for dcache_set_clean() */
 	time_t mtime;
 	char path[4096];          /* the cache file (for the upload journal) */
 };
 /*
  * Make the local content complete and durable: fetch the bytes of the base
  * still missing, finish the MD5, fsync the cache file, record the state.
+ * When more than 256 MiB are left to hash (a huge sparse file, a rewrite
+ * far from the end), the MD5 is left to the upload (out->md5 ""), so that
+ * close() returns promptly whatever the file's apparent size.
  * 0 (out->committed false when there was nothing to commit), -EIO when the
  * base could not be fetched, -ENOENT when the file was discarded.
  */
@@ -190,10 +195,13 @@ bool dcache_uncommitted(struct dfile *f);
 /*
  * The upload of @id's content (@size, @md5) was confirmed: unless it was
  * changed again meanwhile, the content is clean now (evictable, the new
- * base). Returns true when it became clean, with its mtime in *mtime.
+ * base). Content committed without its MD5 is taken to be that upload's
+ * when its commit was number @seq (0: not known — then only if no commit
+ * happened since the file was opened). Returns true when it became clean,
+ * with its mtime in *mtime.
  */
 bool dcache_set_clean(struct dcache *dc, uint64_t id, int64_t size, const char *md5,
-		      time_t *mtime);
+		      uint64_t seq, time_t *mtime);
 /* @id was unlinked: drop its content, local or not (an open file keeps
  * working on its descriptor, and records nothing any more). */
 void dcache_discard(struct dcache *dc, uint64_t id);

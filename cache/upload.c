@@ -1103,7 +1103,7 @@ int upload_enqueue(struct upload_queue *q, const struct upload_item *it)
 	int n, err;
 
 	if (!it || !path_valid(it->path) || !it->content_file || it->content_file[0] != '/' ||
-	    it->size < 0 || !md5_valid(it->md5) || it->base_size < -1 ||
+	    it->size < 0 || (it->md5[0] && !md5_valid(it->md5)) || it->base_size < -1 ||
 	    (it->base_size >= 0 ? !md5_valid(it->base_md5) : it->base_md5[0] != '\0'))
 		return -EINVAL;
 	if (lstat(it->content_file, &sb) < 0) {
@@ -1490,7 +1490,9 @@ static int row_load(sqlite3_stmt *st, struct urec *r)
 	memset(r, 0, sizeof(*r));
 	r->id = i2u(sqlite3_column_int64(st, 0));
 	r->gen = i2u(sqlite3_column_int64(st, 1));
-	if (!path_valid(path) || !file || !md5 || strlen(md5) != 32 || !bmd5 || strlen(bmd5) > 32)
+	/* an empty md5: not hashed yet (upload_item.md5) */
+	if (!path_valid(path) || !file || !md5 || (strlen(md5) != 32 && md5[0]) || !bmd5 ||
+	    strlen(bmd5) > 32)
 		return -EINVAL;
 	r->path = strdup(path);
 	r->content_file = strdup(file);
@@ -1644,7 +1646,7 @@ static void job_release(struct upload_queue *q, struct upload_job *job)
 }
 
 /* MD5 (hex) of the whole of @fd. */
-static int md5_fd(int fd, char out[33])
+static int md5_fd(int fd, char out[33], const atomic_bool *cancel)
 {
 	static const char hex[] = "0123456789abcdef";
 	unsigned char dig[EVP_MAX_MD_SIZE];
@@ -1652,15 +1654,37 @@ static int md5_fd(int fd, char out[33])
 	EVP_MD_CTX *c = EVP_MD_CTX_new();
 	size_t bufsz = 1 << 18;
 	char *buf = malloc(bufsz);
-	off_t off = 0;
+	struct stat sb;
+	off_t off = 0, data = -1;
 	int err = 0;
 
 	if (!c || !buf || EVP_DigestInit_ex(c, EVP_md5(), NULL) != 1) {
 		err = -ENOMEM;
 		goto out;
 	}
-	for (;;) {
-		ssize_t n = pread(fd, buf, bufsz, off);
+	if (fstat(fd, &sb) < 0) {
+		err = -errno;
+		goto out;
+	}
+	while (off < sb.st_size) {
+		size_t want = sb.st_size - off > (off_t)bufsz ? bufsz : (size_t)(sb.st_size - off);
+		if (cancel && atomic_load(cancel)) {
+			err = -ECANCELED;
+			goto out;
+		}
+		if (data < off) {
+			off_t d = lseek(fd, off, SEEK_DATA);
+			data = d >= 0 ? d : errno == ENXIO ? sb.st_size : off;
+		}
+		if (data > off) {               /* a hole: zeros, not read */
+			if ((off_t)want > data - off)
+				want = (size_t)(data - off);
+			memset(buf, 0, want);
+			EVP_DigestUpdate(c, buf, want);
+			off += (off_t)want;
+			continue;
+		}
+		ssize_t n = pread(fd, buf, want, off);
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0) {
@@ -1668,7 +1692,7 @@ static int md5_fd(int fd, char out[33])
 			goto out;
 		}
 		if (n == 0)
-			break;
+			break;                  /* cut meanwhile: the identity check says so */
 		EVP_DigestUpdate(c, buf, (size_t)n);
 		off += n;
 	}
@@ -1738,15 +1762,35 @@ static int content_open(struct upload_queue *q, struct upload_job *job, struct u
 	if (fstat(*fd, &sb) < 0)
 		return -EIO;
 	mtime_ns = (int64_t)sb.st_mtim.tv_sec * 1000000000 + sb.st_mtim.tv_nsec;
-	if ((uint64_t)sb.st_ino == r->ino && sb.st_size == r->size && mtime_ns == r->mtime_ns)
+	if ((uint64_t)sb.st_ino == r->ino && sb.st_size == r->size && mtime_ns == r->mtime_ns) {
+		if (r->md5[0])
+			return 0;
+		/* committed without its MD5 (a huge sparse file): hash it now */
+		if (job_flags(q, job).superseded)
+			return JOB_SKIP;
+		err = md5_fd(*fd, md5, &job->cancel);
+		if (err == -ECANCELED)
+			return JOB_SKIP;
+		if (err)
+			return err;
+		if (fstat(*fd, &sb2) < 0)
+			return -EIO;
+		if (sb2.st_size != sb.st_size || sb2.st_mtim.tv_sec != sb.st_mtim.tv_sec ||
+		    sb2.st_mtim.tv_nsec != sb.st_mtim.tv_nsec)
+			return job_flags(q, job).superseded ? JOB_SKIP : JOB_DEFER;
+		memcpy(r->md5, md5, sizeof(md5));
+		record_content(q, r);
 		return 0;
+	}
 	/* changed underneath: a newer generation will upload it */
 	if (job_flags(q, job).superseded)
 		return JOB_SKIP;
 	/* still being written (its close() re-enqueues): wait, without hashing */
 	if (now_ms() - mtime_ns / 1000000 < SETTLE_MS)
 		return JOB_DEFER;
-	err = md5_fd(*fd, md5);
+	err = md5_fd(*fd, md5, &job->cancel);
+	if (err == -ECANCELED)
+		return JOB_SKIP;
 	if (err)
 		return err;
 	if (fstat(*fd, &sb2) < 0)
@@ -1754,7 +1798,7 @@ static int content_open(struct upload_queue *q, struct upload_job *job, struct u
 	if (sb2.st_size != sb.st_size || sb2.st_mtim.tv_sec != sb.st_mtim.tv_sec ||
 	    sb2.st_mtim.tv_nsec != sb.st_mtim.tv_nsec)
 		return JOB_DEFER;               /* written to while we hashed */
-	if (sb.st_size == r->size && strcmp(md5, r->md5) == 0) {
+	if (sb.st_size == r->size && r->md5[0] && strcmp(md5, r->md5) == 0) {
 		r->ino = (uint64_t)sb.st_ino;   /* touched or copied, same bytes */
 		r->mtime_ns = mtime_ns;
 		record_content(q, r);
@@ -2225,7 +2269,7 @@ static void finish_done(struct upload_queue *q, struct upload_job *job, const st
 		log_debug("uploaded '%s' (%" PRId64 " bytes, from %" PRId64 ")", target, r->size,
 			  resumed);
 	if (q->done)
-		q->done(q->done_ctx, r->id, r->gen, 0, target);
+		q->done(q->done_ctx, r->id, r->gen, 0, target, r->md5);
 	if (at_path) {
 		pthread_mutex_lock(&q->db_lock);
 		job->landed.set = false;
@@ -2281,7 +2325,7 @@ static void finish_give_up(struct upload_queue *q, struct upload_job *job, const
 			r->attempts + 1, why);
 	free(lost);
 	if (q->done)
-		q->done(q->done_ctx, r->id, r->gen, err, r->path);
+		q->done(q->done_ctx, r->id, r->gen, err, r->path, r->md5);
 }
 
 /* Schedule the next attempt of @r at @next_try (ms) after a failure. */

@@ -89,7 +89,9 @@ struct upload_item {
 	const char *path;         /* server path under the mountpoint (jfs.h form) */
 	const char *content_file; /* absolute path of the cache file holding the content */
 	int64_t size;
-	char md5[33];             /* of the content, lower-case hex */
+	char md5[33];             /* of the content, lower-case hex; "" when not hashed yet:
+				     the worker hashes the content file before its first
+				     attempt (a huge sparse file whose close() did not) */
 	time_t created;
 	time_t modified;
 	char base_md5[33];        /* server content the local copy was based on; "" for a new file */
@@ -98,9 +100,10 @@ struct upload_item {
 
 /* Called when an upload finished: err 0 (server confirmed size+md5, @server_path
  * is where it landed — differs from item->path after a conflict), or -errno
- * when it was given up (content in lost+found). */
+ * when it was given up (content in lost+found). @md5: the content's MD5 (the
+ * worker's when the item came without one; "" if it was never hashed). */
 typedef void (*upload_done_cb)(void *ctx, uint64_t id, uint64_t gen, int err,
-			       const char *server_path);
+			       const char *server_path, const char *md5);
 
 struct upload_ops;
 

@@ -106,7 +106,8 @@ void fs_changes(void *ctx, struct meta_changes *ch);
 /* Data cache callback: a fully fetched file did not match its MD5. */
 void fs_mismatch(void *ctx, uint64_t id);
 /* Upload queue callback (cache/upload.h upload_done_cb). */
-void fs_upload_done(void *ctx, uint64_t id, uint64_t gen, int err, const char *server_path);
+void fs_upload_done(void *ctx, uint64_t id, uint64_t gen, int err, const char *server_path,
+		    const char *md5);
 /* At mount: settle local changes left without a journalled upload. */
 void fs_recover(struct fs *fs);
 /* After the session ended: close the handles whose release never came

@@ -816,7 +816,8 @@ static int local_changed(struct fs *fs, struct dfile *df, uint64_t id)
 struct upgen {
 	uint64_t gen;
 	int64_t size;
-	char md5[33];
+	char md5[33];                   /* "": hashed by the upload (see dcache_commit) */
+	uint64_t seq;                   /* the data cache's commit number */
 };
 struct upend {
 	struct upend *next;
@@ -874,8 +875,8 @@ static void upend_drop(struct fs *fs, uint64_t id)
 	}
 }
 
-/* Record item @it as journalled. up_lock held. */
-static void upend_record(struct fs *fs, const struct upload_item *it)
+/* Record item @it (data cache commit @seq) as journalled. up_lock held. */
+static void upend_record(struct fs *fs, const struct upload_item *it, uint64_t seq)
 {
 	struct upend **p = upend_slot(fs, it->id), *e = *p;
 	char *path = strdup(it->path), *cf = strdup(it->content_file);
@@ -917,6 +918,7 @@ static void upend_record(struct fs *fs, const struct upload_item *it)
 	e->hist[e->nhist].gen = it->gen;
 	e->hist[e->nhist].size = it->size;
 	memcpy(e->hist[e->nhist].md5, it->md5, sizeof(e->hist[0].md5));
+	e->hist[e->nhist].seq = seq;
 	e->nhist++;
 }
 
@@ -1011,7 +1013,7 @@ static int commit_file(struct fs *fs, struct dfile *df, uint64_t id)
 		memcpy(it.base_md5, a.base_md5, sizeof(it.base_md5));
 	err = upload_enqueue(fs->up, &it);
 	if (!err)
-		upend_record(fs, &it);
+		upend_record(fs, &it, c.seq);
 	pthread_mutex_unlock(&fs->up_lock);
 	if (err)
 		log_err("cannot queue the upload of '%s': %s", path, strerror(-err));
@@ -1036,7 +1038,8 @@ static void revert_local(struct fs *fs, const struct meta_attr *a)
 		meta_set_stale(fs->meta, a->parent);
 }
 
-void fs_upload_done(void *ctx, uint64_t id, uint64_t gen, int err, const char *server_path)
+void fs_upload_done(void *ctx, uint64_t id, uint64_t gen, int err, const char *server_path,
+		    const char *md5)
 {
 	struct fs *fs = ctx;
 	struct meta_attr a;
@@ -1052,9 +1055,14 @@ void fs_upload_done(void *ctx, uint64_t id, uint64_t gen, int err, const char *s
 	pthread_cond_broadcast(&fs->up_cond);
 	if (meta_get(fs->meta, id, &a) || !a.local)
 		goto out;               /* unlinked, or clean already */
-	here = !err && meta_path(fs->meta, id, &path) == 0 && !strcmp(path, server_path);
-	struct upgen g;
-	if (here && e && upend_take(e, gen, &g)) {
+	here = !err && md5 && md5[0] && meta_path(fs->meta, id, &path) == 0 &&
+	       !strcmp(path, server_path);
+	struct upgen g = { 0 };
+	bool known = false;
+	if (here && e && (known = upend_take(e, gen, &g))) {
+		/* (committed without its MD5: the upload's is the content's) */
+		if (!g.md5[0])
+			snprintf(g.md5, sizeof(g.md5), "%s", md5);
 		/* The service holds generation @gen now: the base of what follows. */
 		meta_set_base(fs->meta, id, g.size, g.md5);
 		/* A newer generation journalled with the older base (in the
@@ -1073,9 +1081,12 @@ void fs_upload_done(void *ctx, uint64_t id, uint64_t gen, int err, const char *s
 		goto out;               /* a newer generation is on its way */
 	if (here) {
 		/* The service holds what the index says: clean, unless it was
-		 * changed again meanwhile. */
-		if (dcache_set_clean(fs->dc, id, a.size, a.md5, NULL)) {
-			meta_set_clean(fs->meta, id, a.size, a.md5, a.mtime);
+		 * changed again meanwhile. (An index without the MD5: the
+		 * content was committed without it, and the data cache knows
+		 * whether that commit is the one confirmed.) */
+		const char *m = a.md5[0] ? a.md5 : md5;
+		if (dcache_set_clean(fs->dc, id, a.size, m, known ? g.seq : 0, NULL)) {
+			meta_set_clean(fs->meta, id, a.size, m, a.mtime);
 			upend_drop(fs, id);
 		}
 	} else {

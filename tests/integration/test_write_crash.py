@@ -182,3 +182,35 @@ def test_unmount_wait_bounds_unmount_and_the_rest_follows(account, emulator, mou
     total = emulator.stats()["upload_bytes"]
     print("first POST %d bytes, all POSTs %d bytes of %d" % (first, total, len(data)))
     assert total == len(data), "the next mount did not resume at %d" % first
+
+
+def test_kill9_after_closing_a_file_left_to_hash(account, emulator, mounter):
+    """close() of a huge sparse file leaves its MD5 to the upload (issue 7
+    item 4); a kill -9 right after close() must not lose it: the next mount
+    hashes and uploads it from the journal, and the file ends synced."""
+    import hashlib
+    size = 300 * MiB
+    m = mounter(account, allow_errors=True)
+    p = os.path.join(m.path, "sparse.bin")
+    with knobs(emulator, latency_ms=1000, latency_kinds="upload,allocate"):
+        fd = os.open(p, os.O_RDWR | os.O_CREAT)
+        os.ftruncate(fd, size)
+        os.pwrite(fd, b"k" * 5000, 123456789)
+        os.close(fd)
+        m.kill()
+    assert "sparse.bin" not in live(emulator, account.user)
+    h = hashlib.md5()
+    h.update(bytes(123456789))
+    h.update(b"k" * 5000)
+    h.update(bytes(size - 123456789 - 5000))
+    want = h.hexdigest()
+    m2 = mounter(account, path=m.path)
+    wait_server(emulator, account.user, "sparse.bin", want, timeout=120)
+    p2 = os.path.join(m2.path, "sparse.bin")
+    wait_for(lambda: os.getxattr(p2, "user.jottacloud.state") == b"synced", 30,
+             "the file to turn synced")
+    assert os.getxattr(p2, "user.jottacloud.md5") == want.encode()
+    with open(p2, "rb") as f:
+        f.seek(123456789 - 10)
+        assert f.read(5020) == bytes(10) + b"k" * 5000 + bytes(10)
+    m2.unmount()

@@ -801,8 +801,8 @@ static void test_new_file(void **state)
 	assert_int_equal(st.local_bytes, sizeof(data));
 
 	/* Upload confirmed: clean. */
-	assert_false(dcache_set_clean(f->dc, id, 1, want, NULL));
-	assert_true(dcache_set_clean(f->dc, id, sizeof(data), want, NULL));
+	assert_false(dcache_set_clean(f->dc, id, 1, want, 0, NULL));
+	assert_true(dcache_set_clean(f->dc, id, sizeof(data), want, 0, NULL));
 	assert_false(dcache_peek(f->dc, id, &size, &mtime));
 	dcache_stats(f->dc, &st);
 	assert_int_equal(st.local_bytes, 0);

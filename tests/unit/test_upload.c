@@ -458,6 +458,7 @@ struct event {
 	uint64_t id, gen;
 	int err;
 	char path[512];
+	char md5[33];
 };
 
 static struct {
@@ -466,7 +467,8 @@ static struct {
 	int n;
 } D = { PTHREAD_MUTEX_INITIALIZER, { { 0 } }, 0 };
 
-static void on_done(void *ctx, uint64_t id, uint64_t gen, int err, const char *server_path)
+static void on_done(void *ctx, uint64_t id, uint64_t gen, int err, const char *server_path,
+		    const char *md5)
 {
 	pthread_mutex_lock(&D.m);
 	if (D.n < 256) {
@@ -474,6 +476,7 @@ static void on_done(void *ctx, uint64_t id, uint64_t gen, int err, const char *s
 		D.ev[D.n].gen = gen;
 		D.ev[D.n].err = err;
 		snprintf(D.ev[D.n].path, sizeof(D.ev[D.n].path), "%s", server_path);
+		snprintf(D.ev[D.n].md5, sizeof(D.ev[D.n].md5), "%s", md5);
 		D.n++;
 	}
 	pthread_mutex_unlock(&D.m);
@@ -858,7 +861,8 @@ static struct {
 	bool in, go;
 } H = { PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, false, false };
 
-static void on_done_held(void *ctx, uint64_t id, uint64_t gen, int err, const char *server_path)
+static void on_done_held(void *ctx, uint64_t id, uint64_t gen, int err, const char *server_path,
+			 const char *md5)
 {
 	if (gen == 1) {
 		pthread_mutex_lock(&H.m);
@@ -868,7 +872,7 @@ static void on_done_held(void *ctx, uint64_t id, uint64_t gen, int err, const ch
 			pthread_cond_wait(&H.cv, &H.m);
 		pthread_mutex_unlock(&H.m);
 	}
-	on_done(ctx, id, gen, err, server_path);
+	on_done(ctx, id, gen, err, server_path, md5);
 }
 
 /*

@@ -398,8 +398,10 @@ static struct {
 	char path[64][512];
 } D = { PTHREAD_MUTEX_INITIALIZER, 0, { 0 }, { { 0 } } };
 
-static void on_done(void *ctx, uint64_t id, uint64_t gen, int err, const char *server_path)
+static void on_done(void *ctx, uint64_t id, uint64_t gen, int err, const char *server_path,
+		    const char *md5)
 {
+	(void)md5;
 	pthread_mutex_lock(&D.m);
 	if (D.n < 64) {
 		D.err[D.n] = err;
