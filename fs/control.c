@@ -1035,7 +1035,10 @@ static void refresh_attr(struct fs *fs, struct vnode *v)
 static double vtimeout(const struct vnode *v)
 {
 	switch (v->kind) {
+	/* versions/PATH follows the node at PATH, which an rm, a restore or a
+	 * rename replaces at any moment: looked up again at every use */
 	case V_STATUS: case V_STATUS_JSON: case V_TDIR: case V_TITEM: case V_TFILE:
+	case V_VDIR: case V_VFILE:
 		return 0;
 	default:
 		return CTL_TIMEOUT;

@@ -200,6 +200,30 @@ def test_versions_after_two_rewrites(account, mounter, emulator):
     m.unmount()
 
 
+def test_versions_of_a_file_deleted_and_restored(account, mounter, emulator):
+    """The user's story: look at the versions, rm the file, restore it from
+    the trash with mv, and at once list its versions again and cp an old one
+    back. (The versions folder of the file was still cached by the kernel
+    for the deleted node: right after the restore it said ENOENT.)"""
+    m = mounter(account)
+    path = os.path.join(m.path, "notes.txt")
+    for data in (b"draft 1\n", b"draft 2\n", b"draft 3\n"):
+        write(path, data)
+        fsync_path(path)
+    vdir = ctl(m, "versions", "notes.txt")
+    assert len(os.listdir(vdir)) == 2
+    os.unlink(path)
+    assert not os.path.exists(vdir)
+    os.rename(ctl(m, "trash", "notes.txt"), path)
+    assert open(path, "rb").read() == b"draft 3\n"
+    names = sorted(os.listdir(vdir))
+    assert len(names) == 2, names
+    subprocess.run(["cp", os.path.join(vdir, names[0]), path], check=True)
+    fsync_path(path)
+    assert open(path, "rb").read() == b"draft 1\n"
+    m.unmount()
+
+
 def test_trash_browse_read_restore_delete_empty(account, mounter, emulator):
     m = mounter(account)
     os.makedirs(os.path.join(m.path, "a", "b"))
