@@ -300,8 +300,9 @@ int services_add_json(struct services *s, const char *text, size_t len, const ch
 		return -EINVAL;
 	}
 	struct entry *t = calloc(s->n + (size_t)n_new + 1, sizeof(*t));
+	bool *seen = calloc(s->n + (size_t)n_new + 1, sizeof(*seen)); /* named in this file */
 	size_t n = 0;
-	int err = t ? 0 : -ENOMEM;
+	int err = t && seen ? 0 : -ENOMEM;
 	for (size_t i = 0; !err && i < s->n; i++, n++)
 		err = entry_copy(&t[i], &s->e[i]);
 
@@ -330,13 +331,14 @@ int services_add_json(struct services *s, const char *text, size_t len, const ch
 		for (size_t i = 0; i < n; i++)
 			if (!strcmp(t[i].f[F_KEY], key))
 				e = &t[i];
-		if (e && (!amend || e >= t + s->n)) {
+		if (e && (!amend || seen[e - t])) {
 			why = xasprintf("the key is used twice");
 			err = -EINVAL;
 			break;
 		}
 		if (!e)
 			e = &t[n++];
+		seen[e - t] = true;
 		err = entry_read(e, obj, &why);
 		if (!err)
 			err = entry_finish(e, &why);
@@ -346,6 +348,7 @@ int services_add_json(struct services *s, const char *text, size_t len, const ch
 				    "the entry", origin, pos, key ? " ('" : "", key ? key : "",
 				    key ? "')" : "", why ? why : "invalid");
 	free(why);
+	free(seen);
 	cJSON_Delete(j);
 	if (err) {
 		table_release(t, n);
