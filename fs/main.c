@@ -1,6 +1,6 @@
 /*
  * fs/main.c — entry point: a subcommand (login, logout, about, devices; see
- * fs/cli.h; status, see fs/status_cli.h), or the mount: options (fs/options.h), then mount_main().
+ * fs/cli.h; status, see fs/status_cli.h; help), or the mount: options (fs/options.h), then mount_main().
  *
  * Every form starts not dumpable (lib/secret.h).
  *
@@ -26,6 +26,11 @@ int main(int argc, char **argv)
 		return cli_main(argc, argv);
 	if (argc > 1 && !strcmp(argv[1], "status"))
 		return status_cli_main(argc, argv);
+	if (argc == 2 && !strcmp(argv[1], "help")) {
+		/* `jottafs help`: what --help prints (not a mount on ./help) */
+		static char help_opt[] = "--help";
+		argv[1] = help_opt;
+	}
 
 	/* Until mount_main() sets the final sink (syslog once daemonized). */
 	log_setup(LOG_LVL_INFO, false);

@@ -594,7 +594,10 @@ static void print_help(const char *prog)
 	       "    -o umask=MODE          permission mask, octal (default 022)\n"
 	       "    -o ro                  read-only mount\n"
 	       "    -o allow_other         let other users in (needs user_allow_other)\n"
+	       "    -o allow_root          let root in as well as you\n"
+	       "    -o auto_unmount        unmount when jottafs ends\n"
 	       "    -o max_threads=N       FUSE worker threads (default 10)\n"
+	       "    -o max_read=BYTES      largest read request the kernel sends (>= 4096)\n"
 	       "    -o control_dir=NAME    name of the control directory (default .jottacloud)\n"
 	       "    -o poll_interval=SECS  revalidate the directory in use this often (default 5;\n"
 	       "                           0: off)\n"
@@ -613,13 +616,12 @@ static void print_help(const char *prog)
 	       "    -o insecure_http       accept plain http:// endpoints on hosts that are not\n"
 	       "                           loopback (tokens travel unencrypted)\n"
 	       "\n"
+	       "Passed on to the kernel: default_permissions (always on), fsname=, subtype=,\n"
+	       "debug, suid, nosuid, dev, nodev, exec, noexec, async, sync, dirsync, atime,\n"
+	       "noatime, context=, fscontext=, defcontext=, rootcontext=.\n"
 	       "fstab options _netdev, noauto, auto, user, users, nofail, rw, defaults and\n"
-	       "x-systemd.* are accepted and ignored.\n"
-	       "\n"
-	       "FUSE options:\n",
+	       "x-systemd.* are accepted and ignored.\n",
 	       prog, prog, prog, prog, prog, prog);
-	fflush(stdout);
-	fuse_lowlevel_help();
 }
 
 /* The built-in device's special mountpoints (docs 3.2): Trash is a virtual

@@ -27,7 +27,9 @@ if [ "${1:-}" = stop ]; then
 	exit 0
 fi
 stop
-rm -rf "$data/emu"
+# A fresh demo each time: the emulator's tree, and the cache and login of
+# the previous demo (its pending uploads would land in the new tree).
+rm -rf "$data/emu" "$data/cache" "$data/config"
 mkdir -p "$data/emu" "$data/config" "$data/cache" "$mnt"
 
 "$emu" serve --data "$data/emu" --port 0 >"$data/emulator.out" 2>"$data/emulator.log" &

@@ -376,3 +376,44 @@ def test_revoked_refresh_token_says_log_in_again(emulator, acc):
     # logging in again fixes it
     login(acc, emulator.login_token(acc.user), check=True)
     acc.run(["about"])
+
+
+# ------------------------------------------------------------------ the newcomer's path
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def _help_option_names(text):
+    block = text.split("jottafs options:", 1)[1].split("Passed on", 1)[0]
+    return set(re.findall(r"-o ([a-z_]+)", block)) | set(re.findall(r",\s?([a-z_]+)=", block))
+
+
+def test_help_subcommand_and_options_documented_alike():
+    """`jottafs help` prints the help (it tried to mount ./help); every -o
+    option of --help is in the man page and the README, once in --help, and
+    every -o option the man page or the README documents is in --help."""
+    p = subprocess.run([BIN, "help"], capture_output=True, text=True, timeout=30)
+    assert p.returncode == 0 and p.stdout.startswith("usage: "), (p.returncode, p.stderr)
+    h = subprocess.run([BIN, "--help"], capture_output=True, text=True, timeout=30).stdout
+    assert h == p.stdout
+    opts = _help_option_names(h)
+    assert {"account", "cache_dir", "max_threads", "allow_root", "auto_unmount",
+            "max_read", "max_listing_bytes"} <= opts, sorted(opts)
+    assert len(re.findall(r"-o allow_other\b", h)) == 1, h
+    with open(os.path.join(ROOT, "man", "jottafs.1")) as f:
+        man = f.read()
+    man_opts = man.split(".SH OPTIONS", 1)[1].split(".SH ", 1)[0]
+    man_o = set(re.findall(r"\\-o\\? ([a-z_]+)", man_opts))
+    with open(os.path.join(ROOT, "README.md")) as f:
+        readme = f.read()
+    readme_o = {re.match(r"\s*([a-z_]+)", part).group(1)
+                for m in re.finditer(r"`-o ([^`]+)`", readme) for part in m.group(1).split(",")
+                if re.match(r"\s*[a-z_]+", part)}
+    assert not opts - man_o, "in --help, not in the man page: %r" % sorted(opts - man_o)
+    assert not opts - readme_o, "in --help, not in the README: %r" % sorted(opts - readme_o)
+    assert not man_o - opts, "in the man page, not in --help: %r" % sorted(man_o - opts)
+    assert not readme_o - opts, "in the README, not in --help: %r" % sorted(readme_o - opts)
+    for flag in ("-f", "-d", "-s"):
+        assert "\n    %s" % flag in h or ", %s" % flag in h, flag
+        assert ".B \\%s" % flag in man, flag
+        assert "`%s`" % flag in readme, flag
