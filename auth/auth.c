@@ -962,8 +962,11 @@ static int discover(struct http_client *http, const char *link, char **authz_end
 	if (err < 0) {
 		if (resp.status == 404)
 			set_errmsg(errmsg, xasprintf("cannot fetch the login service's configuration: "
-						     "%s does not exist (HTTP 404): is the login "
-						     "token from this service?", link));
+						     "%s does not exist (HTTP 404): %s", link,
+						     authz_endpoint
+						     ? "check the service's domain and realm in the "
+						       "service table"
+						     : "is the login token from this service?"));
 		else
 			set_errmsg(errmsg, describe_http_failure("cannot fetch the login service's "
 								 "configuration", link, err, &resp));

@@ -598,8 +598,16 @@ int codeflow_login(struct http_client *http, const char *config_dir, const char 
 	err = codeflow_wait(l, o->paste_fd, state, timeout, &code, errmsg);
 	codeflow_listener_free(l);
 	l = NULL;
-	if (err < 0)
+	if (err < 0) {
+		/* say which command starts it again */
+		char *m = xasprintf("%s (jottafs login --service %s)", *errmsg ? *errmsg : "",
+				    svc->key);
+		if (m) {
+			free(*errmsg);
+			*errmsg = m;
+		}
 		goto out;
+	}
 	struct auth_code_grant g = { .service = svc->key, .token_url = token_url,
 				     .client_id = svc->client_id, .code = code,
 				     .redirect_uri = redirect };

@@ -14,6 +14,7 @@ import os
 import queue
 import re
 import socket
+import ssl
 import subprocess
 import threading
 import time
@@ -51,8 +52,11 @@ def code_account(emu, tmp_path, service, user, name="default", override=None):
     entry = {"key": service, "url": emu.url}
     if override is not None:
         entry = override
-    (cfg / "services.json").write_text(json.dumps({"services": [entry]}))
+    if entry:
+        (cfg / "services.json").write_text(json.dumps({"services": [entry]}))
     env = acc.env
+    for k in ("NO_PROXY", "no_proxy"):
+        env.pop(k, None)
     env.pop("DISPLAY", None)          # never start a browser in tests
     env.pop("WAYLAND_DISPLAY", None)
     acc.code_env = env
@@ -62,9 +66,10 @@ def code_account(emu, tmp_path, service, user, name="default", override=None):
 class Login:
     """A running 'jottafs login --service' whose output is read line by line."""
 
-    def __init__(self, acc, service, opts=(), stdin=subprocess.PIPE):
-        o = ["services=" + SERVICES, "api_url=" + acc.emu.url,
-             "jfs_url=" + acc.emu.url + "/jfs"] + list(opts)
+    def __init__(self, acc, service, opts=(), stdin=subprocess.PIPE, endpoints=True):
+        o = ["services=" + SERVICES] + list(opts)
+        if endpoints:
+            o += ["api_url=" + acc.emu.url, "jfs_url=" + acc.emu.url + "/jfs"]
         self.proc = subprocess.Popen(
             [BIN, "login", "--service", service, "--account", acc.name, "-o", ",".join(o)],
             env=acc.code_env, stdin=stdin, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
@@ -392,3 +397,56 @@ def test_phonero_refuses_what_the_reference_says(emulator, tmp_path, user):
     rc, _, err = lg.finish()
     assert rc == 1
     assert "invalid_scope" in err
+
+
+@pytest.mark.parametrize("service", sorted(CASES))
+def test_real_domains_through_the_proxy(emulator, tmp_path, user, service):
+    """The table as installed (real domains, https): jottafs and the browser
+    reach the emulator through its CONNECT proxy, which never resolves a name;
+    the printed address starts with https:// and names the service's domain."""
+    acc = code_account(emulator, tmp_path, service, user, override={})
+    acc.code_env["HTTPS_PROXY"] = emulator.url
+    with open(SERVICES) as f:
+        domain = {e["key"]: e["domain"] for e in json.load(f)["services"]}[service]
+    lg = Login(acc, service, ["login_port=%d" % free_port(), "cafile=" + emulator.ca_path],
+               endpoints=False)
+    url = lg.url()
+    assert url.startswith("https://%s/auth/realms/" % domain)
+    check_auth_url(url, service)
+    # the browser: a CONNECT tunnel to the service's domain, via the proxy on loopback
+    ctx = ssl.create_default_context(cafile=emulator.ca_path)
+    conn = http.client.HTTPSConnection("127.0.0.1", emulator.port, timeout=10, context=ctx)
+    conn.set_tunnel(domain, 443)
+    u = urllib.parse.urlsplit(url)
+    conn.request("GET", u.path + "?" + u.query)
+    r = conn.getresponse()
+    r.read()
+    conn.close()
+    assert r.status == 302
+    lg.paste(r.getheader("Location"))
+    rc, _, err = lg.finish()
+    assert rc == 0, err
+    a = account_file(acc)
+    assert a["token_url"] == "https://%s/auth/realms/%s/protocol/openid-connect/token" % (
+        domain, _realm(service))
+    assert a["api_url"] == "https://api.jottacloud.com"
+    assert about(acc)["username"] == emulator.username(user)
+
+
+def test_network_and_tls_failures_are_explained(emulator, tmp_path, user):
+    # nothing listens there
+    acc = code_account(emulator, tmp_path, "tele2", user,
+                       override={"key": "tele2", "url": "http://127.0.0.1:%d" % free_port()})
+    p = subprocess.run([BIN, "login", "--service", "tele2", "-o", "services=" + SERVICES],
+                       env=acc.code_env, capture_output=True, text=True, timeout=60,
+                       stdin=subprocess.DEVNULL)
+    assert p.returncode == 1
+    assert "cannot reach" in p.stderr and "check the network" in p.stderr
+    # the real domain through the proxy, without trusting its CA
+    acc = code_account(emulator, tmp_path / "tls", "tele2", user, override={})
+    acc.code_env["HTTPS_PROXY"] = emulator.url
+    p = subprocess.run([BIN, "login", "--service", "tele2", "-o", "services=" + SERVICES],
+                       env=acc.code_env, capture_output=True, text=True, timeout=60,
+                       stdin=subprocess.DEVNULL)
+    assert p.returncode == 1
+    assert "TLS" in p.stderr and "mittcloud-auth.tele2.se" in p.stderr
