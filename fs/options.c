@@ -564,6 +564,8 @@ static void print_help(const char *prog)
 	printf("usage: %s [options] [REMOTE] MOUNTPOINT\n"
 	       "       %s login [--account NAME] [-o api_url=URL,jfs_url=URL,token_url=URL,cafile=FILE,\n"
 	       "                insecure_http]\n"
+	       "       %s login --service NAME|list [--account NAME]\n"
+	       "                [-o services=FILE,login_port=PORT,login_timeout=SECONDS]\n"
 	       "       %s logout [--account NAME]\n"
 	       "       %s about [--account NAME] [--json]\n"
 	       "       %s devices [--account NAME] [--json]\n"
@@ -621,7 +623,7 @@ static void print_help(const char *prog)
 	       "noatime, context=, fscontext=, defcontext=, rootcontext=.\n"
 	       "fstab options _netdev, noauto, auto, user, users, nofail, rw, defaults and\n"
 	       "x-systemd.* are accepted and ignored.\n",
-	       prog, prog, prog, prog, prog, prog);
+	       prog, prog, prog, prog, prog, prog, prog);
 }
 
 /* The built-in device's special mountpoints (docs 3.2): Trash is a virtual

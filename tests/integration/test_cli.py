@@ -384,7 +384,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 
 
 def _help_option_names(text):
-    block = text.split("jottafs options:", 1)[1].split("Passed on", 1)[0]
+    block = text.split("Passed on", 1)[0]          # the usage lines (login) included
     return set(re.findall(r"-o ([a-z_]+)", block)) | set(re.findall(r",\s?([a-z_]+)=", block))
 
 
