@@ -7,6 +7,9 @@
  *     "client_id": "jottacli", "client_auth": "body" | "basic",
  *     "token_type": "Bearer", "access_token": "...", "refresh_token": "...",
  *     "expiry": <unix seconds>, "lifetime": <expires_in seconds at issue> }
+ * A login through the authorization-code flow (auth_login_code) also has
+ * "service": "<key of the service table>", its client_id ("desktop", ...)
+ * and the token_url its discovery named; refreshes use those.
  * Unknown members are kept when tokens are rewritten.
  *
  * Threading model and lock order
