@@ -22,7 +22,7 @@ import urllib.parse
 
 import pytest
 
-from jfs_helpers import BIN, Account
+from jfs_helpers import BIN, SANITIZER_RE, Account
 
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 SERVICES = os.path.join(REPO, "share", "services.json")
@@ -114,6 +114,7 @@ class Login:
         self.proc.stderr.close()
         if self.proc.stdin:
             self.proc.stdin.close()
+        assert not SANITIZER_RE.search(err), err
         return rc, "".join(self.out), err
 
 
@@ -166,6 +167,12 @@ def _realm(service):
 def account_file(acc):
     with open(acc.config_home / "jottafs" / (acc.name + ".json")) as f:
         return json.load(f)
+
+
+def run_cli(args, **kw):
+    p = subprocess.run(args, **kw)
+    assert not SANITIZER_RE.search(p.stderr), p.stderr
+    return p
 
 
 def about(acc):
@@ -359,13 +366,13 @@ def test_busy_port_takes_another(emulator, tmp_path, user):
 
 def test_unknown_service_lists_them(emulator, tmp_path, user):
     acc = code_account(emulator, tmp_path, "telia_se", user)
-    p = subprocess.run([BIN, "login", "--service", "nosuch", "-o", "services=" + SERVICES],
+    p = run_cli([BIN, "login", "--service", "nosuch", "-o", "services=" + SERVICES],
                        env=acc.code_env, capture_output=True, text=True, timeout=30)
     assert p.returncode == 1
     assert "unknown service 'nosuch'" in p.stderr
     for key in ("telia_se", "tele2", "phonero", "letsgo", "elkjop", "mediamarkt"):
         assert key in p.stderr
-    p = subprocess.run([BIN, "login", "--service", "list", "-o", "services=" + SERVICES],
+    p = run_cli([BIN, "login", "--service", "list", "-o", "services=" + SERVICES],
                        env=acc.code_env, capture_output=True, text=True, timeout=30)
     assert p.returncode == 0
     assert len([ln for ln in p.stdout.splitlines() if ln.startswith("  ")]) == 13
@@ -379,7 +386,7 @@ def test_unknown_service_lists_them(emulator, tmp_path, user):
 ])
 def test_bad_services_file(emulator, tmp_path, user, entry, why):
     acc = code_account(emulator, tmp_path, "telia_se", user, override=entry)
-    p = subprocess.run([BIN, "login", "--service", "telia_se", "-o", "services=" + SERVICES],
+    p = run_cli([BIN, "login", "--service", "telia_se", "-o", "services=" + SERVICES],
                        env=acc.code_env, capture_output=True, text=True, timeout=30)
     assert p.returncode == 1
     assert "services.json': entry 1 ('%s')" % entry["key"] in p.stderr
@@ -437,7 +444,7 @@ def test_network_and_tls_failures_are_explained(emulator, tmp_path, user):
     # nothing listens there
     acc = code_account(emulator, tmp_path, "tele2", user,
                        override={"key": "tele2", "url": "http://127.0.0.1:%d" % free_port()})
-    p = subprocess.run([BIN, "login", "--service", "tele2", "-o", "services=" + SERVICES],
+    p = run_cli([BIN, "login", "--service", "tele2", "-o", "services=" + SERVICES],
                        env=acc.code_env, capture_output=True, text=True, timeout=60,
                        stdin=subprocess.DEVNULL)
     assert p.returncode == 1
@@ -445,7 +452,7 @@ def test_network_and_tls_failures_are_explained(emulator, tmp_path, user):
     # the real domain through the proxy, without trusting its CA
     acc = code_account(emulator, tmp_path / "tls", "tele2", user, override={})
     acc.code_env["HTTPS_PROXY"] = emulator.url
-    p = subprocess.run([BIN, "login", "--service", "tele2", "-o", "services=" + SERVICES],
+    p = run_cli([BIN, "login", "--service", "tele2", "-o", "services=" + SERVICES],
                        env=acc.code_env, capture_output=True, text=True, timeout=60,
                        stdin=subprocess.DEVNULL)
     assert p.returncode == 1
