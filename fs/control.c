@@ -149,15 +149,6 @@ static double mono(void)
 	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-static void reply_errno(fuse_req_t req, int err)
-{
-	if (err < 0)
-		err = -err;
-	if (err == 0 || err == EKEYREJECTED || err == ECANCELED)
-		err = EIO;
-	fuse_reply_err(req, err);
-}
-
 /* ---- the node table ------------------------------------------------------------ */
 
 static size_t hash_of(uint64_t parent, const char *name)
@@ -1056,7 +1047,7 @@ static void reply_vnode_entry(fuse_req_t req, struct fs *fs, struct vnode *v)
 	fill_attr(fs, v, &e.attr);
 	e.attr_timeout = e.entry_timeout = vtimeout(v);
 	if (itable_ref(fs->it, e.ino)) {
-		fuse_reply_err(req, ENOMEM);
+		fs_reply_err(req, -ENOMEM);
 		return;
 	}
 	if (fuse_reply_entry(req, &e))
@@ -1164,7 +1155,7 @@ void control_op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 		return;
 	}
 	if (err) {
-		reply_errno(req, err);
+		fs_reply_err(req, err);
 		return;
 	}
 	reply_vnode_entry(req, fs, &v);
@@ -1179,7 +1170,7 @@ void control_op_getattr(fuse_req_t req, fuse_ino_t ino)
 	int err = vcopy(fs->ctl, ino, &v);
 
 	if (err) {
-		reply_errno(req, err);
+		fs_reply_err(req, err);
 		return;
 	}
 	refresh_attr(fs, &v);
@@ -1215,7 +1206,7 @@ void control_op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *f
 			free(d->inos);
 			free(d);
 		}
-		reply_errno(req, err);
+		fs_reply_err(req, err);
 		return;
 	}
 	fi->fh = (uintptr_t)d;
@@ -1235,7 +1226,7 @@ void control_op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	size_t pos = 0;
 
 	if (!buf) {
-		fuse_reply_err(req, ENOMEM);
+		fs_reply_err(req, -ENOMEM);
 		return;
 	}
 	for (size_t i = off < 0 ? 0 : (size_t)off; i < d->l.n + 2; i++) {
@@ -1287,7 +1278,7 @@ void control_op_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info
 		free(d->inos);
 		free(d);
 	}
-	fuse_reply_err(req, 0);
+	fs_reply_status(req, 0);
 }
 
 /* An open control file: the rendered status, or where to read content from. */
@@ -1306,7 +1297,7 @@ void control_op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	int err;
 
 	if ((fi->flags & O_ACCMODE) != O_RDONLY || (fi->flags & O_TRUNC)) {
-		fuse_reply_err(req, EROFS);
+		fs_reply_err(req, -EROFS);
 		return;
 	}
 	f = calloc(1, sizeof(*f));
@@ -1334,7 +1325,7 @@ void control_op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 			vrelease(&f->v);
 			free(f);
 		}
-		reply_errno(req, err);
+		fs_reply_err(req, err);
 		return;
 	}
 	fi->fh = (uintptr_t)f;
@@ -1389,7 +1380,7 @@ void control_op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		size_t n = size < f->len - o ? size : f->len - o;
 		char *copy = n ? malloc(n) : NULL;
 		if (n && !copy) {
-			fuse_reply_err(req, ENOMEM);
+			fs_reply_err(req, -ENOMEM);
 			return;
 		}
 		if (n)
@@ -1402,7 +1393,7 @@ void control_op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		struct dcache_buf b;
 		err = dcache_read(f->df, &f->seq, off, size, &b);
 		if (err) {
-			reply_errno(req, err == -ENOSPC ? -EIO : err);
+			fs_reply_err(req, err == -ENOSPC ? -EIO : err);
 			return;
 		}
 		if (!b.len) {
@@ -1429,7 +1420,7 @@ void control_op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	m.cap = size;
 	m.buf = malloc(size);
 	if (!m.buf) {
-		fuse_reply_err(req, ENOMEM);
+		fs_reply_err(req, -ENOMEM);
 		return;
 	}
 	if (f->v.kind == V_VREV) {
@@ -1444,7 +1435,7 @@ void control_op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	if (!err && m.len != size)
 		err = -EIO;             /* a short read is an error, never zeros */
 	if (err)
-		reply_errno(req, err);
+		fs_reply_err(req, err);
 	else
 		fuse_reply_buf(req, m.buf, m.len);
 	free(m.buf);
@@ -1462,7 +1453,7 @@ void control_op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *f
 		vrelease(&f->v);
 		free(f);
 	}
-	fuse_reply_err(req, 0);
+	fs_reply_status(req, 0);
 }
 
 /* ---- deleting for good, restoring ---------------------------------------------------------- */
@@ -1518,7 +1509,7 @@ void control_op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
 	int err = fs->ro ? -EROFS : child(fs, parent, name, &v);
 
 	if (err) {
-		fuse_reply_err(req, -err);
+		fs_reply_status(req, err);
 		return;
 	}
 	if (v.kind == V_TFILE)
@@ -1526,7 +1517,7 @@ void control_op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
 	else
 		err = is_dir_kind(v.kind) ? -EISDIR : -EPERM;
 	vrelease(&v);
-	fuse_reply_err(req, -err);
+	fs_reply_status(req, err);
 }
 
 void control_op_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
@@ -1537,7 +1528,7 @@ void control_op_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
 	int err = fs->ro ? -EROFS : child(fs, parent, name, &v);
 
 	if (err) {
-		fuse_reply_err(req, -err);
+		fs_reply_status(req, err);
 		return;
 	}
 	if (v.kind == V_TITEM) {
@@ -1553,7 +1544,7 @@ void control_op_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
 		err = is_dir_kind(v.kind) ? -EPERM : -ENOTDIR;
 	}
 	vrelease(&v);
-	fuse_reply_err(req, -err);
+	fs_reply_status(req, err);
 }
 
 struct restore_ctx {
@@ -1631,21 +1622,21 @@ void control_op_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
 
 	if (!control_ino(parent) || control_ino(newparent) ||
 	    (flags & ~RENAME_NOREPLACE)) {
-		fuse_reply_err(req, control_ino(newparent) ? EPERM : EINVAL);
+		fs_reply_err(req, control_ino(newparent) ? -EPERM : -EINVAL);
 		return;
 	}
 	if (fs->ro) {
-		fuse_reply_err(req, EROFS);
+		fs_reply_err(req, -EROFS);
 		return;
 	}
 	err = child(fs, parent, name, &v);
 	if (err) {
-		fuse_reply_err(req, -err);
+		fs_reply_status(req, err);
 		return;
 	}
 	if (v.kind != V_TFILE && v.kind != V_TITEM) {
 		vrelease(&v);
-		fuse_reply_err(req, EPERM);     /* only trashed items can be moved out */
+		fs_reply_err(req, -EPERM);     /* only trashed items can be moved out */
 		return;
 	}
 	/* The destination must be free: a restore never overwrites. */
@@ -1678,7 +1669,7 @@ void control_op_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
 	free(dir);
 	free(to);
 	vrelease(&v);
-	fuse_reply_err(req, -err);
+	fs_reply_status(req, err);
 	/* The kernel moved the trash entry's dentry to the new name: drop it,
 	 * so the next lookup finds the restored file itself. */
 	if (!err)

@@ -16,6 +16,8 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include <fuse_lowlevel.h>
+
 #include "net/jfs.h"
 
 struct auth;
@@ -100,6 +102,17 @@ static inline uint64_t fs_ino(const struct fs *fs, uint64_t id)
 		return 1;
 	return id == 1 ? 0 : id;
 }
+
+/*
+ * The one way an outcome reaches the kernel (fs/ops.c and fs/control.c
+ * reply through these only): fs_reply_status(req, 0) is success, and a
+ * negative errno (a positive one is taken as its negation) is passed on,
+ * except the modules' internal codes, which become EIO: -EKEYREJECTED (the
+ * login is dead; said in the log) and -ECANCELED. fs_reply_err() is for
+ * failures: a 0 there is a bug and answers EIO.
+ */
+void fs_reply_status(fuse_req_t req, int err);
+void fs_reply_err(fuse_req_t req, int err);
 
 /* Lister callback: invalidate what a listing changed (fs/ops.c). */
 void fs_changes(void *ctx, struct meta_changes *ch);

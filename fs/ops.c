@@ -83,24 +83,21 @@ static double mono(void)
 	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-/* Reply with a negative errno from the modules (mapping what the kernel
- * should not see). */
-static void reply_err(fuse_req_t req, int err)
+void fs_reply_err(fuse_req_t req, int err)
 {
 	if (err > 0)
 		err = -err;
-	switch (err) {
-	case -EKEYREJECTED:
-	case -ECANCELED:
+	if (err == 0 || err == -EKEYREJECTED || err == -ECANCELED)
 		err = -EIO;
-		break;
-	case 0:
-		err = -EIO;
-		break;
-	default:
-		break;
-	}
 	fuse_reply_err(req, -err);
+}
+
+void fs_reply_status(fuse_req_t req, int err)
+{
+	if (err)
+		fs_reply_err(req, err);
+	else
+		fuse_reply_err(req, 0);
 }
 
 /* -EIO for a node whose listed attributes were refused (META_SIZE_BAD:
@@ -171,7 +168,7 @@ static void reply_entry(fuse_req_t req, struct fs *fs, struct meta_attr *a)
 	fill_entry(fs, a, &e);
 	err = itable_ref(fs->it, e.ino);
 	if (err) {
-		reply_err(req, err);
+		fs_reply_err(req, err);
 		return;
 	}
 	if (fuse_reply_entry(req, &e))
@@ -306,7 +303,7 @@ static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 	err = lister_fresh(fs->ls, pid, 0, NULL);
 	login_dead(fs);
 	if (err) {
-		reply_err(req, err);
+		fs_reply_err(req, err);
 		return;
 	}
 	err = meta_lookup(fs->meta, pid, name, &a);
@@ -315,7 +312,7 @@ static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 		struct fuse_entry_param e;
 
 		if (names_encode(name, strlen(name), &enc) == -ENAMETOOLONG) {
-			fuse_reply_err(req, ENAMETOOLONG);
+			fs_reply_err(req, -ENAMETOOLONG);
 			return;
 		}
 		free(enc);
@@ -328,7 +325,7 @@ static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 	if (!err)
 		err = attr_check(&a);
 	if (err) {
-		reply_err(req, err);
+		fs_reply_err(req, err);
 		return;
 	}
 	reply_entry(req, fs, &a);
@@ -429,7 +426,7 @@ static void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 	if (!err)
 		err = attr_check(&a);
 	if (err) {
-		reply_err(req, err);
+		fs_reply_err(req, err);
 		return;
 	}
 	overlay_local(fs, &a);
@@ -526,14 +523,14 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to
 	int err;
 
 	if (control_ino(ino)) {
-		fuse_reply_err(req, EPERM);
+		fs_reply_err(req, -EPERM);
 		return;
 	}
 	err = meta_get(fs->meta, id, &a);
 	if (!err)
 		err = attr_check(&a);
 	if (err) {
-		reply_err(req, err);
+		fs_reply_err(req, err);
 		return;
 	}
 	if (h && a.is_dir)
@@ -543,13 +540,13 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to
 	if (to_set & (FUSE_SET_ATTR_SIZE | FUSE_SET_ATTR_MTIME | FUSE_SET_ATTR_MTIME_NOW)) {
 		err = check_writable(fs);
 		if (err) {
-			reply_err(req, err);
+			fs_reply_err(req, err);
 			return;
 		}
 	}
 	if (to_set & FUSE_SET_ATTR_SIZE) {
 		if (a.is_dir) {
-			fuse_reply_err(req, EISDIR);
+			fs_reply_err(req, -EISDIR);
 			return;
 		}
 		err = set_size(fs, &a, h, attr->st_size);
@@ -563,7 +560,7 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to
 			err = meta_get(fs->meta, id, &a);
 	}
 	if (err) {
-		reply_err(req, err);
+		fs_reply_err(req, err);
 		return;
 	}
 	overlay_local(fs, &a);
@@ -633,16 +630,16 @@ static void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 	}
 	err = meta_get(fs->meta, fs_id(fs, ino), &a);
 	if (err) {
-		reply_err(req, err);
+		fs_reply_err(req, err);
 		return;
 	}
 	if (!a.is_dir) {
-		fuse_reply_err(req, ENOTDIR);
+		fs_reply_err(req, -ENOTDIR);
 		return;
 	}
 	d = calloc(1, sizeof(*d));
 	if (!d) {
-		fuse_reply_err(req, ENOMEM);
+		fs_reply_err(req, -ENOMEM);
 		return;
 	}
 	pthread_mutex_init(&d->lock, NULL);
@@ -708,7 +705,7 @@ static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	}
 	buf = malloc(size);
 	if (!buf) {
-		fuse_reply_err(req, ENOMEM);
+		fs_reply_err(req, -ENOMEM);
 		return;
 	}
 	pthread_mutex_lock(&d->lock);
@@ -717,7 +714,7 @@ static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	if (err) {
 		pthread_mutex_unlock(&d->lock);
 		free(buf);
-		reply_err(req, err);
+		fs_reply_err(req, err);
 		return;
 	}
 	for (size_t i = off < 0 ? 0 : (size_t)off; i < d->n + 2; i++) {
@@ -786,7 +783,7 @@ static void op_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info 
 	dirh_clear(d);
 	pthread_mutex_destroy(&d->lock);
 	free(d);
-	fuse_reply_err(req, 0);
+	fs_reply_status(req, 0);
 }
 
 /* ---- files ------------------------------------------------------------------------ */
@@ -1150,20 +1147,20 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	if (!err)
 		err = attr_check(&a);
 	if (err) {
-		reply_err(req, err);
+		fs_reply_err(req, err);
 		return;
 	}
 	if (a.is_dir) {
-		fuse_reply_err(req, EISDIR);
+		fs_reply_err(req, -EISDIR);
 		return;
 	}
 	if (writable && (err = check_writable(fs))) {
-		reply_err(req, err);
+		fs_reply_err(req, err);
 		return;
 	}
 	h = calloc(1, sizeof(*h));
 	if (!h) {
-		fuse_reply_err(req, ENOMEM);
+		fs_reply_err(req, -ENOMEM);
 		return;
 	}
 	h->id = a.id;
@@ -1180,7 +1177,7 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		if (h->df)
 			dcache_close(h->df);
 		free(h);
-		reply_err(req, err);
+		fs_reply_err(req, err);
 		return;
 	}
 	fi->fh = (uintptr_t)h;
@@ -1206,7 +1203,7 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	}
 	err = dcache_read(h->df, &h->seq, off, size, &b);
 	if (err) {
-		reply_err(req, err == -ENOSPC ? -EIO : err);
+		fs_reply_err(req, err == -ENOSPC ? -EIO : err);
 		return;
 	}
 	if (!b.len) {
@@ -1251,13 +1248,13 @@ static void op_write_buf(fuse_req_t req, fuse_ino_t ino, struct fuse_bufvec *buf
 
 	(void)ino;
 	if (!h->writable) {
-		fuse_reply_err(req, EBADF);
+		fs_reply_err(req, -EBADF);
 		return;
 	}
 	/* Past the largest size jottafs uploads: as much as fits, then EFBIG. */
 	size_t len = fuse_buf_size(bufv);
 	if (len && (off >= FILE_SIZE_MAX || dcache_size(h->df) > FILE_SIZE_MAX)) {
-		fuse_reply_err(req, EFBIG);
+		fs_reply_err(req, -EFBIG);
 		return;
 	}
 	if ((int64_t)len > FILE_SIZE_MAX - off)
@@ -1266,7 +1263,7 @@ static void op_write_buf(fuse_req_t req, fuse_ino_t ino, struct fuse_bufvec *buf
 	if (!err && first)
 		err = local_changed(fs, h->df, h->id);
 	if (err && !written) {
-		reply_err(req, err);
+		fs_reply_err(req, err);
 		return;
 	}
 	fuse_reply_write(req, written);
@@ -1280,12 +1277,12 @@ static void op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	int err = 0;
 
 	if (control_ino(ino)) {
-		fuse_reply_err(req, 0);
+		fs_reply_status(req, 0);
 		return;
 	}
 	if (h->writable)
 		err = commit_file(fs, h->df, h->id);
-	fuse_reply_err(req, -err);
+	fs_reply_status(req, err);
 }
 
 /* Close handle @h: release, or the end of the session. */
@@ -1314,7 +1311,7 @@ static void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 	}
 	HLIST_DEL(fs, fs->files, h);
 	fileh_release(fs, h);
-	fuse_reply_err(req, 0);
+	fs_reply_status(req, 0);
 }
 
 void fs_release_all(struct fs *fs)
@@ -1421,7 +1418,7 @@ static void op_copy_file_range(fuse_req_t req, fuse_ino_t ino_in, off_t off_in,
 	    off_in == 0 && off_out == 0 && flags == 0 && ino_in != ino_out)
 		err = server_copy(fs, fs_id(fs, ino_in), dst, len, &copied);
 	if (err)
-		fuse_reply_err(req, err == -EOPNOTSUPP ? EOPNOTSUPP : EIO);
+		fs_reply_err(req, err == -EOPNOTSUPP ? -EOPNOTSUPP : -EIO);
 	else
 		fuse_reply_write(req, (size_t)copied);
 }
@@ -1436,7 +1433,7 @@ static void op_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_f
 
 	(void)datasync;
 	if (control_ino(ino)) {
-		fuse_reply_err(req, 0);
+		fs_reply_status(req, 0);
 		return;
 	}
 	if (h && h->writable)
@@ -1460,7 +1457,7 @@ static void op_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_f
 			err = 0;        /* cancelled: the file was unlinked */
 	}
 	/* offline: the content is journalled and uploaded when the service is back */
-	fuse_reply_err(req, err ? (err == -ENOSPC || err == -EHOSTDOWN ? -err : EIO) : 0);
+	fs_reply_status(req, err && err != -ENOSPC && err != -EHOSTDOWN ? -EIO : err);
 }
 
 static void op_fsyncdir(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi)
@@ -1468,7 +1465,7 @@ static void op_fsyncdir(fuse_req_t req, fuse_ino_t ino, int datasync, struct fus
 	(void)ino;
 	(void)datasync;
 	(void)fi;
-	fuse_reply_err(req, 0);       /* namespace changes are on the service already */
+	fs_reply_status(req, 0);       /* namespace changes are on the service already */
 }
 
 /* ---- the namespace ---------------------------------------------------------------- */
@@ -1547,7 +1544,7 @@ static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_
 	int err;
 
 	if (!S_ISREG(mode) || control_ino(parent)) {
-		fuse_reply_err(req, EPERM);
+		fs_reply_err(req, -EPERM);
 		return;
 	}
 	err = check_writable(fs);
@@ -1572,7 +1569,7 @@ static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_
 		free(h);
 		if (id)
 			meta_unlink(fs->meta, id);
-		reply_err(req, err);
+		fs_reply_err(req, err);
 		return;
 	}
 	dir_changed(fs, pid);
@@ -1581,7 +1578,7 @@ static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_
 	if (itable_ref(fs->it, e.ino)) {
 		dcache_close(h->df);
 		free(h);
-		fuse_reply_err(req, ENOMEM);
+		fs_reply_err(req, -ENOMEM);
 		return;
 	}
 	HLIST_ADD(fs, fs->files, h);
@@ -1603,7 +1600,7 @@ static void op_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t
 
 	(void)mode;
 	if (control_ino(parent)) {
-		fuse_reply_err(req, EPERM);
+		fs_reply_err(req, -EPERM);
 		return;
 	}
 	err = check_writable(fs);
@@ -1627,7 +1624,7 @@ static void op_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t
 	free(sname);
 	free(path);
 	if (err) {
-		reply_err(req, err);
+		fs_reply_err(req, err);
 		return;
 	}
 	dir_changed(fs, pid);
@@ -1699,7 +1696,7 @@ static void op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
 		err = remove_file(fs, &a);
 	if (!err)
 		dir_changed(fs, pid);
-	fuse_reply_err(req, -err);
+	fs_reply_status(req, err);
 }
 
 /* Is directory @id empty (listing it if needed)? 0, -ENOTEMPTY or -errno. */
@@ -1756,7 +1753,7 @@ static void op_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
 		err = remove_dir(fs, &a);
 	if (!err)
 		dir_changed(fs, pid);
-	fuse_reply_err(req, -err);
+	fs_reply_status(req, err);
 }
 
 /*
@@ -1800,11 +1797,11 @@ static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
 		return;
 	}
 	if (control_is_entry(fs, parent, name) || control_is_entry(fs, newparent, newname)) {
-		fuse_reply_err(req, EPERM);     /* the control directory stays where it is */
+		fs_reply_err(req, -EPERM);     /* the control directory stays where it is */
 		return;
 	}
 	if (flags & ~RENAME_NOREPLACE) {
-		fuse_reply_err(req, EINVAL);    /* RENAME_EXCHANGE, WHITEOUT */
+		fs_reply_err(req, -EINVAL);    /* RENAME_EXCHANGE, WHITEOUT */
 		return;
 	}
 	err = check_writable(fs);
@@ -1884,7 +1881,7 @@ done:
 	free(nsname);
 	free(from);
 	free(to);
-	fuse_reply_err(req, -err);
+	fs_reply_status(req, err);
 }
 
 static void op_symlink(fuse_req_t req, const char *link, fuse_ino_t parent, const char *name)
@@ -1892,7 +1889,7 @@ static void op_symlink(fuse_req_t req, const char *link, fuse_ino_t parent, cons
 	(void)link;
 	(void)parent;
 	(void)name;
-	fuse_reply_err(req, EPERM);
+	fs_reply_err(req, -EPERM);
 }
 
 static void op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const char *newname)
@@ -1900,7 +1897,7 @@ static void op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const 
 	(void)ino;
 	(void)newparent;
 	(void)newname;
-	fuse_reply_err(req, EPERM);
+	fs_reply_err(req, -EPERM);
 }
 
 static void op_mknod(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode, dev_t rdev)
@@ -1909,7 +1906,7 @@ static void op_mknod(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t
 	(void)name;
 	(void)mode;
 	(void)rdev;
-	fuse_reply_err(req, EPERM);
+	fs_reply_err(req, -EPERM);
 }
 
 /* ---- statfs ----------------------------------------------------------------------- */
@@ -2051,11 +2048,11 @@ static void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t
 	/* Cheap refusals first: the kernel asks for security.capability on
 	 * every write. */
 	if (strncmp(name, XATTR_PREFIX, strlen(XATTR_PREFIX))) {
-		fuse_reply_err(req, ENODATA);
+		fs_reply_err(req, -ENODATA);
 		return;
 	}
 	if (control_ino(ino)) {
-		fuse_reply_err(req, ENODATA);
+		fs_reply_err(req, -ENODATA);
 		return;
 	}
 	if (ino == FUSE_ROOT_ID && !strcmp(name, XATTR_CONTROL)) {
@@ -2071,14 +2068,14 @@ static void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t
 		err = xattr_value(&a, name, val, sizeof(val));
 reply:
 	if (err) {
-		reply_err(req, err);
+		fs_reply_err(req, err);
 		return;
 	}
 	len = strlen(val);
 	if (size == 0)
 		fuse_reply_xattr(req, len);
 	else if (size < len)
-		fuse_reply_err(req, ERANGE);
+		fs_reply_err(req, -ERANGE);
 	else
 		fuse_reply_buf(req, val, len);
 }
@@ -2099,7 +2096,7 @@ static void op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
 	}
 	err = xattr_attr(fs, fs_id(fs, ino), &a);
 	if (err) {
-		reply_err(req, err);
+		fs_reply_err(req, err);
 		return;
 	}
 	if (!a.is_dir) {
@@ -2115,7 +2112,7 @@ static void op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
 	if (size == 0)
 		fuse_reply_xattr(req, len);
 	else if (size < len)
-		fuse_reply_err(req, ERANGE);
+		fs_reply_err(req, -ERANGE);
 	else
 		fuse_reply_buf(req, list, len);
 }
@@ -2128,14 +2125,14 @@ static void op_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const 
 	(void)value;
 	(void)size;
 	(void)flags;
-	fuse_reply_err(req, ENOTSUP);
+	fs_reply_err(req, -ENOTSUP);
 }
 
 static void op_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
 {
 	(void)ino;
 	(void)name;
-	fuse_reply_err(req, ENOTSUP);
+	fs_reply_err(req, -ENOTSUP);
 }
 
 static const struct fuse_lowlevel_ops ops = {
