@@ -31,7 +31,7 @@ def small_fs(tmp_path):
         pytest.skip("mounting a tmpfs for the cache needs root")
     d = tmp_path / "cachefs"
     d.mkdir()
-    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=%d" % FS_SIZE, "tmpfs", str(d)],
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=%d,mode=0700" % FS_SIZE, "tmpfs", str(d)],
                    check=True)
     yield d
     subprocess.run(["umount", "-l", str(d)], check=False)

@@ -765,8 +765,15 @@ class Daemon:
         self.took = time.monotonic() - t0
         self.pid = None
         if self.launch.returncode == 0:
-            with open(cache_lock(account)) as f:
-                self.pid = int(f.read().strip())
+            # The launcher returns once the daemon has forked (libfuse's
+            # fuse_daemonize); the daemon then writes its own pid over the
+            # launcher's: wait for the pid of a live process.
+            def live_pid():
+                with open(cache_lock(account)) as f:
+                    text = f.read().strip()
+                return int(text) if text.isdigit() and pid_alive(int(text)) else None
+            wait_for(lambda: live_pid() is not None, 30, "the daemon's pid in the cache lock")
+            self.pid = live_pid()
 
     def cleanup(self):
         if os.path.ismount(self.path):
