@@ -1112,10 +1112,17 @@ int upload_enqueue(struct upload_queue *q, const struct upload_item *it)
 			it->content_file, strerror(-err));
 		return err;
 	}
-	if (!S_ISREG(sb.st_mode) || sb.st_size != it->size) {
-		log_err("cannot queue upload of '%s': content file '%s' is not a regular file of "
-			"%" PRId64 " bytes", it->path, it->content_file, it->size);
+	if (!S_ISREG(sb.st_mode)) {
+		log_err("cannot queue upload of '%s': content file '%s' is not a regular file",
+			it->path, it->content_file);
 		return -EINVAL;
+	}
+	if (sb.st_size != it->size) {
+		/* written again since its commit (the caller knows whether a
+		 * newer commit follows) */
+		log_debug("upload of '%s': content file '%s' holds %" PRId64 " bytes, not %" PRId64,
+			  it->path, it->content_file, (int64_t)sb.st_size, it->size);
+		return -ESTALE;
 	}
 	mtime_ns = (int64_t)sb.st_mtim.tv_sec * 1000000000 + sb.st_mtim.tv_nsec;
 

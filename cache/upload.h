@@ -128,7 +128,8 @@ struct upload_config {
 int upload_open(const struct upload_config *cfg, struct upload_queue **out);
 /* Start the workers; every record left in the journal (from a crash) is resumed. */
 int upload_start(struct upload_queue *q);
-/* Durably record a pending upload (see above). */
+/* Durably record a pending upload (see above). -ESTALE: the content file
+ * no longer has @item->size bytes (written again since its commit). */
 int upload_enqueue(struct upload_queue *q, const struct upload_item *item);
 /* Block until the upload of @id at generation >= @gen is confirmed (0), given
  * up (-EIO), or cancelled (-ENOENT), or an attempt found the service offline

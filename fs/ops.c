@@ -1012,8 +1012,17 @@ static int commit_file(struct fs *fs, struct dfile *df, uint64_t id)
 	if (!err)
 		upend_record(fs, &it, c.seq);
 	pthread_mutex_unlock(&fs->up_lock);
-	if (err)
+	if (err == -ESTALE) {
+		/* Written again since the commit (through another handle: a
+		 * release commits after the next open wrote): that write left
+		 * the file uncommitted, and its handle's flush or release
+		 * commits and journals the content. */
+		log_debug("upload of '%s': changed again while committed; the next commit "
+			  "queues it", path);
+		err = 0;
+	} else if (err) {
 		log_err("cannot queue the upload of '%s': %s", path, strerror(-err));
+	}
 	free(path);
 	return err ? -EIO : 0;
 }

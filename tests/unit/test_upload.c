@@ -1656,7 +1656,7 @@ static void bad_input(void **state)
 	assert_int_equal(upload_enqueue(Q, &b.it), -EINVAL);
 	mk_item(&b, 1, 1, "ok", "x");
 	b.it.size = 2;                          /* not the content file's size */
-	assert_int_equal(upload_enqueue(Q, &b.it), -EINVAL);
+	assert_int_equal(upload_enqueue(Q, &b.it), -ESTALE);     /* changed since */
 	mk_item(&b, 1, 1, "ok", "x");
 	b.it.content_file = "/nonexistent/file";
 	assert_int_equal(upload_enqueue(Q, &b.it), -ENOENT);
