@@ -1741,13 +1741,36 @@ static void record_content(struct upload_queue *q, const struct urec *r)
 }
 
 /*
+ * MD5 of content file @fd (whose fstat was @sb) into @md5: 0, JOB_SKIP
+ * (the job was cancelled, or superseded while the file changed), JOB_DEFER
+ * (written to while it was hashed) or -errno.
+ */
+static int hash_unchanged(struct upload_queue *q, struct upload_job *job, int fd,
+			  const struct stat *sb, char md5[33])
+{
+	struct stat sb2;
+	int err = md5_fd(fd, md5, &job->cancel);
+
+	if (err == -ECANCELED)
+		return JOB_SKIP;
+	if (err)
+		return err;
+	if (fstat(fd, &sb2) < 0)
+		return -EIO;
+	if (sb2.st_size != sb->st_size || sb2.st_mtim.tv_sec != sb->st_mtim.tv_sec ||
+	    sb2.st_mtim.tv_nsec != sb->st_mtim.tv_nsec)
+		return job_flags(q, job).superseded ? JOB_SKIP : JOB_DEFER;
+	return 0;
+}
+
+/*
  * Open the content file of @r and check that it still holds the content
  * recorded at enqueue (see "Choices" above). Returns 0 with *fd open,
  * JOB_SKIP, JOB_DEFER or -errno.
  */
 static int content_open(struct upload_queue *q, struct upload_job *job, struct urec *r, int *fd)
 {
-	struct stat sb, sb2;
+	struct stat sb;
 	char md5[33];
 	int64_t mtime_ns;
 	int err;
@@ -1775,16 +1798,9 @@ static int content_open(struct upload_queue *q, struct upload_job *job, struct u
 		/* committed without its MD5 (a huge sparse file): hash it now */
 		if (job_flags(q, job).superseded)
 			return JOB_SKIP;
-		err = md5_fd(*fd, md5, &job->cancel);
-		if (err == -ECANCELED)
-			return JOB_SKIP;
+		err = hash_unchanged(q, job, *fd, &sb, md5);
 		if (err)
 			return err;
-		if (fstat(*fd, &sb2) < 0)
-			return -EIO;
-		if (sb2.st_size != sb.st_size || sb2.st_mtim.tv_sec != sb.st_mtim.tv_sec ||
-		    sb2.st_mtim.tv_nsec != sb.st_mtim.tv_nsec)
-			return job_flags(q, job).superseded ? JOB_SKIP : JOB_DEFER;
 		memcpy(r->md5, md5, sizeof(md5));
 		record_content(q, r);
 		return 0;
@@ -1795,16 +1811,9 @@ static int content_open(struct upload_queue *q, struct upload_job *job, struct u
 	/* still being written (its close() re-enqueues): wait, without hashing */
 	if (now_ms() - mtime_ns / 1000000 < SETTLE_MS)
 		return JOB_DEFER;
-	err = md5_fd(*fd, md5, &job->cancel);
-	if (err == -ECANCELED)
-		return JOB_SKIP;
+	err = hash_unchanged(q, job, *fd, &sb, md5);
 	if (err)
 		return err;
-	if (fstat(*fd, &sb2) < 0)
-		return -EIO;
-	if (sb2.st_size != sb.st_size || sb2.st_mtim.tv_sec != sb.st_mtim.tv_sec ||
-	    sb2.st_mtim.tv_nsec != sb.st_mtim.tv_nsec)
-		return JOB_DEFER;               /* written to while we hashed */
 	if (sb.st_size == r->size && r->md5[0] && strcmp(md5, r->md5) == 0) {
 		r->ino = (uint64_t)sb.st_ino;   /* touched or copied, same bytes */
 		r->mtime_ns = mtime_ns;
