@@ -182,6 +182,7 @@ static const char *member_problem(int f, const char *v)
 static int entry_read(struct entry *e, const cJSON *obj, char **why)
 {
 	const cJSON *m;
+	bool given[F_COUNT] = { false };
 	cJSON_ArrayForEach(m, obj) {
 		int f = -1;
 		for (int i = 0; i < F_COUNT; i++)
@@ -192,6 +193,13 @@ static int entry_read(struct entry *e, const cJSON *obj, char **why)
 					 "client_id, scopes, url)", m->string ? m->string : "");
 			return -EINVAL;
 		}
+		/* JSON allows a member twice; the key checks read the first 'key',
+		 * so a second one would slip a duplicate key past them */
+		if (given[f]) {
+			*why = xasprintf("'%s' is given twice", field_names[f]);
+			return -EINVAL;
+		}
+		given[f] = true;
 		char *v = NULL;
 		if (f == F_SCOPES) {
 			int count = cJSON_IsArray(m) ? cJSON_GetArraySize(m) : 0;

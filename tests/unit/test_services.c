@@ -127,6 +127,10 @@ static void test_bad_entries_named(void **state)
 	bad("{\"services\":[{\"key\":\"telia_se\",\"url\":\"https://x/?a=b\"}]}", 1,
 	    "'url' must be");
 	bad("{\"services\":[{\"key\":\"telia_se\"},{\"key\":\"telia_se\"}]}", 1, "used twice");
+	/* a member given twice (the fuzzer's find: a second 'key' slipped a
+	 * duplicate past the key check) */
+	bad("{\"services\":[{\"key\":\"telia_se\"},{\"key\":\"x\",\"key\":\"telia_se\"}]}", 1,
+	    "'key' is given twice");
 	bad("not json", 1, "'services' array");
 }
 
