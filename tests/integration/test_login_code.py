@@ -76,7 +76,8 @@ class Login:
             text=True)
         self.lines = queue.Queue()
         self.out = []
-        threading.Thread(target=self._pump, daemon=True).start()
+        self.pump = threading.Thread(target=self._pump, daemon=True)
+        self.pump.start()
 
     def _pump(self):
         for line in self.proc.stdout:
@@ -110,6 +111,7 @@ class Login:
             self.proc.kill()
             raise
         err = self.proc.stderr.read()
+        self.pump.join(timeout=10)            # it reads stdout to its end first
         self.proc.stdout.close()
         self.proc.stderr.close()
         if self.proc.stdin:
