@@ -49,6 +49,7 @@
 #include "lib/privdir.h"
 #include "lib/redact.h"
 #include "lib/secret.h"
+#include "lib/xstr.h"
 #include "net/http.h"
 #include "net/jfs_json.h"
 #include "net/url.h"
@@ -62,7 +63,6 @@
 #include <openssl/evp.h>
 #include <pthread.h>
 #include <pwd.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -151,18 +151,6 @@ static int set_tokens(struct auth *a, const struct auth_tokens *t)
 	a->expiry = t->expiry;
 	a->lifetime = t->lifetime;
 	return 0;
-}
-
-static char *xasprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static char *xasprintf(const char *fmt, ...)
-{
-	va_list ap;
-	char *s = NULL;
-	va_start(ap, fmt);
-	if (vasprintf(&s, fmt, ap) < 0)
-		s = NULL;
-	va_end(ap);
-	return s;
 }
 
 static void set_errmsg(char **errmsg, char *msg)

@@ -12,6 +12,7 @@
 #include "auth/auth.h"
 #include "auth/services.h"
 #include "lib/log.h"
+#include "lib/xstr.h"
 #include "net/http.h"
 
 #include <arpa/inet.h>
@@ -22,7 +23,6 @@
 #include <openssl/rand.h>
 #include <poll.h>
 #include <spawn.h>
-#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -39,18 +39,6 @@ struct codeflow_listener {
 	int fd;
 	uint16_t port;
 };
-
-static char *xasprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static char *xasprintf(const char *fmt, ...)
-{
-	va_list ap;
-	char *s = NULL;
-	va_start(ap, fmt);
-	if (vasprintf(&s, fmt, ap) < 0)
-		s = NULL;
-	va_end(ap);
-	return s;
-}
 
 static void free_secret(char *s)
 {
