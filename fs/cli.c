@@ -95,19 +95,18 @@ static int cli_opt_proc(void *data, const char *arg, int key, struct fuse_args *
 	struct cli_opts *c = data;
 	if (key == FUSE_OPT_KEY_NONOPT) {
 		if (c->cmd == CMD_LOGIN) {
-			fprintf(stderr,
-				"jottafs: refusing to take the login token from the command line "
+			log_user("refusing to take the login token from the command line "
 				"(other users can see it in the process list, and it stays in the "
 				"shell history): run 'jottafs login' and paste it when asked, or pass "
-				"it on standard input\n");
+				"it on standard input");
 		} else {
-			fprintf(stderr, "jottafs: unexpected argument '%s' (see 'jottafs %s -h')\n", arg,
+			log_user("unexpected argument '%s' (see 'jottafs %s -h')", arg,
 				cmd_names[c->cmd]);
 		}
 		c->failed = true;
 		return -1;
 	}
-	fprintf(stderr, "jottafs: unknown option '%s' for '%s' (see 'jottafs %s -h')\n", arg,
+	log_user("unknown option '%s' for '%s' (see 'jottafs %s -h')", arg,
 		cmd_names[c->cmd], cmd_names[c->cmd]);
 	c->failed = true;
 	return -1;
@@ -273,7 +272,7 @@ static int print_json(cJSON *j)
 	char *s = j ? cJSON_Print(j) : NULL;
 	cJSON_Delete(j);
 	if (!s) {
-		fprintf(stderr, "jottafs: out of memory\n");
+		log_user("out of memory");
 		return 1;
 	}
 	printf("%s\n", s);
@@ -308,22 +307,22 @@ static void report_failure(struct auth *a, const char *what, int err)
 	if (err == -EKEYREJECTED && a && auth_is_dead(a))
 		return; /* auth/ already said "the login was revoked ... log in again" */
 	if (cli_connection_advice(err, advice, sizeof(advice))) {
-		fprintf(stderr, "jottafs: %s: %s\n", what, advice);
+		log_user("%s: %s", what, advice);
 		return;
 	}
 	switch (err) {
 	case -EKEYREJECTED:
 	case -EACCES:
-		fprintf(stderr, "jottafs: %s: the service refused the credentials (%s): run "
-			"'jottafs login' again\n", what, strerror(-err));
+		log_user("%s: the service refused the credentials (%s): run "
+			"'jottafs login' again", what, strerror(-err));
 		break;
 	case -ENOENT:
-		fprintf(stderr, "jottafs: %s: the service has no such user or device (%s): check "
-			"the api_url/jfs_url options or run 'jottafs login' again\n", what,
+		log_user("%s: the service has no such user or device (%s): check "
+			"the api_url/jfs_url options or run 'jottafs login' again", what,
 			strerror(-err));
 		break;
 	default:
-		fprintf(stderr, "jottafs: %s: %s (run with -d for details)\n", what, strerror(-err));
+		log_user("%s: %s (run with -d for details)", what, strerror(-err));
 	}
 }
 
@@ -358,10 +357,10 @@ static int make_http(const struct cli_opts *c, struct http_client **out)
 	if (err < 0) {
 		if (c->cafile && (err == -EINVAL || err == -ENOENT || err == -EACCES ||
 				  err == -EFBIG))
-			fprintf(stderr, "jottafs: cannot use cafile '%s': %s\n", c->cafile,
+			log_user("cannot use cafile '%s': %s", c->cafile,
 				err == -EINVAL ? "it holds no PEM certificate" : strerror(-err));
 		else
-			fprintf(stderr, "jottafs: cannot set up HTTP: %s\n", strerror(-err));
+			log_user("cannot set up HTTP: %s", strerror(-err));
 	}
 	return err;
 }
@@ -375,7 +374,7 @@ static int session_open(const struct cli_opts *c, const char *config_dir, struct
 	struct auth_endpoints ep = { .api_url = c->api_url, .jfs_url = c->jfs_url,
 				     .token_url = c->token_url, .cafile = c->cafile };
 	if (auth_open(s->http, config_dir, c->account, &ep, &s->auth, &msg) < 0) {
-		fprintf(stderr, "jottafs: %s\n", msg ? msg : "cannot open the account");
+		log_user("%s", msg ? msg : "cannot open the account");
 		free(msg);
 		session_close(s);
 		return -1;
@@ -389,7 +388,7 @@ static int session_open(const struct cli_opts *c, const char *config_dir, struct
 	};
 	int err = jfs_new(s->http, &jc, &s->jfs);
 	if (err < 0) {
-		fprintf(stderr, "jottafs: cannot set up the service client: %s\n", strerror(-err));
+		log_user("cannot set up the service client: %s", strerror(-err));
 		session_close(s);
 		return -1;
 	}
@@ -408,7 +407,7 @@ static struct services *load_services(const struct cli_opts *c, const char *conf
 	char *msg = NULL, *user = NULL;
 	const char *sys = c->services ? c->services : JOTTAFS_DATADIR "/services.json";
 	if (services_new(&s) < 0 || asprintf(&user, "%s/services.json", config_dir) < 0) {
-		fprintf(stderr, "jottafs: out of memory\n");
+		log_user("out of memory");
 		services_free(s);
 		return NULL;
 	}
@@ -417,7 +416,7 @@ static struct services *load_services(const struct cli_opts *c, const char *conf
 		err = services_load_file(s, user, 1, 1, &msg);
 	free(user);
 	if (err < 0) {
-		fprintf(stderr, "jottafs: %s%s\n", msg ? msg : strerror(-err),
+		log_user("%s%s", msg ? msg : strerror(-err),
 			err == -ENOENT && !c->services ? ": reinstall jottafs or pass -o services=FILE"
 						       : "");
 		free(msg);
@@ -448,7 +447,7 @@ static int cmd_login_service(const struct cli_opts *c, const char *config_dir)
 	}
 	const struct service *svc = services_find(s, c->service);
 	if (!svc) {
-		fprintf(stderr, "jottafs: unknown service '%s'; the services are:\n", c->service);
+		log_user("unknown service '%s'; the services are:", c->service);
 		list_services(s, stderr);
 		services_free(s);
 		return 1;
@@ -468,7 +467,7 @@ static int cmd_login_service(const struct cli_opts *c, const char *config_dir)
 	int err = codeflow_login(http, config_dir, c->account, svc, &o, &ep, &msg);
 	http_client_free(http);
 	if (err < 0) {
-		fprintf(stderr, "jottafs: %s\n", msg ? msg : strerror(-err));
+		log_user("%s", msg ? msg : strerror(-err));
 		free(msg);
 		services_free(s);
 		return 1;
@@ -490,14 +489,14 @@ static int cmd_login(const struct cli_opts *c, const char *config_dir)
 	int err = read_login_token(&token);
 	if (err < 0) {
 		if (err == -ENODATA)
-			fprintf(stderr, "jottafs: no login token given: paste the personal login token "
+			log_user("no login token given: paste the personal login token "
 				"from Settings > Security in the web interface (or pipe it on standard "
-				"input)\n");
+				"input)");
 		else if (err == -EFBIG)
-			fprintf(stderr, "jottafs: the login token is malformed: it is longer than %d "
-				"bytes: copy the personal login token again\n", LOGIN_TOKEN_MAX);
+			log_user("the login token is malformed: it is longer than %d "
+				"bytes: copy the personal login token again", LOGIN_TOKEN_MAX);
 		else
-			fprintf(stderr, "jottafs: cannot read the login token: %s\n", strerror(-err));
+			log_user("cannot read the login token: %s", strerror(-err));
 		return 1;
 	}
 	if (make_http(c, &http) < 0) {
@@ -512,7 +511,7 @@ static int cmd_login(const struct cli_opts *c, const char *config_dir)
 	free(token);
 	http_client_free(http);
 	if (err < 0) {
-		fprintf(stderr, "jottafs: %s\n", msg ? msg : strerror(-err));
+		log_user("%s", msg ? msg : strerror(-err));
 		free(msg);
 		return 1;
 	}
@@ -526,11 +525,11 @@ static int cmd_logout(const struct cli_opts *c, const char *config_dir)
 {
 	int err = auth_logout(config_dir, c->account);
 	if (err == -ENOENT) {
-		fprintf(stderr, "jottafs: not logged in (no account '%s')\n", c->account);
+		log_user("not logged in (no account '%s')", c->account);
 		return 1;
 	}
 	if (err < 0) {
-		fprintf(stderr, "jottafs: cannot remove the account '%s': %s\n", c->account,
+		log_user("cannot remove the account '%s': %s", c->account,
 			strerror(-err));
 		return 1;
 	}
@@ -658,7 +657,7 @@ int cli_main(int argc, char **argv)
 
 	if (fuse_opt_parse(&args, &c, cli_opt_table, cli_opt_proc) < 0 || c.failed) {
 		if (!c.failed)
-			fprintf(stderr, "jottafs: invalid arguments (see 'jottafs %s -h')\n",
+			log_user("invalid arguments (see 'jottafs %s -h')",
 				cmd_names[c.cmd]);
 		goto out;
 	}
@@ -670,24 +669,24 @@ int cli_main(int argc, char **argv)
 	bool endpoints = c.api_url || c.jfs_url || c.token_url || c.cafile || c.insecure_http;
 	bool flow_opts = c.services || c.login_timeout || c.login_port;
 	if ((flow_opts || c.service) && c.cmd != CMD_LOGIN) {
-		fprintf(stderr, "jottafs: option '%s' is only for 'login'\n",
+		log_user("option '%s' is only for 'login'",
 			c.service ? "--service" : "services/login_timeout/login_port");
 		goto out;
 	}
 	if (flow_opts && !c.service) {
-		fprintf(stderr, "jottafs: options services, login_timeout and login_port go with "
-			"--service NAME (see 'jottafs login -h')\n");
+		log_user("options services, login_timeout and login_port go with "
+			"--service NAME (see 'jottafs login -h')");
 		goto out;
 	}
 	if (c.login_port > 65535 || c.login_timeout > 86400) {
-		fprintf(stderr, "jottafs: %s is out of range (%s)\n",
+		log_user("%s is out of range (%s)",
 			c.login_port > 65535 ? "login_port" : "login_timeout",
 			c.login_port > 65535 ? "1 to 65535" : "1 to 86400 seconds");
 		goto out;
 	}
 	if ((c.json && (c.cmd == CMD_LOGIN || c.cmd == CMD_LOGOUT)) ||
 	    (endpoints && c.cmd == CMD_LOGOUT)) {
-		fprintf(stderr, "jottafs: option '%s' is not used by '%s'\n",
+		log_user("option '%s' is not used by '%s'",
 			c.json ? "--json" : "-o ...url/cafile/insecure_http", cmd_names[c.cmd]);
 		goto out;
 	}
@@ -696,14 +695,14 @@ int cli_main(int argc, char **argv)
 		goto out;
 	}
 	if (auth_account_name_valid(c.account) < 0) {
-		fprintf(stderr, "jottafs: invalid account name '%s': use letters, digits, '-', '_' "
-			"and '.' (not first), at most 64\n", c.account);
+		log_user("invalid account name '%s': use letters, digits, '-', '_' "
+			"and '.' (not first), at most 64", c.account);
 		goto out;
 	}
 	log_setup(c.debug ? LOG_LVL_DEBUG : LOG_LVL_WARN, false);
 	if (auth_config_dir(&config_dir) < 0) {
-		fprintf(stderr, "jottafs: cannot find the configuration directory: set HOME or "
-			"XDG_CONFIG_HOME\n");
+		log_user("cannot find the configuration directory: set HOME or "
+			"XDG_CONFIG_HOME");
 		rc = 1;
 		goto out;
 	}

@@ -773,7 +773,7 @@ int options_parse(struct fuse_args *args, struct mount_options *out)
 	int result = 0;
 	if (rc < 0 || st.failed) {
 		if (!st.failed)
-			fprintf(stderr, "jottafs: invalid arguments (see 'jottafs -h')\n");
+			log_user("invalid arguments (see 'jottafs -h')");
 		result = -EINVAL;
 	} else if (st.help) {
 		print_help("jottafs");

@@ -15,6 +15,7 @@
 #include "cache/meta.h"
 #include "fs/fs.h"
 #include "fs/lister.h"
+#include "lib/clock.h"
 #include "lib/log.h"
 #include "net/conn.h"
 
@@ -36,14 +37,6 @@ struct poller {
 	unsigned next;          /* round robin */
 };
 
-static double mono(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
 int poller_new(struct fs *fs, double interval, struct poller **out)
 {
 	struct poller *p;
@@ -57,11 +50,12 @@ int poller_new(struct fs *fs, double interval, struct poller **out)
 	p->fs = fs;
 	p->interval = interval;
 	pthread_mutex_init(&p->lock, NULL);
-	pthread_condattr_t ca;
-	pthread_condattr_init(&ca);
-	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-	pthread_cond_init(&p->cond, &ca);
-	pthread_condattr_destroy(&ca);
+	int err = clock_cond_init(&p->cond);
+	if (err < 0) {
+		pthread_mutex_destroy(&p->lock);
+		free(p);
+		return err;
+	}
 	*out = p;
 	return 0;
 }
@@ -83,7 +77,7 @@ void poller_note(struct poller *p, uint64_t dir)
 			i = oldest;     /* the least recently read makes room */
 		p->w[i].dir = dir;
 	}
-	p->w[i].last_read = mono();
+	p->w[i].last_read = clock_mono();
 	pthread_mutex_unlock(&p->lock);
 }
 
@@ -132,7 +126,7 @@ static void *poll_main(void *arg)
 			;
 		if (p->stop)
 			break;
-		uint64_t dir = next_dir(p, mono());
+		uint64_t dir = next_dir(p, clock_mono());
 		if (!dir || (p->fs->conn && conn_state(p->fs->conn) == CONN_OFFLINE))
 			continue;
 		pthread_mutex_unlock(&p->lock);

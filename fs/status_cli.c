@@ -15,6 +15,8 @@
  */
 #include "fs/status_cli.h"
 #include "fs/mountinfo.h"
+#include "lib/fsutil.h"
+#include "lib/log.h"
 
 #include <cjson/cJSON.h>
 #include <errno.h>
@@ -43,43 +45,6 @@ static void usage(FILE *f)
 		"3 uploads pending, 4 uploads given up (files in lost+found).\n");
 }
 
-/* Read file @path whole (bounded). *out malloc'd, NUL-terminated. */
-static int slurp(const char *path, char **out)
-{
-	FILE *f = fopen(path, "re");
-	char *buf = NULL;
-	size_t len = 0, cap = 0;
-
-	*out = NULL;
-	if (!f)
-		return -errno;
-	for (;;) {
-		if (cap - len < 4096) {
-			cap = cap ? cap * 2 : 8192;
-			char *n = cap > MAX_STATUS ? NULL : realloc(buf, cap);
-			if (!n) {
-				free(buf);
-				fclose(f);
-				return -EFBIG;
-			}
-			buf = n;
-		}
-		size_t r = fread(buf + len, 1, cap - len - 1, f);
-		len += r;
-		if (r == 0)
-			break;
-	}
-	int err = ferror(f) ? -EIO : 0;
-	fclose(f);
-	if (err) {
-		free(buf);
-		return err;
-	}
-	buf[len] = '\0';
-	*out = buf;
-	return 0;
-}
-
 /* The status of the mount at @mnt: text and JSON. */
 static int read_status(const char *mnt, char **text, cJSON **json)
 {
@@ -96,7 +61,7 @@ static int read_status(const char *mnt, char **text, cJSON **json)
 		return -errno;
 	/* else: the default name (a jottafs that does not say) */
 	snprintf(path, sizeof(path), "%s/%s/status.json", mnt, name);
-	err = slurp(path, &js);
+	err = file_read_max(path, MAX_STATUS, &js, NULL);
 	if (err == -ENOENT || err == -ENOTDIR)
 		return -ENOTSUP;        /* not a jottafs mount */
 	if (err)
@@ -106,7 +71,7 @@ static int read_status(const char *mnt, char **text, cJSON **json)
 	if (!*json)
 		return -EIO;
 	snprintf(path, sizeof(path), "%s/%s/status", mnt, name);
-	err = slurp(path, text);
+	err = file_read_max(path, MAX_STATUS, text, NULL);
 	if (err) {
 		cJSON_Delete(*json);
 		*json = NULL;
@@ -187,7 +152,7 @@ int status_cli_main(int argc, char **argv)
 			usage(stdout);
 			return ST_OK;
 		} else if (argv[i][0] == '-' || target) {
-			fprintf(stderr, "jottafs: unexpected argument '%s' (see 'jottafs status -h')\n",
+			log_user("unexpected argument '%s' (see 'jottafs status -h')",
 				argv[i]);
 			return ST_USAGE;
 		} else {
@@ -197,12 +162,12 @@ int status_cli_main(int argc, char **argv)
 	if (!target) {
 		mounts = find_mounts();
 		if (!mounts) {
-			fprintf(stderr, "jottafs: cannot read /proc/self/mountinfo: %s\n",
+			log_user("cannot read /proc/self/mountinfo: %s",
 				strerror(errno));
 			return ST_ERROR;
 		}
 		if (!mounts[0]) {
-			fprintf(stderr, "jottafs: no jottafs mount of yours is mounted\n");
+			log_user("no jottafs mount of yours is mounted");
 			free(mounts);
 			return ST_ERROR;
 		}
@@ -215,9 +180,9 @@ int status_cli_main(int argc, char **argv)
 		int err = read_status(mnt, &text, &j);
 		if (err) {
 			if (err == -ENOTSUP)
-				fprintf(stderr, "jottafs: '%s' is not a jottafs mount\n", mnt);
+				log_user("'%s' is not a jottafs mount", mnt);
 			else
-				fprintf(stderr, "jottafs: cannot read the status of '%s': %s\n", mnt,
+				log_user("cannot read the status of '%s': %s", mnt,
 					strerror(-err));
 			rc = rc > ST_ERROR ? rc : ST_ERROR;
 			continue;
