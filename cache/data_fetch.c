@@ -1,0 +1,485 @@
+/*
+ * cache/data_fetch.c — the content cache's downloads: the fetch
+ * queue and its workers (ranged GETs that resume after a cut), the
+ * read-ahead window, and dcache_read() (wait for the bytes a read needs).
+ * Private structures: cache/data_int.h.
+ */
+#include "cache/data.h"
+#include "cache/data_int.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <openssl/evp.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cache/meta.h"
+#include "cache/ranges.h"
+#include "lib/log.h"
+#include "lib/privdir.h"
+#include "net/http.h"
+#include "net/jfs.h"
+
+/* ---- fetching ------------------------------------------------------------ */
+
+/* Queue a fetch of [start, end) of @f. f->lock held. */
+static int job_start(struct dfile *f, int64_t start, int64_t end)
+{
+	struct dcache *dc = f->dc;
+	struct fjob *j = calloc(1, sizeof(*j));
+
+	if (!j)
+		return -ENOMEM;
+	j->f = f;
+	j->body = f->body;
+	dc_body_ref(f->body);
+	j->epoch = f->epoch;
+	j->start = j->cur = start;
+	j->end = end;
+	j->refs = 1;                    /* the worker's */
+	j->next = f->jobs;
+	f->jobs = j;
+	pthread_mutex_lock(&dc->lock);
+	f->refs++;                      /* released by the worker */
+	if (dc->qtail)
+		dc->qtail->qnext = j;
+	else
+		dc->qhead = j;
+	dc->qtail = j;
+	pthread_cond_signal(&dc->qcond);
+	pthread_mutex_unlock(&dc->lock);
+	return 0;
+}
+
+/* The job in flight that will deliver byte @pos, or NULL. f->lock held. */
+static struct fjob *job_covering(struct dfile *f, int64_t pos)
+{
+	for (struct fjob *j = f->jobs; j; j = j->next)
+		if (!j->done && j->epoch == f->epoch && j->cur <= pos && pos < j->end)
+			return j;
+	return NULL;
+}
+
+/* Where the next job in flight after @pos starts (or @limit). f->lock held. */
+static int64_t job_next_start(struct dfile *f, int64_t pos, int64_t limit)
+{
+	for (struct fjob *j = f->jobs; j; j = j->next)
+		if (!j->done && j->epoch == f->epoch && j->cur > pos && j->cur < limit)
+			limit = j->cur;
+	return limit;
+}
+
+/*
+ * Start fetches for every byte of [pos, end) that is neither present nor
+ * in flight, as few jobs as possible, none longer than DC_WINDOW_MAX.
+ * f->lock held.
+ */
+int dc_fetch_missing(struct dfile *f, int64_t pos, int64_t end)
+{
+	while (pos < end) {
+		struct fjob *j;
+		int64_t m = ranges_next_missing(&f->present, pos, end), stop;
+		int err;
+
+		if (m >= end)
+			return 0;
+		j = job_covering(f, m);
+		if (j) {
+			pos = j->end;
+			continue;
+		}
+		stop = ranges_next_present(&f->present, m, end);
+		stop = job_next_start(f, m, stop);
+		if (stop - m > DC_WINDOW_MAX)
+			stop = m + DC_WINDOW_MAX;
+		err = job_start(f, m, stop);
+		if (err)
+			return err;
+		pos = stop;
+	}
+	return 0;
+}
+
+/* End of the run of bytes after @pos that are present or in flight. f->lock held. */
+static int64_t covered_until(struct dfile *f, int64_t pos)
+{
+	for (;;) {
+		int64_t m = ranges_next_missing(&f->present, pos, f->size);
+		struct fjob *j;
+
+		if (m >= f->size)
+			return f->size;
+		j = job_covering(f, m);
+		if (!j)
+			return m;
+		pos = j->end;
+	}
+}
+
+/* Receives a job's body and writes it into the cache file. */
+struct job_sink {
+	struct fjob *j;
+	int64_t pos;                    /* where the next byte goes */
+};
+
+/* pwrite all of [@p, @p + @len) at @off; 0 or -errno. */
+static int pwrite_all(int fd, const char *p, size_t len, int64_t off)
+{
+	while (len) {
+		ssize_t w = pwrite(fd, p, len, off);
+		if (w < 0) {
+			if (errno == EINTR)
+				continue;
+			return -errno;
+		}
+		p += w;
+		len -= (size_t)w;
+		off += w;
+	}
+	return 0;
+}
+
+/*
+ * Take @len bytes of the download at s->pos. Under f->lock: only bytes
+ * still missing are written (a local write may have filled some since the
+ * request went out), nothing beyond the current size (a truncate), then
+ * the job's progress is published and readers are woken.
+ */
+static int job_sink_write(void *ctx, const void *data, size_t len)
+{
+	struct job_sink *s = ctx;
+	struct fjob *j = s->j;
+	struct dfile *f = j->f;
+	const char *p = data;
+	int64_t left, end, pos, added = 0;
+	int err = 0;
+
+	/* Never take more than was asked for (a server ignoring Range). */
+	if (__builtin_sub_overflow(j->end, s->pos, &left) || (int64_t)len > left)
+		return -EIO;
+	end = s->pos + (int64_t)len;
+	pthread_mutex_lock(&f->lock);
+	if (j->epoch != f->epoch) {
+		pthread_mutex_unlock(&f->lock);
+		return -ECANCELED;
+	}
+	for (pos = s->pos; !err && pos < end && pos < f->size;) {
+		int64_t m = ranges_next_missing(&f->present, pos, end < f->size ? end : f->size);
+		int64_t stop = ranges_next_present(&f->present, m, end < f->size ? end : f->size);
+		if (m >= stop)
+			break;
+		err = pwrite_all(j->body->fd, p + (m - s->pos), (size_t)(stop - m), m);
+		if (!err)
+			err = ranges_add(&f->present, m, stop);
+		if (!err)
+			added += stop - m;
+		pos = stop;
+	}
+	if (!err) {
+		s->pos = end;
+		j->cur = end;
+		f->dirty_state = true;
+		pthread_cond_broadcast(&f->cond);
+	}
+	if (end >= f->size && f->size < j->end)
+		j->end = end > f->size ? end : f->size;     /* truncated meanwhile */
+	pthread_mutex_unlock(&f->lock);
+	if (added)
+		dc_account(f->dc, added);
+	if (err && err != -ENOMEM)
+		log_err("cache: cannot write the cache file of node %" PRIu64 ": %s", f->id,
+			strerror(-err));
+	return err;
+}
+
+/* Is @err worth trying again (the service or the network may recover)? */
+static bool retryable(int err)
+{
+	switch (err) {
+	case -ENOENT:
+	case -EACCES:
+	case -EKEYREJECTED:
+	case -ENOSPC:
+	case -ENOMEM:
+	case -ECANCELED:
+	case -EISDIR:
+	case -ENOTDIR:
+	case -EINVAL:
+	case -EHOSTDOWN:        /* offline (net/conn.h): it says when to try again */
+		return false;
+	default:
+		return true;
+	}
+}
+
+
+/* Run one job to the end: download, resume after cuts, publish, finish. */
+static void job_run(struct dcache *dc, struct fjob *j)
+{
+	struct dfile *f = j->f;
+	struct job_sink s = { .j = j };
+	struct http_sink sink = { .write = job_sink_write, .ctx = &s };
+	unsigned failures = 0;
+	char *path = NULL;
+	int err;
+
+	pthread_mutex_lock(&f->lock);
+	s.pos = j->cur;
+	int64_t end = j->end;
+	bool live = j->epoch == f->epoch;
+	int64_t rev = f->src_rev;
+	if (live && f->src_path && !(path = strdup(f->src_path)))
+		live = false;
+	pthread_mutex_unlock(&f->lock);
+	if (!path)
+		err = live ? meta_path(dc->cfg.meta, f->id, &path) : -ECANCELED;
+	else
+		err = 0;
+	while (!err && s.pos < end) {
+		int64_t got = 0;
+		int64_t from = s.pos;
+
+		pthread_mutex_lock(&dc->lock);
+		dc->stats.fetches++;
+		bool stop = dc->stop;
+		pthread_mutex_unlock(&dc->lock);
+		if (stop) {
+			err = -ECANCELED;
+			break;
+		}
+		if (rev > 0)
+			err = jfs_download_revision(dc->cfg.jfs, path, rev, from, end - 1, &sink,
+						    &got);
+		else
+			err = jfs_download(dc->cfg.jfs, path, from, end - 1, &sink, &got);
+		pthread_mutex_lock(&dc->lock);
+		dc->stats.fetched_bytes += (uint64_t)(s.pos - from);
+		pthread_mutex_unlock(&dc->lock);
+		/* A truncate may have cut the job short. */
+		pthread_mutex_lock(&f->lock);
+		if (j->end < end)
+			end = j->end;
+		pthread_mutex_unlock(&f->lock);
+		if (!err && s.pos < end) {
+			/* The service ended the body early without an error: resume. */
+			err = -EIO;
+		}
+		if (!err)
+			break;
+		if (err == -ECANCELED || !retryable(err))
+			break;
+		if (s.pos > from)
+			failures = 0;
+		else if (++failures > DC_RETRIES)
+			break;
+		log_debug("cache: download of node %" PRIu64 " cut at %" PRId64 " (%s), resuming",
+			  f->id, s.pos, strerror(-err));
+		/* Short pause before resuming: 100 ms, 200 ms, ... 3.2 s. */
+		struct timespec ts = { 0, 100000000L };
+		for (unsigned i = 0; i < failures && i < 5; i++) {
+			ts.tv_nsec *= 2;
+			if (ts.tv_nsec >= 1000000000L) {
+				ts.tv_sec += ts.tv_nsec / 1000000000L;
+				ts.tv_nsec %= 1000000000L;
+			}
+		}
+		nanosleep(&ts, NULL);
+		err = 0;
+		if (s.pos >= end)
+			break;
+	}
+	free(path);
+	/* offline: said once per outage by net/conn */
+	if (err && err != -ECANCELED && err != -EHOSTDOWN)
+		log_warn("cache: cannot download node %" PRIu64 " bytes %" PRId64 "-%" PRId64 ": %s",
+			 f->id, s.pos, end - 1, strerror(-err));
+
+	pthread_mutex_lock(&f->lock);
+	j->done = true;
+	j->err = err ? (err == -ENOSPC || err == -EHOSTDOWN ? err : -EIO) : 0;
+	if (err == -ECANCELED && j->epoch != f->epoch)
+		j->err = -EAGAIN;       /* superseded: readers retry on the new body */
+	if (f->dirty_state && (ranges_bytes(&f->present) - f->persisted_bytes >= DC_PERSIST_STEP ||
+			       ranges_covers(&f->present, 0, f->size)))
+		dc_persist(f);
+	pthread_cond_broadcast(&f->cond);
+	dc_job_unref(f, j);
+	pthread_mutex_unlock(&f->lock);
+
+	dc_hash_advance(f);
+	dc_maybe_evict(dc);
+	dc_dfile_unref(f);
+}
+
+/* Drop a reference to @j; the last unlinks and frees it. f->lock held. */
+void dc_job_unref(struct dfile *f, struct fjob *j)
+{
+	if (--j->refs)
+		return;
+	for (struct fjob **p = &f->jobs; *p; p = &(*p)->next) {
+		if (*p == j) {
+			*p = j->next;
+			break;
+		}
+	}
+	dc_body_unref(j->body);
+	free(j);
+}
+
+void *dc_worker_main(void *arg)
+{
+	struct dcache *dc = arg;
+
+	pthread_mutex_lock(&dc->lock);
+	for (;;) {
+		struct fjob *j;
+
+		while (!dc->qhead && !dc->stop)
+			pthread_cond_wait(&dc->qcond, &dc->lock);
+		if (dc->stop && !dc->qhead)
+			break;
+		j = dc->qhead;
+		dc->qhead = j->qnext;
+		if (!dc->qhead)
+			dc->qtail = NULL;
+		pthread_mutex_unlock(&dc->lock);
+		job_run(dc, j);
+		pthread_mutex_lock(&dc->lock);
+	}
+	pthread_mutex_unlock(&dc->lock);
+	return NULL;
+}
+
+/* ---- reading ---------------------------------------------------------- */
+
+/*
+ * Wait until bytes [off, end) of @f are present, starting fetches for what
+ * is missing: each fetch reaches up to @want (the read-ahead window). Two
+ * callers missing the same bytes wait for one fetch. f->lock held (waited
+ * on). 0 or -errno; a reset meanwhile (new revision) is followed: the
+ * caller re-checks the size.
+ */
+int dc_ensure_present(struct dfile *f, int64_t off, int64_t end, int64_t want)
+{
+	for (;;) {
+		uint64_t epoch = f->epoch;
+		int64_t m;
+		struct fjob *j;
+		int err;
+
+		if (f->broken)
+			return f->broken;
+		if (end > f->size)
+			end = f->size;
+		if (want > f->size)
+			want = f->size;
+		m = ranges_next_missing(&f->present, off, end);
+		if (m >= end)
+			return 0;
+		j = job_covering(f, m);
+		if (!j) {
+			err = dc_fetch_missing(f, m, want > end ? want : end);
+			if (err)
+				return err;
+			continue;
+		}
+		j->refs++;
+		while (!j->done && j->cur <= m && epoch == f->epoch)
+			pthread_cond_wait(&f->cond, &f->lock);
+		err = j->done && j->cur <= m ? j->err : 0;
+		dc_job_unref(f, j);
+		if (err && err != -EAGAIN && epoch == f->epoch &&
+		    !ranges_covers(&f->present, m, m + 1))
+			return err;
+	}
+}
+
+int dcache_read(struct dfile *f, struct dcache_seq *seq, int64_t off, size_t len,
+		struct dcache_buf *buf)
+{
+	bool mismatch = false;
+	int64_t end;
+	int err = 0;
+
+	memset(buf, 0, sizeof(*buf));
+	buf->fd = -1;
+	if (off < 0)
+		return -EINVAL;
+	if (__builtin_add_overflow(off, (int64_t)len, &end))
+		end = INT64_MAX;
+	pthread_mutex_lock(&f->lock);
+	/* The read-ahead window: doubles on sequential reads, resets on a seek,
+	 * and, while the run is short, never runs more than twice ahead of
+	 * what it has asked for: a probe (a thumbnailer, `head -c 64K`, with
+	 * the kernel's own read-ahead on top) stays small, while a long read
+	 * still doubles up to DC_WINDOW_MAX. */
+	if (seq->started && off == seq->next) {
+		if (seq->window < DC_WINDOW_MAX)
+			seq->window *= 2;
+		if (__builtin_add_overflow(seq->run, (int64_t)len, &seq->run))
+			seq->run = INT64_MAX / 4;
+	} else {
+		seq->window = DC_WINDOW_MIN;
+		seq->run = (int64_t)len;
+	}
+	if (seq->run < DC_PROBE_RUN && seq->window > 2 * seq->run)
+		seq->window = 2 * seq->run > DC_WINDOW_MIN ? 2 * seq->run : DC_WINDOW_MIN;
+	seq->started = true;
+	seq->next = end;
+	/* A handle counts as served from the content current at its first
+	 * read (the kernel's page cache may have given it bytes before). Once
+	 * that content failed verification its reader holds bad bytes: every
+	 * later read of the handle fails, the first retry included. */
+	if (!seq->epoch)
+		seq->epoch = f->epoch;
+	err = seq->epoch <= f->bad_epoch ? -EIO : 0;
+	if (!err)
+		err = dc_ensure_present(f, off, end, off + seq->window);
+	if (!err)
+		err = dc_verify_locked(f, &mismatch);
+	if (!err && seq->epoch <= f->bad_epoch)
+		err = -EIO;             /* discarded while this read waited */
+	if (end > f->size)
+		end = f->size;
+	if (!err && end > off) {
+		/* Sequential: keep the next window in flight. */
+		if (seq->window > DC_WINDOW_MIN) {
+			int64_t c = covered_until(f, end);
+			if (c < f->size && c - end < seq->window / 2) {
+				int64_t to = c + seq->window;
+				if (to > f->size)
+					to = f->size;
+				dc_fetch_missing(f, c, to);
+			}
+		}
+		buf->fd = f->body->fd;
+		buf->off = off;
+		buf->len = (size_t)(end - off);
+		buf->body_ = f->body;
+		dc_body_ref(f->body);
+		seq->epoch = f->epoch;  /* a new revision since: served from it now */
+	}
+	pthread_mutex_unlock(&f->lock);
+	/* The file may have changed on the service: let the caller refresh
+	 * its metadata and drop the kernel's copy (@f stays open meanwhile). */
+	if (mismatch && f->dc->cfg.mismatch)
+		f->dc->cfg.mismatch(f->dc->cfg.mismatch_ctx, f->id);
+	return err;
+}
+
+void dcache_buf_release(struct dcache_buf *buf)
+{
+	dc_body_unref(buf->body_);
+	buf->body_ = NULL;
+	buf->fd = -1;
+}
