@@ -1,0 +1,402 @@
+/*
+ * tests/unit/test_db.c — the SQLite layer (cache/db): the exec helper
+ * (binding, rows, changes, errors), the errno mapping, transactions, the
+ * schema version and its migration, durable and private opening.
+ */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+#include <sqlite3.h>
+
+#include "cache/db.h"
+
+enum { Q_PUT, Q_GET, Q_ALL, Q_DEL, Q_NAME, Q_UNIQUE, Q_COUNT_ };
+
+static const struct db_sql sql[Q_COUNT_] = {
+	[Q_PUT] = { "put", "INSERT INTO kv(k, v, b) VALUES(?1, ?2, ?3)" },
+	[Q_GET] = { "get", "SELECT v, b FROM kv WHERE k = ?1" },
+	[Q_ALL] = { "all", "SELECT k FROM kv ORDER BY k" },
+	[Q_DEL] = { "del", "DELETE FROM kv WHERE k >= ?1" },
+	[Q_NAME] = { "name", "SELECT typeof(?1), length(?1), ?1 IS NULL" },
+	[Q_UNIQUE] = { "unique", "INSERT INTO kv(k, v) VALUES(1, 'dup')" },
+};
+
+struct fixture {
+	char dir[64];
+	char path[96];
+	int migrations;         /* calls of migrate() */
+	int last_from;
+	int fail_migration;     /* returned by migrate() when non-zero */
+	int faults;             /* calls of the fault hook */
+	struct db_fault last;
+	struct db *db;
+};
+
+static int migrate(struct db *db, int from, void *ctx)
+{
+	struct fixture *f = ctx;
+
+	f->migrations++;
+	f->last_from = from;
+	if (f->fail_migration)
+		return f->fail_migration;
+	return db_script(db, "CREATE TABLE IF NOT EXISTS kv(k INTEGER PRIMARY KEY, v TEXT, b BLOB);",
+			 "create");
+}
+
+static void fault(void *ctx, const struct db_fault *flt)
+{
+	struct fixture *f = ctx;
+
+	f->faults++;
+	f->last = *flt;
+}
+
+static struct db_spec spec_of(struct fixture *f, int version, bool durable)
+{
+	return (struct db_spec){
+		.label = "test db", .path = f->path, .durable = durable, .busy_ms = 1000,
+		.version = version, .migrate = migrate, .ctx = f,
+		.session_sql = "CREATE TEMP TABLE IF NOT EXISTS scratch(x);",
+		.sql = sql, .nsql = Q_COUNT_, .fault = fault,
+	};
+}
+
+static int setup(void **state)
+{
+	struct fixture *f = calloc(1, sizeof(*f));
+	struct db_spec s;
+
+	assert_non_null(f);
+	snprintf(f->dir, sizeof(f->dir), "/tmp/test_db.XXXXXX");
+	assert_non_null(mkdtemp(f->dir));
+	snprintf(f->path, sizeof(f->path), "%s/x.db", f->dir);
+	s = spec_of(f, 3, true);
+	assert_int_equal(db_open(&s, &f->db), 0);
+	*state = f;
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	struct fixture *f = *state;
+	char cmd[128];
+
+	db_close(f->db);
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", f->dir);
+	assert_int_equal(system(cmd), 0);
+	free(f);
+	return 0;
+}
+
+/* Query one integer with a second connection. */
+static int64_t peek(struct fixture *f, const char *q)
+{
+	sqlite3 *c;
+	sqlite3_stmt *st;
+	int64_t v = -1;
+
+	assert_int_equal(sqlite3_open_v2(f->path, &c, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+	assert_int_equal(sqlite3_prepare_v2(c, q, -1, &st, NULL), SQLITE_OK);
+	if (sqlite3_step(st) == SQLITE_ROW)
+		v = sqlite3_column_int64(st, 0);
+	sqlite3_finalize(st);
+	sqlite3_close(c);
+	return v;
+}
+
+struct got {
+	char v[32];
+	char *b;
+	size_t blen;
+	int64_t keys[8];
+	int nkeys;
+	int stop_after;         /* row_key: stop after this many rows (0: never) */
+	int fail_with;          /* row_key: return this instead */
+};
+
+static int row_get(void *ctx, struct db_row *r)
+{
+	struct got *g = ctx;
+
+	db_text_copy(r, 0, g->v, sizeof(g->v));
+	g->b = db_strdup(r, 1);
+	db_blob(r, 1, &g->blen);
+	return 1;
+}
+
+static int row_key(void *ctx, struct db_row *r)
+{
+	struct got *g = ctx;
+
+	if (g->fail_with)
+		return g->fail_with;
+	g->keys[g->nkeys++] = db_int(r, 0);
+	return g->stop_after && g->nkeys == g->stop_after;
+}
+
+static void test_exec(void **state)
+{
+	struct fixture *f = *state;
+	struct got g = { 0 };
+
+	/* writes report the rows they changed */
+	assert_int_equal(db_exec(f->db, Q_PUT, DB_ARGS(DB_INT(1), DB_TEXT("one"), DB_NULL),
+				 NULL, NULL), 1);
+	assert_int_equal(db_exec(f->db, Q_PUT, DB_ARGS(DB_INT(2), DB_TEXT(NULL),
+				 DB_BLOB("a\0b", 3)), NULL, NULL), 1);
+	assert_int_equal(db_exec(f->db, Q_PUT, DB_ARGS(DB_INT(3), DB_TEXT("three"),
+				 DB_NAME("")), NULL, NULL), 1);
+	/* reads report the rows delivered */
+	assert_int_equal(db_exec(f->db, Q_GET, DB_ARGS(DB_INT(1)), row_get, &g), 1);
+	assert_string_equal(g.v, "one");
+	assert_string_equal(g.b, "");           /* NULL blob: "" */
+	free(g.b);
+	assert_int_equal(db_exec(f->db, Q_GET, DB_ARGS(DB_INT(2)), row_get, &g), 1);
+	assert_string_equal(g.v, "");           /* NULL text: "" */
+	assert_int_equal(g.blen, 3);
+	assert_memory_equal(g.b, "a\0b", 4);    /* NUL-terminated copy */
+	free(g.b);
+	assert_int_equal(db_exec(f->db, Q_GET, DB_ARGS(DB_INT(9)), row_get, &g), 0);
+	/* every row, or until the callback stops, or fails */
+	assert_int_equal(db_exec(f->db, Q_ALL, DB_NOARGS, row_key, &g), 3);
+	assert_int_equal(g.nkeys, 3);
+	assert_int_equal(g.keys[2], 3);
+	g.nkeys = 0;
+	g.stop_after = 2;
+	assert_int_equal(db_exec(f->db, Q_ALL, DB_NOARGS, row_key, &g), 2);
+	assert_int_equal(g.nkeys, 2);
+	g.fail_with = -ENOMEM;
+	assert_int_equal(db_exec(f->db, Q_ALL, DB_NOARGS, row_key, &g), -ENOMEM);
+	/* the statement was reset: it runs again from the start */
+	g.nkeys = g.stop_after = g.fail_with = 0;
+	assert_int_equal(db_exec(f->db, Q_ALL, DB_NOARGS, row_key, &g), 3);
+	assert_int_equal(g.keys[0], 1);
+	assert_int_equal(f->faults, 0);
+	/* a zero-length name stays a blob, not NULL */
+	g.nkeys = 0;
+	assert_int_equal(db_exec(f->db, Q_DEL, DB_ARGS(DB_INT(3)), NULL, NULL), 1);
+	assert_int_equal(db_exec(f->db, Q_DEL, DB_ARGS(DB_INT(3)), NULL, NULL), 0);
+	assert_int_equal(db_exec(f->db, -1, DB_NOARGS, NULL, NULL), -EINVAL);
+	assert_int_equal(db_exec(f->db, Q_COUNT_, DB_NOARGS, NULL, NULL), -EINVAL);
+}
+
+struct name_row {
+	char type[16];
+	int64_t len, is_null;
+};
+
+static int row_name(void *ctx, struct db_row *r)
+{
+	struct name_row *n = ctx;
+
+	db_text_copy(r, 0, n->type, sizeof(n->type));
+	n->len = db_int(r, 1);
+	n->is_null = db_int(r, 2);
+	return 1;
+}
+
+static void test_values(void **state)
+{
+	struct fixture *f = *state;
+	struct name_row n;
+	struct got g = { 0 };
+	uint64_t big = UINT64_MAX - 5;
+
+	assert_int_equal(db_exec(f->db, Q_NAME, DB_ARGS(DB_NAME("")), row_name, &n), 1);
+	assert_string_equal(n.type, "blob");
+	assert_int_equal(n.len, 0);
+	assert_int_equal(n.is_null, 0);
+	assert_int_equal(db_exec(f->db, Q_NAME, DB_ARGS(DB_TEXT(NULL)), row_name, &n), 1);
+	assert_int_equal(n.is_null, 1);
+	assert_int_equal(db_exec(f->db, Q_NAME, DB_ARGS(DB_NULL), row_name, &n), 1);
+	assert_int_equal(n.is_null, 1);
+	assert_int_equal(db_exec(f->db, Q_NAME, DB_ARGS(DB_TEXT("héllo")), row_name, &n), 1);
+	assert_string_equal(n.type, "text");
+	assert_int_equal(n.len, 5);
+	/* uint64 values keep their bit pattern both ways */
+	assert_int_equal(db_u64_to_i64(UINT64_MAX), -1);
+	assert_int_equal(db_u64_to_i64((uint64_t)INT64_MAX + 1), INT64_MIN);
+	assert_int_equal(db_exec(f->db, Q_PUT, DB_ARGS(DB_U64(big), DB_TEXT("big"), DB_NULL),
+				 NULL, NULL), 1);
+	assert_int_equal(db_exec(f->db, Q_ALL, DB_NOARGS, row_key, &g), 1);
+	assert_int_equal(g.keys[0], -6);
+}
+
+static int row_u64(void *ctx, struct db_row *r)
+{
+	*(uint64_t *)ctx = db_u64(r, 0);
+	return 1;
+}
+
+static void test_u64_column(void **state)
+{
+	struct fixture *f = *state;
+	uint64_t v = 0;
+
+	assert_int_equal(db_exec(f->db, Q_PUT, DB_ARGS(DB_U64(UINT64_MAX - 1), DB_NULL, DB_NULL),
+				 NULL, NULL), 1);
+	assert_int_equal(db_exec(f->db, Q_ALL, DB_NOARGS, row_u64, &v), 1);
+	assert_true(v == UINT64_MAX - 1);
+}
+
+static void test_errors(void **state)
+{
+	struct fixture *f = *state;
+
+	assert_int_equal(db_errno(SQLITE_OK), 0);
+	assert_int_equal(db_errno(SQLITE_DONE), 0);
+	assert_int_equal(db_errno(SQLITE_FULL), -ENOSPC);
+	assert_int_equal(db_errno(SQLITE_IOERR_WRITE), -EIO);
+	assert_int_equal(db_errno(SQLITE_NOMEM), -ENOMEM);
+	assert_int_equal(db_errno(SQLITE_BUSY_SNAPSHOT), -EBUSY);
+	assert_int_equal(db_errno(SQLITE_LOCKED), -EBUSY);
+	assert_int_equal(db_errno(SQLITE_READONLY_DBMOVED), -EROFS);
+	assert_int_equal(db_errno(SQLITE_PERM), -EACCES);
+	assert_int_equal(db_errno(SQLITE_CANTOPEN), -EACCES);
+	assert_int_equal(db_errno(SQLITE_CONSTRAINT_UNIQUE), -EIO);
+	assert_int_equal(db_errno(SQLITE_CORRUPT), -EIO);
+
+	/* a failing statement: -errno, reported once with its name */
+	assert_int_equal(db_exec(f->db, Q_UNIQUE, DB_NOARGS, NULL, NULL), 1);
+	assert_int_equal(f->faults, 0);
+	assert_int_equal(db_exec(f->db, Q_UNIQUE, DB_NOARGS, NULL, NULL), -EIO);
+	assert_int_equal(f->faults, 1);
+	assert_string_equal(f->last.what, "unique");
+	assert_string_equal(f->last.db, "test db");
+	assert_false(f->last.storage);
+	assert_int_equal(f->last.err, -EIO);
+	/* and usable again afterwards */
+	assert_int_equal(db_exec(f->db, Q_DEL, DB_ARGS(DB_INT(0)), NULL, NULL), 1);
+	assert_int_equal(db_exec(f->db, Q_UNIQUE, DB_NOARGS, NULL, NULL), 1);
+	/* a bad script */
+	assert_int_equal(db_script(f->db, "SELECT * FROM nowhere", "script"), -EIO);
+	assert_int_equal(f->faults, 2);
+	assert_string_equal(f->last.what, "script");
+}
+
+static void test_transactions(void **state)
+{
+	struct fixture *f = *state;
+
+	assert_false(db_in_tx(f->db));
+	assert_int_equal(db_begin(f->db), 0);
+	assert_true(db_in_tx(f->db));
+	assert_int_equal(db_exec(f->db, Q_PUT, DB_ARGS(DB_INT(5), DB_TEXT("x"), DB_NULL), NULL,
+				 NULL), 1);
+	assert_int_equal(db_last_rowid(f->db), 5);
+	assert_int_equal(db_end(f->db, 0), 0);
+	assert_false(db_in_tx(f->db));
+	assert_int_equal(peek(f, "SELECT count(*) FROM kv"), 1);
+
+	/* an error rolls back and is returned */
+	assert_int_equal(db_begin(f->db), 0);
+	assert_int_equal(db_exec(f->db, Q_PUT, DB_ARGS(DB_INT(6), DB_TEXT("y"), DB_NULL), NULL,
+				 NULL), 1);
+	assert_int_equal(db_end(f->db, -ENOENT), -ENOENT);
+	assert_false(db_in_tx(f->db));
+	assert_int_equal(peek(f, "SELECT count(*) FROM kv"), 1);
+	/* a positive "skip" result rolls back too, and is returned as is */
+	assert_int_equal(db_begin(f->db), 0);
+	assert_int_equal(db_end(f->db, 1), 1);
+	/* a statement that failed inside the transaction */
+	assert_int_equal(db_begin(f->db), 0);
+	assert_int_equal(db_exec(f->db, Q_PUT, DB_ARGS(DB_INT(5), DB_TEXT("dup"), DB_NULL), NULL,
+				 NULL), -EIO);
+	assert_int_equal(db_end(f->db, -EIO), -EIO);
+	/* the lock is free again: another thread's view is plain */
+	db_lock(f->db);
+	db_lock(f->db);
+	db_unlock(f->db);
+	db_unlock(f->db);
+}
+
+static void test_schema_version(void **state)
+{
+	struct fixture *f = *state;
+	struct db_spec s;
+	struct db *db2;
+
+	/* a new file: migrated from 0, version kept, private, in WAL mode */
+	assert_int_equal(f->migrations, 1);
+	assert_int_equal(f->last_from, 0);
+	assert_int_equal(peek(f, "PRAGMA user_version"), 3);
+	{
+		struct stat st;
+		assert_int_equal(stat(f->path, &st), 0);
+		assert_int_equal(st.st_mode & 0777, 0600);
+	}
+	db_close(f->db);
+	f->db = NULL;
+	/* same version: no migration */
+	s = spec_of(f, 3, true);
+	assert_int_equal(db_open(&s, &f->db), 0);
+	assert_int_equal(f->migrations, 1);
+	db_close(f->db);
+	f->db = NULL;
+	/* another version: migrate is told which; a failure fails the open
+	 * and leaves the file as it was */
+	f->fail_migration = -EPROTO;
+	s = spec_of(f, 4, true);
+	assert_int_equal(db_open(&s, &f->db), -EPROTO);
+	assert_null(f->db);
+	assert_int_equal(f->last_from, 3);
+	assert_int_equal(peek(f, "PRAGMA user_version"), 3);
+	f->fail_migration = 0;
+	s = spec_of(f, 2, false);
+	assert_int_equal(db_open(&s, &f->db), 0);
+	assert_int_equal(f->last_from, 3);
+	assert_int_equal(peek(f, "PRAGMA user_version"), 2);
+	/* a statement that cannot be prepared fails the open */
+	{
+		static const struct db_sql bad[] = { { "bad", "SELECT nothing FROM nowhere" } };
+		s = spec_of(f, 2, false);
+		s.sql = bad;
+		s.nsql = 1;
+		assert_int_equal(db_open(&s, &db2), -EIO);
+		assert_null(db2);
+		assert_string_equal(f->last.what, "bad");
+	}
+}
+
+static void test_symlink_refused(void **state)
+{
+	struct fixture *f = *state;
+	struct db_spec s;
+	struct db *db2;
+	char link[128], target[128];
+
+	snprintf(target, sizeof(target), "%s/target", f->dir);
+	snprintf(link, sizeof(link), "%s/link.db", f->dir);
+	assert_int_equal(symlink(target, link), 0);
+	s = spec_of(f, 3, true);
+	s.path = link;
+	assert_true(db_open(&s, &db2) < 0);
+	assert_null(db2);
+	assert_int_equal(access(target, F_OK), -1);     /* nothing written through it */
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_exec, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_values, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_u64_column, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_errors, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_transactions, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_schema_version, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_symlink_refused, setup, teardown),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
