@@ -240,113 +240,93 @@ int options_parse_size(const char *s, uint64_t *out)
 	return 0;
 }
 
-/* Store a validated number into @o. */
+/* How each numeric option is read and where it is stored. */
+enum num_kind { NUM_UINT, NUM_OCTAL, NUM_SECONDS, NUM_SIZE };
+
+static const struct num_opt {
+	int key;
+	const char *name;
+	enum num_kind kind;
+	unsigned long long min, max;    /* NUM_UINT/NUM_OCTAL/NUM_SIZE bounds */
+	double max_s;                   /* NUM_SECONDS upper bound */
+	size_t off, width;              /* field in struct mount_options */
+	const char *expect;             /* "(expected ...)" in the error */
+} num_opts[] = {
+#define F(field) offsetof(struct mount_options, field), sizeof(((struct mount_options *)0)->field)
+	{ KEY_DIR_CACHE_TIME, "dir_cache_time", NUM_SECONDS, 0, 0, 365.0 * 86400,
+	  F(dir_cache_time), "seconds, e.g. 60 or 0.5" },
+	{ KEY_POLL_INTERVAL, "poll_interval", NUM_SECONDS, 0, 0, 86400,
+	  F(poll_interval), "seconds, 0 to turn polling off" },
+	{ KEY_CACHE_MAX_SIZE, "cache_max_size", NUM_SIZE, 0, UINT64_MAX, 0,
+	  F(cache_max_size), "a size such as 512M, 20G or 1T" },
+	{ KEY_UID, "uid", NUM_UINT, 0, (uid_t)-2, 0, F(uid), "a numeric id" },
+	{ KEY_GID, "gid", NUM_UINT, 0, (gid_t)-2, 0, F(gid), "a numeric id" },
+	{ KEY_UMASK, "umask", NUM_OCTAL, 0, 0777, 0, F(umask), "an octal mode such as 022" },
+	{ KEY_TRANSFERS, "transfers", NUM_UINT, 1, 64, 0, F(transfers), "a number from 1 to 64" },
+	{ KEY_UNMOUNT_WAIT, "unmount_wait", NUM_UINT, 0, 7 * 86400, 0, F(unmount_wait), "seconds" },
+	{ KEY_MAX_THREADS, "max_threads", NUM_UINT, 1, 1024, 0, F(max_threads),
+	  "a number from 1 to 1024" },
+	{ KEY_MAX_LIST_ENTRIES, "max_listing_entries", NUM_UINT, 1, UINT64_MAX, 0,
+	  F(max_listing_entries), "a number of entries, at least 1" },
+	{ KEY_MAX_STREAM_ENTRIES, "max_stream_entries", NUM_UINT, 1, UINT64_MAX, 0,
+	  F(max_stream_entries), "a number of entries, at least 1" },
+	{ KEY_MAX_LIST_BYTES, "max_listing_bytes", NUM_SIZE, 1, UINT64_MAX, 0,
+	  F(max_listing_bytes), "a size such as 512M or 4G" },
+	{ KEY_MAX_STREAM_BYTES, "max_stream_bytes", NUM_SIZE, 1, UINT64_MAX, 0,
+	  F(max_stream_bytes), "a size such as 512M or 4G" },
+	/* The kernel reads at least a page at a time. */
+	{ KEY_MAX_READ, "max_read", NUM_UINT, 4096, 1U << 30, 0, F(max_read),
+	  "bytes from 4096 to 1073741824" },
+#undef F
+};
+
+/* Store an unsigned value in a field of @width bytes (the bounds fit it). */
+static void store_uint(void *field, size_t width, unsigned long long v)
+{
+	switch (width) {
+	case sizeof(uint32_t): { uint32_t x = (uint32_t)v; memcpy(field, &x, width); break; }
+	case sizeof(uint64_t): { uint64_t x = v; memcpy(field, &x, width); break; }
+	default: abort();       /* a table entry with an unexpected field type */
+	}
+}
+
+/* Store a validated number into @o: 0, or -1 after the message. */
 static int opt_number(struct parse_state *st, const char *arg, int key)
 {
-	struct mount_options *o = st->o;
 	const char *v = opt_value(arg);
-	unsigned long long n;
-	switch (key) {
-	case KEY_DIR_CACHE_TIME: {
+	const struct num_opt *no = NULL;
+	for (size_t i = 0; i < sizeof(num_opts) / sizeof(num_opts[0]); i++)
+		if (num_opts[i].key == key)
+			no = &num_opts[i];
+	if (!no)
+		return -1;
+	char *field = (char *)st->o + no->off;
+	unsigned long long n = 0;
+	bool ok;
+	if (no->kind == NUM_SECONDS) {
 		char *end;
 		errno = 0;
 		double d = strtod(v, &end);
-		if (!*v || errno || *end || !isfinite(d) || d < 0 || d > 365.0 * 86400)
-			return usage_error(st, "bad value for option 'dir_cache_time': '%s' "
-					   "(expected seconds, e.g. 60 or 0.5)", v);
-		o->dir_cache_time = d;
-		return 0;
-	}
-	case KEY_POLL_INTERVAL: {
-		char *end;
-		errno = 0;
-		double d = strtod(v, &end);
-		if (!*v || errno || *end || !isfinite(d) || d < 0 || d > 86400)
-			return usage_error(st, "bad value for option 'poll_interval': '%s' "
-					   "(expected seconds, 0 to turn polling off)", v);
-		o->poll_interval = d;
-		return 0;
-	}
-	case KEY_CACHE_MAX_SIZE: {
+		ok = *v && !errno && !*end && isfinite(d) && d >= 0 && d <= no->max_s;
+		if (ok)
+			memcpy(field, &d, sizeof(d));
+	} else if (no->kind == NUM_SIZE) {
 		uint64_t size;
-		if (options_parse_size(v, &size) < 0)
-			return usage_error(st, "bad value for option 'cache_max_size': '%s' "
-					   "(expected a size such as 512M, 20G or 1T)", v);
-		o->cache_max_size = size;
-		return 0;
+		ok = options_parse_size(v, &size) == 0 && size >= no->min && size <= no->max;
+		n = size;
+	} else {
+		ok = parse_uint(v, no->kind == NUM_OCTAL, no->min, no->max, &n) == 0;
 	}
-	case KEY_UID:
-	case KEY_GID:
-		if (parse_uint(v, false, 0, (uid_t)-2, &n) < 0)
-			return usage_error(st, "bad value for option '%s': '%s' (expected a "
-					   "numeric id)", key == KEY_UID ? "uid" : "gid", v);
-		if (key == KEY_UID) {
-			o->uid = (uid_t)n;
-			st->uid_set = true;
-		} else {
-			o->gid = (gid_t)n;
-			st->gid_set = true;
-		}
-		return 0;
-	case KEY_UMASK:
-		if (parse_uint(v, true, 0, 0777, &n) < 0)
-			return usage_error(st, "bad value for option 'umask': '%s' (expected an "
-					   "octal mode such as 022)", v);
-		o->umask = (mode_t)n;
-		return 0;
-	case KEY_TRANSFERS:
-		if (parse_uint(v, false, 1, 64, &n) < 0)
-			return usage_error(st, "bad value for option 'transfers': '%s' (expected "
-					   "a number from 1 to 64)", v);
-		o->transfers = (unsigned)n;
-		return 0;
-	case KEY_UNMOUNT_WAIT:
-		if (parse_uint(v, false, 0, 7 * 86400, &n) < 0)
-			return usage_error(st, "bad value for option 'unmount_wait': '%s' "
-					   "(expected seconds)", v);
-		o->unmount_wait = (unsigned)n;
-		return 0;
-	case KEY_MAX_THREADS:
-		if (parse_uint(v, false, 1, 1024, &n) < 0)
-			return usage_error(st, "bad value for option 'max_threads': '%s' "
-					   "(expected a number from 1 to 1024)", v);
-		o->max_threads = (unsigned)n;
-		return 0;
-	case KEY_MAX_LIST_ENTRIES:
-	case KEY_MAX_STREAM_ENTRIES:
-		if (parse_uint(v, false, 1, UINT64_MAX, &n) < 0)
-			return usage_error(st, "bad value for option '%s': '%s' (expected a "
-					   "number of entries, at least 1)",
-					   key == KEY_MAX_LIST_ENTRIES ? "max_listing_entries"
-								       : "max_stream_entries", v);
-		if (key == KEY_MAX_LIST_ENTRIES)
-			o->max_listing_entries = n;
-		else
-			o->max_stream_entries = n;
-		return 0;
-	case KEY_MAX_LIST_BYTES:
-	case KEY_MAX_STREAM_BYTES: {
-		uint64_t size;
-		if (options_parse_size(v, &size) < 0 || size == 0)
-			return usage_error(st, "bad value for option '%s': '%s' (expected a "
-					   "size such as 512M or 4G)",
-					   key == KEY_MAX_LIST_BYTES ? "max_listing_bytes"
-								     : "max_stream_bytes", v);
-		if (key == KEY_MAX_LIST_BYTES)
-			o->max_listing_bytes = size;
-		else
-			o->max_stream_bytes = size;
-		return 0;
-	}
-	case KEY_MAX_READ:
-		/* The kernel reads at least a page at a time. */
-		if (parse_uint(v, false, 4096, 1U << 30, &n) < 0)
-			return usage_error(st, "bad value for option 'max_read': '%s' (expected "
-					   "bytes from 4096 to 1073741824)", v);
-		o->max_read = (unsigned)n;
-		return 0;
-	}
-	return -1;
+	if (!ok)
+		return usage_error(st, "bad value for option '%s': '%s' (expected %s)", no->name, v,
+				   no->expect);
+	if (no->kind != NUM_SECONDS)
+		store_uint(field, no->width, n);
+	if (key == KEY_UID)
+		st->uid_set = true;
+	else if (key == KEY_GID)
+		st->gid_set = true;
+	return 0;
 }
 
 /* Whether @arg (an -o item) is a libfuse/kernel option we pass through. */
