@@ -172,7 +172,18 @@ void http_client_free(struct http_client *c);
 struct conn;
 void http_client_set_conn(struct http_client *c, struct conn *conn);
 
-/* The one place HTTP statuses become errno (404 -ENOENT, 401/403 -EACCES, ...). */
+/*
+ * The one wire -> errno table (net/http_errno.c). http_status_errno_or():
+ * the errno a failing HTTP status (or the JFS <code> of an error document)
+ * stands for: 400 -EINVAL, 401/403 -EACCES, 404/410 -ENOENT, 408
+ * -ETIMEDOUT, 409 -EEXIST, 412/420/429 -EAGAIN (420: the service got fewer
+ * bytes than allocated; re-allocate), 413/507 -ENOSPC, 414 -ENAMETOOLONG,
+ * 416 -EINVAL; @other for a status the table does not name (5xx, 2xx,
+ * other 1xx/3xx/4xx, 0). Error decoders that read a body (jfs_json,
+ * jfs_xml) decide from what the body names first, then from this table.
+ * http_status_errno(): 0 for 2xx, else http_status_errno_or(status, -EIO).
+ */
+int http_status_errno_or(long status, int other);
 int http_status_errno(long status);
 
 /*

@@ -139,6 +139,31 @@ static void test_status_errno(void **state)
 	}
 }
 
+/* The one wire -> errno table, pinned for every status from 100 to 599:
+ * the statuses it names, and @other for every other one (2xx included). */
+static void test_status_table(void **state)
+{
+	static const struct { long status; int err; } named[] = {
+		{ 400, -EINVAL }, { 401, -EACCES }, { 403, -EACCES }, { 404, -ENOENT },
+		{ 408, -ETIMEDOUT }, { 409, -EEXIST }, { 410, -ENOENT }, { 412, -EAGAIN },
+		{ 413, -ENOSPC }, { 414, -ENAMETOOLONG }, { 416, -EINVAL }, { 420, -EAGAIN },
+		{ 429, -EAGAIN }, { 507, -ENOSPC },
+	};
+	for (long s = 0; s < 600; s++) {
+		int want = -EPROTO;
+		for (size_t i = 0; i < sizeof(named) / sizeof(named[0]); i++)
+			if (named[i].status == s)
+				want = named[i].err;
+		if (http_status_errno_or(s, -EPROTO) != want)
+			fail_msg("status %ld: got %d want %d", s, http_status_errno_or(s, -EPROTO),
+				 want);
+		int plain = s >= 200 && s < 300 ? 0 : want == -EPROTO ? -EIO : want;
+		if (http_status_errno(s) != plain)
+			fail_msg("status %ld: http_status_errno %d want %d", s, http_status_errno(s),
+				 plain);
+	}
+}
+
 static void test_transport_errno(void **state)
 {
 	assert_int_equal(http_transport_errno(CURLE_OK), 0);
@@ -1289,6 +1314,7 @@ int main(void)
 	signal(SIGPIPE, SIG_IGN);
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_status_errno, arm, disarm),
+		cmocka_unit_test_setup_teardown(test_status_table, arm, disarm),
 		cmocka_unit_test_setup_teardown(test_transport_errno, arm, disarm),
 		cmocka_unit_test_setup_teardown(test_escape, arm, disarm),
 		cmocka_unit_test_setup_teardown(test_backoff_bounds, arm, disarm),
