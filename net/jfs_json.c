@@ -4,6 +4,7 @@
  */
 #include "net/jfs_json.h"
 
+#include "net/http.h"
 #include "net/jtime.h"
 #include "net/url.h"
 
@@ -219,22 +220,14 @@ int jfs_json_error_errno(long status, const char *body, size_t len, int fallback
 	cJSON *root = parse_object(body, len);
 	const char *id = member(root, "error_id");
 	const char *msg = member(root, "message");
-	int err;
-	if (status == 507 || strcasestr(id, "quota") || strcasestr(id, "InsufficientStorage") ||
+	int err = http_status_errno_or(status, fallback);
+	if (err == -ENOSPC || strcasestr(id, "quota") || strcasestr(id, "InsufficientStorage") ||
 	    strcasestr(id, "StorageFull"))
 		err = -ENOSPC;
 	else if (strstr(msg, "longer than 255"))
 		err = -ENAMETOOLONG;
-	else if (status == 420 || strstr(id, "CorruptUpload") || strstr(id, "IncompleteUpload"))
+	else if (strstr(id, "CorruptUpload") || strstr(id, "IncompleteUpload"))
 		err = -EIO;
-	else if (status == 400)
-		err = -EINVAL;
-	else if (status == 401 || status == 403)
-		err = -EACCES;
-	else if (status == 404)
-		err = -ENOENT;
-	else
-		err = fallback;
 	cJSON_Delete(root);
 	return err;
 }

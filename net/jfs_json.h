@@ -56,10 +56,10 @@ int jfs_json_purge_response(const char *body, size_t len, int64_t *folders, int6
 /*
  * The errno of a failed JSON API request from its status and error body
  * ({"code","message","error_id",...}, or anything else): quota exceeded
- * (507, or an error_id naming quota/insufficient storage) -ENOSPC; a
- * message "... longer than 255 ..." -ENAMETOOLONG; 420 and the
- * Corrupt/IncompleteUpload error_ids -EIO; 400 -EINVAL; 401/403 -EACCES;
- * 404 -ENOENT; else @fallback.
+ * (a status the table maps to -ENOSPC, or an error_id naming
+ * quota/insufficient storage) -ENOSPC; a message "... longer than 255 ..."
+ * -ENAMETOOLONG; the Corrupt/IncompleteUpload error_ids -EIO; else the one
+ * status table, http_status_errno_or(@status, @fallback) (net/http.h).
  */
 int jfs_json_error_errno(long status, const char *body, size_t len, int fallback);
 

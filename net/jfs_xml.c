@@ -17,6 +17,7 @@
  */
 #include "net/jfs_xml.h"
 
+#include "net/http.h"
 #include "net/jtime.h"
 
 #include <errno.h>
@@ -1655,15 +1656,5 @@ int jfs_xml_error_errno(long http_status, const struct jfs_xml_error *e, int fal
 	    strstr(msg, "NoSuchPathException") || strstr(msg, "NoSuchMountPointException") ||
 	    strstr(msg, "NoSuchDeviceException"))
 		return -ENOENT;
-	switch (code) {
-	case 400:
-		return -EINVAL;
-	case 401:
-	case 403:
-		return -EACCES;
-	case 507:
-		return -ENOSPC;
-	default:
-		return fallback;
-	}
+	return http_status_errno_or(code, fallback);
 }

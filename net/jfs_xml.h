@@ -187,9 +187,11 @@ int jfs_xml_parse_error(const void *body, size_t len, struct jfs_xml_error *out)
 /*
  * The errno of a failed JFS request: from the XML <code> when @e has one
  * (rclone compares <code>, not the HTTP status), else from @http_status.
- * 404 and the NoSuch*Exception messages -ENOENT; 400 "longer than 255"
- * -ENAMETOOLONG, other 400 -EINVAL; 401/403 -EACCES; 507 -ENOSPC; anything
- * else @fallback (the HTTP layer's errno). @e may be NULL.
+ * A message "longer than 255" -ENAMETOOLONG; the NoSuch*Exception
+ * messages -ENOENT; else the one status table applied to that code,
+ * http_status_errno_or(code, @fallback) (net/http.h: 404 -ENOENT, 400
+ * -EINVAL, 401/403 -EACCES, 507 -ENOSPC, ...; @fallback, the HTTP layer's
+ * errno, for a code it does not name). @e may be NULL.
  */
 int jfs_xml_error_errno(long http_status, const struct jfs_xml_error *e, int fallback);
 

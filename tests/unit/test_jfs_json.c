@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "net/http.h"
 #include "net/jfs_json.h"
 #include "net/jtime.h"
 
@@ -274,6 +275,19 @@ static void test_upload_url(void **state)
 	free(a.upload_url);
 }
 
+/* A body that names nothing leaves the status to the one table (net/http.h). */
+static void test_errors_use_the_table(void **state)
+{
+	(void)state;
+	for (long s = 0; s < 600; s++) {
+		int want = http_status_errno_or(s, -EPROTO);
+		if (jfs_json_error_errno(s, "{}", 2, -EPROTO) != want ||
+		    jfs_json_error_errno(s, NULL, 0, -EPROTO) != want)
+			fail_msg("status %ld: %d, want %d", s, jfs_json_error_errno(s, "{}", 2, -EPROTO),
+				 want);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -283,6 +297,7 @@ int main(void)
 		cmocka_unit_test(test_customer),
 		cmocka_unit_test(test_purge_and_errors),
 		cmocka_unit_test(test_upload_url),
+		cmocka_unit_test(test_errors_use_the_table),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

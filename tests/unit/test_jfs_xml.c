@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "net/http.h"
 #include "net/jfs_xml.h"
 #include "net/jtime.h"
 
@@ -1362,6 +1363,21 @@ static void test_device(void **state)
 	jfs_xml_free(x);
 }
 
+/* An error without a message that names something: the one table
+ * (net/http.h) decides from <code>, or from the HTTP status without one. */
+static void test_error_uses_the_table(void **state)
+{
+	(void)state;
+	for (long s = 0; s < 600; s++) {
+		struct jfs_xml_error e = { .code = s };
+		int want = http_status_errno_or(s, -EPROTO);
+		if (jfs_xml_error_errno(s, NULL, -EPROTO) != want ||
+		    jfs_xml_error_errno(500, &e, -EPROTO) != (s ? want : -EPROTO))
+			fail_msg("status %ld: %d, want %d", s, jfs_xml_error_errno(s, NULL, -EPROTO),
+				 want);
+	}
+}
+
 static void test_error(void **state)
 {
 	(void)state;
@@ -1716,6 +1732,7 @@ int main(void)
 		cmocka_unit_test(test_user),
 		cmocka_unit_test(test_device),
 		cmocka_unit_test(test_error),
+		cmocka_unit_test(test_error_uses_the_table),
 		cmocka_unit_test(test_hostile),
 		cmocka_unit_test(test_lifecycle),
 		cmocka_unit_test(test_big_liststream),
