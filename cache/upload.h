@@ -114,7 +114,7 @@ struct upload_config {
 	unsigned max_attempts;    /* before giving up (default 10) */
 	upload_done_cb done;      /* may be NULL */
 	void *done_ctx;
-	/* Added (cache/upload owner); zero means the default for each. */
+	/* Zero means the default for each of these. */
 	int write_back_ms;        /* an enqueued upload starts after this delay, so that a
 				     rename/unlink/rewrite right after close() costs nothing
 				     (default 2000; < 0: none). upload_wait() and upload_drain()
@@ -150,8 +150,6 @@ void upload_stats(struct upload_queue *q, unsigned *files, int64_t *bytes);
 int upload_drain(struct upload_queue *q, unsigned timeout_s);
 /* Stop workers (running transfers are aborted, stay journalled) and close. */
 void upload_close(struct upload_queue *q);
-
-/* ---- Added by the cache/upload owner (additive). ---- */
 
 /*
  * A directory was renamed: every pending upload under @old_dir (server
@@ -212,14 +210,12 @@ struct upload_ops {
 	int (*upload)(void *ctx, const char *upload_url, int fd, int64_t resume_pos,
 		      int64_t size, const char *md5, const atomic_bool *cancel);
 	void *ctx;
-	/* Added (issue 11), optional: upload() that also stores the bytes sent
-	 * so far (from resume_pos) in *sent; used instead of upload() when set. */
+	/* Optional: upload() that also stores the bytes sent so far (from
+	 * resume_pos) in *sent; used instead of upload() when set. */
 	int (*upload_progress)(void *ctx, const char *upload_url, int fd, int64_t resume_pos,
 			       int64_t size, const char *md5, const atomic_bool *cancel,
 			       _Atomic int64_t *sent);
 };
-
-/* ---- Added for the control directory and per-file state (issue 11). ---- */
 
 /* Where the upload of one node stands. */
 struct upload_state {
