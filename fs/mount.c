@@ -56,7 +56,7 @@
 #include "fs/control.h"
 #include "fs/itable.h"
 #include "fs/poll.h"
-#include "fs/lister.h"
+#include "cache/lister.h"
 #include "fs/notify.h"
 #include "fs/options.h"
 #include "lib/log.h"

@@ -2,7 +2,7 @@
  * fs/ops.c — the FUSE low-level operations of jottafs.
  *
  * Every operation follows one pattern: map the inode number to a node id,
- * make the metadata it needs servable (fs/lister.h: from the index while
+ * make the metadata it needs servable (cache/lister.h: from the index while
  * fresh, one folder GET when stale), answer from the index (cache/meta.h)
  * or the content cache (cache/data.h), reply. Only this file talks to
  * libfuse's reply functions.
@@ -49,7 +49,7 @@
 #include "cache/upload.h"
 #include "fs/control.h"
 #include "fs/itable.h"
-#include "fs/lister.h"
+#include "cache/lister.h"
 #include "fs/notify.h"
 #include "fs/poll.h"
 #include "fs/options.h"

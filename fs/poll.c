@@ -12,9 +12,9 @@
 #include <string.h>
 #include <time.h>
 
+#include "cache/lister.h"
 #include "cache/meta.h"
 #include "fs/fs.h"
-#include "fs/lister.h"
 #include "lib/clock.h"
 #include "lib/log.h"
 #include "net/conn.h"

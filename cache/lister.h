@@ -1,5 +1,5 @@
 /*
- * fs/lister.h — keeps directory listings in the index fresh.
+ * cache/lister.h — keeps directory listings in the index fresh.
  *
  * lister_fresh(dir) returns once the index holds a listing of @dir that
  * may be served:
@@ -27,8 +27,8 @@
  * l->lock is taken after no other lock of ours and is never held across a
  * request or a callback.
  */
-#ifndef JOTTAFS_FS_LISTER_H
-#define JOTTAFS_FS_LISTER_H
+#ifndef JOTTAFS_CACHE_LISTER_H
+#define JOTTAFS_CACHE_LISTER_H
 
 #include <stdbool.h>
 #include <stdint.h>

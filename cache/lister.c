@@ -1,5 +1,5 @@
 /*
- * fs/lister.c — see lister.h.
+ * cache/lister.c — see lister.h.
  *
  * State (all protected by l->lock, signalled through l->cond):
  *   flights   listings in flight: a folder GET of one directory, or a
@@ -14,7 +14,7 @@
  * Lock order: l->lock is a leaf with respect to our other locks: it is
  * never held while calling meta, jfs or the changes callback.
  */
-#include "fs/lister.h"
+#include "cache/lister.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -663,7 +663,7 @@ int lister_fresh(struct lister *l, uint64_t dir, int flags, bool *refreshed)
 			f->refs++;
 			while (!f->done) {
 				struct timespec ts;
-				clock_gettime(CLOCK_REALTIME, &ts);
+				clock_gettime(CLOCK_MONOTONIC, &ts);    /* l->cond's clock */
 				ts.tv_sec += STALL_S;
 				if (pthread_cond_timedwait(&l->cond, &l->lock, &ts) == ETIMEDOUT) {
 					if (f->progress == seen)
@@ -808,7 +808,11 @@ int lister_new(const struct lister_config *cfg, struct lister **out)
 	if (!l->cfg.threads)
 		l->cfg.threads = 3;
 	pthread_mutex_init(&l->lock, NULL);
-	pthread_cond_init(&l->cond, NULL);
+	pthread_condattr_t ca;
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&l->cond, &ca);
+	pthread_condattr_destroy(&ca);
 	pthread_cond_init(&l->tcond, NULL);
 	l->last_stale_warning = -1e9;
 	*out = l;
