@@ -1,7 +1,12 @@
 /*
  * fs/fs.h — the mounted filesystem, shared by fs/mount.c (which builds it)
- * and fs/ops.c (the FUSE low-level operations, the only code that replies
- * to the kernel). Internal to fs/.
+ * and the FUSE low-level operations (fs/ops.c and the files it names: the
+ * only code that replies to the kernel). Internal to fs/.
+ *
+ * Locks of fs/: fs->h_lock and fs->qlock (below) and each open directory's
+ * lock (fs/dir.c) are leaves, never held across a request, a reply or a
+ * call into cache/ that may wait. The write path's locks and their order
+ * are in cache/write.h; every other module documents its own.
  *
  * Inode numbers are node ids of the index (cache/meta.h), except that the
  * mount's root node is FUSE_ROOT_ID; fs_ino()/fs_id() convert. Nodes above
@@ -36,6 +41,9 @@ struct meta_changes;
 struct mount_options;
 struct notifier;
 struct upload_queue;
+struct writer;
+struct meta_attr;
+struct stat;
 
 struct fs {
 	/* Set up by mount_main() before the session starts; read-only afterwards. */
@@ -49,6 +57,7 @@ struct fs {
 	struct itable *it;
 	struct notifier *nt;
 	struct upload_queue *up;        /* NULL until the write path is wired */
+	struct writer *wr;              /* the write path (cache/write.h) */
 	struct control *ctl;            /* the control directory (fs/control.h) */
 	struct poller *poll;            /* change detection (fs/poll.h); NULL: off */
 	struct fuse_session *se;
@@ -70,13 +79,6 @@ struct fs {
 
 	atomic_bool dead_logged;        /* "log in again" was said */
 
-	/* Uploads journalled by this mount, per node (fs/ops.c): commits and
-	 * upload-done callbacks are serialised on up_lock, so that a commit
-	 * never journals a base the service no longer holds. */
-	pthread_mutex_t up_lock;        /* protects upend; taken before cache/upload's */
-	pthread_cond_t up_cond;         /* a done callback ran */
-	struct upend **upend;           /* hash by node id, UPEND_BUCKETS chains */
-
 	/* Open file and directory handles (fs/ops.c): the kernel does not
 	 * send every release before an unmount ends the session, so the ones
 	 * left are closed by fs_release_all(). */
@@ -84,8 +86,6 @@ struct fs {
 	struct fileh *files;
 	struct dirh *dirs;
 };
-
-#define UPEND_BUCKETS 4096
 
 /* The operation table (fs/ops.c). */
 const struct fuse_lowlevel_ops *fs_ops(void);
@@ -118,15 +118,65 @@ void fs_reply_err(fuse_req_t req, int err);
 void fs_changes(void *ctx, struct meta_changes *ch);
 /* Data cache callback: a fully fetched file did not match its MD5. */
 void fs_mismatch(void *ctx, uint64_t id);
-/* Upload queue callback (cache/upload.h upload_done_cb). */
-void fs_upload_done(void *ctx, uint64_t id, uint64_t gen, int err, const char *server_path,
-		    const char *md5);
-/* At mount: settle local changes left without a journalled upload. */
-void fs_recover(struct fs *fs);
 /* After the session ended: close the handles whose release never came
  * (committing what a writable one still holds), as release would. */
 void fs_release_all(struct fs *fs);
-/* Free the upload bookkeeping (after the upload queue is closed). */
-void fs_upend_free(struct fs *fs);
+
+/* ---- shared by the operation files (fs/ops.c, dir.c, xattr.c, statfs.c) ---- */
+
+/* -EIO for a node whose listed attributes were refused (META_SIZE_BAD:
+ * the lister logged why), else 0. Checked wherever attributes reach the
+ * kernel or content is opened. */
+int fs_attr_check(const struct meta_attr *a);
+/* Fill @st / @e from node attributes. */
+void fs_fill_stat(const struct fs *fs, const struct meta_attr *a, struct stat *st);
+void fs_fill_entry(const struct fs *fs, const struct meta_attr *a, struct fuse_entry_param *e);
+/* Files open with local changes: size and mtime come from the content cache. */
+void fs_overlay_local(struct fs *fs, struct meta_attr *a);
+/* Is the login dead (the refresh token refused)? Says so once. From then
+ * on the mount serves what it has cached, read-only. */
+bool fs_login_dead(struct fs *fs);
+/* -EROFS when mounted read-only or when the login is dead, else 0. */
+int fs_check_writable(struct fs *fs);
+
+/* Open handles are listed in fs->files / fs->dirs from just before the
+ * open reply to their release (fs_release_all). */
+#define HLIST_ADD(fs, head, h) do {                                     \
+		pthread_mutex_lock(&(fs)->h_lock);                      \
+		(h)->prev = NULL;                                       \
+		(h)->next = (head);                                     \
+		if ((head))                                             \
+			(head)->prev = (h);                             \
+		(head) = (h);                                           \
+		pthread_mutex_unlock(&(fs)->h_lock);                    \
+	} while (0)
+#define HLIST_DEL(fs, head, h) do {                                     \
+		pthread_mutex_lock(&(fs)->h_lock);                      \
+		if ((h)->prev)                                          \
+			(h)->prev->next = (h)->next;                    \
+		else                                                    \
+			(head) = (h)->next;                             \
+		if ((h)->next)                                          \
+			(h)->next->prev = (h)->prev;                    \
+		pthread_mutex_unlock(&(fs)->h_lock);                    \
+	} while (0)
+
+/* fs/dir.c: open directories. */
+void fs_op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
+void fs_op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+		   struct fuse_file_info *fi);
+void fs_op_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+		       struct fuse_file_info *fi);
+void fs_op_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
+/* Free an open directory no longer listed in fs->dirs; its next one. */
+struct dirh *fs_dirh_free(struct dirh *d);
+/* fs/statfs.c */
+void fs_op_statfs(fuse_req_t req, fuse_ino_t ino);
+/* fs/xattr.c */
+void fs_op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size);
+void fs_op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size);
+void fs_op_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const char *value,
+		    size_t size, int flags);
+void fs_op_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name);
 
 #endif

@@ -17,7 +17,7 @@
  *      workers — only now, because fork() keeps only the calling thread;
  *      the index and the upload journal are reopened here too (an SQLite
  *      connection must not cross a fork); local changes left without a
- *      journalled upload by a crash are settled (fs_recover);
+ *      journalled upload by a crash are settled (writer_recover);
  *   7. the multi-threaded loop until unmount or a signal;
  *   8. unmount, wait up to unmount_wait for pending uploads (what is left
  *      stays journalled), stop workers, close the index (clean shutdown).
@@ -49,14 +49,15 @@
 
 #include "auth/auth.h"
 #include "cache/data.h"
+#include "cache/lister.h"
 #include "cache/meta.h"
 #include "cache/upload.h"
+#include "cache/write.h"
 #include "fs/cli.h"
 #include "fs/fs.h"
 #include "fs/control.h"
 #include "fs/itable.h"
 #include "fs/poll.h"
-#include "cache/lister.h"
 #include "fs/notify.h"
 #include "fs/options.h"
 #include "lib/log.h"
@@ -415,6 +416,22 @@ static void on_online(void *ctx)
 		upload_retry_now(fs->up);
 }
 
+/* The write path's hooks: the control directory hears of every upload
+ * that finished, and of deletions (its trash view). */
+static void on_uploaded(void *ctx, uint64_t id, int err, const char *server_path)
+{
+	struct fs *fs = ctx;
+
+	control_upload_done(fs->ctl, id, err, server_path);
+}
+
+static void on_trashed(void *ctx)
+{
+	struct fs *fs = ctx;
+
+	control_trash_changed(fs->ctl);
+}
+
 /* Step 6: what runs in the daemon. */
 static int start_daemon_side(struct mount *m)
 {
@@ -452,15 +469,24 @@ static int start_daemon_side(struct mount *m)
 	err = lister_new(&lc, &fs->ls);
 	if (err)
 		return err;
+	struct writer_config wc = {
+		.meta = fs->meta, .dc = fs->dc, .ls = fs->ls, .jfs = m->jfs, .conn = m->conn,
+		.root_id = fs->root_id, .hard_delete = o->hard_delete,
+		.changes = fs_changes, .uploaded = on_uploaded, .trashed = on_trashed, .ctx = fs,
+	};
+	err = writer_new(&wc, &fs->wr);
+	if (err)
+		return err;
 	struct upload_config uc = {
 		.cache_dir = m->cache_dir, .jfs = m->jfs, .transfers = o->transfers,
-		.done = fs_upload_done, .done_ctx = fs,
+		.done = writer_upload_done, .done_ctx = fs->wr,
 	};
 	err = upload_open(&uc, &fs->up);
 	if (err) {
 		log_err("cannot open the upload journal in '%s': %s", m->cache_dir, strerror(-err));
 		return err;
 	}
+	writer_set_queue(fs->wr, fs->up);
 	err = conn_on_online(m->conn, on_online, fs);
 	if (!err)
 		err = notifier_start(fs->nt, m->se);
@@ -478,7 +504,7 @@ static int start_daemon_side(struct mount *m)
 		err = conn_start(m->conn, probe, m->jfs);
 	if (err)
 		return err;
-	fs_recover(fs);
+	writer_recover(fs->wr);
 	if (o->prefetch)
 		lister_prefetch(fs->ls, fs->root_id);
 	return 0;
@@ -513,7 +539,8 @@ static void mount_cleanup(struct mount *m, bool clean)
 	}
 	if (m->conn)
 		conn_stop(m->conn);
-	fs_upend_free(fs);
+	writer_free(fs->wr);
+	fs->wr = NULL;
 	/* Workers call into each other (content cache -> lister on an MD5
 	 * mismatch, lister -> content cache on new revisions): stop the
 	 * content cache's workers first, then the lister, then free. The
@@ -541,8 +568,6 @@ static void mount_cleanup(struct mount *m, bool clean)
 	if (m->lock_fd >= 0)
 		close(m->lock_fd);
 	pthread_mutex_destroy(&fs->qlock);
-	pthread_cond_destroy(&fs->up_cond);
-	pthread_mutex_destroy(&fs->up_lock);
 	pthread_mutex_destroy(&fs->h_lock);
 	free(m->config_dir);
 	free(m->cache_dir);
@@ -565,14 +590,7 @@ int mount_main(struct mount_options *o, struct fuse_args *args)
 		log_debug("core dumps allowed (%s); the tokens are kept out of them",
 			  o->coredump ? "-o coredump" : "-d");
 	pthread_mutex_init(&fs->qlock, NULL);
-	pthread_mutex_init(&fs->up_lock, NULL);
 	pthread_mutex_init(&fs->h_lock, NULL);
-	pthread_cond_init(&fs->up_cond, NULL);
-	fs->upend = calloc(UPEND_BUCKETS, sizeof(*fs->upend));
-	if (!fs->upend) {
-		log_user("out of memory");
-		return 1;
-	}
 	fs->o = o;
 	fs->ro = o->ro;
 	fs->uid = o->uid;
