@@ -25,6 +25,7 @@
 #include <time.h>
 
 #include "cache/meta.h"
+#include "lib/clock.h"
 #include "lib/log.h"
 #include "lib/redact.h"
 #include "net/jfs.h"
@@ -77,14 +78,6 @@ struct lister {
 	pthread_t *workers;
 	unsigned nworkers;
 };
-
-static double now_mono(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
 
 /* ---- converting service entries ----------------------------------------- */
 
@@ -259,7 +252,7 @@ static void flight_end(struct lister *l, struct flight *f, int err)
 		l->nstreams--;
 		if (!err) {
 			l->streamed[l->streamed_pos % STREAMED_SLOTS].dir = f->dir;
-			l->streamed[l->streamed_pos % STREAMED_SLOTS].t = now_mono();
+			l->streamed[l->streamed_pos % STREAMED_SLOTS].t = clock_mono();
 			l->streamed_pos++;
 		}
 	}
@@ -299,7 +292,7 @@ static void deliver(struct lister *l, struct meta_changes *ch)
 /* Log that a stale listing is served (at most every 30 s). */
 static void warn_stale(struct lister *l, uint64_t dir, int err)
 {
-	double t = now_mono();
+	double t = clock_mono();
 	bool say;
 
 	pthread_mutex_lock(&l->lock);
@@ -405,7 +398,7 @@ static void do_stream(struct lister *l, struct flight *f)
 	struct stream_ctx sc = { .l = l, .f = f };
 	uint64_t gen = meta_gen_next(l->cfg.meta);
 	time_t t0 = time(NULL);
-	double m0 = now_mono();
+	double m0 = clock_mono();
 	char *path = NULL;
 	int err;
 
@@ -429,7 +422,7 @@ static void do_stream(struct lister *l, struct flight *f)
 			 strerror(-err));
 	else
 		log_debug("listing: streamed '%s': %" PRIu64 " entries in %.2f s", path, sc.n,
-			  now_mono() - m0);
+			  clock_mono() - m0);
 	free(path);
 	deliver(l, &ch);
 	pthread_mutex_lock(&l->lock);
@@ -555,7 +548,7 @@ static void recent_add(struct lister *l, uint64_t dir, uint64_t parent, double t
  */
 static uint64_t walk_root(struct lister *l, const uint64_t *anc, size_t n)
 {
-	double t = now_mono();
+	double t = clock_mono();
 	size_t top;
 
 	if (n < 2 || !recent_dir(l, anc[1], t))
@@ -618,7 +611,7 @@ int lister_fresh(struct lister *l, uint64_t dir, int flags, bool *refreshed)
 		return -ENOTDIR;
 	if (flags & LISTER_READDIR) {
 		pthread_mutex_lock(&l->lock);
-		recent_add(l, dir, a.parent, now_mono());
+		recent_add(l, dir, a.parent, clock_mono());
 		pthread_mutex_unlock(&l->lock);
 	}
 	if (a.listed_at && a.listed_gen < l->cfg.session_gen && !(flags & LISTER_SYNC)) {
@@ -662,9 +655,7 @@ int lister_fresh(struct lister *l, uint64_t dir, int flags, bool *refreshed)
 			uint64_t seen = f->progress;
 			f->refs++;
 			while (!f->done) {
-				struct timespec ts;
-				clock_gettime(CLOCK_MONOTONIC, &ts);    /* l->cond's clock */
-				ts.tv_sec += STALL_S;
+				struct timespec ts = clock_deadline_ms(STALL_S * 1000);
 				if (pthread_cond_timedwait(&l->cond, &l->lock, &ts) == ETIMEDOUT) {
 					if (f->progress == seen)
 						break;  /* stalled */
@@ -808,11 +799,7 @@ int lister_new(const struct lister_config *cfg, struct lister **out)
 	if (!l->cfg.threads)
 		l->cfg.threads = 3;
 	pthread_mutex_init(&l->lock, NULL);
-	pthread_condattr_t ca;
-	pthread_condattr_init(&ca);
-	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-	pthread_cond_init(&l->cond, &ca);
-	pthread_condattr_destroy(&ca);
+	clock_cond_init(&l->cond);          /* timed waits: CLOCK_MONOTONIC */
 	pthread_cond_init(&l->tcond, NULL);
 	l->last_stale_warning = -1e9;
 	*out = l;

@@ -17,6 +17,7 @@
 #include "cache/data.h"
 #include "cache/meta.h"
 #include "cache/upload.h"
+#include "lib/clock.h"
 #include "lib/log.h"
 #include "net/conn.h"
 #include "net/jfs.h"
@@ -182,14 +183,8 @@ static void wait_settled_locked(struct writer *w, struct stripe *s, uint64_t id)
 
 	for (int i = 0; e && e->last_done < e->last_enq && i < SETTLE_STEPS &&
 	     !upload_pending(w->up, id); i++) {
-		struct timespec ts;
+		struct timespec ts = clock_deadline_ms(SETTLE_STEP_MS);
 
-		clock_gettime(CLOCK_MONOTONIC, &ts);    /* s->cond's clock */
-		ts.tv_nsec += SETTLE_STEP_MS * 1000000L;
-		if (ts.tv_nsec >= 1000000000) {
-			ts.tv_sec++;
-			ts.tv_nsec -= 1000000000;
-		}
 		pthread_cond_timedwait(&s->cond, &s->lock, &ts);
 		e = *upend_slot(w, id);
 	}
@@ -209,7 +204,6 @@ void writer_wait_settled(struct writer *w, uint64_t id)
 int writer_new(const struct writer_config *cfg, struct writer **out)
 {
 	struct writer *w = calloc(1, sizeof(*w));
-	pthread_condattr_t ca;
 
 	*out = NULL;
 	if (!w || !(w->upend = calloc(WRITER_BUCKETS, sizeof(*w->upend)))) {
@@ -217,13 +211,10 @@ int writer_new(const struct writer_config *cfg, struct writer **out)
 		return -ENOMEM;
 	}
 	w->cfg = *cfg;
-	pthread_condattr_init(&ca);
-	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
 	for (size_t i = 0; i < WRITER_STRIPES; i++) {
 		pthread_mutex_init(&w->stripe[i].lock, NULL);
-		pthread_cond_init(&w->stripe[i].cond, &ca);
+		clock_cond_init(&w->stripe[i].cond);    /* timed waits: CLOCK_MONOTONIC */
 	}
-	pthread_condattr_destroy(&ca);
 	*out = w;
 	return 0;
 }

@@ -25,7 +25,7 @@
 #include "cache/upload.h"
 #include "fs/fs.h"
 #include "fs/itable.h"
-#include "fs/lister.h"
+#include "cache/lister.h"
 #include "fs/notify.h"
 #include "fs/options.h"
 #include "lib/log.h"

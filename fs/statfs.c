@@ -15,6 +15,7 @@
 #include <time.h>
 
 #include "cache/meta.h"
+#include "lib/clock.h"
 #include "lib/log.h"
 #include "net/jfs.h"
 #include "net/names.h"
@@ -23,14 +24,6 @@
 #define QUOTA_RETRY_S   5.0             /* after a failed read */
 #define UNLIMITED_TOTAL (1LL << 50)     /* 1 PiB shown for accounts without a quota */
 #define STATFS_BSIZE    4096
-
-static double mono(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
 
 void fs_op_statfs(fuse_req_t req, fuse_ino_t ino)
 {
@@ -43,9 +36,9 @@ void fs_op_statfs(fuse_req_t req, fuse_ino_t ino)
 	(void)ino;
 	pthread_mutex_lock(&fs->qlock);
 	due = !fs->quota_at ||
-	      mono() - fs->quota_at > (fs->quota_fresh ? QUOTA_TTL_S : QUOTA_RETRY_S);
+	      clock_mono() - fs->quota_at > (fs->quota_fresh ? QUOTA_TTL_S : QUOTA_RETRY_S);
 	if (due)
-		fs->quota_at = mono();  /* one reader at a time; the others use what is here */
+		fs->quota_at = clock_mono();  /* one reader at a time; the others use what is here */
 	q = fs->quota;
 	ok = fs->quota_ok;
 	pthread_mutex_unlock(&fs->qlock);
@@ -56,7 +49,7 @@ void fs_op_statfs(fuse_req_t req, fuse_ino_t ino)
 		bool remembered = !err ? false : meta_quota_get(fs->meta, &u, &c) == 0;
 
 		pthread_mutex_lock(&fs->qlock);
-		fs->quota_at = mono();
+		fs->quota_at = clock_mono();
 		fs->quota_fresh = !err;
 		if (!err) {
 			fs->quota = nq;
