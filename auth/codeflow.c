@@ -10,6 +10,7 @@
 #include "auth/codeflow.h"
 
 #include "auth/auth.h"
+#include "auth/auth_int.h"
 #include "auth/services.h"
 #include "lib/log.h"
 #include "lib/xstr.h"
@@ -39,14 +40,6 @@ struct codeflow_listener {
 	int fd;
 	uint16_t port;
 };
-
-static void free_secret(char *s)
-{
-	if (s) {
-		explicit_bzero(s, strlen(s));
-		free(s);
-	}
-}
 
 int codeflow_state_new(char out[CODEFLOW_STATE_SIZE])
 {
