@@ -39,6 +39,7 @@
  */
 #include "net/http_int.h"
 
+#include "lib/clock.h"
 #include "lib/log.h"
 #include "net/conn.h"
 #include "net/url.h"
@@ -70,11 +71,10 @@ void http_response_release(struct http_response *resp)
 	resp->retry_after_s = -1;
 }
 
-static long elapsed_ms(const struct timespec *t0)
+/* Milliseconds since @t0 (clock_mono_ms()). */
+static long elapsed_ms(int64_t t0)
 {
-	struct timespec t1;
-	clock_gettime(CLOCK_MONOTONIC, &t1);
-	return (long)((t1.tv_sec - t0->tv_sec) * 1000 + (t1.tv_nsec - t0->tv_nsec) / 1000000);
+	return (long)(clock_mono_ms() - t0);
 }
 
 bool http_client_insecure_http(const struct http_client *c)
@@ -320,8 +320,7 @@ int http_request_do(struct http_client *c, const struct http_request *req,
 	int result = -EIO;
 	char errbuf[CURL_ERROR_SIZE];
 
-	struct timespec start;
-	clock_gettime(CLOCK_MONOTONIC, &start);
+	int64_t start = clock_mono_ms();
 
 	struct ca_blob *ca = NULL;
 	struct pooled p;
@@ -333,7 +332,6 @@ int http_request_do(struct http_client *c, const struct http_request *req,
 
 	for (;;) {
 		struct xfer x = { .h = h, .req = req, .up_len = body_len };
-		struct timespec t0;
 
 		if (req->cancel && atomic_load(req->cancel)) {
 			result = -ECANCELED;
@@ -359,7 +357,7 @@ int http_request_do(struct http_client *c, const struct http_request *req,
 			break;
 		}
 		errbuf[0] = '\0';
-		clock_gettime(CLOCK_MONOTONIC, &t0);
+		int64_t t0 = clock_mono_ms();
 		CURLcode rc = http_setup_handle(c, h, &x, hdrs, ca, errbuf);
 		if (rc == CURLE_OK)
 			rc = http_run_transfer(&p, &x);
@@ -375,13 +373,13 @@ int http_request_do(struct http_client *c, const struct http_request *req,
 		bool http_done = rc == CURLE_OK || (x.error_body_cut && status);
 		if (trace)
 			http_trace_attempt(req, turl, &x, rc, http_done, status, errbuf,
-					   elapsed_ms(&t0), retries || refreshed);
+					   elapsed_ms(t0), retries || refreshed);
 
 		/* This attempt's outcome goes to the response (the last one wins). */
 		free(resp->body);
 		free(resp->content_range);
 		free(resp->transport_error);
-		resp->body = x.body.data;
+		resp->body = x.body.p;
 		resp->body_len = x.body.len;
 		resp->content_range = x.content_range;
 		resp->status = http_done ? status : 0;
@@ -403,7 +401,7 @@ int http_request_do(struct http_client *c, const struct http_request *req,
 						     &result, &delay_ms);
 		if (next == HTTP_STEP_RETRY && req->probe)
 			next = HTTP_STEP_DONE;
-		if (next == HTTP_STEP_RETRY && elapsed_ms(&start) + delay_ms > c->retry_budget_ms) {
+		if (next == HTTP_STEP_RETRY && elapsed_ms(start) + delay_ms > c->retry_budget_ms) {
 			log_debug("http: %s %s: retry budget of %ld ms spent", req->method,
 				  turl ? turl : "?", c->retry_budget_ms);
 			next = HTTP_STEP_DONE;

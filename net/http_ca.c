@@ -6,58 +6,28 @@
  */
 #include "net/http_int.h"
 
+#include "lib/fsutil.h"
 #include "lib/log.h"
 
 #include <errno.h>
-#include <fcntl.h>
+#include <limits.h>
 #include <openssl/pem.h>
 #include <openssl/x509.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
-/* Read a whole (small) file into a malloc'd buffer. 0 or -errno. */
-static int read_small_file(const char *path, size_t max, char **out, size_t *out_len)
+/* Read the CA file @path whole (at most @max bytes). Symlinks are
+ * followed (system bundles and user CA files often are links), so the
+ * path is resolved before lib/fsutil's reader, which does not follow a
+ * last-component link. 0 or -errno. */
+static int read_ca_file(const char *path, size_t max, char **out, size_t *out_len)
 {
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
+	char *real = realpath(path, NULL);
+	if (!real)
 		return -errno;
-	struct stat st;
-	int err = 0;
-	if (fstat(fd, &st) < 0)
-		err = -errno;
-	else if (!S_ISREG(st.st_mode))
-		err = -EINVAL;
-	else if ((uint64_t)st.st_size > max)
-		err = -EFBIG;
-	if (err) {
-		close(fd);
-		return err;
-	}
-	size_t len = (size_t)st.st_size, got = 0;
-	char *buf = malloc(len + 1);
-	if (!buf) {
-		close(fd);
-		return -ENOMEM;
-	}
-	while (got < len) {
-		ssize_t r = read(fd, buf + got, len - got);
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r <= 0) {
-			err = r < 0 ? -errno : -EIO;
-			free(buf);
-			close(fd);
-			return err;
-		}
-		got += (size_t)r;
-	}
-	close(fd);
-	buf[len] = '\0';
-	*out = buf;
-	*out_len = len;
-	return 0;
+	int err = file_read_max(real, max, out, out_len);
+	free(real);
+	return err;
 }
 
 /* Number of PEM certificates in @pem (0 when none parse). */
@@ -107,7 +77,7 @@ int http_client_set_cafile(struct http_client *c, const char *cafile)
 		char *extra = NULL, *sys = NULL;
 		size_t extra_len = 0, sys_len = 0;
 		/* Failures are reported by the caller (a one-line message). */
-		int err = read_small_file(cafile, HTTP_CA_BUNDLE_MAX, &extra, &extra_len);
+		int err = read_ca_file(cafile, HTTP_CA_BUNDLE_MAX, &extra, &extra_len);
 		if (err < 0)
 			return err;
 		if (pem_cert_count(extra, extra_len) == 0) {
@@ -117,7 +87,7 @@ int http_client_set_cafile(struct http_client *c, const char *cafile)
 		/* The system bundle may be missing (minimal containers): then the
 		 * extra CA alone is trusted, which is what the user asked for. */
 		const char *sys_path = system_ca_bundle();
-		if (read_small_file(sys_path, HTTP_CA_BUNDLE_MAX, &sys, &sys_len) < 0) {
+		if (read_ca_file(sys_path, HTTP_CA_BUNDLE_MAX, &sys, &sys_len) < 0) {
 			log_debug("http: no system CA bundle at %s", sys_path);
 			sys = NULL;
 			sys_len = 0;

@@ -7,6 +7,7 @@
 #ifndef JOTTAFS_NET_HTTP_INT_H
 #define JOTTAFS_NET_HTTP_INT_H
 
+#include "lib/buf.h"
 #include "net/http.h"
 
 #include <curl/curl.h>
@@ -67,13 +68,6 @@ struct http_client {
 	bool insecure_http;              /* plain http to any host (net/url.h) */
 };
 
-/* A byte buffer that never grows past its cap. */
-struct capbuf {
-	char *data;
-	size_t len;
-	size_t alloc;
-};
-
 /* State of one attempt, shared with the curl callbacks. */
 struct xfer {
 	CURL *h;
@@ -84,8 +78,7 @@ struct xfer {
 	bool to_sink;            /* 2xx body streamed to req->sink */
 	bool is_error_body;      /* non-2xx: body buffered up to HTTP_ERROR_BODY_MAX */
 	bool error_body_cut;     /* ... and it was longer: transfer cut on purpose */
-	size_t cap;
-	struct capbuf body;
+	struct buf body;         /* buffered body; its max: the cap (set with status) */
 	int64_t sink_bytes;
 	int cb_err;              /* -errno from a callback that aborted the transfer */
 	char *content_range;

@@ -20,25 +20,15 @@
  */
 #include "net/http_int.h"
 
+#include "lib/backoff.h"
+
 #include <errno.h>
-#include <openssl/rand.h>
-#include <pthread.h>
 #include <time.h>
 
 long http_backoff_ms(long min_ms, long max_ms, unsigned attempt, uint64_t rnd)
 {
-	if (min_ms < 1)
-		min_ms = 1;
-	if (max_ms < min_ms)
-		max_ms = min_ms;
-	long ceiling = min_ms;
-	for (unsigned i = 0; i < attempt && ceiling < max_ms; i++) {
-		if (__builtin_mul_overflow(ceiling, 2L, &ceiling))
-			ceiling = max_ms;
-	}
-	if (ceiling > max_ms)
-		ceiling = max_ms;
-	return (long)(rnd % ((uint64_t)ceiling + 1));
+	int64_t ceiling = backoff_ceiling_ms(attempt, min_ms, max_ms);
+	return (long)(rnd % ((uint64_t)ceiling + 1));  /* full jitter */
 }
 
 long http_retry_delay_ms(long retry_after_s, long backoff_ms, uint64_t rnd)
@@ -51,26 +41,6 @@ long http_retry_delay_ms(long retry_after_s, long backoff_ms, uint64_t rnd)
 	long ra_ms = retry_after_s > HTTP_RETRY_AFTER_MAX_MS / 1000 ? HTTP_RETRY_AFTER_MAX_MS
 								  : retry_after_s * 1000;
 	return ra_ms + (long)(rnd % (uint64_t)(ra_ms / 4 + 1));
-}
-
-/* A uniformly random 64-bit number (OpenSSL's CSPRNG is thread-safe); a
- * per-thread xorshift seeded from the clock if RAND_bytes ever fails. */
-static uint64_t random_u64(void)
-{
-	static __thread uint64_t state;
-	uint64_t r;
-	if (RAND_bytes((unsigned char *)&r, sizeof(r)) == 1)
-		return r;
-	if (!state) {
-		struct timespec ts;
-		clock_gettime(CLOCK_MONOTONIC, &ts);
-		state = ((uint64_t)ts.tv_sec << 32) ^ (uint64_t)ts.tv_nsec ^ (uint64_t)pthread_self();
-		state |= 1;
-	}
-	state ^= state << 13;
-	state ^= state >> 7;
-	state ^= state << 17;
-	return state;
 }
 
 static void sleep_ms(long ms)
@@ -166,8 +136,8 @@ enum http_step http_next_step(const struct http_client *c, const struct http_req
 			return HTTP_STEP_DONE;
 		*delay_ms = http_retry_delay_ms(retry_after_s,
 						http_backoff_ms(c->backoff_min_ms, c->backoff_max_ms,
-								(unsigned)retries, random_u64()),
-						random_u64());
+								(unsigned)retries, rng_u64()),
+						rng_u64());
 		return HTTP_STEP_RETRY;
 	}
 	bool nothing_sent;
@@ -185,6 +155,6 @@ enum http_step http_next_step(const struct http_client *c, const struct http_req
 		}
 	}
 	*delay_ms = http_backoff_ms(c->backoff_min_ms, c->backoff_max_ms, (unsigned)retries,
-				    random_u64());
+				    rng_u64());
 	return HTTP_STEP_RETRY;
 }

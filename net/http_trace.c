@@ -130,7 +130,7 @@ void http_trace_attempt(const struct http_request *req, const char *turl,
 		log_debug("http: (curl re-sent it on a fresh connection: the reused one had died)");
 	if (x->is_error_body && x->body.len && !req->secret_body) {
 		char shown[301];
-		log_debug("http: error body: %s", redact_text(x->body.data, x->body.len, shown,
+		log_debug("http: error body: %s", redact_text(x->body.p, x->body.len, shown,
 							      sizeof(shown)));
 	}
 }

@@ -36,6 +36,7 @@
  */
 #include "net/http_int.h"
 
+#include "lib/buf.h"
 #include "lib/log.h"
 
 #include <errno.h>
@@ -43,31 +44,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
-
-/* Append @len bytes to @b unless that would pass @cap; -ENOSPC then. The
- * buffer stays NUL-terminated. */
-static int capbuf_append(struct capbuf *b, const void *data, size_t len, size_t cap)
-{
-	size_t need;
-	if (__builtin_add_overflow(b->len, len, &need) || need > cap)
-		return -ENOSPC;
-	if (need + 1 > b->alloc) {
-		size_t a = b->alloc ? b->alloc : 4096;
-		while (a < need + 1)
-			a = a > SIZE_MAX / 2 ? need + 1 : a * 2;
-		if (a > cap + 1)
-			a = cap + 1;
-		char *p = realloc(b->data, a);
-		if (!p)
-			return -ENOMEM;
-		b->data = p;
-		b->alloc = a;
-	}
-	memcpy(b->data + b->len, data, len);
-	b->len = need;
-	b->data[b->len] = '\0';
-	return 0;
-}
 
 /* Decide, once the final headers of a response are in, where its body goes;
  * for a 2xx streamed to a sink, let the sink vet status and Content-Range
@@ -81,7 +57,7 @@ static int xfer_decide(struct xfer *x)
 	if (status >= 200 && status < 300) {
 		const struct http_sink *sink = x->req->sink;
 		x->to_sink = sink != NULL;
-		x->cap = x->req->max_body ? x->req->max_body : HTTP_DEFAULT_MAX_BODY;
+		buf_init(&x->body, x->req->max_body ? x->req->max_body : HTTP_DEFAULT_MAX_BODY);
 		if (sink && sink->begin) {
 			int err = sink->begin(sink->ctx, status, x->content_range);
 			if (err < 0) {
@@ -91,7 +67,7 @@ static int xfer_decide(struct xfer *x)
 		}
 	} else {
 		x->is_error_body = true;
-		x->cap = HTTP_ERROR_BODY_MAX;
+		buf_init(&x->body, HTTP_ERROR_BODY_MAX);
 	}
 	return 0;
 }
@@ -111,21 +87,20 @@ static size_t write_cb(char *data, size_t size, size_t nmemb, void *ctx)
 		x->sink_bytes += (int64_t)len;
 		return len;
 	}
-	int err = capbuf_append(&x->body, data, len, x->cap);
-	if (err == -ENOSPC && x->is_error_body) {
+	size_t room = x->body.max - x->body.len;
+	if (len > room && x->is_error_body) {
 		/* Keep what fits; stop reading the rest. */
-		size_t room = x->cap - x->body.len;
-		if (room)
-			capbuf_append(&x->body, data, room, x->cap);
+		buf_add(&x->body, data, room);
 		x->error_body_cut = true;
 		return 0;
 	}
-	if (err == -ENOSPC) {
+	if (len > room) {
 		log_warn("http: response body of %s exceeds %zu bytes: refused", x->req->method,
-			 x->cap);
+			 x->body.max);
 		x->cb_err = -EIO;
 		return 0;
 	}
+	int err = buf_add(&x->body, data, len);
 	if (err < 0) {
 		x->cb_err = err;
 		return 0;
