@@ -59,6 +59,7 @@
 #include "cache/lister.h"
 #include "fs/notify.h"
 #include "fs/options.h"
+#include "fs/reply_data.h"
 #include "lib/log.h"
 #include "net/conn.h"
 #include "net/http.h"
@@ -715,23 +716,8 @@ void control_op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		return;
 	}
 	if (f->df) {
-		struct dcache_buf b;
-		err = dcache_read(f->df, &f->seq, off, size, &b);
-		if (err) {
-			fs_reply_err(req, err == -ENOSPC ? -EIO : err);
-			return;
-		}
-		if (!b.len) {
-			fuse_reply_buf(req, NULL, 0);
-			return;
-		}
-		struct fuse_bufvec bv = FUSE_BUFVEC_INIT(b.len);
-		bv.buf[0].flags = FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK;
-		bv.buf[0].fd = b.fd;
-		bv.buf[0].pos = b.off;
 		/* @f may be released as soon as the kernel has the reply. */
-		fuse_reply_data(req, &bv, FUSE_BUF_SPLICE_MOVE);
-		dcache_buf_release(&b);
+		fs_reply_dcache(req, f->df, &f->seq, off, size);
 		return;
 	}
 	if (off >= f->v.size || size == 0) {
