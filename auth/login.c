@@ -357,25 +357,72 @@ out:
 	return err;
 }
 
-int auth_login(struct http_client *http, const char *config_dir, const char *account,
-	       const char *login_token, const struct auth_endpoints *ep, char **errmsg)
+/* The start of every login: *@errmsg cleared, *@ep defaulted, @account
+ * checked. 0 or -EINVAL (with *@errmsg). */
+static int login_start(const char *account, const struct auth_endpoints **ep, char **errmsg)
 {
 	static const struct auth_endpoints none;
-	struct auth_login_token lt;
-	char *why = NULL, *token_url = NULL, *form = NULL;
-	struct auth_tokens t = { 0 };
-	int err;
-
 	if (errmsg)
 		*errmsg = NULL;
-	if (!ep)
-		ep = &none;
+	if (!*ep)
+		*ep = &none;
 	if (auth_account_name_valid(account) < 0) {
 		set_errmsg(errmsg, xasprintf("invalid account name '%s': use letters, digits, "
 					     "'-', '_' and '.' (not first), at most %d",
 					     account, AUTH_ACCOUNT_MAX));
 		return -EINVAL;
 	}
+	return 0;
+}
+
+/* Why the token endpoint refused a grant, for the caller's message. */
+struct grant_refusal {
+	bool refused;            /* invalid_grant, or HTTP 400/401 */
+	long status;             /* the HTTP status */
+	char e[64], d[160];      /* OAuth error and description ("" when absent) */
+};
+
+/*
+ * The answer to a grant at @token_url (@err and @resp from auth_token_post();
+ * @resp is released here): the tokens in *@t; or -EKEYREJECTED when the
+ * server refused the grant (@why says how; the caller writes *@errmsg); or
+ * another error with *@errmsg set.
+ */
+static int grant_answer(int err, struct http_response *resp, const char *token_url,
+			struct auth_tokens *t, struct grant_refusal *why, char **errmsg)
+{
+	memset(why, 0, sizeof(*why));
+	if (err < 0) {
+		auth_oauth_error_decode(resp->body, resp->body_len, why->e, sizeof(why->e), why->d,
+					sizeof(why->d));
+		why->status = resp->status;
+		if (!strcmp(why->e, "invalid_grant") || resp->status == 400 || resp->status == 401) {
+			why->refused = true;
+			err = -EKEYREJECTED;
+		} else {
+			set_errmsg(errmsg, describe_http_failure("cannot log in", token_url, err, resp));
+		}
+		http_response_release(resp);
+		return err;
+	}
+	err = auth_token_response_decode(resp->body, resp->body_len, NULL, time(NULL), t);
+	http_response_release(resp);
+	if (err < 0)
+		set_errmsg(errmsg, xasprintf("cannot log in: the token endpoint %s returned no "
+					     "usable tokens", token_url));
+	return err;
+}
+
+int auth_login(struct http_client *http, const char *config_dir, const char *account,
+	       const char *login_token, const struct auth_endpoints *ep, char **errmsg)
+{
+	struct auth_login_token lt;
+	char *why = NULL, *token_url = NULL, *form = NULL;
+	struct auth_tokens t = { 0 };
+	int err;
+
+	if ((err = login_start(account, &ep, errmsg)) < 0)
+		return err;
 	err = auth_login_token_decode(login_token, &lt, &why);
 	if (err < 0) {
 		set_errmsg(errmsg, xasprintf("the login token is malformed: %s: copy the whole "
@@ -432,38 +479,23 @@ int auth_login(struct http_client *http, const char *config_dir, const char *acc
 		}
 	}
 	struct http_response resp;
+	struct grant_refusal no;
 	err = auth_token_post(http, token_url, AUTH_CLIENT_ID, false, form, &resp);
-	if (err < 0) {
-		char e[64], d[160];
-		auth_oauth_error_decode(resp.body, resp.body_len, e, sizeof(e), d, sizeof(d));
-		if (!strcmp(e, "invalid_grant")) {
-			err = -EKEYREJECTED;
-			set_errmsg(errmsg, xasprintf(
-				"the login token was refused by the server (invalid_grant%s%s): "
-				"it has already been used or has expired; create a new personal "
-				"login token under Settings > Security and run 'jottafs login' again",
-				d[0] ? ": " : "", d));
-		} else if (resp.status == 400 || resp.status == 401) {
-			err = -EKEYREJECTED;
-			set_errmsg(errmsg, xasprintf(
-				"the server refused the login (HTTP %ld%s%s%s%s): create a new "
-				"personal login token under Settings > Security and run "
-				"'jottafs login' again", resp.status, e[0] ? ", " : "", e,
-				d[0] ? ": " : "", d));
-		} else {
-			set_errmsg(errmsg, describe_http_failure("cannot log in", token_url, err,
-								 &resp));
-		}
-		http_response_release(&resp);
+	err = grant_answer(err, &resp, token_url, &t, &no, errmsg);
+	if (no.refused && !strcmp(no.e, "invalid_grant"))
+		set_errmsg(errmsg, xasprintf(
+			"the login token was refused by the server (invalid_grant%s%s): "
+			"it has already been used or has expired; create a new personal "
+			"login token under Settings > Security and run 'jottafs login' again",
+			no.d[0] ? ": " : "", no.d));
+	else if (no.refused)
+		set_errmsg(errmsg, xasprintf(
+			"the server refused the login (HTTP %ld%s%s%s%s): create a new "
+			"personal login token under Settings > Security and run "
+			"'jottafs login' again", no.status, no.e[0] ? ", " : "", no.e,
+			no.d[0] ? ": " : "", no.d));
+	if (err < 0)
 		goto out;
-	}
-	err = auth_token_response_decode(resp.body, resp.body_len, NULL, time(NULL), &t);
-	http_response_release(&resp);
-	if (err < 0) {
-		set_errmsg(errmsg, xasprintf("cannot log in: the token endpoint %s returned no "
-					     "usable tokens", token_url));
-		goto out;
-	}
 
 	/* 3. and 4. */
 	err = store_login(http, config_dir, account, lt.username, NULL, token_url, AUTH_CLIENT_ID,
@@ -502,35 +534,20 @@ static int code_grant(struct http_client *http, const struct auth_code_grant *g,
 		err = auth_token_post(http, g->token_url, g->client_id, basic, form, &resp);
 	}
 	free_secret(form);
-	if (err < 0) {
-		char e[64], d[160];
-		auth_oauth_error_decode(resp.body, resp.body_len, e, sizeof(e), d, sizeof(d));
-		if (!strcmp(e, "invalid_grant")) {
-			err = -EKEYREJECTED;
-			set_errmsg(errmsg, xasprintf(
-				"the authorization code was refused by the server (invalid_grant%s%s): "
-				"it has expired or was already used; run 'jottafs login --service %s' "
-				"again and return to it within a few minutes",
-				d[0] ? ": " : "", d, g->service));
-		} else if (resp.status == 400 || resp.status == 401) {
-			err = -EKEYREJECTED;
-			set_errmsg(errmsg, xasprintf(
-				"the server refused the login (HTTP %ld%s%s%s%s) for client '%s': check "
-				"the service's entry in the service table, then run 'jottafs login "
-				"--service %s' again", resp.status, e[0] ? ", " : "", e,
-				d[0] ? ": " : "", d, g->client_id, g->service));
-		} else {
-			set_errmsg(errmsg, describe_http_failure("cannot log in", g->token_url, err,
-								 &resp));
-		}
-		http_response_release(&resp);
-		return err;
-	}
-	err = auth_token_response_decode(resp.body, resp.body_len, NULL, time(NULL), t);
-	http_response_release(&resp);
-	if (err < 0)
-		set_errmsg(errmsg, xasprintf("cannot log in: the token endpoint %s returned no "
-					     "usable tokens", g->token_url));
+	struct grant_refusal no;
+	err = grant_answer(err, &resp, g->token_url, t, &no, errmsg);
+	if (no.refused && !strcmp(no.e, "invalid_grant"))
+		set_errmsg(errmsg, xasprintf(
+			"the authorization code was refused by the server (invalid_grant%s%s): "
+			"it has expired or was already used; run 'jottafs login --service %s' "
+			"again and return to it within a few minutes",
+			no.d[0] ? ": " : "", no.d, g->service));
+	else if (no.refused)
+		set_errmsg(errmsg, xasprintf(
+			"the server refused the login (HTTP %ld%s%s%s%s) for client '%s': check "
+			"the service's entry in the service table, then run 'jottafs login "
+			"--service %s' again", no.status, no.e[0] ? ", " : "", no.e,
+			no.d[0] ? ": " : "", no.d, g->client_id, g->service));
 	*basic_out = basic;
 	return err;
 }
@@ -539,20 +556,12 @@ int auth_login_code(struct http_client *http, const char *config_dir, const char
 		    const struct auth_code_grant *g, const struct auth_endpoints *ep,
 		    char **errmsg)
 {
-	static const struct auth_endpoints none;
 	struct auth_tokens t = { 0 };
 	bool basic = false;
-	if (errmsg)
-		*errmsg = NULL;
-	if (!ep)
-		ep = &none;
-	if (auth_account_name_valid(account) < 0) {
-		set_errmsg(errmsg, xasprintf("invalid account name '%s': use letters, digits, "
-					     "'-', '_' and '.' (not first), at most %d",
-					     account, AUTH_ACCOUNT_MAX));
-		return -EINVAL;
-	}
-	int err = check_endpoint_options(http, ep, errmsg);
+	int err = login_start(account, &ep, errmsg);
+	if (err < 0)
+		return err;
+	err = check_endpoint_options(http, ep, errmsg);
 	if (!err)
 		err = auth_login_link_ok(g->token_url, "the token endpoint", errmsg);
 	if (!err)
