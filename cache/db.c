@@ -152,10 +152,8 @@ int db_exec(struct db *db, int id, const struct db_val *args, size_t nargs, db_r
 	ret = bind_all(db, id, st, args, nargs);
 	r.st = st;
 	while (!ret && (rc = sqlite3_step(st)) == SQLITE_ROW) {
-		if (!row)
-			continue;
 		n++;
-		if ((cb = row(ctx, &r)) != 0)
+		if (row && (cb = row(ctx, &r)) != 0)
 			break;
 	}
 	if (!ret) {
@@ -164,7 +162,7 @@ int db_exec(struct db *db, int id, const struct db_val *args, size_t nargs, db_r
 		else if (cb == 0 && rc != SQLITE_DONE)
 			ret = fail(db, rc, db->spec.sql[id].name);
 		else
-			ret = row ? n : sqlite3_changes(db->conn);
+			ret = row || sqlite3_stmt_readonly(st) ? n : sqlite3_changes(db->conn);
 	}
 	sqlite3_reset(st);
 	sqlite3_clear_bindings(st);

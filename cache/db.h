@@ -139,8 +139,8 @@ typedef int (*db_row_fn)(void *ctx, struct db_row *r);
 /*
  * Run statement @id of the table with @args (DB_ARGS(...) or DB_NOARGS),
  * under the db's lock: bind, step to the end (or until @row stops), reset.
- * Returns -errno (logged once); else, without @row the number of rows the
- * statement changed, with @row the number of rows delivered to it.
+ * Returns -errno (logged once); else the number of rows delivered to @row
+ * or, without @row, the number of rows a query returned or a write changed.
  */
 int db_exec(struct db *db, int id, const struct db_val *args, size_t nargs, db_row_fn row,
 	    void *ctx);

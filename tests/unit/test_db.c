@@ -182,6 +182,9 @@ static void test_exec(void **state)
 	g.nkeys = g.stop_after = g.fail_with = 0;
 	assert_int_equal(db_exec(f->db, Q_ALL, DB_NOARGS, row_key, &g), 3);
 	assert_int_equal(g.keys[0], 1);
+	/* a query without a callback counts its rows (not the last write's changes) */
+	assert_int_equal(db_exec(f->db, Q_ALL, DB_NOARGS, NULL, NULL), 3);
+	assert_int_equal(db_exec(f->db, Q_GET, DB_ARGS(DB_INT(9)), NULL, NULL), 0);
 	assert_int_equal(f->faults, 0);
 	/* a zero-length name stays a blob, not NULL */
 	g.nkeys = 0;

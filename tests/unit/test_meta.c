@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include <cmocka.h>
+#include <sqlite3.h>
 
 #include "cache/meta.h"
 #include "net/names.h"
@@ -654,6 +655,46 @@ static void test_reopen(void **state)
 	assert_int_equal(meta_get(f->m, META_ROOT_ID, &b), 0);
 }
 
+/* Run @sql on the closed index with a second connection. */
+static void index_sql(const struct fixture *f, const char *sql)
+{
+	sqlite3 *db;
+
+	assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
+	sqlite3_close(db);
+}
+
+/* An index made before the version moved to user_version (it said
+ * schema '2' in info) is kept; one of another schema starts afresh. */
+static void test_legacy_schema(void **state)
+{
+	struct fixture *f = *state;
+	struct meta_entry v[] = { file_entry("keep", "keep", 3, "00000000000000000000000000000003") };
+	struct meta_attr a, b;
+
+	assert_int_equal(meta_apply_listing(f->m, META_ROOT_ID, meta_gen_next(f->m), v, 1, 1, NULL), 0);
+	assert_int_equal(meta_lookup(f->m, META_ROOT_ID, "keep", &a), 0);
+	meta_close(f->m, true);
+	index_sql(f, "PRAGMA user_version=0; INSERT OR REPLACE INTO info VALUES('schema', '2');");
+	assert_int_equal(meta_open(f->path, "u/Jotta/Archive", &f->m), 0);
+	assert_true(meta_was_clean(f->m));
+	assert_int_equal(meta_lookup(f->m, META_ROOT_ID, "keep", &b), 0);
+	assert_int_equal(a.id, b.id);
+	meta_close(f->m, true);
+	index_sql(f, "PRAGMA user_version=0; INSERT OR REPLACE INTO info VALUES('schema', '1');");
+	assert_int_equal(meta_open(f->path, "u/Jotta/Archive", &f->m), 0);
+	assert_false(meta_was_clean(f->m));
+	assert_int_equal(meta_lookup(f->m, META_ROOT_ID, "keep", &b), -ENOENT);
+	assert_int_equal(meta_get(f->m, META_ROOT_ID, &b), 0);
+	/* a future version: the index is a cache, started afresh too */
+	assert_int_equal(meta_apply_listing(f->m, META_ROOT_ID, meta_gen_next(f->m), v, 1, 2, NULL), 0);
+	meta_close(f->m, true);
+	index_sql(f, "PRAGMA user_version=99;");
+	assert_int_equal(meta_open(f->path, "u/Jotta/Archive", &f->m), 0);
+	assert_int_equal(meta_lookup(f->m, META_ROOT_ID, "keep", &b), -ENOENT);
+}
+
 /* The last known quota survives a reopen (statfs falls back on it). */
 static void test_quota(void **state)
 {
@@ -777,6 +818,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_stream, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_content_and_gc, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_reopen, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_legacy_schema, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_quota, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_local_changes, setup, teardown),
 	};
