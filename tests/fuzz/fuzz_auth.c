@@ -24,6 +24,7 @@
  * Run:   build-fuzz/fuzz/fuzz_auth -dict=tests/fuzz/auth.dict -max_total_time=60 \
  *          /tmp/corpus-auth tests/fuzz/auth_seeds
  */
+#include "fuzz.h"
 #include "auth/auth.h"
 #include "lib/log.h"
 #include "net/url.h"
@@ -35,18 +36,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-int LLVMFuzzerInitialize(int *argc, char ***argv);
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-#define CHECK(cond)                                                              \
-	do {                                                                     \
-		if (!(cond)) {                                                   \
-			fprintf(stderr, "fuzz_auth: %s:%d: check failed: %s\n", \
-				__FILE__, __LINE__, #cond);                      \
-			abort();                                                 \
-		}                                                                \
-	} while (0)
 
 #define NOW ((time_t)1795443404)
 #define EXACT_MAX 9007199254740992LL     /* 2^53 */

@@ -13,6 +13,7 @@
  * Run:   build-fuzz/fuzz/fuzz_codeflow -max_total_time=60 /tmp/corpus-codeflow \
  *          tests/fuzz/codeflow_seeds
  */
+#include "fuzz.h"
 #include "auth/codeflow.h"
 #include "auth/services.h"
 #include "lib/log.h"
@@ -21,9 +22,6 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
-
-int LLVMFuzzerInitialize(int *argc, char ***argv);
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 #define STATE "abcdefghijklmnopqrstuvwxyz0123456789_-ABCDE"
 

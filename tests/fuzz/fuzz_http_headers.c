@@ -20,6 +20,7 @@
  * Run:   build-fuzz/fuzz/fuzz_http_headers -dict=tests/fuzz/http_headers.dict \
  *          -max_total_time=60 /tmp/corpus-http tests/fuzz/http_headers_seeds
  */
+#include "fuzz.h"
 #include "net/http.h"
 #include "net/jfs.h"
 
@@ -29,17 +30,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-#define CHECK(cond)                                                                      \
-	do {                                                                             \
-		if (!(cond)) {                                                           \
-			fprintf(stderr, "fuzz_http_headers: %s:%d: check failed: %s\n", \
-				__FILE__, __LINE__, #cond);                              \
-			abort();                                                         \
-		}                                                                        \
-	} while (0)
 
 /* Decimal digits at *s into *out (int64, at least one digit). */
 static int ref_num(const char **s, int64_t *out)

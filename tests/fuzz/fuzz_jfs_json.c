@@ -23,6 +23,7 @@
  * Run:   build-fuzz/fuzz/fuzz_jfs_json -dict=tests/fuzz/jfs_json.dict \
  *          -max_total_time=60 /tmp/corpus-json tests/fuzz/jfs_json_seeds
  */
+#include "fuzz.h"
 #include "net/jfs_json.h"
 #include "net/url.h"
 
@@ -33,17 +34,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-#define CHECK(cond)                                                                  \
-	do {                                                                         \
-		if (!(cond)) {                                                       \
-			fprintf(stderr, "fuzz_jfs_json: %s:%d: check failed: %s\n", \
-				__FILE__, __LINE__, #cond);                          \
-			abort();                                                     \
-		}                                                                    \
-	} while (0)
 
 #define FIXED_MD5 "6f5902ac237024bdd0c176cb93063dc4"
 

@@ -17,6 +17,7 @@
  *          -dict=tests/fuzz/jfs_xml.dict -max_total_time=60 \
  *          /tmp/corpus tests/fuzz/jfs_xml_seeds
  */
+#include "fuzz.h"
 #include "net/jfs_xml.h"
 
 #include <errno.h>
@@ -24,17 +25,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-#define CHECK(cond)                                                            \
-	do {                                                                   \
-		if (!(cond)) {                                                 \
-			fprintf(stderr, "fuzz_jfs_xml: %s:%d: check failed: %s\n", \
-				__FILE__, __LINE__, #cond);                    \
-			abort();                                               \
-		}                                                              \
-	} while (0)
 
 enum kind { K_LIST, K_STAT, K_LISTSTREAM, K_USER, K_DEVICE, K_COUNT };
 

@@ -16,6 +16,7 @@
  * Build: make fuzz
  * Run:   build-fuzz/fuzz/fuzz_names -dict=tests/fuzz/names.dict -max_total_time=60
  */
+#include "fuzz.h"
 #include "net/names.h"
 
 #include <errno.h>
@@ -23,17 +24,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-#define CHECK(cond)                                                         \
-	do {                                                                \
-		if (!(cond)) {                                              \
-			fprintf(stderr, "fuzz_names: %s:%d: check failed: %s\n", \
-				__FILE__, __LINE__, #cond);                 \
-			abort();                                            \
-		}                                                           \
-	} while (0)
 
 /* The POSIX view of plain bytes @x: what names_decode must show. @out needs
  * 3 bytes per input byte. Returns the length. */

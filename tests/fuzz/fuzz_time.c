@@ -15,6 +15,7 @@
  * Run:   build-fuzz/fuzz/fuzz_time -dict=tests/fuzz/time.dict -max_total_time=60 \
  *          /tmp/corpus-time tests/fuzz/time_seeds
  */
+#include "fuzz.h"
 #include "net/jtime.h"
 
 #include <errno.h>
@@ -22,17 +23,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-#define CHECK(cond)                                                              \
-	do {                                                                     \
-		if (!(cond)) {                                                   \
-			fprintf(stderr, "fuzz_time: %s:%d: check failed: %s\n", \
-				__FILE__, __LINE__, #cond);                      \
-			abort();                                                 \
-		}                                                                \
-	} while (0)
 
 /* Is gmtime's year of @t within 0000-9999 (what the formatters accept)? */
 static int year_ok(time_t t)
