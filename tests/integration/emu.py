@@ -20,7 +20,6 @@ import shutil
 import subprocess
 import tempfile
 import threading
-import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -86,8 +85,8 @@ class Emulator:
         self.proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                      stdin=subprocess.DEVNULL, text=True)
         self._stderr_lines = []
-        t = threading.Thread(target=self._pump_stderr, daemon=True)
-        t.start()
+        self._pump = threading.Thread(target=self._pump_stderr, daemon=True)
+        self._pump.start()
         line = [None]
 
         def read_ready():
@@ -98,7 +97,7 @@ class Emulator:
         if not line[0] or not line[0].startswith("ready "):
             self.proc.kill()
             self.proc.wait()
-            time.sleep(0.1)
+            self._pump.join(5)          # its stderr read to the end
             raise EmulatorError("jottaemu did not start (exit %s): stdout %r\nstderr:\n%s"
                                 % (self.proc.returncode, line[0], self.stderr()))
         self.url = line[0].split()[1].strip()

@@ -13,6 +13,7 @@ import re
 import select
 import stat
 import subprocess
+import termios
 import time
 import urllib.parse
 
@@ -20,6 +21,7 @@ import pytest
 
 from jfs_helpers import BIN, SANITIZER_RE, Account
 from jfs_helpers import run as _run
+from wtest_helpers import wait_for
 
 GiB = 1 << 30
 MiB = 1 << 20
@@ -131,7 +133,10 @@ def test_login_from_terminal_without_echo(emulator, acc):
         return pred(seen)
 
     assert read_until(lambda s: b"login token" in s), seen
-    time.sleep(0.2)                                  # let it switch echo off
+    # the prompt comes first, then echo goes off: wait for the terminal state
+    # (tcgetattr on the master gives the slave's settings on Linux)
+    wait_for(lambda: not termios.tcgetattr(master)[3] & termios.ECHO, 20,
+             "jottafs login to switch the terminal's echo off")
     os.write(master, token.encode() + b"\n")
     out, _ = proc.communicate(timeout=60)
     read_until(lambda s: False, timeout=0.5)

@@ -11,13 +11,9 @@ import subprocess
 import pytest
 
 from jfs_helpers import BIN
-from wtest_helpers import knobs, live, md5_bytes, tree, wait_for
+from wtest_helpers import ctl, knobs, live, md5_bytes, status, tree, wait_for
 
 MiB = 1 << 20
-
-
-def ctl(m, *parts):
-    return os.path.join(m.path, ".jottacloud", *parts)
 
 
 def fsync_path(path):
@@ -33,11 +29,6 @@ def write(path, data, sync=True):
         f.write(data)
     if sync:
         fsync_path(path)
-
-
-def status(m):
-    with open(ctl(m, "status.json")) as f:
-        return json.load(f)
 
 
 def jottafs_status(account, *args):

@@ -6,7 +6,6 @@ names so they share one emulator without seeing each other's files.
 """
 
 import base64
-import hashlib
 import http.client
 import json
 import os
@@ -24,12 +23,9 @@ import pytest
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from emu import Emulator, EmulatorError, JOTTAEMU  # noqa: E402
+from wtest_helpers import md5_bytes as md5, wait_for  # noqa: E402
 
 MD5_EMPTY = "d41d8cd98f00b204e9800998ecf8427e"
-
-
-def md5(b):
-    return hashlib.md5(b).hexdigest()
 
 
 def q(name):
@@ -347,7 +343,7 @@ def test_short_token_lifetime_expires(emu):
     c = Client(emu)
     assert c.tok["expires_in"] == 3
     assert c.get("")[0] == 200
-    time.sleep(3.3)
+    time.sleep(3.3)          # not synchronisation: the token's 3 s lifetime must pass
     assert c.get("")[0] == 401
     st, t = refresh(emu, c.tok["refresh_token"])
     assert st == 200
@@ -569,14 +565,10 @@ def test_resume_after_cut_off_upload(emu):
     s.sendall(("POST %s HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\n"
                "Content-Type: application/octet-stream\r\nContent-Length: %d\r\n\r\n"
                % (u.path, c.at, len(data))).encode() + data[:123456])
-    time.sleep(0.3)
     s.close()
-    deadline = time.monotonic() + 10
-    while True:  # the server notices the closed connection asynchronously
-        a2 = c.allocate("res/big.bin", data)
-        if a2["resume_pos"] == 123456 or time.monotonic() > deadline:
-            break
-        time.sleep(0.1)
+    # the server notices the closed connection asynchronously
+    a2 = wait_for(lambda: (lambda a: a if a["resume_pos"] == 123456 else None)(
+        c.allocate("res/big.bin", data)), 10, "the cut upload to resume at 123456")
     assert a2["state"] == "INCOMPLETE" and a2["resume_pos"] == 123456
     assert a2["upload_id"] == a["upload_id"]
     f = c.xml("res/big.bin")
@@ -601,8 +593,9 @@ def test_resume_after_injected_reset(emu):
     with pytest.raises((ConnectionError, http.client.HTTPException, OSError)):
         emu.request("POST", a["upload_url"], body=data, token=c.at)
     emu.set_knobs(reset_rate=0)
-    time.sleep(0.2)
-    a2 = c.allocate("rr/x.bin", data)
+    # the server stores the received part once it notices the reset
+    a2 = wait_for(lambda: (lambda a: a if a["resume_pos"] > 0 else None)(
+        c.allocate("rr/x.bin", data)), 10, "the reset upload to have a resume position")
     assert 0 < a2["resume_pos"] < len(data)
     st, _, body = emu.request("POST", a2["upload_url"], body=data[a2["resume_pos"]:],
                               token=c.at, headers={"Range": "bytes=%d-%d" % (
@@ -1057,6 +1050,7 @@ def test_outage_switch_window_and_503_mode(emu):
     emu.set_knobs(outage=False, outage_mode="reset", outage_window="2:2")
     t0 = time.monotonic()
     assert c.get("")[0] == 200
+    # not synchronisation: the window is wall time; these sleeps step into and past it
     time.sleep(max(0, 2.5 - (time.monotonic() - t0)))
     with pytest.raises((ConnectionError, http.client.HTTPException, OSError)):
         c.get("")
@@ -1070,7 +1064,7 @@ def test_outage_at_start(tmp_path):
         assert e.knobs()["outage_active"] is True
         with pytest.raises((ConnectionError, http.client.HTTPException, OSError)):
             e.request("GET", "/auth/realms/jottacloud/.well-known/openid-configuration")
-        time.sleep(max(0, 3.2 - (time.monotonic() - t0)))
+        time.sleep(max(0, 3.2 - (time.monotonic() - t0)))   # past the 3 s window (wall time)
         assert e.request("GET", "/auth/realms/jottacloud/.well-known/"
                               "openid-configuration")[0] == 200
 

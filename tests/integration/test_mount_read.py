@@ -4,6 +4,7 @@ content, the caches, recursive walks, faults, unmount.
 Every test unmounts with fusermount3 -u and requires exit status 0 and a log
 free of error lines and sanitizer reports (jfs_helpers.Mount.unmount).
 """
+import hashlib
 import json
 import os
 import stat
@@ -14,7 +15,7 @@ import time
 import pytest
 
 from jfs_helpers import BIN, DaemonFailed
-from wtest_helpers import md5_file, read_file
+from wtest_helpers import md5_file, read_file, wait_for, wait_steady
 
 MiB = 1 << 20
 
@@ -172,8 +173,7 @@ def test_small_probe_of_huge_file(account, emulator, mounter):
     emulator.reset_stats()
     with open(os.path.join(m.path, "huge.bin"), "rb") as f:
         assert f.read(65536) == bytes(65536)
-    time.sleep(0.5)     # let read-ahead in flight finish before counting
-    got = emulator.stats()["download_bytes"]
+    got = wait_steady(lambda: emulator.stats()["download_bytes"], "the read-ahead in flight")
     print("64 KiB probe of a 1 GiB file: %d bytes downloaded" % got)
     assert got < MiB
     m.unmount()
@@ -189,8 +189,7 @@ def test_head_probe_of_huge_file_stays_small(account, emulator, mounter):
     p = subprocess.run(["head", "-c", "65536", os.path.join(m.path, "huge.bin")],
                        capture_output=True, check=True)
     assert p.stdout == bytes(65536)
-    time.sleep(0.5)     # let read-ahead in flight finish before counting
-    got = emulator.stats()["download_bytes"]
+    got = wait_steady(lambda: emulator.stats()["download_bytes"], "the read-ahead in flight")
     print("head -c 65536 of a 1 GiB file: %d bytes downloaded" % got)
     assert got < MiB
     m.unmount()
@@ -243,10 +242,8 @@ def test_prefetch_streams_at_mount(account, emulator, mounter):
     seed_tree(emulator, account.user, dirs=8)
     emulator.reset_stats()
     m = mounter(account, options=["prefetch"])
-    deadline = time.time() + 10
-    while emulator.stats()["requests"]["liststream"] < 1 and time.time() < deadline:
-        time.sleep(0.05)
-    time.sleep(0.3)
+    wait_for(lambda: emulator.stats()["requests"]["liststream"] >= 1, 10, "the prefetch stream")
+    # no wait for its end: a walk joins the stream in flight (no folder request)
     run("find", m.path)
     req = emulator.stats()["requests"]
     assert req["liststream"] == 1
@@ -270,9 +267,8 @@ def test_remount_lists_from_cache(account, emulator, mounter):
         assert after == before
         assert took < 1.0, "find after remount took %.2f s" % took
         # The walk is revalidated by one stream, not a request per folder.
-        deadline = time.time() + 20
-        while emulator.stats()["requests"]["liststream"] < 1 and time.time() < deadline:
-            time.sleep(0.1)
+        wait_for(lambda: emulator.stats()["requests"]["liststream"] >= 1, 20,
+                 "the revalidation stream")
     finally:
         emulator.set_knobs(latency_ms=0)
     req = emulator.stats()["requests"]
@@ -293,8 +289,8 @@ def test_revalidation_sees_remote_changes(account, emulator, mounter):
     emulator.seed([{"path": "d/change", "content": "new content, longer"},
                    {"path": "d/new", "content": "fresh"},
                    {"path": "d/gone", "content": "bye", "deleted": True}], user=account.user)
-    time.sleep(1.5)
-    assert sorted(os.listdir(d)) == ["change", "keep", "new"]
+    wait_for(lambda: sorted(os.listdir(d)) == ["change", "keep", "new"], 60,
+             "the mount to see the other client's changes (dir_cache_time=1)")
     with open(os.path.join(d, "change")) as f:
         assert f.read() == "new content, longer"
     assert not os.path.exists(os.path.join(d, "gone"))
@@ -367,15 +363,20 @@ def test_outage_during_read(account, emulator, mounter):
     tree = {e["path"]: e for e in emulator.tree(account.user)}
     m = mounter(account)
     emulator.set_knobs(bandwidth=2 * MiB, bandwidth_kinds="download")
-    result = {}
+    result, done = {}, [0]
 
     def reader():
-        result["md5"] = md5_file(os.path.join(m.path, "f"))
+        h = hashlib.md5()
+        with open(os.path.join(m.path, "f"), "rb") as f:
+            for chunk in iter(lambda: f.read(MiB), b""):
+                h.update(chunk)
+                done[0] += len(chunk)
+        result["md5"] = h.hexdigest()
     t = threading.Thread(target=reader)
     t.start()
-    time.sleep(1)
+    wait_for(lambda: done[0] >= 2 * MiB, 60, "the read to be 2 MiB in")
     emulator.set_knobs(outage=True)
-    time.sleep(10)
+    time.sleep(10)                      # not a wait: the outage lasts 10 s (the scenario)
     emulator.set_knobs(outage=False)
     t.join(120)
     emulator.reset_knobs()
@@ -451,7 +452,9 @@ def test_dead_login_serves_cache_read_only(account, emulator, mounter):
         "Content-Type": "application/x-www-form-urlencoded"})
     assert status == 200
     emulator.expire_tokens(account.user)
-    time.sleep(1.5)                         # the listings are stale now
+    # not synchronisation: dir_cache_time (1 s) must pass so that the listing
+    # below needs the (dead) login; nothing to observe without a request
+    time.sleep(1.5)
     assert os.listdir(os.path.join(m.path, "d")) == ["f"]
     with open(os.path.join(m.path, "d", "f")) as f:
         assert f.read() == "cached content"

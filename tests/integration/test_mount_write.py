@@ -10,11 +10,11 @@ import os
 import signal
 import sqlite3
 import subprocess
-import time
 
 import pytest
 
-from wtest_helpers import md5_bytes, md5_file, rclone_for
+from wtest_helpers import (md5_bytes, md5_file, partial_names, partial_upload_bytes, rclone_for,
+                           wait_for)
 
 MiB = 1 << 20
 
@@ -272,6 +272,7 @@ def test_visible_while_upload_pending(account, emulator, mounter):
     emulator.set_knobs(bandwidth=256 * 1024, bandwidth_kinds="upload")
     try:
         m = mounter(account, options=["unmount_wait=120"])
+        old = partial_names(emulator)
         data = os.urandom(2 * MiB)
         with open(os.path.join(m.path, "slow"), "wb") as f:
             f.write(data)
@@ -279,8 +280,8 @@ def test_visible_while_upload_pending(account, emulator, mounter):
         p = run("md5sum", os.path.join(m.path, "slow"))
         assert p.stdout.split()[0].decode() == md5_bytes(data)
         assert "slow" not in server_files(emulator, account.user)
-        # A listing of the service meanwhile must not hide it.
-        time.sleep(0.2)
+        # A listing of the service meanwhile (the upload under way) must not hide it.
+        wait_for(lambda: partial_upload_bytes(emulator, old) > 0, 60, "the upload to start")
         assert "slow" in os.listdir(m.path)
         m.unmount()     # waits for the upload
     finally:

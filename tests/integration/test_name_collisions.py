@@ -13,7 +13,7 @@ import errno
 import os
 import time
 
-from wtest_helpers import errno_of, live, read_file, twin_name
+from wtest_helpers import errno_of, live, read_file, twin_name, wait_for
 
 WARN = "decodes to the same name as another entry"
 
@@ -86,8 +86,11 @@ def test_twins_reachable_and_warned_once_per_listing(account, emulator, mounter,
                                        "poll_interval=0"])
     d = os.path.join(m.path, "x")
     check_view(d)
-    time.sleep(1.5)
-    check_view(d)
+
+    def listed_again():                         # once x is stale (dir_cache_time=1)
+        check_view(d)
+        return min(sum(("'x/%s'" % s) in line for line in warnings(m)) for s in TWINS) >= 2
+    wait_for(listed_again, 60, "a second listing of x to warn again")
     w = warnings(m)
     counts = [sum(("'x/%s'" % s) in line for line in w) for s in TWINS]
     assert counts[0] >= 2 and counts == [counts[0]] * len(TWINS), (counts, w)
@@ -153,8 +156,9 @@ def test_a_lone_non_canonical_name_keeps_its_name(account, emulator, mounter):
     assert sorted(os.listdir(d)) == sorted(["a:b", twin_name("a:b", "a:b")])
     emulator.seed([{"path": "y/a\uff1ab", "content": "canonical", "deleted": True}],
                   user=account.user)
-    time.sleep(1.5)
-    assert os.listdir(d) == ["a:b"]
+    wait_for(lambda: os.listdir(d) == ["a:b"] and errno_of(
+        os.stat, os.path.join(d, twin_name("a:b", "a:b"))) == errno.ENOENT, 60,
+        "the mount to see the twin deleted (dir_cache_time=1)")
     assert read_file(os.path.join(d, "a:b")) == b"raw"
     assert errno_of(os.stat, os.path.join(d, twin_name("a:b", "a:b"))) == errno.ENOENT
     m.unmount()

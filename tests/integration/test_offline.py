@@ -106,7 +106,7 @@ def test_offline_operations_and_recovery(emu, tmp_path, mode):
         assert online_df.f_blocks > 0
 
         _outage(emu, mode)
-        time.sleep(1.2)         # let the listing of d go stale (dir_cache_time=1)
+        time.sleep(1.2)         # not a wait: d's listing must go stale (dir_cache_time=1)
         times = {}
         # The first request that needs the service finds the outage.
         err, times["uncached read (detects)"] = _errno_timed(
@@ -161,7 +161,8 @@ def test_offline_operations_and_recovery(emu, tmp_path, mode):
         assert len(_offline_lines(m)) == 1, m.output()
 
         # Hold the outage long enough for the upload of new.bin to have
-        # backed off several times (1 s, 2 s, 4 s, 8 s ...).
+        # backed off several times (1 s, 2 s, 4 s, 8 s ...): the scenario's
+        # length, not synchronisation.
         time.sleep(15)
         _restore(emu, mode)
         t_back = time.monotonic()
@@ -256,7 +257,7 @@ def test_file_manager_walk_offline(emu, tmp_path):
             return n
         assert walk() == 500          # online: lists and caches the heads
         emu.set_knobs(outage_mode="reset", outage=True)
-        time.sleep(1.2)               # every listing stale
+        time.sleep(1.2)               # not a wait: every listing must go stale first
         n, took = _timed(walk)
         assert n == 500
         print("\noffline walk of 500 files: %.2f s" % took)

@@ -24,6 +24,7 @@ import time
 import pytest
 
 from jfs_helpers import BIN, DaemonFailed
+from wtest_helpers import wait_for
 
 ROOT_ONLY = pytest.mark.skipif(os.geteuid() != 0, reason="needs root: chown to another user")
 OTHER_NAME = "jottafs-sectest"
@@ -298,6 +299,12 @@ def _exe_readable(pid):
     return p.returncode == 0
 
 
+def _comm(pid):
+    """The name of what process @pid runs now (after its last exec)."""
+    with open("/proc/%d/comm" % pid) as f:
+        return f.read().strip()
+
+
 class _Daemon:
     """jottafs -f started without CAP_SYS_PTRACE (see above)."""
 
@@ -347,7 +354,7 @@ def test_not_dumpable_unless_asked(account, tmp_path, opts, args, dumpable):
         # The control: a process of ours started the same way is readable.
         ctl = subprocess.Popen(NO_PTRACE + ["sleep", "30"])
         try:
-            time.sleep(0.1)
+            wait_for(lambda: _comm(ctl.pid) == "sleep", 20, "the control process to exec sleep")
             assert _exe_readable(ctl.pid)
         finally:
             ctl.kill()

@@ -45,7 +45,7 @@ def test_5xx_429_and_resets(account, emulator, mounter):
         # 1. a burst: every allocate and data POST fails for 4 s.
         emulator.set_knobs(error_rate=1.0, error_status=503, error_kinds="allocate,upload")
         want = _write_set(os.path.join(m.path, "burst"), rng, 10, [1000, 300000, 2 * MiB])
-        time.sleep(4)
+        time.sleep(4)     # the burst's length (the scenario), not synchronisation
         # 2. then a mix: random 500/502, a 429 burst and resets mid-body.
         # (Rates kept moderate: each failure doubles that file's retry delay,
         # so harsher rates mostly measure the backoff tail.)
@@ -82,7 +82,7 @@ def test_30s_outage(account, emulator, mounter):
         # Local reads of what was written work during the outage.
         with open(os.path.join(m.path, "o", "during03.bin"), "rb") as f:
             assert f.read() == during["during03.bin"]
-        time.sleep(max(0.0, 30 - (time.monotonic() - t0)))
+        time.sleep(max(0.0, 30 - (time.monotonic() - t0)))  # the 30 s outage (scenario)
         emulator.set_knobs(outage=False)
         t1 = time.monotonic()
         m.unmount(timeout=300)
@@ -112,7 +112,7 @@ def test_five_second_access_tokens(account, emulator, mounter):
                     os.fsync(f.fileno())   # some waits on the server, across refreshes
             want[name] = data
             i += 1
-            time.sleep(0.3)
+            time.sleep(0.3)                # pacing the writer over ~18 s, not a wait
         m.unmount(timeout=300)
     s = emulator.stats()
     assert s["grant_errors"] == 0, s

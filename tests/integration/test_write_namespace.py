@@ -21,7 +21,7 @@ from datetime import datetime, timezone
 
 from wtest_helpers import (MiB, clear_cache, encode_name, errno_of, knobs, live, md5_bytes,
                            md5_file, partial_names, partial_upload_bytes, read_file, tree,
-                           wait_for, write_file)
+                           wait_for, wait_idle, wait_steady, write_file)
 
 
 def fsync_write(path, data, mode="wb"):
@@ -394,7 +394,10 @@ def test_unlink_of_pending_upload_sends_nothing(account, emulator, mounter):
         write_file(J(m, "slow.bin"), data)
         wait_for(lambda: partial_upload_bytes(emulator, old) > 0, 30, "the slow upload to start")
         os.unlink(J(m, "slow.bin"))
-        time.sleep(3.5)   # past the write-back delay: nothing may arrive now
+        # nothing may arrive now: wait until the daemon has nothing left to
+        # upload and the cancelled transfer has stopped moving
+        wait_idle(m)
+        wait_steady(lambda: partial_upload_bytes(emulator, old), "the cancelled transfer")
         assert "quick.bin" not in live(emulator, account.user)
         assert "slow.bin" not in live(emulator, account.user)
     assert os.listdir(m.path) == []
@@ -728,8 +731,7 @@ def test_o_trunc_of_a_big_server_file_downloads_nothing(account, emulator, mount
     emulator.reset_stats()
     with open(J(m, "big.bin"), "wb") as f:        # O_WRONLY|O_CREAT|O_TRUNC
         f.write(b"small now")
-    time.sleep(0.5)
-    got = emulator.stats()["download_bytes"]
+    got = wait_steady(lambda: emulator.stats()["download_bytes"], "downloads in flight")
     assert got < MiB, "O_TRUNC of a 40 MiB file fetched %d bytes of content it drops" % got
     m.unmount()
     x = live(emulator, account.user)["big.bin"]

@@ -9,6 +9,7 @@
 Standard library only.
 """
 import hashlib
+import json
 import os
 import shutil
 import subprocess
@@ -134,6 +135,41 @@ def wait_for(pred, timeout, what, interval=0.1):
             return last
         time.sleep(interval)
     raise AssertionError("timed out after %.0f s waiting for %s (last: %r)" % (timeout, what, last))
+
+
+def wait_steady(value, what, quiet=1.0, timeout=60, interval=0.1):
+    """Poll value() until it has not changed for @quiet seconds (returned):
+    for a counter that in-flight work (read-ahead, a cancelled transfer)
+    may still move. Fails after @timeout."""
+    deadline = time.monotonic() + timeout
+    last, since = value(), time.monotonic()
+    while time.monotonic() < deadline:
+        time.sleep(interval)
+        now = value()
+        if now != last:
+            last, since = now, time.monotonic()
+        elif time.monotonic() - since >= quiet:
+            return now
+    raise AssertionError("timed out after %.0f s waiting for %s to settle (last: %r)"
+                         % (timeout, what, last))
+
+
+def ctl(m, *parts):
+    """A path in the mount's control directory (default name)."""
+    return os.path.join(m.path, ".jottacloud", *parts)
+
+
+def status(m):
+    """The mount's status.json as a dict."""
+    with open(ctl(m, "status.json")) as f:
+        return json.load(f)
+
+
+def wait_idle(m, timeout=60):
+    """Wait until the mount has nothing left to upload (status.json: no
+    pending file, no transfer): from then on nothing more can arrive."""
+    return wait_for(lambda: (lambda s: s if s["pending"]["files"] == 0 and not s["transfers"]
+                             else None)(status(m)), timeout, "an empty upload queue")
 
 
 def wait_server(emu, user, path, md5, timeout=60):

@@ -699,7 +699,7 @@ static void test_refresh_and_persist(void **state)
 	f->p.expires_in = 2;
 	assert_int_equal(get(a, true, tok, sizeof(tok)), 0);
 	assert_string_equal(tok, "A3");
-	sleep(2);
+	sleep(2); /* not synchronisation: the 2 s lifetime must run out */
 	assert_int_equal(get(a, false, tok, sizeof(tok)), 0);
 	assert_string_equal(tok, "A4");
 	assert_int_equal(f->p.reuse_detected, 0);
@@ -798,7 +798,7 @@ static void test_dead_login_revives_after_new_login(void **state)
 	f->p.secret_used = false;
 	do_login(f, "default");
 	assert_true(auth_is_dead(a)); /* looked at most every 5 s */
-	sleep(6);
+	sleep(6); /* not synchronisation: past that 5 s interval (monotonic) */
 	assert_false(auth_is_dead(a));
 	assert_int_equal(get(a, false, tok, sizeof(tok)), 0);
 	assert_string_equal(tok, "A1");

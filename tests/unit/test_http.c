@@ -1081,7 +1081,9 @@ static void test_cancel_mid_upload(void **state)
 		b->req.cancel = &b->cancel;
 		assert_int_equal(pthread_create(&b->t, NULL, bg_main, b), 0);
 		wait_at_least(&s->body_bytes, 1 << 20, 10000);
-		usleep(300 * 1000);             /* well into the transfer */
+		/* pacing, not a wait: let curl block on the full socket (stalled)
+		 * or keep streaming (reading) before the cancel */
+		usleep(300 * 1000);
 		assert_false(atomic_load(&b->finished));
 		long dt = cancel_and_join(b);
 		fprintf(stderr, "  cancel mid-upload (%s, %lld body bytes read): returned in %ld ms\n",
@@ -1152,7 +1154,7 @@ static void test_cancel_mid_download(void **state)
 	b->req.cancel = &b->cancel;
 	assert_int_equal(pthread_create(&b->t, NULL, bg_main, b), 0);
 	wait_at_least(&k.bytes, 256 << 10, 10000);
-	usleep(200 * 1000);
+	usleep(200 * 1000); /* pacing: the client idles on the stalled body before the cancel */
 	long dt = cancel_and_join(b);
 	fprintf(stderr, "  cancel mid-download (%lld bytes in): returned in %ld ms\n",
 		(long long)atomic_load(&k.bytes), dt);
@@ -1187,7 +1189,9 @@ static void test_cancel_before_and_in_backoff(void **state)
 
 	atomic_store(&b->cancel, false);
 	assert_int_equal(pthread_create(&b->t, NULL, bg_main, b), 0);
-	usleep(300 * 1000);                     /* the 503 is in; the wait began */
+	/* the 503 is in and the 30 s wait began: nothing shows that from outside
+	 * the client (kept: the cancel must land in the wait, not before it) */
+	usleep(300 * 1000);
 	long dt = cancel_and_join(b);
 	fprintf(stderr, "  cancel in a 30 s Retry-After wait: returned in %ld ms\n", dt);
 	assert_int_equal(b->rc, -ECANCELED);

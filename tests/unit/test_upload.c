@@ -971,7 +971,7 @@ static void cancel(void **state)
 	assert_int_equal(upload_enqueue(Q, mk_item(&b, 3, 1, "gone.txt", "bye bye")), 0);
 	fake_wait_blocked(1);
 	assert_int_equal(pthread_create(&t, NULL, wait_thread, &id), 0);
-	sleep_ms(20);
+	sleep_ms(20); /* pacing: the waiter usually blocks first (-ENOENT either way) */
 	assert_int_equal(upload_cancel(Q, 3), 0);
 	/* upload_cancel returned: the transfer has stopped */
 	assert_int_equal(FG(blocked), 0);
@@ -979,7 +979,8 @@ static void cancel(void **state)
 	pthread_join(t, &rv);
 	assert_int_equal((int)(intptr_t)rv, -ENOENT);
 	fake_block(false);
-	sleep_ms(50);
+	upload_close(Q); /* the workers are stopped: nothing can still arrive */
+	Q = NULL;
 	fake_md5("gone.txt", m);
 	assert_string_equal(m, "");
 	assert_int_equal(events(), 0);
@@ -1554,6 +1555,12 @@ static void keyrejected_pauses(void **state)
 	int64_t end = mono_ms() + 5000;
 	while (FG(n_alloc) < 1 && mono_ms() < end)
 		sleep_ms(2);
+	struct upload_state us = { .running = true };
+	while (upload_state(Q, 1, &us) == 0 && us.running && mono_ms() < end)
+		sleep_ms(2);
+	assert_false(us.running);
+	/* not synchronisation: 5 times backoff_max_ms, in which a retry (were
+	 * one scheduled) would have run */
 	sleep_ms(100);
 	assert_int_equal(FG(n_alloc), 1);         /* nothing tried while paused */
 	assert_true(upload_pending(Q, 1));      /* and nothing given up */

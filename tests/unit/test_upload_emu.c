@@ -583,7 +583,7 @@ static void upload_under_way(int n, int ms)
 		assert_true(mono_ms() < end);
 		sleep_ms(5);
 	}
-	sleep_ms(ms);
+	sleep_ms(ms); /* pacing: @ms into the body, not a wait for an event */
 }
 
 /*
@@ -662,7 +662,9 @@ static void errors_then_outage(void **state)
 		sleep_ms(20);
 	}
 	knobs("{\"error_rate\": 0.0, \"outage\": true}");
-	sleep_ms(1500);
+	end = mono_ms() + 20000;
+	while (stat_num("faults", "outage") == 0 && mono_ms() < end)
+		sleep_ms(20);
 	assert_true(stat_num("faults", "outage") > 0);
 	knobs("{\"outage\": false}");
 	assert_int_equal(upload_drain(Q, 60), 0);
@@ -799,7 +801,7 @@ static void kill9_resume(void **state)
 	assert_true(n > 0);
 	line[n] = '\0';
 	assert_non_null(strstr(line, "enqueued"));
-	sleep_ms(1000);                         /* some MB on their way */
+	sleep_ms(1000); /* pacing, not a wait: some MB on their way when it is killed */
 	kill(pid, SIGKILL);
 	int st;
 	waitpid(pid, &st, 0);
