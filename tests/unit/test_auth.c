@@ -13,9 +13,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <openssl/evp.h>
-#include <stdarg.h>
 #include <stddef.h>
-#include <setjmp.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -26,7 +24,7 @@
 #include <dirent.h>
 #include <unistd.h>
 
-#include <cmocka.h>
+#include "unit.h"
 
 #include "testsrv.h"
 
@@ -395,8 +393,7 @@ static int setup(void **state)
 	assert_non_null(f->p.srv);
 	struct http_config cfg = { .backoff_min_ms = 1, .backoff_max_ms = 5, .max_retries = 2 };
 	assert_int_equal(http_client_new(&cfg, &f->http), 0);
-	snprintf(f->dir, sizeof(f->dir), "/tmp/jottafs-test-auth-XXXXXX");
-	assert_non_null(mkdtemp(f->dir));
+	unit_tmpdir(f->dir, sizeof(f->dir), "jottafs-test-auth");
 	snprintf(f->cfg, sizeof(f->cfg), "%s/conf/jottafs", f->dir);
 	snprintf(f->api, sizeof(f->api), "%s", f->p.srv->url);
 	f->ep.api_url = f->api;
@@ -1031,7 +1028,6 @@ static void test_discovery_and_oauth_error(void **state)
 
 int main(void)
 {
-	signal(SIGPIPE, SIG_IGN);
 	log_setup(LOG_LVL_WARN, false);
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_token_decode_valid),
@@ -1053,5 +1049,5 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_threads_single_flight, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_processes_share_account, setup, teardown),
 	};
-	return cmocka_run_group_tests(tests, NULL, NULL);
+	return UNIT_MAIN(tests, NULL, NULL);
 }

@@ -3,11 +3,9 @@
  * user pastes and what the browser sends to the listener (path, state,
  * error answers), and the wait over a pipe and a loopback socket.
  */
-#include <setjmp.h>
-#include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
-#include <cmocka.h>
+#include "unit.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -249,5 +247,5 @@ int main(void)
 		cmocka_unit_test(test_wait_paste_pipe),
 		cmocka_unit_test(test_wait_listener),
 	};
-	return cmocka_run_group_tests(tests, NULL, NULL);
+	return UNIT_MAIN(tests, NULL, NULL);
 }

@@ -3,11 +3,9 @@
  * clock), the probe backoff, the probe thread, and net/http asking it
  * (a refused port: fail fast with -EHOSTDOWN once offline, no connection).
  */
-#include <setjmp.h>
-#include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
-#include <cmocka.h>
+#include "unit.h"
 
 #include <errno.h>
 #include <stdatomic.h>
@@ -342,5 +340,5 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_probe_thread, arm, disarm),
 		cmocka_unit_test_setup_teardown(test_http_fails_fast_offline, arm, disarm),
 	};
-	return cmocka_run_group_tests(tests, NULL, NULL);
+	return UNIT_MAIN(tests, NULL, NULL);
 }

@@ -10,8 +10,6 @@
 #include <errno.h>
 #include <openssl/evp.h>
 #include <pthread.h>
-#include <setjmp.h>
-#include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -20,7 +18,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include <cmocka.h>
+#include "unit.h"
 
 #include "cache/data.h"
 #include "cache/meta.h"
@@ -325,8 +323,7 @@ static int dsetup(void **state)
 	struct dfix *f = calloc(1, sizeof(*f));
 	struct meta_entry e = { .sname = "file", .name = "file", .canonical = true };
 
-	snprintf(f->dir, sizeof(f->dir), "/tmp/test_data.XXXXXX");
-	assert_non_null(mkdtemp(f->dir));
+	unit_tmpdir(f->dir, sizeof(f->dir), "test_data");
 	snprintf(f->index, sizeof(f->index), "%s/index.db", f->dir);
 	snprintf(f->data, sizeof(f->data), "%s/data", f->dir);
 	fake_set(3 * 1024 * 1024 + 12345, 7);
@@ -345,11 +342,8 @@ static int dsetup(void **state)
 static int dteardown(void **state)
 {
 	struct dfix *f = *state;
-	char cmd[128];
-
 	dfix_close(f);
-	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", f->dir);
-	assert_int_equal(system(cmd), 0);
+	unit_rm_rf(f->dir);
 	free(f);
 	return 0;
 }
@@ -943,5 +937,5 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_modify_remote, dsetup, dteardown),
 		cmocka_unit_test_setup_teardown(test_local_bound_and_discard, dsetup, dteardown),
 	};
-	return cmocka_run_group_tests(tests, NULL, NULL);
+	return UNIT_MAIN(tests, NULL, NULL);
 }

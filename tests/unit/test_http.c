@@ -14,10 +14,8 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <pthread.h>
-#include <stdarg.h>
 #include <stdatomic.h>
 #include <stddef.h>
-#include <setjmp.h>
 #include <signal.h>
 #include <limits.h>
 #include <stdio.h>
@@ -27,7 +25,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include <cmocka.h>
+#include "unit.h"
 
 #include "testsrv.h"
 #include "watchdog.h"
@@ -1315,7 +1313,6 @@ static int disarm(void **state)
 
 int main(void)
 {
-	signal(SIGPIPE, SIG_IGN);
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_status_errno, arm, disarm),
 		cmocka_unit_test_setup_teardown(test_status_table, arm, disarm),
@@ -1348,5 +1345,5 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_cancel_before_and_in_backoff, arm, disarm),
 		cmocka_unit_test_setup_teardown(test_no_resend_of_non_idempotent, arm, disarm),
 	};
-	return cmocka_run_group_tests(tests, NULL, NULL);
+	return UNIT_MAIN(tests, NULL, NULL);
 }

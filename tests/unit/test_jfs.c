@@ -6,11 +6,9 @@
  * cphash answers checked). The emulator-backed behaviour is covered by the
  * integration tests.
  */
-#include <setjmp.h>
-#include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
-#include <cmocka.h>
+#include "unit.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -977,8 +975,6 @@ static void test_content_range(void **state)
 
 int main(void)
 {
-	/* the scripted server writes to connections a cancelled client closed */
-	signal(SIGPIPE, SIG_IGN);
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_content_range),
 		cmocka_unit_test_setup_teardown(test_list, setup, teardown),
@@ -994,5 +990,5 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_account, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_new, setup, teardown),
 	};
-	return cmocka_run_group_tests(tests, NULL, NULL);
+	return UNIT_MAIN(tests, NULL, NULL);
 }

@@ -4,11 +4,9 @@
  * (C.5, C.6), the customer document (C.4), purge_trash and JSON error
  * mapping; malformed and hostile answers are -EIO.
  */
-#include <setjmp.h>
-#include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
-#include <cmocka.h>
+#include "unit.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -299,5 +297,5 @@ int main(void)
 		cmocka_unit_test(test_upload_url),
 		cmocka_unit_test(test_errors_use_the_table),
 	};
-	return cmocka_run_group_tests(tests, NULL, NULL);
+	return UNIT_MAIN(tests, NULL, NULL);
 }

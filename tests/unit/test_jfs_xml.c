@@ -5,11 +5,9 @@
  * identical), plus malformed, truncated and hostile input (-EIO, never a
  * crash), the liststream <stats> rule, and bounded memory on 100k entries.
  */
-#include <setjmp.h>
-#include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
-#include <cmocka.h>
+#include "unit.h"
 
 #include <errno.h>
 #include <stdbool.h>
@@ -1738,5 +1736,5 @@ int main(void)
 		cmocka_unit_test(test_big_liststream),
 		cmocka_unit_test(test_big_listing),
 	};
-	return cmocka_run_group_tests(tests, NULL, NULL);
+	return UNIT_MAIN(tests, NULL, NULL);
 }

@@ -2,11 +2,9 @@
  * Unit tests of net/jtime: JottaTime and RFC 3339 parsing and formatting
  * (jottacloud-api.md §5.3), vectors from the real samples.
  */
-#include <setjmp.h>
-#include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
-#include <cmocka.h>
+#include "unit.h"
 
 #include <errno.h>
 #include <string.h>
@@ -153,5 +151,5 @@ int main(void)
 		cmocka_unit_test(test_rfc3339_parse),
 		cmocka_unit_test(test_format),
 	};
-	return cmocka_run_group_tests(tests, NULL, NULL);
+	return UNIT_MAIN(tests, NULL, NULL);
 }

@@ -2,11 +2,9 @@
  * Unit tests of the small shared pieces in lib/: clock, md5, backoff, utf8,
  * buf and fsutil (issue 13, item 5).
  */
-#include <setjmp.h>
-#include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
-#include <cmocka.h>
+#include "unit.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -206,5 +204,5 @@ int main(void)
 		cmocka_unit_test(test_buf),
 		cmocka_unit_test(test_file_read_max),
 	};
-	return cmocka_run_group_tests(tests, NULL, NULL);
+	return UNIT_MAIN(tests, NULL, NULL);
 }

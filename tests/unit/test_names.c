@@ -17,15 +17,13 @@
 #include "net/names.h"
 
 #include <errno.h>
-#include <stdarg.h>
 #include <stddef.h>
-#include <setjmp.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include <cmocka.h>
+#include "unit.h"
 
 #define ROUNDTRIP_N   250000u   /* random byte strings for the round trip */
 #define HOSTILE_N     200000u   /* random server names for the decoder */
@@ -1038,5 +1036,5 @@ int main(void)
 		cmocka_unit_test(test_dup_names),
 	};
 
-	return cmocka_run_group_tests(tests, NULL, NULL);
+	return UNIT_MAIN(tests, NULL, NULL);
 }

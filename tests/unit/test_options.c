@@ -7,15 +7,13 @@
 
 #include <errno.h>
 #include <fuse_lowlevel.h>
-#include <stdarg.h>
 #include <stddef.h>
-#include <setjmp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
-#include <cmocka.h>
+#include "unit.h"
 
 /* Parse a NULL-terminated argument list (argv[0] is added). */
 static int parse(struct mount_options *o, struct fuse_args *args, ...)
@@ -357,5 +355,5 @@ int main(void)
 		cmocka_unit_test_setup(test_special_mountpoints, setup),
 		cmocka_unit_test_setup(test_help_and_version, setup),
 	};
-	return cmocka_run_group_tests(tests, NULL, NULL);
+	return UNIT_MAIN(tests, NULL, NULL);
 }

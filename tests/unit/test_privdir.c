@@ -5,11 +5,9 @@
  * user" is simulated by checking for a uid that is not ours, and, as root,
  * with chown.
  */
-#include <setjmp.h>
-#include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
-#include <cmocka.h>
+#include "unit.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -33,8 +31,7 @@ static int setup(void **state)
 {
 	struct fixture *f = calloc(1, sizeof(*f));
 
-	snprintf(f->base, sizeof(f->base), "/tmp/test_privdir.XXXXXX");
-	assert_non_null(mkdtemp(f->base));
+	unit_tmpdir(f->base, sizeof(f->base), "test_privdir");
 	assert_non_null(realpath(f->base, f->real));
 	*state = f;
 	return 0;
@@ -43,11 +40,8 @@ static int setup(void **state)
 static int teardown(void **state)
 {
 	struct fixture *f = *state;
-	char cmd[128];
-
 	chmod(f->base, 0700);
-	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", f->base);
-	assert_int_equal(system(cmd), 0);
+	unit_rm_rf(f->base);
 	free(f);
 	return 0;
 }
@@ -362,5 +356,5 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_sqlite_files, setup, teardown),
 		cmocka_unit_test(test_secret),
 	};
-	return cmocka_run_group_tests(tests, NULL, NULL);
+	return UNIT_MAIN(tests, NULL, NULL);
 }

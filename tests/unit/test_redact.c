@@ -3,11 +3,9 @@
  * message loses anything that looks like a credential, is masked to
  * printable ASCII and is cut to size (issue 14, item 3).
  */
-#include <setjmp.h>
-#include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
-#include <cmocka.h>
+#include "unit.h"
 
 #include <string.h>
 
@@ -159,5 +157,5 @@ int main(void)
 		cmocka_unit_test(test_cap),
 		cmocka_unit_test(test_is_token),
 	};
-	return cmocka_run_group_tests(tests, NULL, NULL);
+	return UNIT_MAIN(tests, NULL, NULL);
 }

@@ -3,11 +3,9 @@
  * (issue 12): the installed table, amendments by the user's file, and an
  * error naming the file, the entry and the member for every bad entry.
  */
-#include <setjmp.h>
-#include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
-#include <cmocka.h>
+#include "unit.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -167,5 +165,5 @@ int main(void)
 		cmocka_unit_test(test_bad_entries_named),
 		cmocka_unit_test(test_load_file),
 	};
-	return cmocka_run_group_tests(tests, NULL, NULL);
+	return UNIT_MAIN(tests, NULL, NULL);
 }

@@ -7,9 +7,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
-#include <setjmp.h>
 #include <signal.h>
-#include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,11 +17,12 @@
 #include <time.h>
 #include <unistd.h>
 
-#include <cmocka.h>
+#include "unit.h"
 #include <openssl/evp.h>
 #include <sqlite3.h>
 
 #include "cache/upload.h"
+#include "lib/clock.h"
 #include "lib/log.h"
 #include "net/jfs.h"
 #include "watchdog.h"
@@ -81,19 +80,6 @@ static void md5_hex(const void *data, size_t len, char out[33])
 	EVP_Digest(data, len, d, &n, EVP_md5(), NULL);
 	for (i = 0; i < 16; i++)
 		sprintf(out + 2 * i, "%02x", d[i]);
-}
-
-static int64_t mono_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static void sleep_ms(int ms)
-{
-	struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000 };
-	nanosleep(&ts, NULL);
 }
 
 /* Write @len bytes to @path (replacing it in place when it exists) and fsync. */
@@ -418,12 +404,12 @@ static void fake_block(bool on)
 /* Wait until @n uploads are blocked in the fake. */
 static void fake_wait_blocked(int n)
 {
-	int64_t end = mono_ms() + 5000;
+	int64_t end = clock_mono_ms() + 5000;
 	pthread_mutex_lock(&F.m);
 	while (F.blocked < n) {
 		pthread_mutex_unlock(&F.m);
-		assert_true(mono_ms() < end);
-		sleep_ms(2);
+		assert_true(clock_mono_ms() < end);
+		unit_sleep_ms(2);
 		pthread_mutex_lock(&F.m);
 	}
 	pthread_mutex_unlock(&F.m);
@@ -493,10 +479,10 @@ static int events(void)
 
 static void wait_events(int n)
 {
-	int64_t end = mono_ms() + 10000;
+	int64_t end = clock_mono_ms() + 10000;
 	while (events() < n) {
-		assert_true(mono_ms() < end);
-		sleep_ms(2);
+		assert_true(clock_mono_ms() < end);
+		unit_sleep_ms(2);
 	}
 }
 
@@ -505,18 +491,10 @@ static void wait_events(int n)
 static char dir[256];
 static struct upload_queue *Q;
 
-static void rm_rf(const char *path)
-{
-	char cmd[512];
-	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", path);
-	assert_int_equal(system(cmd), 0);
-}
-
 static int setup(void **state)
 {
 	watchdog_arm(60);               /* an upload_wait that never returns fails the run */
-	snprintf(dir, sizeof(dir), "/tmp/test_upload.XXXXXX");
-	assert_non_null(mkdtemp(dir));
+	unit_tmpdir(dir, sizeof(dir), "test_upload");
 	fake_reset();
 	pthread_mutex_lock(&D.m);
 	D.n = 0;
@@ -529,7 +507,7 @@ static int teardown(void **state)
 {
 	upload_close(Q);
 	Q = NULL;
-	rm_rf(dir);
+	unit_rm_rf(dir);
 	watchdog_arm(0);
 	return 0;
 }
@@ -795,9 +773,9 @@ static void supersede_running(void **state)
 	fake_wait_blocked(1);
 	/* rewritten in place (same content file): the running transfer is doomed and aborted */
 	assert_int_equal(upload_enqueue(Q, mk_item(&b2, 9, 2, "r.txt", "second version, longer")), 0);
-	int64_t end = mono_ms() + 5000;
-	while (FG(n_cancelled) < 1 && mono_ms() < end)
-		sleep_ms(2);
+	int64_t end = clock_mono_ms() + 5000;
+	while (FG(n_cancelled) < 1 && clock_mono_ms() < end)
+		unit_sleep_ms(2);
 	assert_int_equal(FG(n_cancelled), 1);
 	fake_block(false);
 	assert_int_equal(upload_wait(Q, 9, 2), 0);
@@ -971,7 +949,7 @@ static void cancel(void **state)
 	assert_int_equal(upload_enqueue(Q, mk_item(&b, 3, 1, "gone.txt", "bye bye")), 0);
 	fake_wait_blocked(1);
 	assert_int_equal(pthread_create(&t, NULL, wait_thread, &id), 0);
-	sleep_ms(20); /* pacing: the waiter usually blocks first (-ENOENT either way) */
+	unit_sleep_ms(20); /* pacing: the waiter usually blocks first (-ENOENT either way) */
 	assert_int_equal(upload_cancel(Q, 3), 0);
 	/* upload_cancel returned: the transfer has stopped */
 	assert_int_equal(FG(blocked), 0);
@@ -1151,11 +1129,11 @@ static void retries_transient(void **state)
 	push(F.stat_err, &F.n_stat_err, -ETIMEDOUT, 2);
 	push(F.up_err, &F.n_up_err, -EAGAIN, 3);
 	push(F.up_err, &F.n_up_err, -EACCES, 2);
-	int64_t t0 = mono_ms();
+	int64_t t0 = clock_mono_ms();
 	assert_int_equal(upload_enqueue(Q, mk_item(&b, 1, 1, "t.txt", "retry me")), 0);
 	assert_int_equal(upload_wait(Q, 1, 1), 0);
 	/* 14 failures with backoff >= 2.5 ms each on average */
-	assert_true(mono_ms() - t0 >= 14 * 2);
+	assert_true(clock_mono_ms() - t0 >= 14 * 2);
 	assert_int_equal(FG(n_up), 6);
 	wait_events(1);
 	assert_int_equal(D.ev[0].err, 0);
@@ -1552,16 +1530,16 @@ static void keyrejected_pauses(void **state)
 	assert_int_equal(upload_start(Q), 0);
 	push(F.alloc_err, &F.n_alloc_err, -EKEYREJECTED, 1);
 	assert_int_equal(upload_enqueue(Q, mk_item(&b, 1, 1, "p.txt", "paused")), 0);
-	int64_t end = mono_ms() + 5000;
-	while (FG(n_alloc) < 1 && mono_ms() < end)
-		sleep_ms(2);
+	int64_t end = clock_mono_ms() + 5000;
+	while (FG(n_alloc) < 1 && clock_mono_ms() < end)
+		unit_sleep_ms(2);
 	struct upload_state us = { .running = true };
-	while (upload_state(Q, 1, &us) == 0 && us.running && mono_ms() < end)
-		sleep_ms(2);
+	while (upload_state(Q, 1, &us) == 0 && us.running && clock_mono_ms() < end)
+		unit_sleep_ms(2);
 	assert_false(us.running);
 	/* not synchronisation: 5 times backoff_max_ms, in which a retry (were
 	 * one scheduled) would have run */
-	sleep_ms(100);
+	unit_sleep_ms(100);
 	assert_int_equal(FG(n_alloc), 1);         /* nothing tried while paused */
 	assert_true(upload_pending(Q, 1));      /* and nothing given up */
 	assert_int_equal(upload_given_up(Q), 0);
@@ -1582,9 +1560,9 @@ static void drain(void **state)
 	assert_int_equal(upload_start(Q), 0);
 	fake_block(true);
 	assert_int_equal(upload_enqueue(Q, mk_item(&b, 1, 1, "d.bin", "0123456789")), 0);
-	int64_t t0 = mono_ms();
+	int64_t t0 = clock_mono_ms();
 	assert_int_equal(upload_drain(Q, 1), -ETIMEDOUT);
-	assert_true(mono_ms() - t0 >= 900);
+	assert_true(clock_mono_ms() - t0 >= 900);
 	upload_stats(Q, &files, &bytes);
 	assert_int_equal(files, 1);
 	assert_int_equal(bytes, 10);
@@ -1712,5 +1690,5 @@ int main(void)
 	};
 
 	log_setup(getenv("UPLOAD_TEST_DEBUG") ? LOG_LVL_DEBUG : LOG_LVL_ERR, false);
-	return cmocka_run_group_tests(tests, NULL, NULL);
+	return UNIT_MAIN(tests, NULL, NULL);
 }

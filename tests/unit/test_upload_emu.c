@@ -18,9 +18,7 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <pthread.h>
-#include <setjmp.h>
 #include <signal.h>
-#include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -32,11 +30,12 @@
 #include <unistd.h>
 
 #include <cjson/cJSON.h>
-#include <cmocka.h>
+#include "unit.h"
 #include <openssl/evp.h>
 
 #include "auth/auth.h"
 #include "cache/upload.h"
+#include "lib/clock.h"
 #include "lib/log.h"
 #include "net/http.h"
 #include "net/jfs.h"
@@ -66,19 +65,6 @@ static void md5_hex(const void *data, size_t len, char out[33])
 	EVP_Digest(data, len, d, &n, EVP_md5(), NULL);
 	for (i = 0; i < 16; i++)
 		sprintf(out + 2 * i, "%02x", d[i]);
-}
-
-static int64_t mono_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static void sleep_ms(int ms)
-{
-	struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000 };
-	nanosleep(&ts, NULL);
 }
 
 static void put_file(const char *path, const void *data, size_t len)
@@ -193,7 +179,7 @@ static void emu_start(void)
 	char data[320], logf[320], line[256];
 	int p[2], n = 0;
 	struct pollfd pfd;
-	int64_t end = mono_ms() + 30000;
+	int64_t end = clock_mono_ms() + 30000;
 
 	if (access(exe, X_OK) != 0)
 		fail_msg("emulator '%s' not found: run from the source tree or set JOTTAEMU", exe);
@@ -218,7 +204,7 @@ static void emu_start(void)
 	while (n < (int)sizeof(line) - 1 && (n == 0 || line[n - 1] != '\n')) {
 		ssize_t k;
 		if (poll(&pfd, 1, 1000) <= 0) {
-			if (mono_ms() > end)
+			if (clock_mono_ms() > end)
 				fail_msg("emulator did not start within 30 s (see %s)", logf);
 			continue;
 		}
@@ -298,16 +284,16 @@ static int group_teardown(void **state)
 	auth_free(E.auth);
 	http_client_free(E.ctl);
 	if (E.pid > 0) {
-		int64_t end = mono_ms() + 5000;
+		int64_t end = clock_mono_ms() + 5000;
 		watchdog_watch(0, NULL);        /* its exit is expected now */
 		kill(E.pid, SIGTERM);
 		while (waitpid(E.pid, &st, WNOHANG) == 0) {
-			if (mono_ms() > end) {
+			if (clock_mono_ms() > end) {
 				kill(E.pid, SIGKILL);
 				waitpid(E.pid, &st, 0);
 				break;
 			}
-			sleep_ms(10);
+			unit_sleep_ms(10);
 		}
 	}
 	char cmd[400];
@@ -414,7 +400,7 @@ static void on_done(void *ctx, uint64_t id, uint64_t gen, int err, const char *s
 /* Wait for @n done callbacks; returns a copy of callback @i's (err, path). */
 static int done_event(int n, int i, char *path, size_t len)
 {
-	int64_t end = mono_ms() + 10000;
+	int64_t end = clock_mono_ms() + 10000;
 	int got, err;
 
 	for (;;) {
@@ -423,8 +409,8 @@ static int done_event(int n, int i, char *path, size_t len)
 		pthread_mutex_unlock(&D.m);
 		if (got >= n)
 			break;
-		assert_true(mono_ms() < end);   /* never assert with D.m held */
-		sleep_ms(5);
+		assert_true(clock_mono_ms() < end);   /* never assert with D.m held */
+		unit_sleep_ms(5);
 	}
 	pthread_mutex_lock(&D.m);
 	err = D.err[i];
@@ -534,10 +520,10 @@ static void resume_after_cut(void **state)
 	q_open(10);
 	knobs("{\"reset_rate\": 1.0, \"reset_kinds\": \"upload\"}");
 	assert_int_equal(upload_enqueue(Q, mk_item(&a, 1, "cut/big.bin", data, size)), 0);
-	end = mono_ms() + 20000;
+	end = clock_mono_ms() + 20000;
 	while (spy(&S.n_up) < 3) {              /* two POSTs cut, a third under way */
-		assert_true(mono_ms() < end);
-		sleep_ms(5);
+		assert_true(clock_mono_ms() < end);
+		unit_sleep_ms(5);
 	}
 	knobs("{\"reset_rate\": 0.0}");
 	assert_int_equal(upload_wait(Q, 1, 1), 0);
@@ -578,12 +564,12 @@ static void resume_after_cut(void **state)
  * @ms more: the body is on its way. */
 static void upload_under_way(int n, int ms)
 {
-	int64_t end = mono_ms() + 10000;
+	int64_t end = clock_mono_ms() + 10000;
 	while (spy(&S.n_up) < n) {
-		assert_true(mono_ms() < end);
-		sleep_ms(5);
+		assert_true(clock_mono_ms() < end);
+		unit_sleep_ms(5);
 	}
-	sleep_ms(ms); /* pacing: @ms into the body, not a wait for an event */
+	unit_sleep_ms(ms); /* pacing: @ms into the body, not a wait for an event */
 }
 
 /*
@@ -604,26 +590,26 @@ static void cancel_mid_body(void **state)
 	knobs("{\"bandwidth\": 2000000, \"bandwidth_kinds\": \"upload\"}");
 	assert_int_equal(upload_enqueue(Q, mk_item(&a, 1, "mid/gone.bin", data, size)), 0);
 	upload_under_way(1, 700);
-	t0 = mono_ms();
+	t0 = clock_mono_ms();
 	assert_int_equal(upload_cancel(Q, 1), 0);
-	dt_cancel = mono_ms() - t0;
+	dt_cancel = clock_mono_ms() - t0;
 	assert_false(upload_pending(Q, 1));
 	/*
 	 * The service saw the POST end early. It counts once it has drained
 	 * what the loopback socket buffers held (several MB, still at 2 MB/s),
 	 * so that count is more than was sent in 700 ms, but far from all.
 	 */
-	end = mono_ms() + 15000;
-	while ((got = stat_num("upload_bytes", NULL)) == 0 && mono_ms() < end)
-		sleep_ms(20);
+	end = clock_mono_ms() + 15000;
+	while ((got = stat_num("upload_bytes", NULL)) == 0 && clock_mono_ms() < end)
+		unit_sleep_ms(20);
 	assert_true(got > 0);
 	assert_true(got < (int64_t)size);
 
 	assert_int_equal(upload_enqueue(Q, mk_item(&b, 2, "mid/old.bin", data, size)), 0);
 	upload_under_way(2, 700);
-	t0 = mono_ms();
+	t0 = clock_mono_ms();
 	assert_int_equal(upload_rename(Q, 2, "mid/new.bin"), 0);
-	dt_rename = mono_ms() - t0;
+	dt_rename = clock_mono_ms() - t0;
 	knobs("{\"bandwidth\": 0}");
 	assert_int_equal(upload_wait(Q, 2, 1), 0);
 	server_md5("mid/new.bin", m, &revs);
@@ -656,15 +642,15 @@ static void errors_then_outage(void **state)
 		assert_int_equal(upload_enqueue(Q, mk_item(&it[i], (uint64_t)i + 1, path, data[i],
 							   20000)), 0);
 	}
-	end = mono_ms() + 20000;
+	end = clock_mono_ms() + 20000;
 	while (stat_num("faults", "error") < 24) {       /* 3 rounds each */
-		assert_true(mono_ms() < end);
-		sleep_ms(20);
+		assert_true(clock_mono_ms() < end);
+		unit_sleep_ms(20);
 	}
 	knobs("{\"error_rate\": 0.0, \"outage\": true}");
-	end = mono_ms() + 20000;
-	while (stat_num("faults", "outage") == 0 && mono_ms() < end)
-		sleep_ms(20);
+	end = clock_mono_ms() + 20000;
+	while (stat_num("faults", "outage") == 0 && clock_mono_ms() < end)
+		unit_sleep_ms(20);
 	assert_true(stat_num("faults", "outage") > 0);
 	knobs("{\"outage\": false}");
 	assert_int_equal(upload_drain(Q, 60), 0);
@@ -801,7 +787,7 @@ static void kill9_resume(void **state)
 	assert_true(n > 0);
 	line[n] = '\0';
 	assert_non_null(strstr(line, "enqueued"));
-	sleep_ms(1000); /* pacing, not a wait: some MB on their way when it is killed */
+	unit_sleep_ms(1000); /* pacing, not a wait: some MB on their way when it is killed */
 	kill(pid, SIGKILL);
 	int st;
 	waitpid(pid, &st, 0);
@@ -809,9 +795,9 @@ static void kill9_resume(void **state)
 	close(p[0]);
 	assert_true(WIFSIGNALED(st));
 	/* the service counts the bytes when it notices the dead connection */
-	int64_t sent_before = 0, end = mono_ms() + 10000;
-	while ((sent_before = stat_num("upload_bytes", NULL)) == 0 && mono_ms() < end)
-		sleep_ms(20);
+	int64_t sent_before = 0, end = clock_mono_ms() + 10000;
+	while ((sent_before = stat_num("upload_bytes", NULL)) == 0 && clock_mono_ms() < end)
+		unit_sleep_ms(20);
 	if (getenv("UPLOAD_TEST_DEBUG"))
 		fprintf(stderr, "kill9_resume: the service got %lld bytes before the kill\n",
 			(long long)sent_before);
@@ -878,7 +864,5 @@ int main(int argc, char **argv)
 	log_setup(getenv("UPLOAD_TEST_DEBUG") ? LOG_LVL_DEBUG : LOG_LVL_ERR, false);
 	if (argc == 9 && strcmp(argv[1], "--child") == 0)
 		return child_main(argv);
-	if (getenv("UPLOAD_TEST_FILTER"))
-		cmocka_set_test_filter(getenv("UPLOAD_TEST_FILTER"));
-	return cmocka_run_group_tests(tests, group_setup, group_teardown);
+	return UNIT_MAIN(tests, group_setup, group_teardown);
 }

@@ -3,11 +3,9 @@
  * (issue 14, item 5): plain http only to literal loopback hosts, or with
  * -o insecure_http. Nothing here resolves or connects.
  */
-#include <setjmp.h>
-#include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
-#include <cmocka.h>
+#include "unit.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -137,5 +135,5 @@ int main(void)
 		cmocka_unit_test(test_refused),
 		cmocka_unit_test(test_host_is_loopback),
 	};
-	return cmocka_run_group_tests(tests, NULL, NULL);
+	return UNIT_MAIN(tests, NULL, NULL);
 }

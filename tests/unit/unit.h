@@ -1,0 +1,75 @@
+/*
+ * tests/unit/unit.h — what the cmocka unit test programs share: the cmocka
+ * prelude, scratch directories, millisecond sleeps and the main() that runs
+ * a program's table of tests. Header-only (static inline): each test program
+ * is one .c file linked against the library.
+ *
+ *   unit_tmpdir(buf, len, name)  make a private scratch directory
+ *                                /tmp/name.XXXXXX into @buf; the test
+ *                                fails if it cannot
+ *   unit_rm_rf(path)             remove @path and everything below it
+ *   unit_sleep_ms(ms)            sleep @ms milliseconds (pacing only: wait
+ *                                for an event by polling what shows it)
+ *   UNIT_MAIN(tests, setup, teardown)
+ *                                run the table @tests with group fixtures
+ *                                (NULL: none), SIGPIPE ignored (the fake
+ *                                servers write to connections a cancelled
+ *                                client closed); UNIT_TEST_FILTER=glob runs
+ *                                the matching tests only
+ */
+#ifndef JOTTAFS_TESTS_UNIT_H
+#define JOTTAFS_TESTS_UNIT_H
+
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <ftw.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <time.h>
+#include <unistd.h>
+
+static inline void unit_tmpdir(char *buf, size_t len, const char *name)
+{
+	int n = snprintf(buf, len, "/tmp/%s.XXXXXX", name);
+	assert_true(n > 0 && (size_t)n < len);
+	assert_non_null(mkdtemp(buf));
+}
+
+static inline int unit_rm_one(const char *path, const struct stat *st, int flag, struct FTW *f)
+{
+	(void)st;
+	(void)flag;
+	(void)f;
+	return remove(path);
+}
+
+static inline void unit_rm_rf(const char *path)
+{
+	assert_int_equal(nftw(path, unit_rm_one, 16, FTW_DEPTH | FTW_PHYS), 0);
+}
+
+static inline void unit_sleep_ms(int64_t ms)
+{
+	struct timespec ts = { (time_t)(ms / 1000), (long)(ms % 1000) * 1000000L };
+	while (nanosleep(&ts, &ts) != 0)
+		;
+}
+
+static inline int unit_main(const char *name, const struct CMUnitTest *tests, size_t n,
+			    CMFixtureFunction setup, CMFixtureFunction teardown)
+{
+	signal(SIGPIPE, SIG_IGN);
+	if (getenv("UNIT_TEST_FILTER"))
+		cmocka_set_test_filter(getenv("UNIT_TEST_FILTER"));
+	return _cmocka_run_group_tests(name, tests, n, setup, teardown);
+}
+
+#define UNIT_MAIN(tests, setup, teardown) \
+	unit_main(#tests, tests, sizeof(tests) / sizeof((tests)[0]), setup, teardown)
+
+#endif
