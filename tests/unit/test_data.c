@@ -725,20 +725,6 @@ static int copy_mem(void *ctx, int fd, int64_t off, size_t len, size_t *done)
 	return 0;
 }
 
-static void md5_hex(const void *p, size_t n, char out[33])
-{
-	unsigned char dig[16];
-	unsigned int dl;
-	EVP_MD_CTX *c = EVP_MD_CTX_new();
-
-	EVP_DigestInit_ex(c, EVP_md5(), NULL);
-	EVP_DigestUpdate(c, p, n);
-	EVP_DigestFinal_ex(c, dig, &dl);
-	EVP_MD_CTX_free(c);
-	for (int i = 0; i < 16; i++)
-		snprintf(out + 2 * i, 3, "%02x", dig[i]);
-}
-
 /* The whole content of @df through dcache_read. */
 static unsigned char *read_all(struct dfile *df, int64_t size)
 {
@@ -780,7 +766,7 @@ static void test_new_file(void **state)
 	assert_int_equal(dcache_commit(df, &c), 0);
 	assert_true(c.committed);
 	assert_int_equal(c.size, sizeof(data));
-	md5_hex(data, sizeof(data), want);
+	unit_md5(data, sizeof(data), want);
 	assert_string_equal(c.md5, want);
 	assert_false(dcache_uncommitted(df));
 	/* Nothing new: nothing to commit. */
@@ -809,7 +795,7 @@ static void test_new_file(void **state)
 	assert_true(first);
 	memcpy(data + 1000, x, 10);
 	assert_int_equal(dcache_commit(df, &c), 0);
-	md5_hex(data, sizeof(data), want);
+	unit_md5(data, sizeof(data), want);
 	assert_string_equal(c.md5, want);
 	dcache_close(df);
 }
@@ -845,7 +831,7 @@ static void test_modify_remote(void **state)
 	memset(base + 3000000, 0, 100);
 	size = 3000100;
 	assert_int_equal(dcache_commit(df, &c), 0);
-	md5_hex(base, (size_t)size, want);
+	unit_md5(base, (size_t)size, want);
 	assert_string_equal(c.md5, want);
 	assert_int_equal(c.size, size);
 	unsigned char *got = read_all(df, size);

@@ -73,25 +73,6 @@ int jfs_upload_progress(struct jfs *j, const char *upload_url, int fd, int64_t r
 
 /* ---- helpers ---- */
 
-static void md5_hex(const void *data, size_t len, char out[33])
-{
-	unsigned char d[EVP_MAX_MD_SIZE];
-	unsigned int n = 0, i;
-	EVP_Digest(data, len, d, &n, EVP_md5(), NULL);
-	for (i = 0; i < 16; i++)
-		sprintf(out + 2 * i, "%02x", d[i]);
-}
-
-/* Write @len bytes to @path (replacing it in place when it exists) and fsync. */
-static void put_file(const char *path, const void *data, size_t len)
-{
-	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-	assert_true(fd >= 0);
-	assert_int_equal(write(fd, data, len), (ssize_t)len);
-	assert_int_equal(fsync(fd), 0);
-	close(fd);
-}
-
 /* Set the mtime of @path @ago_s seconds into the past. */
 static void age_file(const char *path, int ago_s)
 {
@@ -191,7 +172,7 @@ static void fake_put(const char *path, const char *content)
 {
 	pthread_mutex_lock(&F.m);
 	struct ffile *f = ff_get(path);
-	md5_hex(content, strlen(content), f->md5);
+	unit_md5(content, strlen(content), f->md5);
 	f->size = (int64_t)strlen(content);
 	f->completed = true;
 	pthread_mutex_unlock(&F.m);
@@ -359,7 +340,7 @@ static int f_upload(void *ctx, const char *url, int fd, int64_t resume_pos, int6
 		}
 	}
 	F.bytes_in += n;
-	md5_hex(buf, (size_t)size, got);
+	unit_md5(buf, (size_t)size, got);
 	free(f->partial);
 	f->partial = NULL;
 	f->partial_len = 0;
@@ -539,13 +520,13 @@ static struct upload_item *mk_item2(struct itembuf *b, uint64_t id, uint64_t gen
 	memset(b, 0, sizeof(*b));
 	snprintf(b->file, sizeof(b->file), "%s/c%llu%s", dir, (unsigned long long)id, suffix);
 	snprintf(b->path, sizeof(b->path), "%s", path);
-	put_file(b->file, content, strlen(content));
+	unit_put_file(b->file, content, strlen(content));
 	b->it.id = id;
 	b->it.gen = gen;
 	b->it.path = b->path;
 	b->it.content_file = b->file;
 	b->it.size = (int64_t)strlen(content);
-	md5_hex(content, strlen(content), b->it.md5);
+	unit_md5(content, strlen(content), b->it.md5);
 	b->it.created = b->it.modified = 1700000000;
 	b->it.base_size = -1;
 	return &b->it;
@@ -681,7 +662,7 @@ static void journal_durable(void **state)
 	assert_false(upload_pending(Q, 7));
 	char m[33], want[33];
 	fake_md5("dir/a.txt", m);
-	md5_hex("hello world", 11, want);
+	unit_md5("hello world", 11, want);
 	assert_string_equal(m, want);
 	wait_events(1);
 	assert_int_equal(D.ev[0].err, 0);
@@ -815,7 +796,7 @@ static void base_follows_own_upload(void **state)
 	assert_int_equal(upload_start(Q), 0);
 	fake_block(true);
 	mk_item(&b1, 11, 1, "doc.txt", "edit one");
-	md5_hex("server base", 11, b1.it.base_md5);
+	unit_md5("server base", 11, b1.it.base_md5);
 	b1.it.base_size = 11;
 	assert_int_equal(upload_enqueue(Q, &b1.it), 0);
 	fake_wait_blocked(1);
@@ -985,7 +966,7 @@ static void rename_pending(void **state)
 	assert_int_equal(upload_rename(Q, 4, "bad/"), -EINVAL);
 	assert_int_equal(upload_drain(Q, 5), 0);
 	fake_md5("new.txt", m);
-	md5_hex("content", 7, want);
+	unit_md5("content", 7, want);
 	assert_string_equal(m, want);
 	fake_md5("old.txt", m);
 	assert_string_equal(m, "");
@@ -1054,13 +1035,13 @@ static void conflicts(void **state)
 	assert_int_equal(upload_start(Q), 0);
 
 	mk_item(&b1, 1, 1, "c1.txt", "local");
-	md5_hex("base", 4, b1.it.base_md5);
+	unit_md5("base", 4, b1.it.base_md5);
 	b1.it.base_size = 4;
 	mk_item(&b2, 2, 1, "c2.txt", "local 2");
-	md5_hex("our base", 8, b2.it.base_md5);
+	unit_md5("our base", 8, b2.it.base_md5);
 	b2.it.base_size = 8;
 	mk_item(&b3, 3, 1, "c3.txt", "local");
-	md5_hex("base", 4, b3.it.base_md5);
+	unit_md5("base", 4, b3.it.base_md5);
 	b3.it.base_size = 4;
 	assert_int_equal(upload_enqueue(Q, &b1.it), 0);
 	assert_int_equal(upload_enqueue(Q, &b2.it), 0);
@@ -1070,7 +1051,7 @@ static void conflicts(void **state)
 
 	/* c1: the server copy is untouched, ours landed under a conflict name */
 	char want[33];
-	md5_hex("someone else's", 14, want);
+	unit_md5("someone else's", 14, want);
 	fake_md5("c1.txt", m);
 	assert_string_equal(m, want);
 	const char *landed = NULL;
@@ -1101,7 +1082,7 @@ static void conflict_name_sticks(void **state)
 	fake_put("k.txt", "theirs");
 	q_open(&c);
 	mk_item(&b, 1, 1, "k.txt", "mine");
-	md5_hex("base", 4, b.it.base_md5);
+	unit_md5("base", 4, b.it.base_md5);
 	b.it.base_size = 4;
 	push(F.up_err, &F.n_up_err, -ETIMEDOUT, 2);
 	assert_int_equal(upload_enqueue(Q, &b.it), 0);
@@ -1332,7 +1313,7 @@ static void give_up_corrupt(void **state)
 	assert_int_equal(upload_start(Q), 0);
 	/* the recorded md5 is not the content's: every upload ends CORRUPT (-EIO) */
 	mk_item(&b, 1, 1, "dir/.hidden", "the bytes");
-	md5_hex("other bytes", 11, b.it.md5);
+	unit_md5("other bytes", 11, b.it.md5);
 	assert_int_equal(upload_enqueue(Q, &b.it), 0);
 	assert_int_equal(upload_wait(Q, 1, 1), -EIO);
 	/* the first -EIO has no earlier resume_pos to compare with (a cut, or
@@ -1462,7 +1443,7 @@ static void lost_answer_is_not_uploaded_twice(void **state)
 	assert_int_equal(fake_revisions(D.ev[4].path), 1);
 	fake_md5("c.txt", m);
 	char theirs[33];
-	md5_hex("theirs", 6, theirs);
+	unit_md5("theirs", 6, theirs);
 	assert_string_equal(m, theirs);
 	assert_int_equal(upload_given_up(Q), 0);
 }
@@ -1496,18 +1477,18 @@ static void content_changed_underneath(void **state)
 	age_file(b1.file, 100);
 	/* rewritten and quiet for long (as after a crash): the current content is adopted */
 	assert_int_equal(upload_enqueue(Q, mk_item(&b2, 2, 1, "t2", "recorded")), 0);
-	put_file(b2.file, "rewritten later", 15);
+	unit_put_file(b2.file, "rewritten later", 15);
 	age_file(b2.file, 100);
 	assert_int_equal(upload_wait(Q, 1, 1), 0);
 	assert_int_equal(upload_wait(Q, 2, 1), 0);
 	fake_md5("t1", m);
 	assert_string_equal(m, b1.it.md5);
 	fake_md5("t2", m);
-	md5_hex("rewritten later", 15, want);
+	unit_md5("rewritten later", 15, want);
 	assert_string_equal(m, want);
 	/* rewritten just now (a writer is busy with it): not uploaded yet */
 	assert_int_equal(upload_enqueue(Q, mk_item(&b3, 3, 1, "t3", "recorded")), 0);
-	put_file(b3.file, "being written", 13);
+	unit_put_file(b3.file, "being written", 13);
 	struct timespec ts[2];
 	clock_gettime(CLOCK_REALTIME, &ts[0]);
 	ts[0].tv_sec += 1;
@@ -1594,7 +1575,7 @@ static void many_parallel(void **state)
 		char p[32], m[33], want[33], content[32];
 		snprintf(p, sizeof(p), "many/f%02d", i);
 		snprintf(content, sizeof(content), "content %d", i);
-		md5_hex(content, strlen(content), want);
+		unit_md5(content, strlen(content), want);
 		fake_md5(p, m);
 		assert_string_equal(m, want);
 	}

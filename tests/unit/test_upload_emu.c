@@ -58,24 +58,6 @@ static struct {
 
 /* ---- small helpers ---- */
 
-static void md5_hex(const void *data, size_t len, char out[33])
-{
-	unsigned char d[EVP_MAX_MD_SIZE];
-	unsigned int n = 0, i;
-	EVP_Digest(data, len, d, &n, EVP_md5(), NULL);
-	for (i = 0; i < 16; i++)
-		sprintf(out + 2 * i, "%02x", d[i]);
-}
-
-static void put_file(const char *path, const void *data, size_t len)
-{
-	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-	assert_true(fd >= 0);
-	assert_int_equal(write(fd, data, len), (ssize_t)len);
-	assert_int_equal(fsync(fd), 0);
-	close(fd);
-}
-
 /* @len pseudo-random bytes (seeded: reproducible, not dedup-able across seeds). */
 static char *random_bytes(size_t len, unsigned seed)
 {
@@ -471,13 +453,13 @@ static struct upload_item *mk_item(struct itembuf *b, uint64_t id, const char *p
 	mkdir(cache, 0700);
 	snprintf(b->file, sizeof(b->file), "%s/c%llu", cache, (unsigned long long)id);
 	snprintf(b->path, sizeof(b->path), "%s", path);
-	put_file(b->file, data, len);
+	unit_put_file(b->file, data, len);
 	b->it.id = id;
 	b->it.gen = 1;
 	b->it.path = b->path;
 	b->it.content_file = b->file;
 	b->it.size = (int64_t)len;
-	md5_hex(data, len, b->it.md5);
+	unit_md5(data, len, b->it.md5);
 	b->it.created = b->it.modified = time(NULL) - 60;
 	b->it.base_size = -1;
 	return &b->it;
@@ -674,7 +656,7 @@ static void corrupt_given_up(void **state)
 
 	q_open(3);
 	mk_item(&a, 1, "bad/corrupt.bin", data, 30000);
-	md5_hex("something else", 14, a.it.md5);
+	unit_md5("something else", 14, a.it.md5);
 	assert_int_equal(upload_enqueue(Q, &a.it), 0);
 	assert_int_equal(upload_wait(Q, 1, 1), -EIO);
 	assert_int_equal(upload_given_up(Q), 1);
@@ -730,14 +712,14 @@ static void conflict_copy(void **state)
 			 "\"conf/c.txt\", \"content\": \"theirs\"}]}", USER));
 	q_open(10);
 	mk_item(&a, 1, "conf/c.txt", "mine", 4);
-	md5_hex("base", 4, a.it.base_md5);
+	unit_md5("base", 4, a.it.base_md5);
 	a.it.base_size = 4;
 	assert_int_equal(upload_enqueue(Q, &a.it), 0);
 	assert_int_equal(upload_wait(Q, 1, 1), 0);
 	char landed[512];
 	assert_int_equal(done_event(1, 0, landed, sizeof(landed)), 0);
 	assert_int_equal(strncmp(landed, "conf/c (conflict ", 17), 0);
-	md5_hex("theirs", 6, theirs);
+	unit_md5("theirs", 6, theirs);
 	server_md5("conf/c.txt", m, &revs);
 	assert_string_equal(m, theirs);
 	assert_int_equal(revs, 1);

@@ -8,6 +8,9 @@
  *                                /tmp/name.XXXXXX into @buf; the test
  *                                fails if it cannot
  *   unit_rm_rf(path)             remove @path and everything below it
+ *   unit_md5(data, len, out)     the MD5 of a buffer as 32 lower-case hex
+ *   unit_put_file(path, data, len)
+ *                                write @path (created or truncated), fsync
  *   unit_sleep_ms(ms)            sleep @ms milliseconds (pacing only: wait
  *                                for an event by polling what shows it)
  *   UNIT_MAIN(tests, setup, teardown)
@@ -26,7 +29,9 @@
 #include <setjmp.h>
 #include <cmocka.h>
 
+#include <fcntl.h>
 #include <ftw.h>
+#include <openssl/evp.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -51,6 +56,24 @@ static inline int unit_rm_one(const char *path, const struct stat *st, int flag,
 static inline void unit_rm_rf(const char *path)
 {
 	assert_int_equal(nftw(path, unit_rm_one, 16, FTW_DEPTH | FTW_PHYS), 0);
+}
+
+static inline void unit_md5(const void *data, size_t len, char out[33])
+{
+	unsigned char d[EVP_MAX_MD_SIZE];
+	unsigned int n = 0;
+	assert_int_equal(EVP_Digest(data, len, d, &n, EVP_md5(), NULL), 1);
+	for (unsigned i = 0; i < 16; i++)
+		snprintf(out + 2 * i, 3, "%02x", d[i]);
+}
+
+static inline void unit_put_file(const char *path, const void *data, size_t len)
+{
+	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, data, len), (ssize_t)len);
+	assert_int_equal(fsync(fd), 0);
+	close(fd);
 }
 
 static inline void unit_sleep_ms(int64_t ms)
