@@ -21,7 +21,7 @@ import pytest
 
 from jfs_helpers import BIN, SANITIZER_RE, Account
 from jfs_helpers import run as _run
-from wtest_helpers import wait_for
+from wtest_helpers import free_port as _dead_port, wait_for
 
 GiB = 1 << 30
 MiB = 1 << 20
@@ -201,15 +201,6 @@ def test_login_malformed_token(emulator, acc, kind):
     assert "jottafs login" in err
     assert not account_file(acc).exists()
     assert emulator.stats()["grants"].get("password", 0) == before   # nothing was sent
-
-
-def _dead_port():
-    import socket
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 def test_login_unreachable_server(acc):

@@ -13,7 +13,6 @@ import socket
 import ssl
 import subprocess
 import sys
-import threading
 import time
 import urllib.parse
 import xml.etree.ElementTree as ET
@@ -23,7 +22,7 @@ import pytest
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from emu import Emulator, EmulatorError, JOTTAEMU  # noqa: E402
-from wtest_helpers import md5_bytes as md5, wait_for  # noqa: E402
+from wtest_helpers import md5_bytes as md5, run_threads, wait_for  # noqa: E402
 
 MD5_EMPTY = "d41d8cd98f00b204e9800998ecf8427e"
 
@@ -71,6 +70,12 @@ class Client:
     def post(self, path, query=None, headers=None, raw=None):
         return self.emu.request("POST", raw or self.url(path, query), token=self.at,
                                 headers=headers, body=b"")
+
+    def post_doc(self, path, query=None, headers=None):
+        """POST that must answer 200; the answer's XML document."""
+        st, _, body = self.post(path, query, headers=headers)
+        assert st == 200, (st, body[:400])
+        return ET.fromstring(body)
 
     def xml(self, path, query=None, status=200):
         st, _, body = self.get(path, query)
@@ -742,16 +747,13 @@ def test_mv_cp_and_overwrite(emu):
     c.upload("mv/a.txt", b"aaa")
     c.upload("mv/b.txt", b"bbb")
     dst = "/%s/Jotta/Archive/mv/new dir/moved.txt" % c.user
-    st, _, body = c.post("mv/a.txt", {"mv": dst})
-    assert st == 200
-    doc = ET.fromstring(body)
+    doc = c.post_doc("mv/a.txt", {"mv": dst})
     assert doc.get("name") == "moved.txt" and doc.get("deleted") is None
     assert doc.find("currentRevision/state").text == "COMPLETED"
     assert c.get("mv/a.txt")[0] == 404
     assert c.get("mv/new dir/moved.txt", {"mode": "bin"})[2] == b"aaa"
     # mv onto an existing live file overwrites it (new revision).
-    st, _, body = c.post("mv/b.txt", {"mv": dst})
-    assert st == 200
+    c.post_doc("mv/b.txt", {"mv": dst})
     assert c.get("mv/new dir/moved.txt", {"mode": "bin"})[2] == b"bbb"
     assert c.xml("mv/new dir/moved.txt").find("currentRevision/number").text == "2"
     # cp keeps the source; form-decoded destination ('+' is a space in a query value).
@@ -775,16 +777,12 @@ def test_cp_onto_trashed_file_quirk_and_cphash_restore(emu):
     c.upload("q/src.txt", b"source")
     c.upload("q/dst.txt", b"old")
     c.post("q/dst.txt", {"dl": "true"})
-    st, _, body = c.post("q/src.txt", {"cp": "/%s/Jotta/Archive/q/dst.txt" % c.user})
-    assert st == 200
-    doc = ET.fromstring(body)
+    doc = c.post_doc("q/src.txt", {"cp": "/%s/Jotta/Archive/q/dst.txt" % c.user})
     assert doc.get("deleted"), "copy onto a trashed file stays in the trash (docs 8.5)"
     # cphash with the copy's size/md5 restores it; header names are case-insensitive.
-    st, _, body = c.post("q/dst.txt", {"cphash": "true"}, headers={
+    doc = c.post_doc("q/dst.txt", {"cphash": "true"}, headers={
         "jsize": "6", "JMD5": md5(b"source"), "Jcreated": "2020-01-02-T03:04:05Z",
         "jModified": "2020-01-02-T03:04:05Z"})
-    assert st == 200
-    doc = ET.fromstring(body)
     assert doc.get("deleted") is None
     assert doc.find("currentRevision/modified").text == "2020-01-02-T03:04:05Z"
     # Unknown content: 404 (an upload is needed).
@@ -913,12 +911,7 @@ def test_bad_requests_get_service_errors(emu):
     c = Client(emu)
     s = socket.create_connection(("127.0.0.1", emu.port))
     s.sendall(b"GARBAGE\r\n\r\n")
-    data = b""
-    while True:
-        chunk = s.recv(65536)
-        if not chunk:
-            break
-        data += chunk
+    data = recv_all(s)
     s.close()
     assert data.startswith(b"HTTP/1.") and b"<error>" in data and b"Traceback" not in data
     st, _, js = c.api("POST", "/files/v1/allocate", None, headers={})
@@ -979,11 +972,7 @@ def test_concurrent_requests(emu):
             assert c.get("conc")[0] == 200
         except Exception as e:  # collected and reported below
             errors.append(repr(e))
-    ts = [threading.Thread(target=worker, args=(i,)) for i in range(16)]
-    for t in ts:
-        t.start()
-    for t in ts:
-        t.join(60)
+    run_threads(worker, 16, 60)
     assert not errors, errors
     assert len(c.names("conc")[1]) == 16
 
@@ -1122,6 +1111,11 @@ def test_stats_count_kinds_and_bytes(own_emulator):
 
 # ------------------------------------------------------------------ HTTPS CONNECT proxy
 
+def recv_all(s):
+    """Everything @s receives until the peer closes."""
+    return b"".join(iter(lambda: s.recv(65536), b""))
+
+
 def tunnel(emu, host, port=443):
     s = socket.create_connection(("127.0.0.1", emu.port), timeout=10)
     s.sendall(("CONNECT %s:%d HTTP/1.1\r\nHost: %s:%d\r\n\r\n"
@@ -1143,12 +1137,7 @@ def test_connect_proxy_tls_for_any_host(emu):
         tls = ctx.wrap_socket(s, server_hostname=host)
         tls.sendall(("GET /auth/realms/r/.well-known/openid-configuration HTTP/1.1\r\n"
                      "Host: %s\r\nConnection: close\r\n\r\n" % host).encode())
-        data = b""
-        while True:
-            chunk = tls.recv(65536)
-            if not chunk:
-                break
-            data += chunk
+        data = recv_all(tls)
         tls.close()
         head, body = data.split(b"\r\n\r\n", 1)
         assert head.startswith(b"HTTP/1.1 200")

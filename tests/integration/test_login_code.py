@@ -23,6 +23,7 @@ import urllib.parse
 import pytest
 
 from jfs_helpers import BIN, SANITIZER_RE, Account
+from wtest_helpers import free_port
 
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 SERVICES = os.path.join(REPO, "share", "services.json")
@@ -35,14 +36,6 @@ CASES = {
     "letsgo": ("desktop-win", "openid offline_access"),
     "phonero": ("desktop-win", "openid offline_access"),
 }
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 def code_account(emu, tmp_path, service, user, name="default", override=None):

@@ -33,7 +33,7 @@ import pytest
 
 from jfs_helpers import BIN, DaemonFailed, SANITIZER_RE
 from wtest_helpers import (RCLONE_ENCODING, encode_name, errno_of, knobs, md5_bytes, read_file,
-                           twin_name, wait_for)
+                           run_threads, twin_name, wait_for)
 
 MiB = 1 << 20
 
@@ -1237,11 +1237,7 @@ def test_concurrent_401s_share_one_refresh(account, emulator, mounter):
         except OSError as e:
             results[i] = e
     try:
-        ts = [threading.Thread(target=lister, args=(i,)) for i in range(8)]
-        for t in ts:
-            t.start()
-        for t in ts:
-            t.join(60)
+        run_threads(lister, 8, 60)
     finally:
         emulator.reset_knobs()
     assert results == {i: ["f"] for i in range(8)}

@@ -90,6 +90,16 @@ def precious_file(tmp_path):
     return f
 
 
+def planted_link(tmp_path, name):
+    """A cache directory of ours (0700) whose @name is a symlink to a
+    precious file: (the precious file, the cache directory)."""
+    precious = precious_file(tmp_path)
+    jc = tmp_path / "jc"
+    jc.mkdir(mode=0o700)
+    os.symlink(str(precious), str(jc / name))
+    return precious, jc
+
+
 @ROOT_ONLY
 def test_cache_dir_of_another_user_is_refused(account, tmp_path, other_uid):
     """The issue's attack: another user made the cache directory first (mode
@@ -158,10 +168,7 @@ def test_cache_dir_writable_by_others_is_refused(account, tmp_path):
 def test_planted_lock_symlink_is_refused(account, tmp_path):
     """A cache directory of ours (0700) holding a planted `lock` symlink (put
     there while it was open to others): the lock is not opened through it."""
-    precious = precious_file(tmp_path)
-    jc = tmp_path / "jc"
-    jc.mkdir(mode=0o700)
-    os.symlink(str(precious), str(jc / "lock"))
+    precious, jc = planted_link(tmp_path, "lock")
     err = refused_mount(account, tmp_path, jc)
     assert "cannot use the cache directory: '%s/lock' is a symbolic link" % jc in err, err
     assert "remove it" in err, err
@@ -178,10 +185,7 @@ def test_planted_lock_symlink_is_refused(account, tmp_path):
 
 def test_planted_index_symlink_is_refused(account, tmp_path, mounter):
     """index.db as a symlink: refused before SQLite writes anything."""
-    precious = precious_file(tmp_path)
-    jc = tmp_path / "jc"
-    jc.mkdir(mode=0o700)
-    os.symlink(str(precious), str(jc / "index.db"))
+    precious, jc = planted_link(tmp_path, "index.db")
     err = refused_mount(account, tmp_path, jc)
     assert "'%s/index.db' is a symbolic link" % jc in err, err
     assert precious.read_text() == "root's data\n"

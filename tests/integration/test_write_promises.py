@@ -20,7 +20,7 @@ import subprocess
 import threading
 
 from wtest_helpers import (MiB, clear_cache, encode_name, knobs, live, md5_bytes, read_file,
-                           write_file)
+                           run_threads, write_file)
 
 DBG = ["-d"] if os.environ.get("W_DEBUG") else []
 SLOW = dict(latency_ms=300, latency_kinds="upload,allocate")
@@ -141,11 +141,7 @@ def test_parallel_fsync_rename_then_unmount(account, emulator, mounter):
                 errors.append((n, e))
 
         with Background(J(m, "bg%d" % rnd), size=2 * MiB):
-            ts = [threading.Thread(target=one, args=(n,)) for n in range(8)]
-            for t in ts:
-                t.start()
-            for t in ts:
-                t.join(600)
+            run_threads(one, 8, 600)
         assert not errors, errors
         m.unmount(timeout=600)
         t = live(emulator, account.user)

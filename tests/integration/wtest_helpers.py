@@ -12,7 +12,9 @@ import hashlib
 import json
 import os
 import shutil
+import socket
 import subprocess
+import threading
 import time
 
 from rclone_helpers import RClone
@@ -135,6 +137,26 @@ def wait_for(pred, timeout, what, interval=0.1):
             return last
         time.sleep(interval)
     raise AssertionError("timed out after %.0f s waiting for %s (last: %r)" % (timeout, what, last))
+
+
+def free_port():
+    """A loopback TCP port nothing listens on (just now)."""
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def run_threads(fn, n, timeout):
+    """Run fn(0) .. fn(n - 1) in n threads at once; join each (at most
+    @timeout s). The callers collect their own errors."""
+    ts = [threading.Thread(target=fn, args=(i,)) for i in range(n)]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join(timeout)
+    return ts
 
 
 def wait_steady(value, what, quiet=1.0, timeout=60, interval=0.1):
