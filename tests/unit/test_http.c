@@ -375,19 +375,59 @@ static int fake_get_token(void *ctx, bool force, char **token)
 	return 0;
 }
 
+/* The debug log (stderr) captured in a file, between trace_begin and trace_end. */
+struct trace {
+	int fd;
+	int saved;
+};
+
+static void trace_begin(struct trace *t)
+{
+	char path[] = "/tmp/jottafs-test-log-XXXXXX";
+	t->fd = mkstemp(path);
+	assert_true(t->fd >= 0);
+	unlink(path);
+	t->saved = dup(STDERR_FILENO);
+	dup2(t->fd, STDERR_FILENO);
+	log_setup(LOG_LVL_DEBUG, false);
+}
+
+/* Back to info level on the real stderr; what was logged into @buf. */
+static void trace_end(struct trace *t, char *buf, size_t size)
+{
+	log_setup(LOG_LVL_INFO, false);
+	dup2(t->saved, STDERR_FILENO);
+	close(t->saved);
+	memset(buf, 0, size);
+	assert_true(pread(t->fd, buf, size - 1, 0) > 0);
+	close(t->fd);
+}
+
+/* A client whose token provider is a fake_tp (in @a, which outlives it). */
+struct authed {
+	struct fake_tp ft;
+	struct http_token_provider tp;
+};
+
+static struct http_client *authed_client(struct authed *a)
+{
+	struct http_client *c = fast_client();
+	a->tp = (struct http_token_provider){ fake_get_token, &a->ft };
+	http_client_set_token_provider(c, &a->tp);
+	return c;
+}
+
 static void test_401_refresh_once(void **state)
 {
 	static const struct canned script[] = { R(401, NULL, "<error/>"), R(200, NULL, "ok") };
 	struct server *s = server_start(script, 2);
-	struct http_client *c = fast_client();
-	struct fake_tp ft = { 0 };
-	struct http_token_provider tp = { fake_get_token, &ft };
-	http_client_set_token_provider(c, &tp);
+	struct authed a = { 0 };
+	struct http_client *c = authed_client(&a);
 	struct http_request req;
 	http_request_init(&req, "POST", s->url); /* not idempotent: 401 retry still ok */
 	assert_int_equal(http_request_do(c, &req, NULL), 0);
-	assert_int_equal(ft.calls, 2);
-	assert_int_equal(ft.forced, 1);
+	assert_int_equal(a.ft.calls, 2);
+	assert_int_equal(a.ft.forced, 1);
 	assert_non_null(strstr(s->req[0].head, "Authorization: Bearer stale-token\r\n"));
 	assert_non_null(strstr(s->req[1].head, "Authorization: Bearer fresh-token\r\n"));
 	http_client_free(c);
@@ -398,17 +438,15 @@ static void test_401_twice_is_eacces(void **state)
 {
 	static const struct canned script[] = { R(401, NULL, "no") };
 	struct server *s = server_start(script, 1);
-	struct http_client *c = fast_client();
-	struct fake_tp ft = { 0 };
-	struct http_token_provider tp = { fake_get_token, &ft };
-	http_client_set_token_provider(c, &tp);
+	struct authed a = { 0 };
+	struct http_client *c = authed_client(&a);
 	struct http_request req;
 	struct http_response resp;
 	http_request_init(&req, "GET", s->url);
 	req.idempotent = true;
 	assert_int_equal(http_request_do(c, &req, &resp), -EACCES);
 	assert_int_equal(resp.attempts, 2);
-	assert_int_equal(ft.forced, 1);
+	assert_int_equal(a.ft.forced, 1);
 	http_response_release(&resp);
 	http_client_free(c);
 	server_stop(s);
@@ -418,24 +456,22 @@ static void test_no_auth_and_dead_login(void **state)
 {
 	static const struct canned script[] = { R(200, NULL, "ok") };
 	struct server *s = server_start(script, 1);
-	struct http_client *c = fast_client();
-	struct fake_tp ft = { .fail_with = -EKEYREJECTED };
-	struct http_token_provider tp = { fake_get_token, &ft };
-	http_client_set_token_provider(c, &tp);
+	struct authed a = { .ft = { .fail_with = -EKEYREJECTED } };
+	struct http_client *c = authed_client(&a);
 	struct http_request req;
 	http_request_init(&req, "GET", s->url);
 	/* the provider says the login is dead: nothing is sent */
 	assert_int_equal(http_request_do(c, &req, NULL), -EKEYREJECTED);
 	assert_int_equal(s->served, 0);
 	/* a token that would inject a header line is refused, nothing sent */
-	ft.fail_with = 0;
-	ft.evil = "abc\r\nX-Injected: 1";
+	a.ft.fail_with = 0;
+	a.ft.evil = "abc\r\nX-Injected: 1";
 	assert_int_equal(http_request_do(c, &req, NULL), -EIO);
 	assert_int_equal(s->served, 0);
 	/* no_auth requests do not ask the provider */
 	req.no_auth = true;
 	assert_int_equal(http_request_do(c, &req, NULL), 0);
-	assert_int_equal(ft.calls, 2);
+	assert_int_equal(a.ft.calls, 2);
 	assert_null(strcasestr(s->req[0].head, "Authorization"));
 	http_client_free(c);
 	server_stop(s);
@@ -724,17 +760,11 @@ static void test_trace_redaction(void **state)
 {
 	static const struct canned script[] = { R(400, NULL, "{\"error\":\"sekrit-error\"}") };
 	struct server *s = server_start(script, 1);
-	struct http_client *c = fast_client();
-	struct fake_tp ft = { 0 };
-	struct http_token_provider tp = { fake_get_token, &ft };
-	http_client_set_token_provider(c, &tp);
+	struct authed a = { 0 };
+	struct http_client *c = authed_client(&a);
 
-	char logpath[] = "/tmp/jottafs-test-log-XXXXXX";
-	int lfd = mkstemp(logpath);
-	unlink(logpath);
-	int saved = dup(STDERR_FILENO);
-	dup2(lfd, STDERR_FILENO);
-	log_setup(LOG_LVL_DEBUG, false);
+	struct trace tr;
+	trace_begin(&tr);
 
 	char url[256];
 	snprintf(url, sizeof(url), "http://user:pw@127.0.0.1:%d/t?refresh_token=abc&mode=bin", s->port);
@@ -745,12 +775,8 @@ static void test_trace_redaction(void **state)
 	req.secret_body = true;
 	assert_int_equal(http_request_do(c, &req, NULL), -EINVAL);
 
-	log_setup(LOG_LVL_INFO, false);
-	dup2(saved, STDERR_FILENO);
-	close(saved);
-	char buf[8192] = { 0 };
-	assert_true(pread(lfd, buf, sizeof(buf) - 1, 0) > 0);
-	close(lfd);
+	char buf[8192];
+	trace_end(&tr, buf, sizeof(buf));
 	assert_non_null(strstr(buf, "POST http://127.0.0.1:"));
 	assert_non_null(strstr(buf, "-> 400"));
 	assert_non_null(strstr(buf, "refresh_token=***"));
@@ -803,17 +829,11 @@ static void test_trace_error_body_redacted(void **state)
 			     "{\"refresh_token\":\"rt-secret\"}</message></error>"),
 	};
 	struct server *s = server_start(script, 1);
-	struct http_client *c = fast_client();
-	struct fake_tp ft = { 0 };
-	struct http_token_provider tp = { fake_get_token, &ft };
-	http_client_set_token_provider(c, &tp);
+	struct authed a = { 0 };
+	struct http_client *c = authed_client(&a);
 
-	char logpath[] = "/tmp/jottafs-test-log-XXXXXX";
-	int lfd = mkstemp(logpath);
-	unlink(logpath);
-	int saved = dup(STDERR_FILENO);
-	dup2(lfd, STDERR_FILENO);
-	log_setup(LOG_LVL_DEBUG, false);
+	struct trace tr;
+	trace_begin(&tr);
 
 	/* the path carries a server-issued upload token: not traced either */
 	char url[256];
@@ -823,12 +843,8 @@ static void test_trace_error_body_redacted(void **state)
 	http_request_init(&req, "GET", url);
 	assert_int_equal(http_request_do(c, &req, NULL), -EINVAL);
 
-	log_setup(LOG_LVL_INFO, false);
-	dup2(saved, STDERR_FILENO);
-	close(saved);
-	char buf[8192] = { 0 };
-	assert_true(pread(lfd, buf, sizeof(buf) - 1, 0) > 0);
-	close(lfd);
+	char buf[8192];
+	trace_end(&tr, buf, sizeof(buf));
 	assert_non_null(strstr(s->req[0].head, "Authorization: Bearer stale-token\r\n"));
 	assert_non_null(strstr(buf, "error body: <error><message>bad request"));
 	assert_non_null(strstr(buf, "Authorization: Bearer [redacted]"));
