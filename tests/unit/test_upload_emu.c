@@ -630,9 +630,7 @@ static void errors_then_outage(void **state)
 		unit_sleep_ms(20);
 	}
 	knobs("{\"error_rate\": 0.0, \"outage\": true}");
-	end = clock_mono_ms() + 20000;
-	while (stat_num("faults", "outage") == 0 && clock_mono_ms() < end)
-		unit_sleep_ms(20);
+	unit_sleep_ms(1500); /* the outage's length (the scenario), not a wait */
 	assert_true(stat_num("faults", "outage") > 0);
 	knobs("{\"outage\": false}");
 	assert_int_equal(upload_drain(Q, 60), 0);
