@@ -12,6 +12,7 @@
 #include "auth/auth.h"
 #include "auth/auth_int.h"
 #include "auth/services.h"
+#include "lib/clock.h"
 #include "lib/log.h"
 #include "lib/xstr.h"
 #include "net/http.h"
@@ -320,13 +321,11 @@ static void send_page(int fd, int status, const char *title, const char *text)
 		(void)!send(fd, body, (size_t)bl, MSG_NOSIGNAL);
 }
 
-static long ms_left(const struct timespec *deadline)
+/* Milliseconds until @deadline (lib/clock.h milliseconds), 0 when past. */
+static long ms_left(int64_t deadline)
 {
-	struct timespec now;
-	clock_gettime(CLOCK_MONOTONIC, &now);
-	long ms = (deadline->tv_sec - now.tv_sec) * 1000 +
-		  (deadline->tv_nsec - now.tv_nsec) / 1000000;
-	return ms > 0 ? ms : 0;
+	int64_t ms = deadline - clock_mono_ms();
+	return ms > 0 ? (long)ms : 0;
 }
 
 /*
@@ -346,12 +345,10 @@ static int serve_one(int lfd, const char *state, char **code, char **why)
 	}
 	char buf[CODEFLOW_INPUT_MAX + 1];
 	size_t len = 0;
-	struct timespec deadline;
-	clock_gettime(CLOCK_MONOTONIC, &deadline);
-	deadline.tv_sec += CODEFLOW_CONN_S;
+	int64_t deadline = clock_mono_ms() + CODEFLOW_CONN_S * 1000LL;
 	while (len < CODEFLOW_INPUT_MAX) {
 		struct pollfd p = { .fd = fd, .events = POLLIN };
-		long ms = ms_left(&deadline);
+		long ms = ms_left(deadline);
 		if (ms == 0 || poll(&p, 1, (int)ms) <= 0)
 			break;
 		ssize_t r = recv(fd, buf + len, CODEFLOW_INPUT_MAX - len, 0);
@@ -407,14 +404,12 @@ int codeflow_wait(struct codeflow_listener *l, int paste_fd, const char *state, 
 	*errmsg = NULL;
 	if (!line)
 		return -ENOMEM;
-	struct timespec deadline;
-	clock_gettime(CLOCK_MONOTONIC, &deadline);
-	deadline.tv_sec += timeout_s;
+	int64_t deadline = clock_mono_ms() + (int64_t)timeout_s * 1000;
 	const char *from = "the browser";
 	while (rc == 1) {
 		struct pollfd p[2] = { { .fd = l->fd, .events = POLLIN },
 				       { .fd = paste_fd, .events = POLLIN } };
-		long ms = ms_left(&deadline);
+		long ms = ms_left(deadline);
 		if (ms == 0) {
 			rc = -ETIMEDOUT;
 			break;

@@ -6,18 +6,16 @@
  */
 #include "auth/services.h"
 
+#include "lib/fsutil.h"
 #include "lib/xstr.h"
 #include "net/url.h"
 
 #include <cjson/cJSON.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #define SERVICES_FILE_MAX (1 << 20)
 #define SCOPES_MAX 16
@@ -368,43 +366,15 @@ int services_add_json(struct services *s, const char *text, size_t len, const ch
 int services_load_file(struct services *s, const char *path, int optional, int amend,
 		       char **errmsg)
 {
-	*errmsg = NULL;
-	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-	if (fd < 0) {
-		int err = -errno;
-		if (err == -ENOENT && optional)
-			return 0;
-		*errmsg = xasprintf("cannot read the service table '%s': %s", path, strerror(-err));
-		return err;
-	}
-	struct stat st;
 	char *buf = NULL;
-	int err = 0;
-	if (fstat(fd, &st) < 0) {
-		err = -errno;
-	} else if (!S_ISREG(st.st_mode)) {
-		err = -EINVAL;
-	} else if (st.st_size > SERVICES_FILE_MAX) {
-		err = -EFBIG;
-	} else if (!(buf = malloc((size_t)st.st_size + 1))) {
-		err = -ENOMEM;
-	}
 	size_t len = 0;
-	while (!err && len < (size_t)st.st_size) {
-		ssize_t r = read(fd, buf + len, (size_t)st.st_size - len);
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r <= 0) {
-			err = r < 0 ? -errno : -EIO;
-			break;
-		}
-		len += (size_t)r;
-	}
-	close(fd);
+	*errmsg = NULL;
+	int err = file_read_max(path, SERVICES_FILE_MAX, &buf, &len);
+	if (err == -ENOENT && optional)
+		return 0;
 	if (err) {
 		*errmsg = xasprintf("cannot read the service table '%s': %s", path,
 				    err == -EINVAL ? "not a regular file" : strerror(-err));
-		free(buf);
 		return err;
 	}
 	err = services_add_json(s, buf, len, path, amend, errmsg);

@@ -26,6 +26,7 @@
 #include "cache/meta.h"
 #include "cache/ranges.h"
 #include "lib/log.h"
+#include "lib/md5.h"
 #include "lib/privdir.h"
 #include "net/http.h"
 #include "net/jfs.h"
@@ -123,9 +124,7 @@ int dc_verify_locked(struct dfile *f, bool *mismatch)
 	EVP_MD_CTX_copy_ex(c, f->md5ctx);
 	EVP_DigestFinal_ex(c, dig, &dlen);
 	EVP_MD_CTX_free(c);
-	for (unsigned i = 0; i < 16 && i < dlen; i++)
-		snprintf(hex + 2 * i, 3, "%02x", dig[i]);
-	hex[32] = '\0';
+	md5_hex(dig, hex);
 	if (!f->md5[0] || !strcmp(hex, f->md5)) {
 		f->verified = true;
 		dc_persist(f);

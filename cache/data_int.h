@@ -56,7 +56,6 @@
 #define DC_PROBE_RUN    (1024 * 1024)           /* a shorter sequential run may be a probe */
 #define DC_RETRIES      6                       /* resumes without progress */
 #define DC_HASH_CHUNK   (1024 * 1024)
-#define DC_MD5_EMPTY    "d41d8cd98f00b204e9800998ecf8427e"
 #define DC_PERSIST_STEP (8 * 1024 * 1024)       /* persist ranges at least this often */
 #define DC_HASH_SLICE   (64LL << 20)    /* hashed per unlock in dc_hash_local() */
 /* A commit with more than this left to hash leaves the MD5 to the upload

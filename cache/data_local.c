@@ -25,6 +25,7 @@
 #include "cache/meta.h"
 #include "cache/ranges.h"
 #include "lib/log.h"
+#include "lib/md5.h"
 #include "lib/privdir.h"
 #include "net/http.h"
 #include "net/jfs.h"
@@ -280,8 +281,7 @@ int dcache_commit(struct dfile *f, struct dcache_commit *out)
 		EVP_MD_CTX_copy_ex(c, f->md5ctx);
 		EVP_DigestFinal_ex(c, dig, &dlen);
 		EVP_MD_CTX_free(c);
-		for (unsigned i = 0; i < 16 && i < dlen; i++)
-			snprintf(out->md5 + 2 * i, 3, "%02x", dig[i]);
+		md5_hex(dig, out->md5);
 	}
 	if (fstat(f->body->fd, &st) == 0 && st.st_size != f->size &&
 	    ftruncate(f->body->fd, f->size))

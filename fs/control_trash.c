@@ -28,6 +28,8 @@
 #include "cache/lister.h"
 #include "fs/notify.h"
 #include "fs/options.h"
+#include "lib/clock.h"
+#include "lib/grow.h"
 #include "lib/log.h"
 #include "net/conn.h"
 #include "net/http.h"
@@ -36,14 +38,6 @@
 #include "net/names.h"
 
 /* ---- the trash ------------------------------------------------------------------------- */
-
-static double mono(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
 
 void ctl_trash_free(struct titem *v, size_t n)
 {
@@ -85,14 +79,8 @@ static int trash_cb(void *ctx, const struct jfs_entry *e)
 	rel = o;
 	if (!e->is_dir && !e->completed)
 		return 0;
-	if (t->n == t->cap) {
-		size_t cap = t->cap ? t->cap * 2 : 32;
-		struct titem *v = reallocarray(t->v, cap, sizeof(*v));
-		if (!v)
-			return -ENOMEM;
-		t->v = v;
-		t->cap = cap;
-	}
+	if (array_grow(&t->v, &t->cap, t->n, sizeof(*t->v), 32) < 0)
+		return -ENOMEM;
 	struct titem *it = &t->v[t->n];
 	memset(it, 0, sizeof(*it));
 	it->rel = strdup(rel);
@@ -120,7 +108,7 @@ static int trash_load(struct fs *fs, bool force)
 	int err;
 
 	pthread_mutex_lock(&c->lock);
-	bool fresh = !force && c->trash_at && mono() - c->trash_at < TRASH_TTL_S;
+	bool fresh = !force && c->trash_at && clock_mono() - c->trash_at < TRASH_TTL_S;
 	pthread_mutex_unlock(&c->lock);
 	if (fresh)
 		return 0;
@@ -138,7 +126,7 @@ static int trash_load(struct fs *fs, bool force)
 	ctl_trash_free(c->trash, c->ntrash);
 	c->trash = t.v;
 	c->ntrash = t.n;
-	c->trash_at = mono();
+	c->trash_at = clock_mono();
 	pthread_mutex_unlock(&c->lock);
 	return 0;
 }
