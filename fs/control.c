@@ -60,6 +60,7 @@
 #include "fs/notify.h"
 #include "fs/options.h"
 #include "fs/reply_data.h"
+#include "lib/grow.h"
 #include "lib/log.h"
 #include "net/conn.h"
 #include "net/http.h"
@@ -129,14 +130,8 @@ static int vput_locked(struct control *c, uint64_t parent, const struct vspec *s
 		    ctl_is_dir_kind(v->kind) == ctl_is_dir_kind(s->kind))
 			break;
 	if (!v) {
-		if (c->n == c->cap) {
-			size_t cap = c->cap ? c->cap * 2 : 64;
-			struct vnode **nv = reallocarray(c->nodes, cap, sizeof(*nv));
-			if (!nv)
-				return -ENOMEM;
-			c->nodes = nv;
-			c->cap = cap;
-		}
+		if (array_grow(&c->nodes, &c->cap, c->n, sizeof(*c->nodes), 64) < 0)
+			return -ENOMEM;
 		v = calloc(1, sizeof(*v));
 		if (!v || !(v->name = strdup(s->name))) {
 			free(v);
@@ -198,14 +193,8 @@ int ctl_specs_add(struct vspecs *l, const struct vspec *s)
 	for (size_t i = 0; i < l->n; i++)
 		if (!strcmp(l->v[i].name, s->name))
 			return 0;
-	if (l->n == l->cap) {
-		size_t cap = l->cap ? l->cap * 2 : 16;
-		struct vspec *v = reallocarray(l->v, cap, sizeof(*v));
-		if (!v)
-			return -ENOMEM;
-		l->v = v;
-		l->cap = cap;
-	}
+	if (array_grow(&l->v, &l->cap, l->n, sizeof(*l->v), 16) < 0)
+		return -ENOMEM;
 	struct vspec *d = &l->v[l->n];
 	*d = *s;
 	d->name = strdup(s->name);
