@@ -32,7 +32,7 @@ struct auth_endpoints {
 	const char *api_url;     /* default https://api.jottacloud.com */
 	const char *jfs_url;     /* default https://jfs.jottacloud.com/jfs */
 	const char *token_url;   /* overrides the discovered token endpoint */
-	/* Added (auth owner): an extra CA (PEM) trusted besides the system's.
+	/* An extra CA (PEM) trusted besides the system's.
 	 * auth_login stores it; auth_open applies the stored one to the http
 	 * client when the client has none (see auth_open). */
 	const char *cafile;
@@ -64,13 +64,13 @@ int auth_login(struct http_client *http, const char *config_dir, const char *acc
 	       const char *login_token, const struct auth_endpoints *ep, char **errmsg);
 
 /*
- * Added (issue 12). The end of the authorization-code flow (auth/codeflow.h
- * runs the rest): trade @g->code for tokens at @g->token_url (client_id in
- * the body, HTTP Basic when the server refuses that), then exactly what
- * auth_login does after its grant: the customer API for the username and
- * the account file, which records @g->service, @g->token_url and
- * @g->client_id so that refreshes use them. 0, -EKEYREJECTED (code expired,
- * used, or the client refused), -EINVAL, network errors as auth_login.
+ * The end of the authorization-code flow (auth/codeflow.h runs the rest):
+ * trade @g->code for tokens at @g->token_url (client_id in the body, HTTP
+ * Basic when the server refuses that), then exactly what auth_login does
+ * after its grant: the customer API for the username and the account file,
+ * which records @g->service, @g->token_url and @g->client_id so that
+ * refreshes use them. 0, -EKEYREJECTED (code expired, used, or the client
+ * refused), -EINVAL, network errors as auth_login.
  */
 struct auth_code_grant {
 	const char *service;      /* the service table key (messages, account file) */
@@ -84,19 +84,18 @@ int auth_login_code(struct http_client *http, const char *config_dir, const char
 		    char **errmsg);
 
 /*
- * Added (issue 12). GET the OIDC discovery document at @link (https, or
- * http to a loopback host) and return its authorization_endpoint and
- * token_endpoint (malloc'd), each checked like the login token's links.
- * *errmsg as auth_login.
+ * GET the OIDC discovery document at @link (https, or http to a loopback
+ * host) and return its authorization_endpoint and token_endpoint
+ * (malloc'd), each checked like the login token's links. *errmsg as
+ * auth_login.
  */
 int auth_discover(struct http_client *http, const char *link, char **authz_endpoint,
 		  char **token_endpoint, char **errmsg);
 
 /*
- * Added (auth owner). A personal login token, decoded: unpadded base64url
- * (alphabet A-Za-z0-9-_, no '=') of a JSON object with string fields
- * username, realm (optional), well_known_link (or wellKnownLink) and
- * auth_token. Surrounding whitespace is ignored. On -EINVAL *why (malloc'd,
+ * A personal login token, decoded: unpadded base64url (alphabet
+ * A-Za-z0-9-_, no '=') of a JSON object with string fields username, realm
+ * (optional), well_known_link (or wellKnownLink) and auth_token. Surrounding whitespace is ignored. On -EINVAL *why (malloc'd,
  * may be NULL) says what is wrong, in a few words, without the token.
  */
 struct auth_login_token {
@@ -110,10 +109,11 @@ int auth_login_token_decode(const char *text, struct auth_login_token *out, char
 void auth_login_token_release(struct auth_login_token *t);
 
 /*
- * Added (issue 14). The decoders of what the login servers and the account
- * file give us: pure (no I/O, no globals, nothing logged but a warning about
- * an unexpected token_type), the very functions auth_login, auth_open and
- * the refresh use; exposed for the unit tests and the fuzz target.
+ * The decoders of what the login servers and the account file give us
+ * (auth/decode.c, auth/account.c): pure (no I/O, no globals, nothing logged
+ * but a warning about an unexpected token_type), the very functions
+ * auth_login, auth_open and the refresh use; exposed for the unit tests and
+ * the fuzz target.
  */
 
 /* OAuth tokens, from a token endpoint answer or the account file. */
@@ -154,13 +154,13 @@ void auth_oauth_error_decode(const char *body, size_t len, char *err, size_t err
  * -ENOMEM.
  */
 int auth_discovery_decode(const char *body, size_t len, char **token_endpoint);
-/* The same for both authorization_endpoint and token_endpoint (issue 12);
+/* The same for both authorization_endpoint and token_endpoint;
  * -EIO unless both are there. */
 int auth_discovery_endpoints_decode(const char *body, size_t len, char **authorization_endpoint,
 				    char **token_endpoint);
 
 /*
- * The account file (see auth.c for its members), decoded. String members
+ * The account file (its members are listed at the top of auth/auth.c), decoded. String members
  * are malloc'd, NULL when absent, empty or not strings; tokens.refresh NULL
  * means the file holds no login. expiry and lifetime are whole seconds
  * within [0, 2^53] (anything else: 0).
@@ -199,7 +199,7 @@ void auth_free(struct auth *a);
 const char *auth_username(const struct auth *a);
 const char *auth_api_url(const struct auth *a);
 const char *auth_jfs_url(const struct auth *a);
-/* Added: the extra CA file in effect (NULL: none), and the login name from
+/* The extra CA file in effect (NULL: none), and the login name from
  * the login token (e-mail; "" when unknown). */
 const char *auth_cafile(const struct auth *a);
 const char *auth_login_user(const struct auth *a);

@@ -100,10 +100,10 @@ int dcache_open(struct dcache *dc, uint64_t id, int64_t size, const char *md5,
 		struct dfile **out, bool *kept);
 void dcache_close(struct dfile *f);
 /*
- * Added (issue 11): dcache_open() of immutable content that is not a node's
- * current revision — revision @revision (0: current) of server path @path,
- * e.g. an old version or a trashed file shown in the control directory —
- * under a private @id that no index node uses. Fetched, verified against
+ * dcache_open() of immutable content that is not a node's current
+ * revision — revision @revision (0: current) of server path @path, e.g. an
+ * old version or a trashed file shown in the control directory — under a
+ * private @id that no index node uses. Fetched, verified against
  * (@size, @md5) and evicted like any content. Read-only: never write it.
  */
 int dcache_open_ref(struct dcache *dc, uint64_t id, int64_t size, const char *md5,
