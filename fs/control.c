@@ -59,7 +59,7 @@
 #include "cache/lister.h"
 #include "fs/notify.h"
 #include "fs/options.h"
-#include "fs/reply_data.h"
+#include "fs/reply.h"
 #include "lib/grow.h"
 #include "lib/log.h"
 #include "net/conn.h"
@@ -566,12 +566,7 @@ void control_op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 			e.attr_timeout = e.entry_timeout = vtimeout(&v);
 			name = d->l.v[i - 2].name;
 		}
-		if (plus)
-			need = fuse_add_direntry_plus(req, buf + pos, size - pos, name, &e,
-						      (off_t)(i + 1));
-		else
-			need = fuse_add_direntry(req, buf + pos, size - pos, name, &e.attr,
-						 (off_t)(i + 1));
+		need = fs_add_direntry(req, buf + pos, size - pos, name, &e, (off_t)(i + 1), plus);
 		ctl_vrelease(&v);
 		if (need > size - pos)
 			break;

@@ -1,8 +1,8 @@
 /*
- * fs/reply_data.c — answering a FUSE read from the content cache (see
- * fs/reply_data.h).
+ * fs/reply.c — replies built alike by the mount's operations and the
+ * control directory (see fs/reply.h).
  */
-#include "fs/reply_data.h"
+#include "fs/reply.h"
 
 #include <errno.h>
 
@@ -32,4 +32,12 @@ void fs_reply_dcache(fuse_req_t req, struct dfile *df, struct dcache_seq *seq, o
 	 * @b holds its own reference to the cache file. */
 	fuse_reply_data(req, &bv, FUSE_BUF_SPLICE_MOVE);
 	dcache_buf_release(&b);
+}
+
+size_t fs_add_direntry(fuse_req_t req, char *buf, size_t room, const char *name,
+		       const struct fuse_entry_param *e, off_t next, bool plus)
+{
+	if (plus)
+		return fuse_add_direntry_plus(req, buf, room, name, e, next);
+	return fuse_add_direntry(req, buf, room, name, &e->attr, next);
 }

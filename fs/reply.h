@@ -1,15 +1,19 @@
 /*
- * fs/reply_data.h — answering a FUSE read from the content cache.
+ * fs/reply.h — building replies that the mount's operations and the
+ * control directory's give alike.
  *
- * One function for every read served by cache/data: it makes the bytes
- * present (dcache_read) and replies straight from the cache file's
+ * fs_reply_dcache() answers every read served by cache/data: it makes the
+ * bytes present (dcache_read) and replies straight from the cache file's
  * descriptor (fuse_reply_data with FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK), or
  * replies with the error (-ENOSPC, which a read cannot mean, becomes EIO).
+ * fs_add_direntry() adds one entry to a readdir or readdirplus reply.
+ * (Error replies: fs_reply_err() in fs/fs.h.)
  */
-#ifndef JOTTAFS_FS_REPLY_DATA_H
-#define JOTTAFS_FS_REPLY_DATA_H
+#ifndef JOTTAFS_FS_REPLY_H
+#define JOTTAFS_FS_REPLY_H
 
 #include <fuse_lowlevel.h>
+#include <stdbool.h>
 #include <stddef.h>
 
 struct dfile;
@@ -24,5 +28,15 @@ struct dcache_seq;
  */
 void fs_reply_dcache(fuse_req_t req, struct dfile *df, struct dcache_seq *seq, off_t off,
 		     size_t size);
+
+/*
+ * Add entry @name to a directory reply being built in @buf, which has
+ * @room bytes left: with @plus a readdirplus entry (@e's inode, attributes
+ * and timeouts), else a readdir one (@e->attr's inode and mode). @next is
+ * the offset of the entry after it. Returns the size the entry needs; more
+ * than @room means it did not fit and nothing was added.
+ */
+size_t fs_add_direntry(fuse_req_t req, char *buf, size_t room, const char *name,
+		       const struct fuse_entry_param *e, off_t next, bool plus);
 
 #endif

@@ -104,6 +104,14 @@ static void expect_bad(const char *tok, const char *needle)
 	free(why);
 }
 
+/* expect_bad() of the token that encodes @json. */
+static void expect_bad_json(const char *json, const char *needle)
+{
+	char *tok = encode(json, true, false);
+	expect_bad(tok, needle);
+	free(tok);
+}
+
 static void test_token_decode_invalid(void **state)
 {
 	const char *good = "{\"username\":\"u\",\"realm\":\"r\",\"well_known_link\":"
@@ -135,32 +143,18 @@ static void test_token_decode_invalid(void **state)
 	expect_bad("eyJ1c2Vy bmFtZSI6", "white space");
 
 	/* not JSON, not an object */
-	tok = encode("hello, world", true, false);
-	expect_bad(tok, "JSON");
-	free(tok);
-	tok = encode("[\"username\"]", true, false);
-	expect_bad(tok, "JSON");
-	free(tok);
+	expect_bad_json("hello, world", "JSON");
+	expect_bad_json("[\"username\"]", "JSON");
 
 	/* fields missing */
-	tok = encode("{\"realm\":\"r\",\"well_known_link\":\"https://x/y\",\"auth_token\":\"s3cr3t\"}",
-		     true, false);
-	expect_bad(tok, "username");
-	free(tok);
-	tok = encode("{\"username\":\"u\",\"well_known_link\":\"https://x/y\"}", true, false);
-	expect_bad(tok, "auth_token");
-	free(tok);
-	tok = encode("{\"username\":\"u\",\"auth_token\":\"s3cr3t\"}", true, false);
-	expect_bad(tok, "well_known_link");
-	free(tok);
-	tok = encode("{\"username\":\"u\",\"auth_token\":\"s3cr3t\",\"well_known_link\":\"file:///x\"}",
-		     true, false);
-	expect_bad(tok, "well_known_link");
-	free(tok);
-	tok = encode("{\"username\":7,\"auth_token\":\"s3cr3t\",\"well_known_link\":\"https://x\"}",
-		     true, false);
-	expect_bad(tok, "username");
-	free(tok);
+	expect_bad_json("{\"realm\":\"r\",\"well_known_link\":\"https://x/y\",\"auth_token\":\"s3cr3t\"}",
+			"username");
+	expect_bad_json("{\"username\":\"u\",\"well_known_link\":\"https://x/y\"}", "auth_token");
+	expect_bad_json("{\"username\":\"u\",\"auth_token\":\"s3cr3t\"}", "well_known_link");
+	expect_bad_json("{\"username\":\"u\",\"auth_token\":\"s3cr3t\",\"well_known_link\":\"file:///x\"}",
+			"well_known_link");
+	expect_bad_json("{\"username\":7,\"auth_token\":\"s3cr3t\",\"well_known_link\":\"https://x\"}",
+			"username");
 }
 
 static void test_account_name(void **state)
