@@ -507,21 +507,12 @@ int upload_rename(struct upload_queue *q, uint64_t id, const char *new_path)
 	return n < 0 ? n : 0;
 }
 
-/* Record @id is pending again (upload_rename_dir; both locks held). */
-static void revive(void *ctx, uint64_t id)
-{
-	struct upload_queue *q = ctx;
-	struct ment *e = upq_ment_get(q, id);
-
-	if (e && e->given_up)
-		upq_ment_set(q, e->id, e->gen, e->size, false);
-}
-
 int upload_rename_dir(struct upload_queue *q, const char *old_dir, const char *new_dir)
 {
 	uint64_t seqs[64];
 	char *old_prefix = NULL, *new_prefix = NULL;
-	size_t olen;
+	uint64_t *ids = NULL;
+	size_t olen, nids = 0;
 	unsigned i;
 	int n;
 
@@ -536,9 +527,14 @@ int upload_rename_dir(struct upload_queue *q, const char *old_dir, const char *n
 	olen = strlen(old_prefix);
 	pthread_mutex_lock(&q->db_lock);
 	n = journal_rename_dir(q->jn, old_prefix, new_prefix);
-	pthread_mutex_lock(&q->lock);
 	if (n > 0)      /* given-up records under it are pending again */
-		journal_each_under(q->jn, new_prefix, revive, q);
+		journal_under(q->jn, new_prefix, &ids, &nids);
+	pthread_mutex_lock(&q->lock);
+	for (size_t k = 0; k < nids; k++) {
+		struct ment *e = upq_ment_get(q, ids[k]);
+		if (e && e->given_up)
+			upq_ment_set(q, e->id, e->gen, e->size, false);
+	}
 	for (i = 0; i < q->transfers; i++) {
 		struct upload_job *job = &q->jobs[i];
 		seqs[i] = 0;
@@ -555,6 +551,7 @@ int upload_rename_dir(struct upload_queue *q, const char *old_dir, const char *n
 		if (seqs[i])
 			job_wait_end(q, &q->jobs[i], seqs[i]);
 	pthread_mutex_unlock(&q->lock);
+	free(ids);
 	free(old_prefix);
 	free(new_prefix);
 	return n < 0 ? n : 0;

@@ -21,15 +21,18 @@
  * cfg->transfers worker threads; each runs one upload at a time, described
  * by its struct upload_job.
  *
- * Two mutexes, always taken in this order:
- *   1. q->db_lock — the journal (its SQLite connection, statements and held
- *      records: every journal_*() call) and the jobs' "landed" records (they
- *      amend what is journalled). Held for one statement (local disk I/O,
- *      including the fsync of the WAL on commit), never across a network
- *      call, a content hash or a callback.
- *   2. q->lock — the in-memory state: the index of journal records
+ * Locks, always taken in this order:
+ *   1. q->db_lock — the journal (every journal_*() call: its statements
+ *      and the records it holds in memory) and the jobs' "landed" records
+ *      (they amend what is journalled). Held for one statement (local disk
+ *      I/O, including the fsync of the WAL on commit), never across a
+ *      network call, a content hash or a callback.
+ *   2. the journal's struct db lock (cache/db.h), inside journal_*() only;
+ *      journal_pick() calls its verdict function under it.
+ *   3. q->lock — the in-memory state: the index of journal records
  *      (id -> gen, size, given-up), the counters, the jobs' fields, the
- *      waiters, the pause and q->epoch. Held only for memory updates.
+ *      waiters, the pause and q->epoch. Held only for memory updates; no
+ *      journal_*() call is made under it.
  * Memory mirrors the journal: a record is changed on disk under db_lock and
  * the matching memory change is made under q->lock BEFORE db_lock is
  * released, so a thread holding only q->lock (upload_wait, upload_pending,
@@ -58,6 +61,7 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <string.h>
 
@@ -238,9 +242,9 @@ int journal_cancel(struct journal *j, uint64_t id);
 int journal_rename(struct journal *j, uint64_t id, const char *new_path);
 /* Move every record under @old_prefix (ends in '/') under @new_prefix. */
 int journal_rename_dir(struct journal *j, const char *old_prefix, const char *new_prefix);
-/* Call @fn for every record under @prefix (ends in '/'). */
-void journal_each_under(struct journal *j, const char *prefix,
-			void (*fn)(void *ctx, uint64_t id), void *ctx);
+/* The ids of the records under @prefix (ends in '/') in *@ids (malloc'd,
+ * *@n of them). 0 or -errno (*@ids NULL). */
+int journal_under(struct journal *j, const char *prefix, uint64_t **ids, size_t *n);
 
 /* What a journal_pick() callback says of a due-ordered record. */
 enum pick_verdict {
