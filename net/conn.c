@@ -15,6 +15,7 @@
  */
 #include "net/conn.h"
 
+#include "lib/clock.h"
 #include "lib/log.h"
 
 #include <errno.h>
@@ -56,14 +57,6 @@ struct conn {
 	void *probe_ctx;
 };
 
-static int64_t mono_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 int64_t conn_probe_delay_ms(unsigned probes)
 {
 	int64_t d = CONN_PROBE_MIN_MS;
@@ -89,13 +82,13 @@ int conn_new(conn_clock_fn clock, struct conn **out)
 
 	if (!c)
 		return -ENOMEM;
+	int err = clock_cond_init(&c->cond);
+	if (err) {
+		free(c);
+		return err;
+	}
 	pthread_mutex_init(&c->lock, NULL);
-	pthread_condattr_t ca;
-	pthread_condattr_init(&ca);
-	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-	pthread_cond_init(&c->cond, &ca);
-	pthread_condattr_destroy(&ca);
-	c->clock = clock ? clock : mono_ms;
+	c->clock = clock ? clock : clock_mono_ms;
 	c->state = CONN_ONLINE;
 	c->since_ms = c->clock();
 	*out = c;
@@ -266,15 +259,7 @@ static void *probe_main(void *arg)
 		}
 		/* Wait out the delay; the real clock, whatever c->clock is. */
 		uint64_t outage = c->outages;
-		struct timespec dl;
-		clock_gettime(CLOCK_MONOTONIC, &dl);
-		int64_t d = conn_probe_delay_ms(c->probes);
-		dl.tv_sec += d / 1000;
-		dl.tv_nsec += (d % 1000) * 1000000;
-		if (dl.tv_nsec >= 1000000000L) {
-			dl.tv_sec++;
-			dl.tv_nsec -= 1000000000L;
-		}
+		struct timespec dl = clock_deadline_ms(conn_probe_delay_ms(c->probes));
 		int rc = 0;
 		while (!c->stopping && c->state == CONN_OFFLINE && c->outages == outage && rc == 0)
 			rc = pthread_cond_timedwait(&c->cond, &c->lock, &dl);

@@ -4,6 +4,7 @@
  */
 #include "net/jfs_json.h"
 
+#include "lib/md5.h"
 #include "net/http.h"
 #include "net/jtime.h"
 #include "net/url.h"
@@ -18,16 +19,6 @@
 #include <strings.h>
 
 #define JSON_EXACT_MAX 9007199254740992.0     /* 2^53: larger doubles skip integers */
-
-static bool is_md5(const char *s)
-{
-	if (!s || strlen(s) != 32)
-		return false;
-	for (size_t i = 0; i < 32; i++)
-		if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
-			return false;
-	return true;
-}
 
 /* A JSON number that is an exact integer in [-2^53, 2^53]. */
 static bool json_i64(const cJSON *item, int64_t *out)
@@ -58,7 +49,7 @@ int jfs_json_alloc_request(const char *device, const char *mountpoint,
 			   const struct jfs_alloc_req *req, char **out)
 {
 	*out = NULL;
-	if (!req->path || !*req->path || req->size < 0 || !is_md5(req->md5))
+	if (!req->path || !*req->path || req->size < 0 || !md5_hex_valid(req->md5))
 		return -EINVAL;
 	char created[JTIME_BUFSZ], modified[JTIME_BUFSZ], bytes[24];
 	if (jtime_format_rfc3339(req->created, created, sizeof(created)) < 0 ||

@@ -27,6 +27,8 @@
  */
 #include "net/names.h"
 
+#include "lib/utf8.h"
+
 #include <errno.h>
 #include <stdio.h>
 #include <stdint.h>
@@ -85,79 +87,17 @@ static const uint16_t ascii_repl[128] = {
 
 /*
  * Read one character from @s (@n > 0 bytes available) the way Go's
- * utf8.DecodeRune does. Stores the code point in *cp (CP_INVALID for a
- * byte that does not start a valid sequence) and returns the number of
- * bytes used (1 for an invalid byte).
+ * utf8.DecodeRune does (lib/utf8.h): stores the code point in *cp
+ * (CP_INVALID for a byte that does not start a valid sequence) and returns
+ * the number of bytes used (1 for an invalid byte).
  */
 static size_t utf8_next(const unsigned char *s, size_t n, uint32_t *cp)
 {
-	unsigned char c = s[0];
-	unsigned char lo = 0x80, hi = 0xBF; /* range of the second byte */
-	size_t need;
-	uint32_t v;
-
-	if (c < 0x80) {
-		*cp = c;
-		return 1;
-	}
-	if (c >= 0xC2 && c <= 0xDF) {
-		need = 2;
-		v = c & 0x1F;
-	} else if (c >= 0xE0 && c <= 0xEF) {
-		need = 3;
-		v = c & 0x0F;
-		if (c == 0xE0)
-			lo = 0xA0;      /* no overlong forms */
-		else if (c == 0xED)
-			hi = 0x9F;      /* no surrogates */
-	} else if (c >= 0xF0 && c <= 0xF4) {
-		need = 4;
-		v = c & 0x07;
-		if (c == 0xF0)
-			lo = 0x90;      /* no overlong forms */
-		else if (c == 0xF4)
-			hi = 0x8F;      /* nothing above U+10FFFF */
-	} else {
-		goto invalid;   /* 0x80-0xC1 and 0xF5-0xFF never start one */
-	}
-	if (n < need || s[1] < lo || s[1] > hi)
-		goto invalid;
-	v = (v << 6) | (s[1] & 0x3F);
-	for (size_t k = 2; k < need; k++) {
-		if ((s[k] & 0xC0) != 0x80)
-			goto invalid;
-		v = (v << 6) | (s[k] & 0x3F);
-	}
-	*cp = v;
-	return need;
-invalid:
+	size_t k = utf8_decode(s, n, cp);
+	if (k)
+		return k;
 	*cp = CP_INVALID;
 	return 1;
-}
-
-/* Write code point @cp (a scalar value) as UTF-8 at @p; returns the length. */
-static size_t utf8_put(unsigned char *p, uint32_t cp)
-{
-	if (cp < 0x80) {
-		p[0] = (unsigned char)cp;
-		return 1;
-	}
-	if (cp < 0x800) {
-		p[0] = (unsigned char)(0xC0 | (cp >> 6));
-		p[1] = (unsigned char)(0x80 | (cp & 0x3F));
-		return 2;
-	}
-	if (cp < 0x10000) {
-		p[0] = (unsigned char)(0xE0 | (cp >> 12));
-		p[1] = (unsigned char)(0x80 | ((cp >> 6) & 0x3F));
-		p[2] = (unsigned char)(0x80 | (cp & 0x3F));
-		return 3;
-	}
-	p[0] = (unsigned char)(0xF0 | (cp >> 18));
-	p[1] = (unsigned char)(0x80 | ((cp >> 12) & 0x3F));
-	p[2] = (unsigned char)(0x80 | ((cp >> 6) & 0x3F));
-	p[3] = (unsigned char)(0x80 | (cp & 0x3F));
-	return 4;
 }
 
 /*
@@ -259,13 +199,13 @@ static int encode(const char *posix, size_t len, bool percent, char **out)
 			if (r == 0 || (c == '%' && !percent))
 				buf[o++] = c;
 			else
-				o += utf8_put(buf + o, r);
+				o += utf8_encode(r, (char *)(buf + o));
 			units++;
 			i++;
 		} else if ((n = utf8_next(s + i, len - i, &cp)) == 1 &&
 			   cp == CP_INVALID) {
 			/* InvalidUtf8: ‛ and two upper-case hex digits. */
-			o += utf8_put(buf + o, CP_QUOTE);
+			o += utf8_encode(CP_QUOTE, (char *)(buf + o));
 			buf[o++] = (unsigned char)hex[c >> 4];
 			buf[o++] = (unsigned char)hex[c & 0x0F];
 			units += 3;
@@ -273,7 +213,7 @@ static int encode(const char *posix, size_t len, bool percent, char **out)
 		} else {
 			if (cp == CP_QUOTE || cp == CP_SYMBOL ||
 			    is_replacement(cp, percent)) {
-				o += utf8_put(buf + o, CP_QUOTE);
+				o += utf8_encode(CP_QUOTE, (char *)(buf + o));
 				units++;
 			}
 			memcpy(buf + o, s + i, n);
@@ -302,9 +242,9 @@ int names_encode_legacy(const char *posix, size_t len, char **out)
 static size_t put_plain(unsigned char *p, unsigned char b, bool posix)
 {
 	if (posix && b == '/')
-		return utf8_put(p, CP_FWSLASH);
+		return utf8_encode(CP_FWSLASH, (char *)p);
 	if (posix && b == '\0')
-		return utf8_put(p, CP_SYMBOL);
+		return utf8_encode(CP_SYMBOL, (char *)p);
 	p[0] = b;
 	return 1;
 }
@@ -343,11 +283,11 @@ static int decode(const char *server, bool posix, char **out, size_t *out_len)
 		o = put_plain(p, '.', false);
 		o += put_plain(p + o, '.', false);
 	} else if (len == 6 && memcmp(s, U8_QUOTE U8_FWDOT, 6) == 0) {
-		o = utf8_put(p, CP_FWDOT);
+		o = utf8_encode(CP_FWDOT, (char *)p);
 	} else if (len == 12 &&
 		   memcmp(s, U8_QUOTE U8_FWDOT U8_QUOTE U8_FWDOT, 12) == 0) {
-		o = utf8_put(p, CP_FWDOT);
-		o += utf8_put(p + o, CP_FWDOT);
+		o = utf8_encode(CP_FWDOT, (char *)p);
+		o += utf8_encode(CP_FWDOT, (char *)(p + o));
 	} else {
 		for (size_t i = 0; i < len;) {
 			bool quoted = quote_next;
@@ -370,15 +310,15 @@ static int decode(const char *server, bool posix, char **out, size_t *out_len)
 			n = utf8_next(s + i, len - i, &cp);
 			quote_next = false;
 			if (cp == CP_SYMBOL) {
-				o += quoted ? utf8_put(p + o, cp)
+				o += quoted ? utf8_encode(cp, (char *)(p + o))
 					    : put_plain(p + o, 0, posix);
 			} else if (cp == CP_QUOTE) {
 				if (quoted)
-					o += utf8_put(p + o, cp);
+					o += utf8_encode(cp, (char *)(p + o));
 				else
 					quote_next = true;
 			} else if (is_replacement(cp, true)) {
-				o += quoted ? utf8_put(p + o, cp)
+				o += quoted ? utf8_encode(cp, (char *)(p + o))
 					    : put_plain(p + o, replacement_origin(cp), posix);
 			} else if (quoted && i + 1 < len &&
 				   (h1 = hexval(s[i])) >= 0 &&
@@ -390,7 +330,7 @@ static int decode(const char *server, bool posix, char **out, size_t *out_len)
 				/* Anything else is copied; a quote before it
 				 * was not a quote after all. */
 				if (quoted)
-					o += utf8_put(p + o, CP_QUOTE);
+					o += utf8_encode(CP_QUOTE, (char *)(p + o));
 				if (n == 1)
 					o += put_plain(p + o, s[i], posix);
 				else {
@@ -401,14 +341,14 @@ static int decode(const char *server, bool posix, char **out, size_t *out_len)
 			i += n;
 		}
 		if (quote_next)
-			o += utf8_put(p + o, CP_QUOTE);
+			o += utf8_encode(CP_QUOTE, (char *)(p + o));
 	}
 
 	if (posix && o == 1 && p[0] == '.') {
-		o = utf8_put(p, CP_FWDOT);
+		o = utf8_encode(CP_FWDOT, (char *)p);
 	} else if (posix && o == 2 && p[0] == '.' && p[1] == '.') {
-		o = utf8_put(p, CP_FWDOT);
-		o += utf8_put(p + o, CP_FWDOT);
+		o = utf8_encode(CP_FWDOT, (char *)p);
+		o += utf8_encode(CP_FWDOT, (char *)(p + o));
 	}
 	if (o == 0) {           /* cannot happen: every input byte emits */
 		free(p);
