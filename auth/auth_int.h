@@ -56,7 +56,7 @@ struct auth {
 	uint64_t generation;     /* bumped whenever the tokens change */
 	bool dead;
 	bool dead_logged;
-	time_t dead_checked;     /* last look for a new login in the file */
+	double dead_checked;     /* last look for a new login (clock_mono()) */
 };
 
 /* auth/auth.c */

@@ -7,6 +7,7 @@
 #include "auth/auth.h"
 #include "auth/auth_int.h"
 
+#include "lib/clock.h"
 #include "lib/log.h"
 #include "lib/privdir.h"
 #include "lib/redact.h"
@@ -209,7 +210,7 @@ out:
  */
 static void try_revive(struct auth *a)
 {
-	time_t now = time(NULL);
+	double now = clock_mono();
 	if (now - a->dead_checked < AUTH_REVIVE_CHECK_S)
 		return;
 	a->dead_checked = now;
@@ -289,7 +290,7 @@ static int provider_get_token(void *ctx, bool force, char **token)
 			a->generation++;
 		} else if (err == -EKEYREJECTED) {
 			a->dead = true;
-			a->dead_checked = time(NULL);
+			a->dead_checked = clock_mono();
 			if (!a->dead_logged) {
 				a->dead_logged = true;
 				log_err("the login was revoked (invalid_grant): run 'jottafs login%s%s' "
