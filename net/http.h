@@ -15,7 +15,8 @@
  *     server kept;
  *   - aborts a request on demand (http_request.cancel, -ECANCELED);
  *   - refreshes on 401: once per request, through the token provider;
- *   - maps HTTP statuses and curl errors to negative errno (http_status_errno);
+ *   - maps HTTP statuses and curl errors to negative errno: the one wire ->
+ *     errno table (http_status_errno_or, http_transport_errno);
  *   - refuses, before anything is sent, a URL that net/url.h refuses, and a
  *     plain http:// URL to a host that is not loopback unless the client was
  *     made with insecure_http (-EPERM), wherever the URL came from (an
@@ -81,7 +82,7 @@ struct http_sink {
 	int (*reset)(void *ctx);
 	void *ctx;
 	/*
-	 * Added for net/jfs (ranged downloads). Optional (NULL: not called).
+	 * Optional (NULL: not called); for ranged downloads (net/jfs).
 	 * Called once per attempt when the final response is a 2xx, after its
 	 * headers and BEFORE the first write() (for an empty body: before the
 	 * request returns). @status is the HTTP status, @content_range the
@@ -111,22 +112,22 @@ struct http_request {
 	const struct http_sink *sink;    /* 2xx body goes here; NULL: buffered in the response */
 	size_t max_body;                 /* cap of a buffered body; 0: 4 MiB; larger: -EIO */
 	/*
-	 * Added (net/http owner). Optional (NULL: never). Polled while the
-	 * request runs, at least every 100 ms whatever the transfer is doing
-	 * (resolving, connecting, sending, waiting, receiving) and during
-	 * retry backoff sleeps; once it reads true the transfer is cut (its
-	 * HTTP/1.1 connection closed, or its HTTP/2 stream reset) and the
-	 * request returns -ECANCELED, never retried. A request that completed before the flag
-	 * was seen returns its normal result.
+	 * Optional (NULL: never). Polled while the request runs, at least
+	 * every 100 ms whatever the transfer is doing (resolving, connecting,
+	 * sending, waiting, receiving) and during retry backoff sleeps; once
+	 * it reads true the transfer is cut (its HTTP/1.1 connection closed,
+	 * or its HTTP/2 stream reset) and the request returns -ECANCELED,
+	 * never retried. A request that completed before the flag was seen
+	 * returns its normal result.
 	 */
 	const atomic_bool *cancel;
 	/*
-	 * Added (connectivity, net/conn.h). A probe goes out even while the
+	 * Connectivity (net/conn.h): a probe goes out even while the
 	 * client's connectivity state is offline, and is never retried.
 	 */
 	bool probe;
-	/* Added (issue 11). Optional: receives the bytes of the body sent so
-	 * far in the current attempt (progress reports). */
+	/* Optional: receives the bytes of the body sent so far in the
+	 * current attempt (progress reports). */
 	_Atomic int64_t *sent;
 };
 
@@ -139,7 +140,6 @@ struct http_response {
 	size_t body_len;
 	long retry_after_s;   /* Retry-After of the final response, or -1 */
 	int64_t bytes_received; /* body bytes delivered to the sink */
-	/* Added (net/http owner): */
 	char *content_range;  /* Content-Range header of the final response (malloc'd), or NULL */
 	char *transport_error;/* curl's one-line reason when no HTTP status was received
 				 (e.g. "Connection refused"), malloc'd, or NULL */
@@ -202,7 +202,7 @@ int http_transport_errno(int curl_code);
 long http_backoff_ms(long min_ms, long max_ms, unsigned attempt, uint64_t rnd);
 
 /*
- * Added (issue 14). The delay before a retry the server answered with
+ * The delay before a retry the server answered with
  * Retry-After @retry_after_s seconds (libcurl decodes the header, seconds
  * or an HTTP date, into this number; <= 0: none, or in the past): that
  * time, capped at 60 s, plus up to a quarter of it as jitter drawn from
@@ -212,7 +212,7 @@ long http_backoff_ms(long min_ms, long max_ms, unsigned attempt, uint64_t rnd);
 long http_retry_delay_ms(long retry_after_s, long backoff_ms, uint64_t rnd);
 
 /*
- * Added (issue 14). The value of header @name (matched case-insensitively)
+ * The value of header @name (matched case-insensitively)
  * in one header @line of @len bytes as libcurl hands it over ("Name:
  * value\r\n", not NUL-terminated), without the blanks around it and the
  * line end; malloc'd. NULL when the line is another header (or ENOMEM).

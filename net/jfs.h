@@ -236,20 +236,21 @@ int jfs_upload(struct jfs *j, const char *upload_url, int fd, int64_t resume_pos
 	       int64_t size, const char *md5, time_t *out_modified);
 
 /*
- * Added for cache/upload (unlink or rename of a file being uploaded, and
- * unmount): jfs_upload() that another thread can abort. @cancel (may be
- * NULL) is polled while the request runs (net/http: http_request.cancel, at
- * least every 100 ms, mid-body too); once it reads true the transfer is cut
- * and -ECANCELED returned. The service keeps the bytes it got (the next allocate
- * of the same path, size and md5 reports them as resume_pos).
+ * jfs_upload() that another thread can abort (cache/upload: unlink or
+ * rename of a file being uploaded, and unmount). @cancel (may be NULL)
+ * is polled while the request runs (net/http: http_request.cancel, at
+ * least every 100 ms, mid-body too); once it reads true the transfer is
+ * cut and -ECANCELED returned. The service keeps the bytes it got (the
+ * next allocate of the same path, size and md5 reports them as
+ * resume_pos).
  * jfs_upload(...) is jfs_upload_cancellable(..., NULL, ...).
  */
 int jfs_upload_cancellable(struct jfs *j, const char *upload_url, int fd,
 			   int64_t resume_pos, int64_t size, const char *md5,
 			   const atomic_bool *cancel, time_t *out_modified);
 
-/* Added (issue 11): jfs_upload_cancellable() that stores the bytes sent so
- * far (from @resume_pos) in *@sent (may be NULL) as the transfer runs. */
+/* jfs_upload_cancellable() that stores the bytes sent so far (from
+ * @resume_pos) in *@sent (may be NULL) as the transfer runs. */
 int jfs_upload_progress(struct jfs *j, const char *upload_url, int fd, int64_t resume_pos,
 			int64_t size, const char *md5, const atomic_bool *cancel,
 			_Atomic int64_t *sent, time_t *out_modified);
@@ -257,7 +258,7 @@ int jfs_upload_progress(struct jfs *j, const char *upload_url, int fd, int64_t r
 /* Empty the trash (JSON API). */
 int jfs_purge_trash(struct jfs *j);
 
-/* ---- Added for the control directory (fs/control.c; issue 11). ---- */
+/* ---- Copies, revisions and the trash (the control directory, fs/control*.c) ---- */
 
 /*
  * Server-side copy of file @from to @to (cp=, docs 8.5): no content moves.
@@ -279,7 +280,7 @@ int jfs_download_revision(struct jfs *j, const char *path, int64_t revision, int
 			  int64_t last, const struct http_sink *sink, int64_t *got);
 
 /*
- * Added (issue 14). The Content-Range of a 206 answer to a download of
+ * The Content-Range of a 206 answer to a download of
  * [@first, @last] (@last -1: to the end): "bytes a-b/total", or "bytes a-b/"
  * and a star for an unknown total; decimal digits only, a <= b < total. It
  * must start at @first and end at @last, or earlier at the end of the file
