@@ -5,6 +5,7 @@
  */
 #include "net/jfs_int.h"
 
+#include "lib/grow.h"
 #include "lib/log.h"
 #include "lib/xstr.h"
 #include "net/jfs_json.h"
@@ -78,14 +79,9 @@ static int namelist_add(struct namelist *l, const char *name)
 	size_t len = strlen(name);
 	if (l->n >= l->max || len > JFS_NAMES_BYTES_MAX - l->bytes)
 		return l->err = -EIO;
-	if (l->n + 2 > l->cap) {
-		size_t cap = l->cap ? l->cap * 2 : 8;
-		char **v = realloc(l->v, cap * sizeof(*v));
-		if (!v)
-			return l->err = -ENOMEM;
-		l->v = v;
-		l->cap = cap;
-	}
+	/* room for the name and the terminating NULL */
+	if (array_grow(&l->v, &l->cap, l->n + 1, sizeof(*l->v), 8) < 0)
+		return l->err = -ENOMEM;
 	if (!(l->v[l->n] = strdup(name)))
 		return l->err = -ENOMEM;
 	l->v[++l->n] = NULL;
