@@ -223,6 +223,7 @@ struct dcache_stats {
 	uint64_t mismatches;      /* MD5 mismatches */
 	int64_t cached_bytes;     /* bytes present in cache files */
 	int64_t local_bytes;      /* size of local (not yet uploaded) content */
+	unsigned jobs;            /* fetches queued or running (0: the workers are idle) */
 };
 void dcache_stats(struct dcache *dc, struct dcache_stats *out);
 

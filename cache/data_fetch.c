@@ -51,6 +51,7 @@ static int job_start(struct dfile *f, int64_t start, int64_t end)
 	f->jobs = j;
 	pthread_mutex_lock(&dc->lock);
 	f->refs++;                      /* released by the worker */
+	dc->stats.jobs++;               /* until the worker is done with it */
 	if (dc->qtail)
 		dc->qtail->qnext = j;
 	else
@@ -355,6 +356,7 @@ void *dc_worker_main(void *arg)
 		pthread_mutex_unlock(&dc->lock);
 		job_run(dc, j);
 		pthread_mutex_lock(&dc->lock);
+		dc->stats.jobs--;
 	}
 	pthread_mutex_unlock(&dc->lock);
 	return NULL;

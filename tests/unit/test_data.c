@@ -348,22 +348,19 @@ static int dteardown(void **state)
 	return 0;
 }
 
-/* Wait until the fake served nothing for 100 ms (workers may still be
- * finishing a job after the reader got its bytes). */
-static void settle(void)
+/* Wait until the download workers are idle (every fetch queued so far,
+ * read-ahead included, has ended), so that what the fake served is final. */
+static void settle(struct dcache *dc)
 {
-	for (int i = 0; i < 100; i++) {
-		pthread_mutex_lock(&fake.lock);
-		unsigned calls = fake.calls;
-		int64_t bytes = fake.bytes;
-		pthread_mutex_unlock(&fake.lock);
-		usleep(100000);
-		pthread_mutex_lock(&fake.lock);
-		bool same = calls == fake.calls && bytes == fake.bytes;
-		pthread_mutex_unlock(&fake.lock);
-		if (same)
+	struct dcache_stats st;
+
+	for (int i = 0; i < 20000; i++) {
+		dcache_stats(dc, &st);
+		if (st.jobs == 0)
 			return;
+		usleep(1000);
 	}
+	fail_msg("%u fetches still running after 20 s", st.jobs);
 }
 
 /* Read [off, off+len) through the cache and compare with the fake's bytes. */
@@ -417,7 +414,7 @@ static void test_sequential(void **state)
 		off += n;
 	}
 	assert_int_equal(off, fake.size);
-	settle();
+	settle(f->dc);
 	/* Each byte fetched once; the window grows, so few requests. */
 	assert_int_equal(fake.bytes, fake.size);
 	assert_true(fake.calls <= 8);
@@ -459,7 +456,7 @@ static void test_probe(void **state)
 	/* A second probe at the end (file(1) and thumbnailers do that). */
 	memset(&seq, 0, sizeof(seq));
 	assert_int_equal(read_check(df, &seq, fake.size - 4096, 4096), 4096);
-	settle();
+	settle(f->dc);
 	assert_true(fake.bytes < 1024 * 1024);
 	dcache_close(df);
 }
@@ -498,7 +495,7 @@ static void test_concurrent(void **state)
 		pthread_join(t[i], NULL);
 		assert_int_equal(args[i].ret, 100000);
 	}
-	settle();
+	settle(f->dc);
 	assert_int_equal(fake.calls, 1);
 	/* Staggered starts: whoever comes first, each byte comes once. */
 	fake.calls = 0;
@@ -511,7 +508,7 @@ static void test_concurrent(void **state)
 		pthread_join(t[i], NULL);
 		assert_int_equal(args[i].ret, 100000);
 	}
-	settle();
+	settle(f->dc);
 	assert_true(fake.bytes <= 7000 + 128 * 1024);
 	dcache_close(df);
 }
@@ -531,7 +528,7 @@ static void test_resume(void **state)
 		assert_true(n > 0);
 		off += n;
 	}
-	settle();
+	settle(f->dc);
 	assert_true(fake.calls > 10);
 	assert_int_equal(fake.bytes, fake.size);
 	dcache_close(df);
