@@ -180,6 +180,14 @@ void auth_strip_slashes(char *url)
 		url[--n] = '\0';
 }
 
+const char *auth_login_cmd(const char *account, char buf[AUTH_LOGIN_CMD_MAX])
+{
+	if (!strcmp(account, "default"))
+		return "jottafs login";
+	snprintf(buf, AUTH_LOGIN_CMD_MAX, "jottafs login --account %s", account);
+	return buf;
+}
+
 /* ---------------------------------------------------------------------- */
 /* Open, accessors                                                        */
 
@@ -200,7 +208,7 @@ int auth_open(struct http_client *http, const char *config_dir, const char *acco
 	      const struct auth_endpoints *ep, struct auth **out, char **errmsg)
 {
 	static const struct auth_endpoints none;
-	const char *named = strcmp(account, "default") ? account : NULL;
+	char cmd[AUTH_LOGIN_CMD_MAX];
 	if (errmsg)
 		*errmsg = NULL;
 	if (!ep)
@@ -231,9 +239,8 @@ int auth_open(struct http_client *http, const char *config_dir, const char *acco
 		free(text);
 	}
 	if (err == -ENOENT) {
-		set_errmsg(errmsg, xasprintf("not logged in (no account '%s'): run 'jottafs login%s%s' "
-					     "first", account, named ? " --account " : "",
-					     named ? named : ""));
+		set_errmsg(errmsg, xasprintf("not logged in (no account '%s'): run '%s' first",
+					     account, auth_login_cmd(account, cmd)));
 		free(path);
 		return err;
 	}
@@ -247,9 +254,9 @@ int auth_open(struct http_client *http, const char *config_dir, const char *acco
 	}
 	if (err < 0) {
 		set_errmsg(errmsg, xasprintf("cannot read the account file '%s' (%s): run "
-					     "'jottafs login%s%s' again", path,
+					     "'%s' again", path,
 					     err == -EINVAL ? "not valid JSON" : strerror(-err),
-					     named ? " --account " : "", named ? named : ""));
+					     auth_login_cmd(account, cmd)));
 		free(path);
 		return err;
 	}
@@ -257,9 +264,8 @@ int auth_open(struct http_client *http, const char *config_dir, const char *acco
 	struct stat st;
 	if (lstat(path, &st) == 0 && S_ISREG(st.st_mode) && (st.st_mode & 077)) {
 		log_warn("the account file '%s' was readable by others (mode %03o): made it 0600; "
-			 "if someone may have read it, run 'jottafs login%s%s' with a new token",
-			 path, (unsigned)(st.st_mode & 0777), named ? " --account " : "",
-			 named ? named : "");
+			 "if someone may have read it, run '%s' with a new token",
+			 path, (unsigned)(st.st_mode & 0777), auth_login_cmd(account, cmd));
 		chmod(path, 0600);
 	}
 
@@ -286,9 +292,9 @@ int auth_open(struct http_client *http, const char *config_dir, const char *acco
 	settle(&a->acc.client_id, NULL, AUTH_CLIENT_ID);
 	if (!t.refresh || !a->acc.username) {
 		set_errmsg(errmsg, xasprintf("the account file '%s' is incomplete (%s missing): run "
-					     "'jottafs login%s%s' again", path,
+					     "'%s' again", path,
 					     !t.refresh ? "refresh_token" : "username",
-					     named ? " --account " : "", named ? named : ""));
+					     auth_login_cmd(account, cmd)));
 		auth_tokens_release(&t);
 		auth_free(a);
 		return -EINVAL;

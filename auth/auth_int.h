@@ -93,6 +93,10 @@ int auth_login_link_ok(const char *url, const char *what, char **errmsg);
 void auth_json_wipe_secrets(cJSON *j);
 /* Strip trailing '/' characters of a malloc'd URL in place. */
 void auth_strip_slashes(char *url);
+/* The command that logs @account in again, for messages: "jottafs login",
+ * or "jottafs login --account NAME" (in @buf) for an account not "default". */
+#define AUTH_LOGIN_CMD_MAX (sizeof("jottafs login --account ") + AUTH_ACCOUNT_MAX)
+const char *auth_login_cmd(const char *account, char buf[AUTH_LOGIN_CMD_MAX]);
 
 /* auth/account.c */
 char *auth_account_path(const char *config_dir, const char *account);

@@ -293,9 +293,9 @@ static int provider_get_token(void *ctx, bool force, char **token)
 			a->dead_checked = clock_mono();
 			if (!a->dead_logged) {
 				a->dead_logged = true;
-				log_err("the login was revoked (invalid_grant): run 'jottafs login%s%s' "
-					"again", strcmp(a->account, "default") ? " --account " : "",
-					strcmp(a->account, "default") ? a->account : "");
+				char cmd[AUTH_LOGIN_CMD_MAX];
+				log_err("the login was revoked (invalid_grant): run '%s' again",
+					auth_login_cmd(a->account, cmd));
 			}
 		}
 		pthread_cond_broadcast(&a->cond);
