@@ -32,7 +32,9 @@
 #include <wctype.h>
 
 #include "lib/log.h"
+#include "lib/buf.h"
 #include "lib/utf8.h"
+#include "lib/vec.h"
 
 #define META_SCHEMA_VERSION 2
 #define META_FOLD_RULE      "java-ci"   /* meta_fold()'s rule, kept as info "fold" */
@@ -148,16 +150,8 @@ void meta_changes_release(struct meta_changes *c)
 void meta_change_add(struct meta_changes *c, enum meta_change_kind kind, uint64_t id,
 		     uint64_t parent, const char *name)
 {
-	if (!c)
+	if (!c || vec_reserve(&c->v, &c->cap, c->n, sizeof(*c->v), 16))
 		return;
-	if (c->n == c->cap) {
-		size_t cap = c->cap ? c->cap * 2 : 16;
-		struct meta_change *v = reallocarray(c->v, cap, sizeof(*v));
-		if (!v)
-			return;
-		c->v = v;
-		c->cap = cap;
-	}
 	c->v[c->n].kind = kind;
 	c->v[c->n].id = id;
 	c->v[c->n].parent = parent;
@@ -442,7 +436,7 @@ int meta_get(struct meta *m, uint64_t id, struct meta_attr *out)
 }
 
 struct lookup_ctx {
-	struct meta_attr *out;
+	struct meta_attr a;
 	int err;
 };
 
@@ -456,7 +450,7 @@ static int lookup_row(void *ctx, struct db_row *r)
 		c->err = -ENOENT;
 		return 1;
 	}
-	meta_row_attr(r, c->out);
+	meta_row_attr(r, &c->a);
 	/* The canonical spelling, or the only one, shows the name. */
 	c->err = db_int(r, NODE_NCOLS) ? 0 : 1;
 	return !c->err;
@@ -464,14 +458,17 @@ static int lookup_row(void *ctx, struct db_row *r)
 
 int meta_lookup(struct meta *m, uint64_t parent, const char *name, struct meta_attr *out)
 {
-	struct lookup_ctx c = { out, -ENOENT };
+	struct lookup_ctx c;
 	int n;
 
+	c.err = -ENOENT;
 	db_lock(m->db);
 	n = db_exec(m->db, ST_LOOKUP, DB_ARGS(DB_U64(parent), DB_NAME(name)), lookup_row, &c);
 	if (n >= 0)
 		n = c.err == 1 ? 0 : c.err;
-	if (n == -ENOENT)
+	if (!n)
+		*out = c.a;
+	else if (n == -ENOENT)
 		n = meta_lookup_twin(m, parent, name, out);
 	db_unlock(m->db);
 	return n;
@@ -511,8 +508,7 @@ int meta_lookup_fold(struct meta *m, uint64_t parent, const char *sname, uint64_
 }
 
 struct path_ctx {
-	char *buf;
-	size_t len, cap;
+	struct buf b;
 	bool first, rooted;
 };
 
@@ -528,43 +524,25 @@ static int path_row(void *ctx, struct db_row *r)
 		p->first = false;
 		return 0;
 	}
-	if (p->len + n + 2 > p->cap) {
-		size_t cap = p->cap;
-		char *nb;
-		while (p->len + n + 2 > cap)
-			cap *= 2;
-		if (!(nb = realloc(p->buf, cap)))
-			return -ENOMEM;
-		p->buf = nb;
-		p->cap = cap;
-	}
-	if (p->len)
-		p->buf[p->len++] = '/';
-	if (n)
-		memcpy(p->buf + p->len, sn, n);
-	p->len += n;
-	p->buf[p->len] = '\0';
-	return 0;
+	if (p->b.len)
+		buf_adds(&p->b, "/");
+	return buf_add(&p->b, sn, n);
 }
 
 int meta_path(struct meta *m, uint64_t id, char **path)
 {
-	struct path_ctx p = { malloc(128), 0, 128, true, false };
+	struct path_ctx p = { .first = true };
 	int n;
 
 	*path = NULL;
-	if (!p.buf)
-		return -ENOMEM;
-	p.buf[0] = '\0';
+	buf_init(&p.b, 0);
 	n = db_exec(m->db, ST_PATH, DB_ARGS(DB_U64(id)), path_row, &p);
 	if (n >= 0 && (p.first || !p.rooted))
 		n = -ENOENT;
-	if (n < 0) {
-		free(p.buf);
-		return n;
-	}
-	*path = p.buf;
-	return 0;
+	if (n >= 0 && !(*path = buf_take(&p.b)))
+		n = -ENOMEM;
+	buf_free(&p.b);
+	return n < 0 ? n : 0;
 }
 
 struct names_ctx {
@@ -666,16 +644,8 @@ static int children_row(void *ctx, struct db_row *r)
 		c->name[len] = '\0';
 		c->name_len = len;
 	}
-	if (c->gn == c->gcap) {
-		size_t nc = c->gcap ? c->gcap * 2 : 4;
-		struct twin *nv = reallocarray(c->g, nc, sizeof(*nv));
-		if (!nv)
-			return -ENOMEM;
-		c->g = nv;
-		c->gcap = nc;
-	}
-	t = &c->g[c->gn++];
-	memset(t, 0, sizeof(*t));
+	if (!(t = meta_twin_push(&c->g, &c->gn, &c->gcap)))
+		return -ENOMEM;
 	meta_row_attr(r, &t->a);
 	t->canonical = db_int(r, NODE_NCOLS + 2) != 0;
 	if (!t->canonical && !(t->sname = db_strdup(r, NODE_NCOLS + 1)))
@@ -701,29 +671,23 @@ int meta_children(struct meta *m, uint64_t parent, meta_child_cb cb, void *ctx)
 	return n;
 }
 
-struct count_ctx {
-	uint64_t all, dirs;
-};
-
-static int count_row(void *ctx, struct db_row *r)
+int meta_row_pair(void *ctx, struct db_row *r)
 {
-	struct count_ctx *c = ctx;
+	int64_t *v = ctx;
 
-	c->all = db_u64(r, 0);
-	c->dirs = db_u64(r, 1);
+	v[0] = db_int(r, 0);
+	v[1] = db_int(r, 1);
 	return 1;
 }
 
 int meta_count_children(struct meta *m, uint64_t parent, uint64_t *all, uint64_t *dirs)
 {
-	struct count_ctx c = { 0, 0 };
-	int n = db_exec(m->db, ST_COUNT, DB_ARGS(DB_U64(parent)), count_row, &c);
+	int64_t v[2] = { 0, 0 };
+	int err = wr(db_exec(m->db, ST_COUNT, DB_ARGS(DB_U64(parent)), meta_row_pair, v));
 
-	if (n < 0)
-		return n;
-	*all = c.all;
-	*dirs = c.dirs;
-	return 0;
+	*all = (uint64_t)v[0];
+	*dirs = (uint64_t)v[1];
+	return err;
 }
 
 /* ---- shared by listings and local changes --------------------------------- */

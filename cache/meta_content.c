@@ -66,27 +66,14 @@ int meta_content_delete(struct meta *m, uint64_t id)
 	return WRITE(m, ST_CDEL, DB_U64(id));
 }
 
-struct usage {
-	int64_t total, dirty;
-};
-
-static int usage_row(void *ctx, struct db_row *r)
-{
-	struct usage *u = ctx;
-
-	u->total = db_int(r, 0);
-	u->dirty = db_int(r, 1);
-	return 1;
-}
-
 int meta_content_usage(struct meta *m, int64_t *total, int64_t *dirty)
 {
-	struct usage u = { 0, 0 };
-	int err = wr(db_exec(m->db, ST_CUSAGE, DB_NOARGS, usage_row, &u));
+	int64_t v[2] = { 0, 0 };
+	int err = wr(db_exec(m->db, ST_CUSAGE, DB_NOARGS, meta_row_pair, v));
 
 	if (!err) {
-		*total = u.total;
-		*dirty = u.dirty;
+		*total = v[0];
+		*dirty = v[1];
 	}
 	return err;
 }

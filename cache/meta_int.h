@@ -6,10 +6,10 @@
  * The module's files:
  *   meta.c          open, schema and migration, quota, name folding, node
  *                   queries (get, lookup, path, children)
- *   meta_local.c    local changes of the write path (create, rename, ...)
+ *   meta_local.c    local changes of the write path (create, rename,
+ *                   unlink, ...) and removals the service reports
  *   meta_twins.c    server names that decode to one POSIX name ("twins")
  *   meta_listing.c  applying listings (one folder, or a recursive stream)
- *                   and removals the service reports
  *   meta_content.c  cached content records and the garbage-collection queue
  *
  * Locking: everything runs under the db's lock (cache/db.h), taken by
@@ -161,6 +161,8 @@ static inline int wr(int n)
 void meta_row_attr(struct db_row *r, struct meta_attr *a);
 /* db_row_fn: the first column as a uint64 into *(uint64_t *)ctx; stops. */
 int meta_row_u64(void *ctx, struct db_row *r);
+/* db_row_fn: the first two columns into ((int64_t *)ctx)[0..1]; stops. */
+int meta_row_pair(void *ctx, struct db_row *r);
 /* Append a change to @c (may be NULL); on ENOMEM the change is dropped
  * (invalidation is best effort). */
 void meta_change_add(struct meta_changes *c, enum meta_change_kind kind, uint64_t id,
@@ -189,6 +191,8 @@ struct twin {
 	struct meta_attr a;     /* meta_children(): the row's attributes */
 };
 void meta_twins_release(struct twin *t, size_t n);
+/* Append a zeroed member to the array *@v of *@n (capacity *@cap); NULL on ENOMEM. */
+struct twin *meta_twin_push(struct twin **v, size_t *n, size_t *cap);
 /* Set t[i].shown for group @t[0..n) of children of @parent named @name.
  * Lock held. */
 int meta_twins_name(struct meta *m, uint64_t parent, const char *name, struct twin *t,

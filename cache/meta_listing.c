@@ -4,8 +4,7 @@
  * (meta_apply_listing), one sub-folder on the way to a path
  * (meta_upsert_child), and a recursive listing applied in batches as it
  * streams in (meta_stream_*). Each entry is merged by upsert(); children a
- * complete listing did not name are swept. Also what the service reports
- * otherwise: a node gone (meta_remove), a folder to list again
+ * complete listing did not name are swept. Also a folder to list again
  * (meta_set_stale).
  *
  * Runs under the db's lock, one transaction per listing or batch.
@@ -16,7 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "lib/log.h"
+#include "lib/vec.h"
 
 #define META_STREAM_BATCH 2048
 #define SWEEP_BATCH       256   /* folders swept per transaction at stream end */
@@ -164,14 +163,8 @@ static int sweep_row(void *ctx, struct db_row *r)
 	struct sweep_ctx *c = ctx;
 	uint64_t id = db_u64(r, 0);
 
-	if (c->n == c->cap) {
-		size_t nc = c->cap ? c->cap * 2 : 16;
-		uint64_t *v = reallocarray(c->ids, nc, sizeof(*v));
-		if (!v)
-			return -ENOMEM;
-		c->ids = v;
-		c->cap = nc;
-	}
+	if (vec_reserve(&c->ids, &c->cap, c->n, sizeof(*c->ids), 16))
+		return -ENOMEM;
 	c->ids[c->n++] = id;
 	if (c->ch) {
 		char *name = db_strdup(r, 1);
@@ -241,29 +234,6 @@ int meta_upsert_child(struct meta *m, uint64_t dir, uint64_t gen, const struct m
 	if (err)
 		return err;
 	return db_end(m->db, upsert(m, dir, gen, e, false, NULL, id));
-}
-
-int meta_remove(struct meta *m, uint64_t id, struct meta_changes *ch)
-{
-	uint64_t parent = 0;
-	char *name = NULL;
-	int err;
-
-	if (id == META_ROOT_ID)
-		return -EBUSY;
-	err = db_begin(m->db);
-	if (err)
-		return err;
-	err = meta_node_names(m, id, &name, NULL, &parent);
-	if (!err && !parent)
-		err = -ENOENT;
-	if (!err)
-		err = meta_remove_subtree(m, id);
-	err = db_end(m->db, err);
-	if (!err)
-		meta_change_add(ch, META_REMOVED, id, parent, name ? name : "");
-	free(name);
-	return err;
 }
 
 int meta_set_stale(struct meta *m, uint64_t dir)
@@ -342,15 +312,9 @@ static void slot_put(size_t *slots, size_t ns, const char *path, size_t d)
 static int stream_add_dir(struct meta_stream *st, char *path, uint64_t id, bool skip,
 			  bool listed_before)
 {
-	if (st->ndirs == st->capdirs) {
-		size_t cap = st->capdirs ? st->capdirs * 2 : 64;
-		struct stream_dir *v = reallocarray(st->dirs, cap, sizeof(*v));
-		if (!v) {
-			free(path);
-			return -ENOMEM;
-		}
-		st->dirs = v;
-		st->capdirs = cap;
+	if (vec_reserve(&st->dirs, &st->capdirs, st->ndirs, sizeof(*st->dirs), 64)) {
+		free(path);
+		return -ENOMEM;
 	}
 	if ((st->ndirs + 1) * 2 > st->nslots) {
 		size_t ns = st->nslots ? st->nslots * 2 : 128;

@@ -2,7 +2,8 @@
  * cache/meta_local.c — local changes of the write path recorded in the
  * index (see meta.h "Local changes"): create, the content and times of a
  * node (set_local, set_clean, set_base, set_mtime, set_dir_times), rename,
- * unlink, and the list of nodes with local changes. Each takes its own
+ * unlink, and the list of nodes with local changes; and the removal of a
+ * node the service says is gone (meta_remove), which shares unlink's code. Each takes its own
  * generation, so that listings sent before it cannot undo it; removals
  * leave a tombstone for the same reason.
  */
@@ -22,23 +23,30 @@ static uint64_t child_by_sname(struct meta *m, uint64_t parent, const char *snam
 	return id;
 }
 
-int meta_create(struct meta *m, uint64_t parent, const char *name, const char *sname,
-		bool is_dir, time_t now, uint64_t *id)
+/* Begin the transaction of a local change, which takes generation *@gen. */
+static int change_begin(struct meta *m, uint64_t *gen)
 {
-	char *fold = meta_fold(sname);
-	uint64_t gen;
-	int err;
+	int err = db_begin(m->db);
 
-	*id = 0;
-	if (!fold)
-		return -ENOMEM;
-	err = db_begin(m->db);
-	if (err)
-		goto out;
-	gen = ++m->gen;
-	err = meta_dir_check(m, parent, 0, NULL);
-	if (err > 0)
-		err = 0;
+	if (!err)
+		*gen = ++m->gen;
+	return err;
+}
+
+/* Check that @parent is a folder that can take a new child. */
+static int parent_ok(struct meta *m, uint64_t parent)
+{
+	int err = meta_dir_check(m, parent, 0, NULL);
+
+	return err > 0 ? 0 : err;
+}
+
+/* meta_create() in its transaction. */
+static int create_tx(struct meta *m, uint64_t parent, const char *name, const char *sname,
+		     const char *fold, bool is_dir, time_t now, uint64_t gen, uint64_t *id)
+{
+	int err = parent_ok(m, parent);
+
 	if (!err && child_by_sname(m, parent, sname))
 		err = -EEXIST;
 	if (!err)
@@ -49,10 +57,21 @@ int meta_create(struct meta *m, uint64_t parent, const char *name, const char *s
 		*id = (uint64_t)db_last_rowid(m->db);
 		err = WRITE(m, ST_TOMB_DEL, DB_U64(parent), DB_TEXT(sname));
 	}
-	err = db_end(m->db, err);
+	return err;
+}
+
+int meta_create(struct meta *m, uint64_t parent, const char *name, const char *sname,
+		bool is_dir, time_t now, uint64_t *id)
+{
+	char *fold = meta_fold(sname);
+	uint64_t gen;
+	int err = fold ? change_begin(m, &gen) : -ENOMEM;
+
+	*id = 0;
+	if (!err)
+		err = db_end(m->db, create_tx(m, parent, name, sname, fold, is_dir, now, gen, id));
 	if (err)
 		*id = 0;
-out:
 	free(fold);
 	return err;
 }
@@ -102,35 +121,24 @@ int meta_set_base(struct meta *m, uint64_t id, int64_t size, const char *md5)
 	return WRITE(m, ST_SET_BASE, DB_U64(id), DB_TEXT(md5), DB_INT(size));
 }
 
-int meta_rename(struct meta *m, uint64_t id, uint64_t parent, const char *name,
-		const char *sname, uint64_t *replaced)
+/* meta_rename() in its transaction; the node replaced in *@target. */
+static int rename_tx(struct meta *m, uint64_t id, uint64_t parent, const char *name,
+		     const char *sname, const char *fold, uint64_t gen, uint64_t *target)
 {
-	char *fold = meta_fold(sname), *old_sname = NULL;
-	uint64_t old_parent = 0, target = 0, gen;
-	int err;
+	char *old_sname = NULL;
+	uint64_t old_parent = 0;
+	int err = meta_node_names(m, id, NULL, &old_sname, &old_parent);
 
-	if (replaced)
-		*replaced = 0;
-	if (!fold)
-		return -ENOMEM;
-	err = db_begin(m->db);
-	if (err)
-		goto out;
-	gen = ++m->gen;
-	err = meta_node_names(m, id, NULL, &old_sname, &old_parent);
+	if (!err)
+		err = parent_ok(m, parent);
 	if (!err) {
-		err = meta_dir_check(m, parent, 0, NULL);
-		if (err > 0)
-			err = 0;
-	}
-	if (!err) {
-		target = child_by_sname(m, parent, sname);
-		if (!target)
-			err = meta_lookup_fold(m, parent, sname, &target, NULL);
-		if (target == id)
-			target = 0;     /* a case-only rename of itself */
-		if (!err && target)
-			err = meta_remove_subtree(m, target);
+		*target = child_by_sname(m, parent, sname);
+		if (!*target)
+			err = meta_lookup_fold(m, parent, sname, target, NULL);
+		if (*target == id)
+			*target = 0;    /* a case-only rename of itself */
+		if (!err && *target)
+			err = meta_remove_subtree(m, *target);
 	}
 	if (!err)
 		err = WRITE(m, ST_MOVE, DB_U64(id), DB_U64(parent), DB_NAME(name), DB_TEXT(sname),
@@ -139,35 +147,64 @@ int meta_rename(struct meta *m, uint64_t id, uint64_t parent, const char *name,
 		err = WRITE(m, ST_TOMB_SET, DB_U64(old_parent), DB_TEXT(old_sname), DB_U64(gen));
 	if (!err)
 		err = WRITE(m, ST_TOMB_DEL, DB_U64(parent), DB_TEXT(sname));
-	err = db_end(m->db, err);
-	if (!err && replaced)
-		*replaced = target;
-out:
-	free(fold);
 	free(old_sname);
+	return err;
+}
+
+int meta_rename(struct meta *m, uint64_t id, uint64_t parent, const char *name,
+		const char *sname, uint64_t *replaced)
+{
+	char *fold = meta_fold(sname);
+	uint64_t target = 0, gen;
+	int err = fold ? change_begin(m, &gen) : -ENOMEM;
+
+	if (!err)
+		err = db_end(m->db, rename_tx(m, id, parent, name, sname, fold, gen, &target));
+	if (replaced)
+		*replaced = err ? 0 : target;
+	free(fold);
+	return err;
+}
+
+/*
+ * Remove @id and its subtree, in one transaction: after a local unlink
+ * (@local: leave a tombstone so that older listings do not bring it back)
+ * or because the service says it is gone (reported in @ch).
+ */
+static int node_remove(struct meta *m, uint64_t id, bool local, struct meta_changes *ch)
+{
+	uint64_t parent = 0, gen;
+	char *name = NULL, *sname = NULL;
+	int err;
+
+	if (id == META_ROOT_ID)
+		return -EBUSY;
+	err = change_begin(m, &gen);
+	if (err)
+		return err;
+	err = meta_node_names(m, id, local ? NULL : &name, &sname, &parent);
+	if (!err && !parent)
+		err = -ENOENT;
+	if (!err)
+		err = meta_remove_subtree(m, id);
+	if (!err && local)
+		err = WRITE(m, ST_TOMB_SET, DB_U64(parent), DB_TEXT(sname), DB_U64(gen));
+	err = db_end(m->db, err);
+	if (!err && !local)
+		meta_change_add(ch, META_REMOVED, id, parent, name ? name : "");
+	free(name);
+	free(sname);
 	return err;
 }
 
 int meta_unlink(struct meta *m, uint64_t id)
 {
-	uint64_t parent = 0, gen;
-	char *sname = NULL;
-	int err;
+	return node_remove(m, id, true, NULL);
+}
 
-	if (id == META_ROOT_ID)
-		return -EBUSY;
-	err = db_begin(m->db);
-	if (err)
-		return err;
-	gen = ++m->gen;
-	err = meta_node_names(m, id, NULL, &sname, &parent);
-	if (!err)
-		err = meta_remove_subtree(m, id);
-	if (!err)
-		err = WRITE(m, ST_TOMB_SET, DB_U64(parent), DB_TEXT(sname), DB_U64(gen));
-	err = db_end(m->db, err);
-	free(sname);
-	return err;
+int meta_remove(struct meta *m, uint64_t id, struct meta_changes *ch)
+{
+	return node_remove(m, id, false, ch);
 }
 
 int meta_local_nodes(struct meta *m, int (*cb)(void *ctx, uint64_t id), void *ctx)

@@ -24,6 +24,7 @@
 #include <string.h>
 
 #include "lib/log.h"
+#include "lib/vec.h"
 #include "net/names.h"
 
 #define DUP_ROUNDS 4
@@ -154,21 +155,24 @@ struct twins_ctx {
 	size_t n, cap;
 };
 
+struct twin *meta_twin_push(struct twin **v, size_t *n, size_t *cap)
+{
+	struct twin *t;
+
+	if (vec_reserve(v, cap, *n, sizeof(**v), 4))
+		return NULL;
+	t = &(*v)[(*n)++];
+	memset(t, 0, sizeof(*t));
+	return t;
+}
+
 static int twins_row(void *ctx, struct db_row *r)
 {
 	struct twins_ctx *c = ctx;
-	struct twin *t;
+	struct twin *t = meta_twin_push(&c->v, &c->n, &c->cap);
 
-	if (c->n == c->cap) {
-		size_t nc = c->cap ? c->cap * 2 : 4;
-		struct twin *nv = reallocarray(c->v, nc, sizeof(*nv));
-		if (!nv)
-			return -ENOMEM;
-		c->v = nv;
-		c->cap = nc;
-	}
-	t = &c->v[c->n++];
-	memset(t, 0, sizeof(*t));
+	if (!t)
+		return -ENOMEM;
 	t->canonical = db_int(r, 1) != 0;
 	if (!t->canonical && !(t->sname = db_strdup(r, 0)))
 		return -ENOMEM;
@@ -292,14 +296,8 @@ void meta_twin_notes_release(struct twin_notes *tn)
 
 int meta_twin_note(struct twin_notes *tn, uint64_t dir, const char *name)
 {
-	if (tn->n == tn->cap) {
-		size_t nc = tn->cap ? tn->cap * 2 : 8;
-		struct twin_note *nv = reallocarray(tn->v, nc, sizeof(*nv));
-		if (!nv)
-			return -ENOMEM;
-		tn->v = nv;
-		tn->cap = nc;
-	}
+	if (vec_reserve(&tn->v, &tn->cap, tn->n, sizeof(*tn->v), 8))
+		return -ENOMEM;
 	if (!(tn->v[tn->n].name = strdup(name)))
 		return -ENOMEM;
 	tn->v[tn->n++].dir = dir;
