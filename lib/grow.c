@@ -20,7 +20,8 @@ int array_grow(void *pv, size_t *cap, size_t n, size_t size, size_t first)
 	nv = reallocarray(v, want, size);
 	if (!nv)
 		return -ENOMEM;
-	memcpy(pv, &nv, sizeof(nv));
+	memcpy(pv, &nv, sizeof(nv));   /* the caller's pointer now owns it */
 	*cap = want;
+	/* cppcheck-suppress memleak ; (nv is stored through pv just above) */
 	return 0;
 }
