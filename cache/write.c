@@ -160,7 +160,8 @@ static void upend_record(struct writer *w, const struct upload_item *it, uint64_
 	e->nhist++;
 }
 
-uint64_t writer_last_gen(struct writer *w, uint64_t id)
+/* The generation of @id journalled last, 0 when none. */
+static uint64_t last_gen(struct writer *w, uint64_t id)
 {
 	struct stripe *s = writer_stripe(w, id);
 	struct upend *e;
@@ -366,7 +367,7 @@ int writer_fsync(struct writer *w, struct dfile *df, uint64_t id)
 	if (!err && w->up) {
 		/* The generation journalled last, not any: an older upload
 		 * landing now does not make this content durable. */
-		err = upload_wait(w->up, id, writer_last_gen(w, id));
+		err = upload_wait(w->up, id, last_gen(w, id));
 		if (err == -ENOENT)
 			err = 0;        /* cancelled: the file was unlinked */
 	}

@@ -168,7 +168,5 @@ void writer_upload_done(void *ctx, uint64_t id, uint64_t gen, int err, const cha
  * (never closed, or uploaded just before a crash) are dropped — the
  * service's version wins (logged). */
 void writer_recover(struct writer *w);
-/* The generation of @id journalled last by this writer, 0 when none. */
-uint64_t writer_last_gen(struct writer *w, uint64_t id);
 
 #endif

@@ -3,10 +3,18 @@
  * and the FUSE low-level operations (fs/ops.c and the files it names: the
  * only code that replies to the kernel). Internal to fs/.
  *
- * Locks of fs/: fs->h_lock and fs->qlock (below) and each open directory's
- * lock (fs/dir.c) are leaves, never held across a request, a reply or a
- * call into cache/ that may wait. The write path's locks and their order
- * are in cache/write.h; every other module documents its own.
+ * Locks of fs/ and where they sit among cache/'s (a lock is only taken
+ * while holding locks above it in this list, never the other way):
+ *   1. struct dirh.lock (fs/dir.c), per open directory: held while its
+ *      snapshot is filled from the index and the content cache, never
+ *      across the listing request or a reply;
+ *   2. the write path's per-node stripes (cache/write.h);
+ *   3. the content cache's dfile and dcache locks (cache/data.h);
+ *   4. the upload queue's (cache/upload.h);
+ *   5. the index's (cache/meta.h).
+ * fs->h_lock and fs->qlock (below) are leaves, as are the lister's, the
+ * inode table's and the notifier's locks. No lock is held across network
+ * I/O or a reply.
  *
  * Inode numbers are node ids of the index (cache/meta.h), except that the
  * mount's root node is FUSE_ROOT_ID; fs_ino()/fs_id() convert. Nodes above

@@ -35,14 +35,13 @@
 #include "fs/fs.h"
 
 #include <errno.h>
-#include <fuse_lowlevel.h>
-#include <inttypes.h>
+#include <fcntl.h>
 #include <stdio.h>
+#include <fuse_lowlevel.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
-#include <unistd.h>
 
 #include "auth/auth.h"
 #include "cache/data.h"

@@ -162,7 +162,7 @@ void fs_op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
 }
 
 void fs_op_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const char *value,
-			size_t size, int flags)
+		    size_t size, int flags)
 {
 	(void)ino;
 	(void)name;
