@@ -66,9 +66,10 @@ void control_op_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
 		       fuse_ino_t newparent, const char *newname, unsigned int flags);
 
 /*
- * Events from the write path (fs/ops.c fs_upload_done): an upload of node
- * @id finished: landed at @server_path (a conflict copy when that is not
- * the node's path) or was given up (@err). Called before the node changes.
+ * Events from the write path (cache/write.h hooks, wired in fs/mount.c):
+ * an upload of node @id finished: landed at @server_path (a conflict copy
+ * when that is not the node's path) or was given up (@err). Called before
+ * the node changes.
  */
 void control_upload_done(struct control *c, uint64_t id, int err, const char *server_path);
 
