@@ -31,10 +31,10 @@
 #include <time.h>
 #include <wctype.h>
 
-#include "lib/log.h"
 #include "lib/buf.h"
+#include "lib/grow.h"
+#include "lib/log.h"
 #include "lib/utf8.h"
-#include "lib/vec.h"
 
 #define META_SCHEMA_VERSION 2
 #define META_FOLD_RULE      "java-ci"   /* meta_fold()'s rule, kept as info "fold" */
@@ -150,7 +150,7 @@ void meta_changes_release(struct meta_changes *c)
 void meta_change_add(struct meta_changes *c, enum meta_change_kind kind, uint64_t id,
 		     uint64_t parent, const char *name)
 {
-	if (!c || vec_reserve(&c->v, &c->cap, c->n, sizeof(*c->v), 16))
+	if (!c || array_grow(&c->v, &c->cap, c->n, sizeof(*c->v), 16))
 		return;
 	c->v[c->n].kind = kind;
 	c->v[c->n].id = id;

@@ -15,7 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "lib/vec.h"
+#include "lib/grow.h"
 
 #define META_STREAM_BATCH 2048
 #define SWEEP_BATCH       256   /* folders swept per transaction at stream end */
@@ -163,7 +163,7 @@ static int sweep_row(void *ctx, struct db_row *r)
 	struct sweep_ctx *c = ctx;
 	uint64_t id = db_u64(r, 0);
 
-	if (vec_reserve(&c->ids, &c->cap, c->n, sizeof(*c->ids), 16))
+	if (array_grow(&c->ids, &c->cap, c->n, sizeof(*c->ids), 16))
 		return -ENOMEM;
 	c->ids[c->n++] = id;
 	if (c->ch) {
@@ -312,7 +312,7 @@ static void slot_put(size_t *slots, size_t ns, const char *path, size_t d)
 static int stream_add_dir(struct meta_stream *st, char *path, uint64_t id, bool skip,
 			  bool listed_before)
 {
-	if (vec_reserve(&st->dirs, &st->capdirs, st->ndirs, sizeof(*st->dirs), 64)) {
+	if (array_grow(&st->dirs, &st->capdirs, st->ndirs, sizeof(*st->dirs), 64)) {
 		free(path);
 		return -ENOMEM;
 	}

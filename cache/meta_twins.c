@@ -23,8 +23,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "lib/grow.h"
 #include "lib/log.h"
-#include "lib/vec.h"
 #include "net/names.h"
 
 #define DUP_ROUNDS 4
@@ -159,7 +159,7 @@ struct twin *meta_twin_push(struct twin **v, size_t *n, size_t *cap)
 {
 	struct twin *t;
 
-	if (vec_reserve(v, cap, *n, sizeof(**v), 4))
+	if (array_grow(v, cap, *n, sizeof(**v), 4))
 		return NULL;
 	t = &(*v)[(*n)++];
 	memset(t, 0, sizeof(*t));
@@ -296,7 +296,7 @@ void meta_twin_notes_release(struct twin_notes *tn)
 
 int meta_twin_note(struct twin_notes *tn, uint64_t dir, const char *name)
 {
-	if (vec_reserve(&tn->v, &tn->cap, tn->n, sizeof(*tn->v), 8))
+	if (array_grow(&tn->v, &tn->cap, tn->n, sizeof(*tn->v), 8))
 		return -ENOMEM;
 	if (!(tn->v[tn->n].name = strdup(name)))
 		return -ENOMEM;
