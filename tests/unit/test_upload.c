@@ -25,6 +25,7 @@
 #include "lib/clock.h"
 #include "lib/log.h"
 #include "net/jfs.h"
+#include "upload_events.h"
 #include "watchdog.h"
 
 /*
@@ -419,54 +420,6 @@ static void fake_refuse(const char *part, int err)
 	pthread_mutex_unlock(&F.m);
 }
 
-/* ---- done callbacks ---- */
-
-struct event {
-	uint64_t id, gen;
-	int err;
-	char path[512];
-	char md5[33];
-};
-
-static struct {
-	pthread_mutex_t m;
-	struct event ev[256];
-	int n;
-} D = { PTHREAD_MUTEX_INITIALIZER, { { 0 } }, 0 };
-
-static void on_done(void *ctx, uint64_t id, uint64_t gen, int err, const char *server_path,
-		    const char *md5)
-{
-	pthread_mutex_lock(&D.m);
-	if (D.n < 256) {
-		D.ev[D.n].id = id;
-		D.ev[D.n].gen = gen;
-		D.ev[D.n].err = err;
-		snprintf(D.ev[D.n].path, sizeof(D.ev[D.n].path), "%s", server_path);
-		snprintf(D.ev[D.n].md5, sizeof(D.ev[D.n].md5), "%s", md5);
-		D.n++;
-	}
-	pthread_mutex_unlock(&D.m);
-}
-
-static int events(void)
-{
-	int n;
-	pthread_mutex_lock(&D.m);
-	n = D.n;
-	pthread_mutex_unlock(&D.m);
-	return n;
-}
-
-static void wait_events(int n)
-{
-	int64_t end = clock_mono_ms() + 10000;
-	while (events() < n) {
-		assert_true(clock_mono_ms() < end);
-		unit_sleep_ms(2);
-	}
-}
-
 /* ---- fixture ---- */
 
 static char dir[256];
@@ -477,9 +430,7 @@ static int setup(void **state)
 	watchdog_arm(60);               /* an upload_wait that never returns fails the run */
 	unit_tmpdir(dir, sizeof(dir), "test_upload");
 	fake_reset();
-	pthread_mutex_lock(&D.m);
-	D.n = 0;
-	pthread_mutex_unlock(&D.m);
+	events_reset();
 	Q = NULL;
 	return 0;
 }

@@ -39,6 +39,7 @@
 #include "lib/log.h"
 #include "net/http.h"
 #include "net/jfs.h"
+#include "upload_events.h"
 #include "watchdog.h"
 
 #define USER "uploadtest"
@@ -359,49 +360,6 @@ static char cache[320];
 static struct upload_queue *Q;
 static int test_no;
 
-static struct {
-	pthread_mutex_t m;
-	int n;
-	int err[64];
-	char path[64][512];
-} D = { PTHREAD_MUTEX_INITIALIZER, 0, { 0 }, { { 0 } } };
-
-static void on_done(void *ctx, uint64_t id, uint64_t gen, int err, const char *server_path,
-		    const char *md5)
-{
-	(void)md5;
-	pthread_mutex_lock(&D.m);
-	if (D.n < 64) {
-		D.err[D.n] = err;
-		snprintf(D.path[D.n], sizeof(D.path[0]), "%s", server_path);
-		D.n++;
-	}
-	pthread_mutex_unlock(&D.m);
-}
-
-/* Wait for @n done callbacks; returns a copy of callback @i's (err, path). */
-static int done_event(int n, int i, char *path, size_t len)
-{
-	int64_t end = clock_mono_ms() + 10000;
-	int got, err;
-
-	for (;;) {
-		pthread_mutex_lock(&D.m);
-		got = D.n;
-		pthread_mutex_unlock(&D.m);
-		if (got >= n)
-			break;
-		assert_true(clock_mono_ms() < end);   /* never assert with D.m held */
-		unit_sleep_ms(5);
-	}
-	pthread_mutex_lock(&D.m);
-	err = D.err[i];
-	if (path)
-		snprintf(path, len, "%s", D.path[i]);
-	pthread_mutex_unlock(&D.m);
-	return err;
-}
-
 static int setup(void **state)
 {
 	watchdog_arm(TEST_DEADLINE_S);
@@ -412,9 +370,7 @@ static int setup(void **state)
 	pthread_mutex_lock(&S.m);
 	S.n_alloc = S.n_instant = S.n_up = S.n_resumes = 0;
 	pthread_mutex_unlock(&S.m);
-	pthread_mutex_lock(&D.m);
-	D.n = 0;
-	pthread_mutex_unlock(&D.m);
+	events_reset();
 	Q = NULL;
 	return 0;
 }
