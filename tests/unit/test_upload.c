@@ -25,8 +25,8 @@
 #include "lib/clock.h"
 #include "lib/log.h"
 #include "net/jfs.h"
-#include "upload_events.h"
 #include "watchdog.h"
+#include "upload_test.h"
 
 /*
  * Link seam: the unit test drives the workers through cfg->ops (the fake
@@ -423,24 +423,18 @@ static void fake_refuse(const char *part, int err)
 /* ---- fixture ---- */
 
 static char dir[256];
-static struct upload_queue *Q;
-
 static int setup(void **state)
 {
-	watchdog_arm(60);               /* an upload_wait that never returns fails the run */
+	upload_test_begin(60);          /* an upload_wait that never returns fails the run */
 	unit_tmpdir(dir, sizeof(dir), "test_upload");
 	fake_reset();
-	events_reset();
-	Q = NULL;
 	return 0;
 }
 
 static int teardown(void **state)
 {
-	upload_close(Q);
-	Q = NULL;
+	upload_test_end();
 	unit_rm_rf(dir);
-	watchdog_arm(0);
 	return 0;
 }
 
@@ -456,6 +450,13 @@ static struct upload_config cfg_default(void)
 static void q_open(const struct upload_config *c)
 {
 	assert_int_equal(upload_open(c, &Q), 0);
+}
+
+/* Open the queue and start its workers. */
+static void q_start(const struct upload_config *c)
+{
+	q_open(c);
+	assert_int_equal(upload_start(Q), 0);
 }
 
 /* A content file "<dir>/c<id>" holding @content, and an item for it. */
@@ -668,8 +669,7 @@ static void supersede(void **state)
 	char m[33];
 
 	c.write_back_ms = 60000;        /* hold the records until upload_wait */
-	q_open(&c);
-	assert_int_equal(upload_start(Q), 0);
+	q_start(&c);
 	assert_int_equal(upload_enqueue(Q, mk_item(&b1, 5, 1, "s.txt", "one")), 0);
 	assert_int_equal(upload_enqueue(Q, mk_item(&b2, 5, 2, "s.txt", "two!")), 0);
 	/* an older generation arriving late is ignored */
@@ -698,8 +698,7 @@ static void supersede_running(void **state)
 	struct itembuf b1, b2;
 	char m[33];
 
-	q_open(&c);
-	assert_int_equal(upload_start(Q), 0);
+	q_start(&c);
 	fake_block(true);
 	assert_int_equal(upload_enqueue(Q, mk_item(&b1, 9, 1, "r.txt", "first version")), 0);
 	fake_wait_blocked(1);
@@ -743,8 +742,7 @@ static void base_follows_own_upload(void **state)
 	char m[33];
 
 	fake_put("doc.txt", "server base");
-	q_open(&c);
-	assert_int_equal(upload_start(Q), 0);
+	q_start(&c);
 	fake_block(true);
 	mk_item(&b1, 11, 1, "doc.txt", "edit one");
 	unit_md5("server base", 11, b1.it.base_md5);
@@ -799,8 +797,7 @@ static void base_follows_before_callback(void **state)
 
 	c.done = on_done_held;
 	H.in = H.go = false;
-	q_open(&c);
-	assert_int_equal(upload_start(Q), 0);
+	q_start(&c);
 	/* a new file (base -1), fsync'd */
 	assert_int_equal(upload_enqueue(Q, mk_item(&b1, 21, 1, "new.txt", "will be emptied")), 0);
 	assert_int_equal(upload_wait(Q, 21, 1), 0);
@@ -875,8 +872,7 @@ static void cancel(void **state)
 	/* cancel while the transfer runs: aborted, and the waiter hears -ENOENT */
 	upload_close(Q);
 	c.write_back_ms = -1;
-	q_open(&c);
-	assert_int_equal(upload_start(Q), 0);
+	q_start(&c);
 	fake_block(true);
 	assert_int_equal(upload_enqueue(Q, mk_item(&b, 3, 1, "gone.txt", "bye bye")), 0);
 	fake_wait_blocked(1);
@@ -906,8 +902,7 @@ static void rename_pending(void **state)
 	char m[33], want[33];
 
 	c.write_back_ms = 60000;
-	q_open(&c);
-	assert_int_equal(upload_start(Q), 0);
+	q_start(&c);
 	assert_int_equal(upload_enqueue(Q, mk_item(&b, 4, 1, "old.txt", "content")), 0);
 	assert_int_equal(upload_rename(Q, 4, "new.txt"), 0);
 	assert_int_equal(upload_enqueue(Q, mk_item(&x, 20, 1, "d/x", "xx")), 0);
@@ -936,8 +931,7 @@ static void rename_running(void **state)
 	struct itembuf b;
 	char m[33];
 
-	q_open(&c);
-	assert_int_equal(upload_start(Q), 0);
+	q_start(&c);
 	fake_block(true);
 	assert_int_equal(upload_enqueue(Q, mk_item(&b, 4, 1, "tmp.part", "renamed while sent")), 0);
 	fake_wait_blocked(1);
@@ -962,8 +956,7 @@ static void rename_over_existing(void **state)
 
 	fake_put("target.txt", "old server content");
 	c.write_back_ms = 60000;
-	q_open(&c);
-	assert_int_equal(upload_start(Q), 0);
+	q_start(&c);
 	assert_int_equal(upload_enqueue(Q, mk_item(&b, 8, 1, ".target.txt.XYZ", "new")), 0);
 	assert_int_equal(upload_rename(Q, 8, "target.txt"), 0);
 	assert_int_equal(upload_wait(Q, 8, 1), 0);
@@ -982,8 +975,7 @@ static void conflicts(void **state)
 	fake_put("c1.txt", "someone else's");      /* changed since our base */
 	fake_put("c2.txt", "our base");            /* unchanged */
 	fake_put("c3.txt", "local");               /* already our content */
-	q_open(&c);
-	assert_int_equal(upload_start(Q), 0);
+	q_start(&c);
 
 	mk_item(&b1, 1, 1, "c1.txt", "local");
 	unit_md5("base", 4, b1.it.base_md5);
@@ -1053,8 +1045,7 @@ static void retries_transient(void **state)
 	struct itembuf b;
 
 	c.max_attempts = 3;
-	q_open(&c);
-	assert_int_equal(upload_start(Q), 0);
+	q_start(&c);
 	/* an outage longer than max_attempts never gives up */
 	push(F.alloc_err, &F.n_alloc_err, -ECONNREFUSED, 4);
 	push(F.alloc_err, &F.n_alloc_err, -EHOSTUNREACH, 3);
@@ -1083,8 +1074,7 @@ static void resume_after_cut(void **state)
 	for (size_t i = 0; i < sizeof(big) - 1; i++)
 		big[i] = (char)('a' + (i * 7) % 26);
 	big[sizeof(big) - 1] = '\0';
-	q_open(&c);
-	assert_int_equal(upload_start(Q), 0);
+	q_start(&c);
 	pthread_mutex_lock(&F.m);
 	F.cut_half = true;
 	pthread_mutex_unlock(&F.m);
@@ -1107,8 +1097,7 @@ static void resume_after_close_mid_transfer(void **state)
 
 	memset(big, 'q', sizeof(big) - 1);
 	big[sizeof(big) - 1] = '\0';
-	q_open(&c);
-	assert_int_equal(upload_start(Q), 0);
+	q_start(&c);
 	fake_block(true);
 	assert_int_equal(upload_enqueue(Q, mk_item(&b, 1, 1, "cut.bin", big)), 0);
 	fake_wait_blocked(1);
@@ -1138,8 +1127,7 @@ static void new_file_conflict_found_by_the_service(void **state)
 	char m[33], theirs[33];
 
 	c.max_attempts = 1;
-	q_open(&c);
-	assert_int_equal(upload_start(Q), 0);
+	q_start(&c);
 	assert_int_equal(upload_enqueue(Q, mk_item(&b1, 1, 1, "fresh.txt", "mine")), 0);
 	assert_int_equal(upload_wait(Q, 1, 1), 0);
 	assert_int_equal(FG(n_stat), 0);
@@ -1175,8 +1163,7 @@ static void give_up_refused_name(void **state)
 	size_t len;
 	struct stat sb;
 
-	q_open(&c);
-	assert_int_equal(upload_start(Q), 0);
+	q_start(&c);
 	fake_refuse("bad", -EINVAL);
 	assert_int_equal(upload_enqueue(Q, mk_item(&b, 1, 1, "x/y/bad.txt", "precious")), 0);
 	assert_int_equal(upload_wait(Q, 1, 1), -EIO);
@@ -1229,8 +1216,7 @@ static void rename_revives_given_up(void **state)
 	struct itembuf b1, b2;
 	char m[33];
 
-	q_open(&c);
-	assert_int_equal(upload_start(Q), 0);
+	q_start(&c);
 	fake_refuse("bad", -EINVAL);
 	assert_int_equal(upload_enqueue(Q, mk_item(&b1, 1, 1, "bad name.txt", "one")), 0);
 	assert_int_equal(upload_enqueue(Q, mk_item(&b2, 2, 1, "bad dir/f.txt", "two")), 0);
@@ -1260,8 +1246,7 @@ static void give_up_corrupt(void **state)
 	struct itembuf b;
 
 	c.max_attempts = 4;
-	q_open(&c);
-	assert_int_equal(upload_start(Q), 0);
+	q_start(&c);
 	/* the recorded md5 is not the content's: every upload ends CORRUPT (-EIO) */
 	mk_item(&b, 1, 1, "dir/.hidden", "the bytes");
 	unit_md5("other bytes", 11, b.it.md5);
@@ -1290,8 +1275,7 @@ static void eio_with_progress_never_gives_up(void **state)
 	memset(big, 'p', sizeof(big) - 1);
 	big[sizeof(big) - 1] = '\0';
 	c.max_attempts = 2;
-	q_open(&c);
-	assert_int_equal(upload_start(Q), 0);
+	q_start(&c);
 	pthread_mutex_lock(&F.m);
 	F.cut_half = true;
 	pthread_mutex_unlock(&F.m);
@@ -1332,8 +1316,7 @@ static void lost_answer_is_not_uploaded_twice(void **state)
 	char m[33];
 
 	c.max_attempts = 2;
-	q_open(&c);
-	assert_int_equal(upload_start(Q), 0);
+	q_start(&c);
 	pthread_mutex_lock(&F.m);
 	F.no_dedup = true;
 	pthread_mutex_unlock(&F.m);
@@ -1421,8 +1404,7 @@ static void content_changed_underneath(void **state)
 	char m[33], want[33];
 
 	c.write_back_ms = 60000;
-	q_open(&c);
-	assert_int_equal(upload_start(Q), 0);
+	q_start(&c);
 	/* touched only: same bytes, new mtime: uploaded as recorded */
 	assert_int_equal(upload_enqueue(Q, mk_item(&b1, 1, 1, "t1", "same bytes")), 0);
 	age_file(b1.file, 100);
@@ -1458,8 +1440,7 @@ static void keyrejected_pauses(void **state)
 
 	c.max_attempts = 1;
 	c.backoff_max_ms = 60000;               /* the pause lasts long... */
-	q_open(&c);
-	assert_int_equal(upload_start(Q), 0);
+	q_start(&c);
 	push(F.alloc_err, &F.n_alloc_err, -EKEYREJECTED, 1);
 	assert_int_equal(upload_enqueue(Q, mk_item(&b, 1, 1, "p.txt", "paused")), 0);
 	int64_t end = clock_mono_ms() + 5000;
@@ -1488,8 +1469,7 @@ static void drain(void **state)
 	int64_t bytes;
 
 	c.write_back_ms = 60000;               /* drain starts delayed uploads at once */
-	q_open(&c);
-	assert_int_equal(upload_start(Q), 0);
+	q_start(&c);
 	fake_block(true);
 	assert_int_equal(upload_enqueue(Q, mk_item(&b, 1, 1, "d.bin", "0123456789")), 0);
 	int64_t t0 = clock_mono_ms();
@@ -1511,8 +1491,7 @@ static void many_parallel(void **state)
 	struct itembuf b;
 
 	c.transfers = 8;
-	q_open(&c);
-	assert_int_equal(upload_start(Q), 0);
+	q_start(&c);
 	push(F.up_err, &F.n_up_err, -EIO, 5);
 	for (int i = 1; i <= 60; i++) {
 		char p[32], content[32];
@@ -1551,8 +1530,7 @@ static void malformed_row(void **state)
 				      " file_mtime_ns) VALUES (1, 1, '/abs', 'x', 1, 'short', 0, 0,"
 				      " '', -1, 0, 0)", NULL, NULL, NULL), SQLITE_OK);
 	sqlite3_close(db);
-	q_open(&c);
-	assert_int_equal(upload_start(Q), 0);
+	q_start(&c);
 	assert_int_equal(upload_wait(Q, 2, 1), 0);
 	assert_false(upload_pending(Q, 1));
 	s = journal_get("SELECT state FROM upload WHERE id = 1");

@@ -39,8 +39,8 @@
 #include "lib/log.h"
 #include "net/http.h"
 #include "net/jfs.h"
-#include "upload_events.h"
 #include "watchdog.h"
+#include "upload_test.h"
 
 #define USER "uploadtest"
 #define TEST_DEADLINE_S 180     /* per test; errors_then_outage alone may take 90 s */
@@ -357,12 +357,11 @@ static int64_t max_resume(void)
 /* ---- per-test fixture ---- */
 
 static char cache[320];
-static struct upload_queue *Q;
 static int test_no;
 
 static int setup(void **state)
 {
-	watchdog_arm(TEST_DEADLINE_S);
+	upload_test_begin(TEST_DEADLINE_S);
 	snprintf(cache, sizeof(cache), "%s/cache%d", E.root, ++test_no);
 	knobs("{}");
 	cJSON_Delete(emu("POST", "knobs/reset", "{}"));
@@ -370,16 +369,12 @@ static int setup(void **state)
 	pthread_mutex_lock(&S.m);
 	S.n_alloc = S.n_instant = S.n_up = S.n_resumes = 0;
 	pthread_mutex_unlock(&S.m);
-	events_reset();
-	Q = NULL;
 	return 0;
 }
 
 static int teardown(void **state)
 {
-	upload_close(Q);
-	Q = NULL;
-	watchdog_arm(0);
+	upload_test_end();
 	return 0;
 }
 

@@ -1,8 +1,12 @@
 /*
- * tests/unit/upload_events.h — the upload queue's done callbacks recorded
- * for the upload tests (test_upload.c with a fake network, test_upload_emu.c
- * against the emulator). Header-only; include after unit.h.
+ * tests/unit/upload_test.h — what the two upload test programs share
+ * (test_upload.c with a fake network, test_upload_emu.c against the
+ * emulator): the queue under test and the record of its done callbacks.
+ * Header-only; include after unit.h and watchdog.h.
  *
+ *   Q                the queue under test (upload_test_end closes it)
+ *   upload_test_begin(s)  per-test setup: deadline @s seconds, no events
+ *   upload_test_end()     per-test teardown: queue closed, no deadline
  *   on_done          the upload_config.done callback: records (id, gen,
  *                    err, server path, md5), at most UPLOAD_EVENTS of them
  *   D.ev[i], D.n     what was recorded (read them once the callbacks ran)
@@ -12,13 +16,14 @@
  *   done_event(n, i, path, len)
  *                    wait for n, then callback i's err (and path into @path)
  */
-#ifndef JOTTAFS_TESTS_UPLOAD_EVENTS_H
-#define JOTTAFS_TESTS_UPLOAD_EVENTS_H
+#ifndef JOTTAFS_TESTS_UPLOAD_TEST_H
+#define JOTTAFS_TESTS_UPLOAD_TEST_H
 
 #include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
 
+#include "cache/upload.h"
 #include "lib/clock.h"
 
 #define UPLOAD_EVENTS 256
@@ -85,6 +90,22 @@ static inline int done_event(int n, int i, char *path, size_t len)
 		snprintf(path, len, "%s", D.ev[i].path);
 	pthread_mutex_unlock(&D.m);
 	return err;
+}
+
+static struct upload_queue *Q;
+
+static inline void upload_test_begin(unsigned deadline_s)
+{
+	watchdog_arm(deadline_s);
+	events_reset();
+	Q = NULL;
+}
+
+static inline void upload_test_end(void)
+{
+	upload_close(Q);
+	Q = NULL;
+	watchdog_arm(0);
 }
 
 #endif
