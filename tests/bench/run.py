@@ -685,21 +685,29 @@ class Bench:
 
         def one(side):
             src = os.path.join(self.work, "local", "small-" + side.name)
-            expected = {}
-            for i in range(n):
-                rel = "d%02d/f%05d.bin" % (i % ndirs, i)
-                p = os.path.join(src, rel)
-                os.makedirs(os.path.dirname(p), exist_ok=True)
-                data = os.urandom(size)
-                with open(p, "wb") as f:
-                    f.write(data)
-                expected[side.name + "/" + rel] = (size, hashlib.md5(data).hexdigest())
+            expected = self.local_tree(src, side, n, "d%02d/f%05d.bin", ndirs,
+                                       lambda: os.urandom(size))
             m = side.mount("small", write=True)
             return self.copy_in(m, side, src, user, expected)
 
         res = self.run_sides("small", one, self.sides(user))
         what = "%d x %d KiB in %d folders, cp -r" % (n, self.a.small_kib, ndirs)
         self.copy_rows("small", res, what)
+
+    @staticmethod
+    def local_tree(src, side, n, fmt, ndirs, content):
+        """@n files under @src named fmt % (i % ndirs, i), each holding
+        content(); returns {side/name: (size, md5)} for wait_on_server."""
+        expected = {}
+        for i in range(n):
+            rel = fmt % (i % ndirs, i)
+            p = os.path.join(src, rel)
+            os.makedirs(os.path.dirname(p), exist_ok=True)
+            data = content()
+            with open(p, "wb") as f:
+                f.write(data)
+            expected[side.name + "/" + rel] = (len(data), hashlib.md5(data).hexdigest())
+        return expected
 
     def copy_in(self, m, side, src, user, expected):
         """cp -r @src into mount @m, then wait until @expected is on the server."""
@@ -731,17 +739,10 @@ class Bench:
         n = self.a.empty_files
         user = "bench-empty"
         ndirs = max(1, min(10, n // 10))
-        empty_md5 = hashlib.md5(b"").hexdigest()
 
         def one(side):
             src = os.path.join(self.work, "local", "empty-" + side.name)
-            expected = {}
-            for i in range(n):
-                rel = "d%02d/e%05d" % (i % ndirs, i)
-                p = os.path.join(src, rel)
-                os.makedirs(os.path.dirname(p), exist_ok=True)
-                open(p, "wb").close()
-                expected[side.name + "/" + rel] = (0, empty_md5)
+            expected = self.local_tree(src, side, n, "d%02d/e%05d", ndirs, lambda: b"")
             m = side.mount("empty", write=True)
             return self.copy_in(m, side, src, user, expected)
 

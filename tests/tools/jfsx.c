@@ -257,17 +257,24 @@ static void compare_all(struct run *r, struct tfile *t, const char *how)
 	check_size(r, t, how);
 }
 
+/* Clamp a drawn write range to the files' maximum length and fill r->buf
+ * with that many random bytes to write. */
+static void new_bytes(struct run *r, size_t *off, size_t *len)
+{
+	if (*off + *len > r->maxlen)
+		*len = r->maxlen - *off;
+	if (*len == 0)
+		*len = 1, *off = r->maxlen - 1;
+	fill_random(r, r->buf, *len);
+}
+
 static void op_write(struct run *r, struct tfile *t)
 {
 	size_t len = 1 + below(r, r->maxio);
 	size_t off = below(r, r->maxlen);
 	ssize_t n;
 
-	if (off + len > r->maxlen)
-		len = r->maxlen - off;
-	if (len == 0)
-		len = 1, off = r->maxlen - 1;
-	fill_random(r, r->buf, len);
+	new_bytes(r, &off, &len);
 	note(r, "write %s off %zu len %zu (size %zu)", t->name, off, len, t->size);
 	ensure_open(r, t);
 	n = pwrite(t->fd, r->buf, len, (off_t)off);
@@ -387,11 +394,7 @@ static void op_mapwrite(struct run *r, struct tfile *t)
 	size_t off = below(r, r->maxlen), len = 1 + below(r, r->maxio), pgoff;
 	unsigned char *p;
 
-	if (off + len > r->maxlen)
-		len = r->maxlen - off;
-	if (len == 0)
-		len = 1, off = r->maxlen - 1;
-	fill_random(r, r->buf, len);
+	new_bytes(r, &off, &len);
 	note(r, "mapwrite %s off %zu len %zu (size %zu)", t->name, off, len, t->size);
 	ensure_open(r, t);
 	if (off + len > t->size) {

@@ -1599,6 +1599,6 @@ int main(void)
 		cmocka_unit_test_setup_teardown(bad_input, setup, teardown),
 	};
 
-	log_setup(getenv("UPLOAD_TEST_DEBUG") ? LOG_LVL_DEBUG : LOG_LVL_ERR, false);
+	upload_test_log();
 	return UNIT_MAIN(tests, NULL, NULL);
 }

@@ -792,7 +792,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test_setup_teardown(kill9_resume, setup, teardown),
 	};
 
-	log_setup(getenv("UPLOAD_TEST_DEBUG") ? LOG_LVL_DEBUG : LOG_LVL_ERR, false);
+	upload_test_log();
 	if (argc == 9 && strcmp(argv[1], "--child") == 0)
 		return child_main(argv);
 	return UNIT_MAIN(tests, group_setup, group_teardown);

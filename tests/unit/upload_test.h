@@ -7,6 +7,7 @@
  *   Q                the queue under test (upload_test_end closes it)
  *   upload_test_begin(s)  per-test setup: deadline @s seconds, no events
  *   upload_test_end()     per-test teardown: queue closed, no deadline
+ *   upload_test_log()     errors only, or everything with UPLOAD_TEST_DEBUG set
  *   on_done          the upload_config.done callback: records (id, gen,
  *                    err, server path, md5), at most UPLOAD_EVENTS of them
  *   D.ev[i], D.n     what was recorded (read them once the callbacks ran)
@@ -25,6 +26,7 @@
 
 #include "cache/upload.h"
 #include "lib/clock.h"
+#include "lib/log.h"
 
 #define UPLOAD_EVENTS 256
 
@@ -106,6 +108,11 @@ static inline void upload_test_end(void)
 	upload_close(Q);
 	Q = NULL;
 	watchdog_arm(0);
+}
+
+static inline void upload_test_log(void)
+{
+	log_setup(getenv("UPLOAD_TEST_DEBUG") ? LOG_LVL_DEBUG : LOG_LVL_ERR, false);
 }
 
 #endif

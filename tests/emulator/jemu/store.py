@@ -426,18 +426,8 @@ class Store:
         """mkdir -p below `start`; revives tombstones; returns the last folder."""
         node = start
         for name in names:
-            check_name(name, for_path)
-            nxt = self.child(node["id"], name)
-            if nxt is not None and nxt["kind"] == "file":
-                if nxt["deleted"] is None:
-                    raise ServiceError(400, E_UNIQUE, "A file already exists at "
-                                       + self.abs_path(nxt))
-                self._purge(nxt)  # a trashed file gives way to a new folder
-                nxt = None
-            if nxt is None:
-                nid = self._insert_node(node["id"], node["user"], "folder", name, now)
-                nxt = self.node(nid)
-            elif nxt["deleted"] is not None:
+            nxt = self._slot(node, name, "folder", now, for_path)
+            if nxt["deleted"] is not None:
                 self.x("UPDATE nodes SET deleted=NULL WHERE id=?", (nxt["id"],))
                 nxt = self.node(nxt["id"])
             node = nxt
@@ -445,20 +435,30 @@ class Store:
             self._revive(node)
         return self.node(node["id"])
 
-    def _file_slot(self, parent, name, now, for_path):
-        """Existing file node at parent/name (live or trashed), or a new one."""
+    def _slot(self, parent, name, kind, now, for_path):
+        """The node at parent/name for a `kind` ("file" or "folder"): the
+        existing one (live or trashed) when it can be one, else a new one. A
+        live node of the other kind (for a file: anything not a file) is an
+        error; a trashed one gives way."""
         check_name(name, for_path)
         node = self.child(parent["id"], name)
-        if node is not None and node["kind"] != "file":
+        other = node is not None and ((node["kind"] == "file") if kind == "folder"
+                                      else (node["kind"] != "file"))
+        if other:
             if node["deleted"] is None:
-                raise ServiceError(400, E_UNIQUE, "A folder already exists at "
+                raise ServiceError(400, E_UNIQUE, "A %s already exists at "
+                                   % ("file" if kind == "folder" else "folder")
                                    + self.abs_path(node))
-            self._purge(node)  # a trashed folder gives way to a new file
+            self._purge(node)
             node = None
         if node is None:
-            nid = self._insert_node(parent["id"], parent["user"], "file", name, now)
+            nid = self._insert_node(parent["id"], parent["user"], kind, name, now)
             node = self.node(nid)
         return node
+
+    def _file_slot(self, parent, name, now, for_path):
+        """Existing file node at parent/name (live or trashed), or a new one."""
+        return self._slot(parent, name, "file", now, for_path)
 
     def _add_revision(self, node, state, size, md5, created, modified, now):
         # The counter is read from the table, not from `node`: a caller adding
