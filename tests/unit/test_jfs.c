@@ -153,12 +153,18 @@ static int teardown(void **state)
 	return 0;
 }
 
-/* Answer every request with one route. */
-static void answer(struct fixture *f, int status, const char *headers, const char *body)
+/* Answer every request with route @r. */
+static void answer_route(struct fixture *f, struct route r)
 {
 	memset(&f->sc, 0, sizeof(f->sc));
-	f->sc.routes[0] = (struct route){ .status = status, .headers = headers, .body = body };
+	f->sc.routes[0] = r;
 	f->sc.nroutes = 1;
+}
+
+/* Answer every request with one plain route. */
+static void answer(struct fixture *f, int status, const char *headers, const char *body)
+{
+	answer_route(f, (struct route){ .status = status, .headers = headers, .body = body });
 }
 
 static bool has_header(const struct fixture *f, const char *line)
@@ -262,9 +268,7 @@ static void test_list(void **state)
 	assert_int_equal(CALL(jfs_list(f->jfs, "x", collect, &nm)), -EIO);
 	answer(f, 200, NULL, "<html>oops</html>");
 	assert_int_equal(CALL(jfs_list(f->jfs, "x", collect, &nm)), -EIO);
-	memset(&f->sc, 0, sizeof(f->sc));
-	f->sc.routes[0] = (struct route){ .status = 200, .body = folder_doc, .send_only = 200 };
-	f->sc.nroutes = 1;
+	answer_route(f, (struct route){ .status = 200, .body = folder_doc, .send_only = 200 });
 	assert_int_equal(CALL(jfs_list(f->jfs, "x", collect, &nm)), -EIO);
 
 	/* paths that would name something else are refused before any request */
@@ -292,10 +296,8 @@ static void test_list_retry(void **state)
 	size_t cut = (size_t)(strstr(folder_doc, "<files>") - folder_doc) + 10;
 
 	struct names nm = { 0 };
-	memset(&f->sc, 0, sizeof(f->sc));
-	f->sc.routes[0] = (struct route){ .status = 200, .body = folder_doc, .cut_first = 2,
-					  .cut_at = cut };
-	f->sc.nroutes = 1;
+	answer_route(f, (struct route){ .status = 200, .body = folder_doc, .cut_first = 2,
+					    .cut_at = cut });
 	assert_int_equal(CALL(jfs_list(j, "d", collect, &nm)), 0);
 	assert_int_equal(f->sc.seen, 3);
 	assert_int_equal(nm.n, 3);
@@ -308,19 +310,15 @@ static void test_list_retry(void **state)
 		"<folder name=\"d\"><folders><folder name=\"other\"/><folder name=\"gone\" "
 		"deleted=\"2024-03-01-T10:00:00Z\"/><folder name=\"x\"/></folders></folder>";
 	memset(&nm, 0, sizeof(nm));
-	memset(&f->sc, 0, sizeof(f->sc));
-	f->sc.routes[0] = (struct route){ .status = 200, .body = folder_doc, .cut_first = 1,
-					  .cut_at = cut, .body_after = other };
-	f->sc.nroutes = 1;
+	answer_route(f, (struct route){ .status = 200, .body = folder_doc, .cut_first = 1,
+					    .cut_at = cut, .body_after = other });
 	assert_int_equal(CALL(jfs_list(j, "d", collect, &nm)), -EIO);
 	assert_int_equal(nm.n, 2);
 	/* ... or came back shorter than what was already delivered */
 	static const char shorter[] = "<folder name=\"d\"><folders><folder name=\"sub\"/></folders></folder>";
 	memset(&nm, 0, sizeof(nm));
-	memset(&f->sc, 0, sizeof(f->sc));
-	f->sc.routes[0] = (struct route){ .status = 200, .body = folder_doc, .cut_first = 1,
-					  .cut_at = cut, .body_after = shorter };
-	f->sc.nroutes = 1;
+	answer_route(f, (struct route){ .status = 200, .body = folder_doc, .cut_first = 1,
+					    .cut_at = cut, .body_after = shorter });
 	assert_int_equal(CALL(jfs_list(j, "d", collect, &nm)), -EIO);
 	assert_int_equal(nm.n, 2);
 	/* liststream too */
@@ -330,10 +328,8 @@ static void test_list_retry(void **state)
 		"<file><path>/Archive/e</path><filename>g</filename><size>4</size></file>"
 		"<stats><folders>2</folders><files>2</files></stats></filestream>";
 	memset(&nm, 0, sizeof(nm));
-	memset(&f->sc, 0, sizeof(f->sc));
-	f->sc.routes[0] = (struct route){ .status = 200, .body = ls, .cut_first = 1,
-					  .cut_at = (size_t)(strstr(ls, "<filename>g") - ls) };
-	f->sc.nroutes = 1;
+	answer_route(f, (struct route){ .status = 200, .body = ls, .cut_first = 1,
+					    .cut_at = (size_t)(strstr(ls, "<filename>g") - ls) });
 	assert_int_equal(CALL(jfs_liststream(j, "", collect, &nm)), 0);
 	assert_int_equal(nm.n, 4);
 	assert_string_equal(nm.name[2], "e|f");
@@ -541,9 +537,7 @@ static void test_download(void **state)
 	assert_int_equal(got, 0);
 	/* a cut body: the bytes that arrived are counted */
 	b.len = 0;
-	memset(&f->sc, 0, sizeof(f->sc));
-	f->sc.routes[0] = (struct route){ .status = 200, .body = "hello world\n", .send_only = 4 };
-	f->sc.nroutes = 1;
+	answer_route(f, (struct route){ .status = 200, .body = "hello world\n", .send_only = 4 });
 	assert_true(CALL(jfs_download(f->jfs, "x", 0, -1, &sink, &got)) < 0);
 	assert_int_equal(got, 4);
 	assert_int_equal(CALL(jfs_download(f->jfs, "x", 5, 4, &sink, &got)), -EINVAL);
