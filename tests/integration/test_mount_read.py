@@ -4,7 +4,6 @@ content, the caches, recursive walks, faults, unmount.
 Every test unmounts with fusermount3 -u and requires exit status 0 and a log
 free of error lines and sanitizer reports (jfs_helpers.Mount.unmount).
 """
-import hashlib
 import json
 import os
 import stat
@@ -366,12 +365,7 @@ def test_outage_during_read(account, emulator, mounter):
     result, done = {}, [0]
 
     def reader():
-        h = hashlib.md5()
-        with open(os.path.join(m.path, "f"), "rb") as f:
-            for chunk in iter(lambda: f.read(MiB), b""):
-                h.update(chunk)
-                done[0] += len(chunk)
-        result["md5"] = h.hexdigest()
+        result["md5"] = md5_file(os.path.join(m.path, "f"), chunk=MiB, done=done)
     t = threading.Thread(target=reader)
     t.start()
     wait_for(lambda: done[0] >= 2 * MiB, 60, "the read to be 2 MiB in")

@@ -8,7 +8,6 @@ file order; each checks real outcomes (rclone's output and what the emulator
 stores), not just exit codes.
 """
 
-import hashlib
 import json
 import os
 import shutil
@@ -23,6 +22,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from emu import Emulator  # noqa: E402
 from rclone_helpers import RClone  # noqa: E402
+from wtest_helpers import md5_bytes as md5  # noqa: E402
 
 LOGIN = "rcloneuser"
 
@@ -49,10 +49,6 @@ NAMES = {
     "fullwidth\uff1fq.txt": "fullwidth\u201b\uff1fq.txt",
 }
 DIR_NAMES = {"dir ?*:<>|": "dir \uff1f\uff0a\uff1a\uff1c\uff1e\uff5c"}
-
-
-def md5(b):
-    return hashlib.md5(b).hexdigest()
 
 
 @pytest.fixture(scope="module")

@@ -99,11 +99,15 @@ def md5_bytes(b):
     return hashlib.md5(b).hexdigest()
 
 
-def md5_file(path):
+def md5_file(path, chunk=4 * MiB, done=None):
+    """MD5 of a file read @chunk bytes at a time; done[0] (when given)
+    counts the bytes read so far, for another thread to watch."""
     h = hashlib.md5()
     with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(4 * MiB), b""):
-            h.update(chunk)
+        for data in iter(lambda: f.read(chunk), b""):
+            h.update(data)
+            if done is not None:
+                done[0] += len(data)
     return h.hexdigest()
 
 
