@@ -79,6 +79,7 @@ import jfs_helpers  # noqa: E402
 from emu import Emulator  # noqa: E402
 from emu_throughput import make_file  # noqa: E402
 from rclone_helpers import RClone  # noqa: E402
+from wtest_helpers import wait_steady  # noqa: E402
 
 WORKLOADS = ("find", "small", "empty", "rm", "big", "read", "rss")
 RCLONE_HOSTS_ISSUER = "https://id.jottacloud.com"
@@ -874,7 +875,9 @@ class Bench:
                                       timeout=self.left(self.a.step_timeout), what="head")
                     if got != head:
                         raise SideFailed("head -c 65536 returned %d wrong bytes" % len(got))
-                    time.sleep(1.0)  # let read-ahead and aborted transfers finish
+                    # read-ahead and aborted transfers finish: the relay quiet for 1 s
+                    wait_steady(lambda: relay.counts()["down"], "the downloads after head",
+                                quiet=1.0, timeout=self.left(self.a.step_timeout))
                     s = self.emu.stats()
                     out["head_runs"].append({
                         "seconds": dt, "wire_bytes": relay.counts()["down"],
