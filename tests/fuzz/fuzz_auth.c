@@ -136,10 +136,8 @@ static void check_discovery(const char *body, size_t len)
 {
 	char *te = (char *)"untouched";
 	int rc = auth_discovery_decode(body, len, &te);
-	if (rc < 0) {
-		CHECK((rc == -EIO || rc == -ENOMEM) && te == NULL);
+	if (refused(rc, te))
 		return;
-	}
 	CHECK(rc == 0 && te);
 	CHECK(url_check(te) != URL_REFUSED);
 	free(te);

@@ -82,10 +82,8 @@ static void check_customer(const char *body, size_t len)
 {
 	char *u = (char *)"untouched";
 	int rc = jfs_json_customer_username(body, len, &u);
-	if (rc < 0) {
-		CHECK((rc == -EIO || rc == -ENOMEM) && u == NULL);
+	if (refused(rc, u))
 		return;
-	}
 	size_t n = strlen(u);
 	CHECK(n >= 1 && n <= 255);
 	CHECK(strcmp(u, ".") && strcmp(u, ".."));

@@ -1023,25 +1023,25 @@ static void test_discovery_and_oauth_error(void **state)
 int main(void)
 {
 	log_setup(LOG_LVL_WARN, false);
-	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_token_decode_valid),
-		cmocka_unit_test(test_token_decode_invalid),
-		cmocka_unit_test(test_account_name),
-		cmocka_unit_test(test_token_answer_lifetime),
-		cmocka_unit_test(test_account_decode_numbers),
-		cmocka_unit_test(test_discovery_and_oauth_error),
-		cmocka_unit_test(test_config_dir),
-		cmocka_unit_test_setup_teardown(test_login_and_store, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_login_errors, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_plain_http_policy, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_refresh_and_persist, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_rotation_by_other_holder, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_basic_client_auth_fallback, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_invalid_grant_is_dead, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_dead_login_revives_after_new_login, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_http_401_refresh, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_threads_single_flight, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_processes_share_account, setup, teardown),
+	struct CMUnitTest tests[] = {
+		unit_test_alone(test_token_decode_valid),
+		unit_test_alone(test_token_decode_invalid),
+		unit_test_alone(test_account_name),
+		unit_test_alone(test_token_answer_lifetime),
+		unit_test_alone(test_account_decode_numbers),
+		unit_test_alone(test_discovery_and_oauth_error),
+		unit_test_alone(test_config_dir),
+		cmocka_unit_test(test_login_and_store),
+		cmocka_unit_test(test_login_errors),
+		cmocka_unit_test(test_plain_http_policy),
+		cmocka_unit_test(test_refresh_and_persist),
+		cmocka_unit_test(test_rotation_by_other_holder),
+		cmocka_unit_test(test_basic_client_auth_fallback),
+		cmocka_unit_test(test_invalid_grant_is_dead),
+		cmocka_unit_test(test_dead_login_revives_after_new_login),
+		cmocka_unit_test(test_http_401_refresh),
+		cmocka_unit_test(test_threads_single_flight),
+		cmocka_unit_test(test_processes_share_account),
 	};
-	return UNIT_MAIN(tests, NULL, NULL);
+	return UNIT_MAIN_FIXTURE(tests, NULL, NULL, setup, teardown);
 }

@@ -330,15 +330,15 @@ static void test_http_fails_fast_offline(void **state)
 
 int main(void)
 {
-	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(test_starts_online_and_degrades, arm, disarm),
-		cmocka_unit_test_setup_teardown(test_scattered_failures_stay_online, arm, disarm),
-		cmocka_unit_test_setup_teardown(test_run_goes_offline, arm, disarm),
-		cmocka_unit_test_setup_teardown(test_run_confirmed_by_probe, arm, disarm),
-		cmocka_unit_test_setup_teardown(test_back_online_calls_listeners, arm, disarm),
-		cmocka_unit_test_setup_teardown(test_probe_delay, arm, disarm),
-		cmocka_unit_test_setup_teardown(test_probe_thread, arm, disarm),
-		cmocka_unit_test_setup_teardown(test_http_fails_fast_offline, arm, disarm),
+	struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_starts_online_and_degrades),
+		cmocka_unit_test(test_scattered_failures_stay_online),
+		cmocka_unit_test(test_run_goes_offline),
+		cmocka_unit_test(test_run_confirmed_by_probe),
+		cmocka_unit_test(test_back_online_calls_listeners),
+		cmocka_unit_test(test_probe_delay),
+		cmocka_unit_test(test_probe_thread),
+		cmocka_unit_test(test_http_fails_fast_offline),
 	};
-	return UNIT_MAIN(tests, NULL, NULL);
+	return UNIT_MAIN_FIXTURE(tests, NULL, NULL, arm, disarm);
 }

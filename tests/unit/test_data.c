@@ -904,21 +904,21 @@ static void test_local_bound_and_discard(void **state)
 
 int main(void)
 {
-	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_ranges_add),
-		cmocka_unit_test(test_ranges_remove),
-		cmocka_unit_test(test_ranges_query),
-		cmocka_unit_test(test_ranges_persist),
-		cmocka_unit_test_setup_teardown(test_sequential, dsetup, dteardown),
-		cmocka_unit_test_setup_teardown(test_probe, dsetup, dteardown),
-		cmocka_unit_test_setup_teardown(test_concurrent, dsetup, dteardown),
-		cmocka_unit_test_setup_teardown(test_resume, dsetup, dteardown),
-		cmocka_unit_test_setup_teardown(test_no_progress, dsetup, dteardown),
-		cmocka_unit_test_setup_teardown(test_mismatch, dsetup, dteardown),
-		cmocka_unit_test_setup_teardown(test_evict, dsetup, dteardown),
-		cmocka_unit_test_setup_teardown(test_new_file, dsetup, dteardown),
-		cmocka_unit_test_setup_teardown(test_modify_remote, dsetup, dteardown),
-		cmocka_unit_test_setup_teardown(test_local_bound_and_discard, dsetup, dteardown),
+	struct CMUnitTest tests[] = {
+		unit_test_alone(test_ranges_add),
+		unit_test_alone(test_ranges_remove),
+		unit_test_alone(test_ranges_query),
+		unit_test_alone(test_ranges_persist),
+		cmocka_unit_test(test_sequential),
+		cmocka_unit_test(test_probe),
+		cmocka_unit_test(test_concurrent),
+		cmocka_unit_test(test_resume),
+		cmocka_unit_test(test_no_progress),
+		cmocka_unit_test(test_mismatch),
+		cmocka_unit_test(test_evict),
+		cmocka_unit_test(test_new_file),
+		cmocka_unit_test(test_modify_remote),
+		cmocka_unit_test(test_local_bound_and_discard),
 	};
-	return UNIT_MAIN(tests, NULL, NULL);
+	return UNIT_MAIN_FIXTURE(tests, NULL, NULL, dsetup, dteardown);
 }

@@ -969,20 +969,20 @@ static void test_content_range(void **state)
 
 int main(void)
 {
-	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_content_range),
-		cmocka_unit_test_setup_teardown(test_list, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_list_retry, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_list_limits, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_liststream, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_stat, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_download, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_commands, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_commands_retried_safely, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_cphash, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_allocate_upload, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_account, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_new, setup, teardown),
+	struct CMUnitTest tests[] = {
+		unit_test_alone(test_content_range),
+		cmocka_unit_test(test_list),
+		cmocka_unit_test(test_list_retry),
+		cmocka_unit_test(test_list_limits),
+		cmocka_unit_test(test_liststream),
+		cmocka_unit_test(test_stat),
+		cmocka_unit_test(test_download),
+		cmocka_unit_test(test_commands),
+		cmocka_unit_test(test_commands_retried_safely),
+		cmocka_unit_test(test_cphash),
+		cmocka_unit_test(test_allocate_upload),
+		cmocka_unit_test(test_account),
+		cmocka_unit_test(test_new),
 	};
-	return UNIT_MAIN(tests, NULL, NULL);
+	return UNIT_MAIN_FIXTURE(tests, NULL, NULL, setup, teardown);
 }

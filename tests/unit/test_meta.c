@@ -801,21 +801,21 @@ static void test_local_changes(void **state)
 
 int main(void)
 {
-	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(test_root, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_listing, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_duplicates, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_duplicates_taken, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_duplicates_stream, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_fold, setup, teardown),
-		cmocka_unit_test(test_fold_is_java_equals_ignore_case),
-		cmocka_unit_test_setup_teardown(test_generations, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_stream, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_content_and_gc, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_reopen, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_legacy_schema, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_quota, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_local_changes, setup, teardown),
+	struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_root),
+		cmocka_unit_test(test_listing),
+		cmocka_unit_test(test_duplicates),
+		cmocka_unit_test(test_duplicates_taken),
+		cmocka_unit_test(test_duplicates_stream),
+		cmocka_unit_test(test_fold),
+		unit_test_alone(test_fold_is_java_equals_ignore_case),
+		cmocka_unit_test(test_generations),
+		cmocka_unit_test(test_stream),
+		cmocka_unit_test(test_content_and_gc),
+		cmocka_unit_test(test_reopen),
+		cmocka_unit_test(test_legacy_schema),
+		cmocka_unit_test(test_quota),
+		cmocka_unit_test(test_local_changes),
 	};
-	return UNIT_MAIN(tests, NULL, NULL);
+	return UNIT_MAIN_FIXTURE(tests, NULL, NULL, setup, teardown);
 }

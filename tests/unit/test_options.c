@@ -344,16 +344,16 @@ static void test_help_and_version(void **state)
 
 int main(void)
 {
-	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup(test_defaults, setup),
-		cmocka_unit_test_setup(test_every_option, setup),
-		cmocka_unit_test_setup(test_fstab_noise, setup),
-		cmocka_unit_test_setup(test_remote_forms, setup),
-		cmocka_unit_test(test_sizes),
-		cmocka_unit_test_setup(test_errors, setup),
-		cmocka_unit_test_setup(test_max_read_and_nonempty, setup),
-		cmocka_unit_test_setup(test_special_mountpoints, setup),
-		cmocka_unit_test_setup(test_help_and_version, setup),
+	struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_defaults),
+		cmocka_unit_test(test_every_option),
+		cmocka_unit_test(test_fstab_noise),
+		cmocka_unit_test(test_remote_forms),
+		unit_test_alone(test_sizes),
+		cmocka_unit_test(test_errors),
+		cmocka_unit_test(test_max_read_and_nonempty),
+		cmocka_unit_test(test_special_mountpoints),
+		cmocka_unit_test(test_help_and_version),
 	};
-	return UNIT_MAIN(tests, NULL, NULL);
+	return UNIT_MAIN_FIXTURE(tests, NULL, NULL, setup, NULL);
 }

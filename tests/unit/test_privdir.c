@@ -344,17 +344,17 @@ static void test_secret(void **state)
 
 int main(void)
 {
-	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(test_check_ok_and_resolved, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_check_missing_and_not_dir, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_check_owner, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_check_mode, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_check_ancestors, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_make, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_open_file, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_open_dir, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_sqlite_files, setup, teardown),
-		cmocka_unit_test(test_secret),
+	struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_check_ok_and_resolved),
+		cmocka_unit_test(test_check_missing_and_not_dir),
+		cmocka_unit_test(test_check_owner),
+		cmocka_unit_test(test_check_mode),
+		cmocka_unit_test(test_check_ancestors),
+		cmocka_unit_test(test_make),
+		cmocka_unit_test(test_open_file),
+		cmocka_unit_test(test_open_dir),
+		cmocka_unit_test(test_sqlite_files),
+		unit_test_alone(test_secret),
 	};
-	return UNIT_MAIN(tests, NULL, NULL);
+	return UNIT_MAIN_FIXTURE(tests, NULL, NULL, setup, teardown);
 }

@@ -781,19 +781,19 @@ static int child_main(char **argv)
 
 int main(int argc, char **argv)
 {
-	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(instant_upload, setup, teardown),
-		cmocka_unit_test_setup_teardown(resume_after_cut, setup, teardown),
-		cmocka_unit_test_setup_teardown(cancel_mid_body, setup, teardown),
-		cmocka_unit_test_setup_teardown(errors_then_outage, setup, teardown),
-		cmocka_unit_test_setup_teardown(corrupt_given_up, setup, teardown),
-		cmocka_unit_test_setup_teardown(refused_name, setup, teardown),
-		cmocka_unit_test_setup_teardown(conflict_copy, setup, teardown),
-		cmocka_unit_test_setup_teardown(kill9_resume, setup, teardown),
+	struct CMUnitTest tests[] = {
+		cmocka_unit_test(instant_upload),
+		cmocka_unit_test(resume_after_cut),
+		cmocka_unit_test(cancel_mid_body),
+		cmocka_unit_test(errors_then_outage),
+		cmocka_unit_test(corrupt_given_up),
+		cmocka_unit_test(refused_name),
+		cmocka_unit_test(conflict_copy),
+		cmocka_unit_test(kill9_resume),
 	};
 
 	upload_test_log();
 	if (argc == 9 && strcmp(argv[1], "--child") == 0)
 		return child_main(argv);
-	return UNIT_MAIN(tests, group_setup, group_teardown);
+	return UNIT_MAIN_FIXTURE(tests, group_setup, group_teardown, setup, teardown);
 }

@@ -19,6 +19,11 @@
  *                                servers write to connections a cancelled
  *                                client closed); UNIT_TEST_FILTER=glob runs
  *                                the matching tests only
+ *   UNIT_MAIN_FIXTURE(tests, gsetup, gteardown, setup, teardown)
+ *                                the same, every test in @tests without a
+ *                                fixture of its own run with (@setup,
+ *                                @teardown); unit_test_alone(f) marks a
+ *                                test that needs none
  */
 #ifndef JOTTAFS_TESTS_UNIT_H
 #define JOTTAFS_TESTS_UNIT_H
@@ -94,5 +99,29 @@ static inline int unit_main(const char *name, const struct CMUnitTest *tests, si
 
 #define UNIT_MAIN(tests, setup, teardown) \
 	unit_main(#tests, tests, sizeof(tests) / sizeof((tests)[0]), setup, teardown)
+
+static inline int unit_none(void **state)
+{
+	(void)state;
+	return 0;
+}
+
+#define unit_test_alone(f) cmocka_unit_test_setup_teardown(f, unit_none, unit_none)
+
+static inline int unit_main_fixture(const char *name, struct CMUnitTest *tests, size_t n,
+				    CMFixtureFunction gsetup, CMFixtureFunction gteardown,
+				    CMFixtureFunction setup, CMFixtureFunction teardown)
+{
+	for (size_t i = 0; i < n; i++)
+		if (!tests[i].setup_func && !tests[i].teardown_func) {
+			tests[i].setup_func = setup;
+			tests[i].teardown_func = teardown;
+		}
+	return unit_main(name, tests, n, gsetup, gteardown);
+}
+
+#define UNIT_MAIN_FIXTURE(tests, gsetup, gteardown, setup, teardown)                 \
+	unit_main_fixture(#tests, tests, sizeof(tests) / sizeof((tests)[0]), gsetup, \
+			  gteardown, setup, teardown)
 
 #endif
