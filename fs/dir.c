@@ -22,6 +22,7 @@
 #include "fs/control.h"
 #include "fs/itable.h"
 #include "fs/poll.h"
+#include "fs/reply.h"
 
 static struct fs *fs_of(fuse_req_t req)
 {
@@ -213,12 +214,7 @@ static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 			if (fs_attr_check(&d->v[i - 2].a))
 				e.ino = 0;
 		}
-		if (plus)
-			need = fuse_add_direntry_plus(req, buf + pos, size - pos, name, &e,
-						      (off_t)(i + 1));
-		else
-			need = fuse_add_direntry(req, buf + pos, size - pos, name, &e.attr,
-						 (off_t)(i + 1));
+		need = fs_add_direntry(req, buf + pos, size - pos, name, &e, (off_t)(i + 1), plus);
 		if (need > size - pos)
 			break;
 		if (plus && i >= 2 && e.ino && itable_ref(fs->it, e.ino)) {

@@ -52,6 +52,7 @@
 #include "fs/itable.h"
 #include "fs/notify.h"
 #include "fs/options.h"
+#include "fs/reply.h"
 #include "lib/log.h"
 #include "net/names.h"
 
@@ -508,30 +509,14 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		    struct fuse_file_info *fi)
 {
 	struct fileh *h = (struct fileh *)(uintptr_t)fi->fh;
-	struct dcache_buf b;
-	int err;
 
 	if (control_ino(ino)) {
 		control_op_read(req, ino, size, off, fi);
 		return;
 	}
-	err = dcache_read(h->df, &h->seq, off, size, &b);
-	if (err) {
-		fs_reply_err(req, err == -ENOSPC ? -EIO : err);
-		return;
-	}
-	if (!b.len) {
-		fuse_reply_buf(req, NULL, 0);
-		return;
-	}
-	struct fuse_bufvec bv = FUSE_BUFVEC_INIT(b.len);
-	bv.buf[0].flags = FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK;
-	bv.buf[0].fd = b.fd;
-	bv.buf[0].pos = b.off;
 	/* After the reply the kernel may release the file at once (on
-	 * another thread): @h and its dfile must not be touched from here. */
-	fuse_reply_data(req, &bv, FUSE_BUF_SPLICE_MOVE);
-	dcache_buf_release(&b);
+	 * another thread): @h is not touched after this. */
+	fs_reply_dcache(req, h->df, &h->seq, off, size);
 }
 
 /* Moves a write's data (in memory or in a pipe) into the cache file. */
