@@ -11,7 +11,7 @@
  * character data) shared by every document kind. They keep the element
  * stack (ids of known local names, bounded by JFS_XML_MAX_DEPTH), enforce
  * the limits, and collect the text of the leaf element being read into one
- * bounded buffer; the per-kind functions (obj_*, ls_*, user_*, dev_*, err_*)
+ * bounded buffer; the per-kind functions (jx_obj_*, jx_ls_*, jx_ud_*, jx_err_*)
  * decide what an element means from its id and depth and fill a small set
  * of accumulators that are reused from one entry to the next.
  *

@@ -5,6 +5,7 @@
  * (answers taken in order from a script, requests recorded).
  */
 #include "net/http.h"
+#include "lib/clock.h"
 
 #include "lib/log.h"
 
@@ -112,9 +113,7 @@ static struct http_client *fast_client(void)
 
 static long now_ms(void)
 {
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec * 1000L + ts.tv_nsec / 1000000L;
+	return (long)clock_mono_ms();
 }
 
 /* ---------------------------------------------------------------------- */
