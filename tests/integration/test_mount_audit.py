@@ -33,15 +33,9 @@ import pytest
 
 from jfs_helpers import BIN, DaemonFailed, SANITIZER_RE
 from wtest_helpers import (RCLONE_ENCODING, encode_name, errno_of, knobs, md5_bytes, read_file,
-                           run_threads, twin_name, wait_for)
+                           run, run_threads, twin_name, wait_for)
 
 MiB = 1 << 20
-
-
-def run(*args, **kw):
-    kw.setdefault("capture_output", True)
-    kw.setdefault("timeout", 300)
-    return subprocess.run([a if isinstance(a, bytes) else str(a) for a in args], **kw)
 
 
 def B(*parts):

@@ -14,7 +14,7 @@ import time
 import pytest
 
 from jfs_helpers import BIN, DaemonFailed
-from wtest_helpers import md5_file, read_file, wait_for, wait_steady
+from wtest_helpers import md5_file, read_file, run, wait_for, wait_steady
 
 MiB = 1 << 20
 
@@ -36,12 +36,6 @@ def fsencode(name):
 def write(path, data):
     with open(path, "wb") as f:
         f.write(data)
-
-
-def run(*args, **kw):
-    kw.setdefault("capture_output", True)
-    kw.setdefault("timeout", 300)
-    return subprocess.run(list(args), **kw)
 
 
 def make_local_tree(root):

@@ -353,6 +353,13 @@ class Handler(BaseHTTPRequestHandler):
     def body_length(self):
         return None if self._chunked else self._body_left
 
+    def _read_some(self, mv, left, eof_message):
+        """Read at most min(len(mv), left) bytes into mv; EOF is an error."""
+        n = self.rfile.readinto(mv[:min(len(mv), left)])
+        if not n:
+            raise ConnectionError(eof_message)
+        return n
+
     def read_into(self, mv):
         """Read up to len(mv) body bytes; 0 at the end of the body."""
         if self._body_done:
@@ -374,18 +381,12 @@ class Handler(BaseHTTPRequestHandler):
                             break
                     self._body_done = True
                     return 0
-            want = min(len(mv), self._chunk_left)
-            n = self.rfile.readinto(mv[:want])
-            if not n:
-                raise ConnectionError("EOF in chunked body")
+            n = self._read_some(mv, self._chunk_left, "EOF in chunked body")
             self._chunk_left -= n
             if self._chunk_left == 0:
                 self.rfile.readline(16)
         else:
-            want = min(len(mv), self._body_left)
-            n = self.rfile.readinto(mv[:want])
-            if not n:
-                raise ConnectionError("EOF in request body")
+            n = self._read_some(mv, self._body_left, "EOF in request body")
             self._body_left -= n
             if self._body_left == 0:
                 self._body_done = True
