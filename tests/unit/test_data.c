@@ -219,7 +219,7 @@ int jfs_download(struct jfs *j, const char *path, int64_t first, int64_t last,
 	pthread_mutex_unlock(&fake.lock);
 	if (got)
 		*got = 0;
-	if (delay)
+	if (delay) /* a slow server (the scenario), not a wait */
 		usleep(delay * 1000);
 	if (first < 0 || end > fake.size || first >= end)
 		return -EIO;

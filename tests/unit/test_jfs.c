@@ -76,7 +76,7 @@ static void handle(struct script *sc, const struct testsrv_req *rq, struct tests
 static void handler(void *ctx, const struct testsrv_req *rq, struct testsrv_resp *rs)
 {
 	struct script *sc = ctx;
-	if (atomic_load(&stall_ms))
+	if (atomic_load(&stall_ms)) /* a slow server (the scenario), not a wait */
 		usleep(atomic_load(&stall_ms) * 1000);
 	pthread_mutex_lock(&sc_lock);
 	handle(sc, rq, rs);
@@ -686,7 +686,7 @@ struct canceller {
 static void *cancel_later(void *arg)
 {
 	struct canceller *c = arg;
-	usleep(c->after_ms * 1000);
+	usleep(c->after_ms * 1000); /* pacing: the cancel lands while the request runs */
 	atomic_store(c->flag, true);
 	return NULL;
 }
