@@ -15,10 +15,8 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <pthread.h>
-#include <setjmp.h>
 #include <signal.h>
 #include <stdatomic.h>
-#include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -30,7 +28,7 @@
 #include <unistd.h>
 
 #include <cjson/cJSON.h>
-#include <cmocka.h>
+#include "unit.h"
 #include <openssl/evp.h>
 
 #include "auth/auth.h"
@@ -45,62 +43,17 @@
 #include "net/jfs.h"
 #include "watchdog.h"
 
-#define USER "writetest"
+#define EMU_USER "writetest"
+#define EMU_TMP "test_write"
+#include "emu_fixture.h"
+
 #define TEST_DEADLINE_S 120
-
-static struct {
-	pid_t pid;
-	char url[128];
-	char jfs_url[160];
-	char root[256];           /* temp: emulator data, config, caches */
-	char cfgdir[300];
-	struct http_client *ctl;  /* control endpoint: no auth */
-	struct http_client *http; /* the account */
-	struct auth *auth;
-	struct jfs *jfs;
-} E;
-
-/* ---- the emulator ---- */
-
-static void sleep_ms(int ms)
-{
-	struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000 };
-	nanosleep(&ts, NULL);
-}
-
-/* A control call; returns the parsed JSON answer (caller frees). */
-static cJSON *emu(const char *method, const char *path, const char *body)
-{
-	struct http_request req;
-	struct http_response resp;
-	char url[512];
-	cJSON *j;
-	int err;
-
-	snprintf(url, sizeof(url), "%s/_emu/%s", E.url, path);
-	http_request_init(&req, method, url);
-	req.no_auth = true;
-	req.max_body = 64 << 20;
-	if (body) {
-		req.body = body;
-		req.body_len = strlen(body);
-		req.content_type = "application/json";
-	}
-	memset(&resp, 0, sizeof(resp));
-	err = http_request_do(E.ctl, &req, &resp);
-	if (err)
-		fail_msg("control %s %s: %s (status %ld)", method, path, strerror(-err), resp.status);
-	j = cJSON_Parse(resp.body ? resp.body : "null");
-	http_response_release(&resp);
-	assert_non_null(j);
-	return j;
-}
 
 /* The md5 of the live file at @path on the emulator ("" when there is
  * none: never there, or deleted). */
 static void live_md5(const char *path, char out[33])
 {
-	cJSON *t = emu("GET", "tree?user=" USER, NULL), *e;
+	cJSON *t = emu("GET", "tree?user=" EMU_USER, NULL), *e;
 
 	out[0] = '\0';
 	cJSON_ArrayForEach(e, t) {
@@ -113,127 +66,6 @@ static void live_md5(const char *path, char out[33])
 		snprintf(out, 33, "%s", cJSON_IsString(m) ? m->valuestring : "-");
 	}
 	cJSON_Delete(t);
-}
-
-static void emu_start(void)
-{
-	const char *exe = getenv("JOTTAEMU") ? getenv("JOTTAEMU") : "tests/emulator/jottaemu";
-	char data[320], logf[320], line[256];
-	int p[2], n = 0;
-	struct pollfd pfd;
-	int64_t end = clock_mono_ms() + 30000;
-
-	if (access(exe, X_OK) != 0)
-		fail_msg("emulator '%s' not found: run from the source tree or set JOTTAEMU", exe);
-	snprintf(data, sizeof(data), "%s/emu", E.root);
-	snprintf(logf, sizeof(logf), "%s/emu.log", E.root);
-	assert_int_equal(pipe(p), 0);
-	E.pid = fork();
-	assert_true(E.pid >= 0);
-	if (E.pid == 0) {
-		int fd = open(logf, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-		prctl(PR_SET_PDEATHSIG, SIGKILL);    /* never outlive the tests */
-		dup2(p[1], 1);
-		if (fd >= 0)
-			dup2(fd, 2);
-		close(p[0]);
-		execl(exe, exe, "serve", "--data", data, "--port", "0", (char *)NULL);
-		_exit(127);
-	}
-	close(p[1]);
-	pfd.fd = p[0];
-	pfd.events = POLLIN;
-	while (n < (int)sizeof(line) - 1 && (n == 0 || line[n - 1] != '\n')) {
-		ssize_t k;
-		if (poll(&pfd, 1, 1000) <= 0) {
-			if (clock_mono_ms() > end)
-				fail_msg("emulator did not start within 30 s (see %s)", logf);
-			continue;
-		}
-		k = read(p[0], line + n, 1);
-		if (k <= 0)
-			fail_msg("emulator exited before its ready line (see %s)", logf);
-		n += (int)k;
-	}
-	line[n] = '\0';
-	close(p[0]);
-	if (sscanf(line, "ready %127s", E.url) != 1)
-		fail_msg("unexpected emulator output: %s", line);
-	snprintf(E.jfs_url, sizeof(E.jfs_url), "%s/jfs", E.url);
-	static char what[400];
-	snprintf(what, sizeof(what), "the emulator (log: %s)", logf);
-	watchdog_watch(E.pid, what);
-}
-
-static struct http_client *client(void)
-{
-	struct http_config hc = { .max_retries = 2, .backoff_min_ms = 20, .backoff_max_ms = 100,
-				  .connect_timeout_s = 5, .low_speed_time_s = 10 };
-	struct http_client *c;
-	assert_int_equal(http_client_new(&hc, &c), 0);
-	return c;
-}
-
-static int group_setup(void **state)
-{
-	struct auth_endpoints ep;
-	struct http_token_provider tp;
-	char *msg = NULL, body[128];
-	cJSON *t, *tok;
-
-	(void)state;
-	snprintf(E.root, sizeof(E.root), "/tmp/test_write.XXXXXX");
-	assert_non_null(mkdtemp(E.root));
-	snprintf(E.cfgdir, sizeof(E.cfgdir), "%s/config", E.root);
-	assert_int_equal(mkdir(E.cfgdir, 0700), 0);
-	emu_start();
-	E.ctl = client();
-	snprintf(body, sizeof(body), "{\"user\": \"%s\"}", USER);
-	t = emu("POST", "login-token", body);
-	tok = cJSON_GetObjectItem(t, "token");
-	assert_true(cJSON_IsString(tok));
-	E.http = client();
-	ep = (struct auth_endpoints){ .api_url = E.url, .jfs_url = E.jfs_url };
-	if (auth_login(E.http, E.cfgdir, "default", tok->valuestring, &ep, &msg) != 0)
-		fail_msg("auth_login: %s", msg ? msg : "?");
-	cJSON_Delete(t);
-	if (auth_open(E.http, E.cfgdir, "default", &ep, &E.auth, &msg) != 0)
-		fail_msg("auth_open: %s", msg ? msg : "?");
-	auth_token_provider(E.auth, &tp);
-	http_client_set_token_provider(E.http, &tp);
-	struct jfs_config jc = {
-		.jfs_url = E.jfs_url, .api_url = E.url, .username = auth_username(E.auth),
-		.device = "Jotta", .mountpoint = "Archive",
-	};
-	assert_int_equal(jfs_new(E.http, &jc, &E.jfs), 0);
-	return 0;
-}
-
-static int group_teardown(void **state)
-{
-	char cmd[400];
-	int st;
-
-	(void)state;
-	jfs_free(E.jfs);
-	http_client_free(E.http);
-	auth_free(E.auth);
-	http_client_free(E.ctl);
-	if (E.pid > 0) {
-		int64_t end = clock_mono_ms() + 5000;
-		watchdog_watch(0, NULL);        /* its exit is expected now */
-		kill(E.pid, SIGTERM);
-		while (waitpid(E.pid, &st, WNOHANG) == 0) {
-			if (clock_mono_ms() > end) {
-				kill(E.pid, SIGKILL);
-				waitpid(E.pid, &st, 0);
-				break;
-			}
-			sleep_ms(10);
-		}
-	}
-	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", E.root);
-	return system(cmd) == 0 ? 0 : -1;
 }
 
 /* ---- the write path under test: index, content cache, lister, queue ---- */
@@ -273,7 +105,7 @@ static int setup(void **state)
 	snprintf(dir, sizeof(dir), "%s/cache%d", E.root, ++n);
 	assert_int_equal(mkdir(dir, 0700), 0);
 	snprintf(path, sizeof(path), "%s/index.db", dir);
-	assert_int_equal(meta_open(path, USER "/Jotta/Archive", &W.meta), 0);
+	assert_int_equal(meta_open(path, EMU_USER "/Jotta/Archive", &W.meta), 0);
 	snprintf(path, sizeof(path), "%s/data", dir);
 	struct dcache_config dc = { .dir = path, .meta = W.meta, .jfs = E.jfs, .fetch_threads = 2 };
 	assert_int_equal(dcache_new(&dc, &W.dc), 0);
@@ -373,7 +205,7 @@ static void wait_clean(uint64_t id)
 		if (!a.local)
 			return;
 		assert_true(clock_mono_ms() < end);
-		sleep_ms(5);
+		unit_sleep_ms(5);
 	}
 }
 
@@ -526,5 +358,5 @@ int main(void)
 	log_setup(getenv("WRITE_TEST_DEBUG") ? LOG_LVL_DEBUG : LOG_LVL_ERR, false);
 	if (getenv("WRITE_TEST_FILTER"))
 		cmocka_set_test_filter(getenv("WRITE_TEST_FILTER"));
-	return cmocka_run_group_tests(tests, group_setup, group_teardown);
+	return UNIT_MAIN(tests, group_setup, group_teardown);
 }
