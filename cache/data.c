@@ -428,18 +428,18 @@ void dc_dfile_unref(struct dfile *f)
 	}
 	*dc_hash_slot(dc, f->id) = f->hnext;
 	dc->nopen--;
-	/* Persist under dc->lock so that a new open sees the final state. Taking
-	 * f->lock here inverts the lock order, but with no reference left no
-	 * other thread can hold or wait for it. Nothing cached (the kernel's
-	 * page cache served every read): no record, no file. */
-	pthread_mutex_lock(&f->lock);
+	/* Persist under dc->lock so that a new open sees the final state.
+	 * f->lock is not taken (that would invert the lock order): with no
+	 * reference left no other thread can reach @f, and every reference is
+	 * dropped under dc->lock, after its holder's last use of @f. Nothing
+	 * cached (the kernel's page cache served every read): no record, no
+	 * file. */
 	if (!f->local && !f->discarded && !f->present.n) {
 		meta_content_delete(dc->cfg.meta, f->id);
 		dc_unlink_content(dc, f->id);
 	} else if (f->dirty_state) {
 		dc_persist(f);
 	}
-	pthread_mutex_unlock(&f->lock);
 	bool over = dc->cfg.max_size && dc->bytes > (int64_t)dc->cfg.max_size;
 	pthread_mutex_unlock(&dc->lock);
 	dc_dfile_free(f);
