@@ -902,6 +902,9 @@ static void test_processes_share_account(void **state)
 		assert_true(WIFEXITED(status));
 		assert_int_equal(WEXITSTATUS(status), 0);
 	}
+	/* the server thread wrote the counters: join it before reading them */
+	testsrv_stop(f->p.srv);
+	f->p.srv = NULL;
 	assert_int_equal(f->p.reuse_detected, 0);
 	assert_false(f->p.family_dead);
 	assert_true(f->p.refreshes >= 15);
