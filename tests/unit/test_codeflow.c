@@ -236,16 +236,12 @@ static void test_wait_listener(void **state)
 	codeflow_listener_free(l);
 }
 
-int main(void)
-{
-	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_state_new),
-		cmocka_unit_test(test_auth_url),
-		cmocka_unit_test(test_paste_forms),
-		cmocka_unit_test(test_paste_refused),
-		cmocka_unit_test(test_request),
-		cmocka_unit_test(test_wait_paste_pipe),
-		cmocka_unit_test(test_wait_listener),
-	};
-	return UNIT_MAIN(tests, NULL, NULL);
-}
+UNIT_TEST_PROGRAM(NULL, NULL,
+	cmocka_unit_test(test_state_new),
+	cmocka_unit_test(test_auth_url),
+	cmocka_unit_test(test_paste_forms),
+	cmocka_unit_test(test_paste_refused),
+	cmocka_unit_test(test_request),
+	cmocka_unit_test(test_wait_paste_pipe),
+	cmocka_unit_test(test_wait_listener),
+)

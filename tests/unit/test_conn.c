@@ -328,17 +328,13 @@ static void test_http_fails_fast_offline(void **state)
 	conn_free(c);
 }
 
-int main(void)
-{
-	struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_starts_online_and_degrades),
-		cmocka_unit_test(test_scattered_failures_stay_online),
-		cmocka_unit_test(test_run_goes_offline),
-		cmocka_unit_test(test_run_confirmed_by_probe),
-		cmocka_unit_test(test_back_online_calls_listeners),
-		cmocka_unit_test(test_probe_delay),
-		cmocka_unit_test(test_probe_thread),
-		cmocka_unit_test(test_http_fails_fast_offline),
-	};
-	return UNIT_MAIN_FIXTURE(tests, NULL, NULL, arm, disarm);
-}
+UNIT_TEST_PROGRAM(arm, disarm,
+	cmocka_unit_test(test_starts_online_and_degrades),
+	cmocka_unit_test(test_scattered_failures_stay_online),
+	cmocka_unit_test(test_run_goes_offline),
+	cmocka_unit_test(test_run_confirmed_by_probe),
+	cmocka_unit_test(test_back_online_calls_listeners),
+	cmocka_unit_test(test_probe_delay),
+	cmocka_unit_test(test_probe_thread),
+	cmocka_unit_test(test_http_fails_fast_offline),
+)

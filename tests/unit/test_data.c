@@ -902,23 +902,19 @@ static void test_local_bound_and_discard(void **state)
 	assert_int_equal(meta_content_get(f->m, ida, &mc), -ENOENT);
 }
 
-int main(void)
-{
-	struct CMUnitTest tests[] = {
-		unit_test_alone(test_ranges_add),
-		unit_test_alone(test_ranges_remove),
-		unit_test_alone(test_ranges_query),
-		unit_test_alone(test_ranges_persist),
-		cmocka_unit_test(test_sequential),
-		cmocka_unit_test(test_probe),
-		cmocka_unit_test(test_concurrent),
-		cmocka_unit_test(test_resume),
-		cmocka_unit_test(test_no_progress),
-		cmocka_unit_test(test_mismatch),
-		cmocka_unit_test(test_evict),
-		cmocka_unit_test(test_new_file),
-		cmocka_unit_test(test_modify_remote),
-		cmocka_unit_test(test_local_bound_and_discard),
-	};
-	return UNIT_MAIN_FIXTURE(tests, NULL, NULL, dsetup, dteardown);
-}
+UNIT_TEST_PROGRAM(dsetup, dteardown,
+	unit_test_alone(test_ranges_add),
+	unit_test_alone(test_ranges_remove),
+	unit_test_alone(test_ranges_query),
+	unit_test_alone(test_ranges_persist),
+	cmocka_unit_test(test_sequential),
+	cmocka_unit_test(test_probe),
+	cmocka_unit_test(test_concurrent),
+	cmocka_unit_test(test_resume),
+	cmocka_unit_test(test_no_progress),
+	cmocka_unit_test(test_mismatch),
+	cmocka_unit_test(test_evict),
+	cmocka_unit_test(test_new_file),
+	cmocka_unit_test(test_modify_remote),
+	cmocka_unit_test(test_local_bound_and_discard),
+)

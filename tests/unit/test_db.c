@@ -383,17 +383,12 @@ static void test_symlink_refused(void **state)
 	assert_int_equal(access(target, F_OK), -1);     /* nothing written through it */
 }
 
-int main(void)
-{
-	struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_exec),
-		cmocka_unit_test(test_values),
-		cmocka_unit_test(test_u64_column),
-		cmocka_unit_test(test_errors),
-		cmocka_unit_test(test_transactions),
-		cmocka_unit_test(test_schema_version),
-		cmocka_unit_test(test_symlink_refused),
-	};
-
-	return UNIT_MAIN_FIXTURE(tests, NULL, NULL, setup, teardown);
-}
+UNIT_TEST_PROGRAM(setup, teardown,
+	cmocka_unit_test(test_exec),
+	cmocka_unit_test(test_values),
+	cmocka_unit_test(test_u64_column),
+	cmocka_unit_test(test_errors),
+	cmocka_unit_test(test_transactions),
+	cmocka_unit_test(test_schema_version),
+	cmocka_unit_test(test_symlink_refused),
+)

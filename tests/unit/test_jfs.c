@@ -967,22 +967,18 @@ static void test_content_range(void **state)
 	assert_int_equal(jfs_content_range_check(NULL, 0, -1, &got), -EIO);
 }
 
-int main(void)
-{
-	struct CMUnitTest tests[] = {
-		unit_test_alone(test_content_range),
-		cmocka_unit_test(test_list),
-		cmocka_unit_test(test_list_retry),
-		cmocka_unit_test(test_list_limits),
-		cmocka_unit_test(test_liststream),
-		cmocka_unit_test(test_stat),
-		cmocka_unit_test(test_download),
-		cmocka_unit_test(test_commands),
-		cmocka_unit_test(test_commands_retried_safely),
-		cmocka_unit_test(test_cphash),
-		cmocka_unit_test(test_allocate_upload),
-		cmocka_unit_test(test_account),
-		cmocka_unit_test(test_new),
-	};
-	return UNIT_MAIN_FIXTURE(tests, NULL, NULL, setup, teardown);
-}
+UNIT_TEST_PROGRAM(setup, teardown,
+	unit_test_alone(test_content_range),
+	cmocka_unit_test(test_list),
+	cmocka_unit_test(test_list_retry),
+	cmocka_unit_test(test_list_limits),
+	cmocka_unit_test(test_liststream),
+	cmocka_unit_test(test_stat),
+	cmocka_unit_test(test_download),
+	cmocka_unit_test(test_commands),
+	cmocka_unit_test(test_commands_retried_safely),
+	cmocka_unit_test(test_cphash),
+	cmocka_unit_test(test_allocate_upload),
+	cmocka_unit_test(test_account),
+	cmocka_unit_test(test_new),
+)

@@ -286,16 +286,12 @@ static void test_errors_use_the_table(void **state)
 	}
 }
 
-int main(void)
-{
-	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_alloc_request),
-		cmocka_unit_test(test_alloc_response),
-		cmocka_unit_test(test_upload_response),
-		cmocka_unit_test(test_customer),
-		cmocka_unit_test(test_purge_and_errors),
-		cmocka_unit_test(test_upload_url),
-		cmocka_unit_test(test_errors_use_the_table),
-	};
-	return UNIT_MAIN(tests, NULL, NULL);
-}
+UNIT_TEST_PROGRAM(NULL, NULL,
+	cmocka_unit_test(test_alloc_request),
+	cmocka_unit_test(test_alloc_response),
+	cmocka_unit_test(test_upload_response),
+	cmocka_unit_test(test_customer),
+	cmocka_unit_test(test_purge_and_errors),
+	cmocka_unit_test(test_upload_url),
+	cmocka_unit_test(test_errors_use_the_table),
+)

@@ -1710,31 +1710,27 @@ static void test_big_listing(void **state)
 	printf("listing peak memory: 1k files %zu B, 100k files %zu B\n", peak_a, peak_b);
 }
 
-int main(void)
-{
-	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_folder_a4),
-		cmocka_unit_test(test_trash_view),
-		cmocka_unit_test(test_folder_c7),
-		cmocka_unit_test(test_mountpoint),
-		cmocka_unit_test(test_list_root_kinds),
-		cmocka_unit_test(test_names_verbatim),
-		cmocka_unit_test(test_numbers),
-		cmocka_unit_test(test_values_malformed),
-		cmocka_unit_test(test_bad_entries),
-		cmocka_unit_test(test_limits),
-		cmocka_unit_test(test_callback_error),
-		cmocka_unit_test(test_stat),
-		cmocka_unit_test(test_liststream_c9),
-		cmocka_unit_test(test_liststream_stats),
-		cmocka_unit_test(test_user),
-		cmocka_unit_test(test_device),
-		cmocka_unit_test(test_error),
-		cmocka_unit_test(test_error_uses_the_table),
-		cmocka_unit_test(test_hostile),
-		cmocka_unit_test(test_lifecycle),
-		cmocka_unit_test(test_big_liststream),
-		cmocka_unit_test(test_big_listing),
-	};
-	return UNIT_MAIN(tests, NULL, NULL);
-}
+UNIT_TEST_PROGRAM(NULL, NULL,
+	cmocka_unit_test(test_folder_a4),
+	cmocka_unit_test(test_trash_view),
+	cmocka_unit_test(test_folder_c7),
+	cmocka_unit_test(test_mountpoint),
+	cmocka_unit_test(test_list_root_kinds),
+	cmocka_unit_test(test_names_verbatim),
+	cmocka_unit_test(test_numbers),
+	cmocka_unit_test(test_values_malformed),
+	cmocka_unit_test(test_bad_entries),
+	cmocka_unit_test(test_limits),
+	cmocka_unit_test(test_callback_error),
+	cmocka_unit_test(test_stat),
+	cmocka_unit_test(test_liststream_c9),
+	cmocka_unit_test(test_liststream_stats),
+	cmocka_unit_test(test_user),
+	cmocka_unit_test(test_device),
+	cmocka_unit_test(test_error),
+	cmocka_unit_test(test_error_uses_the_table),
+	cmocka_unit_test(test_hostile),
+	cmocka_unit_test(test_lifecycle),
+	cmocka_unit_test(test_big_liststream),
+	cmocka_unit_test(test_big_listing),
+)

@@ -143,13 +143,9 @@ static void test_format(void **state)
 	}
 }
 
-int main(void)
-{
-	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_jotta_parse),
-		cmocka_unit_test(test_jotta_bad),
-		cmocka_unit_test(test_rfc3339_parse),
-		cmocka_unit_test(test_format),
-	};
-	return UNIT_MAIN(tests, NULL, NULL);
-}
+UNIT_TEST_PROGRAM(NULL, NULL,
+	cmocka_unit_test(test_jotta_parse),
+	cmocka_unit_test(test_jotta_bad),
+	cmocka_unit_test(test_rfc3339_parse),
+	cmocka_unit_test(test_format),
+)

@@ -194,15 +194,11 @@ static void test_file_read_max(void **state)
 	rmdir(dir);
 }
 
-int main(void)
-{
-	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_clock),
-		cmocka_unit_test(test_md5),
-		cmocka_unit_test(test_backoff),
-		cmocka_unit_test(test_utf8),
-		cmocka_unit_test(test_buf),
-		cmocka_unit_test(test_file_read_max),
-	};
-	return UNIT_MAIN(tests, NULL, NULL);
-}
+UNIT_TEST_PROGRAM(NULL, NULL,
+	cmocka_unit_test(test_clock),
+	cmocka_unit_test(test_md5),
+	cmocka_unit_test(test_backoff),
+	cmocka_unit_test(test_utf8),
+	cmocka_unit_test(test_buf),
+	cmocka_unit_test(test_file_read_max),
+)

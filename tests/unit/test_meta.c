@@ -799,23 +799,19 @@ static void test_local_changes(void **state)
 	assert_int_equal(c.ids[0], a.id);
 }
 
-int main(void)
-{
-	struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_root),
-		cmocka_unit_test(test_listing),
-		cmocka_unit_test(test_duplicates),
-		cmocka_unit_test(test_duplicates_taken),
-		cmocka_unit_test(test_duplicates_stream),
-		cmocka_unit_test(test_fold),
-		unit_test_alone(test_fold_is_java_equals_ignore_case),
-		cmocka_unit_test(test_generations),
-		cmocka_unit_test(test_stream),
-		cmocka_unit_test(test_content_and_gc),
-		cmocka_unit_test(test_reopen),
-		cmocka_unit_test(test_legacy_schema),
-		cmocka_unit_test(test_quota),
-		cmocka_unit_test(test_local_changes),
-	};
-	return UNIT_MAIN_FIXTURE(tests, NULL, NULL, setup, teardown);
-}
+UNIT_TEST_PROGRAM(setup, teardown,
+	cmocka_unit_test(test_root),
+	cmocka_unit_test(test_listing),
+	cmocka_unit_test(test_duplicates),
+	cmocka_unit_test(test_duplicates_taken),
+	cmocka_unit_test(test_duplicates_stream),
+	cmocka_unit_test(test_fold),
+	unit_test_alone(test_fold_is_java_equals_ignore_case),
+	cmocka_unit_test(test_generations),
+	cmocka_unit_test(test_stream),
+	cmocka_unit_test(test_content_and_gc),
+	cmocka_unit_test(test_reopen),
+	cmocka_unit_test(test_legacy_schema),
+	cmocka_unit_test(test_quota),
+	cmocka_unit_test(test_local_changes),
+)

@@ -1014,27 +1014,22 @@ static void test_dup_names(void **state)
 	assert_null(out);
 }
 
-int main(void)
-{
-	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_doc_encode),
-		cmocka_unit_test(test_doc_encode_roundtrip),
-		cmocka_unit_test(test_doc_decode),
-		cmocka_unit_test(test_table_rows),
-		cmocka_unit_test(test_unchanged),
-		cmocka_unit_test(test_quoting),
-		cmocka_unit_test(test_dot),
-		cmocka_unit_test(test_invalid_utf8),
-		cmocka_unit_test(test_hostile_decode),
-		cmocka_unit_test(test_non_injective),
-		cmocka_unit_test(test_nul_buffers),
-		cmocka_unit_test(test_length_limit),
-		cmocka_unit_test(test_empty_encode),
-		cmocka_unit_test(test_utf16_units),
-		cmocka_unit_test(test_random_roundtrip),
-		cmocka_unit_test(test_random_hostile),
-		cmocka_unit_test(test_dup_names),
-	};
-
-	return UNIT_MAIN(tests, NULL, NULL);
-}
+UNIT_TEST_PROGRAM(NULL, NULL,
+	cmocka_unit_test(test_doc_encode),
+	cmocka_unit_test(test_doc_encode_roundtrip),
+	cmocka_unit_test(test_doc_decode),
+	cmocka_unit_test(test_table_rows),
+	cmocka_unit_test(test_unchanged),
+	cmocka_unit_test(test_quoting),
+	cmocka_unit_test(test_dot),
+	cmocka_unit_test(test_invalid_utf8),
+	cmocka_unit_test(test_hostile_decode),
+	cmocka_unit_test(test_non_injective),
+	cmocka_unit_test(test_nul_buffers),
+	cmocka_unit_test(test_length_limit),
+	cmocka_unit_test(test_empty_encode),
+	cmocka_unit_test(test_utf16_units),
+	cmocka_unit_test(test_random_roundtrip),
+	cmocka_unit_test(test_random_hostile),
+	cmocka_unit_test(test_dup_names),
+)

@@ -342,18 +342,14 @@ static void test_help_and_version(void **state)
 	fuse_opt_free_args(&args);
 }
 
-int main(void)
-{
-	struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_defaults),
-		cmocka_unit_test(test_every_option),
-		cmocka_unit_test(test_fstab_noise),
-		cmocka_unit_test(test_remote_forms),
-		unit_test_alone(test_sizes),
-		cmocka_unit_test(test_errors),
-		cmocka_unit_test(test_max_read_and_nonempty),
-		cmocka_unit_test(test_special_mountpoints),
-		cmocka_unit_test(test_help_and_version),
-	};
-	return UNIT_MAIN_FIXTURE(tests, NULL, NULL, setup, NULL);
-}
+UNIT_TEST_PROGRAM(setup, NULL,
+	cmocka_unit_test(test_defaults),
+	cmocka_unit_test(test_every_option),
+	cmocka_unit_test(test_fstab_noise),
+	cmocka_unit_test(test_remote_forms),
+	unit_test_alone(test_sizes),
+	cmocka_unit_test(test_errors),
+	cmocka_unit_test(test_max_read_and_nonempty),
+	cmocka_unit_test(test_special_mountpoints),
+	cmocka_unit_test(test_help_and_version),
+)

@@ -342,19 +342,15 @@ static void test_secret(void **state)
 	assert_true(secret_dumpable());
 }
 
-int main(void)
-{
-	struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_check_ok_and_resolved),
-		cmocka_unit_test(test_check_missing_and_not_dir),
-		cmocka_unit_test(test_check_owner),
-		cmocka_unit_test(test_check_mode),
-		cmocka_unit_test(test_check_ancestors),
-		cmocka_unit_test(test_make),
-		cmocka_unit_test(test_open_file),
-		cmocka_unit_test(test_open_dir),
-		cmocka_unit_test(test_sqlite_files),
-		unit_test_alone(test_secret),
-	};
-	return UNIT_MAIN_FIXTURE(tests, NULL, NULL, setup, teardown);
-}
+UNIT_TEST_PROGRAM(setup, teardown,
+	cmocka_unit_test(test_check_ok_and_resolved),
+	cmocka_unit_test(test_check_missing_and_not_dir),
+	cmocka_unit_test(test_check_owner),
+	cmocka_unit_test(test_check_mode),
+	cmocka_unit_test(test_check_ancestors),
+	cmocka_unit_test(test_make),
+	cmocka_unit_test(test_open_file),
+	cmocka_unit_test(test_open_dir),
+	cmocka_unit_test(test_sqlite_files),
+	unit_test_alone(test_secret),
+)

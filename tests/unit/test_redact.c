@@ -146,16 +146,12 @@ static void test_is_token(void **state)
 	assert_true(redact_is_token(JWT "/x", strlen(JWT)));
 }
 
-int main(void)
-{
-	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_plain_text_kept),
-		cmocka_unit_test(test_bearer),
-		cmocka_unit_test(test_keys),
-		cmocka_unit_test(test_runs),
-		cmocka_unit_test(test_mask),
-		cmocka_unit_test(test_cap),
-		cmocka_unit_test(test_is_token),
-	};
-	return UNIT_MAIN(tests, NULL, NULL);
-}
+UNIT_TEST_PROGRAM(NULL, NULL,
+	cmocka_unit_test(test_plain_text_kept),
+	cmocka_unit_test(test_bearer),
+	cmocka_unit_test(test_keys),
+	cmocka_unit_test(test_runs),
+	cmocka_unit_test(test_mask),
+	cmocka_unit_test(test_cap),
+	cmocka_unit_test(test_is_token),
+)

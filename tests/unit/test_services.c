@@ -157,13 +157,9 @@ static void test_load_file(void **state)
 	services_free(s);
 }
 
-int main(void)
-{
-	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_installed_table),
-		cmocka_unit_test(test_amend_by_user_file),
-		cmocka_unit_test(test_bad_entries_named),
-		cmocka_unit_test(test_load_file),
-	};
-	return UNIT_MAIN(tests, NULL, NULL);
-}
+UNIT_TEST_PROGRAM(NULL, NULL,
+	cmocka_unit_test(test_installed_table),
+	cmocka_unit_test(test_amend_by_user_file),
+	cmocka_unit_test(test_bad_entries_named),
+	cmocka_unit_test(test_load_file),
+)

@@ -126,14 +126,10 @@ static void test_host_is_loopback(void **state)
 	assert_false(url_host_is_loopback(NULL, 0));
 }
 
-int main(void)
-{
-	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_https_always_ok),
-		cmocka_unit_test(test_plain_http_loopback_ok),
-		cmocka_unit_test(test_plain_http_elsewhere_needs_flag),
-		cmocka_unit_test(test_refused),
-		cmocka_unit_test(test_host_is_loopback),
-	};
-	return UNIT_MAIN(tests, NULL, NULL);
-}
+UNIT_TEST_PROGRAM(NULL, NULL,
+	cmocka_unit_test(test_https_always_ok),
+	cmocka_unit_test(test_plain_http_loopback_ok),
+	cmocka_unit_test(test_plain_http_elsewhere_needs_flag),
+	cmocka_unit_test(test_refused),
+	cmocka_unit_test(test_host_is_loopback),
+)

@@ -24,6 +24,11 @@
  *                                fixture of its own run with (@setup,
  *                                @teardown); unit_test_alone(f) marks a
  *                                test that needs none
+ *   UNIT_TEST_PROGRAM(setup, teardown, tests...)
+ *                                the whole main() of a program without
+ *                                group fixtures: its table, each test run
+ *                                with (@setup, @teardown) unless it names
+ *                                its own (NULL, NULL: none)
  */
 #ifndef JOTTAFS_TESTS_UNIT_H
 #define JOTTAFS_TESTS_UNIT_H
@@ -123,5 +128,12 @@ static inline int unit_main_fixture(const char *name, struct CMUnitTest *tests, 
 #define UNIT_MAIN_FIXTURE(tests, gsetup, gteardown, setup, teardown)                 \
 	unit_main_fixture(#tests, tests, sizeof(tests) / sizeof((tests)[0]), gsetup, \
 			  gteardown, setup, teardown)
+
+#define UNIT_TEST_PROGRAM(setup, teardown, ...)                                 \
+	int main(void)                                                           \
+	{                                                                        \
+		struct CMUnitTest tests[] = { __VA_ARGS__ };                     \
+		return UNIT_MAIN_FIXTURE(tests, NULL, NULL, setup, teardown);    \
+	}
 
 #endif
