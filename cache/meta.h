@@ -2,8 +2,8 @@
  * cache/meta.h — the metadata index: every node of the remote tree that we
  * have seen (files and folders, with the attributes of their current
  * revision), directory freshness, and the state of cached content. SQLite in
- * <cache_dir>/index.db, WAL mode, so it survives remounts: a remount lists a
- * known tree at once.
+ * <cache_dir>/index.db (through cache/db.h: WAL mode, 0600, no symlinks), so
+ * it survives remounts: a remount lists a known tree at once.
  *
  * Nodes. A node's id is its SQLite rowid (AUTOINCREMENT: never reused, so it
  * is a stable inode number within a mount and across remounts). Node 1 is
@@ -37,7 +37,8 @@
  * Threads: one connection, every call serialised by one mutex inside this
  * module (a leaf lock: no callback runs under it). No transaction is ever
  * held open across a call, so never across an HTTP request. Errors: 0 or
- * -errno (-EIO for an SQLite failure, logged once with the statement).
+ * -errno (an SQLite failure mapped by db_errno() and logged once with the
+ * statement: -ENOSPC disk full, -EIO most others).
  */
 #ifndef JOTTAFS_CACHE_META_H
 #define JOTTAFS_CACHE_META_H
@@ -51,7 +52,7 @@ struct meta;
 
 #define META_ROOT_ID 1          /* the mountpoint root */
 
-/* Local state of a node (stage 4: the write path). */
+/* Local state of a node (the write path). */
 enum {
 	META_LOCAL_NONE = 0,    /* as on the server */
 	META_LOCAL_DIRTY = 1,   /* content changed locally, not yet uploaded:

@@ -282,6 +282,34 @@ static void test_errors(void **state)
 	assert_string_equal(f->last.what, "script");
 }
 
+/* A full disk: -ENOSPC, reported as storage trouble; a failed write in a
+ * transaction rolls it back. */
+static void test_disk_full(void **state)
+{
+	struct fixture *f = *state;
+	size_t big = 256 * 1024;
+	char *blob = calloc(1, big);
+
+	assert_non_null(blob);
+	/* the file may not grow any more (SQLite keeps at least its size) */
+	assert_int_equal(db_script(f->db, "PRAGMA max_page_count=1", "limit"), 0);
+	assert_int_equal(db_exec(f->db, Q_PUT, DB_ARGS(DB_INT(1), DB_TEXT("x"), DB_BLOB(blob, big)),
+				 NULL, NULL), -ENOSPC);
+	assert_int_equal(f->faults, 1);
+	assert_true(f->last.storage);
+	assert_int_equal(f->last.err, -ENOSPC);
+	assert_string_equal(f->last.what, "put");
+	assert_int_equal(db_begin(f->db), 0);
+	assert_int_equal(db_exec(f->db, Q_PUT, DB_ARGS(DB_INT(2), DB_TEXT("y"), DB_BLOB(blob, big)),
+				 NULL, NULL), -ENOSPC);
+	assert_int_equal(db_end(f->db, -ENOSPC), -ENOSPC);
+	assert_false(db_in_tx(f->db));
+	/* small writes still fit */
+	assert_int_equal(db_exec(f->db, Q_PUT, DB_ARGS(DB_INT(3), DB_TEXT("z"), DB_NULL), NULL,
+				 NULL), 1);
+	free(blob);
+}
+
 static void test_transactions(void **state)
 {
 	struct fixture *f = *state;
@@ -388,6 +416,7 @@ UNIT_TEST_PROGRAM(setup, teardown,
 	cmocka_unit_test(test_values),
 	cmocka_unit_test(test_u64_column),
 	cmocka_unit_test(test_errors),
+	cmocka_unit_test(test_disk_full),
 	cmocka_unit_test(test_transactions),
 	cmocka_unit_test(test_schema_version),
 	cmocka_unit_test(test_symlink_refused),
