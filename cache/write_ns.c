@@ -311,7 +311,7 @@ static int move_file(struct writer *w, struct meta_attr *src, const char *from, 
 int writer_rename(struct writer *w, uint64_t pid, const char *name, uint64_t npid,
 		  const char *newname, bool noreplace)
 {
-	struct meta_attr src, dst;
+	struct meta_attr src = { 0 }, dst = { 0 };
 	char *nsname = NULL, *from = NULL, *to = NULL;
 	bool have_dst = false;
 	int err;
