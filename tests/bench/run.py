@@ -75,11 +75,10 @@ REPO = os.path.abspath(os.path.join(HERE, "..", ".."))
 sys.path.insert(0, os.path.join(REPO, "tests", "integration"))
 sys.path.insert(0, HERE)
 
-import jfs_helpers  # noqa: E402
+import helpers  # noqa: E402
 from emu import Emulator  # noqa: E402
 from emu_throughput import make_file  # noqa: E402
-from rclone_helpers import RClone  # noqa: E402
-from wtest_helpers import wait_steady  # noqa: E402
+from helpers import RClone, wait_steady  # noqa: E402
 
 WORKLOADS = ("find", "small", "empty", "rm", "big", "read", "rss")
 RCLONE_HOSTS_ISSUER = "https://id.jottacloud.com"
@@ -270,7 +269,7 @@ class Mounted:
                 self.warnings.append(w)
 
 
-class TlsAccount(jfs_helpers.Account):
+class TlsAccount(helpers.Account):
     """A jottafs account that reaches the emulator like rclone does: the real
     https hosts through the emulator's CONNECT proxy, trusting its CA."""
 
@@ -288,7 +287,7 @@ class TlsAccount(jfs_helpers.Account):
 
     def login(self):
         token = self.emu.login_token(self.user, issuer=RCLONE_HOSTS_ISSUER)
-        return jfs_helpers.run(["login", "--account", self.name, "-o", self.endpoint_opts()],
+        return helpers.run_jottafs(["login", "--account", self.name, "-o", self.endpoint_opts()],
                                env=self.env, input=token + "\n")
 
 
@@ -313,7 +312,7 @@ class JottaSide:
             acc = TlsAccount(self.b.emu, base, name=name, user=self.user)
             acc.proxy = relay.url if relay else None
         else:
-            acc = jfs_helpers.Account(self.b.emu, base, name=name, user=self.user)
+            acc = helpers.Account(self.b.emu, base, name=name, user=self.user)
         try:
             acc.login()
         except (AssertionError, OSError, subprocess.TimeoutExpired) as e:
@@ -323,7 +322,7 @@ class JottaSide:
                 else ["api_url=" + url, "jfs_url=" + url + "/jfs"])
         path = os.path.join(self.b.work, "mnt", name)
         try:
-            m = jfs_helpers.Mount(acc, path, options=opts)
+            m = helpers.Mount(acc, path, options=opts)
         except (AssertionError, OSError) as e:
             raise SideFailed("jottafs mount: " + short(e))
 
@@ -1132,8 +1131,8 @@ def parse_args(argv):
 def main(argv=None):
     a = parse_args(sys.argv[1:] if argv is None else argv)
     if a.jottafs:
-        jfs_helpers.BIN = os.path.abspath(a.jottafs)
-    jbin = jfs_helpers.BIN
+        helpers.BIN = os.path.abspath(a.jottafs)
+    jbin = helpers.BIN
     if not os.access(jbin, os.X_OK):
         sys.stderr.write("bench: no jottafs binary at %s (set JOTTAFS_BIN or --jottafs)\n"
                          % jbin)

@@ -1,5 +1,5 @@
 """Shared pytest fixtures: an emulator per test module, accounts and mounts
-with guaranteed clean-up. See jfs_helpers.py for the sshfs-style helpers."""
+with guaranteed clean-up. See helpers.py for the sshfs-style helpers."""
 import hashlib
 import os
 import re
@@ -10,8 +10,7 @@ import pytest
 sys.path.insert(0, os.path.dirname(__file__))
 
 from emu import Emulator  # noqa: E402
-from jfs_helpers import Account, Mount  # noqa: E402
-from wtest_helpers import rclone_for  # noqa: E402
+from helpers import Account, Mount, rclone_for  # noqa: E402
 
 
 def _serve_emulator():

@@ -19,9 +19,8 @@ import urllib.parse
 
 import pytest
 
-from jfs_helpers import BIN, SANITIZER_RE, Account
-from jfs_helpers import run as _run
-from wtest_helpers import free_port as _dead_port, wait_for
+from helpers import (Account, BIN, free_port as _dead_port, run_jottafs as _run, SANITIZER_RE,
+                     wait_for)
 
 GiB = 1 << 30
 MiB = 1 << 20
@@ -35,7 +34,7 @@ def default_knobs(emulator):
 
 
 def run(args, **kw):
-    """jfs_helpers.run, plus: no sanitizer report in the output."""
+    """helpers.run_jottafs, plus: no sanitizer report in the output."""
     p = _run(args, **kw)
     assert not SANITIZER_RE.search(p.stderr), p.stderr
     return p

@@ -10,8 +10,7 @@ import subprocess
 
 import pytest
 
-from jfs_helpers import BIN
-from wtest_helpers import ctl, knobs, live, md5_bytes, status, tree, wait_for
+from helpers import BIN, ctl, knobs, live, md5_bytes, status, tree, wait_for
 
 MiB = 1 << 20
 

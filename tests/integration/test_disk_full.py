@@ -20,7 +20,7 @@ import time
 
 import pytest
 
-from wtest_helpers import MiB, live, md5_bytes, wait_for
+from helpers import MiB, live, md5_bytes, wait_for
 
 FS_SIZE = 24 * MiB
 

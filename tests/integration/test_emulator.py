@@ -22,7 +22,7 @@ import pytest
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from emu import Emulator, EmulatorError, JOTTAEMU  # noqa: E402
-from wtest_helpers import md5_bytes as md5, run_threads, wait_for  # noqa: E402
+from helpers import md5_bytes as md5, run_threads, wait_for  # noqa: E402
 
 MD5_EMPTY = "d41d8cd98f00b204e9800998ecf8427e"
 

@@ -29,7 +29,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from wtest_helpers import errno_of, read_file, wait_for
+from helpers import errno_of, read_file, wait_for
 
 INT64_MAX = "9223372036854775807"
 SIZE_MAX = 1 << 50          # net/jfs.h JFS_SIZE_MAX

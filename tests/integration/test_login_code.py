@@ -22,8 +22,7 @@ import urllib.parse
 
 import pytest
 
-from jfs_helpers import BIN, SANITIZER_RE, Account
-from wtest_helpers import free_port
+from helpers import Account, BIN, free_port, SANITIZER_RE
 
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 SERVICES = os.path.join(REPO, "share", "services.json")

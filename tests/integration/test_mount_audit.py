@@ -16,7 +16,7 @@ fstab noise and mount.fuse3, errors before daemonizing, allow_other, TLS with
 -o cafile, secrets in the -d log.
 
 Every mount is unmounted with fusermount3 -u and must exit 0 with a clean log
-(jfs_helpers.Mount.unmount), unless the test says otherwise.
+(helpers.Mount.unmount), unless the test says otherwise.
 """
 import errno
 import hashlib
@@ -31,8 +31,8 @@ import time
 
 import pytest
 
-from jfs_helpers import BIN, DaemonFailed, SANITIZER_RE
-from wtest_helpers import (RCLONE_ENCODING, encode_name, errno_of, knobs, md5_bytes, read_file,
+from helpers import BIN, DaemonFailed, SANITIZER_RE
+from helpers import (RCLONE_ENCODING, encode_name, errno_of, knobs, md5_bytes, read_file,
                            run, run_threads, twin_name, wait_for)
 
 MiB = 1 << 20

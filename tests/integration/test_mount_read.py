@@ -2,7 +2,7 @@
 content, the caches, recursive walks, faults, unmount.
 
 Every test unmounts with fusermount3 -u and requires exit status 0 and a log
-free of error lines and sanitizer reports (jfs_helpers.Mount.unmount).
+free of error lines and sanitizer reports (helpers.Mount.unmount).
 """
 import json
 import os
@@ -13,8 +13,7 @@ import time
 
 import pytest
 
-from jfs_helpers import BIN, DaemonFailed
-from wtest_helpers import md5_file, read_file, run, wait_for, wait_steady
+from helpers import BIN, DaemonFailed, md5_file, read_file, run, wait_for, wait_steady
 
 MiB = 1 << 20
 

@@ -13,7 +13,7 @@ import subprocess
 
 import pytest
 
-from wtest_helpers import (md5_bytes, md5_file, partial_names, partial_upload_bytes, rclone_for,
+from helpers import (md5_bytes, md5_file, partial_names, partial_upload_bytes, rclone_for,
                            wait_for)
 
 MiB = 1 << 20

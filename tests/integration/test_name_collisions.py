@@ -7,13 +7,13 @@ daemon warns once per such entry per listing, never per lookup; the server
 state seen by rclone is unchanged by merely mounting and reading.
 
 Every mount is unmounted with fusermount3 -u and must exit 0 with a clean log
-(jfs_helpers.Mount.unmount).
+(helpers.Mount.unmount).
 """
 import errno
 import os
 import time
 
-from wtest_helpers import errno_of, live, read_file, twin_name, wait_for
+from helpers import errno_of, live, read_file, twin_name, wait_for
 
 WARN = "decodes to the same name as another entry"
 

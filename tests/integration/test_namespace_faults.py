@@ -11,7 +11,7 @@ import os
 import random
 import subprocess
 
-from wtest_helpers import knobs, live, md5_bytes, wait_for
+from helpers import knobs, live, md5_bytes, wait_for
 
 
 def _files(root, n, rng, prefix="f"):

@@ -17,8 +17,7 @@ import time
 
 import pytest
 
-from jfs_helpers import Account, Mount, BIN
-from wtest_helpers import MiB, live, md5_bytes, wait_for
+from helpers import Account, BIN, live, md5_bytes, MiB, Mount, wait_for
 
 MODES = ["reset", "503", "stopped"]
 

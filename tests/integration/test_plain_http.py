@@ -21,8 +21,7 @@ import time
 
 import pytest
 
-from jfs_helpers import BIN, SANITIZER_RE, Account
-from jfs_helpers import run as _run
+from helpers import Account, BIN, run_jottafs as _run, SANITIZER_RE
 
 REMOTE = "http://192.0.2.1"
 

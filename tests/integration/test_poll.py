@@ -5,7 +5,7 @@ mount within that bound, although dir_cache_time is an hour."""
 import os
 import time
 
-from wtest_helpers import rclone_for, wait_for
+from helpers import rclone_for, wait_for
 
 
 def test_rclone_change_visible_within_poll_interval(account, emulator, mounter, tmp_path):

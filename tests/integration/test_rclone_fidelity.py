@@ -21,8 +21,7 @@ import pytest
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from emu import Emulator  # noqa: E402
-from rclone_helpers import RClone  # noqa: E402
-from wtest_helpers import md5_bytes as md5  # noqa: E402
+from helpers import md5_bytes as md5, RClone  # noqa: E402
 
 LOGIN = "rcloneuser"
 

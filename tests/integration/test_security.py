@@ -23,8 +23,7 @@ import time
 
 import pytest
 
-from jfs_helpers import BIN, DaemonFailed
-from wtest_helpers import wait_for
+from helpers import BIN, DaemonFailed, wait_for
 
 ROOT_ONLY = pytest.mark.skipif(os.geteuid() != 0, reason="needs root: chown to another user")
 OTHER_NAME = "jottafs-sectest"

@@ -5,7 +5,7 @@ the mount as before, with the same result."""
 import os
 import subprocess
 
-from wtest_helpers import live, md5_bytes, md5_file, wait_server
+from helpers import live, md5_bytes, md5_file, wait_server
 
 MiB = 1 << 20
 

@@ -11,7 +11,7 @@ import subprocess
 
 import pytest
 
-from wtest_helpers import MiB, dir_bytes, knobs, live, md5_bytes, md5_file
+from helpers import MiB, dir_bytes, knobs, live, md5_bytes, md5_file
 
 
 def test_clean_content_is_evicted_to_the_bound(account, emulator, mounter):

@@ -6,7 +6,7 @@ import subprocess
 import sys
 import time
 
-from wtest_helpers import (MiB, encode_name, knobs, live, md5_bytes, md5_file, partial_names,
+from helpers import (MiB, encode_name, knobs, live, md5_bytes, md5_file, partial_names,
                            partial_upload_bytes, wait_for, wait_server)
 
 BIG = 200 * MiB

@@ -7,7 +7,7 @@ import os
 import random
 import time
 
-from wtest_helpers import MiB, knobs, live, md5_bytes
+from helpers import MiB, knobs, live, md5_bytes
 
 
 def _write_set(root, rng, n, sizes):

@@ -23,7 +23,7 @@ import subprocess
 
 import pytest
 
-from wtest_helpers import clear_cache, encode_name, knobs, live, md5_bytes, wait_for
+from helpers import clear_cache, encode_name, knobs, live, md5_bytes, wait_for
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 

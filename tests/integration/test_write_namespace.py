@@ -19,7 +19,7 @@ import subprocess
 import time
 from datetime import datetime, timezone
 
-from wtest_helpers import (MiB, clear_cache, encode_name, errno_of, knobs, live, md5_bytes,
+from helpers import (MiB, clear_cache, encode_name, errno_of, knobs, live, md5_bytes,
                            md5_file, partial_names, partial_upload_bytes, read_file, tree,
                            wait_for, wait_idle, wait_steady, write_file)
 

@@ -19,7 +19,7 @@ import re
 import subprocess
 import threading
 
-from wtest_helpers import (MiB, clear_cache, encode_name, knobs, live, md5_bytes, read_file,
+from helpers import (MiB, clear_cache, encode_name, knobs, live, md5_bytes, read_file,
                            run_threads, write_file)
 
 DBG = ["-d"] if os.environ.get("W_DEBUG") else []

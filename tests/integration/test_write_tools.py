@@ -10,7 +10,7 @@ import random
 import subprocess
 import time
 
-from wtest_helpers import (MiB, clear_cache, encode_path, live, md5_file, rclone_check,
+from helpers import (MiB, clear_cache, encode_path, live, md5_file, rclone_check,
                            rclone_for, run)
 
 BIG = 200 * MiB
