@@ -103,7 +103,7 @@ bench: $(BIN)
 	JOTTAFS_BIN=$(abspath $(BIN)) $(PYTHON) tests/bench/run.py $(BENCH_ARGS)
 
 lint:
-	groff -man -ww -z man/jottafs.1
+	groff -man -Tutf8 -ww -z man/jottafs.1
 	cppcheck --quiet --error-exitcode=1 --enable=warning,portability,performance \
 	  --inline-suppr --std=c11 -I. -D_GNU_SOURCE --suppress=missingIncludeSystem \
 	  lib net auth cache fs

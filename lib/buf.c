@@ -31,6 +31,8 @@ static int reserve(struct buf *b, size_t n)
 	while (cap < need)
 		if (__builtin_mul_overflow(cap, 2, &cap))
 			return b->err = -ENOMEM;
+	if (b->max && cap > b->max + 1)
+		cap = b->max + 1;       /* a capped buffer never allocates past its cap */
 	char *p = realloc(b->p, cap);
 	if (!p)
 		return b->err = -ENOMEM;
