@@ -110,12 +110,13 @@ class Mount:
     """One running jottafs daemon mounted at @path."""
 
     def __init__(self, account, path, remote=None, options=(), allow_errors=False,
-                 extra_args=()):
+                 extra_args=(), wrapper=()):
+        """@wrapper: a command the daemon is started through (it execs it)."""
         self.account = account
         self.path = str(path)
         os.makedirs(self.path, exist_ok=True)
         opts = ["account=" + account.name] + list(options)
-        args = [BIN, "-f", "-o", ",".join(opts)] + list(extra_args)
+        args = list(wrapper) + [BIN, "-f", "-o", ",".join(opts)] + list(extra_args)
         if remote:
             args.append(remote)
         args.append(self.path)

@@ -19,11 +19,10 @@ import pwd
 import shutil
 import stat
 import subprocess
-import time
 
 import pytest
 
-from helpers import BIN, DaemonFailed, wait_for
+from helpers import BIN, Mount, wait_for
 
 ROOT_ONLY = pytest.mark.skipif(os.geteuid() != 0, reason="needs root: chown to another user")
 OTHER_NAME = "jottafs-sectest"
@@ -308,42 +307,6 @@ def _comm(pid):
         return f.read().strip()
 
 
-class _Daemon:
-    """jottafs -f started without CAP_SYS_PTRACE (see above)."""
-
-    def __init__(self, account, path, opts=(), args=()):
-        self.path = str(path)
-        os.makedirs(self.path, exist_ok=True)
-        o = ",".join(["account=" + account.name] + list(opts))
-        self.log = open(os.path.join(str(account.home), "sec-daemon-%d.log" % id(self)), "w+")
-        self.proc = subprocess.Popen(NO_PTRACE + [BIN, "-f", "-o", o] + list(args) + [self.path],
-                                     env=account.env, stdin=subprocess.DEVNULL,
-                                     stdout=self.log, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + 20
-        while not os.path.ismount(self.path):
-            if self.proc.poll() is not None or time.monotonic() > deadline:
-                self.cleanup()
-                raise DaemonFailed("jottafs did not mount:\n" + self.output())
-            time.sleep(0.05)
-
-    def output(self):
-        self.log.flush()
-        with open(self.log.name, errors="replace") as f:
-            return f.read()
-
-    def unmount(self):
-        subprocess.run(["fusermount3", "-u", self.path], check=True, capture_output=True)
-        assert self.proc.wait(timeout=120) == 0, self.output()
-        self.log.close()
-
-    def cleanup(self):
-        if self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait(timeout=10)
-        subprocess.run(["fusermount3", "-u", "-z", self.path], capture_output=True)
-        self.log.close()
-
-
 @pytest.mark.skipif(not shutil.which("setpriv"), reason="needs setpriv (util-linux)")
 @pytest.mark.parametrize("opts,args,dumpable", [
     ((), (), False),
@@ -351,7 +314,9 @@ class _Daemon:
     ((), ("-d",), True),
 ], ids=["default", "coredump", "debug"])
 def test_not_dumpable_unless_asked(account, tmp_path, opts, args, dumpable):
-    d = _Daemon(account, tmp_path / "mnt", opts, args)
+    # started without CAP_SYS_PTRACE (see above)
+    d = Mount(account, tmp_path / "mnt", options=opts, extra_args=args, wrapper=NO_PTRACE,
+              allow_errors=True)
     try:
         assert os.listdir(d.path) == []
         # The control: a process of ours started the same way is readable.
