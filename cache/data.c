@@ -450,8 +450,17 @@ void dc_dfile_unref(struct dfile *f)
 
 void dcache_close(struct dfile *f)
 {
-	if (f)
-		dc_dfile_unref(f);
+	if (!f)
+		return;
+	/* Operations through a handle use @f under its handle's reference;
+	 * the kernel sends the release only after their replies. That order
+	 * goes through /dev/fuse, where no tool (and no reader of this code)
+	 * can see it: taking f->lock once makes the last operation's unlock
+	 * happen before the unref that may destroy it (ThreadSanitizer's
+	 * mount workload is clean with this). */
+	pthread_mutex_lock(&f->lock);
+	pthread_mutex_unlock(&f->lock);
+	dc_dfile_unref(f);
 }
 
 int64_t dcache_size(struct dfile *f)
