@@ -50,7 +50,7 @@ UNITSRC  := $(sort $(wildcard tests/unit/test_*.c))
 UNITBIN  := $(UNITSRC:tests/unit/%.c=$(BUILD)/tests/%)
 FUZZSRC  := $(sort $(wildcard tests/fuzz/fuzz_*.c))
 
-.PHONY: all check unit unit-san integration bench lint demo demo-stop install uninstall clean deps fuzz fuzz-targets
+.PHONY: tsan all check unit unit-san integration bench lint demo demo-stop install uninstall clean deps fuzz fuzz-targets
 .DELETE_ON_ERROR:
 
 all: $(BIN)
@@ -93,6 +93,22 @@ unit: $(UNITBIN)
 SANBUILD ?= build-san
 unit-san:
 	@$(MAKE) --no-print-directory BUILD=$(SANBUILD) SANITIZE=address,undefined unit
+
+# ThreadSanitizer: the unit tests, then a mount workload (write promises,
+# reads, namespace operations) with the daemon built the same way. A report
+# from a unit program fails it at once; the daemon's reports are written to
+# $(TSANBUILD)/reports and fail the run after pytest. Not part of check (it
+# takes about 10 minutes on 2 cores).
+TSANBUILD ?= build-tsan
+TSAN_TESTS ?= tests/integration/test_write_promises.py tests/integration/test_mount_read.py \
+	      tests/integration/test_write_namespace.py
+tsan:
+	@$(MAKE) --no-print-directory BUILD=$(TSANBUILD) SANITIZE=thread unit $(TSANBUILD)/jottafs
+	rm -rf $(TSANBUILD)/reports && mkdir -p $(TSANBUILD)/reports
+	TSAN_OPTIONS="log_path=$(abspath $(TSANBUILD))/reports/tsan exitcode=0" \
+	  JOTTAFS_BIN=$(abspath $(TSANBUILD))/jottafs $(PYTHON) -m pytest -p no:cacheprovider -q $(TSAN_TESTS)
+	@if ls $(TSANBUILD)/reports/tsan.* >/dev/null 2>&1; then \
+	  cat $(TSANBUILD)/reports/tsan.*; echo "tsan: the daemon reported races" >&2; exit 1; fi
 
 # pytest exits 5 when it collected no test: that is a failure here too. The
 # 25 slowest tests are listed at the end, to see where make check spends its time.
