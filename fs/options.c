@@ -290,14 +290,20 @@ static void store_uint(void *field, size_t width, unsigned long long v)
 	}
 }
 
+/* The numeric option of @key, or NULL. */
+static const struct num_opt *num_opt(int key)
+{
+	for (size_t i = 0; i < sizeof(num_opts) / sizeof(num_opts[0]); i++)
+		if (num_opts[i].key == key)
+			return &num_opts[i];
+	return NULL;
+}
+
 /* Store a validated number into @o: 0, or -1 after the message. */
 static int opt_number(struct parse_state *st, const char *arg, int key)
 {
 	const char *v = opt_value(arg);
-	const struct num_opt *no = NULL;
-	for (size_t i = 0; i < sizeof(num_opts) / sizeof(num_opts[0]); i++)
-		if (num_opts[i].key == key)
-			no = &num_opts[i];
+	const struct num_opt *no = num_opt(key);
 	if (!no)
 		return -1;
 	char *field = (char *)st->o + no->off;
@@ -363,11 +369,38 @@ static int refuse_unworkable(struct parse_state *st, const char *arg)
 	return 0;
 }
 
+/* Flags: set to true; @keep 1 passes the option on to libfuse as well. */
+static const struct flag_opt {
+	int key;
+	size_t off;
+	int keep;
+} flag_opts[] = {
+	{ KEY_FOREGROUND, offsetof(struct mount_options, foreground), 0 },
+	{ KEY_RO, offsetof(struct mount_options, ro), 1 },     /* the kernel mounts it ro too */
+	{ KEY_ALLOW_OTHER, offsetof(struct mount_options, allow_other), 1 },
+	{ KEY_PREFETCH, offsetof(struct mount_options, prefetch), 0 },
+	{ KEY_HARD_DELETE, offsetof(struct mount_options, hard_delete), 0 },
+	{ KEY_COREDUMP, offsetof(struct mount_options, coredump), 0 },
+	{ KEY_NONEMPTY, offsetof(struct mount_options, nonempty), 0 },
+	{ KEY_INSECURE_HTTP, offsetof(struct mount_options, insecure_http), 0 },
+};
+
 /* fuse_opt callback: 0 drop, 1 keep for libfuse, -1 error. */
 static int opt_proc(void *data, const char *arg, int key, struct fuse_args *outargs)
 {
 	struct parse_state *st = data;
 	struct mount_options *o = st->o;
+	for (size_t i = 0; i < sizeof(flag_opts) / sizeof(flag_opts[0]); i++) {
+		if (flag_opts[i].key == key) {
+			*(bool *)((char *)o + flag_opts[i].off) = true;
+			return flag_opts[i].keep;
+		}
+	}
+	if (num_opt(key)) {
+		if (opt_number(st, arg, key) < 0)
+			return -1;
+		return key == KEY_MAX_READ; /* the kernel needs max_read too */
+	}
 	switch (key) {
 	case KEY_HELP:
 		st->help = true;
@@ -375,52 +408,12 @@ static int opt_proc(void *data, const char *arg, int key, struct fuse_args *outa
 	case KEY_VERSION:
 		st->version = true;
 		return 0;
-	case KEY_FOREGROUND:
-		o->foreground = true;
-		return 0;
 	case KEY_DEBUG:
 		o->debug = true;
 		o->foreground = true;
 		return 0;
 	case KEY_SINGLE:
 		o->max_threads = 1;
-		return 0;
-	case KEY_RO:
-		o->ro = true;
-		return 1; /* the kernel mounts it read-only too */
-	case KEY_ALLOW_OTHER:
-		o->allow_other = true;
-		return 1;
-	case KEY_PREFETCH:
-		o->prefetch = true;
-		return 0;
-	case KEY_HARD_DELETE:
-		o->hard_delete = true;
-		return 0;
-	case KEY_COREDUMP:
-		o->coredump = true;
-		return 0;
-	case KEY_DIR_CACHE_TIME:
-	case KEY_CACHE_MAX_SIZE:
-	case KEY_UID:
-	case KEY_GID:
-	case KEY_UMASK:
-	case KEY_TRANSFERS:
-	case KEY_UNMOUNT_WAIT:
-	case KEY_MAX_THREADS:
-	case KEY_POLL_INTERVAL:
-	case KEY_MAX_LIST_ENTRIES:
-	case KEY_MAX_LIST_BYTES:
-	case KEY_MAX_STREAM_ENTRIES:
-	case KEY_MAX_STREAM_BYTES:
-		return opt_number(st, arg, key);
-	case KEY_MAX_READ:
-		return opt_number(st, arg, key) < 0 ? -1 : 1; /* the kernel needs it too */
-	case KEY_NONEMPTY:
-		o->nonempty = true;
-		return 0;
-	case KEY_INSECURE_HTTP:
-		o->insecure_http = true;
 		return 0;
 	case FUSE_OPT_KEY_NONOPT:
 		if (st->n_positional >= 2)
@@ -780,16 +773,13 @@ void options_release(struct mount_options *o)
 {
 	if (!o)
 		return;
-	free(o->account);
-	free(o->device);
-	free(o->mountpoint);
+	/* every "%s" option of the spec holds a malloc'd string, and so do the
+	 * two fields derived from the positional arguments */
+	for (size_t i = 0; mount_opts[i].templ; i++)
+		if (strstr(mount_opts[i].templ, "%s"))
+			free(*(char **)((char *)o + mount_opts[i].offset -
+					offsetof(struct parse_state, opts)));
 	free(o->subpath);
 	free(o->local_mountpoint);
-	free(o->api_url);
-	free(o->jfs_url);
-	free(o->token_url);
-	free(o->cafile);
-	free(o->cache_dir);
-	free(o->control_dir);
 	memset(o, 0, sizeof(*o));
 }
