@@ -514,6 +514,7 @@ int writer_set_mtime(struct writer *w, const struct meta_attr *a, struct dfile *
 		     time_t mtime)
 {
 	bool open = df != NULL;
+	struct meta_attr now;
 	int64_t size;
 	time_t old;
 	char *path = NULL;
@@ -521,6 +522,17 @@ int writer_set_mtime(struct writer *w, const struct meta_attr *a, struct dfile *
 
 	if (a->is_dir)          /* the service keeps none: the index does */
 		return meta_set_dir_times(w->cfg.meta, a->id, mtime, time(NULL));
+	if (w->up && a->local) {
+		/* An upload that landed (an fsync just before) but whose done
+		 * callback has not run yet: let it record the file clean first,
+		 * so that the new time goes to the service (cphash) instead of
+		 * staying in an index the callback then calls clean. */
+		writer_wait_settled(w, a->id);
+		err = meta_get(w->cfg.meta, a->id, &now);
+		if (err)
+			return err;
+		a = &now;
+	}
 	if (dcache_peek(w->cfg.dc, a->id, &size, &old) || a->local) {
 		/* Changed locally: the upload carries the time (again, if one is
 		 * queued already: it is superseded). */
