@@ -7,6 +7,7 @@
 #include "auth/auth.h"
 #include "auth/auth_int.h"
 
+#include "lib/fsutil.h"
 #include "lib/log.h"
 #include "lib/privdir.h"
 #include "lib/redact.h"
@@ -131,38 +132,10 @@ int auth_read_account_file(const char *path, int fd, char **out, size_t *out_len
 		if (fd < 0)
 			return fd == -EINVAL ? -EPERM : fd;
 	}
-	struct stat st;
-	int err = 0;
-	if (fstat(fd, &st) < 0)
-		err = -errno;
-	else if (st.st_size > (off_t)AUTH_FILE_MAX)
-		err = -EFBIG;
-	if (err) {
-		if (own)
-			close(fd);
-		return err;
-	}
-	char *buf = malloc((size_t)st.st_size + 1);
-	if (!buf) {
-		if (own)
-			close(fd);
-		return -ENOMEM;
-	}
-	size_t got = 0;
-	while (got < (size_t)st.st_size) {
-		ssize_t n = pread(fd, buf + got, (size_t)st.st_size - got, (off_t)got);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			break;
-		got += (size_t)n;
-	}
-	buf[got] = '\0';
+	int err = fd_read_max(fd, AUTH_FILE_MAX, out, out_len);
 	if (own)
 		close(fd);
-	*out = buf;
-	*out_len = got;
-	return 0;
+	return err;
 }
 
 /* The account file's text as a JSON object; -EINVAL when it is not one.

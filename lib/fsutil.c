@@ -3,58 +3,73 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdint.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "lib/buf.h"
+int fd_read_max(int fd, size_t max, char **out, size_t *len)
+{
+	struct stat st;
+
+	*out = NULL;
+	if (fstat(fd, &st) < 0)
+		return -errno;
+	if (!S_ISREG(st.st_mode))
+		return -EINVAL;
+	if ((uint64_t)st.st_size > max)
+		return -EFBIG;
+	/* Sized from fstat, so a file that does not change is read into one
+	 * allocation (no stray copies of a secret in freed memory); grown
+	 * only for a file that is longer than it said (a FUSE status file). */
+	size_t cap = (size_t)st.st_size + 1, got = 0;
+	char *buf = malloc(cap);
+	if (!buf)
+		return -ENOMEM;
+	for (;;) {
+		char probe;
+		char *dst = got + 1 < cap ? buf + got : &probe;
+		size_t room = got + 1 < cap ? cap - 1 - got : 1;
+		ssize_t n = pread(fd, dst, room, (off_t)got);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			int err = -errno;
+			free(buf);
+			return err;
+		}
+		if (n == 0)
+			break;
+		if (dst == &probe) {            /* longer than it said: grow */
+			size_t limit = max < SIZE_MAX ? max + 1 : SIZE_MAX, ncap;
+			if (__builtin_mul_overflow(cap, 2, &ncap) || ncap > limit)
+				ncap = limit;
+			char *nb = ncap > cap ? realloc(buf, ncap) : NULL;
+			if (!nb) {
+				free(buf);
+				return ncap > cap ? -ENOMEM : -EFBIG;
+			}
+			buf = nb;
+			cap = ncap;
+			continue;               /* read it again, into the buffer */
+		}
+		got += (size_t)n;
+	}
+	buf[got] = '\0';
+	*out = buf;
+	if (len)
+		*len = got;
+	return 0;
+}
 
 int file_read_max(const char *path, size_t max, char **out, size_t *len)
 {
-	struct stat st;
-	struct buf b;
-	char chunk[8192];
-	int err = 0;
-
 	*out = NULL;
 	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY);
 	if (fd < 0)
 		return -errno;
-	if (fstat(fd, &st) < 0) {
-		err = -errno;
-		goto out;
-	}
-	if (!S_ISREG(st.st_mode)) {
-		err = -EINVAL;
-		goto out;
-	}
-	buf_init(&b, max);
-	for (;;) {
-		ssize_t r = read(fd, chunk, sizeof(chunk));
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r < 0) {
-			err = -errno;
-			break;
-		}
-		if (r == 0)
-			break;
-		if ((err = buf_add(&b, chunk, (size_t)r)) < 0)
-			break;
-	}
-	if (err == -E2BIG)
-		err = -EFBIG;
-	size_t n = b.len;
-	if (!err) {
-		*out = buf_take(&b);
-		if (!*out)
-			err = -ENOMEM;
-		else if (len)
-			*len = n;
-	} else {
-		buf_free(&b);
-	}
-out:
+	int err = fd_read_max(fd, max, out, len);
 	close(fd);
 	return err;
 }

@@ -5,6 +5,7 @@
 #define JOTTAFS_LIB_FSUTIL_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 /*
  * Read the regular file @path whole, refusing more than @max bytes. The
@@ -16,5 +17,8 @@
  * negative errno.
  */
 int file_read_max(const char *path, size_t max, char **out, size_t *len);
+/* The same through an open @fd, read with pread from offset 0 (the file
+ * offset is neither used nor moved: the fd may be shared). */
+int fd_read_max(int fd, size_t max, char **out, size_t *len);
 
 #endif

@@ -188,6 +188,22 @@ static void test_file_read_max(void **state)
 	snprintf(link, sizeof(link), "%s/missing", dir);
 	assert_int_equal(file_read_max(link, 100, &out, NULL), -ENOENT);
 
+	/* through an fd: from offset 0 whatever the file offset, which stays */
+	int fd = open(path, O_RDONLY);
+	assert_true(fd >= 0);
+	assert_int_equal(lseek(fd, 3, SEEK_SET), 3);
+	assert_int_equal(fd_read_max(fd, 5, &out, &len), 0);
+	assert_string_equal(out, "hello");
+	free(out);
+	assert_int_equal(lseek(fd, 0, SEEK_CUR), 3);
+	assert_int_equal(fd_read_max(fd, 4, &out, NULL), -EFBIG);
+	close(fd);
+	int p[2];
+	assert_int_equal(pipe(p), 0);
+	assert_int_equal(fd_read_max(p[0], 100, &out, NULL), -EINVAL);
+	close(p[0]);
+	close(p[1]);
+
 	snprintf(link, sizeof(link), "%s/l", dir);
 	unlink(link);
 	unlink(path);
