@@ -3,18 +3,30 @@
  * and the FUSE low-level operations (fs/ops.c and the files it names: the
  * only code that replies to the kernel). Internal to fs/.
  *
- * Locks of fs/ and where they sit among cache/'s (a lock is only taken
- * while holding locks above it in this list, never the other way):
+ * The lock hierarchy of jottafs, every lock in one list. A lock is only
+ * taken while holding locks above it, never the other way; each module's
+ * header or first comment says what its locks protect.
  *   1. struct dirh.lock (fs/dir.c), per open directory: held while its
  *      snapshot is filled from the index and the content cache, never
  *      across the listing request or a reply;
- *   2. the write path's per-node stripes (cache/write.h);
- *   3. the content cache's dfile and dcache locks (cache/data.h);
- *   4. the upload queue's (cache/upload.h);
- *   5. the index's (cache/meta.h).
- * fs->h_lock and fs->qlock (below) are leaves, as are the lister's, the
- * inode table's and the notifier's locks. No lock is held across network
- * I/O or a reply.
+ *   2. the write path's per-node stripes (cache/write.h): held from reading
+ *      a node's base to journalling its upload (an fsync'd SQLite commit),
+ *      never across network I/O; one stripe per thread at a time;
+ *   3. the content cache: a dfile's lock, then the dcache's (cache/data.h);
+ *   4. the upload queue: its journal lock q->db_lock, the journal
+ *      database's lock (cache/db.h), then its memory lock q->lock
+ *      (cache/upload_int.h);
+ *   5. the index database's lock (cache/meta.h, cache/db.h).
+ * Leaves (nothing is taken while one is held): fs->h_lock, fs->qlock, the
+ * control directory's lock (fs/control.c), the inode table's, the
+ * notifier's, the poller's, the lister's (cache/lister.c), the
+ * connectivity state's (net/conn.c), the HTTP client's pool and curl
+ * share locks (net/http.c), and an account's a->lock (auth/).
+ * Outside the list: the account file's flock (auth/account.c) is taken
+ * before a->lock, never under it, and is the one lock held across a
+ * request (a token refresh, serialised across processes by design); the
+ * cache directory's flock (fs/mount.c) is held for the mount's life.
+ * No other lock is held across network I/O or a reply to the kernel.
  *
  * Inode numbers are node ids of the index (cache/meta.h), except that the
  * mount's root node is FUSE_ROOT_ID; fs_ino()/fs_id() convert. Nodes above
