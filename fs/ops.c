@@ -743,34 +743,33 @@ static void op_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t
 	reply_entry(req, fs, &a);
 }
 
-static void op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
+/* unlink and rmdir: the control directory's own, or the write path's. */
+static void remove_entry(fuse_req_t req, fuse_ino_t parent, const char *name, bool dir)
 {
 	struct fs *fs = fs_of(req);
-	int err;
 
 	if (control_ino(parent)) {
-		control_op_unlink(req, parent, name);
+		if (dir)
+			control_op_rmdir(req, parent, name);
+		else
+			control_op_unlink(req, parent, name);
 		return;
 	}
-	err = fs_check_writable(fs);
+	int err = fs_check_writable(fs);
 	if (!err)
-		err = writer_unlink(fs->wr, fs_id(fs, parent), name);
+		err = dir ? writer_rmdir(fs->wr, fs_id(fs, parent), name)
+			  : writer_unlink(fs->wr, fs_id(fs, parent), name);
 	fs_reply_status(req, err);
+}
+
+static void op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+	remove_entry(req, parent, name, false);
 }
 
 static void op_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
-	struct fs *fs = fs_of(req);
-	int err;
-
-	if (control_ino(parent)) {
-		control_op_rmdir(req, parent, name);
-		return;
-	}
-	err = fs_check_writable(fs);
-	if (!err)
-		err = writer_rmdir(fs->wr, fs_id(fs, parent), name);
-	fs_reply_status(req, err);
+	remove_entry(req, parent, name, true);
 }
 
 static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
