@@ -586,6 +586,21 @@ static int ancestors(struct lister *l, uint64_t dir, uint64_t *anc, size_t max, 
 	return 0;
 }
 
+/* With l->lock held: the 64 ancestors of @dir into @anc, unless *@have
+ * says they were read already. The index is read with l->lock dropped, so
+ * the caller looks again at what it saw under the lock. */
+static int ancestors_once(struct lister *l, uint64_t dir, uint64_t *anc, size_t *nanc,
+			  bool *have)
+{
+	if (*have)
+		return 0;
+	pthread_mutex_unlock(&l->lock);
+	int err = ancestors(l, dir, anc, 64, nanc);
+	pthread_mutex_lock(&l->lock);
+	*have = !err;
+	return err;
+}
+
 /* ---- the entry point ------------------------------------------------------- */
 
 static bool is_fresh(const struct lister *l, const struct meta_attr *a, time_t now)
@@ -641,14 +656,8 @@ int lister_fresh(struct lister *l, uint64_t dir, int flags, bool *refreshed)
 	for (;;) {
 		struct flight *f;
 
-		if (l->nstreams && !have_anc) {
-			pthread_mutex_unlock(&l->lock);
-			err = ancestors(l, dir, anc, 64, &nanc);
-			pthread_mutex_lock(&l->lock);
-			if (err)
-				break;
-			have_anc = true;
-		}
+		if (l->nstreams && (err = ancestors_once(l, dir, anc, &nanc, &have_anc)))
+			break;
 		f = l->nstreams ? find_stream(l, anc, nanc) : NULL;
 		if (f) {
 			/* Wait for the stream while it makes progress. */
@@ -691,12 +700,8 @@ int lister_fresh(struct lister *l, uint64_t dir, int flags, bool *refreshed)
 		}
 		if ((flags & LISTER_READDIR) && !(flags & LISTER_SYNC)) {
 			if (!have_anc) {
-				pthread_mutex_unlock(&l->lock);
-				err = ancestors(l, dir, anc, 64, &nanc);
-				pthread_mutex_lock(&l->lock);
-				if (err)
+				if ((err = ancestors_once(l, dir, anc, &nanc, &have_anc)))
 					break;
-				have_anc = true;
 				continue;       /* a stream may have started meanwhile */
 			}
 			uint64_t root = walk_root(l, anc, nanc);
