@@ -47,19 +47,33 @@ static int ranges_reserve(struct ranges *r, size_t extra)
 	return 0;
 }
 
-/* Index of the first range whose end >= pos (binary search), or r->n. */
-static size_t ranges_find(const struct ranges *r, int64_t pos)
+/* Index of the first range whose end >= pos, or with @touching false of the
+ * first whose end > pos (the first that holds a byte at or after pos);
+ * r->n when there is none. Binary search. */
+static size_t ranges_search(const struct ranges *r, int64_t pos, bool touching)
 {
 	size_t lo = 0, hi = r->n;
 
 	while (lo < hi) {
 		size_t mid = lo + (hi - lo) / 2;
-		if (r->v[mid].end < pos)
+		if (r->v[mid].end < pos || (!touching && r->v[mid].end == pos))
 			lo = mid + 1;
 		else
 			hi = mid;
 	}
 	return lo;
+}
+
+/* The first range that touches or follows pos. */
+static size_t ranges_find(const struct ranges *r, int64_t pos)
+{
+	return ranges_search(r, pos, true);
+}
+
+/* The first range holding a byte at or after pos. */
+static size_t ranges_after(const struct ranges *r, int64_t pos)
+{
+	return ranges_search(r, pos, false);
 }
 
 int ranges_add(struct ranges *r, int64_t start, int64_t end)
@@ -105,10 +119,7 @@ int ranges_remove(struct ranges *r, int64_t start, int64_t end)
 		return -EINVAL;
 	if (start == end)
 		return 0;
-	i = ranges_find(r, start);
-	/* ranges_find() also returns a range that merely ends at start. */
-	if (i < r->n && r->v[i].end == start)
-		i++;
+	i = ranges_after(r, start);
 	while (i < r->n && r->v[i].start < end) {
 		struct range *g = &r->v[i];
 		if (g->start < start && g->end > end) {
@@ -143,9 +154,7 @@ bool ranges_covers(const struct ranges *r, int64_t start, int64_t end)
 
 	if (start >= end)
 		return true;
-	i = ranges_find(r, start);
-	if (i < r->n && r->v[i].end == start)
-		i++;
+	i = ranges_after(r, start);
 	return i < r->n && r->v[i].start <= start && r->v[i].end >= end;
 }
 
@@ -155,9 +164,7 @@ int64_t ranges_next_missing(const struct ranges *r, int64_t pos, int64_t limit)
 
 	if (pos >= limit)
 		return limit;
-	i = ranges_find(r, pos);
-	if (i < r->n && r->v[i].end == pos)
-		i++;
+	i = ranges_after(r, pos);
 	if (i < r->n && r->v[i].start <= pos)
 		pos = r->v[i].end;
 	return pos < limit ? pos : limit;
@@ -169,9 +176,7 @@ int64_t ranges_next_present(const struct ranges *r, int64_t pos, int64_t limit)
 
 	if (pos >= limit)
 		return limit;
-	i = ranges_find(r, pos);
-	if (i < r->n && r->v[i].end == pos)
-		i++;
+	i = ranges_after(r, pos);
 	if (i == r->n)
 		return limit;
 	if (r->v[i].start <= pos)

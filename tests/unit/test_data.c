@@ -73,6 +73,49 @@ static void test_ranges_add(void **state)
 	ranges_release(&r);
 }
 
+/* Random adds and removes against a bitmap: every query agrees with it. */
+static void test_ranges_model(void **state)
+{
+	enum { N = 96 };
+	bool bit[N] = { false };
+	struct ranges r = RANGES_INIT;
+	uint64_t x = 88172645463325252ULL;
+
+	(void)state;
+	for (int step = 0; step < 20000; step++) {
+		x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+		int64_t a = (int64_t)(x % N), b = (int64_t)((x >> 20) % (N + 1));
+		if (a > b) {
+			int64_t t = a;
+			a = b;
+			b = t;
+		}
+		bool add = (x >> 40) & 1;
+		assert_int_equal(add ? ranges_add(&r, a, b) : ranges_remove(&r, a, b), 0);
+		for (int64_t i = a; i < b; i++)
+			bit[i] = add;
+		int64_t p = (int64_t)((x >> 48) % N), q = p + (int64_t)((x >> 56) % 8);
+		bool all = true;
+		int64_t missing = q, present = q;
+		for (int64_t i = p; i < q && i < N; i++) {
+			all = all && bit[i];
+			if (!bit[i] && missing == q)
+				missing = i;
+			if (bit[i] && present == q)
+				present = i;
+		}
+		if (q > N) {
+			all = false;
+			if (missing == q)
+				missing = N;
+		}
+		assert_int_equal(ranges_covers(&r, p, q), all);
+		assert_int_equal(ranges_next_missing(&r, p, q), missing);
+		assert_int_equal(ranges_next_present(&r, p, q), present);
+	}
+	ranges_release(&r);
+}
+
 static void test_ranges_remove(void **state)
 {
 	struct ranges r = RANGES_INIT;
@@ -905,6 +948,7 @@ static void test_local_bound_and_discard(void **state)
 UNIT_TEST_PROGRAM(dsetup, dteardown,
 	unit_test_alone(test_ranges_add),
 	unit_test_alone(test_ranges_remove),
+	unit_test_alone(test_ranges_model),
 	unit_test_alone(test_ranges_query),
 	unit_test_alone(test_ranges_persist),
 	cmocka_unit_test(test_sequential),
