@@ -13,64 +13,52 @@
 
 #include "net/url.h"
 
+/* url_check() says URL_OK to every URL of the NULL-terminated @urls */
+static void expect_ok(const char *const *urls)
+{
+	for (unsigned i = 0; urls[i]; i++)
+		if (url_check(urls[i]) != URL_OK)
+			fail_msg("%s: verdict %d", urls[i], url_check(urls[i]));
+}
+
 static void test_https_always_ok(void **state)
 {
 	(void)state;
-	assert_int_equal(url_check("https://api.jottacloud.com"), URL_OK);
-	assert_int_equal(url_check("https://jfs.jottacloud.com/jfs/"), URL_OK);
-	assert_int_equal(url_check("HTTPS://Up.Jottacloud.com/files/v1/upload/x?a=b#c"), URL_OK);
-	assert_int_equal(url_check("https://10.0.0.1:8443/x"), URL_OK);
-	assert_int_equal(url_check("https://[2001:db8::1]:443/"), URL_OK);
-	assert_int_equal(url_check("https://u:p@host/x"), URL_OK);
-	assert_int_equal(url_check("https://h?x"), URL_OK);
+	static const char *const https[] = {
+		"https://api.jottacloud.com", "https://jfs.jottacloud.com/jfs/",
+		"HTTPS://Up.Jottacloud.com/files/v1/upload/x?a=b#c", "https://10.0.0.1:8443/x",
+		"https://[2001:db8::1]:443/", "https://u:p@host/x", "https://h?x", NULL,
+	};
+	expect_ok(https);
 }
 
 static void test_plain_http_loopback_ok(void **state)
 {
 	(void)state;
-	assert_int_equal(url_check("http://127.0.0.1:1234/jfs"), URL_OK);
-	assert_int_equal(url_check("HTTP://127.0.0.1:1234/u"), URL_OK);
-	assert_int_equal(url_check("http://127.0.0.1"), URL_OK);
-	assert_int_equal(url_check("http://127.255.3.4/x"), URL_OK);
-	assert_int_equal(url_check("http://localhost:8080/"), URL_OK);
-	assert_int_equal(url_check("http://LocalHost/"), URL_OK);
-	assert_int_equal(url_check("http://[::1]:80/x"), URL_OK);
-	assert_int_equal(url_check("http://[0:0:0:0:0:0:0:1]/"), URL_OK);
-	assert_int_equal(url_check("http://[::ffff:127.0.0.1]/"), URL_OK);
-	assert_int_equal(url_check("http://user:pw@127.0.0.1:9/t?refresh_token=x"), URL_OK);
-	assert_int_equal(url_check("http://127.0.0.1?x=1"), URL_OK);
-	assert_int_equal(url_check("http://127.0.0.1#f"), URL_OK);
+	static const char *const loopback[] = {
+		"http://127.0.0.1:1234/jfs", "HTTP://127.0.0.1:1234/u", "http://127.0.0.1",
+		"http://127.255.3.4/x", "http://localhost:8080/", "http://LocalHost/",
+		"http://[::1]:80/x", "http://[0:0:0:0:0:0:0:1]/", "http://[::ffff:127.0.0.1]/",
+		"http://user:pw@127.0.0.1:9/t?refresh_token=x", "http://127.0.0.1?x=1",
+		"http://127.0.0.1#f", NULL,
+	};
+	expect_ok(loopback);
 }
 
 static void test_plain_http_elsewhere_needs_flag(void **state)
 {
 	(void)state;
 	static const char *const remote[] = {
-		"http://api.jottacloud.com",
-		"http://a",
-		"http://h/jfs/",
-		"http://192.0.2.1/x",
-		"http://10.0.0.1:80/",
-		"http://0.0.0.0/",
-		"http://128.0.0.1/",
-		"http://[::2]/",
-		"http://[::]/",
-		"http://[::ffff:10.0.0.1]/",
+		"http://api.jottacloud.com", "http://a", "http://h/jfs/", "http://192.0.2.1/x",
+		"http://10.0.0.1:80/", "http://0.0.0.0/", "http://128.0.0.1/", "http://[::2]/",
+		"http://[::]/", "http://[::ffff:10.0.0.1]/",
 		/* names and spellings that would need resolving or guessing */
-		"http://localhost./",
-		"http://foo.localhost/",
-		"http://localhost.example.com/",
-		"http://127.1/",
-		"http://0x7f.0.0.1/",
-		"http://2130706433/",
-		"http://127.0.0.1.nip.io/",
-		"http://127.000.000.001/",
-		"http://[::1%25lo]/",
+		"http://localhost./", "http://foo.localhost/", "http://localhost.example.com/",
+		"http://127.1/", "http://0x7f.0.0.1/", "http://2130706433/",
+		"http://127.0.0.1.nip.io/", "http://127.000.000.001/", "http://[::1%25lo]/",
 		"http://%31%32%37.0.0.1/",
 		/* the host is what follows the user info */
-		"http://127.0.0.1@evil.example/",
-		"http://localhost:80@192.0.2.1/",
-		NULL,
+		"http://127.0.0.1@evil.example/", "http://localhost:80@192.0.2.1/", NULL,
 	};
 	for (unsigned i = 0; remote[i]; i++) {
 		if (url_check(remote[i]) != URL_NEEDS_FLAG)
