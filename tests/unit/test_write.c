@@ -209,6 +209,17 @@ static void wait_clean(uint64_t id)
 	}
 }
 
+/* The service holds @want under @to and nothing under @from (a move). */
+static void live_moved(const char *from, const char *to, const char *want)
+{
+	char got[33];
+
+	live_md5(to, got);
+	assert_string_equal(got, want);
+	live_md5(from, got);
+	assert_string_equal(got, "");
+}
+
 /* ---- tests ---- */
 
 /* create + write + commit journals the upload; fsync returns once the
@@ -233,10 +244,7 @@ static void create_commit_rename_unlink(void **state)
 	assert_true(atomic_load(&W.uploaded) >= 1);
 
 	assert_int_equal(writer_rename(W.w, dir, "a.txt", dir, "b.txt", false), 0);
-	live_md5("t1/b.txt", got);
-	assert_string_equal(got, want);
-	live_md5("t1/a.txt", got);
-	assert_string_equal(got, "");
+	live_moved("t1/a.txt", "t1/b.txt", want);
 	assert_int_equal(meta_lookup(W.meta, dir, "b.txt", &a), 0);
 	assert_int_equal(a.id, id);
 	assert_int_equal(meta_lookup(W.meta, dir, "a.txt", &a), -ENOENT);
@@ -253,7 +261,7 @@ static void create_commit_rename_unlink(void **state)
 static void pending_upload_follows_rename(void **state)
 {
 	uint64_t dir = mkdir_root("t2"), id;
-	char want[33], got[33];
+	char want[33];
 
 	(void)state;
 	md5_of("pending\n", want);
@@ -261,10 +269,7 @@ static void pending_upload_follows_rename(void **state)
 	assert_true(upload_pending(W.q, id));
 	assert_int_equal(writer_rename(W.w, dir, "c.txt", dir, "d.txt", false), 0);
 	assert_int_equal(writer_fsync(W.w, NULL, id), 0);
-	live_md5("t2/d.txt", got);
-	assert_string_equal(got, want);
-	live_md5("t2/c.txt", got);
-	assert_string_equal(got, "");
+	live_moved("t2/c.txt", "t2/d.txt", want);
 }
 
 /* A file unlinked while its upload waits: the upload is cancelled and the
@@ -289,7 +294,7 @@ static void rename_replaces_target(void **state)
 {
 	uint64_t dir = mkdir_root("t4"), a, b;
 	struct meta_attr at;
-	char want[33], got[33];
+	char want[33];
 
 	(void)state;
 	md5_of("new content\n", want);
@@ -300,10 +305,7 @@ static void rename_replaces_target(void **state)
 	wait_clean(a);
 	assert_int_equal(writer_rename(W.w, dir, "new.txt", dir, "old.txt", true), -EEXIST);
 	assert_int_equal(writer_rename(W.w, dir, "new.txt", dir, "old.txt", false), 0);
-	live_md5("t4/old.txt", got);
-	assert_string_equal(got, want);
-	live_md5("t4/new.txt", got);
-	assert_string_equal(got, "");
+	live_moved("t4/new.txt", "t4/old.txt", want);
 	assert_int_equal(meta_lookup(W.meta, dir, "old.txt", &at), 0);
 	assert_int_equal(at.id, a);
 	assert_int_equal(meta_get(W.meta, b, &at), -ENOENT);
