@@ -55,6 +55,13 @@ static struct meta_entry file_entry(const char *sname, const char *name, int64_t
 	return e;
 }
 
+/* File number @i of a large listing: named f%05d in @name, @i bytes */
+static struct meta_entry nth_file(char name[32], int i)
+{
+	snprintf(name, 32, "f%05d", i);
+	return file_entry(name, name, i, "00000000000000000000000000000009");
+}
+
 static struct meta_entry dir_entry(const char *sname, const char *name)
 {
 	struct meta_entry e = { .sname = sname, .name = name, .canonical = true, .is_dir = true };
@@ -325,8 +332,7 @@ static void test_duplicates_stream(void **state)
 	assert_int_equal(meta_stream_add(st, "d", &raw), 0);
 	for (int i = 0; i < 3000; i++) {
 		char name[32];
-		snprintf(name, sizeof(name), "f%05d", i);
-		struct meta_entry fe = file_entry(name, name, i, "00000000000000000000000000000009");
+		struct meta_entry fe = nth_file(name, i);
 		assert_int_equal(meta_stream_add(st, "d", &fe), 0);
 	}
 	assert_int_equal(meta_stream_add(st, "d", &can), 0);
@@ -536,8 +542,7 @@ static void test_stream(void **state)
 	/* Enough entries to cross a batch boundary. */
 	for (int i = 0; i < 5000; i++) {
 		char name[32];
-		snprintf(name, sizeof(name), "f%05d", i);
-		struct meta_entry fe = file_entry(name, name, i, "00000000000000000000000000000009");
+		struct meta_entry fe = nth_file(name, i);
 		fe.revision = 0;
 		fe.has_updated = false;
 		assert_int_equal(meta_stream_add(st, i % 2 ? "d" : "d/e", &fe), 0);
