@@ -97,39 +97,51 @@ static void bad(const char *json, int amend, const char *needle)
 static void test_bad_entries_named(void **state)
 {
 	(void)state;
-	bad("[]", 1, "not a JSON object with a 'services' array");
-	bad("{\"services\":{}}", 1, "'services' array");
-	bad("{\"services\":[1]}", 1, "entry 1: not a JSON object");
-	bad("{\"services\":[{\"name\":\"x\"}]}", 1, "entry 1: 'key' is missing");
-	bad("{\"services\":[{\"key\":\"Bad Key\"}]}", 1, "entry 1 ('Bad Key'): 'key' must be");
-	bad("{\"services\":[{\"key\":\"telia_se\",\"clientid\":\"x\"}]}", 1,
-	    "entry 1 ('telia_se'): unknown member 'clientid'");
-	bad("{\"services\":[{\"key\":\"telia_se\"},{\"key\":\"x2\",\"name\":\"n\"}]}", 1,
-	    "entry 2 ('x2'): 'domain' is missing");
-	bad("{\"services\":[{\"key\":\"telia_se\",\"domain\":\"-a.b\"}]}", 1, "'domain' must be");
-	bad("{\"services\":[{\"key\":\"telia_se\",\"domain\":\"a..b\"}]}", 1, "'domain' must be");
-	bad("{\"services\":[{\"key\":\"telia_se\",\"domain\":\"a/b\"}]}", 1, "'domain' must be");
-	bad("{\"services\":[{\"key\":\"telia_se\",\"realm\":\"\"}]}", 1, "'realm' must be");
-	bad("{\"services\":[{\"key\":\"telia_se\",\"realm\":\"a/b\"}]}", 1, "'realm' must be");
-	bad("{\"services\":[{\"key\":\"telia_se\",\"client_id\":\"a b\"}]}", 1, "'client_id' must be");
-	bad("{\"services\":[{\"key\":\"telia_se\",\"client_id\":5}]}", 1,
-	    "'client_id' must be a string");
-	bad("{\"services\":[{\"key\":\"telia_se\",\"name\":\"a\\nb\"}]}", 1, "'name' must be");
-	bad("{\"services\":[{\"key\":\"telia_se\",\"scopes\":[]}]}", 1, "'scopes' must be");
-	bad("{\"services\":[{\"key\":\"telia_se\",\"scopes\":\"openid\"}]}", 1, "'scopes' must be");
-	bad("{\"services\":[{\"key\":\"telia_se\",\"scopes\":[\"a b\"]}]}", 1,
-	    "'scopes' holds something");
-	bad("{\"services\":[{\"key\":\"telia_se\",\"scopes\":[\"a\\\"\"]}]}", 1,
-	    "'scopes' holds something");
-	bad("{\"services\":[{\"key\":\"telia_se\",\"url\":\"ftp://x\"}]}", 1, "'url' must be");
-	bad("{\"services\":[{\"key\":\"telia_se\",\"url\":\"https://x/?a=b\"}]}", 1,
-	    "'url' must be");
-	bad("{\"services\":[{\"key\":\"telia_se\"},{\"key\":\"telia_se\"}]}", 1, "used twice");
-	/* a member given twice (the fuzzer's find: a second 'key' slipped a
-	 * duplicate past the key check) */
-	bad("{\"services\":[{\"key\":\"telia_se\"},{\"key\":\"x\",\"key\":\"telia_se\"}]}", 1,
-	    "'key' is given twice");
-	bad("not json", 1, "'services' array");
+	/* each document amends a good one and fails with a message naming the bad part */
+	static const struct {
+		const char *json, *needle;
+	} cases[] = {
+		{ "[]", "not a JSON object with a 'services' array" },
+		{ "{\"services\":{}}", "'services' array" },
+		{ "{\"services\":[1]}", "entry 1: not a JSON object" },
+		{ "{\"services\":[{\"name\":\"x\"}]}", "entry 1: 'key' is missing" },
+		{ "{\"services\":[{\"key\":\"Bad Key\"}]}", "entry 1 ('Bad Key'): 'key' must be" },
+		{ "{\"services\":[{\"key\":\"telia_se\",\"clientid\":\"x\"}]}",
+		  "entry 1 ('telia_se'): unknown member 'clientid'" },
+		{ "{\"services\":[{\"key\":\"telia_se\"},{\"key\":\"x2\",\"name\":\"n\"}]}",
+		  "entry 2 ('x2'): 'domain' is missing" },
+		{ "{\"services\":[{\"key\":\"telia_se\",\"domain\":\"-a.b\"}]}",
+		  "'domain' must be" },
+		{ "{\"services\":[{\"key\":\"telia_se\",\"domain\":\"a..b\"}]}",
+		  "'domain' must be" },
+		{ "{\"services\":[{\"key\":\"telia_se\",\"domain\":\"a/b\"}]}",
+		  "'domain' must be" },
+		{ "{\"services\":[{\"key\":\"telia_se\",\"realm\":\"\"}]}", "'realm' must be" },
+		{ "{\"services\":[{\"key\":\"telia_se\",\"realm\":\"a/b\"}]}", "'realm' must be" },
+		{ "{\"services\":[{\"key\":\"telia_se\",\"client_id\":\"a b\"}]}",
+		  "'client_id' must be" },
+		{ "{\"services\":[{\"key\":\"telia_se\",\"client_id\":5}]}",
+		  "'client_id' must be a string" },
+		{ "{\"services\":[{\"key\":\"telia_se\",\"name\":\"a\\nb\"}]}", "'name' must be" },
+		{ "{\"services\":[{\"key\":\"telia_se\",\"scopes\":[]}]}", "'scopes' must be" },
+		{ "{\"services\":[{\"key\":\"telia_se\",\"scopes\":\"openid\"}]}",
+		  "'scopes' must be" },
+		{ "{\"services\":[{\"key\":\"telia_se\",\"scopes\":[\"a b\"]}]}",
+		  "'scopes' holds something" },
+		{ "{\"services\":[{\"key\":\"telia_se\",\"scopes\":[\"a\\\"\"]}]}",
+		  "'scopes' holds something" },
+		{ "{\"services\":[{\"key\":\"telia_se\",\"url\":\"ftp://x\"}]}", "'url' must be" },
+		{ "{\"services\":[{\"key\":\"telia_se\",\"url\":\"https://x/?a=b\"}]}",
+		  "'url' must be" },
+		{ "{\"services\":[{\"key\":\"telia_se\"},{\"key\":\"telia_se\"}]}", "used twice" },
+		/* a member given twice (the fuzzer's find: a second 'key' slipped a
+		 * duplicate past the key check) */
+		{ "{\"services\":[{\"key\":\"telia_se\"},{\"key\":\"x\",\"key\":\"telia_se\"}]}",
+		  "'key' is given twice" },
+		{ "not json", "'services' array" },
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
+		bad(cases[i].json, 1, cases[i].needle);
 }
 
 static void test_load_file(void **state)
