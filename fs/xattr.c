@@ -81,6 +81,18 @@ static int xattr_attr(struct fs *fs, uint64_t id, struct meta_attr *a)
 	return err ? err : fs_attr_check(a);
 }
 
+/* getxattr/listxattr's answer: the size asked about (@size 0), -ERANGE when
+ * the caller's buffer is too small, else the @len bytes of @buf. */
+static void reply_value(fuse_req_t req, const char *buf, size_t len, size_t size)
+{
+	if (size == 0)
+		fuse_reply_xattr(req, len);
+	else if (size < len)
+		fs_reply_err(req, -ERANGE);
+	else
+		fuse_reply_buf(req, buf, len);
+}
+
 void fs_op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size)
 {
 	struct fs *fs = fs_of(req);
@@ -116,12 +128,7 @@ reply:
 		return;
 	}
 	len = strlen(val);
-	if (size == 0)
-		fuse_reply_xattr(req, len);
-	else if (size < len)
-		fs_reply_err(req, -ERANGE);
-	else
-		fuse_reply_buf(req, val, len);
+	reply_value(req, val, len, size);
 }
 
 void fs_op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
@@ -153,12 +160,7 @@ void fs_op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
 		memcpy(list + len, names[i], strlen(names[i]) + 1);
 		len += strlen(names[i]) + 1;
 	}
-	if (size == 0)
-		fuse_reply_xattr(req, len);
-	else if (size < len)
-		fs_reply_err(req, -ERANGE);
-	else
-		fuse_reply_buf(req, list, len);
+	reply_value(req, list, len, size);
 }
 
 void fs_op_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const char *value,
