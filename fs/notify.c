@@ -151,33 +151,31 @@ static void enqueue(struct notifier *n, struct note *x)
 	pthread_mutex_unlock(&n->lock);
 }
 
-void notifier_inval_entry(struct notifier *n, uint64_t parent, const char *name)
+/* Queue one invalidation (dropped when memory runs out: the kernel's
+ * timeouts still bound how long it keeps what it has). */
+static void queue_note(struct notifier *n, uint64_t ino, const char *name, bool data)
 {
-	size_t len = strlen(name);
+	size_t len = name ? strlen(name) : 0;
 	struct note *x = malloc(sizeof(*x) + len + 1);
 
 	if (!x)
 		return;
 	x->next = NULL;
-	x->ino = parent;
-	x->entry = true;
-	x->data = false;
-	memcpy(x->name, name, len + 1);
+	x->ino = ino;
+	x->entry = name != NULL;
+	x->data = data;
+	memcpy(x->name, name ? name : "", len + 1);
 	enqueue(n, x);
+}
+
+void notifier_inval_entry(struct notifier *n, uint64_t parent, const char *name)
+{
+	queue_note(n, parent, name, false);
 }
 
 void notifier_inval_inode(struct notifier *n, uint64_t ino, bool data)
 {
-	struct note *x = malloc(sizeof(*x) + 1);
-
-	if (!x)
-		return;
-	x->next = NULL;
-	x->ino = ino;
-	x->entry = false;
-	x->data = data;
-	x->name[0] = '\0';
-	enqueue(n, x);
+	queue_note(n, ino, NULL, data);
 }
 
 void notifier_flush(struct notifier *n)
