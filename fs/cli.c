@@ -706,20 +706,13 @@ int cli_main(int argc, char **argv)
 		rc = 1;
 		goto out;
 	}
-	switch (c.cmd) {
-	case CMD_LOGIN:
-		rc = cmd_login(&c, config_dir);
-		break;
-	case CMD_LOGOUT:
-		rc = cmd_logout(&c, config_dir);
-		break;
-	case CMD_ABOUT:
-		rc = cmd_about(&c, config_dir);
-		break;
-	case CMD_DEVICES:
-		rc = cmd_devices(&c, config_dir);
-		break;
-	}
+	static int (*const run[])(const struct cli_opts *, const char *) = {
+		[CMD_LOGIN] = cmd_login,
+		[CMD_LOGOUT] = cmd_logout,
+		[CMD_ABOUT] = cmd_about,
+		[CMD_DEVICES] = cmd_devices,
+	};
+	rc = run[c.cmd](&c, config_dir);
 out:
 	free(config_dir);
 	cli_opts_release(&c);
