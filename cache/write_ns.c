@@ -186,21 +186,6 @@ static int remove_file(struct writer *w, const struct meta_attr *a)
 	return meta_unlink(w->cfg.meta, a->id);
 }
 
-int writer_unlink(struct writer *w, uint64_t pid, const char *name)
-{
-	struct meta_attr a;
-	int err = lister_fresh(w->cfg.ls, pid, 0, NULL);
-
-	if (!err)
-		err = meta_lookup(w->cfg.meta, pid, name, &a);
-	if (!err && a.is_dir)
-		err = -EISDIR;
-	if (!err)
-		err = remove_file(w, &a);
-	if (!err)
-		dir_changed(w, pid);
-	return err;
-}
 
 /* Is directory @id empty (listing it if needed)? 0, -ENOTEMPTY or -errno. */
 static int dir_empty(struct writer *w, uint64_t id)
@@ -234,20 +219,31 @@ static int remove_dir(struct writer *w, const struct meta_attr *a)
 	return err ? err : meta_unlink(w->cfg.meta, a->id);
 }
 
-int writer_rmdir(struct writer *w, uint64_t pid, const char *name)
+/* unlink (@dir false) or rmdir of @name in folder @pid. */
+static int remove_entry(struct writer *w, uint64_t pid, const char *name, bool dir)
 {
 	struct meta_attr a;
 	int err = lister_fresh(w->cfg.ls, pid, 0, NULL);
 
 	if (!err)
 		err = meta_lookup(w->cfg.meta, pid, name, &a);
-	if (!err && !a.is_dir)
-		err = -ENOTDIR;
+	if (!err && a.is_dir != dir)
+		err = dir ? -ENOTDIR : -EISDIR;
 	if (!err)
-		err = remove_dir(w, &a);
+		err = dir ? remove_dir(w, &a) : remove_file(w, &a);
 	if (!err)
 		dir_changed(w, pid);
 	return err;
+}
+
+int writer_unlink(struct writer *w, uint64_t pid, const char *name)
+{
+	return remove_entry(w, pid, name, false);
+}
+
+int writer_rmdir(struct writer *w, uint64_t pid, const char *name)
+{
+	return remove_entry(w, pid, name, true);
 }
 
 /*
