@@ -267,6 +267,17 @@ static void op_init(void *userdata, struct fuse_conn_info *conn)
 
 /* ---- names and attributes ----------------------------------------------------- */
 
+/* Whether node attributes @a, read with result @err, can be shown (a
+ * malformed record is EIO: fs_attr_check); if not, the error is the reply. */
+static bool attr_usable(fuse_req_t req, int err, const struct meta_attr *a)
+{
+	if (!err)
+		err = fs_attr_check(a);
+	if (err)
+		fs_reply_err(req, err);
+	return !err;
+}
+
 static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
 	struct fs *fs = fs_of(req);
@@ -300,12 +311,8 @@ static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 		fuse_reply_entry(req, &e);
 		return;
 	}
-	if (!err)
-		err = fs_attr_check(&a);
-	if (err) {
-		fs_reply_err(req, err);
+	if (!attr_usable(req, err, &a))
 		return;
-	}
 	reply_entry(req, fs, &a);
 }
 
@@ -379,12 +386,8 @@ static void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 			return;
 		}
 	}
-	if (!err)
-		err = fs_attr_check(&a);
-	if (err) {
-		fs_reply_err(req, err);
+	if (!attr_usable(req, err, &a))
 		return;
-	}
 	fs_overlay_local(fs, &a);
 	fs_fill_stat(fs, &a, &st);
 	fuse_reply_attr(req, &st, fs->timeout);
@@ -405,12 +408,8 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to
 		return;
 	}
 	err = meta_get(fs->meta, id, &a);
-	if (!err)
-		err = fs_attr_check(&a);
-	if (err) {
-		fs_reply_err(req, err);
+	if (!attr_usable(req, err, &a))
 		return;
-	}
 	if (h && a.is_dir)
 		h = NULL;
 	/* chmod and chown are accepted without effect (modes come from the
@@ -462,12 +461,8 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		return;
 	}
 	err = meta_get(fs->meta, fs_id(fs, ino), &a);
-	if (!err)
-		err = fs_attr_check(&a);
-	if (err) {
-		fs_reply_err(req, err);
+	if (!attr_usable(req, err, &a))
 		return;
-	}
 	if (a.is_dir) {
 		fs_reply_err(req, -EISDIR);
 		return;
