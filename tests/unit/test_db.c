@@ -251,18 +251,18 @@ static void test_errors(void **state)
 {
 	struct fixture *f = *state;
 
-	assert_int_equal(db_errno(SQLITE_OK), 0);
-	assert_int_equal(db_errno(SQLITE_DONE), 0);
-	assert_int_equal(db_errno(SQLITE_FULL), -ENOSPC);
-	assert_int_equal(db_errno(SQLITE_IOERR_WRITE), -EIO);
-	assert_int_equal(db_errno(SQLITE_NOMEM), -ENOMEM);
-	assert_int_equal(db_errno(SQLITE_BUSY_SNAPSHOT), -EBUSY);
-	assert_int_equal(db_errno(SQLITE_LOCKED), -EBUSY);
-	assert_int_equal(db_errno(SQLITE_READONLY_DBMOVED), -EROFS);
-	assert_int_equal(db_errno(SQLITE_PERM), -EACCES);
-	assert_int_equal(db_errno(SQLITE_CANTOPEN), -EACCES);
-	assert_int_equal(db_errno(SQLITE_CONSTRAINT_UNIQUE), -EIO);
-	assert_int_equal(db_errno(SQLITE_CORRUPT), -EIO);
+	static const struct {
+		int rc, err;
+	} map[] = {
+		{ SQLITE_OK, 0 }, { SQLITE_DONE, 0 }, { SQLITE_FULL, -ENOSPC },
+		{ SQLITE_IOERR_WRITE, -EIO }, { SQLITE_NOMEM, -ENOMEM },
+		{ SQLITE_BUSY_SNAPSHOT, -EBUSY }, { SQLITE_LOCKED, -EBUSY },
+		{ SQLITE_READONLY_DBMOVED, -EROFS }, { SQLITE_PERM, -EACCES },
+		{ SQLITE_CANTOPEN, -EACCES }, { SQLITE_CONSTRAINT_UNIQUE, -EIO },
+		{ SQLITE_CORRUPT, -EIO },
+	};
+	for (size_t i = 0; i < sizeof(map) / sizeof(map[0]); i++)
+		assert_int_equal(db_errno(map[i].rc), map[i].err);
 
 	/* a failing statement: -errno, reported once with its name */
 	assert_int_equal(db_exec(f->db, Q_UNIQUE, DB_NOARGS, NULL, NULL), 1);
