@@ -37,6 +37,14 @@ static void expect_ranges(const struct ranges *r, const int64_t *v, size_t n)
 	}
 }
 
+/* @op (ranges_add or ranges_remove) of [@a, @b) succeeds and leaves @v */
+static void change_then(struct ranges *r, int (*op)(struct ranges *, int64_t, int64_t),
+			int64_t a, int64_t b, const int64_t *v, size_t n)
+{
+	assert_int_equal(op(r, a, b), 0);
+	expect_ranges(r, v, n);
+}
+
 static void test_ranges_add(void **state)
 {
 	struct ranges r = RANGES_INIT;
@@ -44,17 +52,13 @@ static void test_ranges_add(void **state)
 	(void)state;
 	assert_int_equal(ranges_add(&r, 10, 20), 0);
 	assert_int_equal(ranges_add(&r, 30, 40), 0);
-	assert_int_equal(ranges_add(&r, 0, 5), 0);
-	expect_ranges(&r, (int64_t[]){ 0, 5, 10, 20, 30, 40 }, 3);
+	change_then(&r, ranges_add, 0, 5, (int64_t[]){ 0, 5, 10, 20, 30, 40 }, 3);
 	/* Touching ranges merge (the invariant: never adjacent). */
-	assert_int_equal(ranges_add(&r, 5, 10), 0);
-	expect_ranges(&r, (int64_t[]){ 0, 20, 30, 40 }, 2);
+	change_then(&r, ranges_add, 5, 10, (int64_t[]){ 0, 20, 30, 40 }, 2);
 	/* Inside an existing range: nothing changes. */
-	assert_int_equal(ranges_add(&r, 2, 3), 0);
-	expect_ranges(&r, (int64_t[]){ 0, 20, 30, 40 }, 2);
+	change_then(&r, ranges_add, 2, 3, (int64_t[]){ 0, 20, 30, 40 }, 2);
 	/* Spanning several: one range. */
-	assert_int_equal(ranges_add(&r, 15, 50), 0);
-	expect_ranges(&r, (int64_t[]){ 0, 50 }, 1);
+	change_then(&r, ranges_add, 15, 50, (int64_t[]){ 0, 50 }, 1);
 	assert_int_equal(ranges_add(&r, 60, 60), 0);        /* empty: no-op */
 	assert_int_equal(ranges_add(&r, 70, 65), -EINVAL);
 	assert_int_equal(ranges_add(&r, -1, 5), -EINVAL);
@@ -123,20 +127,15 @@ static void test_ranges_remove(void **state)
 	(void)state;
 	assert_int_equal(ranges_add(&r, 0, 100), 0);
 	/* Split in the middle. */
-	assert_int_equal(ranges_remove(&r, 40, 60), 0);
-	expect_ranges(&r, (int64_t[]){ 0, 40, 60, 100 }, 2);
+	change_then(&r, ranges_remove, 40, 60, (int64_t[]){ 0, 40, 60, 100 }, 2);
 	/* Trim both ends of different ranges at once. */
-	assert_int_equal(ranges_remove(&r, 30, 70), 0);
-	expect_ranges(&r, (int64_t[]){ 0, 30, 70, 100 }, 2);
+	change_then(&r, ranges_remove, 30, 70, (int64_t[]){ 0, 30, 70, 100 }, 2);
 	/* Exactly a range's bounds. */
-	assert_int_equal(ranges_remove(&r, 70, 100), 0);
-	expect_ranges(&r, (int64_t[]){ 0, 30 }, 1);
+	change_then(&r, ranges_remove, 70, 100, (int64_t[]){ 0, 30 }, 1);
 	/* Touching but not overlapping: nothing. */
-	assert_int_equal(ranges_remove(&r, 30, 40), 0);
-	expect_ranges(&r, (int64_t[]){ 0, 30 }, 1);
+	change_then(&r, ranges_remove, 30, 40, (int64_t[]){ 0, 30 }, 1);
 	/* A truncate: everything from 10 on. */
-	assert_int_equal(ranges_remove(&r, 10, INT64_MAX), 0);
-	expect_ranges(&r, (int64_t[]){ 0, 10 }, 1);
+	change_then(&r, ranges_remove, 10, INT64_MAX, (int64_t[]){ 0, 10 }, 1);
 	assert_int_equal(ranges_remove(&r, 0, 10), 0);
 	assert_int_equal(r.n, 0);
 	assert_int_equal(ranges_remove(&r, 5, 3), -EINVAL);
@@ -160,16 +159,17 @@ static void test_ranges_query(void **state)
 	assert_false(ranges_covers(&r, 15, 21));
 	assert_false(ranges_covers(&r, 15, 35));
 	assert_false(ranges_covers(&r, 20, 21));
-	assert_int_equal(ranges_next_missing(&r, 0, 100), 0);
-	assert_int_equal(ranges_next_missing(&r, 10, 100), 20);
-	assert_int_equal(ranges_next_missing(&r, 15, 18), 18);
-	assert_int_equal(ranges_next_missing(&r, 20, 100), 20);
-	assert_int_equal(ranges_next_missing(&r, 35, 100), 40);
-	assert_int_equal(ranges_next_present(&r, 0, 100), 10);
-	assert_int_equal(ranges_next_present(&r, 0, 5), 5);
-	assert_int_equal(ranges_next_present(&r, 12, 100), 12);
-	assert_int_equal(ranges_next_present(&r, 20, 100), 30);
-	assert_int_equal(ranges_next_present(&r, 40, 100), 100);
+	/* [p, q) and the first byte missing (present) in it, q if none */
+	static const struct {
+		int64_t p, q, want;
+	} missing[] = { { 0, 100, 0 }, { 10, 100, 20 }, { 15, 18, 18 }, { 20, 100, 20 },
+			{ 35, 100, 40 } },
+	  present[] = { { 0, 100, 10 }, { 0, 5, 5 }, { 12, 100, 12 }, { 20, 100, 30 },
+			{ 40, 100, 100 } };
+	for (size_t i = 0; i < sizeof(missing) / sizeof(missing[0]); i++)
+		assert_int_equal(ranges_next_missing(&r, missing[i].p, missing[i].q), missing[i].want);
+	for (size_t i = 0; i < sizeof(present) / sizeof(present[0]); i++)
+		assert_int_equal(ranges_next_present(&r, present[i].p, present[i].q), present[i].want);
 	assert_int_equal(ranges_prefix(&r), 0);
 	ranges_release(&r);
 }
