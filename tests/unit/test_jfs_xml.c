@@ -512,6 +512,13 @@ static int list_str(const char *doc, struct coll *out)
 	return decode_all(M_LIST, NULL, doc, strlen(doc), out);
 }
 
+/* @doc lists without error as @n entries into @out */
+static void list_n(const char *doc, struct coll *out, size_t n)
+{
+	assert_int_equal(list_str(doc, out), 0);
+	assert_int_equal(out->n, n);
+}
+
 static int ls_str(const char *prefix, const char *doc, struct coll *out)
 {
 	return decode_all(M_LISTSTREAM, prefix, doc, strlen(doc), out);
@@ -524,8 +531,7 @@ static void test_folder_a4(void **state)
 {
 	(void)state;
 	struct coll c = { 0 };
-	assert_int_equal(list_str(folder_a4, &c), 0);
-	assert_int_equal(c.n, 2);
+	list_n(folder_a4, &c, 2);
 	assert_string_equal(c.r[0].name, "t2");
 	assert_true(c.r[0].is_dir);
 	assert_false(c.r[0].deleted);
@@ -552,8 +558,7 @@ static void test_folder_c7(void **state)
 {
 	(void)state;
 	struct coll c = { 0 };
-	assert_int_equal(list_str(folder_c7, &c), 0);
-	assert_int_equal(c.n, 7);
+	list_n(folder_c7, &c, 7);
 	assert_string_equal(c.r[0].name, "live");
 	assert_true(c.r[0].is_dir && !c.r[0].deleted);
 	assert_string_equal(c.r[1].name, "trashed");
@@ -597,13 +602,11 @@ static void test_mountpoint(void **state)
 {
 	(void)state;
 	struct coll c = { 0 };
-	assert_int_equal(list_str(mountpoint_a3, &c), 0);
-	assert_int_equal(c.n, 1);
+	list_n(mountpoint_a3, &c, 1);
 	assert_string_equal(c.r[0].name, "test");
 	assert_true(c.r[0].is_dir);
 	coll_free(&c);
-	assert_int_equal(list_str(mountpoint_empty, &c), 0);
-	assert_int_equal(c.n, 0);
+	list_n(mountpoint_empty, &c, 0);
 }
 
 static void test_list_root_kinds(void **state)
@@ -621,16 +624,14 @@ static void test_list_root_kinds(void **state)
 	assert_int_equal(list_str(user_a1, &c), -EIO);
 	assert_int_equal(c.n, 0);
 	/* B.3: mkDir answer with empty paths */
-	assert_int_equal(list_str("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<folder name=\"Docs\" "
-				  "time=\"2026-11-23-T14:20:44Z\" host=\"fake-01\"><path xml:space="
-				  "\"preserve\"></path><abspath xml:space=\"preserve\"></abspath>"
-				  "<metadata first=\"\" max=\"\" total=\"0\" num_folders=\"0\" "
-				  "num_files=\"0\"/></folder>", &c), 0);
-	assert_int_equal(c.n, 0);
+	list_n("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<folder name=\"Docs\" "
+	       "time=\"2026-11-23-T14:20:44Z\" host=\"fake-01\"><path xml:space="
+	       "\"preserve\"></path><abspath xml:space=\"preserve\"></abspath>"
+	       "<metadata first=\"\" max=\"\" total=\"0\" num_folders=\"0\" "
+	       "num_files=\"0\"/></folder>", &c, 0);
 	/* children in the wrong container are ignored, as rclone's folders>folder does */
-	assert_int_equal(list_str("<folder name=\"x\"><folders><file name=\"f\"/></folders>"
-				  "<files><folder name=\"d\"/></files></folder>", &c), 0);
-	assert_int_equal(c.n, 0);
+	list_n("<folder name=\"x\"><folders><file name=\"f\"/></folders>"
+	       "<files><folder name=\"d\"/></files></folder>", &c, 0);
 }
 
 /* The trash view (docs 8.7): entries carry their original parent in
@@ -726,9 +727,8 @@ static void test_names_verbatim(void **state)
 	assert_int_equal(list_str("<folder><folders><folder/></folders></folder>", &c), -EIO);
 	assert_int_equal(list_str("<folder><files><file name=\"\"/></files></folder>", &c), -EIO);
 	/* local-name matching of prefixed elements and attributes */
-	assert_int_equal(list_str("<j:folder xmlns:j=\"urn:x\"><j:folders><j:folder j:name=\"n\"/>"
-				  "</j:folders></j:folder>", &c), 0);
-	assert_int_equal(c.n, 1);
+	list_n("<j:folder xmlns:j=\"urn:x\"><j:folders><j:folder j:name=\"n\"/>"
+	       "</j:folders></j:folder>", &c, 1);
 	assert_string_equal(c.r[0].name, "n");
 	coll_free(&c);
 }
@@ -770,8 +770,7 @@ static void test_numbers(void **state)
 			 "<md5>6f5902ac237024bdd0c176cb93063dc4</md5><number>4</number>"
 			 "</currentRevision></file></files></folder>", v[i].text);
 		struct coll c = { 0 };
-		assert_int_equal(list_str(doc, &c), 0);
-		assert_int_equal(c.n, 1);
+		list_n(doc, &c, 1);
 		assert_str_or_null(c.r[0].bad, v[i].bad);
 		assert_int_equal(c.r[0].size, v[i].size);
 		/* a bad entry carries no numbers and is not completed */
@@ -816,8 +815,7 @@ static void test_values_malformed(void **state)
 	};
 	for (size_t i = 0; i < sizeof(docs) / sizeof(docs[0]); i++) {
 		struct coll c = { 0 };
-		assert_int_equal(list_str(docs[i], &c), 0);
-		assert_int_equal(c.n, 1);
+		list_n(docs[i], &c, 1);
 		assert_non_null(c.r[0].bad);
 		assert_false(c.r[0].completed || c.r[0].has_latest);
 		coll_free(&c);
@@ -1003,8 +1001,7 @@ static void test_bad_entries(void **state)
 		"<size>5</size><modified>2024-03-04-T08:05:00Z</modified></currentRevision></file>"
 		"</files></folder>";
 	struct coll c = { 0 };
-	assert_int_equal(list_str(list, &c), 0);
-	assert_int_equal(c.n, 5);
+	list_n(list, &c, 5);
 	assert_null(c.r[0].bad);                        /* sub */
 	assert_string_equal(c.r[1].name, "a");
 	assert_null(c.r[1].bad);
