@@ -145,13 +145,3 @@ bool itable_known(struct itable *t, uint64_t ino)
 	pthread_mutex_unlock(&t->lock);
 	return k;
 }
-
-size_t itable_count(struct itable *t)
-{
-	size_t n;
-
-	pthread_mutex_lock(&t->lock);
-	n = t->n;
-	pthread_mutex_unlock(&t->lock);
-	return n;
-}

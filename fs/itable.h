@@ -30,7 +30,5 @@ int itable_ref(struct itable *t, uint64_t ino);
 void itable_forget(struct itable *t, uint64_t ino, uint64_t n);
 /* Does the kernel hold a reference to @ino? */
 bool itable_known(struct itable *t, uint64_t ino);
-/* Inodes the kernel holds. */
-size_t itable_count(struct itable *t);
 
 #endif
