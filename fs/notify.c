@@ -25,10 +25,8 @@ struct note {
 struct notifier {
 	pthread_mutex_t lock;           /* protects everything below */
 	pthread_cond_t cond;            /* work queued, or stop */
-	pthread_cond_t idle;            /* the queue became empty */
 	struct note *head, *tail;
 	size_t queued;
-	bool busy;                      /* the thread is sending one */
 	bool stop;
 	bool overflow_logged;
 	bool started;
@@ -45,7 +43,6 @@ int notifier_new(struct notifier **out)
 		return -ENOMEM;
 	pthread_mutex_init(&n->lock, NULL);
 	pthread_cond_init(&n->cond, NULL);
-	pthread_cond_init(&n->idle, NULL);
 	*out = n;
 	return 0;
 }
@@ -59,10 +56,8 @@ static void *notifier_main(void *arg)
 		struct note *x;
 		int rc;
 
-		while (!n->head && !n->stop) {
-			pthread_cond_broadcast(&n->idle);
+		while (!n->head && !n->stop)
 			pthread_cond_wait(&n->cond, &n->lock);
-		}
 		if (n->stop)
 			break;
 		x = n->head;
@@ -70,7 +65,6 @@ static void *notifier_main(void *arg)
 		if (!n->head)
 			n->tail = NULL;
 		n->queued--;
-		n->busy = true;
 		pthread_mutex_unlock(&n->lock);
 		if (x->entry)
 			rc = fuse_lowlevel_notify_inval_entry(n->se, x->ino, x->name, strlen(x->name));
@@ -82,9 +76,7 @@ static void *notifier_main(void *arg)
 				  (unsigned long long)x->ino, strerror(-rc));
 		free(x);
 		pthread_mutex_lock(&n->lock);
-		n->busy = false;
 	}
-	pthread_cond_broadcast(&n->idle);
 	pthread_mutex_unlock(&n->lock);
 	return NULL;
 }
@@ -122,7 +114,6 @@ void notifier_free(struct notifier *n)
 		n->head = x->next;
 		free(x);
 	}
-	pthread_cond_destroy(&n->idle);
 	pthread_cond_destroy(&n->cond);
 	pthread_mutex_destroy(&n->lock);
 	free(n);
@@ -176,12 +167,4 @@ void notifier_inval_entry(struct notifier *n, uint64_t parent, const char *name)
 void notifier_inval_inode(struct notifier *n, uint64_t ino, bool data)
 {
 	queue_note(n, ino, NULL, data);
-}
-
-void notifier_flush(struct notifier *n)
-{
-	pthread_mutex_lock(&n->lock);
-	while (n->started && !n->stop && (n->head || n->busy))
-		pthread_cond_wait(&n->idle, &n->lock);
-	pthread_mutex_unlock(&n->lock);
 }

@@ -32,7 +32,5 @@ void notifier_free(struct notifier *n);
 void notifier_inval_entry(struct notifier *n, uint64_t parent, const char *name);
 /* The kernel's cached attributes of @ino are stale; @data: its page cache too. */
 void notifier_inval_inode(struct notifier *n, uint64_t ino, bool data);
-/* Wait until everything queued so far was sent (tests, orderly shutdown). */
-void notifier_flush(struct notifier *n);
 
 #endif
