@@ -471,28 +471,21 @@ static void test_hostile_decode(void **state)
 	assert_int_equal(names_decode_raw("", &out, NULL), -EINVAL);
 	assert_null(out);
 
-	dec_is("/", L("／"));
-	dec_is("a/b", L("a／b"));
-	dec_is("../x", L("..／x"));
-	dec_is("/..", L("／.."));
-	dec_is("//", L("／／"));
-	dec_is("／", L("／"));
-	dec_is("‛2F", L("／"));
-	dec_is("‛2f", L("／"));
-	dec_is("a‛2Fb", L("a／b"));
-	dec_is("␀", L("␀"));
-	dec_is("‛00", L("␀"));
-	dec_is("a‛00b", L("a␀b"));
-	dec_is("␀␀", L("␀␀"));
-	dec_is(".", L("．"));
-	dec_is("..", L("．．"));
-	dec_is("‛2E", L("．"));
-	dec_is("‛2E‛2E", L("．．"));
-	dec_is("‛2E.", L("．．"));
-	dec_is(".‛2e", L("．．"));
-	dec_is("\xFF", L("\xFF"));
-	dec_is("‛", L("‛"));
-	dec_is("‛‛", L("‛"));
+	static const struct {
+		const char *in, *want;
+		size_t wl;
+	} dec[] = {
+		{ "/", L("／") }, { "a/b", L("a／b") }, { "../x", L("..／x") },
+		{ "/..", L("／..") }, { "//", L("／／") }, { "／", L("／") },
+		{ "‛2F", L("／") }, { "‛2f", L("／") }, { "a‛2Fb", L("a／b") },
+		{ "␀", L("␀") }, { "‛00", L("␀") }, { "a‛00b", L("a␀b") },
+		{ "␀␀", L("␀␀") }, { ".", L("．") }, { "..", L("．．") },
+		{ "‛2E", L("．") }, { "‛2E‛2E", L("．．") }, { "‛2E.", L("．．") },
+		{ ".‛2e", L("．．") }, { "\xFF", L("\xFF") }, { "‛", L("‛") },
+		{ "‛‛", L("‛") },
+	};
+	for (size_t i = 0; i < sizeof(dec) / sizeof(dec[0]); i++)
+		dec_is(dec[i].in, dec[i].want, dec[i].wl);
 	/* the raw decoder shows what the server name really means */
 	raw_is("a‛2Fb", L("a/b"));
 	raw_is("‛00", L("\0"));
