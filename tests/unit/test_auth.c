@@ -658,13 +658,24 @@ static int get(struct auth *a, bool force, char *out, size_t outsz)
 	return err;
 }
 
+/* Log in as "default", turn on the provider's @flag (NULL: none), then
+ * open its auth: both succeed */
+static struct auth *open_default(struct fixture *f, bool *flag)
+{
+	struct auth *a = NULL;
+
+	do_login(f, "default");
+	if (flag)
+		*flag = true;
+	assert_int_equal(auth_open(f->http, f->cfg, "default", NULL, &a, NULL), 0);
+	return a;
+}
+
 static void test_refresh_and_persist(void **state)
 {
 	struct fixture *f = *state;
 	char tok[64];
-	struct auth *a = NULL;
-	do_login(f, "default");
-	assert_int_equal(auth_open(f->http, f->cfg, "default", NULL, &a, NULL), 0);
+	struct auth *a = open_default(f, NULL);
 
 	/* fresh: no refresh */
 	assert_int_equal(get(a, false, tok, sizeof(tok)), 0);
@@ -737,10 +748,7 @@ static void test_basic_client_auth_fallback(void **state)
 {
 	struct fixture *f = *state;
 	char tok[64];
-	struct auth *a = NULL;
-	do_login(f, "default");
-	f->p.require_basic = true;
-	assert_int_equal(auth_open(f->http, f->cfg, "default", NULL, &a, NULL), 0);
+	struct auth *a = open_default(f, &f->p.require_basic);
 	assert_int_equal(get(a, true, tok, sizeof(tok)), 0);
 	assert_string_equal(tok, "A2");
 	assert_int_equal(f->p.basic_seen, 1);
@@ -758,10 +766,7 @@ static void test_invalid_grant_is_dead(void **state)
 {
 	struct fixture *f = *state;
 	char tok[64];
-	struct auth *a = NULL;
-	do_login(f, "default");
-	f->p.family_dead = true; /* revoked on the server */
-	assert_int_equal(auth_open(f->http, f->cfg, "default", NULL, &a, NULL), 0);
+	struct auth *a = open_default(f, &f->p.family_dead); /* revoked on the server */
 	assert_int_equal(get(a, true, tok, sizeof(tok)), -EKEYREJECTED);
 	assert_true(auth_is_dead(a));
 	int calls = f->p.srv->served;
@@ -776,9 +781,7 @@ static void test_dead_login_revives_after_new_login(void **state)
 {
 	struct fixture *f = *state;
 	char tok[64];
-	struct auth *a = NULL;
-	do_login(f, "default");
-	assert_int_equal(auth_open(f->http, f->cfg, "default", NULL, &a, NULL), 0);
+	struct auth *a = open_default(f, NULL);
 	/* (one rotation first: the fake provider's new family restarts at R1) */
 	assert_int_equal(get(a, true, tok, sizeof(tok)), 0);
 	f->p.family_dead = true;
@@ -800,9 +803,7 @@ static void test_dead_login_revives_after_new_login(void **state)
 static void test_http_401_refresh(void **state)
 {
 	struct fixture *f = *state;
-	struct auth *a = NULL;
-	do_login(f, "default");
-	assert_int_equal(auth_open(f->http, f->cfg, "default", NULL, &a, NULL), 0);
+	struct auth *a = open_default(f, NULL);
 	struct http_token_provider tp;
 	auth_token_provider(a, &tp);
 	http_client_set_token_provider(f->http, &tp);
@@ -852,9 +853,7 @@ static void *hammer(void *arg)
 static void test_threads_single_flight(void **state)
 {
 	struct fixture *f = *state;
-	struct auth *a = NULL;
-	do_login(f, "default");
-	assert_int_equal(auth_open(f->http, f->cfg, "default", NULL, &a, NULL), 0);
+	struct auth *a = open_default(f, NULL);
 	pthread_t th[8];
 	struct thr_arg args[8];
 	for (int i = 0; i < 8; i++) {
