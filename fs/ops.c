@@ -237,23 +237,16 @@ static void op_init(void *userdata, struct fuse_conn_info *conn)
 	/* libfuse fails the session unless init repeats -o max_read. */
 	if (fs->o->max_read)
 		conn->max_read = fs->o->max_read;
-	if (conn->capable & FUSE_CAP_READDIRPLUS)
-		conn->want |= FUSE_CAP_READDIRPLUS;
-	/* Always readdirplus: attributes come with the listing anyway. */
+	/* What we want where the kernel offers it: readdirplus (attributes
+	 * come with the listing anyway), splice both ways, asynchronous reads,
+	 * parallel directory operations, and O_TRUNC with open() rather than
+	 * as a separate truncate. */
+	conn->want |= conn->capable & (FUSE_CAP_READDIRPLUS | FUSE_CAP_SPLICE_WRITE |
+				       FUSE_CAP_SPLICE_MOVE | FUSE_CAP_SPLICE_READ |
+				       FUSE_CAP_ASYNC_READ | FUSE_CAP_PARALLEL_DIROPS |
+				       FUSE_CAP_ATOMIC_O_TRUNC);
+	/* Always readdirplus, never the kernel's adaptive choice. */
 	conn->want &= ~FUSE_CAP_READDIRPLUS_AUTO;
-	if (conn->capable & FUSE_CAP_SPLICE_WRITE)
-		conn->want |= FUSE_CAP_SPLICE_WRITE;
-	if (conn->capable & FUSE_CAP_SPLICE_MOVE)
-		conn->want |= FUSE_CAP_SPLICE_MOVE;
-	if (conn->capable & FUSE_CAP_SPLICE_READ)
-		conn->want |= FUSE_CAP_SPLICE_READ;
-	if (conn->capable & FUSE_CAP_ASYNC_READ)
-		conn->want |= FUSE_CAP_ASYNC_READ;
-	if (conn->capable & FUSE_CAP_PARALLEL_DIROPS)
-		conn->want |= FUSE_CAP_PARALLEL_DIROPS;
-	/* O_TRUNC arrives with open(), not as a separate truncate. */
-	if (conn->capable & FUSE_CAP_ATOMIC_O_TRUNC)
-		conn->want |= FUSE_CAP_ATOMIC_O_TRUNC;
 	/* The kernel's writeback cache is unsafe for a network filesystem. */
 	conn->want &= ~FUSE_CAP_WRITEBACK_CACHE;
 	/* The kernel may only lower what it offered; our own read-ahead in
