@@ -555,6 +555,8 @@ int dcache_start(struct dcache *dc)
 
 void dcache_stop(struct dcache *dc)
 {
+	if (!dc)
+		return;
 	pthread_mutex_lock(&dc->lock);
 	dc->stop = true;
 	pthread_cond_broadcast(&dc->qcond);

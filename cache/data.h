@@ -85,7 +85,8 @@ int dcache_new(const struct dcache_config *cfg, struct dcache **out);
 /* Start the download workers and collect garbage. Call after fork(). */
 int dcache_start(struct dcache *dc);
 /* Stop the download workers (fetches in flight are cancelled); the cache
- * stays usable for bookkeeping (invalidate, gc, close) but fetches no more. */
+ * stays usable for bookkeeping (invalidate, gc, close) but fetches no more.
+ * NULL: nothing. */
 void dcache_stop(struct dcache *dc);
 /* Stop (if not yet), persist the state of files still open, free. */
 void dcache_free(struct dcache *dc);

@@ -532,13 +532,11 @@ static void mount_cleanup(struct mount *m, bool clean)
 		if (files && upload_drain(fs->up, m->o->unmount_wait))
 			log_warn("uploads left pending; they resume at the next mount");
 		/* Its done callback uses everything below: close it first. */
-		if (m->conn)
-			conn_stop(m->conn);     /* its listener uses the queue */
+		conn_stop(m->conn);     /* its listener uses the queue */
 		upload_close(fs->up);
 		fs->up = NULL;
 	}
-	if (m->conn)
-		conn_stop(m->conn);
+	conn_stop(m->conn);
 	writer_free(fs->wr);
 	fs->wr = NULL;
 	/* Workers call into each other (content cache -> lister on an MD5
@@ -547,16 +545,14 @@ static void mount_cleanup(struct mount *m, bool clean)
 	 * poller uses the lister: it goes first. */
 	poller_free(fs->poll);
 	fs->poll = NULL;
-	if (fs->dc)
-		dcache_stop(fs->dc);
+	dcache_stop(fs->dc);
 	lister_free(fs->ls);
 	dcache_free(fs->dc);
 	notifier_free(fs->nt);
 	control_free(fs->ctl);
 	fs->ctl = NULL;
 	itable_free(fs->it);
-	if (fs->meta)
-		meta_close(fs->meta, clean);
+	meta_close(fs->meta, clean);
 	if (m->signals)
 		fuse_remove_signal_handlers(m->se);
 	if (m->se)

@@ -313,6 +313,8 @@ int conn_start(struct conn *c, conn_probe_fn probe, void *ctx)
 
 void conn_stop(struct conn *c)
 {
+	if (!c)
+		return;
 	pthread_mutex_lock(&c->lock);
 	bool started = c->started;
 	c->started = false;

@@ -74,7 +74,7 @@ void conn_free(struct conn *c);
 void conn_set_probe(struct conn *c, conn_probe_fn probe, void *ctx);
 /* Set the probe and start the probe thread (after fork). 0 or -errno. */
 int conn_start(struct conn *c, conn_probe_fn probe, void *ctx);
-/* Stop the probe thread; waits for a probe in flight. */
+/* Stop the probe thread; waits for a probe in flight. NULL: nothing. */
 void conn_stop(struct conn *c);
 
 /* Called with no lock held when the state turns from offline to online.
