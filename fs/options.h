@@ -49,7 +49,7 @@ struct mount_options {
 	bool debug;             /* -d: foreground + debug log (and core dumps allowed) */
 	bool coredump;          /* -o coredump: core dumps allowed (default: not dumpable) */
 	unsigned max_threads;   /* FUSE worker threads (default 10) */
-	/* control directory and change detection (issue 11) */
+	/* control directory and change detection */
 	char *control_dir;      /* -o control_dir=NAME (default ".jottacloud") */
 	double poll_interval;   /* -o poll_interval=SECS: revalidate the directory in use
 				   (default 5; 0: off) */
@@ -76,7 +76,7 @@ struct mount_options {
 int options_parse(struct fuse_args *args, struct mount_options *o);
 void options_release(struct mount_options *o);
 
-/* Added (options owner), pure helpers exposed for tests: */
+/* Pure helpers, also used by the tests: */
 /* "512M", "20G", "1T", "4096", "1GiB" (base 1024) -> bytes. 0, -EINVAL, -ERANGE. */
 int options_parse_size(const char *s, uint64_t *out);
 /*
