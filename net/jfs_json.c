@@ -212,7 +212,9 @@ int jfs_json_error_errno(long status, const char *body, size_t len, int fallback
 	const char *id = member(root, "error_id");
 	const char *msg = member(root, "message");
 	int err = http_status_errno_or(status, fallback);
-	if (err == -ENOSPC || strcasestr(id, "quota") || strcasestr(id, "InsufficientStorage") ||
+	/* A full account outranks the message; a body naming a cause
+	 * outranks the status's generic meaning (413 with a name too long). */
+	if (status == 507 || strcasestr(id, "quota") || strcasestr(id, "InsufficientStorage") ||
 	    strcasestr(id, "StorageFull"))
 		err = -ENOSPC;
 	else if (strstr(msg, "longer than 255"))

@@ -230,6 +230,10 @@ static void test_purge_and_errors(void **state)
 			   "JFS file names may not be longer than 255 characters\",\"cause\":\"\","
 			   "\"error_id\":\"InvalidArgumentException\",\"x-id\":\"1\"}";
 	assert_int_equal(jfs_json_error_errno(400, e400, strlen(e400), -EPROTO), -ENAMETOOLONG);
+	/* the body's cause outranks a status's generic meaning (413: ENOSPC) */
+	assert_int_equal(jfs_json_error_errno(413, e400, strlen(e400), -EPROTO), -ENAMETOOLONG);
+	assert_int_equal(jfs_json_error_errno(413, "{}", 2, -EPROTO), -ENOSPC);
+	assert_int_equal(jfs_json_error_errno(507, e400, strlen(e400), -EPROTO), -ENOSPC);
 	const char *inv = "{\"code\":400,\"message\":\"bad\",\"error_id\":\"InvalidArgumentException\"}";
 	assert_int_equal(jfs_json_error_errno(400, inv, strlen(inv), -EPROTO), -EINVAL);
 	assert_int_equal(jfs_json_error_errno(507, "", 0, -EPROTO), -ENOSPC);
