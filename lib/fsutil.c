@@ -28,7 +28,7 @@ int fd_read_max(int fd, size_t max, char **out, size_t *len)
 	if (!buf)
 		return -ENOMEM;
 	for (;;) {
-		char probe;
+		char probe = 0;
 		char *dst = got + 1 < cap ? buf + got : &probe;
 		size_t room = got + 1 < cap ? cap - 1 - got : 1;
 		ssize_t n = pread(fd, dst, room, (off_t)got);
