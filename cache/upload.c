@@ -24,6 +24,8 @@
 #include "net/jfs.h"
 
 #define DEF_TRANSFERS      4u
+#define DEF_SMALL          28u
+#define DEF_SMALL_MAX      (4 << 20)
 #define DEF_MAX_ATTEMPTS   10u
 #define DEF_WRITE_BACK_MS  2000
 #define DEF_BACKOFF_MIN_MS 1000u
@@ -149,7 +151,7 @@ void upq_work_signal(struct upload_queue *q)
 struct upload_job *upq_job_of(struct upload_queue *q, uint64_t id)
 {
 	unsigned i;
-	for (i = 0; i < q->transfers; i++)
+	for (i = 0; i < q->njobs; i++)
 		if (q->jobs[i].active && q->jobs[i].id == id)
 			return &q->jobs[i];
 	return NULL;
@@ -188,6 +190,12 @@ int upload_open(const struct upload_config *cfg, struct upload_queue **out)
 	q->transfers = cfg->transfers ? cfg->transfers : DEF_TRANSFERS;
 	if (q->transfers > 64)
 		q->transfers = 64;
+	q->small = cfg->small_transfers == 0 ? DEF_SMALL :
+		   cfg->small_transfers < 0 ? 0 : (unsigned)cfg->small_transfers;
+	if (q->small > UPQ_JOBS_MAX - q->transfers)
+		q->small = UPQ_JOBS_MAX - q->transfers;
+	q->njobs = q->transfers + q->small;
+	q->small_max = cfg->small_max > 0 ? cfg->small_max : DEF_SMALL_MAX;
 	q->max_attempts = cfg->max_attempts ? cfg->max_attempts : DEF_MAX_ATTEMPTS;
 	q->write_back_ms = cfg->write_back_ms == 0 ? DEF_WRITE_BACK_MS :
 			   cfg->write_back_ms < 0 ? 0 : cfg->write_back_ms;
@@ -206,10 +214,12 @@ int upload_open(const struct upload_config *cfg, struct upload_queue **out)
 	pthread_mutex_init(&q->db_lock, NULL);
 	pthread_mutex_init(&q->lock, NULL);
 	clock_cond_init(&q->work_cv);
+	clock_cond_init(&q->idle_cv[0]);
+	clock_cond_init(&q->idle_cv[1]);
 	clock_cond_init(&q->state_cv);
 
 	q->cache_dir = strdup(cfg->cache_dir);
-	q->jobs = calloc(q->transfers, sizeof(*q->jobs));
+	q->jobs = calloc(q->njobs, sizeof(*q->jobs));
 	if (!q->cache_dir || !q->jobs || asprintf(&q->lost_dir, "%s/lost+found", cfg->cache_dir) < 0) {
 		q->lost_dir = NULL;
 		err = -ENOMEM;
@@ -250,9 +260,10 @@ int upload_start(struct upload_queue *q)
 	}
 	q->started = true;
 	pthread_mutex_unlock(&q->lock);
-	for (i = 0; i < q->transfers; i++) {
+	for (i = 0; i < q->njobs; i++) {
 		struct upload_job *job = &q->jobs[i];
 		job->q = q;
+		job->small_lane = i >= q->transfers;
 		atomic_store(&job->resume, -1);
 		err = -pthread_create(&job->thread, NULL, upload_worker_main, job);
 		if (err) {
@@ -276,7 +287,7 @@ void upload_close(struct upload_queue *q)
 		return;
 	pthread_mutex_lock(&q->lock);
 	q->stopping = true;
-	for (i = 0; q->jobs && i < q->transfers; i++)
+	for (i = 0; q->jobs && i < q->njobs; i++)
 		if (q->jobs[i].active)
 			atomic_store(&q->jobs[i].cancel, true);
 	for (w = q->waiters; w; w = w->next)
@@ -285,6 +296,8 @@ void upload_close(struct upload_queue *q)
 			w->result = -EIO;
 		}
 	pthread_cond_broadcast(&q->work_cv);
+	pthread_cond_broadcast(&q->idle_cv[0]);
+	pthread_cond_broadcast(&q->idle_cv[1]);
 	pthread_cond_broadcast(&q->state_cv);
 	threads = q->threads;
 	pthread_mutex_unlock(&q->lock);
@@ -302,6 +315,8 @@ void upload_close(struct upload_queue *q)
 	pthread_mutex_unlock(&q->db_lock);
 	tdestroy(q->index, free);
 	pthread_cond_destroy(&q->work_cv);
+	pthread_cond_destroy(&q->idle_cv[0]);
+	pthread_cond_destroy(&q->idle_cv[1]);
 	pthread_cond_destroy(&q->state_cv);
 	pthread_mutex_destroy(&q->lock);
 	pthread_mutex_destroy(&q->db_lock);
@@ -326,7 +341,7 @@ static void landed_rebase(struct upload_queue *q, const struct upload_item *it,
 {
 	*md5 = it->base_md5;
 	*size = it->base_size;
-	for (unsigned i = 0; i < q->transfers; i++) {
+	for (unsigned i = 0; i < q->njobs; i++) {
 		const struct upload_job *job = &q->jobs[i];
 
 		if (!job->landed.set || job->landed.id != it->id || it->gen <= job->landed.gen ||
@@ -509,7 +524,7 @@ int upload_rename(struct upload_queue *q, uint64_t id, const char *new_path)
 
 int upload_rename_dir(struct upload_queue *q, const char *old_dir, const char *new_dir)
 {
-	uint64_t seqs[64];
+	uint64_t seqs[UPQ_JOBS_MAX];
 	char *old_prefix = NULL, *new_prefix = NULL;
 	uint64_t *ids = NULL;
 	size_t olen, nids = 0;
@@ -535,7 +550,7 @@ int upload_rename_dir(struct upload_queue *q, const char *old_dir, const char *n
 		if (e && e->given_up)
 			upq_ment_set(q, e->id, e->gen, e->size, false);
 	}
-	for (i = 0; i < q->transfers; i++) {
+	for (i = 0; i < q->njobs; i++) {
 		struct upload_job *job = &q->jobs[i];
 		seqs[i] = 0;
 		if (n > 0 && job->active && job->path && strncmp(job->path, old_prefix, olen) == 0) {
@@ -547,7 +562,7 @@ int upload_rename_dir(struct upload_queue *q, const char *old_dir, const char *n
 	if (n > 0)
 		upq_work_signal(q);
 	pthread_mutex_unlock(&q->db_lock);
-	for (i = 0; i < q->transfers; i++)
+	for (i = 0; i < q->njobs; i++)
 		if (seqs[i])
 			job_wait_end(q, &q->jobs[i], seqs[i]);
 	pthread_mutex_unlock(&q->lock);
@@ -598,7 +613,7 @@ int upload_state(struct upload_queue *q, uint64_t id, struct upload_state *out)
 		out->pending = !e->given_up;
 		out->given_up = e->given_up;
 		out->total = e->size;
-		for (unsigned i = 0; i < q->transfers && out->pending; i++) {
+		for (unsigned i = 0; i < q->njobs && out->pending; i++) {
 			struct upload_job *job = &q->jobs[i];
 			if (job->active && job->id == id) {
 				out->running = true;
@@ -615,7 +630,7 @@ void upload_running(struct upload_queue *q, struct upload_xfer *v, size_t max, s
 {
 	*n = 0;
 	pthread_mutex_lock(&q->lock);
-	for (unsigned i = 0; i < q->transfers && *n < max; i++) {
+	for (unsigned i = 0; i < q->njobs && *n < max; i++) {
 		struct upload_job *job = &q->jobs[i];
 		if (!job->active || !job->path)
 			continue;

@@ -110,7 +110,11 @@ struct upload_ops;
 struct upload_config {
 	const char *cache_dir;    /* journal.db and lost+found/ live here */
 	struct jfs *jfs;          /* must outlive the queue */
-	unsigned transfers;       /* worker threads (default 4) */
+	unsigned transfers;       /* worker threads for files of any size (default 4) */
+	int small_transfers;      /* more workers that take only files of at most
+				     @small_max bytes: many small uploads are bound by
+				     latency, not bandwidth (0: default 28; < 0: none) */
+	int64_t small_max;        /* the small-file lane's size limit (0: default 4 MiB) */
 	unsigned max_attempts;    /* before giving up (default 10) */
 	upload_done_cb done;      /* may be NULL */
 	void *done_ctx;

@@ -18,8 +18,13 @@
  * Threads and locks
  * -----------------
  * Callers are any threads (the FUSE workers). upload_start() starts
- * cfg->transfers worker threads; each runs one upload at a time, described
- * by its struct upload_job.
+ * q->njobs worker threads; each runs one upload at a time, described by its
+ * struct upload_job. Two lanes: the first q->transfers jobs take any
+ * record, the q->small after them (the small-file lane) only records of at
+ * most q->small_max bytes. A small upload costs two round trips and
+ * next to no bandwidth, so many run at once; big ones stay limited to
+ * cfg->transfers. (The HTTP client's throttle gate, net/http_retry.c, slows
+ * all of them down together when the service answers 429.)
  *
  * Locks, always taken in this order:
  *   1. q->db_lock — the journal (every journal_*() call: its statements
@@ -38,11 +43,21 @@
  * released, so a thread holding only q->lock (upload_wait, upload_pending,
  * upload_stats) sees what is, or was, on disk.
  *
- * Condition variables (lib/clock.h: monotonic timed waits), both used with
- * q->lock: work_cv wakes idle workers (new or re-timed work, un-pause,
- * stop); state_cv wakes the threads that wait for outcomes (upload_wait,
- * upload_drain) and for the end of a job (upload_cancel, upload_rename*,
- * upload_close).
+ * Condition variables (lib/clock.h: monotonic timed waits), all used with
+ * q->lock: work_cv wakes the idle worker that watches (new or re-timed
+ * work, un-pause, stop); idle_cv[lane] the other idle workers, one at a
+ * time (below); state_cv wakes the threads that wait for outcomes
+ * (upload_wait, upload_drain) and for the end of a job (upload_cancel,
+ * upload_rename*, upload_close).
+ *
+ * Idle workers (leader/followers): one idle worker, the watcher, waits for
+ * work_cv or for the next record to fall due; the others (followers) sleep
+ * on their lane's idle_cv until handed a wake token. A worker that picks a
+ * record hands a token on (worker_handoff), so as long as records are due
+ * the idle workers come one after another, and when nothing is due only the
+ * watcher looks. Without this every enqueue (and every due time) woke all
+ * q->njobs workers to query the journal under db_lock at once, and the
+ * FUSE threads' enqueues waited behind them.
  *
  * Aborting a transfer: job->cancel is an atomic flag the transfer polls;
  * why it was raised (cancelled, renamed, superseded, stopping) is recorded
@@ -68,6 +83,7 @@
 #include "cache/upload.h"
 
 #define OWN_RING 2048              /* contents of ours remembered (struct upload_queue) */
+#define UPQ_JOBS_MAX 128           /* transfers + small lane, at most */
 
 /* One journal record as a worker uses it; strings are owned. */
 struct urec {
@@ -106,6 +122,8 @@ struct waiter {
 struct upload_job {
 	struct upload_queue *q;
 	pthread_t thread;
+	bool small_lane;          /* takes only records of at most q->small_max bytes */
+	bool skipped_big;         /* protected by q->lock: its last pick passed a big one */
 	atomic_bool cancel;       /* polled by the transfer */
 	_Atomic int64_t sent;     /* bytes the running data POST sent (progress) */
 	_Atomic int64_t resume;   /* its resume_pos, -1 while none runs */
@@ -141,6 +159,9 @@ struct upload_queue {
 	char *lost_dir;
 	struct upload_ops ops;
 	unsigned transfers, max_attempts;
+	unsigned small;                     /* small-file lane workers */
+	unsigned njobs;                     /* transfers + small: jobs[] */
+	int64_t small_max;
 	int64_t write_back_ms;
 	unsigned backoff_min_ms, backoff_max_ms;
 	upload_done_cb done;
@@ -151,6 +172,7 @@ struct upload_queue {
 
 	pthread_mutex_t lock;
 	pthread_cond_t work_cv;
+	pthread_cond_t idle_cv[2];          /* [small_lane]: the followers */
 	pthread_cond_t state_cv;
 	/* protected by lock */
 	void *index;                        /* struct ment tree */
@@ -158,10 +180,12 @@ struct upload_queue {
 	int64_t bytes;                      /* their sizes */
 	unsigned given_up;
 	struct waiter *waiters;
-	struct upload_job *jobs;            /* [transfers] */
+	struct upload_job *jobs;            /* [njobs] */
 	unsigned threads;                   /* started workers */
 	unsigned callers;                   /* threads inside upload_wait/drain */
 	uint64_t epoch;                     /* bumped when work may have appeared */
+	bool watching;                      /* an idle worker waits on work_cv */
+	unsigned followers[2], tokens[2];   /* idle on idle_cv[lane], wake-ups owed */
 	bool started, stopping;
 	int64_t paused_until;               /* monotonic ms; 0: not paused */
 	unsigned pause_level;

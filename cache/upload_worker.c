@@ -87,17 +87,26 @@ int64_t upload_backoff_ms(unsigned attempt, unsigned min_ms, unsigned max_ms, ui
 	return d - d / 2 + (int64_t)(rnd % (uint64_t)(d / 2 + 1));
 }
 
+/* Records a small-lane job looks past (big ones due first) before it waits. */
+#define SMALL_LANE_SCAN 256u
+
 /* May @job take record @id (journal_pick)? Not when another job runs it,
- * nor while the queue stops or is paused. */
+ * nor (small lane) when it is too big for @job, nor while the queue stops
+ * or is paused. */
 static enum pick_verdict pick_ok(void *ctx, uint64_t id, int64_t *wake_in)
 {
-	struct upload_queue *q = ((struct upload_job *)ctx)->q;
+	struct upload_job *job = ctx;
+	struct upload_queue *q = job->q;
 	enum pick_verdict v = PICK_TAKE;
 	int64_t now = clock_mono_ms();
+	const struct ment *e;
 
 	pthread_mutex_lock(&q->lock);
 	if (upq_job_of(q, id)) {
 		v = PICK_SKIP;
+	} else if (job->small_lane && (e = upq_ment_get(q, id)) && e->size > q->small_max) {
+		v = PICK_SKIP;          /* a big one: for the transfers lane */
+		job->skipped_big = true;
 	} else if (q->stopping || q->paused_until > now) {
 		*wake_in = q->stopping ? -1 : q->paused_until - now;
 		v = PICK_STOP;
@@ -116,7 +125,8 @@ static int pick(struct upload_queue *q, struct upload_job *job, struct urec *r, 
 	int rc;
 
 	pthread_mutex_lock(&q->db_lock);
-	rc = journal_pick(q->jn, q->transfers + 1, pick_ok, job, r, wake_in);
+	rc = journal_pick(q->jn, q->njobs + 1 + (job->small_lane ? SMALL_LANE_SCAN : 0),
+			  pick_ok, job, r, wake_in);
 	if (rc == 1) {
 		pthread_mutex_lock(&q->lock);
 		job->active = true;
@@ -773,6 +783,66 @@ static void job_run(struct upload_queue *q, struct upload_job *job, struct urec 
 	free(target);
 }
 
+/* Hand a wake token to an idle follower of @lane (q->lock held); false
+ * when none sleeps there without one. */
+static bool wake_follower(struct upload_queue *q, int lane)
+{
+	if (q->followers[lane] <= q->tokens[lane])
+		return false;
+	q->tokens[lane]++;
+	pthread_cond_signal(&q->idle_cv[lane]);
+	return true;
+}
+
+/*
+ * After a pick by @job (@took: it claimed a record): more may be due, so
+ * wake the next idle worker (small lane first: it has the most); and a
+ * big record a small-lane job had to pass goes to the transfers lane.
+ */
+static void worker_handoff(struct upload_queue *q, struct upload_job *job, bool took)
+{
+	pthread_mutex_lock(&q->lock);
+	if (job->skipped_big)
+		wake_follower(q, 0);
+	else if (took && !wake_follower(q, 1))
+		wake_follower(q, 0);
+	job->skipped_big = false;
+	pthread_mutex_unlock(&q->lock);
+}
+
+/* Nothing to pick now: wait as the watcher (for work_cv or @wake ms, -1:
+ * none) or, when another idle worker watches, as a follower (for a token). */
+static void worker_idle(struct upload_queue *q, struct upload_job *job, uint64_t epoch,
+			int64_t wake)
+{
+	struct timespec dl = clock_deadline_ms(wake < WAKE_MAX_MS ? wake : WAKE_MAX_MS);
+	int lane = job->small_lane;
+
+	pthread_mutex_lock(&q->lock);
+	if (q->stopping || q->epoch != epoch) {
+		/* work appeared while this one picked: look again */
+	} else if (!q->watching) {
+		q->watching = true;
+		while (!q->stopping && q->epoch == epoch) {
+			if (wake < 0) {
+				pthread_cond_wait(&q->work_cv, &q->lock);
+				continue;
+			}
+			if (pthread_cond_timedwait(&q->work_cv, &q->lock, &dl) == ETIMEDOUT)
+				break;
+		}
+		q->watching = false;
+	} else {
+		q->followers[lane]++;
+		while (!q->stopping && !q->tokens[lane])
+			pthread_cond_wait(&q->idle_cv[lane], &q->lock);
+		if (q->tokens[lane])
+			q->tokens[lane]--;
+		q->followers[lane]--;
+	}
+	pthread_mutex_unlock(&q->lock);
+}
+
 void *upload_worker_main(void *arg)
 {
 	struct upload_job *job = arg;
@@ -780,7 +850,6 @@ void *upload_worker_main(void *arg)
 
 	for (;;) {
 		struct urec r;
-		struct timespec dl;
 		int64_t wake = -1;      /* ms from now, -1: until signalled */
 		uint64_t epoch;
 		int rc;
@@ -794,6 +863,7 @@ void *upload_worker_main(void *arg)
 		pthread_mutex_unlock(&q->lock);
 
 		rc = pick(q, job, &r, &wake);
+		worker_handoff(q, job, rc > 0);
 		if (rc > 0) {
 			job_run(q, job, &r);
 			urec_release(&r);
@@ -801,17 +871,7 @@ void *upload_worker_main(void *arg)
 		}
 		if (rc < 0)
 			wake = 1000;            /* journal trouble (logged): do not spin */
-		dl = clock_deadline_ms(wake < WAKE_MAX_MS ? wake : WAKE_MAX_MS);
-		pthread_mutex_lock(&q->lock);
-		while (!q->stopping && q->epoch == epoch) {
-			if (wake < 0) {
-				pthread_cond_wait(&q->work_cv, &q->lock);
-				continue;
-			}
-			if (pthread_cond_timedwait(&q->work_cv, &q->lock, &dl) == ETIMEDOUT)
-				break;
-		}
-		pthread_mutex_unlock(&q->lock);
+		worker_idle(q, job, epoch, wake);
 	}
 	return NULL;
 }

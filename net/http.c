@@ -18,7 +18,7 @@
  * itself (run_transfer: curl_multi_perform/curl_multi_poll), so it can look
  * at the caller's cancel flag between socket waits.
  *
- * Lock order: pool_lock and share_lock[*] are leaves (nothing else is taken
+ * Lock order: pool_lock, gate_lock and share_lock[*] are leaves (nothing else is taken
  * while they are held, and they are never held across I/O or callbacks into
  * other modules). The token provider is called with no lock held; it may
  * itself make requests on this client (it checks out another handle).
@@ -39,6 +39,7 @@
  */
 #include "net/http_int.h"
 
+#include "lib/backoff.h"
 #include "lib/clock.h"
 #include "lib/log.h"
 #include "net/conn.h"
@@ -114,6 +115,7 @@ int http_client_new(const struct http_config *cfg, struct http_client **out)
 	for (unsigned i = 0; i < CURL_LOCK_DATA_LAST; i++)
 		pthread_mutex_init(&c->share_lock[i], NULL);
 	pthread_mutex_init(&c->pool_lock, NULL);
+	http_gate_init(c);
 	c->connect_timeout_s = cfg->connect_timeout_s > 0 ? cfg->connect_timeout_s : 10;
 	c->low_speed_time_s = cfg->low_speed_time_s > 0 ? cfg->low_speed_time_s : 30;
 	c->retry_budget_ms = cfg->retry_budget_ms > 0 ? cfg->retry_budget_ms : 60000;
@@ -182,6 +184,7 @@ void http_client_free(struct http_client *c)
 	for (unsigned i = 0; i < CURL_LOCK_DATA_LAST; i++)
 		pthread_mutex_destroy(&c->share_lock[i]);
 	pthread_mutex_destroy(&c->pool_lock);
+	http_gate_destroy(c);
 	free(c->user_agent);
 	free(c);
 	curl_global_cleanup();
@@ -356,6 +359,12 @@ int http_request_do(struct http_client *c, const struct http_request *req,
 			result = -ENOMEM;
 			break;
 		}
+		/* every attempt (but a probe's) passes the throttle gate */
+		if (!req->probe && http_gate_enter(c, req->cancel) < 0) {
+			http_free_headers(hdrs);
+			result = -ECANCELED;
+			break;
+		}
 		errbuf[0] = '\0';
 		int64_t t0 = clock_mono_ms();
 		CURLcode rc = http_setup_handle(c, h, &x, hdrs, ca, errbuf);
@@ -399,6 +408,15 @@ int http_request_do(struct http_client *c, const struct http_request *req,
 		enum http_step next = http_next_step(c, req, &x, rc, http_done, status,
 						     (long)ra, use_auth && !refreshed, retries,
 						     &result, &delay_ms);
+		if (!req->probe) {
+			bool throttled = http_done && (status == 429 || (status == 503 && ra > 0));
+			long gate_ms = delay_ms;
+			if (throttled && next != HTTP_STEP_RETRY)
+				gate_ms = http_retry_delay_ms((long)ra, http_backoff_ms(
+					c->backoff_min_ms, c->backoff_max_ms, (unsigned)retries,
+					rng_u64()), rng_u64());
+			http_gate_leave(c, throttled, http_done && status < 500, gate_ms);
+		}
 		if (next == HTTP_STEP_RETRY && req->probe)
 			next = HTTP_STEP_DONE;
 		if (next == HTTP_STEP_RETRY && elapsed_ms(start) + delay_ms > c->retry_budget_ms) {

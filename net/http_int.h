@@ -16,7 +16,11 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#define HTTP_POOL_MAX          32               /* idle handles kept */
+#define HTTP_POOL_MAX          96               /* idle handles kept (each keeps its
+						   connections warm): above the upload
+						   workers plus the FUSE threads */
+#define HTTP_GATE_CEIL         64               /* in-flight limit at which a throttled
+						   client is open again */
 #define HTTP_DEFAULT_MAX_BODY  (4u << 20)       /* buffered 2xx body cap */
 #define HTTP_ERROR_BODY_MAX    (64u << 10)      /* buffered error body cap */
 #define HTTP_UPLOAD_BUFSIZE    (2L << 20)       /* CURLOPT_UPLOAD_BUFFERSIZE for fd bodies */
@@ -55,6 +59,17 @@ struct http_client {
 	bool has_tp;                     /* protected by pool_lock */
 	struct ca_blob *ca;              /* protected by pool_lock; head = current,
 					    NULL when none; ca->data may be "" (none) */
+
+	/* The whole client's answer to "too many requests" (http_retry.c,
+	 * "Throttling"). gate_lock is a leaf, held only for these fields. */
+	pthread_mutex_t gate_lock;
+	pthread_cond_t gate_cv;
+	int64_t gate_until_ms;           /* monotonic: no attempt starts before */
+	unsigned gate_limit;             /* attempts in flight allowed; 0: no limit */
+	unsigned gate_inflight;          /* attempts in flight (all of them) */
+	int64_t gate_grow_at_ms;         /* monotonic: the limit doubles then ... */
+	int64_t gate_step_ms;            /* ... and every this long after */
+	unsigned gate_storms;            /* throttle events (for the log) */
 
 	/* immutable after http_client_new() */
 	char *user_agent;
@@ -123,6 +138,16 @@ enum http_step http_next_step(const struct http_client *c, const struct http_req
 /* Sleep @ms, in slices of HTTP_CANCEL_POLL_MS when @cancel (may be NULL)
  * can cut it short. True when @cancel was seen set. */
 bool http_sleep_cancellable(long ms, const atomic_bool *cancel);
+/* Set up / tear down the throttle gate of @c. */
+void http_gate_init(struct http_client *c);
+void http_gate_destroy(struct http_client *c);
+/* Wait until the throttle gate lets one more attempt start, and count it
+ * in flight. 0, or -ECANCELED when @cancel (may be NULL) was set. */
+int http_gate_enter(struct http_client *c, const atomic_bool *cancel);
+/* An attempt that entered the gate ended: @throttled (a 429, or a 503 with
+ * Retry-After) closes the gate to every attempt for @delay_ms and cuts the
+ * in-flight limit; a success (@ok) raises the limit again. */
+void http_gate_leave(struct http_client *c, bool throttled, bool ok, long delay_ms);
 
 /* ---- http_trace.c: debug lines without secrets ---- */
 

@@ -17,10 +17,29 @@
  * (10 s) and the stall timeout (30 s without a byte either way, which also
  * bounds the wait for the first byte of an answer) no request holds its
  * caller for minutes.
+ *
+ * Throttling (the gate)
+ * ---------------------
+ * A 429, or a 503 that says Retry-After, is about the whole client, not the
+ * one request: the service wants fewer requests from us. So the answer
+ * closes a gate that every attempt of every thread passes before it is
+ * sent (http_gate_enter): nothing starts until the delay of that answer
+ * (its Retry-After, else the backoff) has passed, and then only
+ * gate_limit attempts may be in flight at once — half of those that were
+ * when the answer came, at least one. Each answered attempt that is not
+ * throttled raises the limit by one (the limit doubles per round of
+ * answers, as TCP's slow start), and so does every further delay without a
+ * throttled answer (long transfers in flight, a 1 GiB POST, must not hold
+ * everybody's requests back for their whole length); at HTTP_GATE_CEIL
+ * the gate is open again. A storm thus costs about one attempt per Retry-After, whatever
+ * the number of threads (upload workers, FUSE threads) that wait. Probes
+ * (net/conn.h) pass the gate without waiting.
  */
 #include "net/http_int.h"
 
 #include "lib/backoff.h"
+#include "lib/clock.h"
+#include "lib/log.h"
 
 #include <errno.h>
 #include <time.h>
@@ -157,4 +176,87 @@ enum http_step http_next_step(const struct http_client *c, const struct http_req
 	*delay_ms = http_backoff_ms(c->backoff_min_ms, c->backoff_max_ms, (unsigned)retries,
 				    rng_u64());
 	return HTTP_STEP_RETRY;
+}
+
+/* ---- the throttle gate ---- */
+
+void http_gate_init(struct http_client *c)
+{
+	pthread_mutex_init(&c->gate_lock, NULL);
+	clock_cond_init(&c->gate_cv);
+}
+
+void http_gate_destroy(struct http_client *c)
+{
+	pthread_cond_destroy(&c->gate_cv);
+	pthread_mutex_destroy(&c->gate_lock);
+}
+
+int http_gate_enter(struct http_client *c, const atomic_bool *cancel)
+{
+	int rc = 0;
+
+	pthread_mutex_lock(&c->gate_lock);
+	for (;;) {
+		int64_t now = clock_mono_ms();
+		int64_t wait = c->gate_until_ms > now ? c->gate_until_ms - now : 0;
+
+		if (cancel && atomic_load(cancel)) {
+			rc = -ECANCELED;
+			break;
+		}
+		while (c->gate_limit && !wait && now >= c->gate_grow_at_ms) {
+			c->gate_limit *= 2;
+			c->gate_grow_at_ms += c->gate_step_ms;
+			if (c->gate_limit >= HTTP_GATE_CEIL)
+				c->gate_limit = 0;
+		}
+		if (!wait && (!c->gate_limit || c->gate_inflight < c->gate_limit))
+			break;
+		/* woken by a leave; bounded so that a cancel is seen */
+		if (!wait || (cancel && wait > HTTP_CANCEL_POLL_MS))
+			wait = HTTP_CANCEL_POLL_MS;
+		struct timespec dl = clock_deadline_ms(wait);
+		pthread_cond_timedwait(&c->gate_cv, &c->gate_lock, &dl);
+	}
+	if (!rc)
+		c->gate_inflight++;
+	pthread_mutex_unlock(&c->gate_lock);
+	return rc;
+}
+
+void http_gate_leave(struct http_client *c, bool throttled, bool ok, long delay_ms)
+{
+	bool wake = false;
+
+	pthread_mutex_lock(&c->gate_lock);
+	if (c->gate_inflight)
+		c->gate_inflight--;
+	if (throttled) {
+		int64_t until = clock_mono_ms() + (delay_ms > 0 ? delay_ms : 0);
+		unsigned was = c->gate_limit ? c->gate_limit : c->gate_inflight + 1;
+		unsigned limit = was / 2 ? was / 2 : 1;
+
+		if (!c->gate_limit || limit < c->gate_limit) {
+			if (!c->gate_limit && (c->gate_storms++ % 64) == 0)
+				log_info("http: the service asks for fewer requests (429): all "
+					 "requests wait %ld ms, then resume gradually", delay_ms);
+			c->gate_limit = limit;
+		}
+		if (until > c->gate_until_ms)
+			c->gate_until_ms = until;
+		c->gate_step_ms = delay_ms > 1000 ? delay_ms : 1000;
+		c->gate_grow_at_ms = c->gate_until_ms + c->gate_step_ms;
+	} else if (ok && c->gate_limit) {
+		if (++c->gate_limit >= HTTP_GATE_CEIL) {
+			c->gate_limit = 0;
+			log_debug("http: request rate back to normal");
+		}
+		wake = true;
+	} else {
+		wake = c->gate_limit != 0;
+	}
+	pthread_mutex_unlock(&c->gate_lock);
+	if (wake)
+		pthread_cond_broadcast(&c->gate_cv);
 }
