@@ -20,8 +20,8 @@
  * Leaves (nothing is taken while one is held): fs->h_lock, fs->qlock, the
  * control directory's lock (fs/control.c), the inode table's, the
  * notifier's, the poller's, the lister's (cache/lister.c), the
- * connectivity state's (net/conn.c), the HTTP client's pool and curl
- * share locks (net/http.c), and an account's a->lock (auth/).
+ * connectivity state's (net/conn.c), the HTTP client's pool, throttle
+ * gate and curl share locks (net/http.c), and an account's a->lock (auth/).
  * Outside the list: the account file's flock (auth/account.c) is taken
  * before a->lock, never under it, and is the one lock held across a
  * request (a token refresh, serialised across processes by design); the

@@ -479,6 +479,7 @@ static int start_daemon_side(struct mount *m)
 		return err;
 	struct upload_config uc = {
 		.cache_dir = m->cache_dir, .jfs = m->jfs, .transfers = o->transfers,
+		.small_transfers = o->small_transfers ? (int)o->small_transfers : -1,
 		.done = writer_upload_done, .done_ctx = fs->wr,
 	};
 	err = upload_open(&uc, &fs->up);

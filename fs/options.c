@@ -42,6 +42,7 @@
 #define DEFAULT_CACHE_MAX      (10ULL << 30)
 #define DEFAULT_UMASK          022
 #define DEFAULT_TRANSFERS      4
+#define DEFAULT_SMALL_TRANSFERS 28
 #define DEFAULT_UNMOUNT_WAIT   300
 #define DEFAULT_MAX_THREADS    10
 #define DEFAULT_CONTROL_DIR    ".jottacloud"
@@ -63,6 +64,7 @@ enum {
 	KEY_GID,
 	KEY_UMASK,
 	KEY_TRANSFERS,
+	KEY_SMALL_TRANSFERS,
 	KEY_UNMOUNT_WAIT,
 	KEY_MAX_THREADS,
 	KEY_POLL_INTERVAL,
@@ -113,6 +115,7 @@ static const struct fuse_opt mount_opts[] = {
 	FUSE_OPT_KEY("gid=", KEY_GID),
 	FUSE_OPT_KEY("umask=", KEY_UMASK),
 	FUSE_OPT_KEY("transfers=", KEY_TRANSFERS),
+	FUSE_OPT_KEY("small_transfers=", KEY_SMALL_TRANSFERS),
 	FUSE_OPT_KEY("unmount_wait=", KEY_UNMOUNT_WAIT),
 	FUSE_OPT_KEY("max_threads=", KEY_MAX_THREADS),
 	FUSE_OPT_KEY("poll_interval=", KEY_POLL_INTERVAL),
@@ -263,6 +266,8 @@ static const struct num_opt {
 	{ KEY_GID, "gid", NUM_UINT, 0, (gid_t)-2, 0, F(gid), "a numeric id" },
 	{ KEY_UMASK, "umask", NUM_OCTAL, 0, 0777, 0, F(umask), "an octal mode such as 022" },
 	{ KEY_TRANSFERS, "transfers", NUM_UINT, 1, 64, 0, F(transfers), "a number from 1 to 64" },
+	{ KEY_SMALL_TRANSFERS, "small_transfers", NUM_UINT, 0, 64, 0, F(small_transfers),
+	  "a number from 0 to 64" },
 	{ KEY_UNMOUNT_WAIT, "unmount_wait", NUM_UINT, 0, 7 * 86400, 0, F(unmount_wait), "seconds" },
 	{ KEY_MAX_THREADS, "max_threads", NUM_UINT, 1, 1024, 0, F(max_threads),
 	  "a number from 1 to 1024" },
@@ -563,6 +568,7 @@ static void print_help(const char *prog)
 	       "    -o dir_cache_time=SECS how long listings are trusted (default 60)\n"
 	       "    -o prefetch            list the whole tree with one request at mount\n"
 	       "    -o transfers=N         parallel uploads (default 4)\n"
+	       "    -o small_transfers=N   more parallel uploads of files up to 4 MiB (default 28)\n"
 	       "    -o unmount_wait=SECS   how long unmount waits for uploads (default 300)\n"
 	       "    -o hard_delete         delete without the trash\n"
 	       "    -o uid=N,gid=N         owner shown for every file (default: yours)\n"
@@ -734,6 +740,7 @@ int options_parse(struct fuse_args *args, struct mount_options *out)
 	o->cache_max_size = DEFAULT_CACHE_MAX;
 	o->umask = DEFAULT_UMASK;
 	o->transfers = DEFAULT_TRANSFERS;
+	o->small_transfers = DEFAULT_SMALL_TRANSFERS;
 	o->unmount_wait = DEFAULT_UNMOUNT_WAIT;
 	o->max_threads = DEFAULT_MAX_THREADS;
 	o->poll_interval = DEFAULT_POLL_INTERVAL;

@@ -42,6 +42,7 @@ struct mount_options {
 	bool allow_other;
 	/* write path */
 	unsigned transfers;     /* upload workers (default 4) */
+	unsigned small_transfers; /* more workers for files up to 4 MiB (default 28; 0: none) */
 	unsigned unmount_wait;  /* seconds to wait for pending uploads at unmount (default 300) */
 	bool hard_delete;       /* unlink/rmdir skip the trash */
 	/* process */
