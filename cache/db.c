@@ -7,6 +7,13 @@
  * Threading: each connection is opened SQLITE_OPEN_NOMUTEX and used only
  * under db->lock, a recursive mutex, so that an owner can hold it across a
  * run of statements (db_lock, db_begin) that each take it again.
+ *
+ * Group sync (db.h): db->written counts the committed writes; db->sync_lock
+ * (a leaf: taken with or without db->lock, nothing taken under it) guards
+ * the leader's turn and db->synced, the count known durable. The leader
+ * reads db->written, drops sync_lock, fdatasyncs its own descriptor of the
+ * WAL and publishes the count it read; the threads that waited meanwhile
+ * find their ticket covered, or one of them leads the next round.
  */
 #include "cache/db.h"
 
@@ -15,6 +22,7 @@
 #include <limits.h>
 #include <pthread.h>
 #include <sqlite3.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -34,6 +42,14 @@ struct db {
 	sqlite3 *conn;
 	sqlite3_stmt **st;              /* [spec.nsql], prepared when first used */
 	sqlite3_stmt *tx[TX_COUNT_];
+	/* group sync (spec.group_sync and a WAL descriptor: db->wal_fd >= 0) */
+	_Atomic uint64_t written;       /* committed writes */
+	int wal_fd;                     /* the -wal file, for fdatasync; -1: none */
+	pthread_mutex_t sync_lock;      /* leaf; protects the two below */
+	pthread_cond_t sync_cv;         /* a leader finished */
+	bool syncing;                   /* a leader is in fdatasync */
+	uint64_t synced;                /* writes known durable */
+	uint64_t nsyncs;                /* fdatasyncs made */
 };
 
 /* A row handed to a db_row_fn: the statement being stepped. */
@@ -163,6 +179,8 @@ int db_exec(struct db *db, int id, const struct db_val *args, size_t nargs, db_r
 			ret = fail(db, rc, db->spec.sql[id].name);
 		else
 			ret = row || sqlite3_stmt_readonly(st) ? n : sqlite3_changes(db->conn);
+		if (ret >= 0 && !sqlite3_stmt_readonly(st) && sqlite3_get_autocommit(db->conn))
+			atomic_fetch_add(&db->written, 1);      /* committed by itself */
 	}
 	sqlite3_reset(st);
 	sqlite3_clear_bindings(st);
@@ -251,6 +269,8 @@ int db_end(struct db *db, int err)
 {
 	if (!err)
 		err = tx_step(db, TX_COMMIT);
+	if (!err)
+		atomic_fetch_add(&db->written, 1);
 	/* a failed statement (SQLITE_FULL) may have ended the transaction */
 	if (err && !sqlite3_get_autocommit(db->conn)) {
 		sqlite3_step(db->tx[TX_ROLLBACK]);
@@ -263,6 +283,68 @@ int db_end(struct db *db, int err)
 bool db_in_tx(struct db *db)
 {
 	return !sqlite3_get_autocommit(db->conn);
+}
+
+uint64_t db_ticket(struct db *db)
+{
+	return atomic_load(&db->written);
+}
+
+uint64_t db_syncs(struct db *db)
+{
+	uint64_t n;
+
+	pthread_mutex_lock(&db->sync_lock);
+	n = db->nsyncs;
+	pthread_mutex_unlock(&db->sync_lock);
+	return n;
+}
+
+bool db_synced(struct db *db, uint64_t ticket)
+{
+	bool r;
+
+	if (db->wal_fd < 0)
+		return true;
+	pthread_mutex_lock(&db->sync_lock);
+	r = db->synced >= ticket;
+	pthread_mutex_unlock(&db->sync_lock);
+	return r;
+}
+
+int db_sync(struct db *db, uint64_t ticket)
+{
+	int err = 0;
+
+	if (db->wal_fd < 0)
+		return 0;               /* each commit synced itself */
+	pthread_mutex_lock(&db->sync_lock);
+	while (!err && db->synced < ticket) {
+		uint64_t target;
+
+		if (db->syncing) {      /* a follower: the leader may cover us */
+			pthread_cond_wait(&db->sync_cv, &db->sync_lock);
+			continue;
+		}
+		db->syncing = true;     /* the leader: everything written up to now */
+		target = atomic_load(&db->written);
+		pthread_mutex_unlock(&db->sync_lock);
+		if (fdatasync(db->wal_fd))
+			err = -errno;
+		pthread_mutex_lock(&db->sync_lock);
+		db->syncing = false;
+		db->nsyncs++;
+		if (!err && target > db->synced)
+			db->synced = target;
+		pthread_cond_broadcast(&db->sync_cv);
+	}
+	pthread_mutex_unlock(&db->sync_lock);
+	if (err) {
+		log_err("%s '%s': cannot sync its log: %s", db->spec.label, db->spec.path,
+			strerror(-err));
+		err = -EIO;
+	}
+	return err;
 }
 
 int64_t db_last_rowid(struct db *db)
@@ -279,6 +361,8 @@ int db_script(struct db *db, const char *sql, const char *what)
 	rc = sqlite3_exec(db->conn, sql, NULL, NULL, &msg);
 	if (rc != SQLITE_OK)
 		err = fail_msg(db, rc, what, msg);
+	else if (sqlite3_get_autocommit(db->conn))
+		atomic_fetch_add(&db->written, 1);      /* it may have written */
 	sqlite3_free(msg);
 	pthread_mutex_unlock(&db->lock);
 	return err;
@@ -344,6 +428,28 @@ static void sync_dir(const char *path)
 	}
 }
 
+/*
+ * Group sync: a descriptor of the -wal file (SQLite made it when the
+ * database was first read in WAL mode, and keeps it until the connection
+ * closes) and its name made durable, since SQLite, syncing nothing at
+ * commit, would not sync its directory. Without the descriptor the commits
+ * sync themselves (synchronous=FULL).
+ */
+static int open_wal(struct db *db)
+{
+	char wal[PATH_MAX];
+
+	if (snprintf(wal, sizeof(wal), "%s-wal", db->spec.path) < (int)sizeof(wal))
+		db->wal_fd = open(wal, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	if (db->wal_fd < 0) {
+		log_warn("%s '%s': cannot open its log for group commits (%s); each commit "
+			 "syncs itself", db->spec.label, db->spec.path, strerror(errno));
+		return db_script(db, "PRAGMA synchronous=FULL", "PRAGMA synchronous");
+	}
+	sync_dir(db->spec.path);
+	return 0;
+}
+
 /* Bring the schema to spec.version (PRAGMA user_version). */
 static int schema(struct db *db)
 {
@@ -380,11 +486,14 @@ int db_open(const struct db_spec *spec, struct db **out)
 	if (!db)
 		return -ENOMEM;
 	db->spec = *spec;
+	db->wal_fd = -1;
 	db->st = calloc(spec->nsql ? spec->nsql : 1, sizeof(*db->st));
 	if (!db->st) {
 		free(db);
 		return -ENOMEM;
 	}
+	pthread_mutex_init(&db->sync_lock, NULL);
+	pthread_cond_init(&db->sync_cv, NULL);
 	pthread_mutexattr_init(&attr);
 	pthread_mutexattr_settype(&attr, PTHREAD_MUTEX_RECURSIVE);
 	pthread_mutex_init(&db->lock, &attr);
@@ -405,9 +514,13 @@ int db_open(const struct db_spec *spec, struct db **out)
 		goto fail;
 	}
 	sqlite3_busy_timeout(db->conn, spec->busy_ms);
-	err = set_wal(db);
+	/* before the first read in WAL mode: then no -shm file is used */
+	err = spec->exclusive ? db_script(db, "PRAGMA locking_mode=EXCLUSIVE",
+					  "PRAGMA locking_mode") : 0;
 	if (!err)
-		err = db_script(db, spec->durable ? "PRAGMA synchronous=FULL" :
+		err = set_wal(db);
+	if (!err)
+		err = db_script(db, spec->durable && !spec->group_sync ? "PRAGMA synchronous=FULL" :
 				"PRAGMA synchronous=NORMAL", "PRAGMA synchronous");
 	for (int k = 0; !err && k < TX_COUNT_; k++) {
 		rc = sqlite3_prepare_v3(db->conn, tx_sql[k], -1, SQLITE_PREPARE_PERSISTENT,
@@ -417,6 +530,8 @@ int db_open(const struct db_spec *spec, struct db **out)
 	}
 	if (!err)
 		err = schema(db);
+	if (!err && spec->durable && spec->group_sync)
+		err = open_wal(db);
 	if (!err && spec->session_sql)
 		err = db_script(db, spec->session_sql, "session setup");
 	/* every statement now, so that a bad one fails the open, not a request */
@@ -442,6 +557,10 @@ void db_close(struct db *db)
 	if (db->conn && sqlite3_close(db->conn) != SQLITE_OK)
 		log_warn("%s '%s': close: %s", db->spec.label, db->spec.path,
 			 sqlite3_errmsg(db->conn));
+	if (db->wal_fd >= 0)
+		close(db->wal_fd);
+	pthread_cond_destroy(&db->sync_cv);
+	pthread_mutex_destroy(&db->sync_lock);
 	pthread_mutex_destroy(&db->lock);
 	free(db->st);
 	free(db);

@@ -11,17 +11,35 @@
  *                           of cached content (a cache: rebuilt by listing)
  *   <cache_dir>/journal.db  cache/upload.h: the durable upload journal
  * They stay two files because
- *   - durability is per connection in SQLite: the journal commits with
- *     synchronous=FULL (a close() that returned survives a power cut), the
- *     index with NORMAL; one file would make every listing batch pay an
- *     fsync, or weaken the journal's promise;
+ *   - durability is per connection in SQLite: the journal's records are
+ *     synced before the close() that wrote them returns (group sync,
+ *     below: a close() that returned survives a power cut), the index's
+ *     never (synchronous=NORMAL); one file would make every listing batch
+ *     pay an fsync, or weaken the journal's promise;
  *   - their lifetimes differ: an index of another schema or another remote
  *     is emptied and refilled, a journal is never thrown away (a journal
  *     written by a newer jottafs stops the mount instead);
  *   - WAL allows one writer per file: a long listing transaction on the
  *     index never delays a close() waiting for its journal commit;
  *   - the files are an interface: crash, disk-full and security tests (and
- *     users repairing by hand) read journal.db's upload table directly.
+ *     users repairing by hand) read journal.db's upload table directly,
+ *     even while mounted; the index is a cache, held exclusively.
+ *
+ * Exclusive files. A database opened with spec.exclusive is used by this
+ * process only (the daemon holds the cache directory's lock, fs/mount.c):
+ * its connection takes the file lock once and keeps it (PRAGMA
+ * locking_mode=EXCLUSIVE, no -shm file, no fcntl per transaction); another
+ * process cannot read it until it is closed.
+ *
+ * Group sync. A durable database opened with spec.group_sync commits with
+ * synchronous=NORMAL (frames are written to the WAL, not synced) and makes
+ * them durable on request: db_ticket() names the writes made so far,
+ * db_sync(ticket) returns once all of them are on disk (one fdatasync of
+ * the WAL). Threads that sync at the same time share one fdatasync: the
+ * first one syncs everything written up to then, the others wait for it
+ * and return without syncing again (group commit). A write that nobody
+ * syncs becomes durable with the next sync of any later write (the WAL is
+ * one sequential file) or at a checkpoint.
  *
  * Locking. Each struct db has one mutex (recursive) guarding the
  * connection and its statements. db_exec() takes it for one statement;
@@ -69,6 +87,11 @@ struct db_spec {
 	 * a newly made file's name is made durable (fsync of its directory).
 	 * false: WAL when possible, synchronous=NORMAL. */
 	bool durable;
+	/* true: only this process opens the file (see "Exclusive files"). */
+	bool exclusive;
+	/* durable only: commits are made durable by db_sync() (see "Group
+	 * sync"), not each by itself. */
+	bool group_sync;
 	int busy_ms;            /* SQLite busy timeout */
 	/*
 	 * Schema. @version is kept in PRAGMA user_version. When the file says
@@ -172,6 +195,21 @@ int db_begin(struct db *db);
 int db_end(struct db *db, int err);
 /* Inside a transaction (lock held)? */
 bool db_in_tx(struct db *db);
+
+/*
+ * Group sync (spec.group_sync; without it both are no-ops returning 0):
+ * db_ticket() names every write committed so far (call it after the write,
+ * with or without the lock); db_sync(@ticket) returns when all of them are
+ * durable: 0, or -errno (-EIO) when the WAL could not be synced (logged).
+ * db_sync() may be called with or without the db's lock; without it, the
+ * fdatasync of one thread serves every thread waiting meanwhile.
+ * db_synced(@ticket): are those writes known durable already?
+ */
+uint64_t db_ticket(struct db *db);
+int db_sync(struct db *db, uint64_t ticket);
+bool db_synced(struct db *db, uint64_t ticket);
+/* The number of syncs db_sync() made (tests, statistics). */
+uint64_t db_syncs(struct db *db);
 
 /* The rowid of the last INSERT (lock held). */
 int64_t db_last_rowid(struct db *db);

@@ -1,9 +1,11 @@
 /*
  * tests/unit/test_db.c — the SQLite layer (cache/db): the exec helper
  * (binding, rows, changes, errors), the errno mapping, transactions, the
- * schema version and its migration, durable and private opening.
+ * schema version and its migration, durable and private opening, group
+ * sync (one sync for the writes of many threads) and exclusive files.
  */
 #include <errno.h>
+#include <pthread.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -411,6 +413,141 @@ static void test_symlink_refused(void **state)
 	assert_int_equal(access(target, F_OK), -1);     /* nothing written through it */
 }
 
+/* Open f->path again with @group_sync / @exclusive (the fixture's db closed). */
+static struct db *reopen(struct fixture *f, bool group_sync, bool exclusive)
+{
+	struct db_spec s = spec_of(f, 3, true);
+	struct db *db;
+
+	db_close(f->db);
+	f->db = NULL;
+	s.group_sync = group_sync;
+	s.exclusive = exclusive;
+	assert_int_equal(db_open(&s, &db), 0);
+	return db;
+}
+
+/* A sync covers every write made before it, whoever made them. */
+static void test_group_sync(void **state)
+{
+	struct fixture *f = *state;
+	struct db *db = reopen(f, true, false);
+	uint64_t t1, t2, n0;
+
+	f->db = db;
+	n0 = db_syncs(db);
+	assert_int_equal(db_exec(db, Q_PUT, DB_ARGS(DB_INT(1), DB_TEXT("a"), DB_NULL), NULL, NULL), 1);
+	t1 = db_ticket(db);
+	assert_int_equal(db_exec(db, Q_PUT, DB_ARGS(DB_INT(2), DB_TEXT("b"), DB_NULL), NULL, NULL), 1);
+	t2 = db_ticket(db);
+	assert_true(t2 > t1);
+	assert_false(db_synced(db, t1));
+	assert_int_equal(db_sync(db, t2), 0);
+	assert_true(db_synced(db, t1));
+	assert_true(db_synced(db, t2));
+	assert_int_equal(db_sync(db, t1), 0);   /* covered: no second sync */
+	assert_int_equal(db_syncs(db), n0 + 1);
+	/* reads are no writes; a transaction is one */
+	assert_int_equal(db_exec(db, Q_ALL, DB_NOARGS, NULL, NULL), 2);
+	assert_int_equal(db_ticket(db), t2);
+	assert_int_equal(db_begin(db), 0);
+	assert_int_equal(db_exec(db, Q_DEL, DB_ARGS(DB_INT(2)), NULL, NULL), 1);
+	assert_int_equal(db_ticket(db), t2);
+	assert_int_equal(db_end(db, 0), 0);
+	assert_int_equal(db_ticket(db), t2 + 1);
+	/* without group sync every commit syncs itself: nothing to wait for */
+	db = reopen(f, false, false);
+	f->db = db;
+	assert_int_equal(db_exec(db, Q_PUT, DB_ARGS(DB_INT(3), DB_TEXT("c"), DB_NULL), NULL, NULL), 1);
+	assert_true(db_synced(db, db_ticket(db)));
+	assert_int_equal(db_sync(db, db_ticket(db)), 0);
+	assert_int_equal(db_syncs(db), 0);
+	assert_int_equal(peek(f, "SELECT count(*) FROM kv"), 2);
+}
+
+#define SYNC_THREADS 8
+#define SYNC_WRITES  40
+
+struct writer_arg {
+	struct db *db;
+	int t;
+	int err;
+};
+
+/* Insert SYNC_WRITES rows, each made durable before the next (a close each). */
+static void *sync_writer(void *p)
+{
+	struct writer_arg *a = p;
+
+	for (int i = 0; i < SYNC_WRITES && !a->err; i++) {
+		int64_t k = 1000 + a->t * SYNC_WRITES + i;
+		uint64_t ticket;
+		int n = db_exec(a->db, Q_PUT, DB_ARGS(DB_INT(k), DB_TEXT("v"), DB_NULL), NULL, NULL);
+
+		ticket = db_ticket(a->db);
+		if (n != 1)
+			a->err = n < 0 ? n : -EIO;
+		else if ((a->err = db_sync(a->db, ticket)) == 0 && !db_synced(a->db, ticket))
+			a->err = -EIO;
+	}
+	return NULL;
+}
+
+/* Many threads writing and syncing at once: every write is synced when its
+ * db_sync() returns, and no more syncs are made than were asked for. */
+static void test_group_sync_threads(void **state)
+{
+	struct fixture *f = *state;
+	struct db *db = reopen(f, true, true);
+	struct writer_arg a[SYNC_THREADS];
+	pthread_t th[SYNC_THREADS];
+	uint64_t n0;
+
+	f->db = db;
+	n0 = db_syncs(db);
+	for (int t = 0; t < SYNC_THREADS; t++) {
+		a[t] = (struct writer_arg){ .db = db, .t = t };
+		assert_int_equal(pthread_create(&th[t], NULL, sync_writer, &a[t]), 0);
+	}
+	for (int t = 0; t < SYNC_THREADS; t++) {
+		assert_int_equal(pthread_join(th[t], NULL), 0);
+		assert_int_equal(a[t].err, 0);
+	}
+	assert_true(db_synced(db, db_ticket(db)));
+	assert_true(db_syncs(db) - n0 <= SYNC_THREADS * SYNC_WRITES);
+	print_message("%d synced writes from %d threads: %llu syncs\n", SYNC_THREADS * SYNC_WRITES,
+		      SYNC_THREADS, (unsigned long long)(db_syncs(db) - n0));
+	assert_int_equal(db_exec(db, Q_ALL, DB_NOARGS, NULL, NULL), SYNC_THREADS * SYNC_WRITES);
+}
+
+/* An exclusive file: no -shm file, and no other connection reads it while
+ * it is open; after the close it can. */
+static void test_exclusive(void **state)
+{
+	struct fixture *f = *state;
+	struct db *db = reopen(f, true, true);
+	char shm[128];
+	sqlite3 *c;
+	sqlite3_stmt *st = NULL;
+	int rc;
+
+	f->db = db;
+	assert_int_equal(db_exec(db, Q_PUT, DB_ARGS(DB_INT(7), DB_TEXT("x"), DB_NULL), NULL, NULL), 1);
+	snprintf(shm, sizeof(shm), "%s-shm", f->path);
+	assert_int_equal(access(shm, F_OK), -1);
+	assert_int_equal(sqlite3_open_v2(f->path, &c, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+	sqlite3_busy_timeout(c, 0);
+	rc = sqlite3_prepare_v2(c, "SELECT count(*) FROM kv", -1, &st, NULL);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_step(st);
+	assert_int_equal(rc & 0xff, SQLITE_BUSY);      /* (its schema cannot be read) */
+	sqlite3_finalize(st);
+	sqlite3_close(c);
+	db_close(db);
+	f->db = NULL;
+	assert_int_equal(peek(f, "SELECT count(*) FROM kv"), 1);
+}
+
 UNIT_TEST_PROGRAM(setup, teardown,
 	cmocka_unit_test(test_exec),
 	cmocka_unit_test(test_values),
@@ -420,4 +557,7 @@ UNIT_TEST_PROGRAM(setup, teardown,
 	cmocka_unit_test(test_transactions),
 	cmocka_unit_test(test_schema_version),
 	cmocka_unit_test(test_symlink_refused),
+	cmocka_unit_test(test_group_sync),
+	cmocka_unit_test(test_group_sync_threads),
+	cmocka_unit_test(test_exclusive),
 )
