@@ -10,6 +10,22 @@
  *
  * One record per node id: a newer generation replaces the row (upsert),
  * so the journal never holds stale content for a node.
+ *
+ * Durability (cache/db.h "Group sync"; the file is this process's only:
+ * "Exclusive files"). Commits are written to the WAL without a sync each;
+ * what must be durable when its caller returns is synced:
+ *   - a new record (journal_upsert): by the caller, after it released
+ *     q->db_lock, with journal_sync(journal_ticket()), so that the closes
+ *     waiting at the same time share one fdatasync (group commit);
+ *   - what the namespace operations change (cancel, rename), a conflict
+ *     name chosen (journal_target) and a newer generation rebased onto
+ *     a landed one (journal_landed): synced before the call returns;
+ *   - the workers' bookkeeping (a landed record cleared, failures, retry
+ *     times, content facts): lazily, with the next sync of any record or
+ *     when a worker finds nothing to pick (journal_pick). Lost to a power
+ *     cut before that, a landed upload is tried again and found on the
+ *     service ("already ours"), as after a crash between an upload and its
+ *     clearing.
  */
 #include "cache/upload_int.h"
 
@@ -28,6 +44,8 @@
 #define JOURNAL_VERSION    1
 #define DB_TROUBLE_MIN_MS  1000    /* pause after a journal write failed (disk full) ... */
 #define DB_TROUBLE_MAX_MS  16000   /* ... doubling up to this */
+#define LAZY_SYNC_MS       1000    /* lazy writes are synced this long after, at most
+				      (when a worker looks for work) */
 
 enum stmt_id {
 	ST_UPSERT, ST_PICK, ST_DONE, ST_BASE, ST_FAIL, ST_GIVEUP, ST_TARGET,
@@ -165,6 +183,10 @@ struct journal {
 	 * ones whose retry time could not be written. */
 	struct uncleared *uncleared;
 	unsigned n_uncleared;
+	/* The last lazily durable write not yet synced (0: none), and since
+	 * when (monotonic ms) there has been one. */
+	uint64_t lazy_ticket;
+	int64_t lazy_since;
 };
 
 int64_t journal_now_ms(void)
@@ -214,13 +236,87 @@ static void writable(struct journal *j)
 }
 
 /* Run write statement @id with @args: the number of changed rows or -errno. */
-static int run(struct journal *j, enum stmt_id id, const struct db_val *args, size_t n)
+static int exec_write(struct journal *j, enum stmt_id id, const struct db_val *args, size_t n)
 {
 	int r = db_exec(j->db, id, args, n, NULL, NULL);
 
 	if (r >= 0)
 		writable(j);
 	return r;
+}
+
+/* The writes so far are to be durable soon (LAZY_SYNC_MS). */
+static void lazy(struct journal *j)
+{
+	if (!j->lazy_ticket)
+		j->lazy_since = clock_mono_ms();
+	j->lazy_ticket = db_ticket(j->db);
+}
+
+/*
+ * Sync the lazy writes that are due (or all of them, @now), unless a later
+ * sync covered them already. Else *@wake_in (when not NULL) is lowered to
+ * when they will be due.
+ */
+static void lazy_sync(struct journal *j, bool now, int64_t *wake_in)
+{
+	int64_t left;
+
+	if (!j->lazy_ticket)
+		return;
+	if (db_synced(j->db, j->lazy_ticket)) {
+		j->lazy_ticket = 0;
+		return;
+	}
+	left = j->lazy_since + LAZY_SYNC_MS - clock_mono_ms();
+	if (!now && left > 0) {
+		if (wake_in && (*wake_in < 0 || *wake_in > left))
+			*wake_in = left;
+		return;
+	}
+	if (!db_sync(j->db, j->lazy_ticket))
+		j->lazy_ticket = 0;
+}
+
+/* exec_write(), durable with the next sync (a lazy write). */
+static int run(struct journal *j, enum stmt_id id, const struct db_val *args, size_t n)
+{
+	int r = exec_write(j, id, args, n);
+
+	if (r > 0 && !db_in_tx(j->db))
+		lazy(j);
+	return r;
+}
+
+/* Make every write so far durable (a caller that needs it before it
+ * returns, lock held). */
+static int sync_now(struct journal *j)
+{
+	int err = db_sync(j->db, db_ticket(j->db));
+
+	if (!err)
+		j->lazy_ticket = 0;
+	return err;
+}
+
+/* run(), durable before it returns (when it changed anything). */
+static int run_durable(struct journal *j, enum stmt_id id, const struct db_val *args, size_t n)
+{
+	int r = run(j, id, args, n);
+
+	if (r > 0 && sync_now(j))
+		r = -EIO;
+	return r;
+}
+
+uint64_t journal_ticket(struct journal *j)
+{
+	return db_ticket(j->db);
+}
+
+int journal_sync(struct journal *j, uint64_t ticket)
+{
+	return db_sync(j->db, ticket);
 }
 
 /* ---- open / close / load ---- */
@@ -242,7 +338,8 @@ int journal_open(const char *cache_dir, struct journal **out)
 {
 	struct journal *j = calloc(1, sizeof(*j));
 	struct db_spec spec = {
-		.label = "upload journal", .durable = true, .busy_ms = BUSY_TIMEOUT_MS,
+		.label = "upload journal", .durable = true,
+		.group_sync = true, .busy_ms = BUSY_TIMEOUT_MS,
 		.version = JOURNAL_VERSION, .migrate = journal_migrate, .ctx = j,
 		.sql = stmt_sql, .nsql = ST__COUNT, .fault = journal_fault,
 	};
@@ -307,6 +404,7 @@ void journal_close(struct journal *j)
 	if (j->db) {
 		j->trouble_until = 0;
 		uncleared_flush(j);
+		lazy_sync(j, true, NULL);
 	}
 	while (j->uncleared) {
 		struct uncleared *u = j->uncleared;
@@ -330,14 +428,15 @@ void journal_close(struct journal *j)
 static int journal_clear(struct journal *j, const struct uncleared *u)
 {
 	bool txn = u->at_path && db_begin(j->db) == 0;
-	int n;
+	int n, rebased = 0;
 
 	n = run(j, ST_DONE, DB_ARGS(DB_U64(u->id), DB_U64(u->gen)));
 	/* a newer generation derived from this content: the server now has it */
 	if (u->at_path && n >= 0 &&
-	    run(j, ST_BASE, DB_ARGS(DB_U64(u->id), DB_U64(u->gen), DB_TEXT(u->md5),
-				    DB_INT(u->size), DB_TEXT(u->path), DB_TEXT(u->base_md5),
-				    DB_INT(u->base_size), DB_INT(u->overwrite))) < 0)
+	    (rebased = run(j, ST_BASE, DB_ARGS(DB_U64(u->id), DB_U64(u->gen), DB_TEXT(u->md5),
+					       DB_INT(u->size), DB_TEXT(u->path),
+					       DB_TEXT(u->base_md5), DB_INT(u->base_size),
+					       DB_INT(u->overwrite)))) < 0)
 		n = -EIO;
 	if (txn) {
 		if (db_end(j->db, n < 0 ? n : 0) < 0)
@@ -345,6 +444,12 @@ static int journal_clear(struct journal *j, const struct uncleared *u)
 		else
 			writable(j);
 	}
+	/* A newer generation rebased: lost, it would take our own upload for
+	 * a conflict after a power cut. Else a lazy write (see the top). */
+	if (n >= 0 && rebased > 0 && sync_now(j))
+		n = -EIO;
+	else if (n > 0)
+		lazy(j);
 	return n;
 }
 
@@ -424,12 +529,12 @@ static void uncleared_flush(struct journal *j)
 int journal_upsert(struct journal *j, const struct upload_item *it, const char *base_md5,
 		   int64_t base_size, int64_t next_try, uint64_t ino, int64_t mtime_ns)
 {
-	return run(j, ST_UPSERT, DB_ARGS(DB_U64(it->id), DB_U64(it->gen), DB_TEXT(it->path),
-					 DB_TEXT(it->content_file), DB_INT(it->size),
-					 DB_TEXT(it->md5), DB_INT(it->created),
-					 DB_INT(it->modified), DB_TEXT(base_md5),
-					 DB_INT(base_size), DB_INT(next_try), DB_U64(ino),
-					 DB_INT(mtime_ns)));
+	return exec_write(j, ST_UPSERT, DB_ARGS(DB_U64(it->id), DB_U64(it->gen),
+						DB_TEXT(it->path), DB_TEXT(it->content_file),
+						DB_INT(it->size), DB_TEXT(it->md5),
+						DB_INT(it->created), DB_INT(it->modified),
+						DB_TEXT(base_md5), DB_INT(base_size),
+						DB_INT(next_try), DB_U64(ino), DB_INT(mtime_ns)));
 }
 
 int journal_bump(struct journal *j, uint64_t id, bool all)
@@ -446,18 +551,18 @@ int journal_retry_now(struct journal *j)
 
 int journal_cancel(struct journal *j, uint64_t id)
 {
-	return run(j, ST_CANCEL, DB_ARGS(DB_U64(id)));
+	return run_durable(j, ST_CANCEL, DB_ARGS(DB_U64(id)));
 }
 
 int journal_rename(struct journal *j, uint64_t id, const char *new_path)
 {
-	return run(j, ST_RENAME, DB_ARGS(DB_U64(id), DB_TEXT(new_path),
+	return run_durable(j, ST_RENAME, DB_ARGS(DB_U64(id), DB_TEXT(new_path),
 					 DB_INT(journal_now_ms())));
 }
 
 int journal_rename_dir(struct journal *j, const char *old_prefix, const char *new_prefix)
 {
-	return run(j, ST_RENAME_DIR, DB_ARGS(DB_TEXT(old_prefix), DB_TEXT(new_prefix),
+	return run_durable(j, ST_RENAME_DIR, DB_ARGS(DB_TEXT(old_prefix), DB_TEXT(new_prefix),
 					     DB_INT(journal_now_ms())));
 }
 
@@ -597,6 +702,10 @@ int journal_pick(struct journal *j, unsigned limit,
 	uncleared_flush(j);
 	/* busy and held rows are skipped: ask for enough to find one more */
 	n = db_exec(j->db, ST_PICK, DB_ARGS(DB_INT(limit + j->n_uncleared)), pick_row, &c);
+	/* the workers' lazy writes become durable: now if due, else the
+	 * worker comes back for them when they are */
+	if (n >= 0)
+		lazy_sync(j, false, c.result == 0 ? wake_in : NULL);
 	return n < 0 ? n : c.result;
 }
 
@@ -613,7 +722,7 @@ int journal_content(struct journal *j, const struct urec *r)
 
 int journal_target(struct journal *j, const struct urec *r, const char *name)
 {
-	return run(j, ST_TARGET, DB_ARGS(DB_U64(r->id), DB_U64(r->gen), DB_TEXT(name),
+	return run_durable(j, ST_TARGET, DB_ARGS(DB_U64(r->id), DB_U64(r->gen), DB_TEXT(name),
 					 DB_TEXT(r->path)));
 }
 

@@ -364,6 +364,7 @@ int upload_enqueue(struct upload_queue *q, const struct upload_item *it)
 	struct upload_job *job;
 	struct stat sb;
 	int64_t mtime_ns;
+	uint64_t ticket;
 	int n, err;
 
 	if (!it || !upq_path_valid(it->path) || !it->content_file || it->content_file[0] != '/' ||
@@ -411,7 +412,12 @@ int upload_enqueue(struct upload_queue *q, const struct upload_item *it)
 	}
 	upq_work_signal(q);
 	pthread_mutex_unlock(&q->lock);
+	ticket = journal_ticket(q->jn);
 	pthread_mutex_unlock(&q->db_lock);
+	/* durable before the caller's close() returns; the closes waiting
+	 * meanwhile share one sync (group commit, journal.c) */
+	if (journal_sync(q->jn, ticket) < 0)
+		err = -EIO;
 	return err;
 }
 

@@ -255,6 +255,15 @@ int journal_load(struct journal *j,
  * @mtime_ns). 1 recorded, 0 a newer generation is journalled, or -errno. */
 int journal_upsert(struct journal *j, const struct upload_item *it, const char *base_md5,
 		   int64_t base_size, int64_t next_try, uint64_t ino, int64_t mtime_ns);
+/*
+ * Group commit: journal_upsert() returns before its record is durable. The
+ * caller takes journal_ticket() (db_lock held), releases db_lock, and
+ * journal_sync(ticket) returns once the record is durable (0, or -EIO):
+ * the closes that wait at the same time share one fdatasync. Both may be
+ * called without db_lock (they use the journal's own sync lock, a leaf).
+ */
+uint64_t journal_ticket(struct journal *j);
+int journal_sync(struct journal *j, uint64_t ticket);
 /* Make the un-attempted record of @id (all of them when @all) due now.
  * The number of changed records or -errno (so are the ones below). */
 int journal_bump(struct journal *j, uint64_t id, bool all);

@@ -10,14 +10,16 @@
  *      snapshot is filled from the index and the content cache, never
  *      across the listing request or a reply;
  *   2. the write path's per-node stripes (cache/write.h): held from reading
- *      a node's base to journalling its upload (an fsync'd SQLite commit),
+ *      a node's base to journalling its upload (a SQLite commit and its
+ *      sync, shared with the closes of the moment: cache/db.h group sync),
  *      never across network I/O; one stripe per thread at a time;
  *   3. the content cache: a dfile's lock, then the dcache's (cache/data.h);
  *   4. the upload queue: its journal lock q->db_lock, the journal
  *      database's lock (cache/db.h), then its memory lock q->lock
  *      (cache/upload_int.h);
  *   5. the index database's lock (cache/meta.h, cache/db.h).
- * Leaves (nothing is taken while one is held): fs->h_lock, fs->qlock, the
+ * Leaves (nothing is taken while one is held): fs->h_lock, fs->qlock, a
+ * database's group sync lock (cache/db.c), the
  * control directory's lock (fs/control.c), the inode table's, the
  * notifier's, the poller's, the lister's (cache/lister.c), the
  * connectivity state's (net/conn.c), the HTTP client's pool, throttle

@@ -1224,11 +1224,13 @@ static void rename_revives_given_up(void **state)
 	assert_int_equal(upload_wait(Q, 2, 1), -EIO);
 	assert_int_equal(upload_given_up(Q), 2);
 	assert_false(upload_pending(Q, 1));
+	fake_block(true);       /* pending until looked at, however fast the worker */
 	assert_int_equal(upload_rename(Q, 1, "good name.txt"), 0);
 	assert_true(upload_pending(Q, 1));
 	assert_int_equal(upload_rename_dir(Q, "bad dir", "good dir"), 0);
 	assert_true(upload_pending(Q, 2));
 	assert_int_equal(upload_given_up(Q), 0);
+	fake_block(false);
 	assert_int_equal(upload_wait(Q, 1, 1), 0);
 	assert_int_equal(upload_wait(Q, 2, 1), 0);
 	fake_md5("good name.txt", m);
