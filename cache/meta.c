@@ -359,7 +359,9 @@ int meta_open(const char *path, const char *identity, struct meta **out)
 {
 	struct meta *m = calloc(1, sizeof(*m));
 	struct db_spec spec = {
-		.label = "index", .path = path, .durable = false, .busy_ms = META_BUSY_MS,
+		/* only this process opens it (fs/mount.c locks the cache directory) */
+		.label = "index", .path = path, .durable = false, .exclusive = true,
+		.busy_ms = META_BUSY_MS,
 		.version = META_SCHEMA_VERSION, .migrate = meta_migrate, .ctx = m,
 		.session_sql = meta_session, .sql = meta_sql, .nsql = ST_COUNT_,
 	};

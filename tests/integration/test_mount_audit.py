@@ -1123,10 +1123,10 @@ def test_cache_is_sparse_and_index_is_wal(account, emulator, mounter):
     st = os.stat(big)
     print("cache file: size %d, allocated %d" % (st.st_size, st.st_blocks * 512))
     assert st.st_blocks * 512 < 4 * MiB
+    m.unmount()                      # the daemon holds the index exclusively
     db = sqlite3.connect("file:%s?mode=ro" % os.path.join(cache, "index.db"), uri=True)
     assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     db.close()
-    m.unmount()
 
 
 # ================================================================== more listings
