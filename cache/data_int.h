@@ -63,6 +63,11 @@
  * once, and the upload worker hashes it, holes without reading them. */
 #define DC_HASH_AT_COMMIT_MAX (256LL << 20)
 #define DC_BAD_MAX      1024                    /* failed revisions remembered */
+/* Local content written sequentially: writeback of each this many bytes is
+ * started as they arrive, and the writer waits for the previous step's (at
+ * most about two steps dirty), so that the fsync of a commit (close) finds
+ * little left to write instead of the whole file. */
+#define DC_WRITEBACK_STEP (8LL << 20)
 #define DC_DISK_LOW_PCT 5       /* the cache filesystem is nearly full below this free share: */
 #define DC_DISK_OK_PCT  10      /* clean content is evicted until this much is free */
 #define DC_DISK_RESERVE_PCT 2   /* a write that grows content is refused (ENOSPC) below */
@@ -124,6 +129,9 @@ struct dfile {
 	uint64_t commit_seq;            /* the last commit's number (dc-wide), 0: none yet */
 	bool discarded;                 /* unlinked: nothing is recorded any more */
 	time_t mtime;                   /* local content: modification time */
+	int64_t wb_pos;                 /* writeback started below this (DC_WRITEBACK_STEP) */
+	int64_t wb_wait;                /* ... and from here to wb_pos not yet waited for */
+	int wb_err;                     /* a writeback failed: the next commit fails */
 	char *src_path;                 /* dcache_open_ref(): fetched from this server
 					   path (revision src_rev, 0: current); NULL: the
 					   node's own path */

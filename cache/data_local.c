@@ -111,9 +111,63 @@ int dcache_create(struct dcache *dc, uint64_t id, struct dfile **out)
 	return 0;
 }
 
+/* What writeback() is to do after a write (decided under f->lock). */
+struct wb_step {
+	struct dbody *body;             /* ref held; NULL: nothing to do */
+	int64_t start, end;             /* start writeback of these bytes */
+	int64_t wait;                   /* and wait for [wait, start) */
+};
+
+/*
+ * After a write ending at @end: when DC_WRITEBACK_STEP more bytes were
+ * written past what writeback was started for (sequential writing, a big
+ * file), plan the next step. f->lock held.
+ */
+static void writeback_plan(struct dfile *f, int64_t end, struct wb_step *w)
+{
+	w->body = NULL;
+	if (!f->local || f->discarded || end - f->wb_pos < DC_WRITEBACK_STEP)
+		return;
+	w->body = f->body;
+	dc_body_ref(w->body);
+	w->wait = f->wb_wait;
+	w->start = f->wb_pos;
+	w->end = end;
+	f->wb_wait = f->wb_pos;
+	f->wb_pos = end;
+}
+
+/*
+ * Start the writeback of the bytes just written and wait for the step
+ * before (no lock held: the writer waits, nobody else). A failure is kept
+ * for the next commit: the kernel reports a writeback error to one waiter,
+ * and the commit's fsync may not see it again.
+ */
+static void writeback(struct dfile *f, struct wb_step *w)
+{
+	int err = 0;
+
+	if (!w->body)
+		return;
+	if (sync_file_range(w->body->fd, w->start, w->end - w->start, SYNC_FILE_RANGE_WRITE))
+		err = -errno;
+	if (!err && w->start > w->wait &&
+	    sync_file_range(w->body->fd, w->wait, w->start - w->wait,
+			    SYNC_FILE_RANGE_WAIT_BEFORE | SYNC_FILE_RANGE_WRITE |
+			    SYNC_FILE_RANGE_WAIT_AFTER))
+		err = -errno;
+	pthread_mutex_lock(&f->lock);
+	if (err && err != -ENOSYS && err != -EINVAL && err != -ESPIPE && w->body == f->body &&
+	    !f->wb_err)
+		f->wb_err = err;
+	dc_body_unref(w->body);
+	pthread_mutex_unlock(&f->lock);
+}
+
 int dcache_write(struct dfile *f, int64_t off, size_t len, dcache_copy_fn copy, void *ctx,
 		 size_t *written, bool *first)
 {
+	struct wb_step wb = { 0 };
 	int64_t end, before, grow, old_size;
 	size_t done = 0;
 	int err;
@@ -158,11 +212,13 @@ int dcache_write(struct dfile *f, int64_t off, size_t len, dcache_copy_fn copy, 
 		f->uncommitted = true;
 		f->dirty_state = true;
 		pthread_cond_broadcast(&f->cond);
+		writeback_plan(f, off + (int64_t)done, &wb);
 	} else if (off > old_size) {
 		ranges_remove(&f->present, old_size, off);      /* nothing written: no hole */
 	}
 	int64_t added = ranges_bytes(&f->present) - before, size_delta = f->size - old_size;
 	pthread_mutex_unlock(&f->lock);
+	writeback(f, &wb);
 	dc_account2(f->dc, added, size_delta);
 	*written = done;
 	if (done > 0)
@@ -203,6 +259,8 @@ int dcache_truncate(struct dfile *f, int64_t size, bool *first)
 		ranges_add(&f->present, old_size, size);        /* zeros */
 	if (size < f->md5_pos)
 		dc_md5_reset(f);
+	if (size < f->wb_pos)
+		f->wb_pos = f->wb_wait = size;
 	f->size = size;
 	f->mtime = time(NULL);
 	f->uncommitted = true;
@@ -298,6 +356,10 @@ int dcache_commit(struct dfile *f, struct dcache_commit *out)
 
 	pthread_mutex_lock(&f->lock);
 	dc_body_unref(b);
+	if (!err && f->wb_err && b == f->body) {
+		err = f->wb_err;        /* an earlier writeback failed: reported once */
+		f->wb_err = 0;
+	}
 	if (err) {
 		f->uncommitted = true;
 		pthread_mutex_unlock(&f->lock);
