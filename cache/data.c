@@ -561,6 +561,7 @@ void dcache_stop(struct dcache *dc)
 	dc->stop = true;
 	pthread_cond_broadcast(&dc->qcond);
 	pthread_mutex_unlock(&dc->lock);
+	dc_hash_bg_wait(dc);    /* background hashers of local content (data_hash.c) */
 	for (unsigned i = 0; i < dc->nworkers; i++)
 		pthread_join(dc->workers[i], NULL);
 	dc->nworkers = 0;

@@ -285,3 +285,71 @@ int dc_hash_local(struct dfile *f)
 	free(buf);
 	return err;
 }
+
+/* ---- background hashing of big local content ------------------------- */
+
+/*
+ * The hasher: extends the MD5 of local content to its size (slices without
+ * the lock, dc_hash_local) until it has caught up with the writer, then
+ * exits; the next write that leaves DC_HASH_BG_BATCH bytes unhashed starts
+ * another. A commit waits for its slice (f->hashing) and finishes the rest.
+ * It holds a reference to @f; dcache_stop() waits for every hasher.
+ */
+static void *bg_hash_main(void *arg)
+{
+	struct dfile *f = arg;
+	struct dcache *dc = f->dc;
+
+	pthread_mutex_lock(&f->lock);
+	while (f->local && !f->discarded && f->md5_pos < f->size && !f->hashing &&
+	       ranges_covers(&f->present, 0, f->size))
+		if (dc_hash_local(f))
+			break;          /* the commit hashes (and reports) */
+	f->bg_hash = false;
+	pthread_mutex_unlock(&f->lock);
+	dc_dfile_unref(f);
+	pthread_mutex_lock(&dc->lock);
+	if (!--dc->hashers)
+		pthread_cond_broadcast(&dc->qcond);
+	pthread_mutex_unlock(&dc->lock);
+	return NULL;
+}
+
+int dc_hash_bg_start(struct dfile *f)
+{
+	struct dcache *dc = f->dc;
+	pthread_attr_t attr;
+	pthread_t t;
+	int err;
+
+	pthread_mutex_lock(&dc->lock);
+	if (dc->stop) {
+		pthread_mutex_unlock(&dc->lock);
+		return -ECANCELED;
+	}
+	f->refs++;
+	dc->hashers++;
+	pthread_mutex_unlock(&dc->lock);
+	f->bg_hash = true;
+	pthread_attr_init(&attr);
+	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+	err = pthread_create(&t, &attr, bg_hash_main, f);
+	pthread_attr_destroy(&attr);
+	if (!err)
+		return 0;
+	f->bg_hash = false;
+	pthread_mutex_lock(&dc->lock);
+	f->refs--;              /* not the last: the caller holds one */
+	if (!--dc->hashers)
+		pthread_cond_broadcast(&dc->qcond);
+	pthread_mutex_unlock(&dc->lock);
+	return -err;
+}
+
+void dc_hash_bg_wait(struct dcache *dc)
+{
+	pthread_mutex_lock(&dc->lock);
+	while (dc->hashers)
+		pthread_cond_wait(&dc->qcond, &dc->lock);
+	pthread_mutex_unlock(&dc->lock);
+}

@@ -24,7 +24,9 @@
  * Clean content is a prefix-by-prefix copy of one server revision, verified
  * by MD5 once complete. Local content (f->local) is what the user wrote,
  * over the bytes of the revision it started from; its MD5 is computed under
- * f->lock as sequential writes arrive and finished by dcache_commit().
+ * f->lock as sequential writes arrive (past DC_HASH_BG_MIN by a detached
+ * hasher thread holding a reference, which dcache_stop() waits for) and
+ * finished by dcache_commit().
  *
  * Threading and lock order
  *   f->lock  (per dfile)  ranges, jobs, body, epoch, md5 state, seq windows
@@ -68,6 +70,11 @@
  * most about two steps dirty), so that the fsync of a commit (close) finds
  * little left to write instead of the whole file. */
 #define DC_WRITEBACK_STEP (8LL << 20)
+/* Local content written sequentially past DC_HASH_BG_MIN is hashed by a
+ * thread of its own, started when DC_HASH_BG_BATCH bytes wait, while the
+ * writer goes on (below: in the write, under f->lock). */
+#define DC_HASH_BG_MIN   (16LL << 20)
+#define DC_HASH_BG_BATCH (4LL << 20)
 #define DC_DISK_LOW_PCT 5       /* the cache filesystem is nearly full below this free share: */
 #define DC_DISK_OK_PCT  10      /* clean content is evicted until this much is free */
 #define DC_DISK_RESERVE_PCT 2   /* a write that grows content is refused (ENOSPC) below */
@@ -122,6 +129,7 @@ struct dfile {
 	int64_t md5_pos;
 	uint64_t md5_gen;               /* changes whenever md5_pos goes back */
 	bool hashing;                   /* a thread is extending md5_pos */
+	bool bg_hash;                   /* a background hasher runs (holds a ref) */
 	int64_t persisted_bytes;        /* bytes present when last persisted */
 	bool dirty_state;               /* ranges changed since persisted */
 	bool local;                     /* local content (see the top of the file) */
@@ -158,6 +166,7 @@ struct dcache {
 	bool evict_again;               /* asked for while evicting: one more pass */
 	bool over_logged;               /* "local content exceeds the bound" was said */
 	bool disk_low_logged;           /* "the cache filesystem is nearly full" was said */
+	unsigned hashers;               /* background hashers running (qcond when 0) */
 	struct dbad *bad;               /* revisions that failed verification */
 	unsigned nbad;                  /* their number, at most DC_BAD_MAX */
 
@@ -200,6 +209,11 @@ int dc_verify_locked(struct dfile *f, bool *mismatch);
 void dc_md5_reset(struct dfile *f);
 int dc_hash_locked(struct dfile *f, int64_t upto);
 int dc_hash_local(struct dfile *f);
+/* Start a background hasher of local content @f (f->lock held). 0, or
+ * -errno (hash inline instead). */
+int dc_hash_bg_start(struct dfile *f);
+/* Wait until no background hasher runs (dcache_stop). */
+void dc_hash_bg_wait(struct dcache *dc);
 
 /* cache/data_local.c */
 /* The open dfile of @id with a reference taken (dc_dfile_unref() it), or NULL. */

@@ -111,6 +111,30 @@ int dcache_create(struct dcache *dc, uint64_t id, struct dfile **out)
 	return 0;
 }
 
+/*
+ * Extend the running MD5 over a write [@off, @end): inline when the write
+ * continues what is hashed, for the first DC_HASH_BG_MIN bytes; past them,
+ * by a background hasher (the writer does not wait for the MD5: the two
+ * run side by side), started once DC_HASH_BG_BATCH bytes wait, and only
+ * while every byte below the size is here (written, or fetched from the
+ * base: the hasher reads up to the size). f->lock held.
+ */
+static void hash_after_write(struct dfile *f, int64_t off, int64_t end)
+{
+	bool inline_ok = off <= f->md5_pos && f->md5_pos < end;
+
+	if (f->bg_hash)
+		return;                 /* it catches up */
+	if (end < DC_HASH_BG_MIN || !f->local || f->discarded ||
+	    !ranges_covers(&f->present, 0, f->size)) {
+		if (inline_ok)
+			dc_hash_locked(f, end);
+		return;
+	}
+	if (end - f->md5_pos >= DC_HASH_BG_BATCH && dc_hash_bg_start(f) && inline_ok)
+		dc_hash_locked(f, end);
+}
+
 /* What writeback() is to do after a write (decided under f->lock). */
 struct wb_step {
 	struct dbody *body;             /* ref held; NULL: nothing to do */
@@ -206,8 +230,8 @@ int dcache_write(struct dfile *f, int64_t off, size_t len, dcache_copy_fn copy, 
 			err = e2;
 		if (off + (int64_t)done > f->size)
 			f->size = off + (int64_t)done;
-		if (off <= f->md5_pos && f->md5_pos < off + (int64_t)done)
-			dc_hash_locked(f, off + (int64_t)done);
+		if (f->md5_pos < off + (int64_t)done)
+			hash_after_write(f, off, off + (int64_t)done);
 		f->mtime = time(NULL);
 		f->uncommitted = true;
 		f->dirty_state = true;
