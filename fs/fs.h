@@ -18,8 +18,7 @@
  *      database's lock (cache/db.h), then its memory lock q->lock
  *      (cache/upload_int.h);
  *   5. the index database's lock (cache/meta.h, cache/db.h).
- * Leaves (nothing is taken while one is held): fs->h_lock, fs->qlock, a
- * database's group sync lock (cache/db.c), the
+ * Leaves (nothing is taken while one is held): fs->h_lock, fs->qlock, the
  * control directory's lock (fs/control.c), the inode table's, the
  * notifier's, the poller's, the lister's (cache/lister.c), the
  * connectivity state's (net/conn.c), the HTTP client's pool, throttle
@@ -28,6 +27,7 @@
  * before a->lock, never under it, and is the one lock held across a
  * request (a token refresh, serialised across processes by design); the
  * cache directory's flock (fs/mount.c) is held for the mount's life.
+ * A database's group sync lock (cache/db.c) is a leaf as well.
  * No other lock is held across network I/O or a reply to the kernel.
  *
  * Inode numbers are node ids of the index (cache/meta.h), except that the
