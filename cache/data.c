@@ -25,6 +25,7 @@
 
 #include "cache/meta.h"
 #include "cache/ranges.h"
+#include "lib/clock.h"
 #include "lib/log.h"
 #include "lib/privdir.h"
 #include "net/http.h"
@@ -235,7 +236,9 @@ struct dfile *dc_dfile_new(struct dcache *dc, uint64_t id)
 	if (!f)
 		return NULL;
 	f->md5ctx = EVP_MD_CTX_new();
-	if (!f->md5ctx) {
+	/* streams wait on f->cond with deadlines */
+	if (!f->md5ctx || clock_cond_init(&f->cond)) {
+		EVP_MD_CTX_free(f->md5ctx);
 		free(f);
 		return NULL;
 	}
@@ -244,7 +247,6 @@ struct dfile *dc_dfile_new(struct dcache *dc, uint64_t id)
 	f->refs = 1;
 	f->epoch = 1;                   /* 0 is "none" in a struct dcache_seq */
 	pthread_mutex_init(&f->lock, NULL);
-	pthread_cond_init(&f->cond, NULL);
 	ranges_init(&f->present);
 	return f;
 }
@@ -457,8 +459,12 @@ void dcache_close(struct dfile *f)
 	 * goes through /dev/fuse, where no tool (and no reader of this code)
 	 * can see it: taking f->lock once makes the last operation's unlock
 	 * happen before the unref that may destroy it (ThreadSanitizer's
-	 * mount workload is clean with this). */
+	 * mount workload is clean with this). A stream of the handle's reader
+	 * ends with it: which of the file's handles that was is not known
+	 * here, so every stream of the file ends (another reader's starts
+	 * again at its next read). */
 	pthread_mutex_lock(&f->lock);
+	dc_stream_cancel(f, NULL);
 	pthread_mutex_unlock(&f->lock);
 	dc_dfile_unref(f);
 }

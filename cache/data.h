@@ -8,8 +8,15 @@
  * (fuse_reply_data with FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK). Missing bytes
  * are fetched by a pool of download workers with ranged GETs
  * (jfs_download); a reader waits only until ITS bytes are present, not for
- * the whole request. Sequential reads widen the window (128 KiB doubling to
- * 16 MiB) and keep the next window in flight; a small probe stays small.
+ * the whole request. A read that misses fetches what it asks for and 128
+ * KiB more, in one request, so a probe costs what it reads (and the
+ * kernel's read-ahead). A reader that has read 1 MiB in one sequential run
+ * gets a stream: one ranged GET to the end of the file that writes into
+ * the cache file as bytes arrive and pauses (flow control, no new request)
+ * once it is as far ahead of its reader as the run is long (at most 32
+ * MiB); a read elsewhere, a close of the file, or a reader idle for 15 s
+ * ends it. Received bytes go from curl's buffer to the cache file and the
+ * running MD5, never copied or read back on the way.
  * Two readers of one missing range wait for one fetch. A fetch cut off
  * mid-body resumes from the byte where it stopped; the service delivering
  * fewer bytes than asked is -EIO, never zeros.
@@ -72,6 +79,8 @@ struct dcache_config {
 	struct jfs *jfs;          /* must outlive the cache */
 	uint64_t max_size;        /* bound on clean cached bytes; 0: unbounded */
 	unsigned fetch_threads;   /* download workers; 0: 8 */
+	unsigned stream_idle_ms;  /* a stream whose reader stays away this long
+				     ends; 0: 15 s */
 	/* Called (on the reading thread, no lock held) when a fully fetched file
 	 * did not match the server's MD5: the caller may refresh its metadata
 	 * and should drop the kernel's cached pages of the file. */
@@ -114,7 +123,6 @@ int dcache_open_ref(struct dcache *dc, uint64_t id, int64_t size, const char *md
  * calls on one handle are serialised by the dfile's lock. */
 struct dcache_seq {
 	int64_t next;             /* where a sequential read would start; 0 before any */
-	int64_t window;           /* current read-ahead window; 0 before any read */
 	int64_t run;              /* bytes asked for by the current sequential run */
 	bool started;
 	uint64_t epoch;           /* the content it is served from; 0 before any read */
@@ -221,6 +229,8 @@ void dcache_path(struct dcache *dc, uint64_t id, char *buf, size_t len);
 struct dcache_stats {
 	uint64_t fetches;         /* ranged GETs sent */
 	uint64_t fetched_bytes;   /* bytes received */
+	uint64_t streams;         /* streams started (ranged GETs that follow a
+				     sequential reader) */
 	uint64_t mismatches;      /* MD5 mismatches */
 	int64_t cached_bytes;     /* bytes present in cache files */
 	int64_t local_bytes;      /* size of local (not yet uploaded) content */

@@ -1,7 +1,8 @@
 /*
  * cache/data_fetch.c — the content cache's downloads: the fetch
  * queue and its workers (ranged GETs that resume after a cut), the
- * read-ahead window, and dcache_read() (wait for the bytes a read needs).
+ * streams that follow sequential readers, and dcache_read() (wait for the
+ * bytes a read needs).
  * Private structures: cache/data_int.h.
  */
 #include "cache/data.h"
@@ -25,6 +26,7 @@
 
 #include "cache/meta.h"
 #include "cache/ranges.h"
+#include "lib/clock.h"
 #include "lib/log.h"
 #include "lib/privdir.h"
 #include "net/http.h"
@@ -32,8 +34,9 @@
 
 /* ---- fetching ------------------------------------------------------------ */
 
-/* Queue a fetch of [start, end) of @f. f->lock held. */
-static int job_start(struct dfile *f, int64_t start, int64_t end)
+/* Queue a fetch of [start, end) of @f; *@out (may be NULL) is the job.
+ * f->lock held. */
+static int job_start(struct dfile *f, int64_t start, int64_t end, struct fjob **out)
 {
 	struct dcache *dc = f->dc;
 	struct fjob *j = calloc(1, sizeof(*j));
@@ -47,6 +50,7 @@ static int job_start(struct dfile *f, int64_t start, int64_t end)
 	j->start = j->cur = start;
 	j->end = end;
 	j->refs = 1;                    /* the worker's */
+	j->wait_pos = INT64_MAX;
 	j->next = f->jobs;
 	f->jobs = j;
 	pthread_mutex_lock(&dc->lock);
@@ -59,14 +63,22 @@ static int job_start(struct dfile *f, int64_t start, int64_t end)
 	dc->qtail = j;
 	pthread_cond_signal(&dc->qcond);
 	pthread_mutex_unlock(&dc->lock);
+	if (out)
+		*out = j;
 	return 0;
+}
+
+/* Will @j still deliver bytes of the current content? f->lock held. */
+static bool job_live(const struct dfile *f, const struct fjob *j)
+{
+	return !j->done && !j->cancel && j->epoch == f->epoch;
 }
 
 /* The job in flight that will deliver byte @pos, or NULL. f->lock held. */
 static struct fjob *job_covering(struct dfile *f, int64_t pos)
 {
 	for (struct fjob *j = f->jobs; j; j = j->next)
-		if (!j->done && j->epoch == f->epoch && j->cur <= pos && pos < j->end)
+		if (job_live(f, j) && j->cur <= pos && pos < j->end)
 			return j;
 	return NULL;
 }
@@ -75,7 +87,7 @@ static struct fjob *job_covering(struct dfile *f, int64_t pos)
 static int64_t job_next_start(struct dfile *f, int64_t pos, int64_t limit)
 {
 	for (struct fjob *j = f->jobs; j; j = j->next)
-		if (!j->done && j->epoch == f->epoch && j->cur > pos && j->cur < limit)
+		if (job_live(f, j) && j->cur > pos && j->cur < limit)
 			limit = j->cur;
 	return limit;
 }
@@ -103,7 +115,7 @@ int dc_fetch_missing(struct dfile *f, int64_t pos, int64_t end)
 		stop = job_next_start(f, m, stop);
 		if (stop - m > DC_WINDOW_MAX)
 			stop = m + DC_WINDOW_MAX;
-		err = job_start(f, m, stop);
+		err = job_start(f, m, stop, NULL);
 		if (err)
 			return err;
 		pos = stop;
@@ -125,6 +137,124 @@ static int64_t covered_until(struct dfile *f, int64_t pos)
 			return m;
 		pos = j->end;
 	}
+}
+
+/* ---- streams --------------------------------------------------------------
+ *
+ * A reader that proved sequential (DC_STREAM_RUN bytes read in one run) gets
+ * one long ranged GET from the first byte it lacks to the end of the file
+ * (or of the gap before bytes already present): a stream. Its bytes go into
+ * the cache file as they arrive; it runs at most @ahead unread bytes ahead
+ * of its reader (the window grows with the run, up to DC_STREAM_AHEAD_MAX),
+ * and beyond that its worker waits in the write callback: the transfer
+ * pauses (TCP flow control holds the service), no new request is needed
+ * when the reader catches up. A read away from the run, or the close of a
+ * handle of the file, cancels the stream at its next byte (the connection
+ * is dropped, never drained); so does a reader idle for DC_STREAM_IDLE_MS,
+ * since the service would cut a stalled transfer anyway. Readers waiting
+ * on a cancelled stream start fetches of their own.
+ */
+
+/* The live stream of reader @owner of @f, or NULL. f->lock held. */
+static struct fjob *stream_of(struct dfile *f, const void *owner)
+{
+	for (struct fjob *j = f->jobs; j; j = j->next)
+		if (j->stream && j->owner == owner && job_live(f, j))
+			return j;
+	return NULL;
+}
+
+void dc_stream_cancel(struct dfile *f, const void *owner)
+{
+	bool any = false;
+
+	for (struct fjob *j = f->jobs; j; j = j->next) {
+		if (j->stream && !j->done && !j->cancel && (!owner || j->owner == owner)) {
+			j->cancel = true;
+			any = true;
+		}
+	}
+	if (any)
+		pthread_cond_broadcast(&f->cond);
+}
+
+/*
+ * Reader @owner, in a sequential run, reads [off, end) now: keep its stream
+ * going @ahead bytes beyond @end, starting one at the first byte from @off
+ * neither present nor in flight when it has none. f->lock held.
+ */
+static int stream_feed(struct dfile *f, const void *owner, int64_t off, int64_t end,
+		       int64_t ahead)
+{
+	struct fjob *s = stream_of(f, owner);
+	int64_t c, stop;
+
+	if (s) {
+		if (end > s->reader)
+			s->reader = end;
+		s->ahead = ahead;
+		if (s->paused && s->cur < s->reader + s->ahead / 2)
+			pthread_cond_broadcast(&f->cond);
+		return 0;
+	}
+	c = covered_until(f, off);
+	if (c >= f->size || c - end >= ahead)
+		return 0;
+	stop = ranges_next_present(&f->present, c, f->size);
+	stop = job_next_start(f, c, stop);
+	int err = job_start(f, c, stop, &s);
+	if (err)
+		return err;
+	s->stream = true;
+	s->owner = owner;
+	s->reader = end;
+	s->ahead = ahead;
+	pthread_mutex_lock(&f->dc->lock);
+	f->dc->stats.streams++;
+	pthread_mutex_unlock(&f->dc->lock);
+	return 0;
+}
+
+/*
+ * A stream's flow control, before it takes more bytes: wait while it is
+ * @ahead bytes past its reader. 0, or -ECANCELED when it was cancelled,
+ * superseded, the cache stops, or its reader stayed away too long (then
+ * it is cancelled). f->lock held (waited on).
+ */
+static int stream_wait(struct fjob *j)
+{
+	struct dfile *f = j->f;
+	int64_t reader = j->reader, since = clock_mono_ms();
+	int64_t idle = f->dc->cfg.stream_idle_ms ? f->dc->cfg.stream_idle_ms : DC_STREAM_IDLE_MS;
+	int err = 0;
+
+	if (j->cur < j->reader + j->ahead)
+		return j->cancel || j->epoch != f->epoch ? -ECANCELED : 0;
+	/* Full: wait until the reader has taken half of it (not a wakeup per
+	 * read). */
+	while (!j->cancel && j->epoch == f->epoch && j->cur >= j->reader + j->ahead / 2) {
+		pthread_mutex_lock(&f->dc->lock);
+		bool stop = f->dc->stop;
+		pthread_mutex_unlock(&f->dc->lock);
+		if (stop)
+			break;
+		if (j->reader != reader) {
+			reader = j->reader;
+			since = clock_mono_ms();
+		} else if (clock_mono_ms() - since >= idle) {
+			log_debug("cache: stream of node %" PRIu64 " idle at %" PRId64 ": ended",
+				  f->id, j->cur);
+			j->cancel = true;
+			break;
+		}
+		struct timespec dl = clock_deadline_ms(DC_STREAM_POLL_MS);
+		j->paused = true;
+		pthread_cond_timedwait(&f->cond, &f->lock, &dl);
+		j->paused = false;
+	}
+	if (j->cancel || j->epoch != f->epoch || j->cur >= j->reader + j->ahead / 2)
+		err = -ECANCELED;
+	return err;
 }
 
 /* Receives a job's body and writes it into the cache file. */
@@ -163,6 +293,7 @@ static int job_sink_write(void *ctx, const void *data, size_t len)
 	struct dfile *f = j->f;
 	const char *p = data;
 	int64_t left, end, pos, added = 0;
+	bool lag = false;
 	int err = 0;
 
 	/* Never take more than was asked for (a server ignoring Range). */
@@ -170,7 +301,7 @@ static int job_sink_write(void *ctx, const void *data, size_t len)
 		return -EIO;
 	end = s->pos + (int64_t)len;
 	pthread_mutex_lock(&f->lock);
-	if (j->epoch != f->epoch) {
+	if (j->epoch != f->epoch || j->cancel || (j->stream && stream_wait(j) < 0)) {
 		pthread_mutex_unlock(&f->lock);
 		return -ECANCELED;
 	}
@@ -182,19 +313,26 @@ static int job_sink_write(void *ctx, const void *data, size_t len)
 		err = pwrite_all(j->body->fd, p + (m - s->pos), (size_t)(stop - m), m);
 		if (!err)
 			err = ranges_add(&f->present, m, stop);
-		if (!err)
+		if (!err) {
 			added += stop - m;
+			lag |= dc_hash_take(f, p + (m - s->pos), m, (size_t)(stop - m));
+		}
 		pos = stop;
 	}
 	if (!err) {
 		s->pos = end;
 		j->cur = end;
 		f->dirty_state = true;
-		pthread_cond_broadcast(&f->cond);
+		if (j->cur > j->wait_pos) {
+			j->wait_pos = INT64_MAX;        /* those still short wait again */
+			pthread_cond_broadcast(&f->cond);
+		}
 	}
 	if (end >= f->size && f->size < j->end)
 		j->end = end > f->size ? end : f->size;     /* truncated meanwhile */
 	pthread_mutex_unlock(&f->lock);
+	if (lag)
+		dc_hash_advance(f);     /* catch up; then the MD5 takes bytes as they come */
 	if (added)
 		dc_account(f->dc, added);
 	if (err && err != -ENOMEM)
@@ -308,8 +446,8 @@ static void job_run(struct dcache *dc, struct fjob *j)
 	pthread_mutex_lock(&f->lock);
 	j->done = true;
 	j->err = err ? (err == -ENOSPC || err == -EHOSTDOWN ? err : -EIO) : 0;
-	if (err == -ECANCELED && j->epoch != f->epoch)
-		j->err = -EAGAIN;       /* superseded: readers retry on the new body */
+	if (err == -ECANCELED && (j->epoch != f->epoch || j->cancel))
+		j->err = -EAGAIN;       /* superseded or cancelled: readers retry */
 	if (f->dirty_state && (ranges_bytes(&f->present) - f->persisted_bytes >= DC_PERSIST_STEP ||
 			       ranges_covers(&f->present, 0, f->size)))
 		dc_persist(f);
@@ -395,9 +533,15 @@ int dc_ensure_present(struct dfile *f, int64_t off, int64_t end, int64_t want)
 				return err;
 			continue;
 		}
+		/* Woken once the job brought all it will of [m, end), not
+		 * at every chunk. */
+		int64_t need = end < j->end ? end : j->end;
 		j->refs++;
-		while (!j->done && j->cur <= m && epoch == f->epoch)
+		while (!j->done && j->cur < need && epoch == f->epoch) {
+			if (need - 1 < j->wait_pos)
+				j->wait_pos = need - 1;
 			pthread_cond_wait(&f->cond, &f->lock);
+		}
 		err = j->done && j->cur <= m ? j->err : 0;
 		dc_job_unref(f, j);
 		if (err && err != -EAGAIN && epoch == f->epoch &&
@@ -420,24 +564,26 @@ int dcache_read(struct dfile *f, struct dcache_seq *seq, int64_t off, size_t len
 	if (__builtin_add_overflow(off, (int64_t)len, &end))
 		end = INT64_MAX;
 	pthread_mutex_lock(&f->lock);
-	/* The read-ahead window: doubles on sequential reads, resets on a seek,
-	 * and, while the run is short, never runs more than twice ahead of
-	 * what it has asked for: a probe (a thumbnailer, `head -c 64K`, with
-	 * the kernel's own read-ahead on top) stays small, while a long read
-	 * still doubles up to DC_WINDOW_MAX. */
-	if (seq->started && off == seq->next) {
-		if (seq->window < DC_WINDOW_MAX)
-			seq->window *= 2;
+	/* The run: reads near where the last one ended (FUSE threads may
+	 * answer the kernel's read-ahead out of order) continue it; any other
+	 * read starts a new one and cancels this reader's stream. Until the
+	 * run is DC_STREAM_RUN long, a read that misses fetches what it asks
+	 * for and DC_WINDOW_MIN more, in one request: a probe (a thumbnailer,
+	 * `head -c 64K`) costs what it reads and the kernel's read-ahead of
+	 * the next 128 KiB, which comes next. */
+	if (seq->started && off >= seq->next - DC_SEQ_SLACK && off <= seq->next + DC_SEQ_SLACK) {
 		if (__builtin_add_overflow(seq->run, (int64_t)len, &seq->run))
 			seq->run = INT64_MAX / 4;
+		if (end > seq->next)
+			seq->next = end;
 	} else {
-		seq->window = DC_WINDOW_MIN;
+		if (seq->started)
+			dc_stream_cancel(f, seq);
 		seq->run = (int64_t)len;
+		seq->next = end;
 	}
-	if (seq->run < DC_PROBE_RUN && seq->window > 2 * seq->run)
-		seq->window = 2 * seq->run > DC_WINDOW_MIN ? 2 * seq->run : DC_WINDOW_MIN;
 	seq->started = true;
-	seq->next = end;
+	bool streaming = seq->run >= DC_STREAM_RUN;
 	/* A handle counts as served from the content current at its first
 	 * read (the kernel's page cache may have given it bytes before). Once
 	 * that content failed verification its reader holds bad bytes: every
@@ -445,8 +591,15 @@ int dcache_read(struct dfile *f, struct dcache_seq *seq, int64_t off, size_t len
 	if (!seq->epoch)
 		seq->epoch = f->epoch;
 	err = seq->epoch <= f->bad_epoch ? -EIO : 0;
+	if (!err && streaming) {
+		int64_t ahead = seq->run < DC_STREAM_AHEAD_MAX ? seq->run : DC_STREAM_AHEAD_MAX;
+		/* On failure, the read below fetches what it needs itself. */
+		(void)stream_feed(f, seq, off, end < f->size ? end : f->size, ahead);
+	}
 	if (!err)
-		err = dc_ensure_present(f, off, end, off + seq->window);
+		err = dc_ensure_present(f, off, end,
+					streaming || end > INT64_MAX - DC_WINDOW_MIN
+						? end : end + DC_WINDOW_MIN);
 	if (!err)
 		err = dc_verify_locked(f, &mismatch);
 	if (!err && seq->epoch <= f->bad_epoch)
@@ -454,16 +607,6 @@ int dcache_read(struct dfile *f, struct dcache_seq *seq, int64_t off, size_t len
 	if (end > f->size)
 		end = f->size;
 	if (!err && end > off) {
-		/* Sequential: keep the next window in flight. */
-		if (seq->window > DC_WINDOW_MIN) {
-			int64_t c = covered_until(f, end);
-			if (c < f->size && c - end < seq->window / 2) {
-				int64_t to = c + seq->window;
-				if (to > f->size)
-					to = f->size;
-				dc_fetch_missing(f, c, to);
-			}
-		}
 		buf->fd = f->body->fd;
 		buf->off = off;
 		buf->len = (size_t)(end - off);

@@ -55,7 +55,17 @@
 
 #define DC_WINDOW_MIN   (128 * 1024)            /* first read-ahead window */
 #define DC_WINDOW_MAX   (16 * 1024 * 1024)      /* widest read-ahead window */
-#define DC_PROBE_RUN    (1024 * 1024)           /* a shorter sequential run may be a probe */
+#define DC_STREAM_RUN   (1024 * 1024)           /* a sequential run this long is a stream;
+						   a shorter one may be a probe (with the
+						   kernel's read-ahead on top) */
+#define DC_STREAM_AHEAD_MAX (32 * 1024 * 1024)  /* unread bytes a stream may hold ahead */
+#define DC_SEQ_SLACK    (1024 * 1024)           /* reads this near the expected offset are
+						   still sequential (FUSE threads reorder the
+						   kernel's read-ahead) */
+#define DC_STREAM_IDLE_MS 15000                 /* a stream whose reader stopped for this
+						   long ends (the service would cut it);
+						   cfg.stream_idle_ms overrides it */
+#define DC_STREAM_POLL_MS 250                   /* a paused stream looks at dc->stop */
 #define DC_RETRIES      6                       /* resumes without progress */
 #define DC_HASH_CHUNK   (1024 * 1024)
 #define DC_PERSIST_STEP (8 * 1024 * 1024)       /* persist ranges at least this often */
@@ -89,11 +99,24 @@ struct dbody {
 
 struct fjob {
 	struct dfile *f;
+	/* A stream (see cache/data_fetch.c) is a job of one sequential reader
+	 * that runs ahead of it by at most @ahead unread bytes, pausing its
+	 * transfer in between; @owner (compared, never dereferenced) is the
+	 * reader's struct dcache_seq, @reader where it will read next. A
+	 * cancelled job stops at its next byte; readers waiting on it retry. */
+	bool stream;
+	bool cancel;
+	bool paused;                    /* its worker waits for the reader */
+	const void *owner;
+	int64_t reader, ahead;
 	struct dbody *body;             /* the body it writes into (ref held) */
 	uint64_t epoch;                 /* f->epoch when created */
 	int64_t start, cur, end;        /* protected by f->lock */
 	int err;                        /* final result, valid when done */
 	bool done;
+	int64_t wait_pos;               /* the least byte a reader waits for (f->cond
+					   is broadcast once cur passes it); INT64_MAX:
+					   none */
 	unsigned refs;                  /* worker + waiting readers; f->lock */
 	struct fjob *next;              /* f->jobs list (f->lock) */
 	struct fjob *qnext;             /* dc->queue (dc->lock) */
@@ -201,10 +224,13 @@ int dc_fetch_missing(struct dfile *f, int64_t pos, int64_t end);
 int dc_ensure_present(struct dfile *f, int64_t off, int64_t end, int64_t want);
 /* Drop a reference to @j; the last unlinks and frees it. f->lock held. */
 void dc_job_unref(struct dfile *f, struct fjob *j);
+/* Cancel the stream of reader @owner (NULL: every stream) of @f. f->lock held. */
+void dc_stream_cancel(struct dfile *f, const void *owner);
 void *dc_worker_main(void *arg);
 
 /* cache/data_hash.c */
 void dc_hash_advance(struct dfile *f);
+bool dc_hash_take(struct dfile *f, const void *p, int64_t off, size_t len);
 int dc_verify_locked(struct dfile *f, bool *mismatch);
 void dc_md5_reset(struct dfile *f);
 int dc_hash_locked(struct dfile *f, int64_t upto);

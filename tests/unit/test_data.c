@@ -258,6 +258,10 @@ int jfs_download(struct jfs *j, const char *path, int64_t first, int64_t last,
 	end = last < 0 ? fake.size : last + 1;
 	cut = fake.cut_after;
 	corrupt = fake.corrupt > 0;
+	/* A whole-file pass is counted when it starts: its last bytes may be
+	 * verified (and the next pass asked for) before this call returns. */
+	if (corrupt && first == 0 && end == fake.size)
+		fake.corrupt--;
 	unsigned delay = fake.delay_ms;
 	pthread_mutex_unlock(&fake.lock);
 	if (got)
@@ -288,11 +292,6 @@ int jfs_download(struct jfs *j, const char *path, int64_t first, int64_t last,
 			*got += (int64_t)n;
 		pthread_mutex_lock(&fake.lock);
 		fake.bytes += (int64_t)n;
-		pthread_mutex_unlock(&fake.lock);
-	}
-	if (corrupt && first == 0 && end == fake.size) {
-		pthread_mutex_lock(&fake.lock);
-		fake.corrupt--;
 		pthread_mutex_unlock(&fake.lock);
 	}
 	return 0;
@@ -346,7 +345,10 @@ struct dfix {
 
 static void dfix_open(struct dfix *f)
 {
-	struct dcache_config cfg = { .dir = f->data, .fetch_threads = 4 };
+	/* Streams never end by themselves here: a test that waits for the
+	 * workers to go idle proves that a stream was cancelled. */
+	struct dcache_config cfg = { .dir = f->data, .fetch_threads = 4,
+				     .stream_idle_ms = 600000 };
 
 	assert_int_equal(meta_open(f->index, "u/Jotta/Archive", &f->m), 0);
 	cfg.meta = f->m;
@@ -496,12 +498,79 @@ static void test_probe(void **state)
 	fake_set((int64_t)1 << 30, 9);
 	assert_int_equal(dcache_open(f->dc, add_file(f, "big"), fake.size, "", &df, NULL), 0);
 	assert_int_equal(read_check(df, &seq, 0, 65536), 65536);
+	/* One request, at most 128 KiB more than asked. */
+	settle(f->dc);
+	assert_int_equal(fake.calls, 1);
+	assert_true(fake.bytes <= 65536 + 128 * 1024);
 	/* A second probe at the end (file(1) and thumbnailers do that). */
 	memset(&seq, 0, sizeof(seq));
 	assert_int_equal(read_check(df, &seq, fake.size - 4096, 4096), 4096);
 	settle(f->dc);
 	assert_true(fake.bytes < 1024 * 1024);
 	dcache_close(df);
+}
+
+/* Read [off, off + len) in 128 KiB reads, as the kernel's read-ahead does. */
+static void read_run(struct dfile *df, struct dcache_seq *seq, int64_t off, int64_t len)
+{
+	for (int64_t end = off + len; off < end;) {
+		int n = read_check(df, seq, off, end - off < 131072 ? (size_t)(end - off) : 131072);
+		assert_true(n > 0);
+		off += n;
+	}
+}
+
+/* A sequential reader gets one stream ahead of it, bounded by what it
+ * read; a read elsewhere, or a close, cancels the stream (the workers go
+ * idle: streams never end by themselves in this program); every byte is
+ * fetched once. */
+static void test_stream(void **state)
+{
+	struct dfix *f = *state;
+	struct dcache_seq seq = { 0 };
+	struct dcache_stats st;
+	struct dfile *df;
+	char md5[33];
+	const int64_t MiB = 1024 * 1024;
+
+	fake_set(48 * MiB + 777, 11);
+	md5_of_fake(md5);
+	uint64_t id = add_file(f, "big");
+	assert_int_equal(dcache_open(f->dc, id, fake.size, md5, &df, NULL), 0);
+	/* 2 MiB: the first MiB in requests of 256 KiB (a read, and as much
+	 * again: a probe could stop any time), then one stream. */
+	read_run(df, &seq, 0, 2 * MiB);
+	assert_int_equal(fake.calls, 5);
+	/* A read far away cancels it: the stream took at most what was read
+	 * (its window) beyond the reader. */
+	assert_int_equal(read_check(df, &seq, fake.size - 4096, 4096), 4096);
+	settle(f->dc);
+	assert_int_equal(fake.calls, 6);
+	assert_true(fake.bytes <= 4 * MiB + 64 * 1024 + 4096);
+	dcache_stats(f->dc, &st);
+	assert_int_equal(st.streams, 1);
+
+	/* The whole file by a new reader: what is present is not fetched
+	 * again, the rest streams; the MD5 verifies at the end. */
+	memset(&seq, 0, sizeof(seq));
+	read_run(df, &seq, 0, fake.size);
+	settle(f->dc);
+	assert_int_equal(fake.bytes, fake.size);
+	assert_true(fake.calls <= 6 + 5 + 1);
+	dcache_close(df);
+
+	/* A close ends the stream of its reader. */
+	fake_set(fake.size, 11);
+	uint64_t id2 = add_file(f, "big2");
+	assert_int_equal(dcache_open(f->dc, id2, fake.size, md5, &df, NULL), 0);
+	memset(&seq, 0, sizeof(seq));
+	read_run(df, &seq, 0, 2 * MiB);
+	dcache_close(df);
+	settle(f->dc);
+	assert_true(fake.bytes <= 4 * MiB + 64 * 1024);
+	dcache_stats(f->dc, &st);
+	assert_int_equal(st.streams, 3);
+	assert_int_equal(st.mismatches, 0);
 }
 
 struct reader_arg {
@@ -552,7 +621,8 @@ static void test_concurrent(void **state)
 		assert_int_equal(args[i].ret, 100000);
 	}
 	settle(f->dc);
-	assert_true(fake.bytes <= 7000 + 128 * 1024);
+	/* the first read and 128 KiB more, then the later readers' ends */
+	assert_true(fake.bytes <= 100000 + 128 * 1024 + 7000);
 	dcache_close(df);
 }
 
@@ -953,6 +1023,7 @@ UNIT_TEST_PROGRAM(dsetup, dteardown,
 	unit_test_alone(test_ranges_persist),
 	cmocka_unit_test(test_sequential),
 	cmocka_unit_test(test_probe),
+	cmocka_unit_test(test_stream),
 	cmocka_unit_test(test_concurrent),
 	cmocka_unit_test(test_resume),
 	cmocka_unit_test(test_no_progress),

@@ -1,0 +1,174 @@
+"""What a read costs on the wire (issue 10): a probe of a cold file is one
+small ranged GET; a sequential reader is followed by one stream that runs a
+bounded way ahead of it and stops when the reader goes away or closes.
+
+The emulator counts only bodies it sent completely (download_bytes), so a
+cancelled stream shows 0 there: the bytes are counted by a TCP relay in
+front of the emulator, as tests/bench/run.py does.
+"""
+import os
+import socket
+import threading
+
+from helpers import Account, wait_for, wait_steady
+
+MiB = 1 << 20
+
+
+class CountingRelay:
+    """127.0.0.1:port -> the emulator; counts the bytes sent to the client."""
+
+    def __init__(self, target_port):
+        self.target = ("127.0.0.1", target_port)
+        self.lock = threading.Lock()
+        self.down = 0
+        self.closed = 0                 # connections the client closed
+        self.socks = set()
+        self.lsock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.lsock.bind(("127.0.0.1", 0))
+        self.lsock.listen(64)
+        self.url = "http://127.0.0.1:%d" % self.lsock.getsockname()[1]
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self):
+        while True:
+            try:
+                c, _ = self.lsock.accept()
+            except OSError:
+                return
+            try:
+                u = socket.create_connection(self.target, timeout=10)
+                u.settimeout(None)
+            except OSError:
+                c.close()
+                continue
+            with self.lock:
+                self.socks.update((c, u))
+            threading.Thread(target=self._pump, args=(u, c, True), daemon=True).start()
+            threading.Thread(target=self._pump, args=(c, u, False), daemon=True).start()
+
+    def _pump(self, src, dst, down):
+        try:
+            while True:
+                b = src.recv(256 * 1024)
+                if not b:
+                    break
+                dst.sendall(b)
+                if down:
+                    with self.lock:
+                        self.down += len(b)
+        except OSError:
+            pass
+        if not down:
+            with self.lock:
+                self.closed += 1
+        for s in (src, dst):
+            try:
+                s.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+    def closed_by_client(self):
+        with self.lock:
+            return self.closed
+
+    def bytes_down(self):
+        with self.lock:
+            return self.down
+
+    def close(self):
+        self.lsock.close()
+        with self.lock:
+            for s in self.socks:
+                try:
+                    s.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+                s.close()
+
+
+class _Via:
+    """The emulator as seen through @relay (its URL), for Account."""
+
+    def __init__(self, emu, relay):
+        self._emu = emu
+        self.url = relay.url
+
+    def __getattr__(self, name):
+        return getattr(self._emu, name)
+
+
+def relayed(emulator, account, tmp_path, mounter):
+    relay = CountingRelay(emulator.port)
+    acc = Account(_Via(emulator, relay), tmp_path, name="relayed", user=account.user)
+    acc.login()
+    return relay, mounter(acc)
+
+
+def test_probe_of_a_cold_file_is_one_small_request(account, emulator, mounter, tmp_path):
+    """A 64 KiB read of a cold file: one ranged GET, at most 128 KiB more
+    than the kernel asks for. The kernel asks 256 KiB for it (its first
+    read of 128 KiB, then its read-ahead of the next 128 KiB): the GET of
+    the first read brings both."""
+    emulator.seed([{"path": "big.bin", "size": 256 * MiB, "fill": "zero"}], user=account.user)
+    relay, m = relayed(emulator, account, tmp_path, mounter)
+    try:
+        os.listdir(m.path)
+        wait_steady(relay.bytes_down, "the listing")
+        before = relay.bytes_down()
+        emulator.reset_stats()
+        with open(os.path.join(m.path, "big.bin"), "rb") as f:
+            assert f.read(65536) == bytes(65536)
+        got = wait_steady(relay.bytes_down, "the read-ahead in flight") - before
+        s = emulator.stats()
+        print("64 KiB probe: %d bytes on the wire, %d GETs" % (got, s["requests"]["download"]))
+        assert s["requests"]["download"] == 1, s["requests"]
+        assert got <= 256 * 1024 + 4096      # the body, and the answer's headers
+        m.unmount()
+    finally:
+        relay.close()
+
+
+def _stream_then(account, emulator, mounter, tmp_path, away):
+    size = 512 * MiB
+    emulator.seed([{"path": "big.bin", "size": size, "fill": "zero"}], user=account.user)
+    relay, m = relayed(emulator, account, tmp_path, mounter)
+    try:
+        os.listdir(m.path)
+        emulator.reset_stats()
+        with open(os.path.join(m.path, "big.bin"), "rb", buffering=0) as f:
+            left = 2 * MiB
+            while left:
+                b = f.read(min(left, 128 * 1024))
+                assert b == bytes(len(b)) and b
+                left -= len(b)
+            # the stream is running: it began after the first MiB
+            wait_for(lambda: emulator.stats()["requests"]["download"] >= 2, 30,
+                     "the stream's GET")
+            closed = relay.closed_by_client()
+            away(f)
+        # Cancelled: its connection is dropped at once (a stream whose reader
+        # merely paused would end only after 15 s idle).
+        wait_for(lambda: relay.closed_by_client() > closed, 10, "the stream cancelled")
+        got = wait_steady(relay.bytes_down, "the stream to stop", quiet=2.0)
+        print("2 MiB read, then away: %d bytes on the wire of a %d-byte file" % (got, size))
+        # What was read, the stream's window (as much again), socket buffers.
+        assert got < 32 * MiB
+        m.unmount()
+    finally:
+        relay.close()
+
+
+def test_stream_stops_at_close(account, emulator, mounter, tmp_path):
+    """A sequential read of 2 MiB, then close: the stream that followed the
+    reader stops far short of the file's end."""
+    _stream_then(account, emulator, mounter, tmp_path, lambda f: None)
+
+
+def test_stream_stops_at_seek_away(account, emulator, mounter, tmp_path):
+    """A sequential read of 2 MiB, then a read 400 MiB further (the file stays
+    open): the stream stops; the far read costs a small GET of its own."""
+    def away(f):
+        f.seek(400 * MiB)
+        assert f.read(4096) == bytes(4096)
+    _stream_then(account, emulator, mounter, tmp_path, away)
