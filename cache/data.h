@@ -9,8 +9,8 @@
  * are fetched by a pool of download workers with ranged GETs
  * (jfs_download); a reader waits only until ITS bytes are present, not for
  * the whole request. A read that misses fetches what it asks for and 128
- * KiB more, in one request, so a probe costs what it reads (and the
- * kernel's read-ahead). A reader that has read 1 MiB in one sequential run
+ * KiB more (the first read of a run at least 256 KiB), in one request, so
+ * a probe costs one request: what it reads and the kernel's read-ahead. A reader that has read 1 MiB in one sequential run
  * gets a stream: one ranged GET to the end of the file that writes into
  * the cache file as bytes arrive and pauses (flow control, no new request)
  * once it is as far ahead of its reader as the run is long (at most 32

@@ -200,18 +200,32 @@ static int stream_feed(struct dfile *f, const void *owner, int64_t off, int64_t 
 	c = covered_until(f, off);
 	if (c >= f->size || c - end >= ahead)
 		return 0;
+	/* A paused stream holds a worker: at most half of them stream, so
+	 * that other reads are never stuck behind idle readers. Past that, a
+	 * window of the same size, as a plain fetch. */
+	struct dcache *dc = f->dc;
+	pthread_mutex_lock(&dc->lock);
+	bool room = dc->nstreams < (dc->nworkers > 1 ? dc->nworkers / 2 : 1);
+	if (room)
+		dc->nstreams++;
+	pthread_mutex_unlock(&dc->lock);
+	if (!room)
+		return dc_fetch_missing(f, c, end + ahead < f->size ? end + ahead : f->size);
 	stop = ranges_next_present(&f->present, c, f->size);
 	stop = job_next_start(f, c, stop);
 	int err = job_start(f, c, stop, &s);
+	pthread_mutex_lock(&dc->lock);
+	if (err)
+		dc->nstreams--;
+	else
+		dc->stats.streams++;
+	pthread_mutex_unlock(&dc->lock);
 	if (err)
 		return err;
 	s->stream = true;
 	s->owner = owner;
 	s->reader = end;
 	s->ahead = ahead;
-	pthread_mutex_lock(&f->dc->lock);
-	f->dc->stats.streams++;
-	pthread_mutex_unlock(&f->dc->lock);
 	return 0;
 }
 
@@ -452,8 +466,14 @@ static void job_run(struct dcache *dc, struct fjob *j)
 			       ranges_covers(&f->present, 0, f->size)))
 		dc_persist(f);
 	pthread_cond_broadcast(&f->cond);
+	bool stream = j->stream;
 	dc_job_unref(f, j);
 	pthread_mutex_unlock(&f->lock);
+	if (stream) {
+		pthread_mutex_lock(&dc->lock);
+		dc->nstreams--;
+		pthread_mutex_unlock(&dc->lock);
+	}
 
 	dc_hash_advance(f);
 	dc_maybe_evict(dc);
@@ -568,9 +588,11 @@ int dcache_read(struct dfile *f, struct dcache_seq *seq, int64_t off, size_t len
 	 * answer the kernel's read-ahead out of order) continue it; any other
 	 * read starts a new one and cancels this reader's stream. Until the
 	 * run is DC_STREAM_RUN long, a read that misses fetches what it asks
-	 * for and DC_WINDOW_MIN more, in one request: a probe (a thumbnailer,
-	 * `head -c 64K`) costs what it reads and the kernel's read-ahead of
-	 * the next 128 KiB, which comes next. */
+	 * for and DC_WINDOW_MIN more, in one request; the first read of a run
+	 * DC_PROBE_MIN at least: a probe (a thumbnailer, `head -c 64K`) costs
+	 * one request, what it reads and the kernel's read-ahead, which comes
+	 * right after its first read (after a 16 KiB read: 32, 64, then 128
+	 * KiB more). */
 	if (seq->started && off >= seq->next - DC_SEQ_SLACK && off <= seq->next + DC_SEQ_SLACK) {
 		if (__builtin_add_overflow(seq->run, (int64_t)len, &seq->run))
 			seq->run = INT64_MAX / 4;
@@ -596,10 +618,14 @@ int dcache_read(struct dfile *f, struct dcache_seq *seq, int64_t off, size_t len
 		/* On failure, the read below fetches what it needs itself. */
 		(void)stream_feed(f, seq, off, end < f->size ? end : f->size, ahead);
 	}
+	int64_t want = end;
+	if (!streaming && end <= INT64_MAX - DC_PROBE_MIN) {
+		want = end + DC_WINDOW_MIN;
+		if (seq->run == (int64_t)len && want < off + DC_PROBE_MIN)
+			want = off + DC_PROBE_MIN;      /* a run's first read */
+	}
 	if (!err)
-		err = dc_ensure_present(f, off, end,
-					streaming || end > INT64_MAX - DC_WINDOW_MIN
-						? end : end + DC_WINDOW_MIN);
+		err = dc_ensure_present(f, off, end, want);
 	if (!err)
 		err = dc_verify_locked(f, &mismatch);
 	if (!err && seq->epoch <= f->bad_epoch)

@@ -53,7 +53,9 @@
 #include "cache/data.h"
 #include "cache/ranges.h"
 
-#define DC_WINDOW_MIN   (128 * 1024)            /* first read-ahead window */
+#define DC_WINDOW_MIN   (128 * 1024)            /* fetched beyond a read that misses */
+#define DC_PROBE_MIN    (256 * 1024)            /* fetched at least by a run's first read
+						   (the kernel's read-ahead ramp) */
 #define DC_WINDOW_MAX   (16 * 1024 * 1024)      /* widest read-ahead window */
 #define DC_STREAM_RUN   (1024 * 1024)           /* a sequential run this long is a stream;
 						   a shorter one may be a probe (with the
@@ -192,6 +194,8 @@ struct dcache {
 	unsigned hashers;               /* background hashers running (qcond when 0) */
 	struct dbad *bad;               /* revisions that failed verification */
 	unsigned nbad;                  /* their number, at most DC_BAD_MAX */
+
+	unsigned nstreams;              /* streams running (each holds a worker) */
 
 	pthread_t *workers;
 	unsigned nworkers;
