@@ -74,11 +74,25 @@ static bool job_live(const struct dfile *f, const struct fjob *j)
 	return !j->done && !j->cancel && j->epoch == f->epoch;
 }
 
+/* Where @j's bytes stop coming without anyone waiting longer: its end, or
+ * for a stream as far as it runs before it pauses for its reader (another
+ * reader further on fetches for itself rather than wait for that reader).
+ * f->lock held. */
+static int64_t job_reach(const struct fjob *j)
+{
+	int64_t r;
+
+	if (!j->stream)
+		return j->end;
+	r = j->reader + j->ahead > j->cur ? j->reader + j->ahead : j->cur;
+	return r < j->end ? r : j->end;
+}
+
 /* The job in flight that will deliver byte @pos, or NULL. f->lock held. */
 static struct fjob *job_covering(struct dfile *f, int64_t pos)
 {
 	for (struct fjob *j = f->jobs; j; j = j->next)
-		if (job_live(f, j) && j->cur <= pos && pos < j->end)
+		if (job_live(f, j) && j->cur <= pos && pos < job_reach(j))
 			return j;
 	return NULL;
 }
@@ -108,7 +122,7 @@ int dc_fetch_missing(struct dfile *f, int64_t pos, int64_t end)
 			return 0;
 		j = job_covering(f, m);
 		if (j) {
-			pos = j->end;
+			pos = job_reach(j);
 			continue;
 		}
 		stop = ranges_next_present(&f->present, m, end);
@@ -135,7 +149,7 @@ static int64_t covered_until(struct dfile *f, int64_t pos)
 		j = job_covering(f, m);
 		if (!j)
 			return m;
-		pos = j->end;
+		pos = job_reach(j);
 	}
 }
 
@@ -555,7 +569,9 @@ int dc_ensure_present(struct dfile *f, int64_t off, int64_t end, int64_t want)
 		}
 		/* Woken once the job brought all it will of [m, end), not
 		 * at every chunk. */
-		int64_t need = end < j->end ? end : j->end;
+		int64_t need = job_reach(j);
+		if (end < need)
+			need = end;
 		j->refs++;
 		while (!j->done && j->cur < need && epoch == f->epoch) {
 			if (need - 1 < j->wait_pos)

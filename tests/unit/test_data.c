@@ -574,6 +574,25 @@ static void test_stream(void **state)
 	assert_int_equal(st.mismatches, 0);
 }
 
+/* A second reader past where another reader's stream pauses fetches for
+ * itself (it never waits for the other reader to come along). */
+static void test_stream_two_readers(void **state)
+{
+	struct dfix *f = *state;
+	struct dcache_seq a = { 0 }, b = { 0 };
+	struct dfile *df;
+	const int64_t MiB = 1024 * 1024;
+
+	fake_set(64 * MiB, 17);
+	assert_int_equal(dcache_open(f->dc, add_file(f, "two"), fake.size, "", &df, NULL), 0);
+	read_run(df, &a, 0, 2 * MiB);           /* a's stream pauses near 4 MiB */
+	read_run(df, &b, 40 * MiB, 2 * MiB);    /* b: a stream of its own */
+	read_run(df, &a, 2 * MiB, 2 * MiB);
+	dcache_close(df);
+	settle(f->dc);
+	assert_true(fake.bytes < 16 * MiB);
+}
+
 /* Paused streams hold workers: at most half of them (2 of 4 here) stream;
  * a third sequential reader is served by plain fetches, and reads on. */
 static void test_stream_cap(void **state)
@@ -1056,6 +1075,7 @@ UNIT_TEST_PROGRAM(dsetup, dteardown,
 	cmocka_unit_test(test_probe),
 	cmocka_unit_test(test_stream),
 	cmocka_unit_test(test_stream_cap),
+	cmocka_unit_test(test_stream_two_readers),
 	cmocka_unit_test(test_concurrent),
 	cmocka_unit_test(test_resume),
 	cmocka_unit_test(test_no_progress),
