@@ -9,7 +9,7 @@
  * are fetched by a pool of download workers with ranged GETs
  * (jfs_download); a reader waits only until ITS bytes are present, not for
  * the whole request. A read that misses fetches what it asks for and 128
- * KiB more (the first read of a run at least 256 KiB), in one request, so
+ * KiB more (the first read of a run at least 240 KiB), in one request, so
  * a probe costs one request: what it reads and the kernel's read-ahead. A reader that has read 1 MiB in one sequential run
  * gets a stream: one ranged GET to the end of the file that writes into
  * the cache file as bytes arrive and pauses (flow control, no new request)

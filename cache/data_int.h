@@ -54,8 +54,9 @@
 #include "cache/ranges.h"
 
 #define DC_WINDOW_MIN   (128 * 1024)            /* fetched beyond a read that misses */
-#define DC_PROBE_MIN    (256 * 1024)            /* fetched at least by a run's first read
-						   (the kernel's read-ahead ramp) */
+#define DC_PROBE_MIN    (240 * 1024)            /* fetched at least by a run's first read:
+						   the kernel's read-ahead ramp after a
+						   16 KiB read, 16 + 32 + 64 + 128 KiB */
 #define DC_WINDOW_MAX   (16 * 1024 * 1024)      /* widest read-ahead window */
 #define DC_STREAM_RUN   (1024 * 1024)           /* a sequential run this long is a stream;
 						   a shorter one may be a probe (with the

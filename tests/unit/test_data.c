@@ -498,11 +498,11 @@ static void test_probe(void **state)
 	fake_set((int64_t)1 << 30, 9);
 	assert_int_equal(dcache_open(f->dc, add_file(f, "big"), fake.size, "", &df, NULL), 0);
 	assert_int_equal(read_check(df, &seq, 0, 65536), 65536);
-	/* One request of 256 KiB: what was asked, and what the kernel's
+	/* One request of 240 KiB: what was asked, and what the kernel's
 	 * read-ahead asks next. */
 	settle(f->dc);
 	assert_int_equal(fake.calls, 1);
-	assert_int_equal(fake.bytes, 256 * 1024);
+	assert_int_equal(fake.bytes, 240 * 1024);
 	/* A second probe at the end (file(1) and thumbnailers do that). */
 	memset(&seq, 0, sizeof(seq));
 	assert_int_equal(read_check(df, &seq, fake.size - 4096, 4096), 4096);
@@ -671,7 +671,7 @@ static void test_concurrent(void **state)
 		assert_int_equal(args[i].ret, 100000);
 	}
 	settle(f->dc);
-	/* the first read's 256 KiB cover the later readers */
+	/* the first read's 240 KiB cover the later readers */
 	assert_true(fake.bytes <= 256 * 1024 + 7000);
 	dcache_close(df);
 }
