@@ -10,6 +10,8 @@
  *   <cache_dir>/index.db    cache/meta.h: the metadata index and the state
  *                           of cached content (a cache: rebuilt by listing)
  *   <cache_dir>/journal.db  cache/upload.h: the durable upload journal
+ *   <cache_dir>/deletes.db  cache/deletes.h: the journal of background
+ *                           deletes (synchronous=NORMAL, like unlink(2))
  * They stay two files because
  *   - durability is per connection in SQLite: the journal's records are
  *     synced before the close() that wrote them returns (group sync,

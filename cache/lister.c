@@ -89,6 +89,7 @@ struct entries {
 	struct lister *l;
 	uint64_t dir;               /* the listed folder */
 	const char *path;           /* its server path, for messages */
+	time_t t0;                  /* when the listing was requested */
 };
 
 static void entries_release(struct entries *es)
@@ -162,6 +163,13 @@ static void fill_meta_entry(struct meta_entry *me, const struct jfs_entry *e)
 	me->md5[32] = '\0';
 }
 
+/* Is a delete of this entry pending (cfg.hide)? */
+static bool hidden(struct lister *l, const char *dir, const char *sub, const char *sname,
+		   time_t t0)
+{
+	return l->cfg.hide && l->cfg.hide(l->cfg.hide_ctx, dir, sub, sname, t0);
+}
+
 static int list_cb(void *ctx, const struct jfs_entry *e)
 {
 	struct entries *es = ctx;
@@ -170,7 +178,7 @@ static int list_cb(void *ctx, const struct jfs_entry *e)
 	bool canonical;
 	int err;
 
-	if (!entry_visible(e))
+	if (!entry_visible(e) || hidden(es->l, es->path, "", e->name, es->t0))
 		return 0;
 	err = decode_name(e->name, &name, &canonical);
 	if (err) {
@@ -323,6 +331,7 @@ static int do_list(struct lister *l, uint64_t dir)
 
 	err = meta_path(l->cfg.meta, dir, &path);
 	es.path = path;
+	es.t0 = t0;
 	if (!err) {
 		pthread_mutex_lock(&l->lock);
 		l->stats.lists++;
@@ -349,6 +358,7 @@ struct stream_ctx {
 	struct meta_stream *st;
 	uint64_t n;
 	const char *root;           /* server path of the streamed folder */
+	time_t t0;                  /* when the stream was requested */
 };
 
 static int stream_cb(void *ctx, const struct jfs_entry *e)
@@ -360,6 +370,8 @@ static int stream_cb(void *ctx, const struct jfs_entry *e)
 	int err;
 
 	if (!entry_visible(e))
+		return 0;
+	if (*e->name && hidden(sc->l, sc->root, e->parent ? e->parent : "", e->name, sc->t0))
 		return 0;
 	if (*e->name || (e->parent && *e->parent)) {
 		err = decode_name(e->name, &name, &canonical);
@@ -404,6 +416,7 @@ static void do_stream(struct lister *l, struct flight *f)
 
 	err = meta_path(l->cfg.meta, f->dir, &path);
 	sc.root = path;
+	sc.t0 = t0;
 	if (!err)
 		err = meta_stream_begin(l->cfg.meta, f->dir, gen, &ch, &sc.st);
 	if (!err) {

@@ -50,6 +50,12 @@ struct lister_config {
 	/* Receives what a listing changed (called with no lock held). */
 	void (*changes)(void *ctx, struct meta_changes *ch);
 	void *changes_ctx;
+	/* May be NULL. True hides a listed entry (its delete is pending, see
+	 * cache/deletes.h): @dir/@sub/@sname is its server path (@sub may be
+	 * ""), @listed_at when the listing was requested. No lock held. */
+	bool (*hide)(void *ctx, const char *dir, const char *sub, const char *sname,
+		     time_t listed_at);
+	void *hide_ctx;
 };
 
 enum {

@@ -21,9 +21,12 @@
  * given-up upload — drops the local changes so that the service's version
  * shows.
  *
- * Namespace. mkdir, unlink, rmdir, rename and utimens of a clean file are
- * done on the service first, then in the index; a folder whose entries
- * changed gets new times. A new name that the service sees as an existing
+ * Namespace. mkdir, rename and utimens of a clean file are done on the
+ * service first, then in the index; unlink and rmdir are journalled in the
+ * delete queue (cache/deletes.h) and leave the index at once, the service
+ * following in the background (without a queue: on the service first). What
+ * is made or moved at a path with a delete pending there waits for that
+ * delete (delq_flush). A folder whose entries changed gets new times. A new name that the service sees as an existing
  * entry (case, another spelling) is -EEXIST; over 255 UTF-16 units
  * -ENAMETOOLONG.
  *
@@ -65,6 +68,7 @@
 #include "cache/data.h"
 
 struct conn;
+struct delq;
 struct jfs;
 struct lister;
 struct meta;
@@ -87,6 +91,8 @@ struct writer_config {
 	struct conn *conn;          /* may be NULL; fsync asks an offline one again */
 	uint64_t root_id;           /* the mount root: never removed (-EBUSY) */
 	bool hard_delete;           /* deletions skip the trash */
+	struct delq *deletes;       /* may be NULL: unlink and rmdir delete on the
+				       service before they return */
 	/* Hooks (each may be NULL), called with no lock of this module held: */
 	void (*changes)(void *ctx, struct meta_changes *ch);   /* nodes dropped */
 	void (*uploaded)(void *ctx, uint64_t id, int err,      /* first thing in */

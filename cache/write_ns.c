@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "cache/data.h"
+#include "cache/deletes.h"
 #include "cache/lister.h"
 #include "cache/meta.h"
 #include "cache/upload.h"
@@ -90,6 +91,45 @@ static void trashed(struct writer *w)
 		w->cfg.trashed(w->cfg.ctx);
 }
 
+/* Something is about to be made or moved at server path @path: the deletes
+ * pending there (and below it when @subtree) are applied first, so that a
+ * late delete never removes what comes after it. */
+static int deletes_first(struct writer *w, const char *path, bool subtree)
+{
+	return w->cfg.deletes ? delq_flush(w->cfg.deletes, path, subtree) : 0;
+}
+
+/* The same for a new child @sname of folder @pid. */
+static int deletes_first_child(struct writer *w, uint64_t pid, const char *sname)
+{
+	char *path = NULL;
+	int err;
+
+	if (!w->cfg.deletes || delq_idle(w->cfg.deletes))
+		return 0;
+	err = child_path(w, pid, sname, &path);
+	if (!err)
+		err = deletes_first(w, path, true);
+	free(path);
+	return err;
+}
+
+/* Delete @path on the service: journalled in the delete queue (applied in
+ * the background), or at once without one (404: gone already). */
+static int server_delete(struct writer *w, const char *path, bool is_dir)
+{
+	int err;
+
+	if (w->cfg.deletes)
+		return delq_add(w->cfg.deletes, path, is_dir);
+	err = jfs_delete(w->cfg.jfs, path, is_dir, w->cfg.hard_delete);
+	if (err == -ENOENT)
+		err = 0;        /* never arrived, or gone already */
+	if (!err)
+		trashed(w);
+	return err;
+}
+
 int writer_create(struct writer *w, uint64_t pid, const char *name, struct meta_attr *a,
 		  struct dfile **df)
 {
@@ -99,6 +139,8 @@ int writer_create(struct writer *w, uint64_t pid, const char *name, struct meta_
 
 	*df = NULL;
 	err = new_name(w, pid, name, 0, &sname);
+	if (!err)
+		err = deletes_first_child(w, pid, sname);
 	if (!err)
 		err = meta_create(w->cfg.meta, pid, name, sname, false, time(NULL), &id);
 	free(sname);
@@ -128,6 +170,8 @@ int writer_mkdir(struct writer *w, uint64_t pid, const char *name, struct meta_a
 	if (!err)
 		err = child_path(w, pid, sname, &path);
 	if (!err)
+		err = deletes_first(w, path, true);
+	if (!err)
 		err = jfs_mkdir(w->cfg.jfs, path);
 	if (!err) {
 		err = meta_create(w->cfg.meta, pid, name, sname, true, time(NULL), &id);
@@ -148,7 +192,8 @@ int writer_mkdir(struct writer *w, uint64_t pid, const char *name, struct meta_a
 }
 
 /* Remove file @a: cancel its upload, delete it on the service (unless it
- * never got there), drop its content and its node. */
+ * never got there; journalled, see server_delete), drop its content and
+ * its node. */
 static int remove_file(struct writer *w, const struct meta_attr *a)
 {
 	struct meta_attr now;
@@ -172,17 +217,13 @@ static int remove_file(struct writer *w, const struct meta_attr *a)
 	if (pending)
 		upload_cancel(w->up, a->id);
 	err = meta_path(w->cfg.meta, a->id, &path);
-	if (!err && (!a->local || a->base_size >= 0 || pending)) {
-		err = jfs_delete(w->cfg.jfs, path, false, w->cfg.hard_delete);
-		if (err == -ENOENT)
-			err = 0;        /* never arrived, or gone already */
-	}
+	if (!err && (!a->local || a->base_size >= 0 || pending))
+		err = server_delete(w, path, false);
 	free(path);
 	if (err)
 		return err;
 	writer_drop(w, a->id);
 	dcache_discard(w->cfg.dc, a->id);
-	trashed(w);
 	return meta_unlink(w->cfg.meta, a->id);
 }
 
@@ -208,14 +249,9 @@ static int remove_dir(struct writer *w, const struct meta_attr *a)
 	err = dir_empty(w, a->id);
 	if (!err)
 		err = meta_path(w->cfg.meta, a->id, &path);
-	if (!err) {
-		err = jfs_delete(w->cfg.jfs, path, true, w->cfg.hard_delete);
-		if (err == -ENOENT)
-			err = 0;
-	}
-	free(path);
 	if (!err)
-		trashed(w);
+		err = server_delete(w, path, true);
+	free(path);
 	return err ? err : meta_unlink(w->cfg.meta, a->id);
 }
 
@@ -342,6 +378,12 @@ int writer_rename(struct writer *w, uint64_t pid, const char *name, uint64_t npi
 		err = meta_path(w->cfg.meta, src.id, &from);
 	if (!err)
 		err = child_path(w, npid, nsname, &to);
+	/* deletes pending at the target (the replaced entry's, an earlier
+	 * unlink's) and below a folder moved away go to the service first */
+	if (!err)
+		err = deletes_first(w, to, true);
+	if (!err && src.is_dir)
+		err = deletes_first(w, from, true);
 	if (!err && src.is_dir) {
 		if (w->up)
 			err = upload_rename_dir(w->up, from, to);

@@ -21,6 +21,7 @@
 #include <time.h>
 
 #include "cache/data.h"
+#include "cache/deletes.h"
 #include "cache/meta.h"
 #include "cache/upload.h"
 #include "fs/fs.h"
@@ -107,6 +108,10 @@ static int trash_load(struct fs *fs, bool force)
 	char *root = NULL;
 	int err;
 
+	/* the trash shows what was deleted here: deletes still queued go
+	 * first (each one done forgets the snapshot) */
+	if (fs->dq)
+		delq_flush(fs->dq, "", true);
 	pthread_mutex_lock(&c->lock);
 	bool fresh = !force && c->trash_at && clock_mono() - c->trash_at < TRASH_TTL_S;
 	pthread_mutex_unlock(&c->lock);

@@ -17,7 +17,9 @@
  *   4. the upload queue: its journal lock q->db_lock, the journal
  *      database's lock (cache/db.h), then its memory lock q->lock
  *      (cache/upload_int.h);
- *   5. the index database's lock (cache/meta.h, cache/db.h).
+ *   5. the delete queue's lock, then its journal database's lock
+ *      (cache/deletes.h), never held across a request or a hook;
+ *   6. the index database's lock (cache/meta.h, cache/db.h).
  * Leaves (nothing is taken while one is held): fs->h_lock, fs->qlock, the
  * control directory's lock (fs/control.c), the inode table's, the
  * notifier's, the poller's, the lister's (cache/lister.c), the
@@ -52,6 +54,7 @@ struct conn;
 struct control;
 struct poller;
 struct dcache;
+struct delq;
 struct dirh;
 struct fileh;
 struct fuse_lowlevel_ops;
@@ -80,6 +83,7 @@ struct fs {
 	struct notifier *nt;
 	struct upload_queue *up;        /* NULL until the write path is wired */
 	struct writer *wr;              /* the write path (cache/write.h) */
+	struct delq *dq;                /* background deletes (cache/deletes.h) */
 	struct control *ctl;            /* the control directory (fs/control.h) */
 	struct poller *poll;            /* change detection (fs/poll.h); NULL: off */
 	struct fuse_session *se;

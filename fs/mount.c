@@ -49,6 +49,7 @@
 
 #include "auth/auth.h"
 #include "cache/data.h"
+#include "cache/deletes.h"
 #include "cache/lister.h"
 #include "cache/meta.h"
 #include "cache/upload.h"
@@ -414,6 +415,8 @@ static void on_online(void *ctx)
 
 	if (fs->up)
 		upload_retry_now(fs->up);
+	if (fs->dq)
+		delq_retry_now(fs->dq);
 }
 
 /* The write path's hooks: the control directory hears of every upload
@@ -430,6 +433,15 @@ static void on_trashed(void *ctx)
 	struct fs *fs = ctx;
 
 	control_trash_changed(fs->ctl);
+}
+
+/* Listings hide what the delete queue is deleting. */
+static bool hide_deleted(void *ctx, const char *dir, const char *sub, const char *sname,
+			 time_t listed_at)
+{
+	struct fs *fs = ctx;
+
+	return fs->dq && delq_hides(fs->dq, dir, sub, sname, listed_at);
 }
 
 /* Step 6: what runs in the daemon. */
@@ -461,17 +473,28 @@ static int start_daemon_side(struct mount *m)
 		log_err("cannot open the content cache '%s': %s", m->data_dir, strerror(-err));
 		return err;
 	}
+	struct delq_config qc = {
+		.cache_dir = m->cache_dir, .jfs = m->jfs, .hard_delete = o->hard_delete,
+		.deleted = on_trashed, .ctx = fs,
+	};
+	err = delq_open(&qc, &fs->dq);
+	if (err) {
+		log_err("cannot open the delete journal in '%s': %s", m->cache_dir,
+			strerror(-err));
+		return err;
+	}
 	struct lister_config lc = {
 		.jfs = m->jfs, .meta = fs->meta, .root_id = fs->root_id,
 		.dir_cache_time = fs->timeout, .session_gen = meta_gen_next(fs->meta),
 		.changes = fs_changes, .changes_ctx = fs,
+		.hide = hide_deleted, .hide_ctx = fs,
 	};
 	err = lister_new(&lc, &fs->ls);
 	if (err)
 		return err;
 	struct writer_config wc = {
 		.meta = fs->meta, .dc = fs->dc, .ls = fs->ls, .jfs = m->jfs, .conn = m->conn,
-		.root_id = fs->root_id, .hard_delete = o->hard_delete,
+		.root_id = fs->root_id, .hard_delete = o->hard_delete, .deletes = fs->dq,
 		.changes = fs_changes, .uploaded = on_uploaded, .trashed = on_trashed, .ctx = fs,
 	};
 	err = writer_new(&wc, &fs->wr);
@@ -501,6 +524,8 @@ static int start_daemon_side(struct mount *m)
 		err = poller_start(fs->poll);
 	if (!err)
 		err = upload_start(fs->up);
+	if (!err)
+		err = delq_start(fs->dq);
 	if (!err)
 		err = conn_start(m->conn, probe, m->jfs);
 	if (err)
@@ -548,6 +573,10 @@ static void mount_cleanup(struct mount *m, bool clean)
 	fs->poll = NULL;
 	dcache_stop(fs->dc);
 	lister_free(fs->ls);
+	/* After the lister (its listings ask it what to hide) and the
+	 * connectivity listener: what is left resumes at the next mount. */
+	delq_close(fs->dq, m->o->unmount_wait);
+	fs->dq = NULL;
 	dcache_free(fs->dc);
 	notifier_free(fs->nt);
 	control_free(fs->ctl);

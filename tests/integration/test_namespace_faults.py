@@ -66,6 +66,16 @@ def _run_ops(d):
 
 
 def _check_tree(emulator, user, tag, want):
+    """The service matches (deletes are applied in the background: waited for)."""
+    try:
+        wait_for(lambda: not _tree_bad(emulator, user, tag, want), 60, "the service to match")
+    except AssertionError:
+        pass
+    bad = _tree_bad(emulator, user, tag, want)
+    assert not bad, "\n".join(bad)
+
+
+def _tree_bad(emulator, user, tag, want):
     t = live(emulator, user)
     bad = []
     for i in range(20):
@@ -84,7 +94,7 @@ def _check_tree(emulator, user, tag, want):
             bad.append("missing folder: " + mv)
         if "%s/dir%02d" % (tag, i) in t:
             bad.append("folder left at the old name: %s/dir%02d" % (tag, i))
-    assert not bad, "\n".join(bad)
+    return bad
 
 
 def test_namespace_ops_under_503(account, emulator, mounter):

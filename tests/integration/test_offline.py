@@ -135,7 +135,6 @@ def test_offline_operations_and_recovery(emu, tmp_path, mode):
         fails = {}
         fails["uncached read"] = _errno_timed(_read, os.path.join(d, "uncached.bin"))
         fails["mkdir"] = _errno_timed(os.mkdir, os.path.join(d, "sub"))
-        fails["rm"] = _errno_timed(os.unlink, os.path.join(d, "other.txt"))
         fails["mv"] = _errno_timed(os.rename, os.path.join(d, "other.txt"),
                                    os.path.join(d, "moved.txt"))
         synced = os.urandom(3000)
@@ -154,6 +153,11 @@ def test_offline_operations_and_recovery(emu, tmp_path, mode):
         # Still there, unchanged, after the refused namespace operations.
         assert sorted(os.listdir(d)) == ["cached.bin", "new.bin", "other.txt",
                                          "synced.bin", "uncached.bin"]
+        # A delete is journalled and waits for the service (cache/deletes.h).
+        _, t_rm = _timed(os.unlink, os.path.join(d, "other.txt"))
+        assert t_rm < WRITE_S, t_rm
+        assert sorted(os.listdir(d)) == ["cached.bin", "new.bin", "synced.bin",
+                                         "uncached.bin"]
         print("\n[%s] offline times (s): %s; failures (errno, s): %s" % (
             mode, {k: round(v, 3) for k, v in times.items()},
             {k: (errno.errorcode.get(e, e), round(t, 3)) for k, (e, t) in fails.items()}))
@@ -170,6 +174,8 @@ def test_offline_operations_and_recovery(emu, tmp_path, mode):
         landed = time.monotonic() - t_back
         wait_for(lambda: (live(emu, acc.user).get("d/synced.bin") or {}).get("md5")
                  == md5_bytes(synced), 10, "d/synced.bin uploaded")
+        wait_for(lambda: "d/other.txt" not in live(emu, acc.user), 10,
+                 "the delete queued offline applied")
         # and a reader retrying now gets its data
         assert _read(os.path.join(d, "uncached.bin")) == uncached
         print("[%s] upload landed %.2f s after the outage ended" % (mode, landed))
