@@ -59,6 +59,7 @@ struct ditem {
 	int64_t added;              /* monotonic ms */
 	int64_t due;                /* monotonic ms: not before (retries) */
 	unsigned attempts, refusals;
+	bool tried;                 /* attempted since the drain began */
 };
 
 struct recent {
@@ -242,6 +243,7 @@ static bool item_outcome(struct delq *q, struct ditem *it, int err)
 	if (err == -ENOENT)
 		err = 0;        /* gone already: what we wanted */
 	it->attempts++;
+	it->tried = q->drain;
 	if (err && permanent(err))
 		it->refusals++;
 	if (err && it->refusals < PERMANENT_TRIES) {
@@ -358,6 +360,15 @@ int delq_start(struct delq *q)
 	return 0;
 }
 
+/* Closing: has every pending delete been tried since? (lock held) */
+static bool drained(struct delq *q)
+{
+	for (struct ditem *it = q->head; it; it = it->next)
+		if (it->state == D_RUNNING || !it->tried)
+			return false;
+	return true;
+}
+
 void delq_close(struct delq *q, unsigned wait_s)
 {
 	if (!q)
@@ -371,7 +382,10 @@ void delq_close(struct delq *q, unsigned wait_s)
 		for (struct ditem *it = q->head; it; it = it->next)
 			it->due = 0;
 		pthread_cond_broadcast(&q->cond);
-		while (q->n && pthread_cond_timedwait(&q->cond, &q->lock, &dl) != ETIMEDOUT)
+		/* each one tried once more at least: a service that does not
+		 * answer (offline) does not hold the unmount for wait_s */
+		while (!drained(q) &&
+		       pthread_cond_timedwait(&q->cond, &q->lock, &dl) != ETIMEDOUT)
 			;
 		if (q->n)
 			log_warn("%u delete%s left pending; they are applied at the next mount",
@@ -485,7 +499,7 @@ int delq_flush(struct delq *q, const char *path, bool subtree)
 			break;
 		pthread_cond_wait(&q->cond, &q->lock);  /* a worker finishes it */
 	}
-	if (!err) {
+	if (!err && *path) {
 		/* made again here: listings show it again */
 		for (unsigned i = 0; i < RECENT_SLOTS; i++) {
 			struct recent *r = &q->recent[i];
