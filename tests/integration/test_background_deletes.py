@@ -182,3 +182,34 @@ def test_rmdir_absorbs_child_deletes(account, emulator, mounter):
     wait_for(lambda: live_under(emulator, account.user, "p") == [], 60, "p gone on the service")
     m.unmount()
     assert emulator.stats()["requests"]["command"] == 1, emulator.stats()["requests"]
+
+
+def test_delete_answered_not_found_counts_as_done(account, emulator, mounter):
+    """A delete the service answers 404 (gone already) is done: the journal
+    empties, nothing is retried or logged as an error."""
+    emulator.seed([{"path": "n/f.txt", "content": "f\n"}], user=account.user)
+    m = mounter(account)
+    assert os.listdir(J(m, "n")) == ["f.txt"]
+    with knobs(emulator, error_rate=1.0, error_status=404, error_kinds="command"):
+        os.unlink(J(m, "n", "f.txt"))
+        wait_for(lambda: journal_rows(account) == [], 30, "the delete journal to empty")
+        assert emulator.stats()["faults"].get("error", 0) == 1, emulator.stats()["faults"]
+    assert os.listdir(J(m, "n")) == []
+    m.unmount()
+
+
+def test_folder_moved_after_deletes_below_it(account, emulator, mounter):
+    """Files deleted in a folder that is then renamed: the deletes reach the
+    service before the move, so nothing deleted here reappears under the new
+    name."""
+    emulator.seed([{"path": "src/a.txt", "content": "a\n"},
+                   {"path": "src/b.txt", "content": "b\n"}], user=account.user)
+    m = mounter(account)
+    assert sorted(os.listdir(J(m, "src"))) == ["a.txt", "b.txt"]
+    with knobs(emulator, latency_ms=300, latency_kinds="command"):
+        os.unlink(J(m, "src", "a.txt"))
+        os.rename(J(m, "src"), J(m, "dst"))
+    assert os.listdir(J(m, "dst")) == ["b.txt"]
+    m.unmount()
+    lv = live(emulator, account.user)
+    assert "dst/b.txt" in lv and "dst/a.txt" not in lv and "src" not in lv, sorted(lv)
