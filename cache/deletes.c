@@ -457,8 +457,11 @@ int delq_add(struct delq *q, const char *path, bool is_dir)
 				absorbed++;
 			}
 		}
-		if (!item_push(q, seq, path, is_dir))
-			err = -ENOMEM;  /* journalled: the next mount applies it */
+		if (!item_push(q, seq, path, is_dir)) {
+			/* not queued after all: the caller deletes it itself */
+			db_exec(q->db, ST_DONE, DB_ARGS(DB_INT(seq)), NULL, NULL);
+			err = -ENOMEM;
+		}
 		q->last_add = clock_mono_ms();
 		if (absorbed)
 			log_debug("delete of folder '%s' absorbs %u queued deletes below it", path,

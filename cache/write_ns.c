@@ -115,13 +115,19 @@ static int deletes_first_child(struct writer *w, uint64_t pid, const char *sname
 }
 
 /* Delete @path on the service: journalled in the delete queue (applied in
- * the background), or at once without one (404: gone already). */
+ * the background), or at once without one, or when the queue's journal
+ * cannot be written (a full disk) (404: gone already). */
 static int server_delete(struct writer *w, const char *path, bool is_dir)
 {
 	int err;
 
-	if (w->cfg.deletes)
-		return delq_add(w->cfg.deletes, path, is_dir);
+	if (w->cfg.deletes) {
+		err = delq_add(w->cfg.deletes, path, is_dir);
+		if (!err)
+			return 0;
+		log_debug("delete of '%s' not journalled (%s): deleting it now", path,
+			  strerror(-err));
+	}
 	err = jfs_delete(w->cfg.jfs, path, is_dir, w->cfg.hard_delete);
 	if (err == -ENOENT)
 		err = 0;        /* never arrived, or gone already */
