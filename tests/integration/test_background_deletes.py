@@ -11,7 +11,8 @@ import os
 import sqlite3
 import subprocess
 
-from helpers import knobs, live, md5_bytes, tree, wait_for, wait_server, write_file
+from helpers import (knobs, live, md5_bytes, tree, wait_for, wait_idle, wait_server,
+                     write_file)
 
 
 def J(m, *parts):
@@ -213,3 +214,36 @@ def test_folder_moved_after_deletes_below_it(account, emulator, mounter):
     m.unmount()
     lv = live(emulator, account.user)
     assert "dst/b.txt" in lv and "dst/a.txt" not in lv and "src" not in lv, sorted(lv)
+
+
+def test_unmount_applies_pending_deletes(account, emulator, mounter):
+    """Deletes still waiting in the journal at unmount are applied before the
+    daemon exits."""
+    emulator.seed([{"path": "u/%d.txt" % i, "content": "%d\n" % i} for i in range(5)] +
+                  [{"path": "v.txt", "content": "v\n"}], user=account.user)
+    m = mounter(account)
+    assert len(os.listdir(J(m, "u"))) == 5
+    subprocess.run(["rm", "-rf", J(m, "u")], check=True, timeout=60)
+    os.unlink(J(m, "v.txt"))
+    m.unmount()
+    assert live_under(emulator, account.user, "u") == []
+    assert "v.txt" not in live(emulator, account.user)
+    assert journal_rows(account) == []
+
+
+def test_rm_rf_of_files_still_uploading(account, emulator, mounter):
+    """A tree written and removed at once, its uploads slow: the uploads are
+    cancelled, the folder delete removes what may have landed, and nothing
+    of it is left on the service."""
+    m = mounter(account)
+    with knobs(emulator, latency_ms=300, latency_kinds="upload,allocate"):
+        os.makedirs(J(m, "w", "sub"))
+        for i in range(30):
+            write_file(J(m, "w", "sub" if i % 2 else "", "f%02d" % i), os.urandom(500 + i))
+        subprocess.run(["rm", "-rf", J(m, "w")], check=True, timeout=60)
+        assert not os.path.exists(J(m, "w"))
+        wait_idle(m)
+        wait_for(lambda: live_under(emulator, account.user, "w") == [], 60,
+                 "nothing of w on the service")
+    m.unmount()
+    assert live_under(emulator, account.user, "w") == []
