@@ -447,6 +447,9 @@ void control_op_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
 		err = meta_path(fs->meta, npid, &dir);
 	if (!err && !(to = ctl_path_join(dir, sname)))
 		err = -ENOMEM;
+	/* a delete pending there goes first; listings show the name again */
+	if (!err && fs->dq)
+		err = delq_flush(fs->dq, to, true);
 	if (!err && v.kind == V_TFILE)
 		err = restore_file(fs, v.path, to, v.size, v.md5, v.created, v.mtime);
 	else if (!err) {
