@@ -161,7 +161,7 @@ int delq_open(const struct delq_config *cfg, struct delq **out)
 {
 	struct delq *q = calloc(1, sizeof(*q));
 	struct db_spec spec = {
-		.label = "delete journal", .durable = false, .busy_ms = BUSY_MS,
+		.label = "delete journal", .durable = true, .busy_ms = BUSY_MS,
 		.version = DELQ_VERSION, .migrate = migrate, .sql = stmt_sql, .nsql = ST__COUNT,
 	};
 	int err;
