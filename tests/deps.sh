@@ -4,7 +4,7 @@
 # the exact command and fails, so nothing half-works silently.
 set -eu
 PKGS="build-essential pkg-config libfuse3-dev fuse3 libcurl4-openssl-dev libcjson-dev
-libssl-dev libexpat1-dev libsqlite3-dev libcmocka-dev python3 python3-pytest rclone
+libssl-dev libexpat1-dev libsqlite3-dev libcmocka-dev python3 python3-pytest rclone fio git curl
 openssl sqlite3 attr rsync tar groff-base groff cppcheck ca-certificates procps psmisc restic
 unicode-data"
 missing=""

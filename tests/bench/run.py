@@ -58,6 +58,8 @@ import http.client
 import json
 import os
 import pathlib
+import random
+import resource
 import shutil
 import signal
 import socket
@@ -80,7 +82,11 @@ from emu import Emulator  # noqa: E402
 from emu_throughput import make_file  # noqa: E402
 from helpers import RClone, wait_steady  # noqa: E402
 
-WORKLOADS = ("find", "small", "empty", "rm", "big", "read", "rss")
+WORKLOADS = ("find", "small", "empty", "rm", "big", "tar", "rsync", "git", "read", "thumb",
+             "fio", "rss")
+# Workloads run --repeat times (min and median of the runs are shown): the
+# issue-9/10 headline rows.  The others run once.
+REPEATED = ("small", "empty", "rm", "big", "tar", "rsync", "read")
 RCLONE_HOSTS_ISSUER = "https://id.jottacloud.com"
 MiB = 1 << 20
 
@@ -91,6 +97,35 @@ class SideFailed(Exception):
 
 class Interrupted(BaseException):
     pass
+
+
+class Stat(float):
+    """The median of a side's repeated runs of one figure, with their min and count."""
+
+    def __new__(cls, values):
+        v = float(statistics.median(values))
+        self = super().__new__(cls, v)
+        self.min = float(min(values))
+        self.max = float(max(values))
+        self.n = len(values)
+        return self
+
+
+def merge_runs(runs):
+    """One dict from the dicts of repeated runs: a number that every run has
+    becomes a Stat (median, min); anything else comes from the first run."""
+    out = dict(runs[0])
+    for k, v in runs[0].items():
+        if isinstance(v, (int, float)) and not isinstance(v, bool):
+            vals = [r.get(k) for r in runs]
+            if all(isinstance(x, (int, float)) for x in vals):
+                out[k] = Stat(vals)
+    out["runs"] = len(runs)
+    if len(runs) > 1:
+        out["each_run"] = [{k: v for k, v in r.items()
+                            if isinstance(v, (int, float)) and not isinstance(v, bool)}
+                           for r in runs]
+    return out
 
 
 def log(msg):
@@ -139,6 +174,12 @@ def checked(args, timeout, what=None, **kw):
     return out, dt
 
 
+def proc_io(pid):
+    """/proc/PID/io counters of @pid (all its threads) as ints."""
+    with open("/proc/%d/io" % pid) as f:
+        return {k: int(v) for k, _, v in (ln.partition(":") for ln in f)}
+
+
 def proc_status(pid):
     """VmRSS and VmHWM of @pid in bytes."""
     out = {}
@@ -166,6 +207,22 @@ def fusermount_lazy(path):
         subprocess.run(["fusermount3", "-u", "-z", path], capture_output=True, timeout=30)
     except (OSError, subprocess.TimeoutExpired):
         pass
+
+
+def live_files(tree, prefix):
+    """Paths of the files below @prefix in an emulator tree (pre-order) that are
+    neither deleted nor below a deleted folder."""
+    gone, live = set(), set()
+    for x in tree:
+        p = x["path"]
+        if not p.startswith(prefix + "/"):
+            continue
+        parent = p.rsplit("/", 1)[0]
+        if x["deleted"] or parent in gone:
+            gone.add(p)
+        elif x["type"] == "file":
+            live.add(p)
+    return live
 
 
 # ------------------------------------------------------------------ relay
@@ -438,6 +495,7 @@ class Bench:
         self.details = {}
         self.notes = []
         self._big_local = None
+        self._last_durations = {}
         self.deadline = time.monotonic() + args.budget
 
     def left(self, t):
@@ -478,31 +536,41 @@ class Bench:
             r["commands"] = dict(stats["commands"])
         return r
 
-    def wait_on_server(self, user, expected, n_uploads, timeout, poll=0.25):
+    def wait_on_server(self, user, expected, n_uploads, timeout, poll=0.25, prefix=None):
         """Poll until every path in @expected ({path: (size, md5)}) has a completed
-        revision with that size and MD5.  The (costly) tree walk runs when the
-        emulator has seen @n_uploads upload/instant requests since the last stats
-        reset, and at least every 3 s.  Returns the monotonic time it was seen."""
+        revision with that size and MD5 and, with @prefix, no other live file is
+        below @prefix (a temporary name left behind does not match).  The
+        (costly) tree walk runs when the emulator has seen @n_uploads
+        upload/instant requests since the last stats reset, and otherwise at
+        least every 3 s (longer when the walk itself is slow).  Returns the
+        monotonic time it was seen."""
         deadline = time.monotonic() + timeout
         last_tree = 0.0
+        every = 3.0
         missing = len(expected)
+        extra = 0
         while time.monotonic() < deadline:
             s = self.emu.stats()
             now = time.monotonic()
             if (s["requests"]["upload"] + s["instant_uploads"] >= n_uploads
-                    or now - last_tree >= 3):
+                    or now - last_tree >= every):
                 last_tree = now
                 t = {x["path"]: x for x in self.emu.tree(user)}
+                every = max(3.0, 10 * (time.monotonic() - now))
                 missing = 0
                 for p, (size, md5) in expected.items():
                     x = t.get(p)
                     if not x or x["deleted"] or x["size"] != size or x["md5"] != md5:
                         missing += 1
-                if missing == 0:
+                extra = 0
+                if prefix and not missing:
+                    extra = len(live_files(t.values(), prefix) - set(expected))
+                if missing == 0 and extra == 0:
                     return now
             time.sleep(poll)
-        raise SideFailed("%d of %d files not on the server after %d s"
-                         % (missing, len(expected), timeout))
+        raise SideFailed("%d of %d files not on the server after %d s%s"
+                         % (missing, len(expected), timeout,
+                            ", %d files too many" % extra if extra else ""))
 
     def big_local(self):
         """The local big file (random, created once): (path, size, md5)."""
@@ -548,15 +616,22 @@ class Bench:
 
     # ---- rows
 
-    def row(self, workload, metric, unit, better, vals, note="", formula=None):
-        """vals: {"jottafs": number or SideFailed/str, "rclone": ...}."""
+    def row(self, workload, metric, unit, better, vals, note="", formula=None, ref=None):
+        """vals: {"jottafs": number or SideFailed/str, "rclone": ...}; a Stat
+        (repeated runs) shows its median with the best run next to it.
+        @ref: (what, number or str) a third client's figure for the reference column."""
         out = {"workload": workload, "metric": metric, "unit": unit, "better": better,
                "note": note}
         for side in ("jottafs", "rclone"):
             v = vals.get(side)
             if isinstance(v, (int, float)) and not isinstance(v, bool):
-                out[side] = v
+                out[side] = float(v) if isinstance(v, Stat) else v
                 out[side + "_error"] = None
+                if isinstance(v, Stat) and v.n > 1:
+                    out[side + "_runs"] = v.n
+                    out[side + "_min"] = v.min
+                    out[side + "_max"] = v.max
+                    out[side + "_best"] = v.min if better == "lower" else v.max
             else:
                 out[side] = None
                 out[side + "_error"] = str(v) if v is not None else "not run"
@@ -571,35 +646,79 @@ class Bench:
             elif num == 0:
                 ratio = 1.0
         out["ratio"] = ratio
+        out["ref"] = out["ref_what"] = None
+        if ref is not None:
+            out["ref_what"], rv = ref
+            if isinstance(rv, (int, float)) and not isinstance(rv, bool):
+                out["ref"] = float(rv)
+                if isinstance(rv, Stat) and rv.n > 1:
+                    out["ref_best"] = rv.min if better == "lower" else rv.max
+                    out["ref_runs"] = rv.n
+            else:
+                out["ref_error"] = str(rv)
         self.rows.append(out)
 
-    def run_sides(self, workload, fn, sides):
-        """Run fn(side) for each side; a failure becomes 'failed: reason'."""
+    def run_sides(self, workload, fn, sides, repeat=None):
+        """Run fn(side) for each side, --repeat times for the REPEATED workloads
+        (the sides take turns: j, r, j, r, ...), and merge the runs (merge_runs).
+        A failed run is noted; a side whose every run failed reports
+        'failed: reason'.  No further repeats once a run took longer than
+        --repeat-cut seconds or the --budget is short."""
+        if repeat is None:
+            repeat = self.a.repeat if workload in REPEATED else 1
+        runs = {side.name: [] for side in sides}
+        errors = {side.name: [] for side in sides}
+        for rep in range(repeat):
+            if rep and (time.monotonic() > self.deadline - 60 or
+                        any(d > self.a.repeat_cut for d in self._last_durations.values())):
+                self.notes.append("%s: %d of %d runs (a run took %.0f s > --repeat-cut %d, "
+                                  "or the --budget is short)"
+                                  % (workload, rep, repeat, max(self._last_durations.values()),
+                                     self.a.repeat_cut))
+                break
+            self._last_durations = {}
+            for side in sides:
+                log("%s: %s side%s" % (workload, side.name,
+                                       " (run %d of %d)" % (rep + 1, repeat)
+                                       if repeat > 1 else ""))
+                t0 = time.monotonic()
+                v = None
+                try:
+                    v = fn(side)
+                    runs[side.name].append(v)
+                except SideFailed as e:
+                    errors[side.name].append("failed: " + short(e) + self._died(side))
+                except Exception as e:  # a harness or client bug: report, keep going
+                    errors[side.name].append("failed: %s: %s%s" % (
+                        type(e).__name__, short(e), self._died(side)))
+                    self.notes.append("%s/%s traceback:\n%s" % (workload, side.name,
+                                                               traceback.format_exc()))
+                finally:
+                    for h in list(self.live):
+                        if h.side is side:
+                            h.stop()
+                            self.notes.extend("%s/%s: %s" % (workload, side.name, w)
+                                              for w in h.warnings)
+                            self.live.remove(h)
+                    self.latency(self.a.latency_ms)
+                self._last_durations[side.name] = time.monotonic() - t0
+                log("%s: %s -> %s" % (workload, side.name,
+                                      errors[side.name][-1] if v is None else
+                                      json.dumps({k: round(x, 4) if isinstance(x, float) else x
+                                                  for k, x in v.items()
+                                                  if not isinstance(x, (dict, list, str))})))
         res = {}
         for side in sides:
-            log("%s: %s side" % (workload, side.name))
-            try:
-                res[side.name] = fn(side)
-            except SideFailed as e:
-                res[side.name] = "failed: " + short(e) + self._died(side)
-            except Exception as e:  # a harness or client bug: report, keep going
-                res[side.name] = "failed: %s: %s%s" % (type(e).__name__, short(e),
-                                                       self._died(side))
-                self.notes.append("%s/%s traceback:\n%s" % (workload, side.name,
-                                                           traceback.format_exc()))
-            finally:
-                for h in list(self.live):
-                    if h.side is side:
-                        h.stop()
-                        self.notes.extend("%s/%s: %s" % (workload, side.name, w)
-                                          for w in h.warnings)
-                        self.live.remove(h)
-                self.latency(self.a.latency_ms)
-            v = res[side.name]
-            log("%s: %s -> %s" % (workload, side.name,
-                                  v if isinstance(v, str) else
-                                  json.dumps({k: x for k, x in v.items()
-                                              if not isinstance(x, (dict, list))})))
+            ok, bad = runs[side.name], errors[side.name]
+            if ok:
+                res[side.name] = merge_runs(ok)
+                if bad:
+                    res[side.name]["failed_runs"] = bad
+                    self.notes.append("%s/%s: %d of %d runs failed: %s"
+                                      % (workload, side.name, len(bad), len(ok) + len(bad),
+                                         bad[0]))
+            else:
+                res[side.name] = bad[0] if bad else "failed: not run"
         self.details[workload] = {k: v for k, v in res.items()}
         return res
 
@@ -907,6 +1026,24 @@ class Bench:
             return out
 
         res = self.run_sides("read", one, self.sides(user))
+        # The same bytes with curl, single stream, same proxy and TLS, latency 0,
+        # as many times as the sides ran.
+        self.latency(0)
+        curl = []
+        for _ in range(self.a.repeat if "read" in REPEATED else 1):
+            try:
+                curl.append(self.curl_read(user, sp, size))
+            except SideFailed as e:
+                curl_err = "failed: " + short(e)
+        self.latency(self.a.latency_ms)
+        if curl:
+            curl_mbps = Stat([c[1] for c in curl])
+            curl_cpu = Stat([c[2] / (size / GiB) for c in curl])
+        else:
+            curl_mbps = curl_cpu = curl_err
+        self.details["read"]["curl"] = [{"seconds": c[0], "MBps": c[1], "cpu_s": c[2]}
+                                        for c in curl]
+
         def runs(key):
             return "; ".join("%s %s" % (k, " ".join(str(round(r[key], 3)) for r in
                                                     v["head_runs"]))
@@ -918,10 +1055,329 @@ class Bench:
                  % (self.a.head_repeat, runs("wire_bytes"), runs("emu_download_bytes")))
         self.row("read", "head -c 64KiB: seconds", "s", "lower", self.pick(res, "head_s"),
                  "median, latency %d ms: %s" % (self.a.latency_ms, runs("seconds")))
-        self.row("read", "sequential read %d MiB: MB/s" % self.a.big_mib, "MB/s", "higher",
-                 self.pick(res, "seq_MBps"), "latency 0, read + compare in 1 MiB blocks")
+        j = res.get("jottafs")
+        vs_curl = ("; jottafs/curl %.2fx" % (float(j["seq_MBps"]) / float(curl_mbps))
+                   if isinstance(j, dict) and isinstance(curl_mbps, float) else "")
+        self.row("read", "cold sequential read %d MiB: MB/s" % self.a.big_mib, "MB/s",
+                 "higher", self.pick(res, "seq_MBps"),
+                 "latency 0, cold mount, read + compare in 1 MiB blocks; both through the "
+                 "CONNECT proxy + TLS; reference: curl of the same bytes, one stream, same "
+                 "proxy and TLS" + vs_curl, ref=("curl", curl_mbps))
         self.row("read", "daemon CPU seconds per GiB read", "s", "lower",
-                 self.pick(res, "seq_cpu_s_per_GiB"), "the sequential read above")
+                 self.pick(res, "seq_cpu_s_per_GiB"),
+                 "the sequential read above; reference: curl's own CPU per GiB",
+                 ref=("curl", curl_cpu))
+
+    # ---- real tools (issue 9): tar, rsync, git
+
+    def tree_local(self):
+        """The local copy of /usr/include (regular files and folders only:
+        Jottacloud has no symlinks; --tree-files N takes the first N files in
+        sorted order), and a tarball of it, made once:
+        (src dir, tarball, {rel: (size, md5)}, folders, bytes)."""
+        if getattr(self, "_tree", None) is None:
+            src = os.path.join(self.work, "local", "include")
+            files = []
+            for root, dirs, names in os.walk(self.a.tree_src):
+                dirs.sort()
+                for nm in sorted(names):
+                    p = os.path.join(root, nm)
+                    if os.path.isfile(p) and not os.path.islink(p):
+                        files.append(os.path.relpath(p, self.a.tree_src))
+            if self.a.tree_files:
+                files = files[:self.a.tree_files]
+            if not files:
+                raise SideFailed("no regular files under " + self.a.tree_src)
+            expected, total, dirs = {}, 0, set()
+            for rel in files:
+                dst = os.path.join(src, rel)
+                os.makedirs(os.path.dirname(dst), exist_ok=True)
+                shutil.copy2(os.path.join(self.a.tree_src, rel), dst)
+                with open(dst, "rb") as f:
+                    data = f.read()
+                expected[rel] = (len(data), hashlib.md5(data).hexdigest())
+                total += len(data)
+                d = os.path.dirname(rel)
+                while d:
+                    dirs.add(d)
+                    d = os.path.dirname(d)
+            tarball = os.path.join(self.work, "local", "include.tar")
+            checked(["tar", "-cf", tarball, "-C", src, "."], timeout=300, what="tar -c")
+            self._tree = (src, tarball, expected, len(dirs), total)
+            log("tree: %d files, %d folders, %.1f MiB from %s"
+                % (len(files), len(dirs), total / MiB, self.a.tree_src))
+        return self._tree
+
+    def tool_in(self, workload, side, user, cmd_fn, ok_codes=(0,)):
+        """Fresh mount (write mode), run cmd_fn(dest) into a new folder, wait
+        until the service matches the local tree exactly."""
+        src, tarball, files, ndirs, total = self.tree_local()
+        top = "%s-%s-%d" % (workload, side.name, self.next_id())
+        expected = {top + "/" + rel: v for rel, v in files.items()}
+        m = side.mount(workload, write=True)
+        dest = os.path.join(m.path, top)
+        if workload == "tar":
+            os.mkdir(dest)
+        self.settle()
+        self.emu.reset_stats()
+        c0 = cpu_seconds(m.pid)
+        t0 = time.monotonic()
+        rc, out, err, dt = run_cmd(cmd_fn(src, tarball, dest),
+                                   timeout=self.left(self.a.step_timeout))
+        if rc not in ok_codes:
+            raise SideFailed("%s exited %d: %s" % (workload, rc,
+                                                   short(err.decode(errors="replace")[-300:])))
+        t_srv = self.wait_on_server(user, expected, len(expected),
+                                    timeout=self.left(self.a.upload_timeout), prefix=top)
+        s = self.emu.stats()
+        n = self.total_requests(s)
+        r = {"flags": side.flags(True), "cmd_s": dt, "server_s": t_srv - t0,
+             "requests": n, "requests_per_file": n / len(expected),
+             "cpu_s": cpu_seconds(m.pid) - c0, "by_kind": self.by_kind(s)}
+        if rc:
+            r["exit"] = "%d: %s" % (rc, short(err.decode(errors="replace")[-200:]))
+        return r
+
+    def tool_rows(self, workload, res, cmd):
+        src, tarball, files, ndirs, total = self.tree_local()
+        what = "%s: %d files, %d folders, %.0f MiB (%s)" % (cmd, len(files), ndirs,
+                                                            total / MiB, self.a.tree_src)
+        exits = "; ".join("%s exited %s" % (k, v["exit"]) for k, v in res.items()
+                          if isinstance(v, dict) and v.get("exit"))
+        self.row(workload, "%s returned: seconds" % cmd, "s", "lower",
+                 self.pick(res, "cmd_s"), what + ("; " + exits if exits else ""))
+        self.row(workload, "service matches: seconds", "s", "lower", self.pick(res, "server_s"),
+                 "from start until every file is on the service with its size and MD5 "
+                 "and no other file is left; rclone uploads after its 5 s --vfs-write-back")
+        self.row(workload, "requests per file until the service matches", "per file", "lower",
+                 self.pick(res, "requests_per_file"), self._kinds_note(res, "by_kind"))
+        self.row(workload, "daemon CPU seconds", "s", "lower", self.pick(res, "cpu_s"),
+                 "utime + stime of the mount process, start to the service matching")
+
+    def w_tar(self):
+        user = "bench-tar"
+        self.emu.seed([], user=user)
+        # As root tar restores owners: --no-same-owner/--no-same-permissions
+        # keep it to what a user's untar asks of a filesystem.
+        res = self.run_sides("tar", lambda side: self.tool_in(
+            "tar", side, user, lambda src, tarball, dest: [
+                "tar", "-xf", tarball, "-C", dest, "--no-same-owner"]),
+            self.sides(user))
+        self.tool_rows("tar", res, "tar -xf")
+
+    def w_rsync(self):
+        user = "bench-rsync"
+        self.emu.seed([], user=user)
+        # Exit 23 (some attributes not transferred, e.g. owners the service
+        # cannot keep) still copies every file: the service check decides.
+        res = self.run_sides("rsync", lambda side: self.tool_in(
+            "rsync", side, user, lambda src, tarball, dest: [
+                "rsync", "-a", src + "/", dest + "/"], ok_codes=(0, 23)),
+            self.sides(user))
+        self.tool_rows("rsync", res, "rsync -a")
+
+    def w_git(self):
+        n = self.a.git_files
+        user = "bench-git"
+        self.emu.seed([], user=user)
+        genv = dict(os.environ, GIT_CONFIG_NOSYSTEM="1", HOME=self.work,
+                    GIT_AUTHOR_NAME="bench", GIT_AUTHOR_EMAIL="bench@example.invalid",
+                    GIT_COMMITTER_NAME="bench", GIT_COMMITTER_EMAIL="bench@example.invalid")
+        git = ["git", "-c", "safe.directory=*", "-c", "gc.auto=0"]
+
+        def one(side):
+            top = "git-%s-%d" % (side.name, self.next_id())
+            src = os.path.join(self.work, "local", top)
+            expected = self.local_tree(src, side, n, "d%02d/f%05d.txt", max(1, n // 100),
+                                       lambda: os.urandom(60).hex().encode() + b"\n")
+            expected = {top + "/" + k.split("/", 1)[1]: v for k, v in expected.items()}
+            m = side.mount("git", write=True)
+            repo = os.path.join(m.path, top)
+            checked(["cp", "-r", src, repo], timeout=self.left(self.a.step_timeout),
+                    what="cp -r")
+            checked(git + ["init", "-q", repo], timeout=self.left(120), what="git init",
+                    env=genv)
+            # The work tree on the service first: git add is measured alone.
+            self.wait_on_server(user, expected, len(expected),
+                                timeout=self.left(self.a.upload_timeout))
+            self.settle(quiet=6 if side.name == "rclone" else 1, limit=60)
+            self.emu.reset_stats()
+            c0 = cpu_seconds(m.pid)
+            _, dt = checked(git + ["-C", repo, "add", "-A"],
+                            timeout=self.left(self.a.step_timeout), what="git add", env=genv)
+            t1 = time.monotonic()
+            # Its uploads (the objects, the index) until the emulator is quiet
+            # for longer than rclone's 5 s write-back.
+            self.settle(quiet=6, limit=self.left(self.a.upload_timeout))
+            s = self.emu.stats()
+            nreq = self.total_requests(s)
+            return {"flags": side.flags(True), "add_s": dt,
+                    "quiet_after_s": time.monotonic() - t1 - 6, "requests": nreq,
+                    "requests_per_file": nreq / n, "cpu_s": cpu_seconds(m.pid) - c0,
+                    "by_kind": self.by_kind(s)}
+
+        res = self.run_sides("git", one, self.sides(user))
+        self.row("git", "git add -A returned: seconds", "s", "lower", self.pick(res, "add_s"),
+                 "%d files of 121 bytes in a fresh repo in the mount, work tree already on "
+                 "the service" % n)
+        self.row("git", "requests per file (git add and its uploads)", "per file", "lower",
+                 self.pick(res, "requests_per_file"),
+                 "until the emulator is quiet for 6 s; " + self._kinds_note(res, "by_kind"))
+        self.row("git", "daemon CPU seconds", "s", "lower", self.pick(res, "cpu_s"),
+                 "utime + stime of the mount process")
+
+    # ---- reads (issue 10): curl reference, thumbnail probe, fio
+
+    def curl_read(self, user, server_path, size):
+        """One stream of the same bytes with curl, through the same CONNECT proxy
+        and TLS: (seconds, MB/s, curl's CPU seconds)."""
+        tok = self.emu.tokens(user)["access_token"]
+        url = "https://jfs.jottacloud.com/jfs/%s/Jotta/Archive/%s?mode=bin" % (
+            urllib.parse.quote(self.emu.username(user)), urllib.parse.quote(server_path))
+        ru0 = resource.getrusage(resource.RUSAGE_CHILDREN)
+        out, dt = checked(["curl", "-sS", "--fail", "-o", "/dev/null", "--proxy", self.emu.url,
+                           "--cacert", self.emu.ca_path, "-H", "Authorization: Bearer " + tok,
+                           "-w", "%{size_download}", url],
+                          timeout=self.left(self.a.step_timeout), what="curl")
+        ru1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+        if int(out.strip() or 0) != size:
+            raise SideFailed("curl fetched %s bytes, want %d" % (out.strip(), size))
+        cpu = (ru1.ru_utime - ru0.ru_utime) + (ru1.ru_stime - ru0.ru_stime)
+        return dt, size / dt / 1e6, cpu
+
+    def w_thumb(self):
+        n, size = self.a.thumb_files, self.a.thumb_mib * MiB
+        user = "bench-thumb"
+        log("thumb: seeding %d files of %d MiB (one content, so one blob)" % (n, self.a.thumb_mib))
+        for i in range(n):
+            self.emu.seed([{"path": "thumb/f%04d.jpg" % i, "size": size, "fill": "random"}],
+                          user=user, seed=0)
+        head = random.Random(0).randbytes(min(size, MiB))[:65536]
+
+        def one(side):
+            relay = CountingRelay(self.emu.port)
+            self.relays.append(relay)
+            try:
+                m = side.mount("thumb", relay=relay)
+                checked(["ls", "-l", os.path.join(m.path, "thumb")], timeout=self.left(120),
+                        what="ls")
+                self.settle()
+                self.emu.reset_stats()
+                relay.reset()
+                c0 = cpu_seconds(m.pid)
+                t0 = time.monotonic()
+                for i in range(n):
+                    got, _ = checked(["head", "-c", "65536",
+                                      os.path.join(m.path, "thumb", "f%04d.jpg" % i)],
+                                     timeout=self.left(self.a.step_timeout), what="head")
+                    if got != head:
+                        raise SideFailed("head -c 65536 of file %d: %d wrong bytes"
+                                         % (i, len(got)))
+                dt = time.monotonic() - t0
+                wait_steady(lambda: relay.counts()["down"], "the downloads after head",
+                            quiet=1.0, timeout=self.left(self.a.step_timeout))
+                s = self.emu.stats()
+                down = relay.counts()["down"]
+                return {"flags": side.flags(False), "seconds": dt, "wire_bytes": down,
+                        "wire_bytes_per_file": down / n,
+                        "downloads_per_file": s["requests"]["download"] / n,
+                        "requests_per_file": self.total_requests(s) / n,
+                        "cpu_s": cpu_seconds(m.pid) - c0, "by_kind": self.by_kind(s)}
+            finally:
+                relay.close()
+
+        res = self.run_sides("thumb", one, self.sides(user))
+        what = "head -c 65536 of each of %d files of %d MiB, cold mount, latency %d ms" % (
+            n, self.a.thumb_mib, self.a.latency_ms)
+        self.row("thumb", "bytes on the wire per file", "bytes", "lower",
+                 self.pick(res, "wire_bytes_per_file"),
+                 what + "; relay-counted until quiet for 1 s (TLS records included)")
+        self.row("thumb", "download requests per file", "per file", "lower",
+                 self.pick(res, "downloads_per_file"), self._kinds_note(res, "by_kind"))
+        self.row("thumb", "all %d probes: seconds" % n, "s", "lower", self.pick(res, "seconds"),
+                 "one head after the other")
+        self.row("thumb", "daemon CPU seconds", "s", "lower", self.pick(res, "cpu_s"),
+                 "utime + stime of the mount process")
+
+    def w_fio(self):
+        mib = self.a.fio_mib
+        user = "bench-fio"
+        log("fio: seeding a %d MiB file" % mib)
+        self.emu.seed([{"path": "fio/data.bin", "size": mib * MiB, "fill": "random"}],
+                      user=user, seed=1)
+        if shutil.which("fio") is None:
+            raise SideFailed("fio is not installed (make deps)")
+
+        def fio(path, direct):
+            args = ["fio", "--name=randread", "--filename=" + path, "--rw=randread",
+                    "--bs=4k", "--ioengine=psync", "--size=%dM" % mib, "--readonly",
+                    "--time_based", "--runtime=%d" % self.a.fio_runtime,
+                    "--direct=%d" % direct, "--output-format=json"]
+            out, _ = checked(args, timeout=self.left(self.a.fio_runtime + 120),
+                             what="fio" + (" --direct=1" if direct else ""))
+            j = json.loads(out[out.index(b"{"):])
+            return j["jobs"][0]["read"]
+
+        def one(side):
+            # rclone keeps content only with --vfs-cache-mode full (write mode).
+            m = side.mount("fio", write=True)
+            path = os.path.join(m.path, "fio", "data.bin")
+            self.latency(0)
+            checked(["cat", path], timeout=self.left(self.a.step_timeout), what="cat")
+            self.settle(quiet=1.0, limit=60)
+            self.latency(self.a.latency_ms)
+            out = {"flags": side.flags(True)}
+            for mode, direct in (("buffered", 0), ("direct", 1)):
+                self.emu.reset_stats()
+                c0 = cpu_seconds(m.pid)
+                io0 = proc_io(m.pid)
+                try:
+                    r = fio(path, direct)
+                except SideFailed as e:
+                    out[mode + "_error"] = short(e)
+                    continue
+                io1 = proc_io(m.pid)
+                cpu = cpu_seconds(m.pid) - c0
+                s = self.emu.stats()
+                out[mode + "_iops"] = r["iops"]
+                out[mode + "_lat_us"] = r["clat_ns"]["mean"] / 1000
+                out[mode + "_cpu_s_per_10k"] = cpu / max(1, r["total_ios"]) * 1e4
+                out[mode + "_daemon_read_syscalls_per_io"] = (
+                    (io1["syscr"] - io0["syscr"]) / max(1, r["total_ios"]))
+                out[mode + "_downloads"] = s["requests"]["download"]
+            if "buffered_iops" not in out and "direct_iops" not in out:
+                raise SideFailed(out.get("buffered_error", "fio failed"))
+            return out
+
+        res = self.run_sides("fio", one, self.sides(user))
+
+        what = ("fio randread bs=4k psync, %d MiB file read once with cat first (fully "
+                "cached), %d s" % (mib, self.a.fio_runtime))
+        for mode, label in (("buffered", "buffered"), ("direct", "O_DIRECT")):
+            self.row("fio", "4 KiB random reads, %s: IOPS" % label, "IOPS", "higher",
+                     self.side_val(res, mode, "iops"),
+                     what + "; downloads during fio: " + self._vals(res, mode + "_downloads"))
+            self.row("fio", "%s: daemon CPU seconds per 10k reads" % label, "s", "lower",
+                     self.side_val(res, mode, "cpu_s_per_10k"),
+                     "daemon read() syscalls per I/O (FUSE requests + cache reads): "
+                     + self._vals(res, mode + "_daemon_read_syscalls_per_io"))
+
+    @staticmethod
+    def side_val(res, mode, key):
+        out = {}
+        for side, v in res.items():
+            if isinstance(v, str):
+                out[side] = v
+            elif mode + "_" + key in v:
+                out[side] = v[mode + "_" + key]
+            else:
+                out[side] = "failed: " + v.get(mode + "_error", "not run")
+        return out
+
+    @staticmethod
+    def _vals(res, key):
+        return ", ".join("%s %s" % (k, round(v[key], 2) if isinstance(v[key], float) else v[key])
+                         for k, v in res.items() if isinstance(v, dict) and key in v) or "-"
 
     def w_rss(self):
         n = self.a.rss_entries
@@ -1036,30 +1492,40 @@ def fmt(v, unit):
         return "%.2f" % v
     if unit == "MB/s":
         return "%.0f MB/s" % v
+    if unit == "IOPS":
+        return "%.0f IOPS" % v
     if unit == "MiB":
         return "%.1f MiB" % v
     return "%.3f s" % v if v < 10 else "%.1f s" % v
 
 
+def cell(r, side):
+    """A table cell: the figure (median of the runs), the best run in brackets."""
+    if r.get(side) is None:
+        e = r.get(side + "_error") or "-"
+        return e if len(e) <= 38 else e[:35] + "..."
+    c = fmt(r[side], r["unit"])
+    if r.get(side + "_best") is not None:
+        c += " (%s %s)" % ("min" if r["better"] == "lower" else "max",
+                           fmt(r[side + "_best"], r["unit"]).split(" (")[0])
+    return c
+
+
 def table(rows):
-    head = ("workload", "metric", "jottafs", "rclone", "ratio")
+    head = ("workload", "metric", "jottafs", "rclone", "ratio", "reference")
     lines = []
     for r in rows:
-        cells = []
-        for side in ("jottafs", "rclone"):
-            if r[side] is not None:
-                cells.append(fmt(r[side], r["unit"]))
-            else:
-                e = r[side + "_error"]
-                cells.append(e if len(e) <= 38 else e[:35] + "...")
         ratio = "-" if r["ratio"] is None else "%.2fx" % r["ratio"]
-        lines.append((r["workload"], r["metric"], cells[0], cells[1],
-                      "%s (%s)" % (ratio, r["ratio_formula"])))
-    w = [max(len(x[i]) for x in [head] + lines) for i in range(5)]
-    out = ["  ".join(h.ljust(w[i]) for i, h in enumerate(head)),
-           "  ".join("-" * w[i] for i in range(5))]
+        ref = ""
+        if r.get("ref_what"):
+            ref = "%s %s" % (r["ref_what"], cell(r, "ref"))
+        lines.append((r["workload"], r["metric"], cell(r, "jottafs"), cell(r, "rclone"),
+                      "%s (%s)" % (ratio, r["ratio_formula"]), ref))
+    w = [max(len(x[i]) for x in [head] + lines) for i in range(len(head))]
+    out = ["  ".join(h.ljust(w[i]) for i, h in enumerate(head)).rstrip(),
+           "  ".join("-" * w[i] for i in range(len(head)))]
     for ln in lines:
-        out.append("  ".join(c.ljust(w[i]) for i, c in enumerate(ln)))
+        out.append("  ".join(c.ljust(w[i]) for i, c in enumerate(ln)).rstrip())
     return "\n".join(out)
 
 
@@ -1081,10 +1547,25 @@ def parse_args(argv):
     ap.add_argument("--rm-files", type=int)
     ap.add_argument("--big-mib", type=int, help="size of the big file (big and read)")
     ap.add_argument("--rss-entries", type=int)
+    ap.add_argument("--tree-src", default="/usr/include",
+                    help="the tree that tar and rsync copy in (regular files only)")
+    ap.add_argument("--tree-files", type=int,
+                    help="first N files of --tree-src (0: all; --quick: 300)")
+    ap.add_argument("--git-files", type=int)
+    ap.add_argument("--thumb-files", type=int)
+    ap.add_argument("--thumb-mib", type=int)
+    ap.add_argument("--fio-mib", type=int)
+    ap.add_argument("--fio-runtime", type=int)
     ap.add_argument("--latency-ms", type=int, default=20)
-    ap.add_argument("--head-repeat", type=int, default=3,
-                    help="cold mounts for the head -c 64KiB figure (median)")
-    ap.add_argument("--budget", type=int, default=900,
+    ap.add_argument("--repeat", type=int, default=None,
+                    help="runs of the repeated workloads (%s): median and min shown; "
+                         "default 3 (--quick: 1)" % ", ".join(REPEATED))
+    ap.add_argument("--repeat-cut", type=int, default=150,
+                    help="no further runs of a workload once one side's run took longer "
+                         "than this (s)")
+    ap.add_argument("--head-repeat", type=int, default=1,
+                    help="cold mounts for the head -c 64KiB figure within one run (median)")
+    ap.add_argument("--budget", type=int, default=3600,
                     help="wall-clock budget (s): timeouts are cut to it and workloads "
                          "left when it is used up are skipped")
     ap.add_argument("--step-timeout", type=int, default=300,
@@ -1109,7 +1590,11 @@ def parse_args(argv):
     q = 10 if a.quick else 1
     defaults = {"find_files": 5000 // q, "find_folders": 250 // q, "small_files": 2000 // q,
                 "big_mib": 1024 // q if q == 1 else 100, "rss_entries": 100000 // q,
-                "empty_files": 1000 // q, "rm_files": 2000 // q}
+                "empty_files": 1000 // q, "rm_files": 2000 // q,
+                "tree_files": 300 if a.quick else 0, "git_files": 2000 // q,
+                "thumb_files": 100 // q, "thumb_mib": 8 if a.quick else 50,
+                "fio_mib": 64 if a.quick else 256, "fio_runtime": 3 if a.quick else 10,
+                "repeat": 1 if a.quick else 3}
     for k, v in defaults.items():
         if getattr(a, k) is None:
             setattr(a, k, v)
@@ -1122,7 +1607,8 @@ def parse_args(argv):
                                                        ", ".join(WORKLOADS)))
     a.only = only
     for k in ("find_files", "find_folders", "small_files", "small_kib", "big_mib",
-              "rss_entries", "empty_files", "rm_files", "head_repeat"):
+              "rss_entries", "empty_files", "rm_files", "head_repeat", "git_files",
+              "thumb_files", "thumb_mib", "fio_mib", "fio_runtime", "repeat"):
         if getattr(a, k) < 1:
             ap.error("--%s must be at least 1" % k.replace("_", "-"))
     return a
@@ -1182,7 +1668,11 @@ def main(argv=None):
         "quick": a.quick,
         "sizes": {k: getattr(a, k) for k in ("find_files", "find_folders", "small_files",
                                              "small_kib", "big_mib", "rss_entries",
-                                             "empty_files", "rm_files")},
+                                             "empty_files", "rm_files", "tree_files",
+                                             "git_files", "thumb_files", "thumb_mib",
+                                             "fio_mib", "fio_runtime")},
+        "repeat": a.repeat,
+        "repeated_workloads": list(REPEATED),
         "latency_ms": a.latency_ms,
         "emulator_knobs": {"dedup": "off", "latency_ms": a.latency_ms,
                            "latency_kinds": "*"},
