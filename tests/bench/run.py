@@ -180,6 +180,21 @@ def proc_io(pid):
         return {k: int(v) for k, _, v in (ln.partition(":") for ln in f)}
 
 
+def ctx_switches(pid):
+    """Voluntary + involuntary context switches of all live threads of @pid."""
+    n = 0
+    for t in os.listdir("/proc/%d/task" % pid):
+        try:
+            with open("/proc/%d/task/%s/status" % (pid, t)) as f:
+                for line in f:
+                    if line.split(":")[0] in ("voluntary_ctxt_switches",
+                                              "nonvoluntary_ctxt_switches"):
+                        n += int(line.split()[1])
+        except OSError:
+            pass
+    return n
+
+
 def proc_status(pid):
     """VmRSS and VmHWM of @pid in bytes."""
     out = {}
@@ -1330,13 +1345,14 @@ class Bench:
             for mode, direct in (("buffered", 0), ("direct", 1)):
                 self.emu.reset_stats()
                 c0 = cpu_seconds(m.pid)
-                io0 = proc_io(m.pid)
+                io0, cs0 = proc_io(m.pid), ctx_switches(m.pid)
                 try:
                     r = fio(path, direct)
                 except SideFailed as e:
                     out[mode + "_error"] = short(e)
                     continue
-                io1 = proc_io(m.pid)
+                io1, cs1 = proc_io(m.pid), ctx_switches(m.pid)
+                out[mode + "_ctx_switches_per_io"] = (cs1 - cs0) / max(1, r["total_ios"])
                 cpu = cpu_seconds(m.pid) - c0
                 s = self.emu.stats()
                 out[mode + "_iops"] = r["iops"]
@@ -1345,6 +1361,7 @@ class Bench:
                 out[mode + "_daemon_read_syscalls_per_io"] = (
                     (io1["syscr"] - io0["syscr"]) / max(1, r["total_ios"]))
                 out[mode + "_downloads"] = s["requests"]["download"]
+                out[mode + "_requests"] = self.total_requests(s)
             if "buffered_iops" not in out and "direct_iops" not in out:
                 raise SideFailed(out.get("buffered_error", "fio failed"))
             return out
@@ -1356,11 +1373,15 @@ class Bench:
         for mode, label in (("buffered", "buffered"), ("direct", "O_DIRECT")):
             self.row("fio", "4 KiB random reads, %s: IOPS" % label, "IOPS", "higher",
                      self.side_val(res, mode, "iops"),
-                     what + "; downloads during fio: " + self._vals(res, mode + "_downloads"))
+                     what + "; emulator requests during fio (downloads): "
+                     + self._vals(res, mode + "_requests") + " ("
+                     + self._vals(res, mode + "_downloads") + ")")
             self.row("fio", "%s: daemon CPU seconds per 10k reads" % label, "s", "lower",
                      self.side_val(res, mode, "cpu_s_per_10k"),
-                     "daemon read() syscalls per I/O (FUSE requests + cache reads): "
-                     + self._vals(res, mode + "_daemon_read_syscalls_per_io"))
+                     "daemon read()-family syscalls per I/O (/proc/PID/io syscr): "
+                     + self._vals(res, mode + "_daemon_read_syscalls_per_io")
+                     + "; daemon context switches per I/O: "
+                     + self._vals(res, mode + "_ctx_switches_per_io"))
 
     @staticmethod
     def side_val(res, mode, key):
