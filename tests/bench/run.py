@@ -15,13 +15,51 @@ fresh mount with an empty cache each time:
          and until every file is on the server with the right MD5.
   big    one big file (1 GiB): cp time, and close() -> server-confirmed,
          next to the raw API upload (allocate + POST) of the same bytes.
+  tar    `tar -xf` of a tarball of /usr/include (regular files and folders:
+         the service has no symlinks; about 8,000 files, 130 MiB) into the
+         mount: seconds until tar returned and until the service matches
+         (every file there with its size and MD5, no other file left).
+  rsync  first `rsync -a /usr/include/ MNT/x/` (the same tree): the same
+         figures (rsync's exit 23, attributes it could not set, is accepted:
+         the service check decides).
+  git    `git add -A` in a fresh repo in the mount holding 2,000 files of
+         121 bytes (already on the service): seconds, and requests until the
+         emulator is quiet for 6 s (longer than rclone's write-back).
   read   `head -c 65536` of a 1 GiB file: bytes the emulator sent (counted
-         by a TCP relay, see below); then a sequential read of the whole file
-         at latency 0: MB/s.
+         by a TCP relay, see below); then a cold sequential read of the whole
+         file at latency 0: MB/s and daemon CPU-s/GiB, next to `curl` of the
+         same bytes (one stream, same CONNECT proxy and TLS) in the same run.
+  thumb  the thumbnail probe: `head -c 65536` of each of 100 files of 50 MiB
+         (one after the other, cold mount): bytes on the wire per file (relay),
+         download requests per file, seconds.  The files share one content
+         (one 50 MiB blob in the emulator instead of 5 GiB); neither client
+         caches by content, so this changes nothing they fetch.
+  fio    fio 4 KiB random reads (psync, 10 s) of a 256 MiB file that was read
+         whole with `cat` first (rclone: --vfs-cache-mode full, so it keeps
+         it), buffered and O_DIRECT: IOPS, daemon CPU per 10k reads, daemon
+         read syscalls and context switches per I/O.  fio drops the page cache
+         at start (invalidate=1) and its random map reads every block once per
+         pass, so in the buffered run too nearly every I/O is a FUSE READ that
+         the daemon answers from its cache: the figure is the daemon's
+         per-request cost, not the kernel page cache's.
   rss    daemon VmRSS after `ls -f` of a directory with 100k entries.
   empty  `cp -r` of 1,000 empty files: seconds until on the server, requests.
   rm     `rm -rf` of a seeded 2,000-file tree: seconds until rm returned and
          until the service no longer has any of it, requests.
+
+Repetition: the headline workloads (REPEATED: small, empty, rm, big, tar,
+rsync, read) run --repeat times (default 3, --quick 1), the sides taking turns;
+the table shows the median with the best run next to it ("min" for times,
+"max" for MB/s), the JSON every run.  A workload stops repeating once one
+side's run took longer than --repeat-cut (150 s; the note says so) or the
+--budget (3600 s) runs short; the others run once.  --quick takes 300 files of
+the tree, 200 git files, 10 probe files of 8 MiB, a 64 MiB fio file for 3 s.
+
+Runtime (2 shared cores, measured under load from other jobs): --quick about
+8 minutes; a full run with --repeat 1 took RUNTIME_FULL; the default
+--repeat 3 adds the repeated rows' second and third runs where they are short
+enough (tar and rsync, several minutes per jottafs run today, run once), so
+expect about RUNTIME_3 (the --budget of 3600 s bounds it).
 
 Every workload reports the daemon's CPU seconds (utime + stime of the mount
 process while the workload ran); the byte-moving ones also per GiB, and the
@@ -1556,7 +1594,9 @@ def parse_args(argv):
                                  epilog="\n".join(__doc__.splitlines()[2:]))
     ap.add_argument("--quick", action="store_true",
                     help="10x smaller sizes (smoke run): 500 files/25 folders, 200 small "
-                         "files, 100 empty, rm of 200, 100 MiB, 10k entries")
+                         "files, 100 empty, rm of 200, 100 MiB, 10k entries, 300 tree "
+                         "files, 200 git files, 10 x 8 MiB probes, 64 MiB fio for 3 s; "
+                         "one run each")
     ap.add_argument("--only", action="append", default=[], metavar="NAME",
                     help="run only these workloads (repeat or comma-separate): "
                          + ", ".join(WORKLOADS))
