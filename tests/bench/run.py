@@ -883,12 +883,16 @@ class Bench:
         return expected
 
     def copy_in(self, m, side, src, user, expected):
-        """cp -r @src into mount @m, then wait until @expected is on the server."""
+        """cp -r @src into a new folder of mount @m (each run its own, so that
+        repeated runs create new files), then wait until @expected ({side/rel:
+        ...}) is on the server there."""
+        top = "%s-%d" % (side.name, self.next_id())
+        expected = {top + "/" + k.split("/", 1)[1]: v for k, v in expected.items()}
         self.settle()
         self.emu.reset_stats()
         c0 = cpu_seconds(m.pid)
         t0 = time.monotonic()
-        _, dt = checked(["cp", "-r", src, os.path.join(m.path, side.name)],
+        _, dt = checked(["cp", "-r", src, os.path.join(m.path, top)],
                         timeout=self.left(self.a.step_timeout), what="cp -r")
         t_srv = self.wait_on_server(user, expected, len(expected),
                                     timeout=self.left(self.a.upload_timeout))
@@ -942,7 +946,7 @@ class Bench:
             return live
 
         def one(side):
-            top = "rm-" + side.name
+            top = "rm-%s-%d" % (side.name, self.next_id())
             log("rm: seeding %d files for %s" % (n, side.name))
             self.emu.seed([{"path": "%s/d%02d/f%05d" % (top, i % ndirs, i),
                             "content": "file %d\n" % i} for i in range(n)], user=user)
@@ -996,7 +1000,7 @@ class Bench:
             self.emu.reset_stats()
             c0 = cpu_seconds(m.pid)
             t0 = time.monotonic()
-            sp = "big-%s.bin" % side.name
+            sp = "big-%s-%d.bin" % (side.name, self.next_id())
             _, dt = checked(["cp", path, os.path.join(m.path, sp)],
                             timeout=self.left(self.a.step_timeout), what="cp")
             t_srv = self.wait_on_server(user, {sp: (size, md5)}, 1,
