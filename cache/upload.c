@@ -167,7 +167,12 @@ static void job_wait_end(struct upload_queue *q, struct upload_job *job, uint64_
 /* Journal record loaded at open (journal_load). */
 static int index_add(void *ctx, uint64_t id, uint64_t gen, int64_t size, bool given_up)
 {
-	return upq_ment_set(ctx, id, gen, size, given_up);
+	int err = upq_ment_set(ctx, id, gen, size, given_up);
+	struct ment *e = err ? NULL : upq_ment_get(ctx, id);
+
+	if (e)          /* an earlier process may have started it */
+		e->touched = true;
+	return err;
 }
 
 /* ---- open / close ---- */
@@ -497,12 +502,15 @@ int upload_cancel(struct upload_queue *q, uint64_t id)
 	return n < 0 ? n : 0;
 }
 
-int upload_rename(struct upload_queue *q, uint64_t id, const char *new_path)
+int upload_rename(struct upload_queue *q, uint64_t id, const char *new_path, bool *touched)
 {
 	struct upload_job *job;
 	uint64_t seq = 0;
+	bool new_touched = !touched || *touched;
 	int n;
 
+	if (touched)
+		*touched = true;
 	if (!upq_path_valid(new_path))
 		return -EINVAL;
 	pthread_mutex_lock(&q->db_lock);
@@ -512,6 +520,11 @@ int upload_rename(struct upload_queue *q, uint64_t id, const char *new_path)
 		struct ment *e = upq_ment_get(q, id);
 		if (e && e->given_up)
 			upq_ment_set(q, id, e->gen, e->size, false);
+		if (e) {
+			if (touched)
+				*touched = e->touched;
+			e->touched = new_touched;
+		}
 	}
 	job = n > 0 ? upq_job_of(q, id) : NULL;
 	if (job) {

@@ -60,7 +60,8 @@
  *   the old path and returns once none is running (the upload restarts at
  *   the new path, from byte 0). Then move old -> new on the server as usual
  *   if anything may be at the old path (the file existed there, or an
- *   upload was pending), treating -ENOENT as success. A file that was new
+ *   upload was pending and upload_rename() says a transfer may have left
+ *   something there), treating -ENOENT as success. A file that was new
  *   (base_size -1) then replaces whatever is at the new path (POSIX rename
  *   over a target, rsync's temp file + rename), without a conflict check.
  *   Directories: upload_rename_dir(), then mvDir. A renamed upload that had
@@ -142,8 +143,14 @@ int upload_wait(struct upload_queue *q, uint64_t id, uint64_t gen);
 /* The file was unlinked: drop its pending upload (abort it if running). */
 int upload_cancel(struct upload_queue *q, uint64_t id);
 /* The file was renamed: the pending upload goes to @new_path instead. If the
- * old path was already (partly) uploaded the caller moves it on the server. */
-int upload_rename(struct upload_queue *q, uint64_t id, const char *new_path);
+ * old path was already (partly) uploaded the caller moves it on the server.
+ * @touched (may be NULL: treated as true) is in and out: in, whether
+ * @new_path may hold what a transfer of this file left there (false for a
+ * rename; an undo passes back what the rename said); out, whether the old
+ * path may: a transfer of the record ran (or an earlier process may have
+ * run one) there. When it says false, nothing of this upload can be on the
+ * service and a new file's rename needs no request. */
+int upload_rename(struct upload_queue *q, uint64_t id, const char *new_path, bool *touched);
 /* Is an upload of @id pending or running? */
 bool upload_pending(struct upload_queue *q, uint64_t id);
 /* Numbers for progress reports. */

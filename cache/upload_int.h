@@ -109,6 +109,8 @@ struct ment {
 	uint64_t gen;
 	int64_t size;
 	bool given_up;
+	bool touched;             /* a transfer may have left something at the record's
+				     path: a job ran for it there, or it was loaded at open */
 };
 
 /* A thread blocked in upload_wait(). */

@@ -141,6 +141,8 @@ static int pick(struct upload_queue *q, struct upload_job *job, struct urec *r, 
 		/* a newer generation may have been journalled between the select and now */
 		struct ment *e = upq_ment_get(q, r->id);
 		job->superseded = !e || e->gen != r->gen;
+		if (e)
+			e->touched = true;
 		atomic_store(&job->cancel, false);
 		pthread_mutex_unlock(&q->lock);
 	} else if (rc == JOURNAL_BAD) {

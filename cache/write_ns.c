@@ -314,10 +314,15 @@ static void remove_partial(struct writer *w, const char *path)
 	jfs_entry_release(&e);
 }
 
-/* Move file @src from @from to @to on the service, its pending upload along. */
+/*
+ * Move file @src from @from to @to on the service, its pending upload along.
+ * A new file whose upload never ran (rsync's temp file, git's index.lock,
+ * an editor's save: renamed within the write-back delay of its close) has
+ * nothing on the service: its journal record changes path, and that is all.
+ */
 static int move_file(struct writer *w, struct meta_attr *src, const char *from, const char *to)
 {
-	bool pending;
+	bool pending, touched = false;
 	int err = 0;
 
 	if (w->up && src->local) {
@@ -332,8 +337,8 @@ static int move_file(struct writer *w, struct meta_attr *src, const char *from, 
 	}
 	pending = !err && w->up && upload_pending(w->up, src->id);
 	if (pending)
-		err = upload_rename(w->up, src->id, to);
-	if (!err && (!src->local || src->base_size >= 0 || pending)) {
+		err = upload_rename(w->up, src->id, to, &touched);
+	if (!err && (!src->local || src->base_size >= 0 || (pending && touched))) {
 		err = jfs_move(w->cfg.jfs, from, to, false);
 		if (err == -ENOENT && src->local) {
 			/* Its upload never completed at the old path. */
@@ -342,7 +347,7 @@ static int move_file(struct writer *w, struct meta_attr *src, const char *from, 
 		}
 	}
 	if (err && pending)
-		upload_rename(w->up, src->id, from);
+		upload_rename(w->up, src->id, from, &touched);
 	return err;
 }
 

@@ -903,13 +903,16 @@ static void rename_pending(void **state)
 
 	c.write_back_ms = 60000;
 	q_start(&c);
+	bool touched = false;
+
 	assert_int_equal(upload_enqueue(Q, mk_item(&b, 4, 1, "old.txt", "content")), 0);
-	assert_int_equal(upload_rename(Q, 4, "new.txt"), 0);
+	assert_int_equal(upload_rename(Q, 4, "new.txt", &touched), 0);
+	assert_false(touched);                  /* never ran: nothing at old.txt */
 	assert_int_equal(upload_enqueue(Q, mk_item(&x, 20, 1, "d/x", "xx")), 0);
 	assert_int_equal(upload_enqueue(Q, mk_item(&y, 21, 1, "d/y", "yy")), 0);
 	assert_int_equal(upload_enqueue(Q, mk_item(&b, 22, 1, "dd/z", "zz")), 0);
 	assert_int_equal(upload_rename_dir(Q, "d", "e/f"), 0);
-	assert_int_equal(upload_rename(Q, 4, "bad/"), -EINVAL);
+	assert_int_equal(upload_rename(Q, 4, "bad/", NULL), -EINVAL);
 	assert_int_equal(upload_drain(Q, 5), 0);
 	fake_md5("new.txt", m);
 	unit_md5("content", 7, want);
@@ -935,7 +938,9 @@ static void rename_running(void **state)
 	fake_block(true);
 	assert_int_equal(upload_enqueue(Q, mk_item(&b, 4, 1, "tmp.part", "renamed while sent")), 0);
 	fake_wait_blocked(1);
-	assert_int_equal(upload_rename(Q, 4, "final.txt"), 0);
+	bool touched = false;
+	assert_int_equal(upload_rename(Q, 4, "final.txt", &touched), 0);
+	assert_true(touched);                     /* it ran at tmp.part */
 	assert_int_equal(FG(n_cancelled), 1);     /* aborted before upload_rename returned */
 	fake_block(false);
 	assert_int_equal(upload_wait(Q, 4, 1), 0);
@@ -958,7 +963,7 @@ static void rename_over_existing(void **state)
 	c.write_back_ms = 60000;
 	q_start(&c);
 	assert_int_equal(upload_enqueue(Q, mk_item(&b, 8, 1, ".target.txt.XYZ", "new")), 0);
-	assert_int_equal(upload_rename(Q, 8, "target.txt"), 0);
+	assert_int_equal(upload_rename(Q, 8, "target.txt", NULL), 0);
 	assert_int_equal(upload_wait(Q, 8, 1), 0);
 	fake_md5("target.txt", m);
 	assert_string_equal(m, b.it.md5);
@@ -1225,7 +1230,7 @@ static void rename_revives_given_up(void **state)
 	assert_int_equal(upload_given_up(Q), 2);
 	assert_false(upload_pending(Q, 1));
 	fake_block(true);       /* pending until looked at, however fast the worker */
-	assert_int_equal(upload_rename(Q, 1, "good name.txt"), 0);
+	assert_int_equal(upload_rename(Q, 1, "good name.txt", NULL), 0);
 	assert_true(upload_pending(Q, 1));
 	assert_int_equal(upload_rename_dir(Q, "bad dir", "good dir"), 0);
 	assert_true(upload_pending(Q, 2));

@@ -325,7 +325,7 @@ static void cancel_mid_body(void **state)
 	assert_int_equal(upload_enqueue(Q, mk_item(&b, 2, "mid/old.bin", data, size)), 0);
 	upload_under_way(2, 700);
 	t0 = clock_mono_ms();
-	assert_int_equal(upload_rename(Q, 2, "mid/new.bin"), 0);
+	assert_int_equal(upload_rename(Q, 2, "mid/new.bin", NULL), 0);
 	dt_rename = clock_mono_ms() - t0;
 	knobs("{\"bandwidth\": 0}");
 	assert_int_equal(upload_wait(Q, 2, 1), 0);
