@@ -103,12 +103,10 @@ import random
 import resource
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import traceback
 import urllib.parse
@@ -279,84 +277,6 @@ def live_files(tree, prefix):
         elif x["type"] == "file":
             live.add(p)
     return live
-
-
-# ------------------------------------------------------------------ relay
-
-class CountingRelay:
-    """TCP relay 127.0.0.1:port -> the emulator, counting the bytes that went
-    each way (down = emulator to client, counted once the client's socket took
-    them).  Used only where bytes matter, never where speed does."""
-
-    def __init__(self, target_port):
-        self.target = ("127.0.0.1", target_port)
-        self.lock = threading.Lock()
-        self.down = 0
-        self.up = 0
-        self.socks = set()
-        self.lsock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self.lsock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.lsock.bind(("127.0.0.1", 0))
-        self.lsock.listen(128)
-        self.port = self.lsock.getsockname()[1]
-        self.url = "http://127.0.0.1:%d" % self.port
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    def _accept(self):
-        while True:
-            try:
-                c, _ = self.lsock.accept()
-            except OSError:
-                return
-            try:
-                u = socket.create_connection(self.target, timeout=10)
-                u.settimeout(None)
-            except OSError:
-                c.close()
-                continue
-            with self.lock:
-                self.socks.update((c, u))
-            threading.Thread(target=self._pump, args=(u, c, "down"), daemon=True).start()
-            threading.Thread(target=self._pump, args=(c, u, "up"), daemon=True).start()
-
-    def _pump(self, src, dst, field):
-        try:
-            while True:
-                b = src.recv(256 * 1024)
-                if not b:
-                    break
-                dst.sendall(b)
-                with self.lock:
-                    setattr(self, field, getattr(self, field) + len(b))
-        except OSError:
-            pass
-        for s in (src, dst):
-            try:
-                s.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
-        with self.lock:
-            for s in (src, dst):
-                if s in self.socks:
-                    self.socks.discard(s)
-                    s.close()
-
-    def reset(self):
-        with self.lock:
-            self.down = self.up = 0
-
-    def counts(self):
-        with self.lock:
-            return {"down": self.down, "up": self.up}
-
-    def close(self):
-        self.lsock.close()
-        with self.lock:
-            for s in list(self.socks):
-                try:
-                    s.shutdown(socket.SHUT_RDWR)
-                except OSError:
-                    pass
 
 
 # ------------------------------------------------------------------ the two clients
@@ -1042,7 +962,7 @@ class Bench:
             # How much a client fetches for 64 KiB depends on timing (socket
             # buffers, kernel read-ahead): median of a few cold mounts.
             for _ in range(self.a.head_repeat):
-                relay = CountingRelay(self.emu.port)
+                relay = helpers.CountingRelay(self.emu.port)
                 self.relays.append(relay)
                 try:
                     m = side.mount("read", relay=relay)
@@ -1326,7 +1246,7 @@ class Bench:
         head = random.Random(0).randbytes(min(size, MiB))[:65536]
 
         def one(side):
-            relay = CountingRelay(self.emu.port)
+            relay = helpers.CountingRelay(self.emu.port)
             self.relays.append(relay)
             try:
                 m = side.mount("thumb", relay=relay)

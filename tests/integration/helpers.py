@@ -520,3 +520,94 @@ def twin_name(name, sname, round=0):
     dot = name.rfind(".")
     stem = dot if 0 < dot < len(name) - 1 else len(name)
     return "%s (jottacloud %08x)%s" % (name[:stem], h, name[stem:])
+
+
+class CountingRelay:
+    """TCP relay 127.0.0.1:port -> the emulator, counting the bytes that went
+    each way (down = emulator to client, counted once the client's socket took
+    them) and the connections the client closed.  The emulator counts only
+    bodies it sent completely (download_bytes); the relay counts what a client
+    that hangs up early really cost.  Used where bytes matter, never where
+    speed does (tests/integration/test_read_stream.py, tests/bench/run.py)."""
+
+    def __init__(self, target_port):
+        self.target = ("127.0.0.1", target_port)
+        self.lock = threading.Lock()
+        self.down = 0
+        self.up = 0
+        self.closed = 0                 # connections the client closed
+        self.socks = set()
+        self.lsock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.lsock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.lsock.bind(("127.0.0.1", 0))
+        self.lsock.listen(128)
+        self.port = self.lsock.getsockname()[1]
+        self.url = "http://127.0.0.1:%d" % self.port
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self):
+        while True:
+            try:
+                c, _ = self.lsock.accept()
+            except OSError:
+                return
+            try:
+                u = socket.create_connection(self.target, timeout=10)
+                u.settimeout(None)
+            except OSError:
+                c.close()
+                continue
+            with self.lock:
+                self.socks.update((c, u))
+            threading.Thread(target=self._pump, args=(u, c, "down"), daemon=True).start()
+            threading.Thread(target=self._pump, args=(c, u, "up"), daemon=True).start()
+
+    def _pump(self, src, dst, field):
+        try:
+            while True:
+                b = src.recv(256 * 1024)
+                if not b:
+                    break
+                dst.sendall(b)
+                with self.lock:
+                    setattr(self, field, getattr(self, field) + len(b))
+        except OSError:
+            pass
+        with self.lock:
+            if field == "up":           # the client's side ended
+                self.closed += 1
+        for s in (src, dst):
+            try:
+                s.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+        with self.lock:
+            for s in (src, dst):
+                if s in self.socks:
+                    self.socks.discard(s)
+                    s.close()
+
+    def reset(self):
+        with self.lock:
+            self.down = self.up = 0
+
+    def counts(self):
+        with self.lock:
+            return {"down": self.down, "up": self.up}
+
+    def bytes_down(self):
+        with self.lock:
+            return self.down
+
+    def closed_by_client(self):
+        with self.lock:
+            return self.closed
+
+    def close(self):
+        self.lsock.close()
+        with self.lock:
+            for s in list(self.socks):
+                try:
+                    s.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass

@@ -7,85 +7,11 @@ cancelled stream shows 0 there: the bytes are counted by a TCP relay in
 front of the emulator, as tests/bench/run.py does.
 """
 import os
-import socket
 import subprocess
-import threading
 
-from helpers import Account, wait_for, wait_steady
+from helpers import Account, CountingRelay, wait_for, wait_steady
 
 MiB = 1 << 20
-
-
-class CountingRelay:
-    """127.0.0.1:port -> the emulator; counts the bytes sent to the client."""
-
-    def __init__(self, target_port):
-        self.target = ("127.0.0.1", target_port)
-        self.lock = threading.Lock()
-        self.down = 0
-        self.closed = 0                 # connections the client closed
-        self.socks = set()
-        self.lsock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self.lsock.bind(("127.0.0.1", 0))
-        self.lsock.listen(64)
-        self.url = "http://127.0.0.1:%d" % self.lsock.getsockname()[1]
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    def _accept(self):
-        while True:
-            try:
-                c, _ = self.lsock.accept()
-            except OSError:
-                return
-            try:
-                u = socket.create_connection(self.target, timeout=10)
-                u.settimeout(None)
-            except OSError:
-                c.close()
-                continue
-            with self.lock:
-                self.socks.update((c, u))
-            threading.Thread(target=self._pump, args=(u, c, True), daemon=True).start()
-            threading.Thread(target=self._pump, args=(c, u, False), daemon=True).start()
-
-    def _pump(self, src, dst, down):
-        try:
-            while True:
-                b = src.recv(256 * 1024)
-                if not b:
-                    break
-                dst.sendall(b)
-                if down:
-                    with self.lock:
-                        self.down += len(b)
-        except OSError:
-            pass
-        if not down:
-            with self.lock:
-                self.closed += 1
-        for s in (src, dst):
-            try:
-                s.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
-
-    def closed_by_client(self):
-        with self.lock:
-            return self.closed
-
-    def bytes_down(self):
-        with self.lock:
-            return self.down
-
-    def close(self):
-        self.lsock.close()
-        with self.lock:
-            for s in self.socks:
-                try:
-                    s.shutdown(socket.SHUT_RDWR)
-                except OSError:
-                    pass
-                s.close()
 
 
 class _Via:

@@ -23,44 +23,7 @@
 #include "watchdog.h"
 #include "upload_test.h"
 
-/* Link seam, as in test_upload.c: the net/jfs calls must never run. */
-int jfs_stat(struct jfs *j, const char *path, struct jfs_entry *out)
-{
-	fail_msg("jfs_stat called in a unit test");
-	return -ENOSYS;
-}
-
-void jfs_entry_release(struct jfs_entry *e)
-{
-	fail_msg("jfs_entry_release called in a unit test");
-}
-
-int jfs_allocate(struct jfs *j, const struct jfs_alloc_req *req, struct jfs_alloc *out)
-{
-	fail_msg("jfs_allocate called in a unit test");
-	return -ENOSYS;
-}
-
-void jfs_alloc_release(struct jfs_alloc *a)
-{
-	fail_msg("jfs_alloc_release called in a unit test");
-}
-
-int jfs_upload_cancellable(struct jfs *j, const char *upload_url, int fd,
-			   int64_t resume_pos, int64_t size, const char *md5,
-			   const atomic_bool *cancel, time_t *out_modified)
-{
-	fail_msg("jfs_upload_cancellable called in a unit test");
-	return -ENOSYS;
-}
-
-int jfs_upload_progress(struct jfs *j, const char *upload_url, int fd, int64_t resume_pos,
-			int64_t size, const char *md5, const atomic_bool *cancel,
-			_Atomic int64_t *sent, time_t *out_modified)
-{
-	fail_msg("jfs_upload_progress called in a unit test");
-	return -ENOSYS;
-}
+#include "jfs_seams.h"
 
 /* ---- the fake service: POSTs counted by size, held until released ---- */
 
