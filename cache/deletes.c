@@ -1,9 +1,11 @@
 /*
- * cache/deletes.c — the background delete queue (cache/deletes.h): its
- * journal <cache_dir>/deletes.db (one row per pending delete, in the order
- * they were made), the in-memory mirror of it, the workers that apply the
- * deletes on the service, the folder-delete collapse, the flush that
- * orders a delete before what is made at its path later, and the filter
+ * cache/deletes.c — the background namespace queue (cache/deletes.h):
+ * its journal <cache_dir>/deletes.db (one row per pending delete or folder
+ * creation, in the order they were made), the in-memory mirror of it, the
+ * workers that apply them on the service (in order where their paths
+ * meet), the folder-delete collapse, the folder creations made needless
+ * by an upload below them or carried by a deeper one, the flush that
+ * orders them before what is made at their path later, and the filter
  * that keeps listings from resurrecting what is being deleted.
  */
 #include "cache/deletes.h"
@@ -22,7 +24,7 @@
 #include "lib/log.h"
 #include "net/jfs.h"
 
-#define DELQ_VERSION     1
+#define DELQ_VERSION     2
 #define BUSY_MS          10000
 #define QUIET_MS         1000      /* apply once no delete came for this long ... */
 #define HOLD_MAX_MS      10000     /* ... or once one waited this long */
@@ -32,22 +34,32 @@
 #define RECENT_SLOTS     1024      /* completed deletes remembered for listings */
 #define RECENT_S         120       /* ... this long */
 #define DEFAULT_WORKERS  4
+#define MKDIR_HOLD_MAX_MS 60000    /* a folder creation waits for uploads below it ... */
+#define MKDIR_RECHECK_MS  500      /* ... asking this often whether any are pending */
+#define MKDIR_GRACE_MS    1500     /* ... and until this long after the last one */
 
 enum stmt_id { ST_ADD, ST_DONE, ST_LOAD, ST__COUNT };
 
 static const struct db_sql stmt_sql[ST__COUNT] = {
-	[ST_ADD] = { "add", "INSERT INTO del (path, is_dir) VALUES (?1, ?2)" },
+	[ST_ADD] = { "add", "INSERT INTO del (path, is_dir, op, node) VALUES (?1, ?2, ?3, ?4)" },
 	[ST_DONE] = { "clear", "DELETE FROM del WHERE seq = ?1" },
-	[ST_LOAD] = { "load", "SELECT seq, path, is_dir FROM del ORDER BY seq" },
+	[ST_LOAD] = { "load", "SELECT seq, path, is_dir, op, node FROM del ORDER BY seq" },
 };
 
+/* Version 1 had no op column: every row was a delete. */
 static const char schema_sql[] =
 	"CREATE TABLE IF NOT EXISTS del ("
 	" seq    INTEGER PRIMARY KEY AUTOINCREMENT," /* order made */
 	" path   TEXT NOT NULL,"                     /* server path under the mountpoint */
-	" is_dir INTEGER NOT NULL"
+	" is_dir INTEGER NOT NULL,"
+	" op     INTEGER NOT NULL DEFAULT 0,"        /* enum dop */
+	" node   INTEGER NOT NULL DEFAULT 0"         /* mkdir: the folder's index node */
 	");";
+static const char upgrade_v1_sql[] =
+	"ALTER TABLE del ADD COLUMN op INTEGER NOT NULL DEFAULT 0;"
+	"ALTER TABLE del ADD COLUMN node INTEGER NOT NULL DEFAULT 0;";
 
+enum dop { OP_DELETE = 0, OP_MKDIR = 1 };
 enum dstate { D_QUEUED, D_RUNNING };
 
 struct ditem {
@@ -55,6 +67,9 @@ struct ditem {
 	int64_t seq;
 	char *path;
 	bool is_dir;
+	enum dop op;
+	uint64_t node;              /* OP_MKDIR: the folder's node id (0: unknown) */
+	struct ditem *carrier;      /* OP_MKDIR running as part of a deeper one's request */
 	enum dstate state;
 	int64_t added;              /* monotonic ms */
 	int64_t due;                /* monotonic ms: not before (retries) */
@@ -76,7 +91,14 @@ struct delq {
 	pthread_cond_t cond;        /* work or state changed (CLOCK_MONOTONIC waits) */
 	/* protected by lock */
 	struct ditem *head, *tail;
-	unsigned n;
+	unsigned n, nmkdir;
+	/* folder creations wait while this says uploads are pending (delq_set_hold) */
+	bool (*hold)(void *ctx);
+	void *hold_ctx;
+	unsigned hold_calls;        /* calls of hold running now */
+	unsigned hold_waiters;      /* threads waiting for hold_calls to be 0 */
+	bool held;                  /* what it said last (or lately) */
+	int64_t held_until;         /* monotonic ms */
 	int64_t last_add;           /* monotonic ms */
 	bool drain;                 /* closing: everything is due now */
 	bool stopping;
@@ -95,6 +117,8 @@ static int migrate(struct db *db, int from, void *ctx)
 			q->file, from);
 		return -EPROTO;
 	}
+	if (from == 1)
+		return db_script(db, upgrade_v1_sql, "add the op column");
 	return db_script(db, schema_sql, "create tables");
 }
 
@@ -107,7 +131,8 @@ static void item_free(struct ditem *it)
 }
 
 /* Append a new item (lock held, or not yet shared). */
-static struct ditem *item_push(struct delq *q, int64_t seq, const char *path, bool is_dir)
+static struct ditem *item_push(struct delq *q, int64_t seq, const char *path, bool is_dir,
+			       enum dop op, uint64_t node)
 {
 	struct ditem *it = calloc(1, sizeof(*it));
 
@@ -117,6 +142,8 @@ static struct ditem *item_push(struct delq *q, int64_t seq, const char *path, bo
 	}
 	it->seq = seq;
 	it->is_dir = is_dir;
+	it->op = op;
+	it->node = node;
 	it->state = D_QUEUED;
 	it->added = clock_mono_ms();
 	if (q->tail)
@@ -125,6 +152,8 @@ static struct ditem *item_push(struct delq *q, int64_t seq, const char *path, bo
 		q->head = it;
 	q->tail = it;
 	q->n++;
+	if (op == OP_MKDIR)
+		q->nmkdir++;
 	return it;
 }
 
@@ -143,6 +172,8 @@ static void item_unlink(struct delq *q, struct ditem *it)
 		if (q->tail == p)
 			q->tail = prev;
 		q->n--;
+		if (p->op == OP_MKDIR)
+			q->nmkdir--;
 		return;
 	}
 }
@@ -154,7 +185,14 @@ static int load_row(void *ctx, struct db_row *r)
 
 	if (!path || !*path)
 		return 0;
-	return item_push(q, db_int(r, 0), path, db_int(r, 2) != 0) ? 0 : -ENOMEM;
+	int op = (int)db_int(r, 3);
+
+	if (op != OP_DELETE && op != OP_MKDIR) {
+		log_warn("namespace journal: unknown operation %d on '%s' skipped", op, path);
+		return 0;
+	}
+	return item_push(q, db_int(r, 0), path, db_int(r, 2) != 0, (enum dop)op,
+			 (uint64_t)db_int(r, 4)) ? 0 : -ENOMEM;
 }
 
 int delq_open(const struct delq_config *cfg, struct delq **out)
@@ -191,8 +229,8 @@ int delq_open(const struct delq_config *cfg, struct delq **out)
 		return err;
 	}
 	if (q->n)
-		log_info("%u delete%s left by the last mount will be applied", q->n,
-			 q->n == 1 ? "" : "s");
+		log_info("%u namespace change%s (deletes, folder creations) left by the last "
+			 "mount will be applied", q->n, q->n == 1 ? "" : "s");
 	*out = q;
 	return 0;
 }
@@ -221,17 +259,86 @@ static void recent_add(struct delq *q, const char *path)
 	r->at = time(NULL);
 }
 
-/* ---- applying one delete ---- */
+/* ---- applying one operation ---- */
 
-static bool permanent(int err)
+static bool permanent(int err, enum dop op)
 {
 	switch (err) {
 	case -EINVAL: case -EPERM: case -ENAMETOOLONG: case -ENOTDIR: case -EISDIR:
 	case -EROFS:
 		return true;
+	case -EEXIST:
+		return op == OP_MKDIR;  /* a file holds the name */
 	default:
 		return false;
 	}
+}
+
+static const char *op_name(const struct ditem *it)
+{
+	return it->op == OP_MKDIR ? "creation of folder" : "delete of";
+}
+
+/* Forget @it, done (@ok) or given up (lock held): its journal record, the
+ * folder's pending mark in the index, and the item. */
+static void item_finish(struct delq *q, struct ditem *it, bool ok)
+{
+	if (ok && it->op == OP_DELETE)
+		recent_add(q, it->path);
+	if (db_exec(q->db, ST_DONE, DB_ARGS(DB_INT(it->seq)), NULL, NULL) < 0)
+		log_warn("%s '%s' done but its journal record stays (applied again at "
+			 "the next mount)", op_name(it), it->path);
+	if (it->op == OP_MKDIR && it->node && q->cfg.made)
+		q->cfg.made(q->cfg.ctx, it->node);
+	item_unlink(q, it);
+	item_free(it);
+}
+
+/* Do paths @a and @b meet (one is the other or below it)? */
+static bool overlap(const char *a, const char *b)
+{
+	return path_in(a, b, true) || path_in(b, a, true);
+}
+
+/* Must @it wait for an item made before it (lock held)? Operations whose
+ * paths meet apply in the order they were made; a folder creation does not
+ * wait for those of the folders above it (its request makes them too). */
+static bool blocked(struct delq *q, const struct ditem *it)
+{
+	for (struct ditem *e = q->head; e && e != it; e = e->next) {
+		if (!overlap(e->path, it->path))
+			continue;
+		if (it->op == OP_MKDIR && e->op == OP_MKDIR && path_in(it->path, e->path, true))
+			continue;
+		return true;
+	}
+	return false;
+}
+
+/*
+ * The creation of folder @it is due: one request for the deepest queued
+ * creation below it (within @scope when not NULL) makes @it and every folder
+ * between (mkDir is mkdir -p); @scope NULL: @it itself. Returns the
+ * item to run; the queued creations of the folders above it are marked as
+ * carried by it (lock held).
+ */
+static struct ditem *mkdir_carry(struct delq *q, struct ditem *it, const char *scope)
+{
+	struct ditem *best = it;
+
+	for (struct ditem *d = q->head; d && scope; d = d->next)
+		if (d->op == OP_MKDIR && d->state == D_QUEUED && d != best &&
+		    path_in(d->path, best->path, true) && path_in(d->path, scope, true))
+			best = d;
+	if (best != it && blocked(q, best))
+		best = it;
+	for (struct ditem *a = q->head; a; a = a->next)
+		if (a != best && a->op == OP_MKDIR && a->state == D_QUEUED &&
+		    path_in(best->path, a->path, true)) {
+			a->state = D_RUNNING;
+			a->carrier = best;
+		}
+	return best;
 }
 
 /*
@@ -240,32 +347,37 @@ static bool permanent(int err)
  */
 static bool item_outcome(struct delq *q, struct ditem *it, int err)
 {
-	if (err == -ENOENT)
+	if (err == -ENOENT && it->op == OP_DELETE)
 		err = 0;        /* gone already: what we wanted */
 	it->attempts++;
 	it->tried = q->drain;
-	if (err && permanent(err))
+	if (err && permanent(err, it->op))
 		it->refusals++;
 	if (err && it->refusals < PERMANENT_TRIES) {
 		int64_t d = backoff_ceiling_ms(it->attempts - 1, RETRY_MIN_MS, RETRY_MAX_MS);
 		if (it->attempts == 1 && err != -EHOSTDOWN)
-			log_warn("delete of '%s' failed: %s; retrying in the background", it->path,
-				 strerror(-err));
+			log_warn("%s '%s' failed: %s; retrying in the background", op_name(it),
+				 it->path, strerror(-err));
 		it->state = D_QUEUED;
 		it->due = clock_mono_ms() + d;
+		for (struct ditem *a = q->head; a; a = a->next)
+			if (a->carrier == it) {
+				a->carrier = NULL;
+				a->state = D_QUEUED;
+				a->due = it->due;
+			}
 		pthread_cond_broadcast(&q->cond);
 		return false;
 	}
 	if (err)
-		log_err("delete of '%s' given up after %u attempts: %s", it->path, it->attempts,
-			strerror(-err));
-	else
-		recent_add(q, it->path);
-	if (db_exec(q->db, ST_DONE, DB_ARGS(DB_INT(it->seq)), NULL, NULL) < 0)
-		log_warn("delete of '%s' done but its journal record stays (applied again at "
-			 "the next mount)", it->path);
-	item_unlink(q, it);
-	item_free(it);
+		log_err("%s '%s' given up after %u attempts: %s", op_name(it), it->path,
+			it->attempts, strerror(-err));
+	for (struct ditem *a = q->head, *next; a; a = next) {
+		next = a->next;
+		if (a->carrier == it)
+			item_finish(q, a, !err);
+	}
+	item_finish(q, it, !err);
 	pthread_cond_broadcast(&q->cond);
 	return true;
 }
@@ -276,16 +388,23 @@ static int item_run(struct delq *q, struct ditem *it)
 {
 	char *path = strdup(it->path);
 	bool is_dir = it->is_dir;
+	enum dop op = it->op;
 	int err;
 
 	if (!path)
 		return -ENOMEM;
 	pthread_mutex_unlock(&q->lock);
-	err = jfs_delete(q->cfg.jfs, path, is_dir, q->cfg.hard_delete);
-	if (!err || err == -ENOENT)
-		log_debug("deleted '%s'%s", path, err ? " (gone already)" : "");
-	if (!err && q->cfg.deleted)
-		q->cfg.deleted(q->cfg.ctx);
+	if (op == OP_MKDIR) {
+		err = jfs_mkdir(q->cfg.jfs, path);
+		if (!err)
+			log_debug("made folder '%s'", path);
+	} else {
+		err = jfs_delete(q->cfg.jfs, path, is_dir, q->cfg.hard_delete);
+		if (!err || err == -ENOENT)
+			log_debug("deleted '%s'%s", path, err ? " (gone already)" : "");
+		if (!err && q->cfg.deleted)
+			q->cfg.deleted(q->cfg.ctx);
+	}
 	free(path);
 	pthread_mutex_lock(&q->lock);
 	return err;
@@ -308,14 +427,50 @@ static struct ditem *next_due(struct delq *q, int64_t *wake_ms)
 			int64_t t = quiet < hold ? quiet : hold;
 			if (t > when)
 				when = t;
+			/* a folder creation waits while uploads are pending: one
+			 * below it makes the folder (allocate makes parents) */
+			if (it->op == OP_MKDIR && q->held && now < it->added + MKDIR_HOLD_MAX_MS) {
+				int64_t until = it->added + MKDIR_HOLD_MAX_MS;
+				int64_t t2 = now + MKDIR_RECHECK_MS < until ? now + MKDIR_RECHECK_MS
+									    : until;
+				if (t2 > when)
+					when = t2;
+			}
 		}
-		if (when <= now)
+		if (when <= now && !blocked(q, it))
 			return it;
+		if (when <= now)
+			continue;       /* woken when what it waits for ends */
 		if (wake < 0 || when - now < wake)
 			wake = when - now;
 	}
 	*wake_ms = wake;
 	return NULL;
+}
+
+/* Ask the hold hook again (lock held, released across the call). */
+static void hold_refresh(struct delq *q)
+{
+	bool (*fn)(void *) = q->hold;
+	void *ctx = q->hold_ctx;
+	bool held;
+
+	if (!fn || !q->nmkdir || q->drain) {
+		q->held = false;
+		return;
+	}
+	q->hold_calls++;
+	pthread_mutex_unlock(&q->lock);
+	held = fn(ctx);
+	pthread_mutex_lock(&q->lock);
+	q->hold_calls--;
+	/* an upload leaves the count a moment before its done callback
+	 * (delq_made) runs: the hold outlasts the last pending one a little */
+	if (held)
+		q->held_until = clock_mono_ms() + MKDIR_GRACE_MS;
+	q->held = held || clock_mono_ms() < q->held_until;
+	if (!q->hold_calls && q->hold_waiters)
+		pthread_cond_broadcast(&q->cond);       /* delq_set_hold, delq_close */
 }
 
 static void *worker_main(void *arg)
@@ -325,8 +480,10 @@ static void *worker_main(void *arg)
 	pthread_mutex_lock(&q->lock);
 	while (!q->stopping) {
 		int64_t wake = -1;
-		struct ditem *it = next_due(q, &wake);
+		struct ditem *it;
 
+		hold_refresh(q);
+		it = next_due(q, &wake);
 		if (!it) {
 			if (wake < 0) {
 				pthread_cond_wait(&q->cond, &q->lock);
@@ -336,6 +493,8 @@ static void *worker_main(void *arg)
 			}
 			continue;
 		}
+		if (it->op == OP_MKDIR)
+			it = mkdir_carry(q, it, "");
 		it->state = D_RUNNING;
 		int err = item_run(q, it);
 		item_outcome(q, it, err);
@@ -352,7 +511,7 @@ int delq_start(struct delq *q)
 	for (unsigned i = 0; i < q->cfg.workers; i++) {
 		int rc = pthread_create(&q->threads[i], NULL, worker_main, q);
 		if (rc) {
-			log_err("cannot start a delete worker: %s", strerror(rc));
+			log_err("cannot start a namespace worker: %s", strerror(rc));
 			return -rc;
 		}
 		q->nthreads++;
@@ -360,7 +519,7 @@ int delq_start(struct delq *q)
 	return 0;
 }
 
-/* Closing: has every pending delete been tried since? (lock held) */
+/* Closing: has every pending operation been tried since? (lock held) */
 static bool drained(struct delq *q)
 {
 	for (struct ditem *it = q->head; it; it = it->next)
@@ -376,9 +535,10 @@ void delq_close(struct delq *q, unsigned wait_s)
 	pthread_mutex_lock(&q->lock);
 	if (q->nthreads && q->n && wait_s) {
 		struct timespec dl = clock_deadline_ms((int64_t)wait_s * 1000);
-		log_info("waiting up to %u s for %u pending delete%s", wait_s, q->n,
+		log_info("waiting up to %u s for %u pending namespace change%s", wait_s, q->n,
 			 q->n == 1 ? "" : "s");
 		q->drain = true;
+		q->held = false;
 		for (struct ditem *it = q->head; it; it = it->next)
 			it->due = 0;
 		pthread_cond_broadcast(&q->cond);
@@ -388,11 +548,15 @@ void delq_close(struct delq *q, unsigned wait_s)
 		       pthread_cond_timedwait(&q->cond, &q->lock, &dl) != ETIMEDOUT)
 			;
 		if (q->n)
-			log_warn("%u delete%s left pending; they are applied at the next mount",
-				 q->n, q->n == 1 ? "" : "s");
+			log_warn("%u namespace change%s left pending; they are applied at the "
+				 "next mount", q->n, q->n == 1 ? "" : "s");
 	}
 	q->stopping = true;
 	pthread_cond_broadcast(&q->cond);
+	q->hold_waiters++;
+	while (q->hold_calls)
+		pthread_cond_wait(&q->cond, &q->lock);
+	q->hold_waiters--;
 	pthread_mutex_unlock(&q->lock);
 	for (unsigned i = 0; i < q->nthreads; i++)
 		pthread_join(q->threads[i], NULL);
@@ -413,6 +577,13 @@ void delq_close(struct delq *q, unsigned wait_s)
 
 /* ---- the caller side ---- */
 
+/* Is queued delete @it below folder @path (@len bytes)? */
+static bool absorbed_by(const struct ditem *it, const char *path, size_t len)
+{
+	return it->op == OP_DELETE && it->state == D_QUEUED &&
+	       strncmp(it->path, path, len) == 0 && it->path[len] == '/';
+}
+
 int delq_add(struct delq *q, const char *path, bool is_dir)
 {
 	bool txn = false;
@@ -423,8 +594,7 @@ int delq_add(struct delq *q, const char *path, bool is_dir)
 		/* the folder delete covers the queued deletes below it */
 		size_t len = strlen(path);
 		for (struct ditem *it = q->head; it && !err; it = it->next) {
-			if (it->state != D_QUEUED || strncmp(it->path, path, len) != 0 ||
-			    it->path[len] != '/')
+			if (!absorbed_by(it, path, len))
 				continue;
 			if (!txn) {
 				err = db_begin(q->db);
@@ -436,7 +606,8 @@ int delq_add(struct delq *q, const char *path, bool is_dir)
 		}
 	}
 	if (!err) {
-		n = db_exec(q->db, ST_ADD, DB_ARGS(DB_TEXT(path), DB_INT(is_dir)), NULL, NULL);
+		n = db_exec(q->db, ST_ADD, DB_ARGS(DB_TEXT(path), DB_INT(is_dir),
+						   DB_INT(OP_DELETE), DB_INT(0)), NULL, NULL);
 		if (n < 0)
 			err = n;
 	}
@@ -449,15 +620,14 @@ int delq_add(struct delq *q, const char *path, bool is_dir)
 			size_t len = strlen(path);
 			for (struct ditem *it = q->head, *next; it; it = next) {
 				next = it->next;
-				if (it->state != D_QUEUED || strncmp(it->path, path, len) != 0 ||
-				    it->path[len] != '/')
+				if (!absorbed_by(it, path, len))
 					continue;
 				item_unlink(q, it);
 				item_free(it);
 				absorbed++;
 			}
 		}
-		if (!item_push(q, seq, path, is_dir)) {
+		if (!item_push(q, seq, path, is_dir, OP_DELETE, 0)) {
 			/* not queued after all: the caller deletes it itself */
 			db_exec(q->db, ST_DONE, DB_ARGS(DB_INT(seq)), NULL, NULL);
 			err = -ENOMEM;
@@ -470,6 +640,37 @@ int delq_add(struct delq *q, const char *path, bool is_dir)
 	}
 	pthread_mutex_unlock(&q->lock);
 	return err;
+}
+
+int delq_mkdir(struct delq *q, const char *path, uint64_t node)
+{
+	int n;
+
+	pthread_mutex_lock(&q->lock);
+	n = db_exec(q->db, ST_ADD, DB_ARGS(DB_TEXT(path), DB_INT(1), DB_INT(OP_MKDIR),
+					   DB_U64(node)), NULL, NULL);
+	if (n >= 0 && !item_push(q, db_last_rowid(q->db), path, true, OP_MKDIR, node)) {
+		db_exec(q->db, ST_DONE, DB_ARGS(DB_INT(db_last_rowid(q->db))), NULL, NULL);
+		n = -ENOMEM;
+	}
+	if (n >= 0) {
+		q->last_add = clock_mono_ms();
+		pthread_cond_broadcast(&q->cond);
+	}
+	pthread_mutex_unlock(&q->lock);
+	return n < 0 ? n : 0;
+}
+
+/* Run @run in the caller (lock held); false when it failed (it stays
+ * queued, *err says why). */
+static bool run_here(struct delq *q, struct ditem *run, int *err)
+{
+	run->state = D_RUNNING;
+	*err = item_run(q, run);
+	if (!item_outcome(q, run, *err) || (*err && *err != -ENOENT))
+		return false;
+	*err = 0;
+	return true;
 }
 
 int delq_flush(struct delq *q, const char *path, bool subtree)
@@ -491,11 +692,10 @@ int delq_flush(struct delq *q, const char *path, bool subtree)
 			}
 		}
 		if (run) {
-			run->state = D_RUNNING;
-			err = item_run(q, run);
-			if (!item_outcome(q, run, err) || (err && err != -ENOENT))
+			if (run->op == OP_MKDIR)
+				run = mkdir_carry(q, run, subtree ? path : NULL);
+			if (!run_here(q, run, &err))
 				break;  /* failed: it stays queued */
-			err = 0;
 			continue;
 		}
 		if (!busy)
@@ -516,14 +716,137 @@ int delq_flush(struct delq *q, const char *path, bool subtree)
 	return err;
 }
 
-/* Anything pending or confirmed lately? (lock held) */
-static bool busy_locked(struct delq *q, time_t now)
+/* Is @it the creation of a folder above @path (strictly)? */
+static bool mkdir_above(const struct ditem *it, const char *path)
 {
-	bool any = q->n != 0;
+	return it->op == OP_MKDIR && path_in(path, it->path, true) && !path_in(it->path, path, false);
+}
+
+int delq_flush_parents(struct delq *q, const char *path)
+{
+	int err = 0;
+
+	pthread_mutex_lock(&q->lock);
+	while (q->nmkdir) {
+		struct ditem *run = NULL;
+		bool busy = false;
+
+		/* the deepest one makes the others */
+		for (struct ditem *it = q->head; it; it = it->next) {
+			if (!mkdir_above(it, path))
+				continue;
+			if (it->state == D_RUNNING)
+				busy = true;
+			else if (!run || strlen(it->path) > strlen(run->path))
+				run = it;
+		}
+		if (run) {
+			run = mkdir_carry(q, run, NULL);
+			if (!run_here(q, run, &err))
+				break;
+			continue;
+		}
+		if (!busy)
+			break;
+		pthread_cond_wait(&q->cond, &q->lock);
+	}
+	pthread_mutex_unlock(&q->lock);
+	return err;
+}
+
+void delq_made(struct delq *q, const char *path)
+{
+	unsigned n = 0;
+	bool txn = false;
+
+	pthread_mutex_lock(&q->lock);
+	for (struct ditem *it = q->head, *next; it && q->nmkdir; it = next) {
+		next = it->next;
+		if (!mkdir_above(it, path) || it->state != D_QUEUED)
+			continue;
+		if (!txn)
+			txn = db_begin(q->db) == 0;
+		item_finish(q, it, true);
+		n++;
+	}
+	if (txn && db_end(q->db, 0))
+		log_warn("the journal of folder creations made by '%s' could not be updated "
+			 "(they are sent again at the next mount)", path);
+	if (n) {
+		log_debug("'%s' is on the service: %u folder creation%s above it not needed",
+			  path, n, n == 1 ? "" : "s");
+		pthread_cond_broadcast(&q->cond);
+	}
+	pthread_mutex_unlock(&q->lock);
+}
+
+int delq_unmake(struct delq *q, const char *path)
+{
+	int r = 0;
+
+	pthread_mutex_lock(&q->lock);
+	for (;;) {
+		struct ditem *mk = NULL;
+		bool below = false;
+
+		for (struct ditem *it = q->head; it; it = it->next) {
+			if (it->op == OP_MKDIR && path_in(it->path, path, false))
+				mk = it;
+			else if (path_in(it->path, path, true))
+				below = true;
+		}
+		if (!mk)
+			break;
+		if (mk->state == D_RUNNING) {
+			pthread_cond_wait(&q->cond, &q->lock);  /* its request ends */
+			continue;
+		}
+		/* never sent: forget it; a queued operation below it (an upload
+		 * cancelled by the unlink, whose delete is queued) may have made
+		 * the folder, so then the caller still deletes it */
+		if (db_exec(q->db, ST_DONE, DB_ARGS(DB_INT(mk->seq)), NULL, NULL) < 0) {
+			r = -EIO;
+			break;
+		}
+		item_unlink(q, mk);
+		item_free(mk);
+		pthread_cond_broadcast(&q->cond);
+		r = below ? 0 : 1;
+		break;
+	}
+	pthread_mutex_unlock(&q->lock);
+	return r;
+}
+
+void delq_set_hold(struct delq *q, bool (*hold)(void *ctx), void *ctx)
+{
+	pthread_mutex_lock(&q->lock);
+	q->hold_waiters++;
+	while (q->hold_calls)
+		pthread_cond_wait(&q->cond, &q->lock);
+	q->hold_waiters--;
+	q->hold = hold;
+	q->hold_ctx = ctx;
+	if (!hold)
+		q->held = false;
+	pthread_cond_broadcast(&q->cond);
+	pthread_mutex_unlock(&q->lock);
+}
+
+/* Any delete confirmed lately? (lock held) */
+static bool recent_any(struct delq *q, time_t now)
+{
+	bool any = false;
 
 	for (unsigned i = 0; i < RECENT_SLOTS && !any; i++)
 		any = q->recent[i].path && q->recent[i].at + RECENT_S >= now;
 	return any;
+}
+
+/* Anything pending or confirmed lately? (lock held) */
+static bool busy_locked(struct delq *q, time_t now)
+{
+	return q->n != 0 || recent_any(q, now);
 }
 
 bool delq_idle(struct delq *q)
@@ -544,14 +867,14 @@ bool delq_hides(struct delq *q, const char *dir, const char *sub, const char *sn
 	bool hide = false, any;
 
 	pthread_mutex_lock(&q->lock);
-	any = busy_locked(q, now);
+	any = q->n > q->nmkdir || recent_any(q, now);
 	if (any && asprintf(&full, "%s%s%s%s%s", dir, *dir ? "/" : "", sub, *sub ? "/" : "",
 			    sname) < 0)
 		full = NULL;
 	if (full) {
 		/* @full is the deleted path or below a deleted folder */
 		for (struct ditem *it = q->head; it && !hide; it = it->next)
-			hide = path_in(full, it->path, true);
+			hide = it->op == OP_DELETE && path_in(full, it->path, true);
 		for (unsigned i = 0; i < RECENT_SLOTS && !hide; i++) {
 			struct recent *r = &q->recent[i];
 			hide = r->path && r->at >= listed_at && r->at + RECENT_S >= now &&
@@ -584,4 +907,23 @@ unsigned delq_pending(struct delq *q)
 	n = q->n;
 	pthread_mutex_unlock(&q->lock);
 	return n;
+}
+
+void delq_counts(struct delq *q, unsigned *deletes, unsigned *mkdirs)
+{
+	pthread_mutex_lock(&q->lock);
+	*deletes = q->n - q->nmkdir;
+	*mkdirs = q->nmkdir;
+	pthread_mutex_unlock(&q->lock);
+}
+
+bool delq_mkdir_pending(struct delq *q, uint64_t node)
+{
+	bool r = false;
+
+	pthread_mutex_lock(&q->lock);
+	for (struct ditem *it = q->head; it && !r; it = it->next)
+		r = it->op == OP_MKDIR && it->node == node;
+	pthread_mutex_unlock(&q->lock);
+	return r;
 }

@@ -637,6 +637,8 @@ int lister_fresh(struct lister *l, uint64_t dir, int flags, bool *refreshed)
 		return err;
 	if (!a.is_dir)
 		return -ENOTDIR;
+	if (a.local == META_LOCAL_NEWDIR)
+		return 0;       /* made here, not on the service yet: all it holds is here */
 	if (flags & LISTER_READDIR) {
 		pthread_mutex_lock(&l->lock);
 		recent_add(l, dir, a.parent, clock_mono());

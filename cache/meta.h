@@ -57,6 +57,10 @@ enum {
 	META_LOCAL_NONE = 0,    /* as on the server */
 	META_LOCAL_DIRTY = 1,   /* content changed locally, not yet uploaded:
 				   never removed by a listing, attributes are local */
+	META_LOCAL_NEWDIR = 2,  /* a folder made here whose creation the service has
+				   not confirmed yet (cache/deletes.h): never removed
+				   by a listing, never listed itself (all it holds is
+				   here) */
 };
 
 /*
@@ -220,6 +224,15 @@ uint64_t meta_stream_count(const struct meta_stream *s);
  */
 int meta_create(struct meta *m, uint64_t parent, const char *name, const char *sname,
 		bool is_dir, time_t now, uint64_t *id);
+/* meta_create of a folder; @pending: its creation on the service is
+ * pending (META_LOCAL_NEWDIR). */
+int meta_mkdir(struct meta *m, uint64_t parent, const char *name, const char *sname,
+	       time_t now, bool pending, uint64_t *id);
+/* The creation of folder @id is done: listings follow the service again.
+ * 0 also when it was not pending, or is gone. */
+int meta_set_dir_made(struct meta *m, uint64_t id);
+/* Every folder whose creation is pending, @cb once each (no lock held). */
+int meta_new_dirs(struct meta *m, int (*cb)(void *ctx, uint64_t id), void *ctx);
 /* File @id has local content (@size, @md5 — "" while unknown — @mtime).
  * The first call records the server revision it started from as its base. */
 int meta_set_local(struct meta *m, uint64_t id, int64_t size, time_t mtime, const char *md5);
@@ -242,7 +255,7 @@ int meta_rename(struct meta *m, uint64_t id, uint64_t parent, const char *name,
 /* Remove @id (and its subtree) after a local unlink/rmdir. Clean content
  * goes to gc; dirty content is the caller's (dcache_discard). */
 int meta_unlink(struct meta *m, uint64_t id);
-/* Every node with local changes, @cb once each (no lock held during @cb). */
+/* Every file with local changes, @cb once each (no lock held during @cb). */
 int meta_local_nodes(struct meta *m, int (*cb)(void *ctx, uint64_t id), void *ctx);
 
 /* Content state of a file's cache file. */

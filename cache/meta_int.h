@@ -73,7 +73,9 @@
 	X(SET_BASE, "UPDATE nodes SET base_md5 = ?2, base_size = ?3 WHERE id = ?1")       \
 	X(MOVE, "UPDATE nodes SET parent = ?2, name = ?3, sname = ?4, fold = ?5,"          \
 		" canonical = 1, seen = max(seen, ?6) WHERE id = ?1")                      \
-	X(LOCALS, "SELECT id FROM nodes WHERE local != 0 AND id > ?1 ORDER BY id LIMIT ?2") \
+	X(LOCALS, "SELECT id FROM nodes WHERE local = 1 AND id > ?1 ORDER BY id LIMIT ?2") \
+	X(NEWDIRS, "SELECT id FROM nodes WHERE local = 2 AND id > ?1 ORDER BY id LIMIT ?2") \
+	X(DIR_MADE, "UPDATE nodes SET local = 0 WHERE id = ?1 AND is_dir AND local = 2")    \
 	X(BY_SNAME, "SELECT id, is_dir, size, md5, mtime, created, updated, seen, local," \
 		    " name, canonical FROM nodes WHERE parent = ?1 AND sname = ?2")        \
 	X(INSERT, "INSERT INTO nodes(parent, name, sname, fold, canonical, is_dir, size," \

@@ -43,7 +43,8 @@ static int parent_ok(struct meta *m, uint64_t parent)
 
 /* meta_create() in its transaction. */
 static int create_tx(struct meta *m, uint64_t parent, const char *name, const char *sname,
-		     const char *fold, bool is_dir, time_t now, uint64_t gen, uint64_t *id)
+		     const char *fold, bool is_dir, int local, time_t now, uint64_t gen,
+		     uint64_t *id)
 {
 	int err = parent_ok(m, parent);
 
@@ -52,7 +53,7 @@ static int create_tx(struct meta *m, uint64_t parent, const char *name, const ch
 	if (!err)
 		err = WRITE(m, ST_CREATE, DB_U64(parent), DB_NAME(name), DB_TEXT(sname),
 			    DB_TEXT(fold), DB_INT(is_dir), DB_INT(now), DB_INT(is_dir ? now : 0),
-			    DB_U64(gen), DB_INT(is_dir ? META_LOCAL_NONE : META_LOCAL_DIRTY));
+			    DB_U64(gen), DB_INT(local));
 	if (!err) {
 		*id = (uint64_t)db_last_rowid(m->db);
 		err = WRITE(m, ST_TOMB_DEL, DB_U64(parent), DB_TEXT(sname));
@@ -60,8 +61,8 @@ static int create_tx(struct meta *m, uint64_t parent, const char *name, const ch
 	return err;
 }
 
-int meta_create(struct meta *m, uint64_t parent, const char *name, const char *sname,
-		bool is_dir, time_t now, uint64_t *id)
+static int create(struct meta *m, uint64_t parent, const char *name, const char *sname,
+		  bool is_dir, int local, time_t now, uint64_t *id)
 {
 	char *fold = meta_fold(sname);
 	uint64_t gen;
@@ -69,11 +70,31 @@ int meta_create(struct meta *m, uint64_t parent, const char *name, const char *s
 
 	*id = 0;
 	if (!err)
-		err = db_end(m->db, create_tx(m, parent, name, sname, fold, is_dir, now, gen, id));
+		err = db_end(m->db, create_tx(m, parent, name, sname, fold, is_dir, local, now,
+					      gen, id));
 	if (err)
 		*id = 0;
 	free(fold);
 	return err;
+}
+
+int meta_create(struct meta *m, uint64_t parent, const char *name, const char *sname,
+		bool is_dir, time_t now, uint64_t *id)
+{
+	return create(m, parent, name, sname, is_dir,
+		      is_dir ? META_LOCAL_NONE : META_LOCAL_DIRTY, now, id);
+}
+
+int meta_mkdir(struct meta *m, uint64_t parent, const char *name, const char *sname,
+	       time_t now, bool pending, uint64_t *id)
+{
+	return create(m, parent, name, sname, true,
+		      pending ? META_LOCAL_NEWDIR : META_LOCAL_NONE, now, id);
+}
+
+int meta_set_dir_made(struct meta *m, uint64_t id)
+{
+	return WRITE(m, ST_DIR_MADE, DB_U64(id));
 }
 
 /* Run write statement @st on node ?1 = @id with a new generation as its
@@ -207,14 +228,14 @@ int meta_remove(struct meta *m, uint64_t id, struct meta_changes *ch)
 	return node_remove(m, id, false, ch);
 }
 
-int meta_local_nodes(struct meta *m, int (*cb)(void *ctx, uint64_t id), void *ctx)
+static int each_local(struct meta *m, int st, int (*cb)(void *ctx, uint64_t id), void *ctx)
 {
 	uint64_t ids[LOCALS_BATCH], last = 0;
 	size_t n;
 	int err;
 
 	do {
-		err = meta_ids(m, ST_LOCALS, DB_ARGS(DB_U64(last), DB_INT(LOCALS_BATCH)), ids,
+		err = meta_ids(m, st, DB_ARGS(DB_U64(last), DB_INT(LOCALS_BATCH)), ids,
 			       LOCALS_BATCH, &n);
 		for (size_t i = 0; !err && i < n; i++)
 			err = cb(ctx, ids[i]);
@@ -222,4 +243,14 @@ int meta_local_nodes(struct meta *m, int (*cb)(void *ctx, uint64_t id), void *ct
 			last = ids[n - 1];
 	} while (!err && n == LOCALS_BATCH);
 	return err;
+}
+
+int meta_local_nodes(struct meta *m, int (*cb)(void *ctx, uint64_t id), void *ctx)
+{
+	return each_local(m, ST_LOCALS, cb, ctx);
+}
+
+int meta_new_dirs(struct meta *m, int (*cb)(void *ctx, uint64_t id), void *ctx)
+{
+	return each_local(m, ST_NEWDIRS, cb, ctx);
 }

@@ -21,12 +21,14 @@
  * given-up upload — drops the local changes so that the service's version
  * shows.
  *
- * Namespace. mkdir, rename and utimens of a clean file are done on the
- * service first, then in the index; unlink and rmdir are journalled in the
- * delete queue (cache/deletes.h) and leave the index at once, the service
- * following in the background (without a queue: on the service first). What
- * is made or moved at a path with a delete pending there waits for that
- * delete (delq_flush). A folder whose entries changed gets new times. A new name that the service sees as an existing
+ * Namespace. rename and utimens of a clean file are done on the service
+ * first, then in the index; unlink, rmdir and mkdir are journalled in the
+ * namespace queue (cache/deletes.h) and change the index at once, the
+ * service following in the background (without a queue: on the service
+ * first). A new folder stays marked in the index (META_LOCAL_NEWDIR) until
+ * the service has it. What is made or moved at a path with a delete pending
+ * there waits for that delete (delq_flush); what the service holds and is
+ * moved into a new folder waits for the folder (delq_flush_parents). A folder whose entries changed gets new times. A new name that the service sees as an existing
  * entry (case, another spelling) is -EEXIST; over 255 UTF-16 units
  * -ENAMETOOLONG.
  *
@@ -174,5 +176,8 @@ void writer_upload_done(void *ctx, uint64_t id, uint64_t gen, int err, const cha
  * (never closed, or uploaded just before a crash) are dropped — the
  * service's version wins (logged). */
 void writer_recover(struct writer *w);
+/* Startup, after the namespace queue is open: folders marked as pending in
+ * the index whose creation is not journalled follow the service again. */
+void writer_recover_dirs(struct writer *w);
 
 #endif

@@ -1,8 +1,9 @@
 /*
  * cache/write_ns.c — the write path's namespace half: create, mkdir,
- * unlink, rmdir and rename, each on the service first (for what the
- * service holds), then in the index, with pending uploads cancelled or
- * moved along. Contract and lock order: write.h.
+ * unlink, rmdir and rename: in the index, with the service following
+ * through the namespace queue (mkdir, unlink, rmdir) or first (rename),
+ * pending uploads cancelled or moved along, and the startup pass over
+ * folders whose creation is pending. Contract and lock order: write.h.
  */
 #include "cache/write.h"
 #include "cache/write_int.h"
@@ -114,6 +115,30 @@ static int deletes_first_child(struct writer *w, uint64_t pid, const char *sname
 	return err;
 }
 
+/* Something on the service is about to be moved to @path: the folders
+ * above it whose creation is pending are made first (a move does not make
+ * missing parents as an upload does). */
+static int parents_first(struct writer *w, const char *path)
+{
+	return w->cfg.deletes ? delq_flush_parents(w->cfg.deletes, path) : 0;
+}
+
+/* Startup: a folder marked pending whose creation is not journalled (a
+ * crash between the two, before mkdir returned) follows the service again. */
+static int settle_dir(void *ctx, uint64_t id)
+{
+	struct writer *w = ctx;
+
+	if (!w->cfg.deletes || !delq_mkdir_pending(w->cfg.deletes, id))
+		meta_set_dir_made(w->cfg.meta, id);
+	return 0;
+}
+
+void writer_recover_dirs(struct writer *w)
+{
+	meta_new_dirs(w->cfg.meta, settle_dir, w);
+}
+
 /* Delete @path on the service: journalled in the delete queue (applied in
  * the background), or at once without one, or when the queue's journal
  * cannot be written (a full disk) (404: gone already). */
@@ -177,6 +202,23 @@ int writer_mkdir(struct writer *w, uint64_t pid, const char *name, struct meta_a
 		err = child_path(w, pid, sname, &path);
 	if (!err)
 		err = deletes_first(w, path, true);
+	if (!err && w->cfg.deletes) {
+		/* journalled: the queue makes it on the service (or an upload
+		 * into it does), the index has it now */
+		err = meta_mkdir(w->cfg.meta, pid, name, sname, time(NULL), true, &id);
+		if (!err) {
+			err = delq_mkdir(w->cfg.deletes, path, id);
+			if (err)
+				meta_unlink(w->cfg.meta, id);
+		}
+		if (!err)
+			err = meta_get(w->cfg.meta, id, a);
+		free(sname);
+		free(path);
+		if (!err)
+			dir_changed(w, pid);
+		return err;
+	}
 	if (!err)
 		err = jfs_mkdir(w->cfg.jfs, path);
 	if (!err) {
@@ -248,14 +290,19 @@ static int dir_empty(struct writer *w, uint64_t id)
 static int remove_dir(struct writer *w, const struct meta_attr *a)
 {
 	char *path = NULL;
-	int err;
+	int err, unmade = 0;
 
 	if (a->id == w->cfg.root_id)
 		return -EBUSY;
 	err = dir_empty(w, a->id);
 	if (!err)
 		err = meta_path(w->cfg.meta, a->id, &path);
-	if (!err)
+	/* a folder whose creation was never sent: no request at all */
+	if (!err && w->cfg.deletes && a->local == META_LOCAL_NEWDIR)
+		unmade = delq_unmake(w->cfg.deletes, path);
+	if (unmade < 0)
+		err = unmade;
+	if (!err && unmade == 0)
 		err = server_delete(w, path, true);
 	free(path);
 	return err ? err : meta_unlink(w->cfg.meta, a->id);
@@ -339,7 +386,9 @@ static int move_file(struct writer *w, struct meta_attr *src, const char *from, 
 	if (pending)
 		err = upload_rename(w->up, src->id, to, &touched);
 	if (!err && (!src->local || src->base_size >= 0 || (pending && touched))) {
-		err = jfs_move(w->cfg.jfs, from, to, false);
+		err = parents_first(w, to);
+		if (!err)
+			err = jfs_move(w->cfg.jfs, from, to, false);
 		if (err == -ENOENT && src->local) {
 			/* Its upload never completed at the old path. */
 			err = 0;
@@ -398,6 +447,8 @@ int writer_rename(struct writer *w, uint64_t pid, const char *name, uint64_t npi
 	if (!err && src.is_dir) {
 		if (w->up)
 			err = upload_rename_dir(w->up, from, to);
+		if (!err)
+			err = parents_first(w, to);
 		if (!err)
 			err = jfs_move(w->cfg.jfs, from, to, true);
 		if (err && w->up)

@@ -22,6 +22,7 @@
 
 #include "cache/data.h"
 #include "cache/meta.h"
+#include "cache/deletes.h"
 #include "cache/upload.h"
 #include "fs/fs.h"
 #include "fs/itable.h"
@@ -131,8 +132,14 @@ static cJSON *status_json(struct fs *fs)
 	}
 	o = cJSON_AddObjectToObject(j, "pending");
 	if (o) {
+		unsigned dels = 0, mkdirs = 0;
+		if (fs->dq)
+			delq_counts(fs->dq, &dels, &mkdirs);
 		cJSON_AddNumberToObject(o, "files", files);
 		cJSON_AddNumberToObject(o, "bytes", (double)bytes);
+		/* the namespace queue (cache/deletes.h): unlink/rmdir, mkdir */
+		cJSON_AddNumberToObject(o, "deletes", dels);
+		cJSON_AddNumberToObject(o, "mkdirs", mkdirs);
 	}
 	a = cJSON_AddArrayToObject(j, "transfers");
 	for (size_t i = 0; i < nx; i++) {
@@ -208,6 +215,9 @@ int ctl_status_render(struct fs *fs, bool json, char **out, size_t *len)
 			fprintf(f, "\npending uploads: %.0f file%s, %.0f bytes\n", nf,
 				nf == 1 ? "" : "s",
 				cJSON_GetNumberValue(cJSON_GetObjectItem(pd, "bytes")));
+			fprintf(f, "pending namespace changes: %.0f delete(s), %.0f mkdir(s)\n",
+				cJSON_GetNumberValue(cJSON_GetObjectItem(pd, "deletes")),
+				cJSON_GetNumberValue(cJSON_GetObjectItem(pd, "mkdirs")));
 			x = cJSON_GetObjectItem(j, "transfers");
 			for (x = x ? x->child : NULL; x; x = x->next) {
 				double d = cJSON_GetNumberValue(cJSON_GetObjectItem(x, "done"));

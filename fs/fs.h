@@ -17,8 +17,9 @@
  *   4. the upload queue: its journal lock q->db_lock, the journal
  *      database's lock (cache/db.h), then its memory lock q->lock
  *      (cache/upload_int.h);
- *   5. the delete queue's lock, then its journal database's lock
- *      (cache/deletes.h), never held across a request or a hook;
+ *   5. the namespace queue's lock (deletes, mkdirs), then its journal
+ *      database's lock (cache/deletes.h), never held across a request or
+ *      a hook but its @made one (which only writes the index, below);
  *   6. the index database's lock (cache/meta.h, cache/db.h).
  * Leaves (nothing is taken while one is held): fs->h_lock, fs->qlock, the
  * control directory's lock (fs/control.c), the inode table's, the

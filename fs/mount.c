@@ -426,6 +426,26 @@ static void on_uploaded(void *ctx, uint64_t id, int err, const char *server_path
 	struct fs *fs = ctx;
 
 	control_upload_done(fs->ctl, id, err, server_path);
+	if (!err && fs->dq)
+		delq_made(fs->dq, server_path);     /* its folders exist now */
+}
+
+/* The namespace queue's hooks: a folder's creation is done; and folder
+ * creations wait while uploads (which make folders) are pending. */
+static void on_dir_made(void *ctx, uint64_t node)
+{
+	struct fs *fs = ctx;
+
+	meta_set_dir_made(fs->meta, node);
+}
+
+static bool uploads_pending(void *ctx)
+{
+	struct fs *fs = ctx;
+	unsigned files = 0;
+
+	upload_stats(fs->up, &files, NULL);
+	return files != 0;
 }
 
 static void on_trashed(void *ctx)
@@ -475,7 +495,7 @@ static int start_daemon_side(struct mount *m)
 	}
 	struct delq_config qc = {
 		.cache_dir = m->cache_dir, .jfs = m->jfs, .hard_delete = o->hard_delete,
-		.deleted = on_trashed, .ctx = fs,
+		.deleted = on_trashed, .made = on_dir_made, .ctx = fs,
 	};
 	err = delq_open(&qc, &fs->dq);
 	if (err) {
@@ -511,6 +531,7 @@ static int start_daemon_side(struct mount *m)
 		return err;
 	}
 	writer_set_queue(fs->wr, fs->up);
+	delq_set_hold(fs->dq, uploads_pending, fs);
 	err = conn_on_online(m->conn, on_online, fs);
 	if (!err)
 		err = notifier_start(fs->nt, m->se);
@@ -531,6 +552,7 @@ static int start_daemon_side(struct mount *m)
 	if (err)
 		return err;
 	writer_recover(fs->wr);
+	writer_recover_dirs(fs->wr);
 	if (o->prefetch)
 		lister_prefetch(fs->ls, fs->root_id);
 	return 0;
@@ -559,6 +581,8 @@ static void mount_cleanup(struct mount *m, bool clean)
 			log_warn("uploads left pending; they resume at the next mount");
 		/* Its done callback uses everything below: close it first. */
 		conn_stop(m->conn);     /* its listener uses the queue */
+		if (fs->dq)
+			delq_set_hold(fs->dq, NULL, NULL);
 		upload_close(fs->up);
 		fs->up = NULL;
 	}
