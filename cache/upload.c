@@ -31,6 +31,15 @@
 #define DEF_BACKOFF_MIN_MS 1000u
 #define DEF_BACKOFF_MAX_MS 300000u
 #define DRAIN_LOG_MS       5000
+/* A big file's upload starts sooner: the write-back delay saves a transfer
+ * when a rename, unlink or rewrite follows close() (rsync's temp file, an
+ * editor's save), which such tools do within milliseconds. For a file whose
+ * transfer takes seconds the full delay only postpones it, and a rename a
+ * little later costs what was sent by then (the transfer is aborted and
+ * restarts at the new path). Measured on a 1 GiB cp: 2 s of the 7-8 s
+ * until the service has it. */
+#define BIG_WRITE_BACK_MIN (64LL << 20)
+#define BIG_WRITE_BACK_MS  250
 
 /* ---- the default network calls: net/jfs ---- */
 
@@ -368,7 +377,7 @@ int upload_enqueue(struct upload_queue *q, const struct upload_item *it)
 	int64_t base_size;
 	struct upload_job *job;
 	struct stat sb;
-	int64_t mtime_ns;
+	int64_t mtime_ns, delay;
 	uint64_t ticket;
 	int n, err;
 
@@ -398,7 +407,10 @@ int upload_enqueue(struct upload_queue *q, const struct upload_item *it)
 
 	pthread_mutex_lock(&q->db_lock);
 	landed_rebase(q, it, &base_md5, &base_size);
-	n = journal_upsert(q->jn, it, base_md5, base_size, journal_now_ms() + q->write_back_ms,
+	delay = q->write_back_ms;
+	if (it->size >= BIG_WRITE_BACK_MIN && delay > BIG_WRITE_BACK_MS)
+		delay = BIG_WRITE_BACK_MS;
+	n = journal_upsert(q->jn, it, base_md5, base_size, journal_now_ms() + delay,
 			   (uint64_t)sb.st_ino, mtime_ns);
 	if (n <= 0) {
 		/* 0: the journal already holds a newer generation of this node */

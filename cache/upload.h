@@ -50,8 +50,9 @@
  *   confirmed generation's base: no need to wait for the callback.)
  * - Write-back delay: an upload starts cfg->write_back_ms (default 2 s)
  *   after its enqueue, so that rename/unlink/rewrite right after close()
- *   costs no transfer; upload_wait() (fsync) and upload_drain() (unmount)
- *   start it at once.
+ *   costs no transfer; a file of 64 MiB or more after at most 250 ms (its
+ *   transfer takes seconds: the delay would only postpone it);
+ *   upload_wait() (fsync) and upload_drain() (unmount) start it at once.
  * - unlink: call upload_cancel(); it returns once no transfer of the file
  *   is running. Then delete the server path as usual, even if the file was
  *   never uploaded, when upload_pending() was true: a transfer may have

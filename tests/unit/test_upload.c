@@ -649,6 +649,36 @@ static void supersede(void **state)
 	assert_int_equal(D.ev[0].gen, 2);
 }
 
+/* A file of 64 MiB or more starts without the write-back delay (at most
+ * 250 ms): its transfer takes seconds. A small one enqueued with it still
+ * waits for the delay (60 s here). */
+static void big_file_starts_sooner(void **state)
+{
+	struct upload_config c = cfg_default();
+	const int64_t size = 64LL << 20;
+	struct itembuf small, big;
+	char *zeros = calloc(1, (size_t)size);
+	unsigned files;
+
+	assert_non_null(zeros);
+	c.write_back_ms = 60000;
+	q_start(&c);
+	mk_item(&big, 21, 1, "big.bin", "");
+	assert_int_equal(truncate(big.file, size), 0);
+	big.it.size = size;
+	unit_md5(zeros, (size_t)size, big.it.md5);
+	free(zeros);
+	assert_int_equal(upload_enqueue(Q, mk_item(&small, 22, 1, "small.txt", "small")), 0);
+	assert_int_equal(upload_enqueue(Q, &big.it), 0);
+	wait_events(1);
+	assert_int_equal(D.ev[0].id, 21);
+	assert_int_equal(D.ev[0].err, 0);
+	assert_true(upload_pending(Q, 22));
+	upload_stats(Q, &files, NULL);
+	assert_int_equal(files, 1);
+	assert_int_equal(FG(n_up), 1);
+}
+
 /* A newer generation while the older one is being sent. */
 static void supersede_running(void **state)
 {
@@ -1537,6 +1567,7 @@ int main(void)
 		cmocka_unit_test(journal_survives_kill),
 		cmocka_unit_test(supersede),
 		cmocka_unit_test(supersede_running),
+		cmocka_unit_test(big_file_starts_sooner),
 		cmocka_unit_test(base_follows_own_upload),
 		cmocka_unit_test(base_follows_before_callback),
 		cmocka_unit_test(cancel),
