@@ -34,7 +34,7 @@
 #define RECENT_SLOTS     1024      /* completed deletes remembered for listings */
 #define RECENT_S         120       /* ... this long */
 #define DEFAULT_WORKERS  4
-#define MKDIR_HOLD_MAX_MS 60000    /* a folder creation waits for uploads below it ... */
+#define MKDIR_HOLD_MAX_MS 180000   /* a folder creation waits for uploads below it ... */
 #define MKDIR_RECHECK_MS  500      /* ... asking this often whether any are pending */
 #define MKDIR_GRACE_MS    1500     /* ... and until this long after the last one */
 
