@@ -859,6 +859,16 @@ bool delq_idle(struct delq *q)
 	return !busy;
 }
 
+bool delq_deletes_idle(struct delq *q)
+{
+	bool busy;
+
+	pthread_mutex_lock(&q->lock);
+	busy = q->n > q->nmkdir || recent_any(q, time(NULL));
+	pthread_mutex_unlock(&q->lock);
+	return !busy;
+}
+
 bool delq_hides(struct delq *q, const char *dir, const char *sub, const char *sname,
 		time_t listed_at)
 {

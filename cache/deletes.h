@@ -110,6 +110,9 @@ int delq_flush(struct delq *q, const char *path, bool subtree);
  * it, is pending or completed at or after @listed_at. */
 bool delq_hides(struct delq *q, const char *dir, const char *sub, const char *sname,
 		time_t listed_at);
+/* No delete pending, nor confirmed lately (folder creations may be): a
+ * new name needs no flush. */
+bool delq_deletes_idle(struct delq *q);
 /* The service is back: pending deletes are due now. */
 void delq_retry_now(struct delq *q);
 /* Nothing pending, nor confirmed lately (delq_flush would do nothing). */

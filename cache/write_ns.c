@@ -106,7 +106,8 @@ static int deletes_first_child(struct writer *w, uint64_t pid, const char *sname
 	char *path = NULL;
 	int err;
 
-	if (!w->cfg.deletes || delq_idle(w->cfg.deletes))
+	/* (a folder creation is never pending where a new name goes) */
+	if (!w->cfg.deletes || delq_deletes_idle(w->cfg.deletes))
 		return 0;
 	err = child_path(w, pid, sname, &path);
 	if (!err)
