@@ -57,7 +57,9 @@
  * the idle workers come one after another, and when nothing is due only the
  * watcher looks. Without this every enqueue (and every due time) woke all
  * q->njobs workers to query the journal under db_lock at once, and the
- * FUSE threads' enqueues waited behind them.
+ * FUSE threads' enqueues waited behind them. One exception: an idle
+ * transfers-lane follower also wakes when the record it saw falls due,
+ * since a small-lane watcher passes over big records.
  *
  * Aborting a transfer: job->cancel is an atomic flag the transfer polls;
  * why it was raised (cancelled, renamed, superseded, stopping) is recorded

@@ -835,9 +835,22 @@ static void worker_idle(struct upload_queue *q, struct upload_job *job, uint64_t
 		}
 		q->watching = false;
 	} else {
+		/* A transfers-lane follower that knows when a record falls due
+		 * wakes then by itself: a small-lane watcher passes over a big
+		 * record (not due yet: it sleeps until a small one is, or for
+		 * ever), and its hand-off to this lane came before the record was
+		 * due, when the follower found nothing to take. (Only this lane:
+		 * a transfers-lane watcher takes any record; at most @transfers
+		 * followers wake at a due time.) */
 		q->followers[lane]++;
-		while (!q->stopping && !q->tokens[lane])
-			pthread_cond_wait(&q->idle_cv[lane], &q->lock);
+		while (!q->stopping && !q->tokens[lane]) {
+			if (wake < 0 || lane) {
+				pthread_cond_wait(&q->idle_cv[lane], &q->lock);
+				continue;
+			}
+			if (pthread_cond_timedwait(&q->idle_cv[lane], &q->lock, &dl) == ETIMEDOUT)
+				break;
+		}
 		if (q->tokens[lane])
 			q->tokens[lane]--;
 		q->followers[lane]--;
