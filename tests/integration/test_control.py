@@ -93,7 +93,8 @@ def test_status_during_and_after_uploads(account, mounter, emulator):
         assert 0 < done <= total == len(data)
         fsync_path(path)
     st = status(m)
-    assert st["pending"] == {"files": 0, "bytes": 0} and st["transfers"] == [], st
+    assert st["pending"] == {"files": 0, "bytes": 0, "deletes": 0, "mkdirs": 0} and \
+        st["transfers"] == [], st
     assert state(path) == "synced"
     # The revision and the server time are there at once, not after revalidation.
     assert os.getxattr(path, "user.jottacloud.revision") == b"1"
