@@ -86,6 +86,18 @@ struct dcache_config {
 	 * and should drop the kernel's cached pages of the file. */
 	void (*mismatch)(void *ctx, uint64_t id);
 	void *mismatch_ctx;
+	/* dcache_commit() of content up to this size does not fsync the cache
+	 * file: it hands the bytes to the caller (dcache_commit.inline_data),
+	 * who makes them durable with the upload record (one sync for both;
+	 * cache/journal.c restores the cache file from them after a crash).
+	 * 0: every commit fsyncs. */
+	size_t inline_max;
+	/* True when a cache file holds the content of a pending upload: after
+	 * an unclean shutdown such a file is kept even if the index (which is
+	 * not synced) lost its record. NULL: none is. Called from
+	 * dcache_start(). */
+	bool (*pending)(void *ctx, uint64_t id);
+	void *pending_ctx;
 };
 
 /* Create the cache (no threads yet). After an unclean shutdown, clean
@@ -187,10 +199,16 @@ struct dcache_commit {
 	uint64_t seq;             /* this commit's number, for dcache_set_clean() */
 	time_t mtime;
 	char path[4096];          /* the cache file (for the upload journal) */
+	/* Content within dcache_config.inline_max: its bytes (malloc'd, the
+	 * caller frees them with dcache_commit_release()); the cache file was
+	 * not fsync'd. NULL: the cache file is durable. */
+	void *inline_data;
+	size_t inline_len;
 };
 /*
  * Make the local content complete and durable: fetch the bytes of the base
- * still missing, finish the MD5, fsync the cache file, record the state.
+ * still missing, finish the MD5, fsync the cache file (or, for small
+ * content, hand its bytes over: inline_max), record the state.
  * When more than 256 MiB are left to hash (a huge sparse file, a rewrite
  * far from the end), the MD5 is left to the upload (out->md5 ""), so that
  * close() returns promptly whatever the file's apparent size.
@@ -198,6 +216,8 @@ struct dcache_commit {
  * base could not be fetched, -ENOENT when the file was discarded.
  */
 int dcache_commit(struct dfile *f, struct dcache_commit *out);
+/* Free what a dcache_commit() handed over (inline_data). */
+void dcache_commit_release(struct dcache_commit *c);
 /* Does the open file have changes not yet committed? */
 bool dcache_uncommitted(struct dfile *f);
 

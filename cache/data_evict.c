@@ -201,7 +201,9 @@ again:
 	pthread_mutex_unlock(&dc->lock);
 }
 
-/* After an unclean shutdown: delete cache files the index does not know. */
+/* After an unclean shutdown: delete cache files the index does not know,
+ * but for those of pending uploads (the journal is synced at every close,
+ * the index is not). */
 void dc_sweep_orphans(struct dcache *dc)
 {
 	int fd = dup(dc->dirfd);
@@ -224,10 +226,10 @@ void dc_sweep_orphans(struct dcache *dc)
 		id = strtoull(de->d_name, &endp, 10);
 		if (errno || *endp || !id)
 			continue;
-		if (meta_content_get(dc->cfg.meta, id, &c) == -ENOENT)
-			unlinkat(dc->dirfd, de->d_name, 0);
-		else
+		if (meta_content_get(dc->cfg.meta, id, &c) != -ENOENT)
 			meta_content_release(&c);
+		else if (!dc->cfg.pending || !dc->cfg.pending(dc->cfg.pending_ctx, id))
+			unlinkat(dc->dirfd, de->d_name, 0);
 	}
 	closedir(d);
 }

@@ -324,6 +324,37 @@ void dcache_path(struct dcache *dc, uint64_t id, char *buf, size_t len)
  * ~650 MB/s of MD5, about 1.2 s); more is left to the upload. */
 #define COMMIT_WAIT_HASH_MAX (3 * DC_HASH_AT_COMMIT_MAX)
 
+/* The @len bytes of cache file @fd into out->inline_data; 0 or -errno. */
+static int read_inline(int fd, size_t len, struct dcache_commit *out)
+{
+	char *p = malloc(len ? len : 1);
+	size_t got = 0;
+
+	if (!p)
+		return -ENOMEM;
+	while (got < len) {
+		ssize_t n = pread(fd, p + got, len - got, (off_t)got);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			int err = n < 0 ? -errno : -EIO;
+			free(p);
+			return err;
+		}
+		got += (size_t)n;
+	}
+	out->inline_data = p;
+	out->inline_len = len;
+	return 0;
+}
+
+void dcache_commit_release(struct dcache_commit *c)
+{
+	free(c->inline_data);
+	c->inline_data = NULL;
+	c->inline_len = 0;
+}
+
 int dcache_commit(struct dfile *f, struct dcache_commit *out)
 {
 	unsigned char dig[EVP_MAX_MD_SIZE];
@@ -381,12 +412,19 @@ int dcache_commit(struct dfile *f, struct dcache_commit *out)
 		err = -errno;
 	out->size = f->size;
 	out->mtime = f->mtime;
+	/* A small file's bytes go to the upload journal, in the same
+	 * transaction as its record (one sync for both, see dcache_config):
+	 * read here, under the lock, so that they are the bytes hashed. */
+	bool inl = !err && !defer && f->dc->cfg.inline_max &&
+		   f->size <= (int64_t)f->dc->cfg.inline_max;
+	if (inl)
+		err = read_inline(f->body->fd, (size_t)f->size, out);
 	f->uncommitted = false;         /* a write from now on sets it again */
 	b = f->body;
 	dc_body_ref(b);
 	pthread_mutex_unlock(&f->lock);
 
-	if (!err && fsync(b->fd))
+	if (!err && !inl && fsync(b->fd))
 		err = -errno;
 
 	pthread_mutex_lock(&f->lock);
@@ -398,6 +436,7 @@ int dcache_commit(struct dfile *f, struct dcache_commit *out)
 	if (err) {
 		f->uncommitted = true;
 		pthread_mutex_unlock(&f->lock);
+		dcache_commit_release(out);
 		log_err("cache: cannot sync the cache file of node %" PRIu64 ": %s", f->id,
 			strerror(-err));
 		return err == -ENOSPC ? err : -EIO;

@@ -30,18 +30,22 @@
 #include "cache/upload_int.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "cache/db.h"
 #include "lib/clock.h"
 #include "lib/grow.h"
 #include "lib/log.h"
+#include "lib/privdir.h"
 
 #define BUSY_TIMEOUT_MS    10000
-#define JOURNAL_VERSION    1
+#define JOURNAL_VERSION    2     /* 2: upload.content */
 #define DB_TROUBLE_MIN_MS  1000    /* pause after a journal write failed (disk full) ... */
 #define DB_TROUBLE_MAX_MS  16000   /* ... doubling up to this */
 #define LAZY_SYNC_MS       1000    /* lazy writes are synced this long after, at most
@@ -50,14 +54,15 @@
 enum stmt_id {
 	ST_UPSERT, ST_PICK, ST_DONE, ST_BASE, ST_FAIL, ST_GIVEUP, ST_TARGET,
 	ST_CONTENT, ST_DEFER, ST_CANCEL, ST_RENAME, ST_RENAME_DIR, ST_BUMP_ONE,
-	ST_BUMP_ALL, ST_RETRY_NOW, ST_LOAD, ST_BAD, ST_REVIVED, ST__COUNT
+	ST_BUMP_ALL, ST_RETRY_NOW, ST_LOAD, ST_BAD, ST_REVIVED, ST_INLINE, ST_RESTORED,
+	ST__COUNT
 };
 
 static const struct db_sql stmt_sql[ST__COUNT] = {
 	[ST_UPSERT] = { "enqueue",
 		"INSERT INTO upload (id, gen, path, content_file, size, md5, created, modified,"
-		" base_md5, base_size, next_try, file_ino, file_mtime_ns, state)"
-		" VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, 'pending')"
+		" base_md5, base_size, next_try, file_ino, file_mtime_ns, content, state)"
+		" VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, 'pending')"
 		" ON CONFLICT(id) DO UPDATE SET"
 		/* a conflict found for the previous generation stays: same path, same base */
 		"  target = CASE WHEN upload.path = excluded.path AND upload.base_md5 = excluded.base_md5"
@@ -71,7 +76,11 @@ static const struct db_sql stmt_sql[ST__COUNT] = {
 		"  base_size = excluded.base_size, overwrite = 0, attempts = 0, hard_failures = 0,"
 		"  last_resume = -1,"
 		"  last_error = NULL, state = 'pending', file_ino = excluded.file_ino,"
-		"  file_mtime_ns = excluded.file_mtime_ns, lost_path = NULL"
+		"  file_mtime_ns = excluded.file_mtime_ns, lost_path = NULL,"
+		/* the same generation enqueued again (a corrected base) without
+		 * its bytes: those journalled stay */
+		"  content = CASE WHEN excluded.content IS NOT NULL THEN excluded.content"
+		"   WHEN excluded.gen = upload.gen THEN upload.content ELSE NULL END"
 		" WHERE excluded.gen >= upload.gen" },
 	[ST_PICK] = { "pick",
 		"SELECT id, gen, path, content_file, size, md5, created, modified, base_md5,"
@@ -92,7 +101,9 @@ static const struct db_sql stmt_sql[ST__COUNT] = {
 	[ST_TARGET] = { "record conflict name",
 		"UPDATE upload SET target = ?3 WHERE id = ?1 AND gen = ?2 AND path = ?4" },
 	[ST_CONTENT] = { "update content",
-		"UPDATE upload SET size = ?3, md5 = ?4, file_ino = ?5, file_mtime_ns = ?6"
+		"UPDATE upload SET size = ?3, md5 = ?4, file_ino = ?5, file_mtime_ns = ?6,"
+		/* journalled bytes that are no longer the content: dropped */
+		" content = CASE WHEN size = ?3 AND md5 = ?4 THEN content ELSE NULL END"
 		" WHERE id = ?1 AND gen = ?2" },
 	[ST_DEFER] = { "defer", "UPDATE upload SET next_try = ?3 WHERE id = ?1 AND gen = ?2" },
 	[ST_CANCEL] = { "cancel", "DELETE FROM upload WHERE id = ?1" },
@@ -123,6 +134,11 @@ static const struct db_sql stmt_sql[ST__COUNT] = {
 		" WHERE id = ?1" },
 	[ST_REVIVED] = { "list directory",
 		"SELECT id, gen, size FROM upload WHERE substr(path, 1, length(?1)) = ?1" },
+	[ST_INLINE] = { "read journalled content",
+		"SELECT id, content_file, size, file_mtime_ns, content FROM upload"
+		" WHERE content IS NOT NULL" },
+	[ST_RESTORED] = { "record restored content",
+		"UPDATE upload SET file_ino = ?2, file_mtime_ns = ?3 WHERE id = ?1" },
 };
 
 static const char schema_sql[] =
@@ -147,7 +163,8 @@ static const char schema_sql[] =
 	" target        TEXT,"                /* conflict name chosen for this upload; NULL: path */
 	" file_ino      INTEGER NOT NULL,"    /* content file identity at enqueue */
 	" file_mtime_ns INTEGER NOT NULL,"
-	" lost_path     TEXT"                 /* where the content went when given up */
+	" lost_path     TEXT,"                /* where the content went when given up */
+	" content       BLOB"                 /* small content whose file was not synced */
 	");"
 	"CREATE INDEX IF NOT EXISTS upload_due ON upload (state, next_try);";
 
@@ -331,7 +348,127 @@ static int journal_migrate(struct db *db, int from, void *ctx)
 			"that version or remove pending uploads by hand", j->file, from);
 		return -EPROTO;
 	}
+	if (from == 1)
+		return db_script(db, "ALTER TABLE upload ADD COLUMN content BLOB;",
+				 "add the content column");
 	return db_script(db, schema_sql, "create tables");
+}
+
+/*
+ * Journalled content (upload.content): a small file's bytes, written with
+ * its record in one sync instead of an fsync of its cache file as well
+ * (dcache_config.inline_max). After a crash the cache file may have lost
+ * them (a power cut, a kernel crash): every such record's cache file is
+ * written again from the journal, synced, and its identity recorded, before
+ * any worker looks at it. A record's bytes go when it does (the upload
+ * landed: clean content of an unclean shutdown is dropped by the data
+ * cache, cache/data.c) or when a newer generation replaces them.
+ */
+struct inline_row {
+	uint64_t id;
+	char *file;
+	int64_t size, mtime_ns;
+	void *data;
+	size_t len;
+};
+
+struct inline_rows {
+	struct inline_row *v;
+	size_t n, cap;
+};
+
+static int inline_row(void *ctx, struct db_row *row)
+{
+	struct inline_rows *rs = ctx;
+	const char *file = db_text(row, 1);
+	size_t len = 0;
+	const void *data = db_blob(row, 4, &len);
+	struct inline_row *r;
+
+	/* (an empty blob reads as NULL) */
+	if (!file || (!data && len) || db_int(row, 2) != (int64_t)len)
+		return 0;       /* not ours to mend: the worker judges the file */
+	if (array_grow(&rs->v, &rs->cap, rs->n, sizeof(*rs->v), 16) < 0)
+		return -ENOMEM;
+	r = &rs->v[rs->n];
+	memset(r, 0, sizeof(*r));
+	r->id = db_u64(row, 0);
+	r->size = db_int(row, 2);
+	r->mtime_ns = db_int(row, 3);
+	r->file = strdup(file);
+	r->data = malloc(len ? len : 1);
+	if (!r->file || !r->data) {
+		free(r->file);
+		free(r->data);
+		return -ENOMEM;
+	}
+	if (len)
+		memcpy(r->data, data, len);
+	r->len = len;
+	rs->n++;
+	return 0;
+}
+
+/* Write @r's bytes into its cache file and sync it; 0 or -errno. */
+static int inline_write(const struct inline_row *r, struct stat *sb)
+{
+	int fd = privdir_open_file(AT_FDCWD, r->file, O_WRONLY | O_CREAT, false);
+	size_t done = 0;
+	int err = 0;
+
+	if (fd < 0)
+		return fd;
+	while (!err && done < r->len) {
+		ssize_t n = pwrite(fd, (const char *)r->data + done, r->len - done, (off_t)done);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			err = -errno;
+		else
+			done += (size_t)n;
+	}
+	struct timespec ts[2] = {
+		{ .tv_nsec = UTIME_OMIT },
+		{ .tv_sec = r->mtime_ns / 1000000000, .tv_nsec = r->mtime_ns % 1000000000 },
+	};
+	if (!err && (ftruncate(fd, (off_t)r->size) || futimens(fd, ts) || fsync(fd) ||
+		     fstat(fd, sb)))
+		err = -errno;
+	close(fd);
+	return err;
+}
+
+static int journal_restore(struct journal *j)
+{
+	struct inline_rows rs = { 0 };
+	int err = db_exec(j->db, ST_INLINE, DB_NOARGS, inline_row, &rs);
+	size_t i, done = 0;
+
+	for (i = 0; err >= 0 && i < rs.n; i++) {
+		struct stat sb;
+		int e = inline_write(&rs.v[i], &sb);
+		if (e) {
+			log_warn("upload journal: cannot restore the cache file '%s' of a pending "
+				 "upload: %s", rs.v[i].file, strerror(-e));
+			continue;       /* the worker reports what it finds there */
+		}
+		err = db_exec(j->db, ST_RESTORED,
+			      DB_ARGS(DB_U64(rs.v[i].id), DB_U64((uint64_t)sb.st_ino),
+				      DB_INT((int64_t)sb.st_mtim.tv_sec * 1000000000 +
+					     sb.st_mtim.tv_nsec)), NULL, NULL);
+		done++;
+	}
+	for (i = 0; i < rs.n; i++) {
+		free(rs.v[i].file);
+		free(rs.v[i].data);
+	}
+	free(rs.v);
+	if (err >= 0 && done) {
+		err = sync_now(j);
+		log_debug("upload journal: %zu small pending files written back from the journal",
+			  done);
+	}
+	return err < 0 ? err : 0;
 }
 
 int journal_open(const char *cache_dir, struct journal **out)
@@ -356,6 +493,8 @@ int journal_open(const char *cache_dir, struct journal **out)
 	}
 	spec.path = j->file;
 	err = db_open(&spec, &j->db);
+	if (!err)
+		err = journal_restore(j);
 	if (err) {
 		journal_close(j);
 		return err;
@@ -534,7 +673,10 @@ int journal_upsert(struct journal *j, const struct upload_item *it, const char *
 						DB_INT(it->size), DB_TEXT(it->md5),
 						DB_INT(it->created), DB_INT(it->modified),
 						DB_TEXT(base_md5), DB_INT(base_size),
-						DB_INT(next_try), DB_U64(ino), DB_INT(mtime_ns)));
+						DB_INT(next_try), DB_U64(ino), DB_INT(mtime_ns),
+						it->inline_data ?
+						DB_BLOB(it->inline_data, it->inline_len) :
+						DB_NULL));
 }
 
 int journal_bump(struct journal *j, uint64_t id, bool all)

@@ -85,6 +85,10 @@
 struct jfs;
 struct upload_queue;
 
+/* Content up to this size may travel in the journal with its record
+ * (upload_item.inline_data): the bytes of most files a tar or rsync writes. */
+#define UPLOAD_INLINE_MAX (64 * 1024)
+
 struct upload_item {
 	uint64_t id;              /* node id (stable in the cache index) */
 	uint64_t gen;             /* content generation; bumped by every change */
@@ -98,6 +102,12 @@ struct upload_item {
 	time_t modified;
 	char base_md5[33];        /* server content the local copy was based on; "" for a new file */
 	int64_t base_size;        /* -1 for a new file */
+	/* Small content whose cache file was not fsync'd (dcache_commit): its
+	 * @size bytes, journalled with the record in one sync; the journal
+	 * restores the cache file from them when it opens. NULL: the content
+	 * file is durable already. */
+	const void *inline_data;
+	size_t inline_len;
 };
 
 /* Called when an upload finished: err 0 (server confirmed size+md5, @server_path

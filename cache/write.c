@@ -152,6 +152,10 @@ static void upend_record(struct writer *w, const struct upload_item *it, uint64_
 	e->it = *it;
 	e->it.path = path;
 	e->it.content_file = cf;
+	/* (the bytes are the caller's; a later enqueue of the same generation
+	 * keeps those the journal holds) */
+	e->it.inline_data = NULL;
+	e->it.inline_len = 0;
 	e->last_enq = it->gen;
 	e->hist[e->nhist].gen = it->gen;
 	e->hist[e->nhist].size = it->size;
@@ -322,6 +326,7 @@ int writer_commit(struct writer *w, struct dfile *df, uint64_t id)
 		err = meta_path(w->cfg.meta, id, &path);
 	if (err) {
 		pthread_mutex_unlock(&s->lock);
+		dcache_commit_release(&c);
 		return err == -ENOENT ? 0 : err;        /* unlinked meanwhile */
 	}
 	memset(&it, 0, sizeof(it));
@@ -336,10 +341,13 @@ int writer_commit(struct writer *w, struct dfile *df, uint64_t id)
 	it.base_size = a.base_size >= 0 && a.base_md5[0] ? a.base_size : -1;
 	if (it.base_size >= 0)
 		memcpy(it.base_md5, a.base_md5, sizeof(it.base_md5));
+	it.inline_data = c.inline_data;
+	it.inline_len = c.inline_len;
 	err = upload_enqueue(w->up, &it);
 	if (!err)
 		upend_record(w, &it, c.seq);
 	pthread_mutex_unlock(&s->lock);
+	dcache_commit_release(&c);
 	if (err == -ESTALE) {
 		/* Written again since the commit (through another handle: a
 		 * release commits after the next open wrote): that write left

@@ -465,6 +465,15 @@ static bool hide_deleted(void *ctx, const char *dir, const char *sub, const char
 }
 
 /* Step 6: what runs in the daemon. */
+/* dcache_config.pending: the journal (opened before the cache starts) has
+ * an upload of @id. */
+static bool fs_upload_pending(void *ctx, uint64_t id)
+{
+	struct fs *fs = ctx;
+
+	return fs->up && upload_pending(fs->up, id);
+}
+
 static int start_daemon_side(struct mount *m)
 {
 	struct mount_options *o = m->o;
@@ -487,6 +496,9 @@ static int start_daemon_side(struct mount *m)
 		.dir = m->data_dir, .meta = fs->meta, .jfs = m->jfs,
 		.max_size = o->cache_max_size, .fetch_threads = 8,
 		.mismatch = fs_mismatch, .mismatch_ctx = fs,
+		/* small files: one sync at close() (the journal's), not two */
+		.inline_max = UPLOAD_INLINE_MAX,
+		.pending = fs_upload_pending, .pending_ctx = fs,
 	};
 	err = dcache_new(&dcfg, &fs->dc);
 	if (err) {

@@ -5,7 +5,7 @@
 set -eu
 PKGS="build-essential pkg-config libfuse3-dev fuse3 libcurl4-openssl-dev libcjson-dev
 libssl-dev libexpat1-dev libsqlite3-dev libcmocka-dev python3 python3-pytest rclone fio git curl
-openssl sqlite3 attr rsync tar groff-base groff cppcheck ca-certificates procps psmisc restic
+openssl sqlite3 attr rsync tar groff-base groff cppcheck ca-certificates procps psmisc restic strace
 unicode-data"
 missing=""
 for p in $PKGS; do

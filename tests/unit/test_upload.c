@@ -584,6 +584,107 @@ static void journal_durable(void **state)
 	free(s);
 }
 
+/* Journalled bytes (upload_item.inline_data): a cache file that lost them
+ * (a power cut before its pages reached the disk) is written back when the
+ * journal opens, with the recorded mtime, before any upload reads it; the
+ * upload then sends the bytes that were written. */
+static void journal_restores_inline_content(void **state)
+{
+	struct upload_config c = cfg_default();
+	struct itembuf b;
+	struct stat sb;
+	char *s, m[33], want[33];
+	const char *text = "small file, bytes kept in the journal";
+
+	q_open(&c);
+	mk_item(&b, 31, 1, "inline.txt", text);
+	b.it.inline_data = text;
+	b.it.inline_len = strlen(text);
+	assert_int_equal(upload_enqueue(Q, &b.it), 0);
+	upload_close(Q);
+	Q = NULL;
+	s = journal_get("SELECT length(content) FROM upload WHERE id = 31");
+	assert_non_null(s);
+	assert_int_equal(atoi(s), (int)strlen(text));
+	free(s);
+	/* the power cut: the cache file lost its pages */
+	assert_int_equal(truncate(b.file, 0), 0);
+
+	q_open(&c);
+	assert_int_equal(stat(b.file, &sb), 0);
+	assert_int_equal(sb.st_size, (off_t)strlen(text));
+	assert_int_equal(upload_start(Q), 0);
+	assert_int_equal(upload_wait(Q, 31, 1), 0);
+	fake_md5("inline.txt", m);
+	unit_md5(text, strlen(text), want);
+	assert_string_equal(m, want);
+	upload_close(Q);
+	Q = NULL;
+	s = journal_get("SELECT count(*) FROM upload");
+	assert_string_equal(s, "0");
+	free(s);
+}
+
+/* A newer generation without journalled bytes (its cache file was synced)
+ * drops those of the older one; the same generation enqueued again (a
+ * corrected base) keeps them. */
+static void journal_inline_follows_generation(void **state)
+{
+	struct upload_config c = cfg_default();
+	struct itembuf b1, b2;
+	char *s;
+
+	c.write_back_ms = 60000;        /* nothing starts */
+	q_open(&c);
+	mk_item(&b1, 32, 1, "g.txt", "one");
+	b1.it.inline_data = "one";
+	b1.it.inline_len = 3;
+	assert_int_equal(upload_enqueue(Q, &b1.it), 0);
+	b1.it.inline_data = NULL;
+	b1.it.inline_len = 0;
+	assert_int_equal(upload_enqueue(Q, &b1.it), 0);
+	s = journal_get("SELECT quote(content) FROM upload WHERE id = 32");
+	assert_string_equal(s, "X'6F6E65'");
+	free(s);
+	assert_int_equal(upload_enqueue(Q, mk_item2(&b2, 32, 2, "g.txt", "two!", ".2")), 0);
+	s = journal_get("SELECT quote(content) FROM upload WHERE id = 32");
+	assert_string_equal(s, "NULL");
+	free(s);
+	upload_close(Q);
+	Q = NULL;
+}
+
+/* A journal of version 1 (before upload.content) with a pending record:
+ * opened by this version, it gains the column and keeps the record. */
+static void journal_v1_migrates(void **state)
+{
+	struct upload_config c = cfg_default();
+	struct itembuf b;
+	char file[300], *s;
+	sqlite3 *db;
+
+	q_open(&c);
+	assert_int_equal(upload_enqueue(Q, mk_item(&b, 33, 1, "old.txt", "queued by v1")), 0);
+	upload_close(Q);
+	Q = NULL;
+	snprintf(file, sizeof(file), "%s/journal.db", dir);
+	assert_int_equal(sqlite3_open(file, &db), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(db, "ALTER TABLE upload DROP COLUMN content;"
+				      "PRAGMA user_version = 1;", NULL, NULL, NULL), SQLITE_OK);
+	sqlite3_close(db);
+
+	q_open(&c);
+	assert_true(upload_pending(Q, 33));
+	upload_close(Q);
+	Q = NULL;
+	s = journal_get("PRAGMA user_version");
+	assert_string_equal(s, "2");
+	free(s);
+	s = journal_get("SELECT path || '|' || quote(content) FROM upload WHERE id = 33");
+	assert_string_equal(s, "old.txt|NULL");
+	free(s);
+}
+
 /* The record is on disk when upload_enqueue returns: a process killed right after still has it. */
 static void journal_survives_kill(void **state)
 {
@@ -1567,6 +1668,9 @@ int main(void)
 		unit_test_alone(backoff_bounds),
 		cmocka_unit_test(journal_durable),
 		cmocka_unit_test(journal_survives_kill),
+		cmocka_unit_test(journal_restores_inline_content),
+		cmocka_unit_test(journal_inline_follows_generation),
+		cmocka_unit_test(journal_v1_migrates),
 		cmocka_unit_test(supersede),
 		cmocka_unit_test(supersede_running),
 		cmocka_unit_test(big_file_starts_sooner),
