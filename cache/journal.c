@@ -668,7 +668,7 @@ static void uncleared_flush(struct journal *j)
 int journal_upsert(struct journal *j, const struct upload_item *it, const char *base_md5,
 		   int64_t base_size, int64_t next_try, uint64_t ino, int64_t mtime_ns)
 {
-	return exec_write(j, ST_UPSERT, DB_ARGS(DB_U64(it->id), DB_U64(it->gen),
+	return (it->times_only ? run : exec_write)(j, ST_UPSERT, DB_ARGS(DB_U64(it->id), DB_U64(it->gen),
 						DB_TEXT(it->path), DB_TEXT(it->content_file),
 						DB_INT(it->size), DB_TEXT(it->md5),
 						DB_INT(it->created), DB_INT(it->modified),

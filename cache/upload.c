@@ -432,8 +432,9 @@ int upload_enqueue(struct upload_queue *q, const struct upload_item *it)
 	ticket = journal_ticket(q->jn);
 	pthread_mutex_unlock(&q->db_lock);
 	/* durable before the caller's close() returns; the closes waiting
-	 * meanwhile share one sync (group commit, journal.c) */
-	if (journal_sync(q->jn, ticket) < 0)
+	 * meanwhile share one sync (group commit, journal.c). New times of
+	 * content recorded already: with the next sync (journal_upsert). */
+	if (!it->times_only && journal_sync(q->jn, ticket) < 0)
 		err = -EIO;
 	return err;
 }

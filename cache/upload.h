@@ -108,6 +108,11 @@ struct upload_item {
 	 * file is durable already. */
 	const void *inline_data;
 	size_t inline_len;
+	/* Only the times changed since a durable record of the same content
+	 * (utimensat after close, as tar and rsync do): the record is written
+	 * without waiting for a sync of its own (POSIX does not make times
+	 * durable before fsync); a crash in between keeps the earlier times. */
+	bool times_only;
 };
 
 /* Called when an upload finished: err 0 (server confirmed size+md5, @server_path

@@ -299,7 +299,15 @@ int writer_truncate(struct writer *w, struct dfile *df, uint64_t id, int64_t siz
  * it (it updates the base); if one is still pending, the upload queue
  * rebases this generation when it completes.
  */
+static int commit(struct writer *w, struct dfile *df, uint64_t id, bool times_only);
+
 int writer_commit(struct writer *w, struct dfile *df, uint64_t id)
+{
+	return commit(w, df, id, false);
+}
+
+/* writer_commit(); @times_only: see upload_item. */
+static int commit(struct writer *w, struct dfile *df, uint64_t id, bool times_only)
 {
 	struct stripe *s = writer_stripe(w, id);
 	struct dcache_commit c;
@@ -343,6 +351,7 @@ int writer_commit(struct writer *w, struct dfile *df, uint64_t id)
 		memcpy(it.base_md5, a.base_md5, sizeof(it.base_md5));
 	it.inline_data = c.inline_data;
 	it.inline_len = c.inline_len;
+	it.times_only = times_only;
 	err = upload_enqueue(w->up, &it);
 	if (!err)
 		upend_record(w, &it, c.seq);
@@ -547,10 +556,14 @@ int writer_set_mtime(struct writer *w, const struct meta_attr *a, struct dfile *
 		err = open ? 0 : dcache_open(w->cfg.dc, a->id, a->size, a->md5, &df, NULL);
 		if (err)
 			return err;
+		/* Its content committed (journalled, durable) already: only
+		 * the time is new (tar and rsync set it after close). */
+		bool times_only = !open && a->local && w->up && upload_pending(w->up, a->id) &&
+				  !dcache_uncommitted(df);
 		dcache_set_mtime(df, mtime);
 		err = meta_set_local(w->cfg.meta, a->id, a->size, mtime, a->md5);
 		if (!err && !open)
-			err = writer_commit(w, df, a->id);
+			err = commit(w, df, a->id, times_only);
 		if (!open)
 			dcache_close(df);
 		return err;

@@ -19,6 +19,7 @@ import os
 import signal
 import sqlite3
 import subprocess
+import time
 
 from helpers import knobs, live, read_file, wait_for, write_file
 
@@ -84,6 +85,31 @@ def test_power_cut_after_close_loses_nothing(account, emulator, mounter):
     m2.unmount()
 
 
+def _count_syncs(m, account, work):
+    """Run @work() with the daemon under strace: (sync-class calls, strace's table)."""
+    out = os.path.join(str(account.home), "strace-%d.txt" % time.monotonic_ns())
+    st = subprocess.Popen(["strace", "-f", "-c", "-o", out, "-e",
+                           "trace=fsync,fdatasync,sync_file_range,msync,syncfs,sync",
+                           "-p", str(m.proc.pid)],
+                          stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        # "Process N attached with M threads": every thread is traced
+        line = st.stderr.readline()
+        assert "attached" in line, line
+        work()
+    finally:
+        st.send_signal(signal.SIGINT)
+        st.wait(timeout=30)
+    text = open(out).read()
+    calls = 0
+    for line in text.splitlines():
+        p = line.split()
+        if len(p) >= 5 and p[-1] in ("fsync", "fdatasync", "sync_file_range", "msync",
+                                     "syncfs", "sync") and p[3].isdigit():
+            calls += int(p[3])
+    return calls, text
+
+
 def test_small_file_close_syncs_once(account, emulator, mounter):
     n = 100
     with knobs(emulator, latency_ms=2000, latency_kinds="allocate,upload"):
@@ -91,27 +117,41 @@ def test_small_file_close_syncs_once(account, emulator, mounter):
         d = os.path.join(m.path, "s")
         os.mkdir(d)
         write_file(os.path.join(d, "warm.bin"), b"warm")
-        out = os.path.join(str(account.home), "strace.txt")
-        st = subprocess.Popen(["strace", "-f", "-c", "-o", out, "-e",
-                               "trace=fsync,fdatasync,sync_file_range,msync,syncfs,sync",
-                               "-p", str(m.proc.pid)],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-        try:
-            # "Process N attached with M threads": every thread is traced
-            line = st.stderr.readline()
-            assert "attached" in line, line
+
+        def work():
             for i in range(n):
                 write_file(os.path.join(d, "f%03d.bin" % i), _content(i, 4096))
-        finally:
-            st.send_signal(signal.SIGINT)
-            st.wait(timeout=30)
-        text = open(out).read()
-        calls = 0
-        for line in text.splitlines():
-            p = line.split()
-            if len(p) >= 5 and p[-1] in ("fsync", "fdatasync", "sync_file_range", "msync",
-                                         "syncfs", "sync") and p[3].isdigit():
-                calls += int(p[3])
+        calls, text = _count_syncs(m, account, work)
         print("\n%d sync-class calls for %d closes of 4 KiB files:\n%s" % (calls, n, text))
         assert calls <= n * 1.2, text
         m.unmount()
+
+
+def test_times_set_after_close_cost_no_sync(account, emulator, mounter):
+    """tar and rsync set a file's times right after its close(): the new
+    times join the pending upload without a sync of their own (POSIX makes
+    times durable with fsync only); the service gets them."""
+    n = 60
+    stamp = 1500000000
+    with knobs(emulator, latency_ms=2000, latency_kinds="allocate,upload"):
+        m = mounter(account)
+        d = os.path.join(m.path, "t")
+        os.mkdir(d)
+        write_file(os.path.join(d, "warm.bin"), b"warm")
+
+        def work():
+            for i in range(n):
+                p = os.path.join(d, "f%03d.bin" % i)
+                write_file(p, _content(i, 3000))
+                os.utime(p, (stamp + i, stamp + i))
+        calls, text = _count_syncs(m, account, work)
+        print("\n%d sync-class calls for %d closes + utimes:\n%s" % (calls, n, text))
+        assert calls <= n * 1.2, text
+        for i in range(n):
+            assert os.stat(os.path.join(d, "f%03d.bin" % i)).st_mtime == stamp + i
+    m.unmount()
+    srv = live(emulator, account.user)
+    for i in range(n):
+        x = srv["t/f%03d.bin" % i]
+        assert x["md5"] == hashlib.md5(_content(i, 3000)).hexdigest(), x
+        assert x["modified"] == stamp + i, x
