@@ -212,17 +212,7 @@ int writer_mkdir(struct writer *w, uint64_t pid, const char *name, struct meta_a
 			if (err)
 				meta_unlink(w->cfg.meta, id);
 		}
-		if (!err)
-			err = meta_get(w->cfg.meta, id, a);
-		free(sname);
-		free(path);
-		if (!err)
-			dir_changed(w, pid);
-		return err;
-	}
-	if (!err)
-		err = jfs_mkdir(w->cfg.jfs, path);
-	if (!err) {
+	} else if (!err && !(err = jfs_mkdir(w->cfg.jfs, path))) {
 		err = meta_create(w->cfg.meta, pid, name, sname, true, time(NULL), &id);
 		/* A listing of the parent that ran meanwhile (e.g. the background
 		 * revalidation after a remount) may already have inserted the

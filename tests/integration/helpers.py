@@ -33,6 +33,7 @@ import re
 import shutil
 import signal
 import socket
+import sqlite3
 import subprocess
 import threading
 import time
@@ -332,6 +333,21 @@ def write_file(path, data):
 def read_file(path):
     with open(path, "rb") as f:
         return f.read()
+
+
+def deletes_db_rows(account, sql):
+    """Rows of @sql over the namespace journal (deletes.db) of @account's
+    mount, opened read-only."""
+    found = []
+    for root, _, files in os.walk(str(account.home)):
+        if "deletes.db" in files:
+            found.append(os.path.join(root, "deletes.db"))
+    assert len(found) == 1, found
+    con = sqlite3.connect("file:%s?mode=ro" % found[0], uri=True)
+    try:
+        return con.execute(sql).fetchall()
+    finally:
+        con.close()
 
 
 def tree(emu, user):

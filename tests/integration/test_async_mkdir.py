@@ -11,11 +11,10 @@ hide a pending folder; kill -9 after mkdir returned, offline mkdir and
 unmount all end with the folder on the service.
 """
 import os
-import sqlite3
 import subprocess
 
-from helpers import (errno_of, knobs, live, md5_bytes, status, wait_for, wait_server,
-                     write_file)
+from helpers import (deletes_db_rows, errno_of, knobs, live, md5_bytes, status, wait_for,
+                     wait_server, write_file)
 
 
 def J(m, *parts):
@@ -24,16 +23,7 @@ def J(m, *parts):
 
 def journal_rows(account):
     """Rows of the namespace journal of @account's mount (read-only)."""
-    found = []
-    for root, _, files in os.walk(str(account.home)):
-        if "deletes.db" in files:
-            found.append(os.path.join(root, "deletes.db"))
-    assert len(found) == 1, found
-    con = sqlite3.connect("file:%s?mode=ro" % found[0], uri=True)
-    try:
-        return con.execute("SELECT path, op FROM del ORDER BY seq").fetchall()
-    finally:
-        con.close()
+    return deletes_db_rows(account, "SELECT path, op FROM del ORDER BY seq")
 
 
 def folders(emu, user):

@@ -8,11 +8,10 @@ right after a delete ends live on the service; a listing refreshed while a
 delete is pending does not bring the name back.
 """
 import os
-import sqlite3
 import subprocess
 
-from helpers import (knobs, live, md5_bytes, tree, wait_for, wait_idle, wait_server,
-                     write_file)
+from helpers import (deletes_db_rows, knobs, live, md5_bytes, tree, wait_for, wait_idle,
+                     wait_server, write_file)
 
 
 def J(m, *parts):
@@ -47,16 +46,7 @@ def walk(path):
 
 def journal_rows(account):
     """Rows of the delete journal of @account's mount (read-only)."""
-    found = []
-    for root, _, files in os.walk(str(account.home)):
-        if "deletes.db" in files:
-            found.append(os.path.join(root, "deletes.db"))
-    assert len(found) == 1, found
-    con = sqlite3.connect("file:%s?mode=ro" % found[0], uri=True)
-    try:
-        return con.execute("SELECT path, is_dir FROM del ORDER BY seq").fetchall()
-    finally:
-        con.close()
+    return deletes_db_rows(account, "SELECT path, is_dir FROM del ORDER BY seq")
 
 
 def test_rm_rf_returns_then_service_matches(account, emulator, mounter):

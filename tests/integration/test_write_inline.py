@@ -85,6 +85,16 @@ def test_power_cut_after_close_loses_nothing(account, emulator, mounter):
     m2.unmount()
 
 
+def _mount_with_folder(mounter, account, name):
+    """A mount with folder @name holding one file (the first write's setup
+    is not counted)."""
+    m = mounter(account)
+    d = os.path.join(m.path, name)
+    os.mkdir(d)
+    write_file(os.path.join(d, "warm.bin"), b"warm")
+    return m, d
+
+
 def _count_syncs(m, account, work):
     """Run @work() with the daemon under strace: (sync-class calls, strace's table)."""
     out = os.path.join(str(account.home), "strace-%d.txt" % time.monotonic_ns())
@@ -113,10 +123,7 @@ def _count_syncs(m, account, work):
 def test_small_file_close_syncs_once(account, emulator, mounter):
     n = 100
     with knobs(emulator, latency_ms=2000, latency_kinds="allocate,upload"):
-        m = mounter(account)
-        d = os.path.join(m.path, "s")
-        os.mkdir(d)
-        write_file(os.path.join(d, "warm.bin"), b"warm")
+        m, d = _mount_with_folder(mounter, account, "s")
 
         def work():
             for i in range(n):
@@ -134,10 +141,7 @@ def test_times_set_after_close_cost_no_sync(account, emulator, mounter):
     n = 60
     stamp = 1500000000
     with knobs(emulator, latency_ms=2000, latency_kinds="allocate,upload"):
-        m = mounter(account)
-        d = os.path.join(m.path, "t")
-        os.mkdir(d)
-        write_file(os.path.join(d, "warm.bin"), b"warm")
+        m, d = _mount_with_folder(mounter, account, "t")
 
         def work():
             for i in range(n):
