@@ -409,15 +409,37 @@ static int inline_row(void *ctx, struct db_row *row)
 	return 0;
 }
 
-/* Write @r's bytes into its cache file and sync it; 0 or -errno. */
+/* Does open file @fd hold exactly @r's bytes (read back, not trusted by size)? */
+static bool inline_same(int fd, const struct inline_row *r)
+{
+	char *buf = malloc(r->len + 1);
+	size_t got = 0;
+	ssize_t n = 1;
+
+	if (!buf)
+		return false;
+	while (got <= r->len && (n = pread(fd, buf + got, r->len + 1 - got, (off_t)got)) > 0)
+		got += (size_t)n;
+	bool same = n >= 0 && got == r->len && (!r->len || !memcmp(buf, r->data, r->len));
+	free(buf);
+	return same;
+}
+
+/* Write @r's bytes into its cache file and sync it, unless the file holds
+ * them already (a clean stop, or a crash the page cache outlived): 1 then,
+ * else 0 or -errno. */
 static int inline_write(const struct inline_row *r, struct stat *sb)
 {
-	int fd = privdir_open_file(AT_FDCWD, r->file, O_WRONLY | O_CREAT, false);
+	int fd = privdir_open_file(AT_FDCWD, r->file, O_RDWR | O_CREAT, false);
 	size_t done = 0;
 	int err = 0;
 
 	if (fd < 0)
 		return fd;
+	if (inline_same(fd, r)) {
+		close(fd);
+		return 1;
+	}
 	while (!err && done < r->len) {
 		ssize_t n = pwrite(fd, (const char *)r->data + done, r->len - done, (off_t)done);
 		if (n < 0 && errno == EINTR)
@@ -447,6 +469,8 @@ static int journal_restore(struct journal *j)
 	for (i = 0; err >= 0 && i < rs.n; i++) {
 		struct stat sb;
 		int e = inline_write(&rs.v[i], &sb);
+		if (e > 0)
+			continue;       /* intact */
 		if (e) {
 			log_warn("upload journal: cannot restore the cache file '%s' of a pending "
 				 "upload: %s", rs.v[i].file, strerror(-e));

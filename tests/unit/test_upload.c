@@ -607,6 +607,15 @@ static void journal_restores_inline_content(void **state)
 	assert_non_null(s);
 	assert_int_equal(atoi(s), (int)strlen(text));
 	free(s);
+	/* intact (a clean stop): read back, left alone (no write, no fsync) */
+	struct stat before;
+	assert_int_equal(stat(b.file, &before), 0);
+	q_open(&c);
+	upload_close(Q);
+	Q = NULL;
+	assert_int_equal(stat(b.file, &sb), 0);
+	assert_true(sb.st_ctim.tv_sec == before.st_ctim.tv_sec &&
+		    sb.st_ctim.tv_nsec == before.st_ctim.tv_nsec);
 	/* the power cut: the cache file lost its pages */
 	assert_int_equal(truncate(b.file, 0), 0);
 
