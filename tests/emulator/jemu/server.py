@@ -511,19 +511,37 @@ class Handler(BaseHTTPRequestHandler):
             t0 = time.monotonic()
             step = max(1024, min(CHUNK, rate // 20))
             while sent < cut:
-                n = self.connection.sendfile(f, offset + sent, min(step, cut - sent))
+                n = self._sendfile(f, offset + sent, min(step, cut - sent))
                 if not n:
                     break
                 sent += n
                 self._throttle(t0, sent, rate)
         elif cut:
-            sent = self.connection.sendfile(f, offset, cut)
+            sent = self._sendfile(f, offset, cut)
         self.server.stats.add("bytes_sent", sent)
         self.server.stats.add("download_bytes", sent)
         if sent < cut:
             self.close_connection = True
             raise Abort()
         self._finish_cut(mode)
+
+    def _sendfile(self, f, offset, count):
+        """Send @count bytes of @f from @offset; the bytes sent.  A TLS socket
+        gets them in 256 KiB writes, which OpenSSL cuts into full 16 KiB records
+        as a web server's TLS does (SSLSocket.sendfile writes 8 KiB at a time:
+        half-size records, and most of this process's CPU per byte)."""
+        if not isinstance(self.connection, ssl.SSLSocket):
+            return self.connection.sendfile(f, offset, count)
+        buf = bytearray(min(count, 256 * 1024))
+        mv = memoryview(buf)
+        sent = 0
+        while sent < count:
+            n = os.preadv(f.fileno(), [mv[:min(len(buf), count - sent)]], offset + sent)
+            if n <= 0:
+                break
+            self.connection.sendall(mv[:n])
+            sent += n
+        return sent
 
     @staticmethod
     def _throttle(t0, done, rate):
