@@ -81,6 +81,9 @@ struct dcache_config {
 	unsigned fetch_threads;   /* download workers; 0: 8 */
 	unsigned stream_idle_ms;  /* a stream whose reader stays away this long
 				     ends; 0: 15 s */
+	unsigned read_streams;    /* ranged GETs a sequential reader keeps in
+				     flight: 0 or 1, one stream; more: its window
+				     in parts fetched side by side */
 	/* Called (on the reading thread, no lock held) when a fully fetched file
 	 * did not match the server's MD5: the caller may refresh its metadata
 	 * and should drop the kernel's cached pages of the file. */
@@ -251,6 +254,7 @@ struct dcache_stats {
 	uint64_t fetched_bytes;   /* bytes received */
 	uint64_t streams;         /* streams started (ranged GETs that follow a
 				     sequential reader) */
+	uint64_t parts;           /* parts fetched side by side (read_streams) */
 	uint64_t mismatches;      /* MD5 mismatches */
 	int64_t cached_bytes;     /* bytes present in cache files */
 	int64_t local_bytes;      /* size of local (not yet uploaded) content */

@@ -183,7 +183,8 @@ void dc_stream_cancel(struct dfile *f, const void *owner)
 	bool any = false;
 
 	for (struct fjob *j = f->jobs; j; j = j->next) {
-		if (j->stream && !j->done && !j->cancel && (!owner || j->owner == owner)) {
+		if ((j->stream || j->part) && !j->done && !j->cancel &&
+		    (!owner || j->owner == owner)) {
 			j->cancel = true;
 			any = true;
 		}
@@ -193,16 +194,62 @@ void dc_stream_cancel(struct dfile *f, const void *owner)
 }
 
 /*
+ * -o read_streams=N (N > 1): reader @owner's window, from @off to @end +
+ * @ahead, is fetched in parts of @ahead / N (DC_PART_MIN to DC_PART_MAX)
+ * by up to N ranged GETs side by side, each to the end of its part, issued
+ * in order as the reader moves on. A read away from the run, or a close,
+ * cancels the parts in flight at their next byte, as it does a stream.
+ * Parts past the hashed prefix are hashed when it reaches them (read back:
+ * dc_hash_advance). f->lock held.
+ */
+static int parts_feed(struct dfile *f, const void *owner, int64_t off, int64_t end,
+		      int64_t ahead, unsigned n)
+{
+	int64_t part = ahead / n, limit = end + ahead < f->size ? end + ahead : f->size, c;
+	unsigned live = 0;
+
+	for (struct fjob *j = f->jobs; j; j = j->next)
+		if (j->part && j->owner == owner && job_live(f, j))
+			live++;
+	if (part < DC_PART_MIN)
+		part = DC_PART_MIN;
+	if (part > DC_PART_MAX)
+		part = DC_PART_MAX;
+	for (c = covered_until(f, off); live < n && c < limit; c = covered_until(f, c)) {
+		int64_t stop = ranges_next_present(&f->present, c, f->size);
+		struct fjob *j;
+		int err;
+
+		stop = job_next_start(f, c, stop);
+		if (stop - c > part)
+			stop = c + part;
+		if ((err = job_start(f, c, stop, &j)))
+			return err;
+		j->part = true;
+		j->owner = owner;
+		live++;
+		pthread_mutex_lock(&f->dc->lock);
+		f->dc->stats.parts++;
+		pthread_mutex_unlock(&f->dc->lock);
+	}
+	return 0;
+}
+
+/*
  * Reader @owner, in a sequential run, reads [off, end) now: keep its stream
  * going @ahead bytes beyond @end, starting one at the first byte from @off
- * neither present nor in flight when it has none. f->lock held.
+ * neither present nor in flight when it has none (or its parts, with
+ * -o read_streams above 1). f->lock held.
  */
 static int stream_feed(struct dfile *f, const void *owner, int64_t off, int64_t end,
 		       int64_t ahead)
 {
-	struct fjob *s = stream_of(f, owner);
+	struct fjob *s;
 	int64_t c, stop;
 
+	if (f->dc->cfg.read_streams > 1)
+		return parts_feed(f, owner, off, end, ahead, f->dc->cfg.read_streams);
+	s = stream_of(f, owner);
 	if (s) {
 		if (end > s->reader)
 			s->reader = end;
@@ -285,10 +332,20 @@ static int stream_wait(struct fjob *j)
 	return err;
 }
 
-/* Receives a job's body and writes it into the cache file. */
+/*
+ * Receives a job's body and writes it into the cache file. The bytes
+ * gather in @buf (DC_SINK_BATCH) and enter the file together: one pwrite,
+ * one f->lock and one wake-up per batch instead of per TLS record (16 KiB).
+ * A batch goes out early when a reader waits for a byte it holds
+ * (j->wait_pos), and at the end of each attempt (sink_flush).
+ */
 struct job_sink {
 	struct fjob *j;
-	int64_t pos;                    /* where the next byte goes */
+	int64_t pos;                    /* where the next byte received goes */
+	char *buf;                      /* NULL: each write goes out as it comes */
+	size_t len;                     /* [pos - len, pos) waits in buf */
+	bool cancelled;                 /* the job was cancelled: take no more */
+	EVP_MD_CTX *md;                 /* the MD5, extended outside f->lock */
 };
 
 /* pwrite all of [@p, @p + @len) at @off; 0 or -errno. */
@@ -309,46 +366,75 @@ static int pwrite_all(int fd, const char *p, size_t len, int64_t off)
 }
 
 /*
- * Take @len bytes of the download at s->pos. Under f->lock: only bytes
- * still missing are written (a local write may have filled some since the
- * request went out), nothing beyond the current size (a truncate), then
- * the job's progress is published and readers are woken.
+ * Bytes [@off, @end) of clean content, from @p, were just published: when
+ * they continue the hashed prefix and no one else is hashing, take the turn
+ * (f->hashing) and extend a copy of the MD5 without the lock, so readers and
+ * the other jobs of the file do not wait for it (MD5 is most of a stream's
+ * CPU); the copy is kept unless something reset the MD5 meanwhile. True when
+ * the MD5 lags the present prefix by a chunk or more (the caller runs
+ * dc_hash_advance). f->lock held (dropped and taken again).
  */
-static int job_sink_write(void *ctx, const void *data, size_t len)
+static bool sink_hash(struct job_sink *s, const char *p, int64_t off, int64_t end)
 {
-	struct job_sink *s = ctx;
+	struct dfile *f = s->j->f;
+	int64_t from = f->md5_pos;
+	uint64_t gen = f->md5_gen;
+
+	if (!s->md || f->local || f->verified || f->broken || f->hashing || from < off ||
+	    from >= end || !EVP_MD_CTX_copy_ex(s->md, f->md5ctx))
+		return !f->local && !f->verified && !f->broken && !f->hashing &&
+		       ranges_prefix(&f->present) - f->md5_pos >= DC_HASH_CHUNK;
+	f->hashing = true;
+	pthread_mutex_unlock(&f->lock);
+	EVP_DigestUpdate(s->md, p + (from - off), (size_t)(end - from));
+	pthread_mutex_lock(&f->lock);
+	if (gen == f->md5_gen && f->md5_pos == from && !f->local &&
+	    EVP_MD_CTX_copy_ex(f->md5ctx, s->md))
+		f->md5_pos = end;
+	f->hashing = false;
+	pthread_cond_broadcast(&f->cond);       /* verification waits for the turn */
+	return !f->local && !f->verified && !f->broken &&
+	       ranges_prefix(&f->present) - f->md5_pos >= DC_HASH_CHUNK;
+}
+
+/*
+ * Put @len bytes of the download, received at @off, into the cache file.
+ * Under f->lock: only bytes still missing are written (a local write may
+ * have filled some since the request went out), nothing beyond the current
+ * size (a truncate), then the job's progress is published and readers are
+ * woken; the MD5 takes them after (sink_hash).
+ */
+static int sink_put(struct job_sink *s, const char *p, int64_t off, size_t len)
+{
 	struct fjob *j = s->j;
 	struct dfile *f = j->f;
-	const char *p = data;
-	int64_t left, end, pos, added = 0;
+	int64_t end = off + (int64_t)len, pos, added = 0;
 	bool lag = false;
-	int err = 0;
+	int err = 0, cancel = 0;
 
-	/* Never take more than was asked for (a server ignoring Range). */
-	if (__builtin_sub_overflow(j->end, s->pos, &left) || (int64_t)len > left)
-		return -EIO;
-	end = s->pos + (int64_t)len;
 	pthread_mutex_lock(&f->lock);
-	if (j->epoch != f->epoch || j->cancel || (j->stream && stream_wait(j) < 0)) {
+	/* Cancelled (or superseded by a new revision): the bytes at hand are
+	 * still taken when they are of the current content — they were paid
+	 * for — and the job ends after them. */
+	if (j->epoch == f->epoch && (j->cancel || (j->stream && stream_wait(j) < 0)))
+		cancel = -ECANCELED;
+	if (j->epoch != f->epoch) {
 		pthread_mutex_unlock(&f->lock);
 		return -ECANCELED;
 	}
-	for (pos = s->pos; !err && pos < end && pos < f->size;) {
+	for (pos = off; !err && pos < end && pos < f->size;) {
 		int64_t m = ranges_next_missing(&f->present, pos, end < f->size ? end : f->size);
 		int64_t stop = ranges_next_present(&f->present, m, end < f->size ? end : f->size);
 		if (m >= stop)
 			break;
-		err = pwrite_all(j->body->fd, p + (m - s->pos), (size_t)(stop - m), m);
+		err = pwrite_all(j->body->fd, p + (m - off), (size_t)(stop - m), m);
 		if (!err)
 			err = ranges_add(&f->present, m, stop);
-		if (!err) {
+		if (!err)
 			added += stop - m;
-			lag |= dc_hash_take(f, p + (m - s->pos), m, (size_t)(stop - m));
-		}
 		pos = stop;
 	}
 	if (!err) {
-		s->pos = end;
 		j->cur = end;
 		f->dirty_state = true;
 		if (j->cur > j->wait_pos) {
@@ -358,6 +444,8 @@ static int job_sink_write(void *ctx, const void *data, size_t len)
 	}
 	if (end >= f->size && f->size < j->end)
 		j->end = end > f->size ? end : f->size;     /* truncated meanwhile */
+	if (!err && added)
+		lag = sink_hash(s, p, off, end < f->size ? end : f->size);
 	pthread_mutex_unlock(&f->lock);
 	if (lag)
 		dc_hash_advance(f);     /* catch up; then the MD5 takes bytes as they come */
@@ -366,6 +454,66 @@ static int job_sink_write(void *ctx, const void *data, size_t len)
 	if (err && err != -ENOMEM)
 		log_err("cache: cannot write the cache file of node %" PRIu64 ": %s", f->id,
 			strerror(-err));
+	return err ? err : cancel;
+}
+
+/* Write what waits in the batch. 0 or -errno. */
+static int sink_flush(struct job_sink *s)
+{
+	size_t n = s->len;
+	int err;
+
+	if (!n)
+		return 0;
+	s->len = 0;
+	err = sink_put(s, s->buf, s->pos - (int64_t)n, n);
+	if (err && err != -ECANCELED)
+		s->pos -= (int64_t)n;   /* not taken: a resume fetches them again */
+	return err;
+}
+
+/*
+ * The download's write callback: take @len bytes at s->pos. An error means
+ * nothing of this call was taken (a cancel seen while writing earlier bytes
+ * ends the transfer at the next call instead).
+ */
+static int job_sink_write(void *ctx, const void *data, size_t len)
+{
+	struct job_sink *s = ctx;
+	struct fjob *j = s->j;
+	int64_t left;
+	int err;
+
+	/* Never take more than was asked for (a server ignoring Range). */
+	if (__builtin_sub_overflow(j->end, s->pos, &left) || (int64_t)len > left)
+		return -EIO;
+	if (s->cancelled || atomic_load_explicit(&j->cancel, memory_order_relaxed)) {
+		(void)sink_flush(s);    /* what earlier calls handed over */
+		s->cancelled = true;
+		return -ECANCELED;
+	}
+	if (s->buf && s->len + len > DC_SINK_BATCH && (err = sink_flush(s)))
+		return err;
+	if (!s->buf || len >= DC_SINK_BATCH) {
+		err = sink_put(s, data, s->pos, len);
+		if (!err || err == -ECANCELED)
+			s->pos += (int64_t)len;
+	} else {
+		memcpy(s->buf + s->len, data, len);
+		s->len += len;
+		s->pos += (int64_t)len;
+		/* Out when full, when a reader waits for a byte of it, or when
+		 * the job was cancelled (its bytes are kept, the transfer ends). */
+		err = 0;
+		if (s->len == DC_SINK_BATCH ||
+		    atomic_load_explicit(&j->wait_pos, memory_order_relaxed) < s->pos ||
+		    atomic_load_explicit(&j->cancel, memory_order_relaxed))
+			err = sink_flush(s);
+	}
+	if (err == -ECANCELED) {
+		s->cancelled = true;    /* taken; the next call ends the transfer */
+		return 0;
+	}
 	return err;
 }
 
@@ -394,7 +542,7 @@ static bool retryable(int err)
 static void job_run(struct dcache *dc, struct fjob *j)
 {
 	struct dfile *f = j->f;
-	struct job_sink s = { .j = j };
+	struct job_sink s = { .j = j, .buf = malloc(DC_SINK_BATCH), .md = EVP_MD_CTX_new() };
 	struct http_sink sink = { .write = job_sink_write, .ctx = &s };
 	unsigned failures = 0;
 	char *path = NULL;
@@ -429,6 +577,13 @@ static void job_run(struct dcache *dc, struct fjob *j)
 						    &got);
 		else
 			err = jfs_download(dc->cfg.jfs, path, from, end - 1, &sink, &got);
+		/* What the attempt brought, to its last byte, goes in before
+		 * anything else is decided. */
+		int ferr = sink_flush(&s);
+		if (ferr)
+			err = ferr;
+		if (s.cancelled && (err || s.pos < end))
+			err = -ECANCELED;
 		pthread_mutex_lock(&dc->lock);
 		dc->stats.fetched_bytes += (uint64_t)(s.pos - from);
 		pthread_mutex_unlock(&dc->lock);
@@ -466,6 +621,8 @@ static void job_run(struct dcache *dc, struct fjob *j)
 			break;
 	}
 	free(path);
+	free(s.buf);
+	EVP_MD_CTX_free(s.md);
 	/* offline: said once per outage by net/conn */
 	if (err && err != -ECANCELED && err != -EHOSTDOWN)
 		log_warn("cache: cannot download node %" PRIu64 " bytes %" PRId64 "-%" PRId64 ": %s",

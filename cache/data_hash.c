@@ -90,26 +90,6 @@ void dc_hash_advance(struct dfile *f)
 
 
 /*
- * Bytes [@off, @off + @len) of clean content just entered the cache file
- * from @p (a download worker, f->lock held). When they continue the hashed
- * prefix, the MD5 takes them from memory: a stream is hashed as it arrives,
- * by its worker, never read back, and the read that completes the file
- * finds the MD5 done. True when the MD5 lags the present prefix by a chunk
- * or more: the caller runs dc_hash_advance() (without the lock).
- */
-bool dc_hash_take(struct dfile *f, const void *p, int64_t off, size_t len)
-{
-	if (f->local || f->verified || f->broken || f->hashing || off > f->md5_pos)
-		return !f->local && !f->verified && !f->broken && !f->hashing &&
-		       ranges_prefix(&f->present) - f->md5_pos >= DC_HASH_CHUNK;
-	if (off == f->md5_pos) {
-		EVP_DigestUpdate(f->md5ctx, p, len);
-		f->md5_pos += (int64_t)len;
-	}
-	return false;
-}
-
-/*
  * Clean content that is complete: check it against the server's MD5 before
  * any more of it is served. 0 (verified, or nothing to check yet), or -EIO:
  * it did not match (*@mismatch is set: the caller runs the mismatch

@@ -38,7 +38,9 @@
  * f->lock: a worker writes only the parts of what it received that are
  * still missing (a local write may have filled them meanwhile) and wakes
  * readers (f->cond). Verification of clean content reads present bytes
- * without the lock (they never change within an epoch of clean content).
+ * without the lock (they never change within an epoch of clean content),
+ * and the worker whose bytes continue the hashed prefix extends a copy of
+ * the MD5 without it, holding the turn (f->hashing).
  */
 #ifndef JOTTAFS_CACHE_DATA_INT_H
 #define JOTTAFS_CACHE_DATA_INT_H
@@ -62,6 +64,8 @@
 						   a shorter one may be a probe (with the
 						   kernel's read-ahead on top) */
 #define DC_STREAM_AHEAD_MAX (32 * 1024 * 1024)  /* unread bytes a stream may hold ahead */
+#define DC_PART_MIN     (1024 * 1024)           /* parts of a window fetched side by side */
+#define DC_PART_MAX     (8 * 1024 * 1024)       /* (-o read_streams above 1) */
 #define DC_SEQ_SLACK    (1024 * 1024)           /* reads this near the expected offset are
 						   still sequential (FUSE threads reorder the
 						   kernel's read-ahead) */
@@ -71,6 +75,8 @@
 #define DC_STREAM_POLL_MS 250                   /* a paused stream looks at dc->stop */
 #define DC_RETRIES      6                       /* resumes without progress */
 #define DC_HASH_CHUNK   (1024 * 1024)
+#define DC_SINK_BATCH   (256 * 1024)            /* a download enters the cache file in
+						   writes of this size (cache/data_fetch.c) */
 #define DC_PERSIST_STEP (8 * 1024 * 1024)       /* persist ranges at least this often */
 #define DC_HASH_SLICE   (64LL << 20)    /* hashed per unlock in dc_hash_local() */
 /* A commit with more than this left to hash leaves the MD5 to the upload
@@ -108,7 +114,8 @@ struct fjob {
 	 * reader's struct dcache_seq, @reader where it will read next. A
 	 * cancelled job stops at its next byte; readers waiting on it retry. */
 	bool stream;
-	bool cancel;
+	bool part;                      /* a part of @owner's window (read_streams > 1) */
+	atomic_bool cancel;             /* set under f->lock; the sink peeks without it */
 	bool paused;                    /* its worker waits for the reader */
 	const void *owner;
 	int64_t reader, ahead;
@@ -117,7 +124,7 @@ struct fjob {
 	int64_t start, cur, end;        /* protected by f->lock */
 	int err;                        /* final result, valid when done */
 	bool done;
-	int64_t wait_pos;               /* the least byte a reader waits for (f->cond
+	_Atomic int64_t wait_pos;       /* the least byte a reader waits for (f->cond
 					   is broadcast once cur passes it); INT64_MAX:
 					   none */
 	unsigned refs;                  /* worker + waiting readers; f->lock */
@@ -235,7 +242,6 @@ void *dc_worker_main(void *arg);
 
 /* cache/data_hash.c */
 void dc_hash_advance(struct dfile *f);
-bool dc_hash_take(struct dfile *f, const void *p, int64_t off, size_t len);
 int dc_verify_locked(struct dfile *f, bool *mismatch);
 void dc_md5_reset(struct dfile *f);
 int dc_hash_locked(struct dfile *f, int64_t upto);

@@ -495,6 +495,7 @@ static int start_daemon_side(struct mount *m)
 	struct dcache_config dcfg = {
 		.dir = m->data_dir, .meta = fs->meta, .jfs = m->jfs,
 		.max_size = o->cache_max_size, .fetch_threads = 8,
+		.read_streams = o->read_streams,
 		.mismatch = fs_mismatch, .mismatch_ctx = fs,
 		/* small files: one sync at close() (the journal's), not two */
 		.inline_max = UPLOAD_INLINE_MAX,

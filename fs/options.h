@@ -54,6 +54,8 @@ struct mount_options {
 	char *control_dir;      /* -o control_dir=NAME (default ".jottacloud") */
 	double poll_interval;   /* -o poll_interval=SECS: revalidate the directory in use
 				   (default 5; 0: off) */
+	unsigned read_streams;  /* -o read_streams=N: ranged GETs ahead of a sequential
+				   reader (default 1: one stream) */
 	unsigned max_read;      /* -o max_read=N, also given to the kernel (0: unset) */
 	/* mount directory */
 	bool nonempty;          /* -o nonempty: mount over a non-empty directory */

@@ -9,7 +9,7 @@ front of the emulator, as tests/bench/run.py does.
 import os
 import subprocess
 
-from helpers import Account, CountingRelay, wait_for, wait_steady
+from helpers import Account, CountingRelay, knobs, wait_for, wait_steady
 
 MiB = 1 << 20
 
@@ -99,3 +99,69 @@ def test_stream_stops_at_seek_away(account, emulator, mounter, tmp_path):
         f.seek(400 * MiB)
         assert f.read(4096) == bytes(4096)
     _stream_then(account, emulator, mounter, tmp_path, away)
+
+
+def test_parts_side_by_side_read_back_whole(account, emulator, mounter, tmp_path):
+    """-o read_streams=4: a sequential reader's window is fetched in parts by
+    several ranged GETs side by side; every byte arrives once, in order for
+    the reader, and the whole-file MD5 (parts past the hashed prefix are read
+    back for it) verifies."""
+    size = 48 * MiB + 4321
+    emulator.seed([{"path": "r.bin", "size": size, "fill": "random"}], user=account.user)
+    want = emulator.content("r.bin", user=account.user)
+    relay = CountingRelay(emulator.port)
+    try:
+        acc = Account(_Via(emulator, relay), tmp_path, name="parts", user=account.user)
+        acc.login()
+        m = mounter(acc, options=["read_streams=4"])
+        os.listdir(m.path)
+        emulator.reset_stats()
+        relay.reset()
+        with open(os.path.join(m.path, "r.bin"), "rb") as f:
+            got = f.read()
+        assert got == want
+        s = emulator.stats()
+        # the 1 MiB probe phase, then parts of at most 8 MiB
+        assert s["requests"]["download"] >= 6, s["requests"]
+        assert s["download_bytes"] == size, s
+        wire = wait_steady(relay.bytes_down, "the downloads", quiet=1.0)
+        assert wire < size + size // 20, (wire, size)       # TLS and HTTP on top
+        m.unmount()
+    finally:
+        relay.close()
+
+
+def test_parts_stop_at_seek_away(account, emulator, mounter, tmp_path):
+    """-o read_streams=4, downloads slowed to 2 MiB/s each: a read far away
+    cancels the parts in flight (their connections are dropped, not drained),
+    and the far read costs a small GET of its own."""
+    size = 256 * MiB
+    emulator.seed([{"path": "big.bin", "size": size, "fill": "zero"}], user=account.user)
+    relay = CountingRelay(emulator.port)
+    try:
+        acc = Account(_Via(emulator, relay), tmp_path, name="parts", user=account.user)
+        acc.login()
+        m = mounter(acc, options=["read_streams=4"])
+        os.listdir(m.path)
+        with knobs(emulator, bandwidth=2 * MiB, bandwidth_kinds="download"):
+            emulator.reset_stats()
+            with open(os.path.join(m.path, "big.bin"), "rb", buffering=0) as f:
+                left = 3 * MiB
+                while left:
+                    b = f.read(min(left, 128 * 1024))
+                    assert b == bytes(len(b)) and b
+                    left -= len(b)
+                # parts of the window past 3 MiB are in flight (1 MiB each
+                # takes half a second at this speed)
+                assert emulator.stats()["requests"]["download"] >= 3
+                closed = relay.closed_by_client()
+                f.seek(200 * MiB)
+                assert f.read(4096) == bytes(4096)
+                wait_for(lambda: relay.closed_by_client() > closed, 10, "the parts cancelled")
+                got = wait_steady(relay.bytes_down, "the parts to stop", quiet=2.0)
+        print("3 MiB read, then away: %d bytes on the wire" % got)
+        # what was read, the window (as much again), the far read's probe
+        assert got < 8 * MiB
+        m.unmount()
+    finally:
+        relay.close()

@@ -64,6 +64,7 @@ static void test_defaults(void **state)
 	assert_int_equal(o.uid, getuid());
 	assert_int_equal(o.gid, getgid());
 	assert_int_equal(o.transfers, 4);
+	assert_int_equal(o.read_streams, 1);
 	assert_int_equal(o.unmount_wait, 300);
 	assert_int_equal(o.max_threads, 10);
 	assert_string_equal(o.control_dir, ".jottacloud");
@@ -92,7 +93,7 @@ static void test_every_option(void **state)
 			       "token_url=http://a/t,cafile=/ca.pem,transfers=8,unmount_wait=0,"
 			       "hard_delete,max_threads=3,control_dir=.jc,poll_interval=0,insecure_http,"
 			       "max_listing_entries=7,max_listing_bytes=64K,max_stream_entries=9,"
-			       "max_stream_bytes=1",
+			       "max_stream_bytes=1,read_streams=4",
 			       "/tmp", NULL), 0);
 	assert_string_equal(o.account, "work");
 	assert_string_equal(o.device, "Laptop");
@@ -110,6 +111,7 @@ static void test_every_option(void **state)
 	assert_string_equal(o.token_url, "http://a/t");
 	assert_string_equal(o.cafile, "/ca.pem");
 	assert_int_equal(o.transfers, 8);
+	assert_int_equal(o.read_streams, 4);
 	assert_int_equal(o.unmount_wait, 0);
 	assert_int_equal(o.max_threads, 3);
 	assert_string_equal(o.control_dir, ".jc");
@@ -240,7 +242,8 @@ static void test_sizes(void **state)
 static void test_errors(void **state)
 {
 	static const char *const bad_opts[] = {
-		"bogus", "transfers=0", "transfers=65", "transfers=x", "umask=8", "umask=1000",
+		"bogus", "transfers=0", "transfers=65", "transfers=x", "read_streams=0",
+		"read_streams=9", "umask=8", "umask=1000",
 		"uid=-1", "uid=abc", "gid=", "dir_cache_time=-1", "dir_cache_time=nan",
 		"dir_cache_time=1s", "cache_max_size=lots", "unmount_wait=-5", "max_threads=0",
 		"account=.hidden", "account=a/b", "device=..",
