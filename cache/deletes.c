@@ -673,6 +673,19 @@ static bool run_here(struct delq *q, struct ditem *run, int *err)
 	return true;
 }
 
+/* Confirmed deletes at @path (and below it when @subtree) no longer hide
+ * it from listings (lock held). */
+static void recent_forget(struct delq *q, const char *path, bool subtree)
+{
+	for (unsigned i = 0; i < RECENT_SLOTS; i++) {
+		struct recent *r = &q->recent[i];
+		if (r->path && path_in(r->path, path, subtree)) {
+			free(r->path);
+			r->path = NULL;
+		}
+	}
+}
+
 int delq_flush(struct delq *q, const char *path, bool subtree)
 {
 	int err = 0;
@@ -702,16 +715,40 @@ int delq_flush(struct delq *q, const char *path, bool subtree)
 			break;
 		pthread_cond_wait(&q->cond, &q->lock);  /* a worker finishes it */
 	}
-	if (!err && *path) {
-		/* made again here: listings show it again */
-		for (unsigned i = 0; i < RECENT_SLOTS; i++) {
-			struct recent *r = &q->recent[i];
-			if (r->path && path_in(r->path, path, subtree)) {
-				free(r->path);
-				r->path = NULL;
-			}
+	if (!err && *path)
+		recent_forget(q, path, subtree);        /* made again here: listings show it again */
+	pthread_mutex_unlock(&q->lock);
+	return err;
+}
+
+int delq_flush_above(struct delq *q, const char *path)
+{
+	int err = 0;
+
+	pthread_mutex_lock(&q->lock);
+	while (q->n > q->nmkdir) {
+		struct ditem *run = NULL;
+		bool busy = false;
+
+		for (struct ditem *it = q->head; it; it = it->next) {
+			if (it->op != OP_DELETE || !path_in(path, it->path, true))
+				continue;
+			if (it->state == D_RUNNING)
+				busy = true;
+			else if (!run)
+				run = it;
 		}
+		if (run) {
+			if (!run_here(q, run, &err))
+				break;  /* failed: it stays queued */
+			continue;
+		}
+		if (!busy)
+			break;
+		pthread_cond_wait(&q->cond, &q->lock);  /* a worker finishes it */
 	}
+	if (!err)
+		recent_forget(q, path, false);  /* made again here: listings show it */
 	pthread_mutex_unlock(&q->lock);
 	return err;
 }

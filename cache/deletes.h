@@ -30,7 +30,11 @@
  *   away with operations pending below it), the writer calls delq_flush(),
  *   which applies what is pending there first; before something is moved
  *   into a folder whose creation is pending, delq_flush_parents(). A
- *   same-name re-creation is thus never deleted by a late delete.
+ *   same-name re-creation is thus never deleted by a late delete. Offline
+ *   (the flush fails with -EHOSTDOWN), a create or mkdir goes ahead all
+ *   the same: every upload first applies the deletes at its path or above
+ *   it (delq_flush_above, upload_config.before), and a folder creation is
+ *   queued behind the deletes at its path.
  * - Listings: a name whose delete is pending (or completed after the
  *   listing was requested) is hidden (delq_hides), so a refresh from the
  *   service does not resurrect it. A folder whose creation is pending is
@@ -97,6 +101,12 @@ void delq_made(struct delq *q, const char *path);
 /* Apply now, in the caller, the pending creations of the folders above
  * @path (one request: the deepest). 0 or the error. */
 int delq_flush_parents(struct delq *q, const char *path);
+/* Apply now, in the caller, the pending deletes at @path or at a folder
+ * above it, waiting for those a worker runs: an upload to @path goes after
+ * them (a create does not wait for them: offline, `rm f; echo x > f` works,
+ * and the upload waits instead). 0, or the error of a delete that failed
+ * (it stays queued). */
+int delq_flush_above(struct delq *q, const char *path);
 /* Folder creations wait while @hold(@ctx) says uploads are pending (see
  * above). NULL: no more calls; returns once none is running. */
 void delq_set_hold(struct delq *q, bool (*hold)(void *ctx), void *ctx);

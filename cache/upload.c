@@ -219,6 +219,8 @@ int upload_open(const struct upload_config *cfg, struct upload_queue **out)
 		q->backoff_max_ms = q->backoff_min_ms;
 	q->done = cfg->done;
 	q->done_ctx = cfg->done_ctx;
+	q->before = cfg->before;
+	q->before_ctx = cfg->before_ctx;
 	if (cfg->ops) {
 		q->ops = *cfg->ops;
 	} else {

@@ -135,6 +135,12 @@ struct upload_config {
 	unsigned max_attempts;    /* before giving up (default 10) */
 	upload_done_cb done;      /* may be NULL */
 	void *done_ctx;
+	/* May be NULL. Called by a worker before each attempt at @path: what
+	 * must reach the service first (the namespace queue's deletes at the
+	 * path or above it, cache/deletes.h) is applied; an error fails the
+	 * attempt like a transfer error (-EHOSTDOWN: offline, retried). */
+	int (*before)(void *ctx, const char *path);
+	void *before_ctx;
 	/* Zero means the default for each of these. */
 	int write_back_ms;        /* an enqueued upload starts after this delay, so that a
 				     rename/unlink/rewrite right after close() costs nothing

@@ -170,6 +170,8 @@ struct upload_queue {
 	unsigned backoff_min_ms, backoff_max_ms;
 	upload_done_cb done;
 	void *done_ctx;
+	int (*before)(void *ctx, const char *path);
+	void *before_ctx;
 
 	pthread_mutex_t db_lock;
 	struct journal *jn;                 /* protected by db_lock */

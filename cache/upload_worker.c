@@ -746,6 +746,8 @@ static void job_run(struct upload_queue *q, struct upload_job *job, struct urec 
 	int fd = -1, err;
 
 	err = content_open(q, job, r, &fd);
+	if (err == 0 && q->before)
+		err = q->before(q->before_ctx, r->target ? r->target : r->path);
 	if (err == 0)
 		err = choose_target(q, job, r, 0, &target, &reject);
 	if (err == 0)

@@ -171,8 +171,11 @@ int writer_create(struct writer *w, uint64_t pid, const char *name, struct meta_
 
 	*df = NULL;
 	err = new_name(w, pid, name, 0, &sname);
-	if (!err)
-		err = deletes_first_child(w, pid, sname);
+	/* Offline, the create goes ahead of a delete queued at its name (rm f;
+	 * echo x > f): its upload waits for that delete instead
+	 * (delq_flush_above, as every upload does). */
+	if (!err && (err = deletes_first_child(w, pid, sname)) == -EHOSTDOWN)
+		err = 0;
 	if (!err)
 		err = meta_create(w->cfg.meta, pid, name, sname, false, time(NULL), &id);
 	free(sname);
@@ -203,6 +206,11 @@ int writer_mkdir(struct writer *w, uint64_t pid, const char *name, struct meta_a
 		err = child_path(w, pid, sname, &path);
 	if (!err)
 		err = deletes_first(w, path, true);
+	/* Offline (rm -rf d; mkdir d): the queue applies the creation after the
+	 * deletes it holds at the path (operations whose paths meet go in
+	 * order), and uploads below it wait for those deletes. */
+	if (err == -EHOSTDOWN && w->cfg.deletes)
+		err = 0;
 	if (!err && w->cfg.deletes) {
 		/* journalled: the queue makes it on the service (or an upload
 		 * into it does), the index has it now */

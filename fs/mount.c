@@ -448,6 +448,15 @@ static bool uploads_pending(void *ctx)
 	return files != 0;
 }
 
+/* upload_config.before: an upload to @path waits for the deletes queued at
+ * it or above it (rm f; echo x > f offline: the create went ahead). */
+static int upload_before(void *ctx, const char *path)
+{
+	struct fs *fs = ctx;
+
+	return delq_flush_above(fs->dq, path);
+}
+
 static void on_trashed(void *ctx)
 {
 	struct fs *fs = ctx;
@@ -537,6 +546,7 @@ static int start_daemon_side(struct mount *m)
 		.cache_dir = m->cache_dir, .jfs = m->jfs, .transfers = o->transfers,
 		.small_transfers = o->small_transfers ? (int)o->small_transfers : -1,
 		.done = writer_upload_done, .done_ctx = fs->wr,
+		.before = upload_before, .before_ctx = fs,
 	};
 	err = upload_open(&uc, &fs->up);
 	if (err) {

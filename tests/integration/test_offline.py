@@ -95,13 +95,16 @@ def test_offline_operations_and_recovery(emu, tmp_path, mode):
     cached = os.urandom(300000)
     uncached = os.urandom(200000)
     _seed(emu, acc.user, {"d/cached.bin": cached, "d/uncached.bin": uncached,
-                          "d/other.txt": b"x" * 10})
+                          "d/other.txt": b"x" * 10, "e/again.txt": b"first\n",
+                          "e/f/old.txt": b"old\n"})
     # Listings go stale after 1 s, so every ls below asks for a revalidation.
     m = Mount(acc, tmp_path / "mnt", options=["dir_cache_time=1"], allow_errors=True)
     try:
         d = os.path.join(m.path, "d")
         assert sorted(os.listdir(d)) == ["cached.bin", "other.txt", "uncached.bin"]
         assert _read(os.path.join(d, "cached.bin")) == cached
+        assert sorted(os.listdir(os.path.join(m.path, "e"))) == ["again.txt", "f"]
+        assert os.listdir(os.path.join(m.path, "e", "f")) == ["old.txt"]
         online_df = os.statvfs(m.path)
         assert online_df.f_blocks > 0
 
@@ -167,6 +170,19 @@ def test_offline_operations_and_recovery(emu, tmp_path, mode):
         assert t_rm < WRITE_S, t_rm
         assert sorted(os.listdir(d)) == ["cached.bin", "empty", "new.bin", "sub",
                                          "synced.bin", "uncached.bin"]
+        # A name made again after its delete was queued (an editor's save,
+        # rm -rf then mkdir): the create and the mkdir go ahead; on the
+        # service the deletes come first, then the new file and folder.
+        e = os.path.join(m.path, "e")
+        assert sorted(os.listdir(e)) == ["again.txt", "f"]
+        os.unlink(os.path.join(e, "again.txt"))
+        _write(os.path.join(e, "again.txt"), b"second\n")
+        subprocess.run(["rm", "-rf", os.path.join(e, "f")], check=True, timeout=30)
+        os.mkdir(os.path.join(e, "f"))
+        _write(os.path.join(e, "f", "new.txt"), b"new\n")
+        assert sorted(os.listdir(e)) == ["again.txt", "f"]
+        assert _read(os.path.join(e, "again.txt")) == b"second\n"
+        assert sorted(os.listdir(os.path.join(e, "f"))) == ["new.txt"]
         print("\n[%s] offline times (s): %s; failures (errno, s): %s" % (
             mode, {k: round(v, 3) for k, v in times.items()},
             {k: (errno.errorcode.get(e, e), round(t, 3)) for k, (e, t) in fails.items()}))
@@ -190,6 +206,12 @@ def test_offline_operations_and_recovery(emu, tmp_path, mode):
                  == md5_bytes(b"made offline\n") and
                  (live(emu, acc.user).get("d/empty") or {}).get("type") == "folder", 10,
                  "the folders made offline on the service")
+        wait_for(lambda: (live(emu, acc.user).get("e/again.txt") or {}).get("md5")
+                 == md5_bytes(b"second\n") and
+                 (live(emu, acc.user).get("e/f/new.txt") or {}).get("md5")
+                 == md5_bytes(b"new\n"), 10, "the files made again offline uploaded")
+        on_e = sorted(p for p in live(emu, acc.user) if p.startswith("e/"))
+        assert on_e == ["e/again.txt", "e/f", "e/f/new.txt"], on_e      # no conflict copy
         # and a reader retrying now gets its data
         assert _read(os.path.join(d, "uncached.bin")) == uncached
         print("[%s] upload landed %.2f s after the outage ended" % (mode, landed))

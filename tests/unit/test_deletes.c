@@ -149,6 +149,34 @@ static void flush_applies_and_forgets(void **state)
 	delq_close(q, 0);
 }
 
+/* An upload's turn (delq_flush_above): the deletes at its path or at a
+ * folder above it go first; a neighbour's delete and folder creations
+ * (which uploads make anyway) stay queued. */
+static void flush_above_for_uploads(void **state)
+{
+	struct delq *q;
+
+	(void)state;
+	seed("[{\"path\": \"up/old/f\", \"content\": \"f\"}, {\"path\": \"up/same\", \"content\": \"s\"},"
+	     " {\"path\": \"up/oldx\", \"content\": \"x\"}]");
+	q = open_q();           /* not started: only what the caller applies runs */
+	assert_int_equal(delq_add(q, "up/old", true), 0);
+	assert_int_equal(delq_add(q, "up/same", false), 0);
+	assert_int_equal(delq_add(q, "up/oldx", false), 0);
+	assert_int_equal(delq_mkdir(q, "up/made", 0), 0);
+	assert_int_equal(delq_flush_above(q, "up/old/new/g.txt"), 0);
+	assert_false(live("up/old"));
+	assert_true(live("up/oldx"));
+	assert_int_equal(delq_pending(q), 3);
+	assert_int_equal(delq_flush_above(q, "UP/SAME"), 0);
+	assert_false(live("up/same"));
+	assert_int_equal(delq_pending(q), 2);
+	assert_int_equal(delq_flush_above(q, "up/made/h.txt"), 0);
+	assert_int_equal(delq_pending(q), 2);     /* up/oldx and the creation of up/made */
+	assert_int_equal(stat_num("requests", "command"), 2);
+	delq_close(q, 0);
+}
+
 /* Is @path a live folder on the emulator? */
 static bool live_dir(const char *path)
 {
@@ -283,6 +311,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(collapse_and_replay, setup, teardown),
 		cmocka_unit_test_setup_teardown(flush_applies_and_forgets, setup, teardown),
+	cmocka_unit_test_setup_teardown(flush_above_for_uploads, setup, teardown),
 		cmocka_unit_test_setup_teardown(mkdir_chain_one_request, setup, teardown),
 		cmocka_unit_test_setup_teardown(mkdir_flush_parents_and_unmake_below, setup,
 						teardown),
