@@ -686,35 +686,58 @@ static void recent_forget(struct delq *q, const char *path, bool subtree)
 	}
 }
 
-int delq_flush(struct delq *q, const char *path, bool subtree)
+/* What delq_flush() applies: the items at @path (or below it, @subtree). */
+static bool at_path(const struct ditem *it, const char *path, bool subtree)
+{
+	return path_in(it->path, path, subtree);
+}
+
+/* What delq_flush_above() applies: the deletes at @path or above it. */
+static bool delete_above(const struct ditem *it, const char *path, bool subtree)
+{
+	(void)subtree;
+	return it->op == OP_DELETE && path_in(path, it->path, true);
+}
+
+/* Apply, in the caller, the pending items @match picks, waiting for those
+ * a worker runs; stop at the first failure (it stays queued). Lock held. */
+static int flush_where(struct delq *q, bool (*match)(const struct ditem *, const char *, bool),
+		       const char *path, bool subtree)
 {
 	int err = 0;
 
-	pthread_mutex_lock(&q->lock);
 	for (;;) {
 		struct ditem *it, *run = NULL;
 		bool busy = false;
 
 		for (it = q->head; it; it = it->next) {
-			if (!path_in(it->path, path, subtree))
+			if (!match(it, path, subtree))
 				continue;
-			if (it->state == D_RUNNING) {
+			if (it->state == D_RUNNING)
 				busy = true;
-			} else if (!run) {
+			else if (!run)
 				run = it;
-			}
 		}
 		if (run) {
 			if (run->op == OP_MKDIR)
 				run = mkdir_carry(q, run, subtree ? path : NULL);
 			if (!run_here(q, run, &err))
-				break;  /* failed: it stays queued */
+				break;
 			continue;
 		}
 		if (!busy)
 			break;
 		pthread_cond_wait(&q->cond, &q->lock);  /* a worker finishes it */
 	}
+	return err;
+}
+
+int delq_flush(struct delq *q, const char *path, bool subtree)
+{
+	int err;
+
+	pthread_mutex_lock(&q->lock);
+	err = flush_where(q, at_path, path, subtree);
 	if (!err && *path)
 		recent_forget(q, path, subtree);        /* made again here: listings show it again */
 	pthread_mutex_unlock(&q->lock);
@@ -726,27 +749,8 @@ int delq_flush_above(struct delq *q, const char *path)
 	int err = 0;
 
 	pthread_mutex_lock(&q->lock);
-	while (q->n > q->nmkdir) {
-		struct ditem *run = NULL;
-		bool busy = false;
-
-		for (struct ditem *it = q->head; it; it = it->next) {
-			if (it->op != OP_DELETE || !path_in(path, it->path, true))
-				continue;
-			if (it->state == D_RUNNING)
-				busy = true;
-			else if (!run)
-				run = it;
-		}
-		if (run) {
-			if (!run_here(q, run, &err))
-				break;  /* failed: it stays queued */
-			continue;
-		}
-		if (!busy)
-			break;
-		pthread_cond_wait(&q->cond, &q->lock);  /* a worker finishes it */
-	}
+	if (q->n > q->nmkdir)   /* deletes are pending */
+		err = flush_where(q, delete_above, path, false);
 	if (!err)
 		recent_forget(q, path, false);  /* made again here: listings show it */
 	pthread_mutex_unlock(&q->lock);

@@ -25,11 +25,11 @@ class _Via:
         return getattr(self._emu, name)
 
 
-def relayed(emulator, account, tmp_path, mounter):
+def relayed(emulator, account, tmp_path, mounter, options=()):
     relay = CountingRelay(emulator.port)
     acc = Account(_Via(emulator, relay), tmp_path, name="relayed", user=account.user)
     acc.login()
-    return relay, mounter(acc)
+    return relay, mounter(acc, options=list(options))
 
 
 def test_probe_of_a_cold_file_is_one_small_request(account, emulator, mounter, tmp_path):
@@ -56,6 +56,14 @@ def test_probe_of_a_cold_file_is_one_small_request(account, emulator, mounter, t
         relay.close()
 
 
+def _read_zeros(f, n):
+    """Read @n bytes of zeros from @f sequentially, 128 KiB at a time."""
+    while n:
+        b = f.read(min(n, 128 * 1024))
+        assert b == bytes(len(b)) and b
+        n -= len(b)
+
+
 def _stream_then(account, emulator, mounter, tmp_path, away):
     size = 512 * MiB
     emulator.seed([{"path": "big.bin", "size": size, "fill": "zero"}], user=account.user)
@@ -64,11 +72,7 @@ def _stream_then(account, emulator, mounter, tmp_path, away):
         os.listdir(m.path)
         emulator.reset_stats()
         with open(os.path.join(m.path, "big.bin"), "rb", buffering=0) as f:
-            left = 2 * MiB
-            while left:
-                b = f.read(min(left, 128 * 1024))
-                assert b == bytes(len(b)) and b
-                left -= len(b)
+            _read_zeros(f, 2 * MiB)
             # the stream is running: it began after the first MiB
             wait_for(lambda: emulator.stats()["requests"]["download"] >= 2, 30,
                      "the stream's GET")
@@ -109,11 +113,8 @@ def test_parts_side_by_side_read_back_whole(account, emulator, mounter, tmp_path
     size = 48 * MiB + 4321
     emulator.seed([{"path": "r.bin", "size": size, "fill": "random"}], user=account.user)
     want = emulator.content("r.bin", user=account.user)
-    relay = CountingRelay(emulator.port)
+    relay, m = relayed(emulator, account, tmp_path, mounter, options=["read_streams=4"])
     try:
-        acc = Account(_Via(emulator, relay), tmp_path, name="parts", user=account.user)
-        acc.login()
-        m = mounter(acc, options=["read_streams=4"])
         os.listdir(m.path)
         emulator.reset_stats()
         relay.reset()
@@ -137,20 +138,13 @@ def test_parts_stop_at_seek_away(account, emulator, mounter, tmp_path):
     and the far read costs a small GET of its own."""
     size = 256 * MiB
     emulator.seed([{"path": "big.bin", "size": size, "fill": "zero"}], user=account.user)
-    relay = CountingRelay(emulator.port)
+    relay, m = relayed(emulator, account, tmp_path, mounter, options=["read_streams=4"])
     try:
-        acc = Account(_Via(emulator, relay), tmp_path, name="parts", user=account.user)
-        acc.login()
-        m = mounter(acc, options=["read_streams=4"])
         os.listdir(m.path)
         with knobs(emulator, bandwidth=2 * MiB, bandwidth_kinds="download"):
             emulator.reset_stats()
             with open(os.path.join(m.path, "big.bin"), "rb", buffering=0) as f:
-                left = 3 * MiB
-                while left:
-                    b = f.read(min(left, 128 * 1024))
-                    assert b == bytes(len(b)) and b
-                    left -= len(b)
+                _read_zeros(f, 3 * MiB)
                 # parts of the window past 3 MiB are in flight (1 MiB each
                 # takes half a second at this speed)
                 assert emulator.stats()["requests"]["download"] >= 3
