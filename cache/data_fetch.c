@@ -502,11 +502,15 @@ static int job_sink_write(void *ctx, const void *data, size_t len)
 		memcpy(s->buf + s->len, data, len);
 		s->len += len;
 		s->pos += (int64_t)len;
-		/* Out when full, when a reader waits for a byte of it, or when
-		 * the job was cancelled (its bytes are kept, the transfer ends). */
+		/* Out when full, when a reader waits for a byte of it, when a
+		 * stream reached the end of its window (the flush pauses it
+		 * there, as far ahead as without a batch), or when the job was
+		 * cancelled (its bytes are kept, the transfer ends). */
 		err = 0;
 		if (s->len == DC_SINK_BATCH ||
 		    atomic_load_explicit(&j->wait_pos, memory_order_relaxed) < s->pos ||
+		    (j->stream && s->pos >= atomic_load_explicit(&j->reader, memory_order_relaxed) +
+					    atomic_load_explicit(&j->ahead, memory_order_relaxed)) ||
 		    atomic_load_explicit(&j->cancel, memory_order_relaxed))
 			err = sink_flush(s);
 	}

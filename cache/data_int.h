@@ -118,7 +118,7 @@ struct fjob {
 	atomic_bool cancel;             /* set under f->lock; the sink peeks without it */
 	bool paused;                    /* its worker waits for the reader */
 	const void *owner;
-	int64_t reader, ahead;
+	_Atomic int64_t reader, ahead; /* set under f->lock; the sink peeks */
 	struct dbody *body;             /* the body it writes into (ref held) */
 	uint64_t epoch;                 /* f->epoch when created */
 	int64_t start, cur, end;        /* protected by f->lock */
