@@ -374,6 +374,14 @@ static int pwrite_all(int fd, const char *p, size_t len, int64_t off)
  * the MD5 lags the present prefix by a chunk or more (the caller runs
  * dc_hash_advance). f->lock held (dropped and taken again).
  */
+/* Does the MD5 of clean content lag its present prefix by a chunk, with
+ * no one hashing? f->lock held. */
+static bool hash_lags(struct dfile *f)
+{
+	return !f->local && !f->verified && !f->broken && !f->hashing &&
+	       ranges_prefix(&f->present) - f->md5_pos >= DC_HASH_CHUNK;
+}
+
 static bool sink_hash(struct job_sink *s, const char *p, int64_t off, int64_t end)
 {
 	struct dfile *f = s->j->f;
@@ -382,8 +390,7 @@ static bool sink_hash(struct job_sink *s, const char *p, int64_t off, int64_t en
 
 	if (!s->md || f->local || f->verified || f->broken || f->hashing || from < off ||
 	    from >= end || !EVP_MD_CTX_copy_ex(s->md, f->md5ctx))
-		return !f->local && !f->verified && !f->broken && !f->hashing &&
-		       ranges_prefix(&f->present) - f->md5_pos >= DC_HASH_CHUNK;
+		return hash_lags(f);
 	f->hashing = true;
 	pthread_mutex_unlock(&f->lock);
 	EVP_DigestUpdate(s->md, p + (from - off), (size_t)(end - from));
@@ -393,8 +400,7 @@ static bool sink_hash(struct job_sink *s, const char *p, int64_t off, int64_t en
 		f->md5_pos = end;
 	f->hashing = false;
 	pthread_cond_broadcast(&f->cond);       /* verification waits for the turn */
-	return !f->local && !f->verified && !f->broken &&
-	       ranges_prefix(&f->present) - f->md5_pos >= DC_HASH_CHUNK;
+	return hash_lags(f);
 }
 
 /*
